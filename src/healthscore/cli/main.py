@@ -1,0 +1,169 @@
+"""The `healthscore` command line. Every command is a thin layer over `Project`."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from healthscore.cli import render
+from healthscore.errors import HealthScoreError
+
+app = typer.Typer(
+    help="Customer health scores from a project of YAML files: explained, stored, validated.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+ProjectOpt = typer.Option(Path("."), "--project", "-p", help="The project folder.")
+
+
+def handle_errors(fn: F) -> F:
+    """The one place where library errors become messages and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except HealthScoreError as e:
+            err.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _load(path: Path) -> Any:
+    from healthscore.project import Project
+
+    return Project.load(path)
+
+
+@app.command()
+@handle_errors
+def init(
+    path: Path = typer.Argument(..., help="Folder to create."),
+    template: str = typer.Option("starter", "--template", "-t", help="Project template."),
+    data: Path = typer.Option(None, "--data", help="Folder with the data (default: PATH/data)."),
+) -> None:
+    """Write a new project folder from a template."""
+    from healthscore.templates import write_template
+
+    written = write_template(path, template, data)
+    out.print(f"Created project [bold]{path}[/] from template [bold]{template}[/] "
+              f"({len(written)} files).")
+    out.print(f"Next: put your data in {data or path / 'data'}, then "
+              f"'healthscore check -p {path}' and 'healthscore run -p {path}'.")
+
+
+@app.command()
+@handle_errors
+def demo(
+    path: Path = typer.Argument(Path("demo-project"), help="Folder for the demo project."),
+    accounts: int = typer.Option(2000, help="Number of demo accounts."),
+    months: int = typer.Option(12, help="Months of score history to compute."),
+    template: str = typer.Option("eight-categories", help="Template for the demo project."),
+) -> None:
+    """Generate demo data, compute a year of history and print the portfolio."""
+    from healthscore.demo.project import make_demo
+
+    with render.progress(out) as step:
+        project, result = make_demo(path, accounts, months, template, step)
+    render.run_summary(out, result)
+    render.portfolio(out, project.portfolio())
+    out.print(f"\nExplore: healthscore explain <account_id> -p {path}   "
+              f"healthscore show -p {path}")
+
+
+@app.command()
+@handle_errors
+def run(
+    project: Path = ProjectOpt,
+    as_of: str = typer.Option(None, "--as-of", help="Score as of this date (YYYY-MM-DD)."),
+    start: str = typer.Option(None, "--from", help="First as-of date of a range."),
+    end: str = typer.Option(None, "--to", help="Last as-of date of a range."),
+    every: str = typer.Option("month", "--every", help="day, week or month."),
+) -> None:
+    """Score every account and store one snapshot per as-of date."""
+    proj = _load(project)
+    with render.progress(out) as step:
+        result = proj.run(as_of, start=start, end=end, every=every, progress=step)
+    render.run_summary(out, result)
+
+
+@app.command()
+@handle_errors
+def show(
+    project: Path = ProjectOpt,
+    as_of: str = typer.Option(None, "--as-of", help="Snapshot date (default: latest)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Portfolio: accounts and ARR per band, segment, CSM, stage; biggest movers."""
+    data = _load(project).portfolio(as_of)
+    if as_json:
+        out.print_json(json.dumps(data, default=str))
+    else:
+        render.portfolio(out, data)
+
+
+@app.command()
+@handle_errors
+def explain(
+    account: str = typer.Argument(..., help="Account id."),
+    project: Path = ProjectOpt,
+    as_of: str = typer.Option(None, "--as-of", help="Snapshot date (default: latest)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Every measure's value, score, weight and contribution, and what changed."""
+    data = _load(project).explain(account, as_of)
+    if as_json:
+        out.print_json(json.dumps(data, default=str))
+    else:
+        render.explanation(out, data)
+
+
+@app.command()
+@handle_errors
+def export(
+    project: Path = ProjectOpt,
+    fmt: str = typer.Option("csv", "--format", help="csv or parquet."),
+    output: Path = typer.Option(None, "--output", "-o", help="File to write."),
+    as_of: str = typer.Option(None, "--as-of", help="Snapshot date (default: latest)."),
+) -> None:
+    """Write the scores of one snapshot for a CRM import."""
+    proj = _load(project)
+    target = output or Path(f"healthscores.{fmt}")
+    path = proj.export(target, fmt, as_of)
+    out.print(f"Wrote {path}")
+
+
+@app.command()
+@handle_errors
+def check(project: Path = ProjectOpt) -> None:
+    """Validate the project and read the data, without scoring anything."""
+    proj = _load(project)
+    with render.progress(out) as step:
+        result = proj.check(step)
+    render.check(out, result)
+
+
+@app.command()
+@handle_errors
+def measures(
+    project: Path = typer.Option(None, "--project", "-p", help="Include a project's measures."),
+) -> None:
+    """List the built-in measure library (and a project's own measures)."""
+    render.measures(out, project)
+
+
+def main() -> None:  # pragma: no cover
+    app(prog_name="healthscore")
+    sys.exit(0)

@@ -1,0 +1,170 @@
+"""Rich rendering of library results for the terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+BAND_STYLE = {"red": "red", "yellow": "yellow", "green": "green", "insufficient data": "dim"}
+
+
+@contextmanager
+def progress(console: Console) -> Iterator[Callable[[str], None]]:
+    """A progress display; the callback takes a stage name (optionally 'stage|done|total')."""
+    bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                   TimeElapsedColumn(), console=console, transient=True,
+                   disable=not console.is_terminal)
+    with bar:
+        task = bar.add_task("starting", total=None)
+
+        def step(text: str) -> None:
+            parts = text.split("|")
+            if len(parts) == 3:
+                bar.update(task, description=parts[0], completed=int(parts[1]),
+                           total=int(parts[2]))
+            else:
+                bar.update(task, description=text, total=None)
+            if not console.is_terminal:
+                return
+
+        yield step
+
+
+def _band(band: str) -> str:
+    style = BAND_STYLE.get(band, "")
+    return f"[{style}]{band}[/]" if style else band
+
+
+def run_summary(console: Console, result: Any) -> None:
+    first, last = result.dates[0], result.dates[-1]
+    span = f"{first}" if first == last else f"{first} .. {last} ({len(result.dates)} dates)"
+    console.print(f"Scored {span}: {result.rows:,} rows in {result.seconds:.1f}s.")
+    data_health(console, result.health)
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+
+
+def data_health(console: Console, health: dict[str, Any]) -> None:
+    t = Table(title="Data health", title_justify="left")
+    for col in ("source", "rows read", "rejected", "newest", "why rejected"):
+        t.add_column(col)
+    for h in health.values():
+        why = ", ".join(f"{k}: {v}" for k, v in h.reasons.items())
+        t.add_row(h.entity, f"{h.rows_read:,}", f"{h.rows_rejected:,}", str(h.newest or ""), why)
+    console.print(t)
+
+
+def portfolio(console: Console, data: dict[str, Any]) -> None:
+    console.print(f"\n[bold]Portfolio as of {data['as_of']}[/]: {data['accounts']:,} accounts, "
+                  f"ARR {data['arr']:,.0f}, average score {data['average_score']}")
+    t = Table(title="By band", title_justify="left")
+    for col in ("band", "accounts", "ARR"):
+        t.add_column(col)
+    for b in data["bands"]:
+        t.add_row(_band(b["band"]), f"{b['accounts']:,}", f"{b['arr']:,.0f}")
+    console.print(t)
+    for key, title in (("by_segment", "segment"), ("by_csm", "csm"),
+                       ("by_lifecycle_stage", "lifecycle_stage")):
+        _pivot(console, data[key], title)
+    _movers(console, data["movers_down"], "Biggest drops over 30 days")
+    _movers(console, data["movers_up"], "Biggest gains over 30 days")
+
+
+def _pivot(console: Console, rows: list[dict[str, Any]], key: str) -> None:
+    if not rows:
+        return
+    bands = sorted({r["band"] for r in rows})
+    keys = sorted({str(r[key]) for r in rows})
+    t = Table(title=f"By {key.replace('_', ' ')} (accounts)", title_justify="left")
+    t.add_column(key)
+    for b in bands:
+        t.add_column(_band(b), justify="right")
+    counts = {(str(r[key]), r["band"]): r["accounts"] for r in rows}
+    for k in keys:
+        t.add_row(k, *[str(counts.get((k, b), 0)) for b in bands])
+    console.print(t)
+
+
+def _movers(console: Console, rows: list[dict[str, Any]], title: str) -> None:
+    if not rows:
+        return
+    t = Table(title=title, title_justify="left")
+    for col in ("account", "name", "segment", "csm", "score", "band", "30-day change"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["account_id"], str(r.get("name") or ""), str(r.get("segment") or ""),
+                  str(r.get("csm") or ""), f"{r['score']}", _band(r["band"]),
+                  f"{r['change_30d']:+.1f}")
+    console.print(t)
+
+
+def explanation(console: Console, data: dict[str, Any]) -> None:
+    console.print(f"\n[bold]{data['account_id']}[/] {data.get('name') or ''} "
+                  f"({data.get('segment') or '-'}, CSM {data.get('csm') or '-'}) "
+                  f"as of {data['as_of']}")
+    trend = ", ".join(f"{k.removeprefix('change_')}: {v:+.1f}" for k, v in data["trend"].items()
+                      if v is not None)
+    if trend:
+        console.print(f"Trend: {trend}")
+    for card in data["scorecards"]:
+        _card(console, card, data.get("previous_as_of"))
+
+
+def _card(console: Console, card: dict[str, Any], previous: str | None) -> None:
+    kind = "primary" if card["is_primary"] else "additional"
+    console.print(f"\nScorecard [bold]{card['scorecard']}[/] ({kind}, version {card['version']}):"
+                  f" score [bold]{card['score']}[/] {_band(card['band'])}"
+                  f"{' grade ' + card['grade'] if card.get('grade') else ''}, "
+                  f"coverage {card['coverage']}%")
+    g = Table(title="Groups", title_justify="left")
+    for col in ("group", "weight %", "effective %", "score"):
+        g.add_column(col)
+    for grp in card["groups"]:
+        g.add_row(grp["group"], f"{grp['weight']:g}", f"{grp['effective_weight']:g}",
+                  "no data" if grp["score"] is None else f"{grp['score']}")
+    console.print(g)
+    m = Table(title="Measures", title_justify="left")
+    for col in ("measure", "group", "value", "score", "weight %", "effective %", "contribution",
+                "change"):
+        m.add_column(col)
+    for r in card["measures"]:
+        value = "no data" if r["value"] is None else f"{r['value']:g}"
+        change = r.get("contribution_change")
+        m.add_row(r["measure"], r["group"], value,
+                  "-" if r["score"] is None else f"{r['score']}", f"{r['weight']:g}",
+                  f"{r['effective_weight']:g}", f"{r['contribution']:g}",
+                  "" if not change else f"{change:+g}")
+    console.print(m)
+    if card["why"]:
+        console.print(f"Since {previous} (score {card['previous_score']}):")
+        for line in card["why"]:
+            console.print(f"  - {line}")
+
+
+def check(console: Console, result: Any) -> None:
+    cfg = result.config
+    console.print(f"Project [bold]{cfg.name}[/]: {len(cfg.sources)} sources, "
+                  f"{len(cfg.measures)} measures, "
+                  f"scorecards {', '.join(s.name for s in cfg.all_scorecards)}: OK")
+    data_health(console, result.health)
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+
+
+def measures(console: Console, project: Path | None) -> None:
+    from healthscore.config.load import LIBRARY, load_measure_file, load_measures
+
+    found = load_measures(project) if project else load_measure_file(LIBRARY, "(built-in library)")
+    t = Table(title="Measures", title_justify="left")
+    for col in ("name", "type", "entity", "category", "description"):
+        t.add_column(col)
+    for name, src in found.items():
+        s = src.spec
+        t.add_row(name, s.type, getattr(s, "entity", "") or "", s.category or "", s.description)
+    console.print(t)

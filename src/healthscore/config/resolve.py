@@ -1,0 +1,279 @@
+"""Step two: bind references, parse windows and conditions, return domain objects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from healthscore.config import expressions, model, specs
+from healthscore.config.load import PROJECT_FILE, MeasureSource, ProjectSpecs
+from healthscore.config.scorecards import check_scheme, resolve_scorecard
+from healthscore.config.windows import parse_days, parse_window, stale_after_days
+from healthscore.errors import ConfigError
+from healthscore.sources.entities import ENTITIES
+
+_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".xlsx": "excel",
+            ".duckdb": "duckdb", ".db": "duckdb"}
+ENTITY_TYPES = {"count", "count_distinct", "sum", "avg", "min", "max", "latest", "days_since"}
+
+
+def resolve(ps: ProjectSpecs) -> model.ProjectConfig:
+    sources = {name: _source(ps.root, name, spec) for name, spec in ps.project.sources.items()}
+    if "accounts" not in sources:
+        raise ConfigError(
+            f"{PROJECT_FILE}: sources: has no 'accounts' source. Every project needs one: "
+            f"add 'accounts: {{path: data/accounts.csv}}' under sources."
+        )
+    measures = _LazyMeasures(ps.measures, sources)
+    primary = _scorecard_list(ps, ps.project.scorecards, "scorecards")
+    also = _scorecard_list(ps, ps.project.also, "also")
+    for name, ms in ps.measures.items():
+        if ms.file != LIBRARY_FILE:
+            measures[name]  # noqa: B018 - every project measure is checked, used or not
+    scorecards = _resolve_scorecards(ps, primary, also, measures)
+    used = {m for sc in scorecards.values() for m in sc.measures}
+    closure = _closure(used, measures)
+    closure |= {n for n in measures.specs if measures.specs[n].file != LIBRARY_FILE}
+    return model.ProjectConfig(
+        root=ps.root,
+        name=ps.project.name,
+        engine=ps.project.engine,
+        state_dir=(ps.root / ps.project.state_dir),
+        sources=sources,
+        measures={n: measures[n] for n in sorted(closure)},
+        scorecards=tuple(scorecards[n] for n in primary),
+        also=tuple(scorecards[n] for n in also),
+        settings=ps.project.settings,
+    )
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+def _source(root: Path, name: str, spec: specs.SourceSpec) -> model.Source:
+    where = f"{PROJECT_FILE}: sources.{name}"
+    entity = ENTITIES.get(name)
+    if entity is None:
+        raise ConfigError(
+            f"{where}: unknown entity {name!r}. Valid entities: {', '.join(ENTITIES)}."
+        )
+    if (spec.path is None) == (spec.url is None):
+        raise ConfigError(f"{where}: give exactly one of 'path' (a file) or 'url' (a database).")
+    for canonical in spec.columns:
+        if entity.column(canonical) is None:
+            raise ConfigError(
+                f"{where}.columns.{canonical}: {name} has no column {canonical!r}. "
+                f"Valid columns: {', '.join(entity.column_names)}."
+            )
+    fmt = spec.format or _infer_format(spec, where)
+    if fmt == "sql" and not (spec.table or spec.query):
+        raise ConfigError(f"{where}: a database source needs 'table' or 'query'.")
+    location = spec.url or str((root / str(spec.path)).resolve())
+    try:
+        stale = stale_after_days(spec.refresh, spec.stale_after)
+    except ValueError as err:
+        raise ConfigError(f"{where}.refresh: {err}") from None
+    return model.Source(name, spec, location, fmt, stale)
+
+
+def _infer_format(spec: specs.SourceSpec, where: str) -> str:
+    if spec.url is not None:
+        return "sql"
+    path = str(spec.path)
+    for suffix, fmt in _FORMATS.items():
+        if path.lower().rstrip("/*").endswith(suffix) or path.lower().endswith(suffix):
+            return fmt
+    if path.endswith("/") or "*" in path or "." not in Path(path).name:
+        return "parquet"
+    raise ConfigError(
+        f"{where}.path: cannot tell the format of {path!r}. "
+        f"Add 'format: csv' (or parquet, excel, duckdb)."
+    )
+
+
+# ----------------------------------------------------------------------------- measures
+
+
+LIBRARY_FILE = "(built-in library)"
+
+
+class _LazyMeasures(dict[str, model.Measure]):
+    """Resolve a measure when first asked for, so unused library measures need no source."""
+
+    def __init__(self, specs_: dict[str, MeasureSource], sources: dict[str, model.Source]):
+        super().__init__()
+        self.specs = specs_
+        self.sources = sources
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.specs
+
+    def __missing__(self, name: str) -> model.Measure:
+        _check_cycle(name, self, [])
+        m = _measure(name, self.specs[name], self.sources)
+        self[name] = m
+        for dep in m.depends_on:
+            if dep not in self.specs:
+                raise ConfigError(
+                    f"{m.file}: {m.name}: refers to unknown measure {dep!r}. Define it under "
+                    f"measures/ or use one of the built-in measures (healthscore measures)."
+                )
+            _check_change(m, self[dep])
+        return m
+
+
+def _measure(name: str, ms: MeasureSource, sources: dict[str, model.Source]) -> model.Measure:
+    spec, where = ms.spec, f"{ms.file}: {name}"
+    kwargs: dict[str, Any] = {}
+    try:
+        if spec.type in ENTITY_TYPES:
+            _check_entity_measure(spec, sources, where)
+            kwargs["window"] = parse_window(spec.window)
+        if getattr(spec, "open_after", None):
+            kwargs["open_after_days"] = parse_days(spec.open_after)
+        if spec.type == "manual":
+            kwargs["max_age_days"] = parse_days(spec.max_age)
+    except ValueError as err:
+        key = "window" if "duration" in str(err) else "open_after"
+        raise ConfigError(f"{where}.{key}: {err}") from None
+    check_scheme(spec.scheme, f"{where}.scheme")
+    deps = _dependencies(spec, where)
+    return model.Measure(name, spec.type, spec, ms.file, depends_on=deps, **kwargs)
+
+
+def _check_entity_measure(spec: Any, sources: dict[str, model.Source], where: str) -> None:
+    entity = ENTITIES.get(spec.entity)
+    if entity is None:
+        raise ConfigError(
+            f"{where}.entity: unknown entity {spec.entity!r}. Valid entities: "
+            f"{', '.join(ENTITIES)}."
+        )
+    if spec.entity not in sources:
+        raise ConfigError(
+            f"{where}.entity: the project has no source for {spec.entity!r}. Add "
+            f"'{spec.entity}:' under sources in {PROJECT_FILE}, or remove this measure."
+        )
+    for key in ("column", "open_from", "time"):
+        col = getattr(spec, key, None)
+        if col is not None and entity.column(col) is None:
+            raise ConfigError(
+                f"{where}.{key}: {spec.entity} has no column {col!r}. Valid columns: "
+                f"{', '.join(entity.column_names)}."
+            )
+    for key in ("open_from", "time"):
+        col = entity.column(getattr(spec, key, None) or "")
+        if col is not None and col.type not in ("date", "timestamp"):
+            raise ConfigError(f"{where}.{key}: {spec.entity}.{col.name} is not a date or time.")
+    if spec.filter:
+        _check_filter(spec.filter, entity, f"{where}.filter")
+    if getattr(spec, "mode", "events") == "open" and entity.end is None:
+        raise ConfigError(
+            f"{where}.mode: 'open' needs an entity whose rows close (tickets, invoices, "
+            f"milestones, contacts); {spec.entity} has none. Use mode: events."
+        )
+
+
+def _check_filter(text: str, entity: Any, where: str) -> None:
+    try:
+        tree = expressions.parse(text)
+        expressions.check_columns(text, tree, entity.column_names, f"{entity.name} column")
+    except expressions.ExpressionError as err:
+        raise ConfigError(f"{where}: {err}") from None
+    for col in expressions.columns(tree):
+        if col in entity.current_state:
+            raise ConfigError(
+                f"{where}: {entity.name}.{col} is the status today, so a score for a past date "
+                f"would see the future. Use 'mode: open' (open between {entity.time} and "
+                f"{entity.end}) instead of filtering on {col}."
+            )
+
+
+def _dependencies(spec: Any, where: str) -> tuple[str, ...]:
+    if spec.type == "ratio":
+        return tuple(d for d in (spec.numerator, spec.denominator) if not _is_attribute(d))
+    if spec.type == "change":
+        return (spec.of,)
+    if spec.type == "expression":
+        try:
+            return tuple(expressions.columns(expressions.parse(spec.expr)))
+        except expressions.ExpressionError as err:
+            raise ConfigError(f"{where}.expr: {err}") from None
+    return ()
+
+
+def _is_attribute(name: str) -> bool:
+    return name.startswith("accounts.")
+
+
+def _check_change(m: model.Measure, of: model.Measure) -> None:
+    if m.type != "change":
+        return
+    if of.type not in {"count", "sum", "count_distinct"} or getattr(of.spec, "mode", "") == "open":
+        raise ConfigError(
+            f"{m.file}: {m.name}.of: 'change' needs a windowed count, count_distinct or sum "
+            f"measure over events. Got {m.spec.of!r} of type {of.type!r}."
+        )
+    if of.window.unbounded:
+        raise ConfigError(
+            f"{m.file}: {m.name}.of: {m.spec.of!r} has no window, so there is no previous "
+            f"window to compare with. Give it a window such as '30d'."
+        )
+
+
+def _check_cycle(name: str, measures: Any, path: list[str]) -> None:
+    if name in path:
+        loop = " -> ".join([*path[path.index(name):], name])
+        raise ConfigError(
+            f"{measures.specs[name].file}: {name}: measures refer to each other in a loop ({loop})."
+        )
+    spec = measures.specs[name].spec
+    for dep in _dependencies(spec, name):
+        if dep in measures.specs:
+            _check_cycle(dep, measures, [*path, name])
+
+
+def _closure(names: set[str], measures: dict[str, model.Measure]) -> set[str]:
+    out: set[str] = set()
+    stack = list(names)
+    while stack:
+        n = stack.pop()
+        if n not in out:
+            out.add(n)
+            stack.extend(measures[n].depends_on)
+    return out
+
+
+# ----------------------------------------------------------------------------- scorecards
+
+def _scorecard_list(ps: ProjectSpecs, names: list[str], key: str) -> list[str]:
+    for name in names:
+        if name not in ps.scorecards:
+            have = ", ".join(sorted(ps.scorecards)) or "none"
+            raise ConfigError(
+                f"{PROJECT_FILE}: {key}: no file scorecards/{name}.yml. "
+                f"Scorecards in the project: {have}."
+            )
+    return list(names)
+
+
+def _resolve_scorecards(
+    ps: ProjectSpecs, primary: list[str], also: list[str], measures: dict[str, model.Measure]
+) -> dict[str, model.Scorecard]:
+    if not primary:
+        if len(ps.scorecards) != 1:
+            raise ConfigError(
+                f"{PROJECT_FILE}: scorecards: list the scorecards in the order they are "
+                f"tried, the default last, e.g. 'scorecards: [enterprise, default]'."
+            )
+        primary.append(next(iter(ps.scorecards)))
+    out = {
+        n: resolve_scorecard(n, *ps.scorecards[n], measures, ps.project.settings)
+        for n in [*primary, *also]
+    }
+    last = out[primary[-1]]
+    if last.when is not None:
+        raise ConfigError(
+            f"{last.file}: when: the last scorecard in the list is the default and must have no "
+            f"'when:' condition, so that every account gets one."
+        )
+    return out

@@ -1,0 +1,163 @@
+"""Resolve a scorecard spec: groups, weights, schemes, bands, grades, `when`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from healthscore.config import expressions, model, specs
+from healthscore.errors import ConfigError
+from healthscore.sources.entities import ENTITIES
+
+WEIGHT_TOLERANCE = 0.01
+DEFAULT_SCHEME = specs.LinearScheme(type="linear", low=0, high=100)
+
+
+def resolve_scorecard(
+    name: str,
+    spec: specs.ScorecardSpec,
+    file: str,
+    measures: dict[str, model.Measure],
+    settings: specs.SettingsSpec,
+) -> model.Scorecard:
+    _check_weights(spec.groups, "groups", file)
+    groups = tuple(
+        _group(g, gs, g, file, measures) for g, gs in spec.groups.items()
+    )
+    used = tuple(dict.fromkeys(e.measure for g in groups for e in g.all_entries()))
+    if spec.when is not None:
+        _check_when(spec.when, f"{file}: when")
+    return model.Scorecard(
+        name=name,
+        file=file,
+        description=spec.description,
+        when=spec.when,
+        min_coverage=spec.min_coverage if spec.min_coverage is not None else settings.min_coverage,
+        bands=_bands(spec.bands, file),
+        grades=_grades(spec.grades, file),
+        groups=groups,
+        measures=used,
+    )
+
+
+def _check_weights(items: dict[str, Any], key: str, file: str) -> None:
+    total = sum(_weight(v) for v in items.values())
+    if items and abs(total - 100) > WEIGHT_TOLERANCE:
+        parts = ", ".join(f"{k} {_weight(v):g}" for k, v in items.items())
+        raise ConfigError(
+            f"{file}: {key}: weights must add up to 100. Got {total:g} ({parts})."
+        )
+
+
+def _weight(v: Any) -> float:
+    return float(v) if isinstance(v, int | float) else float(v.weight)
+
+
+def _group(
+    name: str, spec: specs.GroupSpec, path: str, file: str, measures: dict[str, model.Measure]
+) -> model.Group:
+    children: dict[str, Any] = {**spec.measures, **spec.groups}
+    if not children:
+        raise ConfigError(f"{file}: groups.{path}: is empty. Give it measures or groups.")
+    clash = set(spec.measures) & set(spec.groups)
+    if clash:
+        raise ConfigError(
+            f"{file}: groups.{path}: {sorted(clash)[0]!r} is both a measure and a group. "
+            f"Rename the group."
+        )
+    _check_weights(children, f"groups.{path}", file)
+    entries = tuple(
+        _entry(m, e, f"groups.{path}.measures.{m}", file, measures)
+        for m, e in spec.measures.items()
+    )
+    subgroups = tuple(
+        _group(g, gs, f"{path}.groups.{g}", file, measures) for g, gs in spec.groups.items()
+    )
+    return model.Group(
+        name=name,
+        path=path.replace(".groups.", "."),
+        weight=float(spec.weight),
+        label=spec.label or name.replace("_", " ").capitalize(),
+        entries=entries,
+        groups=subgroups,
+    )
+
+
+def _entry(
+    name: str, spec: Any, key: str, file: str, measures: dict[str, model.Measure]
+) -> model.Entry:
+    if name not in measures:
+        raise ConfigError(
+            f"{file}: {key}: unknown measure {name!r}. Define it in measures/*.yml or pick a "
+            f"built-in one ('healthscore measures' lists them)."
+        )
+    measure = measures[name]
+    if isinstance(spec, int | float):
+        spec = specs.EntrySpec(weight=spec)
+    scheme = spec.scheme or measure.scheme
+    if scheme is None:
+        raise ConfigError(
+            f"{file}: {key}: measure {name!r} has no scoring scheme. Add 'scheme:' here or "
+            f"in {measure.file}, e.g. 'scheme: {{type: linear, low: 0, high: 10}}'."
+        )
+    check_scheme(scheme, f"{file}: {key}.scheme")
+    if scheme.type == "percentile":
+        _check_account_column(scheme.by, f"{file}: {key}.scheme.by")
+    missing = spec.missing if spec.missing is not None else measure.spec.missing
+    return model.Entry(name, float(spec.weight), scheme, missing)
+
+
+def _check_account_column(col: str, where: str) -> None:
+    valid = ENTITIES["accounts"].column_names
+    if col not in valid:
+        raise ConfigError(f"{where}: accounts has no column {col!r}. Valid: {', '.join(valid)}.")
+
+
+def _check_when(text: str, where: str) -> None:
+    try:
+        tree = expressions.parse(text)
+        expressions.check_columns(
+            text, tree, ENTITIES["accounts"].column_names, "account column"
+        )
+    except expressions.ExpressionError as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def _bands(bands: list[specs.BandSpec] | None, file: str) -> tuple[model.Band, ...]:
+    if bands is None:
+        return model.DEFAULT_BANDS
+    mins = [b.min for b in bands]
+    if not bands or mins[0] != 0 or mins != sorted(mins) or len(set(mins)) != len(mins):
+        raise ConfigError(
+            f"{file}: bands: must start at min 0 and go up, lowest band first. Got mins {mins}."
+        )
+    palette = ["#d64545", "#e0a800", "#2f9e44", "#1c7ed6", "#7048e8"]
+    return tuple(
+        model.Band(b.name, b.min, b.color or palette[i % len(palette)])
+        for i, b in enumerate(bands)
+    )
+
+
+def _grades(grades: list[specs.GradeSpec] | None, file: str) -> tuple[model.Grade, ...]:
+    if not grades:
+        return ()
+    ordered = sorted(grades, key=lambda g: g.min)
+    if ordered[0].min != 0:
+        raise ConfigError(
+            f"{file}: grades: the lowest grade must have min 0 so every score gets a grade."
+        )
+    return tuple(model.Grade(g.grade, g.min) for g in ordered)
+
+
+def check_scheme(scheme: Any, where: str) -> None:
+    if scheme is None:
+        return
+    if scheme.type == "thresholds":
+        if list(scheme.cuts) != sorted(scheme.cuts) or len(set(scheme.cuts)) != len(scheme.cuts):
+            raise ConfigError(f"{where}.cuts: must be in increasing order. Got {scheme.cuts}.")
+        if len(scheme.scores) != len(scheme.cuts) + 1:
+            raise ConfigError(
+                f"{where}.scores: needs one score more than there are cuts "
+                f"({len(scheme.cuts) + 1}). Got {len(scheme.scores)}."
+            )
+    if scheme.type == "linear" and scheme.low == scheme.high:
+        raise ConfigError(f"{where}: low and high must differ. Got {scheme.low} for both.")

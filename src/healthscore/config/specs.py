@@ -1,0 +1,229 @@
+"""Raw YAML specs: strict, frozen pydantic models that mirror the files one to one.
+
+Only :mod:`healthscore.config.resolve` turns these into the domain objects the engine uses.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Number = Annotated[float, Field(allow_inf_nan=False)]
+Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+
+
+class Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+class SourceSpec(Spec):
+    path: str | None = None
+    url: str | None = None
+    format: Literal["csv", "parquet", "excel", "duckdb", "sql"] | None = None
+    table: str | None = None
+    query: str | None = None
+    sheet: str | None = None
+    columns: dict[str, str] = Field(default_factory=dict)
+    refresh: str | None = None
+    stale_after: str | None = None
+    max_rejected_share: Annotated[float, Field(ge=0, le=1)] | None = None
+
+
+class SettingsSpec(Spec):
+    min_coverage: Percent = 50
+    max_rejected_share: Annotated[float, Field(ge=0, le=1)] = 0.05
+    memory_limit: str = "1500MB"
+    threads: int | None = None
+
+
+class ProjectSpec(Spec):
+    name: str
+    description: str = ""
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    state_dir: str = ".healthscore"
+    sources: dict[str, SourceSpec]
+    scorecards: list[str] = Field(default_factory=list)
+    also: list[str] = Field(default_factory=list)
+    settings: SettingsSpec = SettingsSpec()
+
+
+# ----------------------------------------------------------------------------- scoring schemes
+
+
+class ThresholdsScheme(Spec):
+    type: Literal["thresholds"]
+    cuts: list[Number]
+    scores: list[Percent]
+
+
+class LinearScheme(Spec):
+    type: Literal["linear"]
+    low: Number
+    high: Number
+
+
+class PercentileScheme(Spec):
+    type: Literal["percentile"]
+    by: str = "segment"
+    higher_is_better: bool = True
+
+
+class BooleanScheme(Spec):
+    type: Literal["boolean"]
+    if_true: Percent = 100
+    if_false: Percent = 0
+
+
+class CategoryScheme(Spec):
+    type: Literal["category"]
+    map: dict[str, Percent]
+    default: Percent | None = None
+
+
+SchemeSpec = Annotated[
+    ThresholdsScheme | LinearScheme | PercentileScheme | BooleanScheme | CategoryScheme,
+    Field(discriminator="type"),
+]
+
+Missing = Literal["skip"] | Percent
+
+# ----------------------------------------------------------------------------- measures
+
+
+class _MeasureBase(Spec):
+    description: str = ""
+    category: str | None = None
+    scheme: SchemeSpec | None = None
+    missing: Missing = "skip"
+
+
+class _EntityMeasure(_MeasureBase):
+    entity: str
+    filter: str | None = None
+    window: str | None = None
+    time: str | None = None
+
+
+class CountMeasure(_EntityMeasure):
+    type: Literal["count"]
+    mode: Literal["events", "open"] = "events"
+    open_from: str | None = None
+    open_after: str | None = None
+
+
+class CountDistinctMeasure(_EntityMeasure):
+    type: Literal["count_distinct"]
+    column: str
+
+
+class AggregateMeasure(_EntityMeasure):
+    type: Literal["sum", "avg", "min", "max"]
+    column: str
+    mode: Literal["events", "open"] = "events"
+    open_from: str | None = None
+    open_after: str | None = None
+
+
+class LatestMeasure(_EntityMeasure):
+    type: Literal["latest"]
+    column: str
+
+
+class DaysSinceMeasure(_EntityMeasure):
+    type: Literal["days_since"]
+    column: str | None = None
+
+
+class RatioMeasure(_MeasureBase):
+    type: Literal["ratio"]
+    numerator: str
+    denominator: str
+
+
+class ChangeMeasure(_MeasureBase):
+    type: Literal["change"]
+    of: str
+    to: Literal["absolute", "percent"] = "percent"
+
+
+class TenureMeasure(_MeasureBase):
+    type: Literal["tenure"]
+    unit: Literal["days", "months", "years"] = "days"
+
+
+class AttributeMeasure(_MeasureBase):
+    type: Literal["attribute"]
+    column: str
+
+
+class ManualMeasure(_MeasureBase):
+    type: Literal["manual"]
+    name: str | None = None
+    max_age: str = "90d"
+
+
+class ExpressionMeasure(_MeasureBase):
+    type: Literal["expression"]
+    expr: str
+
+
+MeasureSpec = Annotated[
+    CountMeasure
+    | CountDistinctMeasure
+    | AggregateMeasure
+    | LatestMeasure
+    | DaysSinceMeasure
+    | RatioMeasure
+    | ChangeMeasure
+    | TenureMeasure
+    | AttributeMeasure
+    | ManualMeasure
+    | ExpressionMeasure,
+    Field(discriminator="type"),
+]
+
+# ----------------------------------------------------------------------------- scorecards
+
+
+class EntrySpec(Spec):
+    weight: Percent
+    scheme: SchemeSpec | None = None
+    missing: Missing | None = None
+
+
+class GroupSpec(Spec):
+    weight: Percent
+    label: str | None = None
+    measures: dict[str, EntrySpec | Percent] = Field(default_factory=dict)
+    groups: dict[str, GroupSpec] = Field(default_factory=dict)
+
+
+class BandSpec(Spec):
+    name: str
+    min: Percent
+    color: str | None = None
+
+
+class GradeSpec(Spec):
+    grade: str
+    min: Percent
+
+
+class ScorecardSpec(Spec):
+    description: str = ""
+    when: str | None = None
+    min_coverage: Percent | None = None
+    bands: list[BandSpec] | None = None
+    grades: list[GradeSpec] | None = None
+    groups: dict[str, GroupSpec]
+
+    @field_validator("groups")
+    @classmethod
+    def _not_empty(cls, v: dict[str, GroupSpec]) -> dict[str, GroupSpec]:
+        if not v:
+            raise ValueError("a scorecard needs at least one group")
+        return v

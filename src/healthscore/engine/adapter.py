@@ -1,0 +1,151 @@
+"""The one place that knows which engine runs the Ibis expressions.
+
+Everything else builds engine-neutral Ibis expressions; an :class:`Engine` registers inputs,
+materialises intermediate tables and writes results. DuckDB (embedded) is the default;
+PySpark in local mode runs the very same expressions.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import ibis
+import pyarrow as pa
+
+from healthscore.errors import EngineError
+
+_counter = itertools.count()
+
+
+def temp_name(prefix: str) -> str:
+    return f"hs_{prefix}_{next(_counter)}"
+
+
+class Engine:
+    name = "base"
+    con: Any
+
+    def read_parquet(self, paths: list[str], name: str) -> ibis.Table:
+        raise NotImplementedError
+
+    def read_csv(self, path: str, name: str) -> ibis.Table:
+        raise NotImplementedError
+
+    def register_arrow(self, table: pa.Table, name: str) -> ibis.Table:
+        raise NotImplementedError
+
+    def materialize(self, expr: ibis.Table, prefix: str) -> ibis.Table:
+        raise NotImplementedError
+
+    def to_arrow(self, expr: ibis.Table) -> pa.Table:
+        return expr.to_pyarrow()
+
+    def close(self) -> None:
+        return None
+
+
+class DuckDBEngine(Engine):
+    name = "duckdb"
+
+    def __init__(self, memory_limit: str = "1500MB", threads: int | None = None,
+                 temp_dir: Path | None = None) -> None:
+        self.con = ibis.duckdb.connect()
+        raw = self.con.con
+        raw.execute(f"SET memory_limit = '{memory_limit}'")
+        raw.execute("SET preserve_insertion_order = false")
+        if threads:
+            raw.execute(f"SET threads = {int(threads)}")
+        if temp_dir is not None:
+            temp_dir.mkdir(parents=True, exist_ok=True)
+            raw.execute(f"SET temp_directory = '{temp_dir}'")
+
+    def read_parquet(self, paths: list[str], name: str) -> ibis.Table:
+        return self.con.read_parquet(paths, table_name=name)
+
+    def read_csv(self, path: str, name: str) -> ibis.Table:
+        # everything as text: the cleaning step casts and reports bad values with row numbers
+        rel = self.con.con.read_csv(path, header=True, all_varchar=True)
+        rel.create_view(name)
+        return self.con.table(name)
+
+    def register_arrow(self, table: pa.Table, name: str) -> ibis.Table:
+        return self.con.create_table(name, table, temp=True, overwrite=True)
+
+    def materialize(self, expr: ibis.Table, prefix: str) -> ibis.Table:
+        return self.con.create_table(temp_name(prefix), expr, temp=True)
+
+    def write_parquet(self, expr: ibis.Table, path: Path) -> None:
+        """Stream an expression to one Parquet file (no full copy in memory)."""
+        sql = self.con.compile(expr)
+        self.con.con.execute(
+            f"COPY ({sql}) TO '{path}' (FORMAT PARQUET, COMPRESSION ZSTD)"
+        )
+
+    def write_partitioned(self, expr: ibis.Table, folder: Path) -> None:
+        """Stream an expression into hive partitions ``as_of=YYYY-MM-DD/`` (keeps the column)."""
+        sql = self.con.compile(expr)
+        self.con.con.execute(
+            f"COPY ({sql}) TO '{folder}' (FORMAT PARQUET, PARTITION_BY (as_of), "
+            f"WRITE_PARTITION_COLUMNS true, COMPRESSION ZSTD, OVERWRITE_OR_IGNORE true)"
+        )
+
+    def close(self) -> None:
+        self.con.disconnect()
+
+
+class SparkEngine(Engine):
+    name = "spark"
+
+    def __init__(self, threads: int | None = None) -> None:
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError:
+            raise EngineError(
+                "engine: spark needs PySpark. Install it with "
+                "'pip install \"healthscore[spark]\"' (Java 17 must be on the PATH)."
+            ) from None
+        session = (
+            SparkSession.builder.master(f"local[{threads or 2}]")
+            .appName("healthscore")
+            .config("spark.ui.enabled", "false")
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.sql.shuffle.partitions", "4")
+            .config("spark.sql.ansi.enabled", "false")
+            .config("spark.driver.memory", "2g")
+            .getOrCreate()
+        )
+        session.sparkContext.setLogLevel("ERROR")
+        self.session = session
+        self.con = ibis.pyspark.connect(session)
+
+    def _view(self, df: Any, name: str) -> ibis.Table:
+        df.createOrReplaceTempView(name)
+        return self.con.table(name)
+
+    def read_parquet(self, paths: list[str], name: str) -> ibis.Table:
+        return self._view(self.session.read.parquet(*paths), name)
+
+    def read_csv(self, path: str, name: str) -> ibis.Table:
+        df = self.session.read.option("header", True).option("inferSchema", False).csv(path)
+        return self._view(df, name)
+
+    def register_arrow(self, table: pa.Table, name: str) -> ibis.Table:
+        return self._view(self.session.createDataFrame(table), name)
+
+    def materialize(self, expr: ibis.Table, prefix: str) -> ibis.Table:
+        df = self.session.sql(str(self.con.compile(expr))).cache()
+        return self._view(df, temp_name(prefix))
+
+    def write_parquet(self, expr: ibis.Table, path: Path) -> None:
+        import pyarrow.parquet as pq
+
+        pq.write_table(self.to_arrow(expr), path, compression="zstd")
+
+
+def make_engine(kind: str, memory_limit: str = "1500MB", threads: int | None = None,
+                temp_dir: Path | None = None) -> Engine:
+    if kind == "spark":
+        return SparkEngine(threads)
+    return DuckDBEngine(memory_limit, threads, temp_dir)

@@ -1,0 +1,232 @@
+"""Assemble every measure for every (account, as-of date) in one set-based pass."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from healthscore.config.model import Measure, ProjectConfig
+from healthscore.measures import asof
+from healthscore.measures.filters import compile_filter
+from healthscore.measures.parts import LATEST, MAX, SUM, Part, distinct_part, event_parts
+from healthscore.measures.parts import latest_part, minmax_part, open_part, time_column
+from healthscore.sources.entities import ENTITIES
+
+ACCOUNT_KEYS = ("account_id", "k", "as_of")
+EVENT_TYPES = {"count", "sum", "avg"}
+
+
+def left_join(left: ir.Table, right: ir.Table, keys: list[str]) -> ir.Table:
+    """A left join on same-named keys that keeps one copy of each key."""
+    joined = left.left_join(right, keys)
+    extra = [f"{k}_right" for k in keys if f"{k}_right" in joined.columns]
+    return joined.drop(*extra) if extra else joined
+
+
+def active_spine(accounts: ir.Table, outcomes: ir.Table | None, grid: ir.Table) -> ir.Table:
+    """Every account on every as-of date on which it was a customer (started, not yet gone)."""
+    churn = accounts.churn_date
+    if outcomes is not None:
+        left = outcomes.filter(outcomes.kind == "churn").group_by("account_id").aggregate(
+            __churn=outcomes.occurred_at.min().date()
+        )
+        accounts = left_join(accounts, left, ["account_id"])
+        churn = ibis.coalesce(accounts.churn_date, accounts["__churn"])
+    accounts = accounts.mutate(churn_date=churn)
+    if "__churn" in accounts.columns:
+        accounts = accounts.drop("__churn")
+    spine = accounts.cross_join(grid)
+    return spine.filter(
+        (spine.start_date <= spine.as_of)
+        & (spine.churn_date.isnull() | (spine.churn_date > spine.as_of))
+    )
+
+
+class MeasureBuilder:
+    """Collects parts per measure, then resolves them against the spine."""
+
+    def __init__(self, config: ProjectConfig, tables: dict[str, ir.Table], grid: ir.Table):
+        self.config = config
+        self.tables = tables
+        self.grid = grid
+        self.parts: list[Part] = []
+        self.side: list[tuple[str, ir.Table]] = []  # (measure, account_id/k/value) to left-join
+        self.measures = {n: config.measures[n] for n in config.used_measures()}
+
+    # ------------------------------------------------------------------ collection
+
+    def collect(self) -> None:
+        measures = dict(self.measures)
+        for m in list(measures.values()):
+            if m.type == "change":
+                prev = dataclasses.replace(measures[m.spec.of], name=f"{m.spec.of}__prev")
+                measures[prev.name] = prev
+        by_entity: dict[tuple[str, str], list[Measure]] = {}
+        for m in measures.values():
+            if m.type in EVENT_TYPES and getattr(m.spec, "mode", "events") == "events":
+                by_entity.setdefault((m.spec.entity, time_column(m)), []).append(m)
+            else:
+                self._collect_one(m)
+        for (entity, _), group in by_entity.items():
+            self.parts.extend(event_parts(self.tables[entity], group, self.grid))
+        self._internal = measures
+
+    def _collect_one(self, m: Measure) -> None:
+        t = self.tables.get(getattr(m.spec, "entity", "") or "")
+        if m.type in ("count", "sum"):
+            self.parts.append(open_part(t, m, self.grid))
+        elif m.type == "count_distinct":
+            self.parts.append(distinct_part(t, m, self.grid))
+        elif m.type == "latest":
+            self.parts.append(latest_part(t, m, self.grid, m.spec.column))
+        elif m.type == "days_since":
+            self.parts.append(latest_part(t, m, self.grid, None))
+        elif m.type in ("min", "max"):
+            self.side.append((m.name, minmax_part(t, m, self.grid)))
+        elif m.type == "manual":
+            self.parts.append(self._manual_part(m))
+
+    def _manual_part(self, m: Measure) -> Part:
+        t = self.tables["manual_values"]
+        t = t.filter(t.measure == (m.spec.name or m.name))
+        proxy = dataclasses.replace(
+            m, spec=_Proxy(entity="manual_values", filter=None, time=None)
+        )
+        return latest_part(t, proxy, self.grid, "value")
+
+    # ------------------------------------------------------------------ resolution
+
+    def build(self, spine: ir.Table) -> ir.Table:
+        self.collect()
+        wide = self._cumulate(spine)
+        for name, table in self.side:
+            wide = left_join(wide, table, ["account_id", "k"])
+        wide = self._finish(wide)
+        return wide
+
+    def _columns(self) -> dict[str, tuple[str, str]]:
+        cols: dict[str, tuple[str, str]] = {}
+        for p in self.parts:
+            cols.update(p.columns)
+        return cols
+
+    def _cumulate(self, spine: ir.Table) -> ir.Table:
+        cols = self._columns()
+        if not cols:
+            return spine
+        bounds = spine.group_by("account_id").aggregate(k_first=spine.k.min(), k_last=spine.k.max())
+        union = ibis.union(*[self._aligned(p, cols) for p in self.parts])
+        union = union.inner_join(bounds, "account_id")
+        union = union.filter(union.k <= union.k_last).mutate(k=ibis.greatest(union.k, union.k_first))
+        aggs: dict[str, Any] = {}
+        for c, (how, _) in cols.items():
+            if how == SUM:
+                aggs[c] = union[c].sum()
+            elif how == MAX:
+                aggs[c] = union[c].max()
+        for c, (how, _) in cols.items():
+            if how == LATEST:
+                aggs[c] = union[c].argmax(union[f"{c}__ts"])
+        sparse = union.group_by(["account_id", "k"]).aggregate(**aggs)
+        joined = left_join(spine, sparse, ["account_id", "k"])
+        w = ibis.window(group_by="account_id", order_by="k", rows=(None, 0))
+        running: dict[str, Any] = {}
+        for c, (how, _) in cols.items():
+            if how == SUM:
+                running[c] = joined[c].sum().over(w).fill_null(0)
+            elif how == MAX:
+                running[c] = joined[c].max().over(w)
+            else:
+                running[c] = joined[c].argmax(joined[f"{c}__ts"]).over(w)
+        return joined.mutate(**running)
+
+    def _aligned(self, part: Part, cols: dict[str, tuple[str, str]]) -> ir.Table:
+        exprs: dict[str, Any] = {}
+        for c, (_, type_) in cols.items():
+            exprs[c] = part.table[c] if c in part.columns else ibis.null().cast(type_)
+        return part.table.select("account_id", "k", **exprs)
+
+    def _finish(self, wide: ir.Table) -> ir.Table:
+        values: dict[str, Any] = {}
+        for name in self.measures:
+            values[name] = self._final(self.measures[name], wide, values)
+        keep = [c for c in wide.columns if c not in self._columns() and c not in self.measures]
+        stale = self._stale(wide)
+        return wide.select(*keep, **{n: stale(n, v) for n, v in values.items()})
+
+    def _final(self, m: Measure, w: ir.Table, done: dict[str, Any]) -> Any:
+        t = m.type
+        if t == "avg":
+            n = w[f"{m.name}__n"]
+            return ibis.ifelse(n > 0, w[f"{m.name}__sum"] / n, ibis.null())
+        if t in ("count", "sum", "count_distinct", "min", "max"):
+            return w[m.name]
+        if t == "latest" or t == "manual":
+            return _within(w, m, w[m.name], w[f"{m.name}__ts"])
+        if t == "days_since":
+            last = w[m.name]
+            days = w.as_of.delta(last, unit="day").cast("float64")
+            return _within(w, m, days, w[f"{m.name}__ts"])
+        if t == "tenure":
+            days = w.as_of.delta(w.start_date, unit="day").cast("float64")
+            return days / {"days": 1, "months": 30.4375, "years": 365.25}[m.spec.unit]
+        if t == "attribute":
+            return w[m.spec.column]
+        if t == "ratio":
+            return _ratio(_operand(m.spec.numerator, w, done), _operand(m.spec.denominator, w, done))
+        if t == "change":
+            return _change(w[m.spec.of], w[f"{m.spec.of}__prev"], m.spec.to)
+        if t == "expression":
+            return compile_filter(m.spec.expr, done).cast("float64")
+        raise ValueError(f"unknown measure type {t}")
+
+    def _stale(self, wide: ir.Table) -> Any:
+        flags = getattr(self, "stale_flags", {})
+
+        def apply(name: str, value: Any) -> Any:
+            entity = getattr(self.measures[name].spec, "entity", None)
+            if entity in flags:
+                return ibis.ifelse(wide.as_of.isin(flags[entity]), ibis.null(), value)
+            return value
+
+        return apply
+
+
+class _Proxy:
+    def __init__(self, **kw: Any) -> None:
+        self.__dict__.update(kw)
+
+
+def _within(w: ir.Table, m: Measure, value: Any, ts: Any) -> Any:
+    window = m.window if m.type != "manual" else None
+    if m.type == "manual":
+        limit = w.as_of - ibis.interval(days=m.max_age_days)
+    elif window is None or window.unbounded:
+        return value
+    else:
+        limit = asof.shift(w.as_of, window, -1)
+    return ibis.ifelse(ts.date() > limit, value, ibis.null())
+
+
+def _operand(name: str, w: ir.Table, done: dict[str, Any]) -> Any:
+    if name.startswith("accounts."):
+        return w[name.split(".", 1)[1]]
+    return done[name]
+
+
+def _ratio(num: Any, den: Any) -> Any:
+    return ibis.ifelse(den == 0, ibis.null(), num.cast("float64") / den)
+
+
+def _change(cur: Any, prev: Any, to: str) -> Any:
+    if to == "absolute":
+        return cur - prev
+    return ibis.ifelse(prev == 0, ibis.null(), (cur - prev) / prev * 100)
+
+
+def account_columns() -> list[str]:
+    return ENTITIES["accounts"].column_names

@@ -1,0 +1,114 @@
+"""Compile a parsed filter / condition / expression (sqlglot tree) into an Ibis expression.
+
+The tree was checked against a whitelist when the config was resolved
+(:mod:`healthscore.config.expressions`); this only translates it, for any engine.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import Any
+
+import ibis
+from sqlglot import exp
+
+from healthscore.config import expressions
+
+_BINARY: dict[type, Callable[[Any, Any], Any]] = {
+    exp.EQ: operator.eq, exp.NEQ: operator.ne, exp.GT: operator.gt, exp.GTE: operator.ge,
+    exp.LT: operator.lt, exp.LTE: operator.le, exp.Add: operator.add, exp.Sub: operator.sub,
+    exp.Mul: operator.mul, exp.Div: operator.truediv, exp.And: operator.and_,
+    exp.Or: operator.or_,
+}
+
+
+def compile_filter(text: str, columns: Any) -> Any:
+    """``columns`` is anything indexable by column name (an Ibis table, or a dict)."""
+    return _compile(expressions.parse(text), columns)
+
+
+def _compile(node: exp.Expression, cols: Any) -> Any:
+    kind = type(node)
+    if kind in _BINARY:
+        left, right = _compile(node.this, cols), _compile(node.expression, cols)
+        if kind is exp.Div:
+            return left.cast("float64") / ibis.ifelse(right == 0, ibis.null(), right)
+        return _BINARY[kind](left, right)
+    handler = _HANDLERS.get(kind)
+    if handler is None:
+        raise ValueError(f"unsupported expression {node.sql()!r}")
+    return handler(node, cols)
+
+
+def _literal(node: exp.Literal, cols: Any) -> Any:
+    if node.is_string:
+        return ibis.literal(node.this)
+    text = node.this
+    return ibis.literal(float(text) if any(c in text for c in ".eE") else int(text))
+
+
+def _in(node: exp.In, cols: Any) -> Any:
+    values = [_compile(v, cols) for v in node.expressions]
+    return _compile(node.this, cols).isin(values)
+
+
+def _is(node: exp.Is, cols: Any) -> Any:
+    target = _compile(node.this, cols)
+    if isinstance(node.expression, exp.Null):
+        return target.isnull()
+    return target == _compile(node.expression, cols)
+
+
+def _not(node: exp.Not, cols: Any) -> Any:
+    inner = node.this
+    if isinstance(inner, exp.Is) and isinstance(inner.expression, exp.Null):
+        return _compile(inner.this, cols).notnull()
+    return ~_compile(inner, cols)
+
+
+def _between(node: exp.Between, cols: Any) -> Any:
+    value = _compile(node.this, cols)
+    return value.between(_compile(node.args["low"], cols), _compile(node.args["high"], cols))
+
+
+def _like(node: Any, cols: Any) -> Any:
+    value = _compile(node.this, cols)
+    pattern = node.expression.this
+    if isinstance(node, exp.ILike):
+        return value.lower().like(pattern.lower())
+    return value.like(pattern)
+
+
+def _func(fn: Callable[..., Any]) -> Callable[[Any, Any], Any]:
+    def handler(node: Any, cols: Any) -> Any:
+        args = [_compile(a, cols) for a in [node.this, *node.expressions] if a is not None]
+        return fn(*args)
+
+    return handler
+
+
+def _nullif(node: exp.Nullif, cols: Any) -> Any:
+    value, other = _compile(node.this, cols), _compile(node.expression, cols)
+    return ibis.ifelse(value == other, ibis.null(), value)
+
+
+_HANDLERS: dict[type, Callable[[Any, Any], Any]] = {
+    exp.Column: lambda n, c: c[n.name],
+    exp.Literal: _literal,
+    exp.Boolean: lambda n, c: ibis.literal(bool(n.this)),
+    exp.Null: lambda n, c: ibis.null(),
+    exp.Paren: lambda n, c: _compile(n.this, c),
+    exp.Neg: lambda n, c: -_compile(n.this, c),
+    exp.Not: _not,
+    exp.In: _in,
+    exp.Is: _is,
+    exp.Between: _between,
+    exp.Like: _like,
+    exp.ILike: _like,
+    exp.Abs: lambda n, c: _compile(n.this, c).abs(),
+    exp.Coalesce: _func(ibis.coalesce),
+    exp.Greatest: _func(ibis.greatest),
+    exp.Least: _func(ibis.least),
+    exp.Nullif: _nullif,
+}

@@ -1,0 +1,168 @@
+"""Compile entity measures into sparse per-(account, as-of index) contributions.
+
+Each function returns :class:`Part` objects; :mod:`healthscore.measures.build` unions them,
+runs the cumulative windows once for all measures, and derives the final values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from healthscore.config.model import Measure, Window
+from healthscore.measures import asof
+from healthscore.measures.filters import compile_filter
+from healthscore.sources.entities import ENTITIES
+
+SUM, MAX, LATEST = "sum", "max", "latest"
+
+
+@dataclass
+class Part:
+    table: ir.Table  # account_id, k, *columns
+    columns: dict[str, tuple[str, str]] = field(default_factory=dict)  # col -> (how, type)
+
+
+def _day(t: ir.Table, col: str) -> ir.DateValue:
+    return t[col].date() if t[col].type().is_timestamp() else t[col]
+
+
+def time_column(m: Measure) -> str:
+    """The column that places a row in time for this measure."""
+    return str(m.spec.time or ENTITIES[m.spec.entity].time)
+
+
+def _filtered(t: ir.Table, m: Measure) -> ir.Table:
+    t = t.filter(t.account_id.notnull())
+    if m.spec.filter:
+        t = t.filter(compile_filter(m.spec.filter, t))
+    return t
+
+
+def event_parts(t: ir.Table, measures: list[Measure], grid: ir.Table) -> list[Part]:
+    """count/sum/avg over event rows, grouped by window so each window costs one pass."""
+    daily = _daily(t, measures, time_column(measures[0]))
+    out: list[Part] = []
+    for key, group in _by_window(measures).items():
+        window, times = key
+        cols = [c for m in group for c in _event_columns(m, times)]
+        rows = daily.select(
+            "account_id", *cols,
+            start=asof.shift(daily.day, window, times) if times else daily.day,
+            end=(asof.shift(daily.day, window, times + 1) if not window.unbounded
+                 else ibis.null().cast("date")),
+        )
+        part = asof.deltas(rows, grid, cols)
+        out.append(Part(part, {c: (SUM, "float64") for c in cols}))
+    return out
+
+
+def _by_window(measures: list[Measure]) -> dict[tuple[Window, int], list[Measure]]:
+    groups: dict[tuple[Window, int], list[Measure]] = {}
+    for m in measures:
+        groups.setdefault((m.window, _shift_of(m)), []).append(m)
+    return groups
+
+
+def _shift_of(m: Measure) -> int:
+    return 1 if m.name.endswith("__prev") else 0
+
+
+def _event_columns(m: Measure, times: int) -> list[str]:
+    if m.type == "avg":
+        return [f"{m.name}__sum", f"{m.name}__n"]
+    return [m.name]
+
+
+def _daily(t: ir.Table, measures: list[Measure], time_col: str) -> ir.Table:
+    t = t.filter(t.account_id.notnull() & t[time_col].notnull())
+    t = t.mutate(day=_day(t, time_col))
+    aggs: dict[str, Any] = {}
+    for m in measures:
+        cond = compile_filter(m.spec.filter, t) if m.spec.filter else None
+        if m.type == "count":
+            aggs[m.name] = t.count(where=cond)
+        elif m.type == "sum":
+            aggs[m.name] = t[m.spec.column].sum(where=cond)
+        elif m.type == "avg":
+            aggs[f"{m.name}__sum"] = t[m.spec.column].sum(where=cond)
+            aggs[f"{m.name}__n"] = t[m.spec.column].count(where=cond)
+    return t.group_by(["account_id", "day"]).aggregate(**aggs)
+
+
+def open_part(t: ir.Table, m: Measure, grid: ir.Table) -> Part:
+    """count/sum of rows open on the as-of date: from ``open_from`` (+ delay) until ``end``."""
+    entity = ENTITIES[m.spec.entity]
+    t = _filtered(t, m)
+    start_col = m.spec.open_from or entity.time or ""
+    start = _day(t, start_col) + ibis.interval(days=m.open_after_days)
+    value = ibis.literal(1.0) if m.type == "count" else t[m.spec.column].cast("float64")
+    rows = t.filter(t[start_col].notnull()).select(
+        "account_id", start=start, end=_day(t, entity.end or ""), **{m.name: value}
+    )
+    # a row that closed before it started counting never counts
+    rows = rows.filter(rows.end.isnull() | (rows.end > rows.start))
+    return Part(asof.deltas(rows, grid, [m.name]), {m.name: (SUM, "float64")})
+
+
+def distinct_part(t: ir.Table, m: Measure, grid: ir.Table) -> Part:
+    """count_distinct: each value counts while it was seen within the window (islands)."""
+    entity = ENTITIES[m.spec.entity]
+    t = _filtered(t, m)
+    t = t.filter(t[m.spec.column].notnull())
+    seen = t.select("account_id", v=t[m.spec.column], day=_day(t, time_column(m))).distinct()
+    if m.window.unbounded:
+        rows = seen.group_by(["account_id", "v"]).aggregate(start=seen.day.min())
+        rows = rows.mutate(end=ibis.null().cast("date"))
+    else:
+        rows = _islands(seen, m.window)
+    if _shift_of(m):
+        rows = rows.mutate(start=asof.shift(rows.start, m.window), end=asof.shift(rows.end, m.window))
+    rows = rows.mutate(**{m.name: ibis.literal(1.0)})
+    return Part(asof.deltas(rows, grid, [m.name]), {m.name: (SUM, "float64")})
+
+
+def _islands(seen: ir.Table, window: Window) -> ir.Table:
+    """Merge the days a value was seen into intervals [first day, last day + window)."""
+    w = ibis.window(group_by=["account_id", "v"], order_by="day")
+    prev = seen.day.lag().over(w)
+    flagged = seen.mutate(new=(prev.isnull() | (seen.day >= asof.shift(prev, window))).cast("int64"))
+    cum = ibis.window(group_by=["account_id", "v"], order_by="day", rows=(None, 0))
+    flagged = flagged.mutate(island=flagged.new.sum().over(cum))
+    rows = flagged.group_by(["account_id", "v", "island"]).aggregate(
+        start=flagged.day.min(), last=flagged.day.max()
+    )
+    return rows.select("account_id", "start", end=asof.shift(rows["last"], window))
+
+
+def latest_part(t: ir.Table, m: Measure, grid: ir.Table, column: str | None) -> Part:
+    """latest value (or, with column None, latest day) of the rows seen so far."""
+    t = _filtered(t, m)
+    time_col = time_column(m)
+    t = t.filter(t[time_col].notnull())
+    if column is None:
+        rows = t.select("account_id", **{m.name: _day(t, time_col)})
+        rows = rows.mutate(__ts=rows[m.name].cast("timestamp"))
+    else:
+        rows = t.select("account_id", **{m.name: t[column], "__ts": t[time_col]})
+    part = asof.latest_at(rows, grid, m.name, "__ts")
+    value_type = str(part[m.name].type())
+    return Part(part, {m.name: (LATEST, value_type), f"{m.name}__ts": (MAX, "timestamp")})
+
+
+def minmax_part(t: ir.Table, m: Measure, grid: ir.Table) -> ir.Table:
+    """Windowed min/max by a range join (running sums cannot do min/max)."""
+    entity = ENTITIES[m.spec.entity]
+    t = _filtered(t, m)
+    rows = t.select("account_id", v=t[m.spec.column].cast("float64"),
+                    day=_day(t, time_column(m)))
+    rows = rows.filter(rows.v.notnull() & rows.day.notnull())
+    if m.window.unbounded:
+        joined = rows.inner_join(grid, rows.day <= grid.as_of)
+    else:
+        joined = asof.window_rows(rows, grid, m.window)
+    agg = joined.v.min() if m.type == "min" else joined.v.max()
+    return joined.group_by(["account_id", "k"]).aggregate(**{m.name: agg})

@@ -1,0 +1,122 @@
+"""The scoring pipeline: sources -> measures -> scores -> snapshots, for many dates at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from healthscore.config.model import ProjectConfig
+from healthscore.engine.adapter import Engine, make_engine, temp_name
+from healthscore.measures import asof
+from healthscore.measures.build import MeasureBuilder, active_spine
+from healthscore.scoring.scorecard import primary_of, score_scorecard
+from healthscore.sources.clean import DataHealth, clean
+from healthscore.sources.read import read_source
+from healthscore.store.snapshots import SnapshotStore
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Loaded:
+    engine: Engine
+    tables: dict[str, ir.Table]
+    health: dict[str, DataHealth] = field(default_factory=dict)
+
+
+def open_engine(config: ProjectConfig) -> Engine:
+    s = config.settings
+    return make_engine(config.engine, s.memory_limit, s.threads, config.state_dir / "tmp")
+
+
+def load_sources(config: ProjectConfig, engine: Engine, progress: Progress) -> Loaded:
+    """Read, map, check every source; accounts first (others are checked against it)."""
+    loaded = Loaded(engine, {})
+    order = ["accounts", *[e for e in config.sources if e != "accounts"]]
+    for entity in order:
+        progress(f"reading {entity}")
+        source = config.sources[entity]
+        share = source.spec.max_rejected_share
+        share = config.settings.max_rejected_share if share is None else share
+        raw = read_source(engine, source)
+        accounts = loaded.tables.get("accounts")
+        table, health = clean(raw, source, accounts, share)
+        loaded.tables[entity] = engine.materialize(table, f"clean_{entity}") \
+            if entity == "accounts" else table
+        loaded.health[entity] = health
+    return loaded
+
+
+def scores_expr(config: ProjectConfig, loaded: Loaded, dates: list[date]) -> ir.Table:
+    """One expression holding every scorecard row for every active account and date."""
+    grid = loaded.engine.register_arrow(asof.grid_arrow(dates), temp_name("grid"))
+    builder = MeasureBuilder(config, loaded.tables, grid)
+    builder.stale_flags = _stale_dates(loaded.health, dates)
+    spine = active_spine(loaded.tables["accounts"], loaded.tables.get("outcomes"), builder.grid)
+    wide = builder.build(spine)
+    wide = wide.mutate(__primary=primary_of(config, wide))
+    parts = []
+    for sc in config.scorecards:
+        rows = wide.filter(wide["__primary"] == sc.name)
+        parts.append(score_scorecard(sc, rows, sc.version(config.measures), True))
+    for sc in config.also:
+        parts.append(score_scorecard(sc, wide, sc.version(config.measures), False))
+    return _union_aligned(parts)
+
+
+def _stale_dates(health: dict[str, DataHealth], dates: list[date]) -> dict[str, list[date]]:
+    out: dict[str, list[date]] = {}
+    for entity, h in health.items():
+        stale = [d for d in dates if h.stale_on(d)]
+        if stale:
+            out[entity] = stale
+    return out
+
+
+def _union_aligned(parts: list[ir.Table]) -> ir.Table:
+    if len(parts) == 1:
+        return parts[0]
+    types: dict[str, Any] = {}
+    for p in parts:
+        for name, dtype in p.schema().items():
+            types.setdefault(name, dtype)
+    aligned = [
+        p.select(**{c: (p[c] if c in p.columns else ibis.null().cast(t)) for c, t in types.items()})
+        for p in parts
+    ]
+    return ibis.union(*aligned)
+
+
+def write_snapshots(
+    config: ProjectConfig, engine: Engine, expr: ir.Table, store: SnapshotStore, stage: Path
+) -> None:
+    """Write ``expr`` partitioned by as_of into ``stage`` (swapped in by the store)."""
+    expr = expr.order_by(["as_of", "account_id", "scorecard"])
+    writer = getattr(engine, "write_partitioned", None)
+    if writer is not None:
+        writer(expr, stage)
+        return
+    _write_with_arrow(engine, expr, stage)
+
+
+def _write_with_arrow(engine: Engine, expr: ir.Table, stage: Path) -> None:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = engine.to_arrow(expr)
+    for day in pc.unique(table["as_of"]).to_pylist():
+        folder = stage / f"as_of={day.isoformat()}"
+        folder.mkdir(parents=True, exist_ok=True)
+        part = table.filter(pc.equal(table["as_of"], day))
+        pq.write_table(part, folder / "data_0.parquet", compression="zstd")
+
+
+def save_definitions(config: ProjectConfig, store: SnapshotStore) -> None:
+    for sc in config.all_scorecards:
+        store.save_definition(sc.version(config.measures), sc.definition(config.measures))

@@ -1,0 +1,177 @@
+"""`Project`: the one object behind the CLI, the API, the web app and the tests."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from healthscore import pipeline, report
+from healthscore.config.load import load_specs
+from healthscore.config.model import ProjectConfig
+from healthscore.config.resolve import resolve
+from healthscore.dates import date_grid
+from healthscore.errors import HealthScoreError
+from healthscore.sources.clean import DataHealth
+from healthscore.store.snapshots import SnapshotStore
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+@dataclass
+class RunResult:
+    """What a run computed and wrote; the scores themselves are read back on demand."""
+
+    dates: list[date]
+    rows: int
+    seconds: float
+    health: dict[str, DataHealth]
+    store: SnapshotStore
+    warnings: list[str] = field(default_factory=list)
+
+    def to_arrow(self, primary_only: bool = False) -> pa.Table:
+        tables = [self.store.read(d, primary_only=primary_only) for d in self.dates]
+        return pa.concat_tables(tables, promote_options="default")
+
+    def to_pandas(self, primary_only: bool = False) -> Any:
+        return self.to_arrow(primary_only).to_pandas()
+
+
+@dataclass
+class CheckResult:
+    config: ProjectConfig
+    health: dict[str, DataHealth]
+
+    @property
+    def warnings(self) -> list[str]:
+        return data_warnings(self.health, date.today())
+
+
+def data_warnings(health: dict[str, DataHealth], as_of: date) -> list[str]:
+    out = []
+    for h in health.values():
+        if h.rows_rejected:
+            out.append(f"{h.entity}: {h.rows_rejected} of {h.rows_read} rows rejected "
+                       f"({', '.join(f'{k}: {v}' for k, v in h.reasons.items())}).")
+        if h.stale_on(as_of):
+            out.append(f"{h.entity}: newest row is from {h.newest}, older than "
+                       f"{h.stale_after_days} days before {as_of}; its measures count as missing.")
+    return out
+
+
+class Project:
+    def __init__(self, config: ProjectConfig) -> None:
+        self.config = config
+        self.store = SnapshotStore(config.state_dir)
+
+    @classmethod
+    def load(cls, path: str | Path = ".") -> Project:
+        return cls(resolve(load_specs(Path(path))))
+
+    @property
+    def root(self) -> Path:
+        return self.config.root
+
+    # ------------------------------------------------------------------ computing
+
+    def check(self, progress: Callable[[str], None] = _quiet) -> CheckResult:
+        """Validate the project and read every source, without scoring or writing."""
+        engine = pipeline.open_engine(self.config)
+        try:
+            loaded = pipeline.load_sources(self.config, engine, progress)
+        finally:
+            engine.close()
+        return CheckResult(self.config, loaded.health)
+
+    def run(
+        self,
+        as_of: date | str | None = None,
+        *,
+        start: date | str | None = None,
+        end: date | str | None = None,
+        every: str = "month",
+        dates: list[date] | None = None,
+        progress: Callable[[str], None] = _quiet,
+    ) -> RunResult:
+        """Score every account for one or many as-of dates and store one snapshot per date."""
+        grid = dates or date_grid(as_of, start, end, every)
+        began = time.perf_counter()
+        engine = pipeline.open_engine(self.config)
+        try:
+            loaded = pipeline.load_sources(self.config, engine, progress)
+            progress(f"computing {len(grid)} as-of date(s)")
+            expr = pipeline.scores_expr(self.config, loaded, grid)
+            with self.store.staging() as stage:
+                progress("writing snapshots")
+                pipeline.write_snapshots(self.config, engine, expr, self.store, stage)
+                written = _count_rows(stage)
+                pipeline.save_definitions(self.config, self.store)
+        finally:
+            engine.close()
+        seconds = time.perf_counter() - began
+        result = RunResult(grid, written, seconds, loaded.health, self.store,
+                           data_warnings(loaded.health, max(grid)))
+        self._log_run(result)
+        return result
+
+    def _log_run(self, result: RunResult) -> None:
+        entry = {
+            "at": datetime.now().isoformat(timespec="seconds"),
+            "dates": [result.dates[0].isoformat(), result.dates[-1].isoformat()],
+            "n_dates": len(result.dates), "rows": result.rows,
+            "seconds": round(result.seconds, 3),
+            "health": {k: v.as_dict() for k, v in result.health.items()},
+        }
+        log = self.config.state_dir / "runs.jsonl"
+        with log.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry) + "\n")
+
+    def last_run(self) -> dict[str, Any] | None:
+        log = self.config.state_dir / "runs.jsonl"
+        if not log.exists():
+            return None
+        lines = log.read_text(encoding="utf-8").strip().splitlines()
+        return json.loads(lines[-1]) if lines else None
+
+    # ------------------------------------------------------------------ reading
+
+    def scores(self, as_of: date | str | None = None, primary_only: bool = True) -> pa.Table:
+        day = self._day(as_of)
+        return self.store.read(day, primary_only=primary_only)
+
+    def portfolio(self, as_of: date | str | None = None) -> dict[str, Any]:
+        return report.portfolio(self.store, self._day(as_of))
+
+    def explain(self, account_id: str, as_of: date | str | None = None) -> dict[str, Any]:
+        return report.explain(self.store, self.config, account_id, self._day(as_of))
+
+    def export(self, path: str | Path, fmt: str = "csv", as_of: date | str | None = None) -> Path:
+        return report.export(self.store, self._day(as_of), Path(path), fmt)
+
+    def _day(self, as_of: date | str | None) -> date:
+        if as_of is None:
+            return self.store.latest()
+        return as_of if isinstance(as_of, date) else _parse_date(as_of)
+
+
+def _parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise HealthScoreError(
+            f"--as-of: {text!r} is not a date. Write it as YYYY-MM-DD, e.g. 2026-10-31."
+        ) from None
+
+
+def _count_rows(stage: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in stage.rglob("*.parquet"))

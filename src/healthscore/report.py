@@ -1,0 +1,234 @@
+"""Read stored snapshots into the views users ask for: portfolio, explanation, export, trend."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from healthscore.config.model import ProjectConfig
+from healthscore.errors import HealthScoreError, NotFoundError
+from healthscore.store.snapshots import SnapshotStore
+
+TREND_DAYS = (7, 30, 90)
+SUMMARY_COLUMNS = ["account_id", "name", "segment", "industry", "csm", "lifecycle_stage", "arr",
+                   "renewal_date", "scorecard", "version", "score", "band", "grade", "coverage"]
+
+
+def _frame(store: SnapshotStore, day: date) -> pd.DataFrame:
+    return store.read(day, primary_only=True).to_pandas()
+
+
+def previous_scores(store: SnapshotStore, day: date, days_back: int) -> pd.Series | None:
+    """Primary scores from the latest snapshot on or before ``day - days_back``."""
+    prev = store.on_or_before(day - timedelta(days=days_back))
+    if prev is None or (day - prev).days > 2 * days_back:
+        return None
+    t = store.read(prev, columns=["account_id", "score", "is_primary"], primary_only=True)
+    return t.to_pandas().set_index("account_id")["score"]
+
+
+def with_trends(store: SnapshotStore, day: date, frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    for n in TREND_DAYS:
+        prev = previous_scores(store, day, n)
+        col = f"change_{n}d"
+        frame[col] = frame["score"] - frame["account_id"].map(prev) if prev is not None else None
+    return frame
+
+
+def _by(frame: pd.DataFrame, key: str) -> list[dict[str, Any]]:
+    if key not in frame or frame[key].isna().all():
+        return []
+    g = frame.groupby([key, "band"], dropna=False).agg(accounts=("account_id", "size"),
+                                                      arr=("arr", "sum"))
+    rows = []
+    for (k, band), r in g.iterrows():
+        rows.append({key: k, "band": band, "accounts": int(r.accounts), "arr": float(r.arr or 0)})
+    return rows
+
+
+def portfolio(store: SnapshotStore, day: date) -> dict[str, Any]:
+    frame = with_trends(store, day, _frame(store, day))
+    bands = frame.groupby("band").agg(accounts=("account_id", "size"), arr=("arr", "sum"))
+    movers = frame.dropna(subset=["change_30d"]).sort_values("change_30d")
+    cols = ["account_id", "name", "segment", "csm", "score", "band", "change_30d"]
+    return {
+        "as_of": day.isoformat(),
+        "accounts": int(len(frame)),
+        "arr": float(frame["arr"].fillna(0).sum()),
+        "average_score": _round(frame["score"].mean()),
+        "bands": [{"band": b, "accounts": int(r.accounts), "arr": float(r.arr or 0)}
+                  for b, r in bands.iterrows()],
+        "by_segment": _by(frame, "segment"),
+        "by_csm": _by(frame, "csm"),
+        "by_lifecycle_stage": _by(frame, "lifecycle_stage"),
+        "movers_down": _records(movers.head(10)[cols]),
+        "movers_up": _records(movers.tail(10)[cols].iloc[::-1]),
+    }
+
+
+def _round(x: Any) -> float | None:
+    return None if pd.isna(x) else round(float(x), 1)
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    out = []
+    for rec in frame.to_dict("records"):
+        out.append({k: (None if _isna(v) else (round(v, 1) if isinstance(v, float) else v))
+                    for k, v in rec.items()})
+    return out
+
+
+def _isna(v: Any) -> bool:
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+# ----------------------------------------------------------------------------- explain
+
+
+def explain(store: SnapshotStore, config: ProjectConfig, account_id: str, day: date
+            ) -> dict[str, Any]:
+    rows = store.read(day).to_pandas()
+    mine = rows[rows["account_id"] == account_id]
+    if mine.empty:
+        raise NotFoundError(
+            f"account {account_id!r} has no score on {day.isoformat()} (unknown, not yet a "
+            f"customer, or gone by then). 'healthscore show' lists the scored accounts."
+        )
+    prev_day = store.on_or_before(day - timedelta(days=1))
+    prev = _previous_row(store, prev_day, account_id)
+    cards = [_explain_row(store, r, prev.get(r["scorecard"])) for _, r in mine.iterrows()]
+    cards.sort(key=lambda c: not c["is_primary"])
+    head = mine.iloc[0]
+    trends = _trend(store, day, account_id, float(cards[0]["score"] or 0))
+    return {
+        "account_id": account_id, "name": head.get("name"), "segment": head.get("segment"),
+        "csm": head.get("csm"), "as_of": day.isoformat(),
+        "previous_as_of": prev_day.isoformat() if prev_day else None,
+        "trend": trends, "scorecards": cards,
+    }
+
+
+def _previous_row(store: SnapshotStore, prev_day: date | None, account_id: str) -> dict:
+    if prev_day is None:
+        return {}
+    frame = store.read(prev_day).to_pandas()
+    frame = frame[frame["account_id"] == account_id]
+    return {r["scorecard"]: r for _, r in frame.iterrows()}
+
+
+def _trend(store: SnapshotStore, day: date, account_id: str, score: float) -> dict:
+    out = {}
+    for n in TREND_DAYS:
+        prev = previous_scores(store, day, n)
+        value = prev.get(account_id) if prev is not None else None
+        out[f"change_{n}d"] = None if value is None or pd.isna(value) else round(score - value, 1)
+    return out
+
+
+def _explain_row(store: SnapshotStore, row: pd.Series, prev: pd.Series | None) -> dict:
+    definition = store.definition(row["version"])
+    measures: list[dict[str, Any]] = []
+    groups: list[dict[str, Any]] = []
+    _walk(definition["groups"], row, 1.0, measures, groups)
+    if prev is not None:
+        _walk_changes(definition["groups"], prev, measures)
+    changes = sorted(
+        (m for m in measures if m.get("contribution_change")),
+        key=lambda m: -abs(m["contribution_change"]),
+    )
+    return {
+        "scorecard": row["scorecard"], "version": row["version"],
+        "is_primary": bool(row["is_primary"]), "score": _round(row["score"]),
+        "band": row["band"], "grade": None if _isna(row.get("grade")) else row.get("grade"),
+        "coverage": _round(row["coverage"]),
+        "previous_score": None if prev is None else _round(prev["score"]),
+        "groups": groups, "measures": measures,
+        "why": [_why(m) for m in changes[:5]],
+    }
+
+
+def _present(node: dict[str, Any], row: pd.Series, is_group: bool) -> bool:
+    col = f"g__{node['path']}" if is_group else f"s__{node['measure']}"
+    return col in row and not _isna(row[col])
+
+
+def _walk(nodes: list[dict], row: pd.Series, share: float, measures: list, groups: list) -> None:
+    """Effective weight = share of the final score, after skipped measures are re-spread."""
+    present = [(n, True) for n in nodes if _present(n, row, True)]
+    total = sum(n["weight"] for n, _ in present) or 1.0
+    for g in nodes:
+        eff = share * g["weight"] / total if _present(g, row, True) else 0.0
+        groups.append({"group": g["path"], "label": g["label"], "weight": g["weight"],
+                       "score": _round(row.get(f"g__{g['path']}")),
+                       "effective_weight": round(eff * 100, 2)})
+        _entries(g, row, eff, measures)
+        _walk(g["groups"], row, eff, measures, groups)
+
+
+def _entries(g: dict, row: pd.Series, share: float, measures: list) -> None:
+    children = [(e, _present(e, row, False)) for e in g["entries"]]
+    children += [(s, _present(s, row, True)) for s in g["groups"]]
+    total = sum(c["weight"] for c, ok in children if ok) or 1.0
+    for e in g["entries"]:
+        score = row.get(f"s__{e['measure']}")
+        eff = share * e["weight"] / total if not _isna(score) else 0.0
+        value = row.get(f"m__{e['measure']}")
+        measures.append({
+            "measure": e["measure"], "group": g["path"], "weight": e["weight"],
+            "value": None if _isna(value) else float(value),
+            "score": _round(score), "effective_weight": round(eff * 100, 2),
+            "contribution": round(eff * float(score), 2) if not _isna(score) else 0.0,
+            "has_data": not _isna(value),
+        })
+
+
+def _walk_changes(nodes: list[dict], prev: pd.Series, measures: list) -> None:
+    before: list[dict[str, Any]] = []
+    _walk(nodes, prev, 1.0, before, [])
+    old = {m["measure"]: m for m in before}
+    for m in measures:
+        o = old.get(m["measure"])
+        if o is None:
+            continue
+        m["previous_value"] = o["value"]
+        m["previous_score"] = o["score"]
+        m["contribution_change"] = round(m["contribution"] - o["contribution"], 2)
+
+
+def _why(m: dict[str, Any]) -> str:
+    def fmt(v: Any) -> str:
+        return "no data" if v is None else f"{v:g}"
+
+    direction = "raised" if m["contribution_change"] > 0 else "lowered"
+    return (f"{m['measure']} went from {fmt(m.get('previous_value'))} to {fmt(m['value'])} "
+            f"(score {fmt(m.get('previous_score'))} -> {fmt(m['score'])}), which "
+            f"{direction} the health score by {abs(m['contribution_change']):g} points")
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def export(store: SnapshotStore, day: date, path: Path, fmt: str) -> Path:
+    if fmt not in ("csv", "parquet"):
+        raise HealthScoreError(f"--format: must be csv or parquet. Got {fmt!r}.")
+    frame = with_trends(store, day, _frame(store, day))
+    keep = [c for c in [*SUMMARY_COLUMNS, "as_of", "change_7d", "change_30d", "change_90d"]
+            if c in frame]
+    frame = frame[keep]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    if fmt == "csv":
+        frame.to_csv(tmp, index=False)
+    else:
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
+    tmp.replace(path)
+    return path

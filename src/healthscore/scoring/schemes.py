@@ -1,0 +1,63 @@
+"""Scoring schemes: a measure's raw value -> a score from 0 to 100 (null stays null)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ibis
+
+from healthscore.config import specs
+from healthscore.config.model import Scheme
+
+
+def score(scheme: Scheme, value: Any, table: Any = None) -> Any:
+    if isinstance(scheme, specs.ThresholdsScheme):
+        return thresholds(scheme, value)
+    if isinstance(scheme, specs.LinearScheme):
+        return linear(scheme, value)
+    if isinstance(scheme, specs.BooleanScheme):
+        flag = value.cast("boolean") if not value.type().is_boolean() else value
+        return ibis.ifelse(flag, scheme.if_true, scheme.if_false).cast("float64")
+    if isinstance(scheme, specs.CategoryScheme):
+        return category(scheme, value)
+    if isinstance(scheme, specs.PercentileScheme):
+        return percentile(scheme, value, table)
+    raise ValueError(f"unknown scheme {scheme!r}")
+
+
+def thresholds(scheme: specs.ThresholdsScheme, value: Any) -> Any:
+    """value < cuts[0] -> scores[0]; cuts[i-1] <= value < cuts[i] -> scores[i]; ..."""
+    branches = [(value < cut, float(s)) for cut, s in zip(scheme.cuts, scheme.scores)]
+    out = ibis.cases(*branches, else_=float(scheme.scores[-1]))
+    return ibis.ifelse(value.isnull(), ibis.null(), out).cast("float64")
+
+
+def linear(scheme: specs.LinearScheme, value: Any) -> Any:
+    """low -> 0, high -> 100, straight line between, clamped; low > high reverses it."""
+    raw = (value.cast("float64") - scheme.low) / (scheme.high - scheme.low) * 100
+    # greatest/least skip nulls on every engine: keep "no data" as null explicitly
+    return ibis.ifelse(value.isnull(), ibis.null(), ibis.greatest(ibis.least(raw, 100.0), 0.0))
+
+
+def category(scheme: specs.CategoryScheme, value: Any) -> Any:
+    text = value.cast("string")
+    branches = [(text == key, float(s)) for key, s in scheme.map.items()]
+    default = ibis.null() if scheme.default is None else float(scheme.default)
+    out = ibis.cases(*branches, else_=default)
+    return ibis.ifelse(value.isnull(), ibis.null(), out).cast("float64")
+
+
+def percentile(scheme: specs.PercentileScheme, value: Any, t: Any) -> Any:
+    """Mid-rank percentile among peers (same as-of date and ``by`` value) that have data.
+
+    (peers strictly below + half the peers equal) / peers with data * 100, so the median
+    account scores 50 and a lone account scores 50.
+    """
+    has = value.isnull()
+    peers = [t.as_of, t[scheme.by], has]
+    below = ibis.rank().over(group_by=peers, order_by=value)
+    equal = value.count().over(group_by=[*peers, value])
+    n = value.count().over(group_by=peers)
+    pct = (below.cast("float64") + equal * 0.5) / n * 100
+    pct = pct if scheme.higher_is_better else 100 - pct
+    return ibis.ifelse(has, ibis.null(), pct)

@@ -1,0 +1,115 @@
+"""Score every (account, as-of date) row against its scorecards, set-based.
+
+Weights are percent of the parent group. A measure without data under ``missing: skip``
+drops out and its weight is re-spread over its siblings that have data; a group with no data
+drops out of its parent the same way. ``coverage`` is the share of the scorecard's nominal
+weight that real data stood behind.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from healthscore.config.model import INSUFFICIENT, Group, ProjectConfig, Scorecard
+from healthscore.measures.filters import compile_filter
+from healthscore.scoring.schemes import score as scheme_score
+
+KEYS = ["account_id", "as_of"]
+ATTRIBUTES = ["name", "segment", "industry", "csm", "lifecycle_stage", "arr", "renewal_date"]
+
+
+def value_col(measure: str) -> str:
+    return f"m__{measure}"
+
+
+def score_col(measure: str) -> str:
+    return f"s__{measure}"
+
+
+def group_col(path: str) -> str:
+    return f"g__{path}"
+
+
+def primary_of(config: ProjectConfig, t: ir.Table) -> Any:
+    """The name of each row's primary scorecard: the first whose `when` holds."""
+    branches = [
+        (compile_filter(sc.when, t).fill_null(False), sc.name)
+        for sc in config.scorecards if sc.when is not None
+    ]
+    default = config.scorecards[-1].name
+    return ibis.cases(*branches, else_=default) if branches else ibis.literal(default)
+
+
+def score_scorecard(sc: Scorecard, t: ir.Table, version: str, primary: bool) -> ir.Table:
+    """One row per input row: scores for ``sc``; ``t`` holds measure values by name."""
+    measure_scores: dict[str, Any] = {}
+    has_data: dict[str, Any] = {}
+    for entry in sc.all_entries():
+        raw = scheme_score(entry.scheme, t[entry.measure], t)
+        has_data[entry.measure] = t[entry.measure].notnull()
+        if entry.missing != "skip":
+            raw = ibis.coalesce(raw, float(entry.missing))  # type: ignore[arg-type]
+        measure_scores[entry.measure] = raw
+    groups: dict[str, Any] = {}
+    overall = _combine([(g.weight, _group(g, measure_scores, groups)) for g in sc.groups])
+    coverage = sum(
+        (_coverage(g, has_data, 1.0) for g in sc.groups), ibis.literal(0.0)
+    )
+    out: dict[str, Any] = {
+        "scorecard": ibis.literal(sc.name),
+        "version": ibis.literal(version),
+        "is_primary": ibis.literal(primary),
+        "score": overall,
+        "coverage": coverage,
+    }
+    out["band"] = band_of(sc, overall, coverage)
+    out["grade"] = grade_of(sc, overall)
+    out.update({group_col(p): v for p, v in groups.items()})
+    out.update({value_col(m): t[m].cast("float64") if t[m].type().is_numeric()
+                or t[m].type().is_boolean() else ibis.null().cast("float64")
+                for m in sc.measures})
+    out.update({score_col(m): v for m, v in measure_scores.items()})
+    attrs = [c for c in ATTRIBUTES if c in t.columns]
+    return t.select(*KEYS, *attrs, **out)
+
+
+def _combine(parts: list[tuple[float, Any]]) -> Any:
+    num = sum((ibis.ifelse(s.isnull(), 0.0, s * w) for w, s in parts), ibis.literal(0.0))
+    den = sum((ibis.ifelse(s.isnull(), 0.0, w) for w, s in parts), ibis.literal(0.0))
+    return ibis.ifelse(den > 0, num / den, ibis.null().cast("float64"))
+
+
+def _group(g: Group, measure_scores: dict[str, Any], out: dict[str, Any]) -> Any:
+    parts = [(e.weight, measure_scores[e.measure]) for e in g.entries]
+    parts += [(sub.weight, _group(sub, measure_scores, out)) for sub in g.groups]
+    value = _combine(parts)
+    out[g.path] = value
+    return value
+
+
+def _coverage(g: Group, has_data: dict[str, Any], share: float) -> Any:
+    mine = share * g.weight / 100
+    total = sum(
+        (ibis.ifelse(has_data[e.measure], mine * e.weight, 0.0) for e in g.entries),
+        ibis.literal(0.0),
+    )
+    for sub in g.groups:
+        total = total + _coverage(sub, has_data, mine)
+    return total
+
+
+def band_of(sc: Scorecard, overall: Any, coverage: Any) -> Any:
+    branches = [(overall >= b.min, b.name) for b in reversed(sc.bands)]
+    band = ibis.cases(*branches, else_=sc.bands[0].name)
+    insufficient = overall.isnull() | (coverage < sc.min_coverage - 1e-9)
+    return ibis.ifelse(insufficient, INSUFFICIENT, band)
+
+
+def grade_of(sc: Scorecard, overall: Any) -> Any:
+    if not sc.grades:
+        return ibis.null().cast("string")
+    branches = [(overall >= g.min, g.grade) for g in reversed(sc.grades)]
+    return ibis.ifelse(overall.isnull(), ibis.null(), ibis.cases(*branches, else_=sc.grades[0].grade))

@@ -1,0 +1,190 @@
+"""Map a raw source onto its entity, cast types, reject bad rows and report data health."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from healthscore.config.load import PROJECT_FILE
+from healthscore.config.model import Source
+from healthscore.errors import DataError
+from healthscore.sources.entities import ENTITIES, Entity
+
+IBIS_TYPES = {
+    "string": "string", "int": "int64", "float": "float64", "bool": "boolean",
+    "date": "date", "timestamp": "timestamp",
+}
+ROW = "__row"
+MAX_EXAMPLES = 5
+
+
+@dataclass
+class DataHealth:
+    """What one source looked like on this run (seed 000: access, accuracy, freshness)."""
+
+    entity: str
+    location: str
+    rows_read: int = 0
+    rows_rejected: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    examples: list[str] = field(default_factory=list)
+    newest: date | None = None
+    stale_after_days: int | None = None
+
+    @property
+    def rows_kept(self) -> int:
+        return self.rows_read - self.rows_rejected
+
+    def stale_on(self, as_of: date) -> bool:
+        if self.stale_after_days is None or self.newest is None:
+            return False
+        return (as_of - self.newest).days > self.stale_after_days
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "entity": self.entity, "location": self.location, "rows_read": self.rows_read,
+            "rows_rejected": self.rows_rejected, "reasons": self.reasons,
+            "examples": self.examples, "newest": self.newest.isoformat() if self.newest else None,
+            "stale_after_days": self.stale_after_days,
+        }
+
+
+def map_columns(raw: ir.Table, source: Source) -> ir.Table:
+    """Rename the source's columns to the entity's and add a row number."""
+    entity = ENTITIES[source.entity]
+    have = set(raw.columns)
+    exprs: dict[str, Any] = {ROW: ibis.row_number() + 1}
+    for col in entity.columns:
+        src = source.spec.columns.get(col.name, col.name)
+        if src in have:
+            exprs[col.name] = raw[src]
+        elif col.required:
+            raise DataError(_missing_column(source, entity, col.name, src, raw.columns))
+        else:
+            exprs[col.name] = ibis.null().cast(IBIS_TYPES[col.type])
+    return raw.select(**exprs)
+
+
+def _missing_column(source: Source, entity: Entity, col: str, src: str, found: list[str]) -> str:
+    mapped = "" if src == col else f" (mapped from {src!r})"
+    return (
+        f"{PROJECT_FILE}: sources.{source.entity}: {source.location} has no column "
+        f"{src!r}{mapped}, needed for {entity.name}.{col}. Map it with "
+        f"'columns: {{{col}: <your column name>}}'. Columns found: {', '.join(found)}."
+    )
+
+
+def _cast(value: ir.Value, type_: str) -> ir.Value:
+    target = IBIS_TYPES[type_]
+    if value.type().is_string():
+        value = value.strip()
+        value = ibis.ifelse(value == "", ibis.null(), value)
+        if type_ == "bool":
+            low = value.lower()
+            return (
+                ibis.cases(
+                    (low.isin(["true", "t", "yes", "y", "1"]), True),
+                    (low.isin(["false", "f", "no", "n", "0"]), False),
+                    else_=ibis.null(),
+                )
+            )
+        if type_ in ("date", "timestamp"):
+            return value.try_cast("timestamp").cast(target) if type_ == "date" else \
+                value.try_cast("timestamp")
+    return value.try_cast(target)
+
+
+def typed(mapped: ir.Table, entity: Entity) -> ir.Table:
+    """Cast every column, keeping the raw value beside it to explain rejections."""
+    exprs: dict[str, Any] = {ROW: mapped[ROW]}
+    for col in entity.columns:
+        exprs[col.name] = _cast(mapped[col.name], col.type)
+        exprs[f"__raw_{col.name}"] = mapped[col.name].cast("string")
+    return mapped.select(**exprs)
+
+
+def reasons(t: ir.Table, entity: Entity, accounts: ir.Table | None) -> list[tuple[str, ir.Value]]:
+    """(reason, boolean expression) for every way a row can be rejected."""
+    out: list[tuple[str, ir.Value]] = []
+    for col in entity.columns:
+        raw = t[f"__raw_{col.name}"]
+        if col.type != "string":
+            out.append((f"unparseable {col.type} in {col.name}",
+                        raw.notnull() & (raw.strip() != "") & t[col.name].isnull()))
+        if col.required:
+            out.append((f"missing {col.name}", raw.isnull() | (raw.strip() == "")))
+    for col in entity.nonnegative:
+        out.append((f"negative {col}", t[col] < 0))
+    if entity.key and entity.column(entity.key) and entity.column(entity.key).required:  # type: ignore[union-attr]
+        first = t[ROW].min().over(group_by=t[entity.key])
+        out.append((f"duplicate {entity.key}", t[entity.key].notnull() & (t[ROW] != first)))
+    if accounts is not None and entity.name != "accounts":
+        known = t.account_id.isin(accounts.account_id)
+        out.append(("unknown account_id", t.account_id.notnull() & ~known))
+    return out
+
+
+def clean(
+    raw: ir.Table, source: Source, accounts: ir.Table | None, max_share: float
+) -> tuple[ir.Table, DataHealth]:
+    entity = ENTITIES[source.entity]
+    t = typed(map_columns(raw, source), entity)
+    checks = reasons(t, entity, accounts)
+    flags = {f"__bad{i}": cond.fill_null(False) for i, (_, cond) in enumerate(checks)}
+    t = t.mutate(**flags)
+    any_bad = ibis.or_(*[t[f] for f in flags]) if flags else ibis.literal(False)
+    health = _health(t, source, entity, checks, any_bad)
+    if health.rows_read and health.rows_rejected / health.rows_read > max_share:
+        raise DataError(_too_many(source, health, max_share), details=health.examples)
+    good = t.filter(~any_bad).select(*entity.column_names)
+    return good, health
+
+
+def _health(t: ir.Table, source: Source, entity: Entity, checks: list, any_bad: Any) -> DataHealth:
+    aggs: dict[str, Any] = {"n": t.count(), "bad": any_bad.cast("int64").sum()}
+    for i in range(len(checks)):
+        aggs[f"r{i}"] = t[f"__bad{i}"].cast("int64").sum()
+    if entity.time:
+        aggs["newest"] = t[entity.time].max(where=~any_bad)
+    row = t.aggregate(**aggs).to_pyarrow().to_pylist()[0]
+    health = DataHealth(source.entity, source.location, int(row["n"]), int(row["bad"] or 0),
+                        stale_after_days=source.stale_after_days)
+    for i, (reason, _) in enumerate(checks):
+        if row[f"r{i}"]:
+            health.reasons[reason] = int(row[f"r{i}"])
+    newest = row.get("newest")
+    health.newest = newest.date() if isinstance(newest, datetime) else newest
+    if health.rows_rejected:
+        health.examples = _examples(t, checks, entity)
+    return health
+
+
+def _examples(t: ir.Table, checks: list, entity: Entity) -> list[str]:
+    out: list[str] = []
+    for i, (reason, _) in enumerate(checks):
+        if len(out) >= MAX_EXAMPLES:
+            break
+        col = _reason_column(reason, entity)
+        rows = t.filter(t[f"__bad{i}"]).order_by(ROW).limit(MAX_EXAMPLES - len(out))
+        for r in rows.select(ROW, val=t[f"__raw_{col}"]).to_pyarrow().to_pylist():
+            out.append(f"row {r[ROW]}, column {col}: {reason} (value {r['val']!r})")
+    return out
+
+
+def _reason_column(reason: str, entity: Entity) -> str:
+    last = reason.split()[-1]
+    return last if entity.column(last) else entity.columns[0].name
+
+
+def _too_many(source: Source, health: DataHealth, max_share: float) -> str:
+    share = health.rows_rejected / health.rows_read
+    top = ", ".join(f"{k}: {v}" for k, v in sorted(health.reasons.items(), key=lambda x: -x[1]))
+    return (
+        f"{PROJECT_FILE}: sources.{source.entity}: {health.rows_rejected} of {health.rows_read} "
+        f"rows ({share:.1%}) in {source.location} are invalid ({top}), more than the allowed "
+        f"{max_share:.0%}. Fix the data or raise 'max_rejected_share'. First problems:"
+    )

@@ -1,0 +1,149 @@
+"""Read a source (CSV, Parquet, Excel, DuckDB file, SQL database) into the engine as-is.
+
+Columns keep the source's own names and types here; :mod:`healthscore.sources.clean` maps
+and checks them.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from datetime import date, datetime
+from typing import Any
+
+import ibis
+import pyarrow as pa
+
+from healthscore.config.load import PROJECT_FILE
+from healthscore.config.model import Source
+from healthscore.engine.adapter import Engine, temp_name
+from healthscore.errors import DataError
+
+
+def read_source(engine: Engine, source: Source) -> ibis.Table:
+    name = temp_name(f"raw_{source.entity}")
+    reader = _READERS[source.format]
+    try:
+        return reader(engine, source, name)
+    except DataError:
+        raise
+    except Exception as err:  # a driver's own error: say which source and why
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(
+            f"{PROJECT_FILE}: sources.{source.entity}: cannot read {_where(source)}: {first}"
+        ) from None
+
+
+def _where(source: Source) -> str:
+    return _redact(source.location) if source.format == "sql" else source.location
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a database URL before it reaches a message."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+
+
+def _files(source: Source) -> list[str]:
+    loc = source.location
+    if os.path.isdir(loc):
+        files = sorted(glob.glob(os.path.join(loc, "**", f"*.{source.format}"), recursive=True))
+    else:
+        files = sorted(glob.glob(loc))
+    if not files:
+        raise DataError(
+            f"{PROJECT_FILE}: sources.{source.entity}.path: no file at {loc}. "
+            f"Check the path (relative to the project folder)."
+        )
+    return files
+
+
+def _read_parquet(engine: Engine, source: Source, name: str) -> ibis.Table:
+    return engine.read_parquet(_files(source), name)
+
+
+def _read_csv(engine: Engine, source: Source, name: str) -> ibis.Table:
+    return engine.read_csv(_files(source)[0], name)
+
+
+def _cell(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _read_excel(engine: Engine, source: Source, name: str) -> ibis.Table:
+    import openpyxl
+
+    book = openpyxl.load_workbook(_files(source)[0], read_only=True, data_only=True)
+    try:
+        sheet = book[source.spec.sheet] if source.spec.sheet else book.worksheets[0]
+    except KeyError:
+        raise DataError(
+            f"{PROJECT_FILE}: sources.{source.entity}.sheet: no sheet {source.spec.sheet!r} in "
+            f"{source.location}. Sheets: {', '.join(book.sheetnames)}."
+        ) from None
+    rows = sheet.iter_rows(values_only=True)
+    header = [str(h) if h is not None else f"column_{i + 1}" for i, h in enumerate(next(rows, ()))]
+    columns: list[list[str | None]] = [[] for _ in header]
+    for row in rows:
+        if row is None or all(v is None for v in row):
+            continue
+        for i in range(len(header)):
+            columns[i].append(_cell(row[i]) if i < len(row) else None)
+    book.close()
+    table = pa.table({h: pa.array(c, type=pa.string()) for h, c in zip(header, columns)})
+    return engine.register_arrow(table, name)
+
+
+def _sql_text(source: Source) -> str:
+    if source.spec.query:
+        return source.spec.query
+    return f"SELECT * FROM {source.spec.table}"
+
+
+def _read_sql(engine: Engine, source: Source, name: str) -> ibis.Table:
+    import pandas as pd
+    import sqlalchemy as sa
+
+    db = sa.create_engine(source.location)
+    try:
+        with db.connect() as conn:
+            frame = pd.read_sql(sa.text(_sql_text(source)), conn)
+    finally:
+        db.dispose()
+    return engine.register_arrow(pa.Table.from_pandas(frame, preserve_index=False), name)
+
+
+def _read_duckdb(engine: Engine, source: Source, name: str) -> ibis.Table:
+    import duckdb
+
+    if not source.spec.table and not source.spec.query:
+        raise DataError(
+            f"{PROJECT_FILE}: sources.{source.entity}: a DuckDB file needs 'table' or 'query'."
+        )
+    con = duckdb.connect(_files(source)[0], read_only=True)
+    try:
+        table = con.sql(_sql_text(source)).to_arrow_table()
+    finally:
+        con.close()
+    return engine.register_arrow(table, name)
+
+
+_READERS = {
+    "parquet": _read_parquet,
+    "csv": _read_csv,
+    "excel": _read_excel,
+    "sql": _read_sql,
+    "duckdb": _read_duckdb,
+}

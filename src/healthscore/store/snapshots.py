@@ -1,0 +1,110 @@
+"""Score history: one Parquet partition per as-of date under the project's state folder.
+
+Writes are staged in a scratch folder and swapped in per date with renames, so re-running a
+date replaces it whole and a failed run leaves the stored snapshots untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from healthscore.errors import NotFoundError
+
+PREFIX = "as_of="
+
+
+class SnapshotStore:
+    def __init__(self, state_dir: Path) -> None:
+        self.root = Path(state_dir)
+        self.snapshots = self.root / "snapshots"
+        self.scorecards = self.root / "scorecards"
+
+    # ------------------------------------------------------------------ writing
+
+    @contextmanager
+    def staging(self) -> Iterator[Path]:
+        """A scratch folder; on success its as_of=... partitions replace the stored ones."""
+        stage = self.root / f".staging-{uuid.uuid4().hex[:8]}"
+        stage.mkdir(parents=True)
+        try:
+            yield stage
+            self._swap_in(stage)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+
+    def _swap_in(self, stage: Path) -> None:
+        self.snapshots.mkdir(parents=True, exist_ok=True)
+        trash = self.root / f".trash-{uuid.uuid4().hex[:8]}"
+        trash.mkdir()
+        try:
+            for part in sorted(stage.glob(f"{PREFIX}*")):
+                target = self.snapshots / part.name
+                if target.exists():
+                    target.rename(trash / part.name)
+                part.rename(target)
+        finally:
+            shutil.rmtree(trash, ignore_errors=True)
+
+    def save_definition(self, version: str, definition: dict[str, Any]) -> None:
+        self.scorecards.mkdir(parents=True, exist_ok=True)
+        path = self.scorecards / f"{version}.json"
+        if not path.exists():
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(definition, indent=1, sort_keys=True, default=str))
+            tmp.replace(path)
+
+    # ------------------------------------------------------------------ reading
+
+    def dates(self) -> list[date]:
+        if not self.snapshots.is_dir():
+            return []
+        out = [date.fromisoformat(p.name[len(PREFIX):]) for p in self.snapshots.glob(f"{PREFIX}*")]
+        return sorted(out)
+
+    def latest(self) -> date:
+        dates = self.dates()
+        if not dates:
+            raise NotFoundError(
+                "no snapshots yet: run 'healthscore run' first to compute scores."
+            )
+        return dates[-1]
+
+    def on_or_before(self, day: date) -> date | None:
+        earlier = [d for d in self.dates() if d <= day]
+        return earlier[-1] if earlier else None
+
+    def path(self, day: date) -> Path:
+        return self.snapshots / f"{PREFIX}{day.isoformat()}"
+
+    def read(self, day: date, columns: list[str] | None = None,
+             primary_only: bool = False) -> pa.Table:
+        folder = self.path(day)
+        if not folder.is_dir():
+            have = ", ".join(d.isoformat() for d in self.dates()[-5:]) or "none"
+            raise NotFoundError(
+                f"no snapshot for {day.isoformat()}. Run 'healthscore run --as-of "
+                f"{day.isoformat()}' first. Latest snapshots: {have}."
+            )
+        files = sorted(folder.glob("*.parquet"))
+        filters = [("is_primary", "=", True)] if primary_only else None
+        tables = [pq.read_table(f, filters=filters) for f in files]
+        table = pa.concat_tables(tables, promote_options="default")
+        if columns:
+            table = table.select([c for c in columns if c in table.column_names])
+        return table
+
+    def definition(self, version: str) -> dict[str, Any]:
+        path = self.scorecards / f"{version}.json"
+        if not path.exists():
+            raise NotFoundError(f"scorecard version {version} is not stored in {self.scorecards}.")
+        return json.loads(path.read_text())  # type: ignore[no-any-return]
