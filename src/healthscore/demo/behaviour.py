@@ -25,11 +25,11 @@ CS_TOUCHES = np.array([0.35, 0.7, 1.4])  # CS-initiated contacts per month, befo
 CUSTOMER_TOUCHES = np.array([0.3, 0.6, 1.3])  # customer-initiated contacts per month
 REVIEW_CADENCE = np.array([0, 6, 3])  # QBR every n months (0: none)
 SEGMENT_RISK = np.array([0.3, 0.0, -0.4])
-RENEWAL_BASE = -2.9  # logit of churning at a renewal with no risk signal
-MIDTERM_BASE = -7.2  # logit of churning in any other month with no risk signal
+RENEWAL_BASE = -3.1  # logit of churning at a renewal with no risk signal
+MIDTERM_BASE = -7.4  # logit of churning in any other month with no risk signal
 # weight of each visible signal in the churn hazard (see docs/demo-data.md)
 W_USAGE_DROP, W_DETRACTOR, W_PROMOTER, W_PAYMENT, W_SPONSOR, W_STALLED = (
-    1.0, 0.9, -0.4, 0.7, 0.9, 1.0,
+    1.2, 0.9, -0.4, 0.7, 0.9, 1.0,
 )
 W_LATENT = -0.6
 MILESTONE_NAMES = (

@@ -1,0 +1,31 @@
+"""`healthscore demo`: generate the demo data, write a project on it and score a year."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+from healthscore.dates import minus_months
+from healthscore.demo.generate import generate
+from healthscore.project import Project, RunResult
+from healthscore.templates import write_template
+
+DEMO_END = date(2026, 10, 31)
+
+
+def make_demo(
+    path: Path, accounts: int, months: int, template: str, progress: Callable[[str], None]
+) -> tuple[Project, RunResult]:
+    path = Path(path)
+    if not (path / "healthscore.yml").exists():
+        write_template(path, template)
+    data = path / "data"
+    if not (data / "accounts.csv").exists():
+        progress("generating demo data")
+        generate(data, accounts=accounts, months=24, end_date=DEMO_END,
+                 progress=lambda done, total: progress(f"generating demo data|{done}|{total}"))
+    project = Project.load(path)
+    start = minus_months(DEMO_END, months - 1, month_end=True)
+    result = project.run(start=start, end=DEMO_END, every="month", progress=progress)
+    return project, result

@@ -1,0 +1,288 @@
+"""The seeded demo-data generator: schema, reproducibility, point-in-time sanity, planted truths."""
+
+from __future__ import annotations
+
+import csv
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from healthscore.demo import generate
+from healthscore.sources.entities import ENTITIES
+
+END = date(2026, 10, 31)
+WINDOW_START = pd.Timestamp("2024-11-01")
+END_EXCL = pd.Timestamp("2026-11-01")
+WRITTEN = [name for name in ENTITIES if name != "manual_values"]
+ARROW = {
+    "string": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(),
+    "date": pa.date32(), "timestamp": pa.timestamp("us"),
+}
+
+
+def _expected(entity: str) -> dict[str, pa.DataType]:
+    return {c.name: ARROW[c.type] for c in ENTITIES[entity].columns}
+
+
+def _read(paths: dict[str, Path], entity: str) -> pd.DataFrame:
+    if entity == "accounts":
+        options = pa_csv.ConvertOptions(column_types=_expected("accounts"))
+        table = pa_csv.read_csv(paths["accounts"], convert_options=options)
+    else:
+        table = ds.dataset(paths[entity], format="parquet").to_table()
+    return table.to_pandas()
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    calls: list[tuple[int, int]] = []
+    out = tmp_path_factory.mktemp("small")
+    paths = generate(out, accounts=200, seed=7, end_date=END, progress=lambda d, t: calls.append((d, t)),
+                     chunk_size=80)
+    paths["_calls"] = calls  # type: ignore[assignment]
+    return paths
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFrame]:
+    paths = generate(tmp_path_factory.mktemp("big"), accounts=1000, seed=11, end_date=END)
+    return {name: _read(paths, name) for name in WRITTEN}
+
+
+@pytest.fixture(scope="module")
+def accounts(data: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Accounts with churn flag, reference day (churn or end) and months observed."""
+    acc = data["accounts"].copy()
+    acc["churned"] = acc["churn_date"].notna()
+    acc["ref"] = pd.to_datetime(acc["churn_date"]).fillna(END_EXCL)
+    start = pd.to_datetime(acc["start_date"])
+    acc["start"] = start
+    acc["months"] = ((acc["ref"] - start.clip(lower=WINDOW_START)).dt.days / 30.4).clip(lower=1)
+    return acc.set_index("account_id")
+
+
+# --- files, columns, types ------------------------------------------------------------------
+
+
+def test_files_and_columns_match_entities(small: dict[str, Path]) -> None:
+    assert set(WRITTEN) <= set(small)
+    assert small["accounts"].suffix == ".csv"
+    header = small["accounts"].read_text().splitlines()[0]
+    assert header.replace('"', "").split(",") == ENTITIES["accounts"].column_names
+    for entity in WRITTEN:
+        if entity == "accounts":
+            schema = pa_csv.read_csv(small["accounts"], convert_options=pa_csv.ConvertOptions(
+                column_types=_expected("accounts"))).schema
+        else:
+            schema = ds.dataset(small[entity], format="parquet").schema
+        assert schema.names == ENTITIES[entity].column_names, entity
+        assert {f.name: f.type for f in schema} == _expected(entity), entity
+
+
+def test_required_columns_are_filled(small: dict[str, Path]) -> None:
+    for entity in WRITTEN:
+        df = _read(small, entity)
+        assert len(df) > 0, entity
+        for col in ENTITIES[entity].columns:
+            if col.required:
+                assert df[col.name].notna().all(), f"{entity}.{col.name}"
+
+
+def test_accounts_csv_uses_iso_dates(small: dict[str, Path]) -> None:
+    with small["accounts"].open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 200
+    for row in rows:
+        assert date.fromisoformat(row["start_date"]) < date.fromisoformat(row["renewal_date"])
+        assert row["churn_date"] == "" or date.fromisoformat(row["churn_date"]) <= END
+
+
+# --- reproducibility and streaming ------------------------------------------------------------
+
+
+def _all_files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_same_bytes_other_seed_other_data(small: dict[str, Path], tmp_path: Path) -> None:
+    root = small["accounts"].parent
+    again = generate(tmp_path / "again", accounts=200, seed=7, end_date=END, chunk_size=80)
+    assert _all_files(root) == _all_files(again["accounts"].parent)
+    other = generate(tmp_path / "other", accounts=200, seed=8, end_date=END, chunk_size=80)
+    for name in ("accounts", "usage_events", "tickets"):
+        assert not _read(small, name).equals(_read(other, name)), name
+
+
+def test_streams_usage_in_parts_and_reports_progress(small: dict[str, Path]) -> None:
+    parts = sorted(small["usage_events"].glob("part-*.parquet"))
+    assert [p.name for p in parts] == [f"part-{i:05d}.parquet" for i in range(3)]
+    assert small["_calls"] == [(80, 200), (160, 200), (200, 200)]  # type: ignore[comparison-overlap]
+    per_part = [set(pq.read_table(p, columns=["account_id"])["account_id"].to_pylist()) for p in parts]
+    assert not per_part[0] & per_part[1]
+
+
+# --- point-in-time sanity ------------------------------------------------------------------
+
+
+def test_keys_unique_accounts_known_amounts_nonnegative(data: dict[str, pd.DataFrame]) -> None:
+    known = set(data["accounts"]["account_id"])
+    assert len(known) == len(data["accounts"])
+    for entity in WRITTEN:
+        spec, df = ENTITIES[entity], data[entity]
+        if spec.key:
+            assert df[spec.key].is_unique, entity
+        assert set(df["account_id"]) <= known, entity
+        for col in spec.nonnegative:
+            assert (df[col].dropna() >= 0).all(), f"{entity}.{col}"
+
+
+def test_rows_lie_in_the_window_and_before_churn(
+    data: dict[str, pd.DataFrame], accounts: pd.DataFrame
+) -> None:
+    for entity in WRITTEN:
+        spec, df = ENTITIES[entity], data[entity]
+        if spec.time is None or entity == "contacts":
+            continue
+        at = df[spec.time]
+        assert at.min() >= WINDOW_START and at.max() < END_EXCL, entity
+        ref = df["account_id"].map(accounts["ref"])
+        assert (at <= ref).all(), entity
+        if spec.end:
+            closed = df[spec.end].dropna()
+            assert (closed < END_EXCL).all() and (closed <= ref[closed.index]).all(), entity
+
+
+def test_intervals_are_ordered(data: dict[str, pd.DataFrame]) -> None:
+    t, inv, c = data["tickets"], data["invoices"], data["contacts"]
+    assert (t["closed_at"].dropna() >= t.loc[t["closed_at"].notna(), "opened_at"]).all()
+    assert (t["sla_due_at"] > t["opened_at"]).all()
+    assert (inv["paid_at"].dropna() >= inv.loc[inv["paid_at"].notna(), "issued_at"]).all()
+    assert ((inv["due_at"] - inv["issued_at"]) == pd.Timedelta(days=30)).all()
+    assert (c["departed_at"].dropna() >= c.loc[c["departed_at"].notna(), "created_at"]).all()
+    assert set(t.loc[t["closed_at"].isna(), "status"]) <= {"open"}
+
+
+def test_users_exist_when_they_use_the_product(data: dict[str, pd.DataFrame]) -> None:
+    contacts = data["contacts"].set_index("contact_id")
+    usage = data["usage_events"]
+    assert usage["user_id"].isin(contacts.index).all()
+    created = usage["user_id"].map(contacts["created_at"])
+    departed = usage["user_id"].map(contacts["departed_at"]).fillna(END_EXCL)
+    assert (usage["timestamp"] >= created).all() and (usage["timestamp"] < departed).all()
+
+
+def test_churn_date_matches_outcomes_and_stage(
+    data: dict[str, pd.DataFrame], accounts: pd.DataFrame
+) -> None:
+    out = data["outcomes"]
+    churn = out[out["kind"] == "churn"].set_index("account_id")["occurred_at"]
+    assert churn.index.is_unique
+    churned = accounts[accounts["churned"]]
+    assert set(churn.index) == set(churned.index)
+    assert (churn.dt.normalize() == churned.loc[churn.index, "ref"]).all()
+    assert (accounts["lifecycle_stage"] == "churned").eq(accounts["churned"]).all()
+    assert set(accounts["lifecycle_stage"]) <= {"onboarding", "adoption", "renewal", "churned"}
+
+
+def test_renewals_fall_on_contract_anniversaries(
+    data: dict[str, pd.DataFrame], accounts: pd.DataFrame
+) -> None:
+    ren = data["outcomes"]
+    ren = ren[ren["kind"] == "renewal"]
+    start = ren["account_id"].map(accounts["start"])
+    months = (ren["occurred_at"].dt.year - start.dt.year) * 12 + (
+        ren["occurred_at"].dt.month - start.dt.month)
+    assert (months % 12 == 0).all() and (months > 0).all()
+    day = np.minimum(start.dt.day, ren["occurred_at"].dt.days_in_month)
+    assert (ren["occurred_at"].dt.day == day).all()
+
+
+# --- planted truths ----------------------------------------------------------------------------
+
+
+def test_churn_share_is_realistic(accounts: pd.DataFrame) -> None:
+    assert 0.05 <= accounts["churned"].mean() <= 0.35
+
+
+def test_no_usage_after_churn(data: dict[str, pd.DataFrame], accounts: pd.DataFrame) -> None:
+    usage = data["usage_events"]
+    churn = usage["account_id"].map(accounts["churn_date"]).astype("datetime64[us]")
+    assert not (usage["timestamp"] >= churn).any()
+
+
+def _window_counts(events: pd.DataFrame, at: str, ref: pd.Series, lo: int, hi: int) -> pd.Series:
+    """Events per account in the days [ref - hi, ref - lo)."""
+    r = events["account_id"].map(ref)
+    inside = (events[at] < r - pd.Timedelta(days=lo)) & (events[at] >= r - pd.Timedelta(days=hi))
+    return events[inside].groupby("account_id").size().reindex(ref.index, fill_value=0)
+
+
+def test_falling_usage_precedes_churn(data: dict[str, pd.DataFrame], accounts: pd.DataFrame) -> None:
+    acc = accounts[accounts["ref"] - accounts["start"] >= pd.Timedelta(days=200)]
+    usage = data["usage_events"]
+    last = _window_counts(usage, "timestamp", acc["ref"], 0, 90)
+    before = _window_counts(usage, "timestamp", acc["ref"], 90, 180)
+    falling = last < 0.7 * before
+    assert falling.sum() >= 30
+    assert acc.loc[falling, "churned"].mean() > acc.loc[~falling, "churned"].mean()
+
+
+def test_detractors_churn_more_than_promoters(
+    data: dict[str, pd.DataFrame], accounts: pd.DataFrame
+) -> None:
+    nps = data["surveys"]
+    nps = nps[nps["kind"] == "nps"].sort_values("responded_at")
+    last = nps.groupby("account_id")["score"].last()
+    churned = accounts.loc[last.index, "churned"]
+    assert churned[last <= 6].mean() > churned[last >= 9].mean()
+
+
+def _quartile_churn(accounts: pd.DataFrame, per_account: pd.Series) -> pd.Series:
+    rate = per_account.reindex(accounts.index, fill_value=0) / accounts["months"]
+    quartile = pd.qcut(rate.rank(method="first"), 4, labels=False)
+    return accounts["churned"].groupby(quartile).mean()
+
+
+def test_ordinary_ticket_volume_is_not_a_churn_signal(
+    data: dict[str, pd.DataFrame], accounts: pd.DataFrame
+) -> None:
+    """Folklore: many tickets = unhappy. Here busy (non-P1) ticket filers are engaged ones."""
+    t = data["tickets"]
+    ordinary = t[t["priority"] != "P1"].groupby("account_id").size()
+    by_quartile = _quartile_churn(accounts, ordinary)
+    assert by_quartile[3] <= by_quartile[0]
+
+
+def test_cs_outreach_follows_risk(data: dict[str, pd.DataFrame], accounts: pd.DataFrame) -> None:
+    """CSMs reach out to slipping accounts, so CS-initiated contact is not naively positive."""
+    a = data["activities"]
+    cs = a[a["initiated_by"] == "cs"].groupby("account_id").size()
+    by_segment = [
+        _quartile_churn(accounts[accounts["segment"] == s], cs) for s in ("SMB", "Mid-Market")
+    ]
+    assert all(q[3] >= q[0] for q in by_segment)
+
+
+def test_expansions_go_to_healthy_accounts(
+    data: dict[str, pd.DataFrame], accounts: pd.DataFrame
+) -> None:
+    out = data["outcomes"]
+    expanded = accounts.index.isin(out.loc[out["kind"] == "expansion", "account_id"])
+    assert expanded.sum() > 0
+    assert (out.loc[out["kind"] == "expansion", "arr_change"] > 0).all()
+    assert accounts.loc[expanded, "churned"].mean() < accounts.loc[~expanded, "churned"].mean()
+
+
+def test_segments_scale_arr_and_usage(data: dict[str, pd.DataFrame], accounts: pd.DataFrame) -> None:
+    usage = data["usage_events"].groupby("account_id").size().reindex(accounts.index, fill_value=0)
+    by_seg = accounts.assign(usage=usage / accounts["months"]).groupby("segment")
+    arr, use = by_seg["arr"].median(), by_seg["usage"].median()
+    assert arr["SMB"] < arr["Mid-Market"] < arr["Enterprise"]
+    assert use["SMB"] < use["Mid-Market"] < use["Enterprise"]
