@@ -1,0 +1,89 @@
+"""Write a mini healthscore project from a dict of files.
+
+``write_project(tmp_path, {"measures/usage.yml": "...", "data/accounts.csv": None})`` starts
+from :data:`MINI` (a working project), overrides or adds the given files and deletes those
+mapped to ``None``. A value is text, bytes, or a callable that writes the file given its path
+(for binary formats such as Parquet or Excel).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+FileBody = str | bytes | Callable[[Path], object] | None
+
+AS_OF = "2025-03-01"
+
+PROJECT_YML = """\
+name: mini
+sources:
+  accounts: {path: data/accounts.csv}
+  usage_events: {path: data/usage_events.csv}
+scorecards: [default]
+"""
+MEASURES_YML = """\
+logins_30: {type: count, entity: usage_events, filter: "event = 'login'", window: 30d, scheme: {type: linear, low: 0, high: 2}}
+"""  # noqa: E501
+SCORECARD_YML = "groups: {usage: {weight: 100, measures: {logins_30: 100}}}\n"
+
+# (account_id, name, segment, start_date)
+ACCOUNTS = [
+    ("A1", "Acme", "SMB", "2024-01-01"),
+    ("A2", "Globex", "Enterprise", "2024-06-01"),
+    ("A3", "Initech", "SMB", "2025-01-15"),
+]
+# (account_id, user_id, event, timestamp): as of 2025-03-01 A1 has 2 logins in the last 30
+# days, A2 has 1, A3 has 0 (its only login is too old)
+EVENTS = [
+    ("A1", "u1", "login", "2025-02-10 09:00:00"),
+    ("A1", "u2", "login", "2025-02-20 10:30:00"),
+    ("A1", "u1", "export", "2025-02-21 11:00:00"),
+    ("A2", "u3", "login", "2025-02-25 08:00:00"),
+    ("A2", "u3", "export", "2025-02-25 08:05:00"),
+    ("A3", "u4", "login", "2024-12-01 12:00:00"),
+]
+ACCOUNT_COLUMNS = ["account_id", "name", "segment", "start_date"]
+EVENT_COLUMNS = ["account_id", "user_id", "event", "timestamp"]
+# the scores the mini project gives as of AS_OF: linear 0..2 logins
+EXPECTED = {"A1": (2.0, 100.0), "A2": (1.0, 50.0), "A3": (0.0, 0.0)}
+
+
+def csv_text(columns: list[str], rows: list[tuple[object, ...]]) -> str:
+    lines = [",".join(columns)]
+    lines += [",".join("" if v is None else str(v) for v in row) for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+MINI: dict[str, FileBody] = {
+    "healthscore.yml": PROJECT_YML,
+    "measures/usage.yml": MEASURES_YML,
+    "scorecards/default.yml": SCORECARD_YML,
+    "data/accounts.csv": csv_text(ACCOUNT_COLUMNS, ACCOUNTS),
+    "data/usage_events.csv": csv_text(EVENT_COLUMNS, EVENTS),
+}
+
+
+def write_project(
+    root: Path, files: dict[str, FileBody] | None = None, *, base: bool = True
+) -> Path:
+    """Write ``MINI`` (unless ``base=False``) updated with ``files`` under ``root``."""
+    merged: dict[str, FileBody] = {**(MINI if base else {}), **(files or {})}
+    for rel, body in merged.items():
+        path = root / rel
+        if body is None:
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(body, bytes):
+            path.write_bytes(body)
+        elif isinstance(body, str):
+            path.write_text(textwrap.dedent(body), encoding="utf-8")
+        else:
+            body(path)
+    return root
+
+
+def project_yml(sources: str, extra: str = "scorecards: [default]") -> str:
+    """healthscore.yml text with the given (already indented) lines under ``sources:``."""
+    return f"name: mini\nsources:\n{textwrap.indent(textwrap.dedent(sources), '  ')}{extra}\n"
