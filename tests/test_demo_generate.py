@@ -40,14 +40,15 @@ def _read(paths: dict[str, Path], entity: str) -> pd.DataFrame:
     return table.to_pandas()
 
 
+PROGRESS: list[tuple[int, int]] = []  # progress calls of the ``small`` run
+
+
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    calls: list[tuple[int, int]] = []
-    out = tmp_path_factory.mktemp("small")
-    paths = generate(out, accounts=200, seed=7, end_date=END, progress=lambda d, t: calls.append((d, t)),
-                     chunk_size=80)
-    paths["_calls"] = calls  # type: ignore[assignment]
-    return paths
+    """200 accounts in chunks of 80: three usage parts."""
+    PROGRESS.clear()
+    return generate(tmp_path_factory.mktemp("small"), accounts=200, seed=7, end_date=END,
+                    chunk_size=80, progress=lambda done, total: PROGRESS.append((done, total)))
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +109,8 @@ def test_accounts_csv_uses_iso_dates(small: dict[str, Path]) -> None:
 
 
 def _all_files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    return {str(p.relative_to(root)): p.read_bytes() for p in files}
 
 
 def test_same_seed_same_bytes_other_seed_other_data(small: dict[str, Path], tmp_path: Path) -> None:
@@ -123,8 +125,9 @@ def test_same_seed_same_bytes_other_seed_other_data(small: dict[str, Path], tmp_
 def test_streams_usage_in_parts_and_reports_progress(small: dict[str, Path]) -> None:
     parts = sorted(small["usage_events"].glob("part-*.parquet"))
     assert [p.name for p in parts] == [f"part-{i:05d}.parquet" for i in range(3)]
-    assert small["_calls"] == [(80, 200), (160, 200), (200, 200)]  # type: ignore[comparison-overlap]
-    per_part = [set(pq.read_table(p, columns=["account_id"])["account_id"].to_pylist()) for p in parts]
+    assert PROGRESS == [(80, 200), (160, 200), (200, 200)]
+    per_part = [set(pq.read_table(p, columns=["account_id"])["account_id"].to_pylist())
+                for p in parts]
     assert not per_part[0] & per_part[1]
 
 
@@ -157,6 +160,20 @@ def test_rows_lie_in_the_window_and_before_churn(
         if spec.end:
             closed = df[spec.end].dropna()
             assert (closed < END_EXCL).all() and (closed <= ref[closed.index]).all(), entity
+
+
+def test_window_follows_end_date_and_months(tmp_path: Path) -> None:
+    paths = generate(tmp_path, accounts=150, months=12, seed=3, end_date=date(2025, 6, 15))
+    lo, hi = pd.Timestamp("2024-06-16"), pd.Timestamp("2025-06-16")
+    for entity in WRITTEN:
+        time = ENTITIES[entity].time
+        if time is None or entity == "contacts":
+            continue
+        at = _read(paths, entity)[time]
+        assert at.min() >= lo and at.max() < hi, entity
+    starts = pd.to_datetime(_read(paths, "accounts")["start_date"])
+    assert starts.max() <= pd.Timestamp("2025-04-16")
+    assert starts.min() >= pd.Timestamp("2021-06-14")
 
 
 def test_intervals_are_ordered(data: dict[str, pd.DataFrame]) -> None:
@@ -224,7 +241,9 @@ def _window_counts(events: pd.DataFrame, at: str, ref: pd.Series, lo: int, hi: i
     return events[inside].groupby("account_id").size().reindex(ref.index, fill_value=0)
 
 
-def test_falling_usage_precedes_churn(data: dict[str, pd.DataFrame], accounts: pd.DataFrame) -> None:
+def test_falling_usage_precedes_churn(
+    data: dict[str, pd.DataFrame], accounts: pd.DataFrame
+) -> None:
     acc = accounts[accounts["ref"] - accounts["start"] >= pd.Timedelta(days=200)]
     usage = data["usage_events"]
     last = _window_counts(usage, "timestamp", acc["ref"], 0, 90)
@@ -280,7 +299,9 @@ def test_expansions_go_to_healthy_accounts(
     assert accounts.loc[expanded, "churned"].mean() < accounts.loc[~expanded, "churned"].mean()
 
 
-def test_segments_scale_arr_and_usage(data: dict[str, pd.DataFrame], accounts: pd.DataFrame) -> None:
+def test_segments_scale_arr_and_usage(
+    data: dict[str, pd.DataFrame], accounts: pd.DataFrame
+) -> None:
     usage = data["usage_events"].groupby("account_id").size().reindex(accounts.index, fill_value=0)
     by_seg = accounts.assign(usage=usage / accounts["months"]).groupby("segment")
     arr, use = by_seg["arr"].median(), by_seg["usage"].median()

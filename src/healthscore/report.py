@@ -163,18 +163,16 @@ def _present(node: dict[str, Any], row: pd.Series, is_group: bool) -> bool:
 
 def _walk(nodes: list[dict], row: pd.Series, share: float, measures: list, groups: list) -> None:
     """Effective weight = share of the final score, after skipped measures are re-spread."""
-    present = [(n, True) for n in nodes if _present(n, row, True)]
-    total = sum(n["weight"] for n, _ in present) or 1.0
+    total = sum(n["weight"] for n in nodes if _present(n, row, True)) or 1.0
     for g in nodes:
         eff = share * g["weight"] / total if _present(g, row, True) else 0.0
-        groups.append({"group": g["path"], "label": g["label"], "weight": g["weight"],
-                       "score": _round(row.get(f"g__{g['path']}")),
-                       "effective_weight": round(eff * 100, 2)})
-        _entries(g, row, eff, measures)
-        _walk(g["groups"], row, eff, measures, groups)
+        _group_node(g, row, eff, measures, groups)
 
 
-def _entries(g: dict, row: pd.Series, share: float, measures: list) -> None:
+def _group_node(g: dict, row: pd.Series, share: float, measures: list, groups: list) -> None:
+    groups.append({"group": g["path"], "label": g["label"], "weight": g["weight"],
+                   "score": _round(row.get(f"g__{g['path']}")),
+                   "effective_weight": round(share * 100, 2)})
     children = [(e, _present(e, row, False)) for e in g["entries"]]
     children += [(s, _present(s, row, True)) for s in g["groups"]]
     total = sum(c["weight"] for c, ok in children if ok) or 1.0
@@ -189,6 +187,9 @@ def _entries(g: dict, row: pd.Series, share: float, measures: list) -> None:
             "contribution": round(eff * float(score), 2) if not _isna(score) else 0.0,
             "has_data": not _isna(value),
         })
+    for sub in g["groups"]:
+        eff = share * sub["weight"] / total if _present(sub, row, True) else 0.0
+        _group_node(sub, row, eff, measures, groups)
 
 
 def _walk_changes(nodes: list[dict], prev: pd.Series, measures: list) -> None:

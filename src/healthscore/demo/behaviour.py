@@ -56,7 +56,7 @@ class Milestones:
         """Accounts with a milestone overdue by more than the grace period on ``day``."""
         valid = np.arange(self.due.shape[1])[None, :] < self.count[:, None]
         late = valid & (self.due + STALL_GRACE_DAYS < day) & (self.done >= day)
-        return late.any(axis=1)
+        return np.asarray(late.any(axis=1))
 
 
 def plan_milestones(pop: Population, cal: Calendar, rng: np.random.Generator) -> Milestones:

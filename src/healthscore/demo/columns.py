@@ -33,7 +33,9 @@ def float_array(values: np.ndarray) -> pa.Array:
     return pa.array(values, type=pa.float64(), mask=np.isnan(values))
 
 
-def take(vocab: Sequence[str] | pa.Array, idx: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+def take(
+    vocab: Sequence[str] | pa.Array, idx: np.ndarray, valid: np.ndarray | None = None
+) -> pa.Array:
     """Strings looked up by index; rows where ``valid`` is False are null."""
     table = vocab if isinstance(vocab, pa.Array) else pa.array(list(vocab), pa.string())
     mask = None if valid is None else ~np.asarray(valid)

@@ -140,12 +140,11 @@ def generate(
     *,
     chunk_size: int = CHUNK_ACCOUNTS,
 ) -> dict[str, Path]:
-    """Write the demo data set into ``out_dir`` and return entity name -> path.
+    """Write the demo data into ``out_dir``; return entity name -> path.
 
-    ``months`` months of history end at ``end_date``. The same arguments always produce
-    byte-identical files. Accounts are generated ``chunk_size`` at a time (chunk ``i`` uses
-    the random stream seeded with ``(seed, i)``) and ``progress(done, total)`` is called
-    after each chunk.
+    ``months`` months of history ending at ``end_date``; same arguments, same bytes. Chunk
+    ``i`` of ``chunk_size`` accounts draws from the stream seeded with ``(seed, i)``, and
+    ``progress(done, total)`` is called after each chunk.
     """
     if accounts < 1 or chunk_size < 1:
         raise ValueError("accounts and chunk_size must be positive")

@@ -59,7 +59,9 @@ def _layout(sim: Simulation) -> dict[str, np.ndarray]:
     return {"sponsors": sponsors, "repl": repl, "total": total, "base": base}
 
 
-def _user_created(sim: Simulation, pop: Population, acct: np.ndarray, slot: np.ndarray):
+def _user_created(
+    sim: Simulation, pop: Population, acct: np.ndarray, slot: np.ndarray
+) -> np.ndarray:
     """Day each user slot was created: the start, or the expansion that added it."""
     created = pop.start_day[acct].copy()
     later = slot >= pop.seats[acct]
@@ -85,14 +87,20 @@ def _contact_kind(lay: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, n
     return acct, kind, index
 
 
-def _contact_ids(pop: Population, acct: np.ndarray, kind: np.ndarray, index: np.ndarray):
+def _contact_ids(
+    pop: Population, acct: np.ndarray, kind: np.ndarray, index: np.ndarray
+) -> pa.Array:
+    """<account>-S001 (sponsors), <account>-U001 (user seats), <account>-C002 (new admin)."""
     digits = pc.utf8_lpad(pc.cast(pa.array(index + 1), pa.string()), 3, "0")
     label = pc.binary_join_element_wise(take(["-S", "-U", "-C"], kind), digits, "")
     label = pc.if_else(pa.array(kind == 2), pa.scalar("-C002"), label)
     return pc.binary_join_element_wise(pop.account_id.take(pa.array(acct)), label, "")
 
 
-def _times(sim: Simulation, pop: Population, acct, kind, index) -> tuple[np.ndarray, np.ndarray]:
+def _times(
+    sim: Simulation, pop: Population, acct: np.ndarray, kind: np.ndarray, index: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(created_at, departed_at) in microseconds."""
     gen = np.minimum(index, sim.sponsor_created.shape[1] - 1)
     created = np.where(kind == 0, sim.sponsor_created[acct, gen], 0) * DAY_US
     users = kind == 1
@@ -106,16 +114,23 @@ def _times(sim: Simulation, pop: Population, acct, kind, index) -> tuple[np.ndar
     return created, departed
 
 
-def _names(rng: np.random.Generator, pop: Population, acct: np.ndarray) -> tuple[pa.Array, pa.Array]:
+def _names(
+    rng: np.random.Generator, pop: Population, acct: np.ndarray
+) -> tuple[pa.Array, pa.Array]:
+    """Person names and e-mail addresses at the account's domain."""
     first = take(FIRST_NAMES, rng.integers(0, len(FIRST_NAMES), len(acct)))
     last = take(LAST_NAMES, rng.integers(0, len(LAST_NAMES), len(acct)))
     domain = pc.replace_substring_regex(pc.utf8_lower(pop.name), r"[^a-z0-9]+", "")
     local = pc.utf8_lower(pc.binary_join_element_wise(first, last, "."))
     host = pc.binary_join_element_wise(domain.take(pa.array(acct)), "example", ".")
-    return pc.binary_join_element_wise(first, last, " "), pc.binary_join_element_wise(local, host, "@")
+    email = pc.binary_join_element_wise(local, host, "@")
+    return pc.binary_join_element_wise(first, last, " "), email
 
 
-def build_contacts(sim: Simulation, pop: Population, rng: np.random.Generator) -> tuple[Columns, Directory]:
+def build_contacts(
+    sim: Simulation, pop: Population, rng: np.random.Generator
+) -> tuple[Columns, Directory]:
+    """Sponsors (and their replacements), user seats and champion replacements."""
     lay = _layout(sim)
     acct, kind, index = _contact_kind(lay)
     ids = _contact_ids(pop, acct, kind, index)

@@ -41,7 +41,8 @@ ADVOCACY_SHARE = (0.35, 0.35, 0.1, 0.2)
 PRIORITIES = ("P1", "P2", "P3", "P4")
 TICKET_TYPES = ("question", "incident", "bug", "product_request")
 SLA_HOURS = np.array([4, 24, 72, 120])
-RESOLVE_HOURS = np.array([5.0, 20.0, 48.0, 96.0])  # median time to close
+RESOLVE_HOURS = np.array([5.0, 20.0, 48.0, 96.0])  # median time to close, by priority
+RESOLVE_FACTOR = np.array([1.0, 1.0, 3.0, 15.0])  # bugs and product requests stay open longer
 NPS_COMMENTS = (
     "Too expensive for what we use", "Reports are slow", "Missing integrations we need",
     "Works fine", "Good product, support could be faster", "Does the job",
@@ -154,7 +155,8 @@ def _ticket_rows(c: Chunk) -> dict[str, np.ndarray]:
 def _ticket_closing(c: Chunk, rows: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """(closed_at, status code 0 open / 1 closed / 2 cancelled at churn)."""
     acct, prio, opened = rows["acct"], rows["priority"], rows["opened"]
-    hours = RESOLVE_HOURS[prio] * np.exp(c.rng.normal(0.0, 0.9, len(acct)))
+    median = RESOLVE_HOURS[prio] * RESOLVE_FACTOR[rows["kind"]]
+    hours = median * np.exp(c.rng.normal(0.0, 0.9, len(acct)))
     closed = opened + (hours * HOUR_US).astype(np.int64) // SECOND_US * SECOND_US
     limit = c.limit_us[acct]
     churned = c.sim.churn_day[acct] <= c.cal.end_day

@@ -52,6 +52,8 @@ def _files(source: Source) -> list[str]:
     loc = source.location
     if os.path.isdir(loc):
         files = sorted(glob.glob(os.path.join(loc, "**", f"*.{source.format}"), recursive=True))
+    elif os.path.isfile(loc):
+        files = [loc]  # a literal name, even one with glob characters such as [ ] in it
     else:
         files = sorted(glob.glob(loc))
     if not files:
@@ -67,7 +69,11 @@ def _read_parquet(engine: Engine, source: Source, name: str) -> ibis.Table:
 
 
 def _read_csv(engine: Engine, source: Source, name: str) -> ibis.Table:
-    return engine.read_csv(_files(source)[0], name)
+    files = _files(source)
+    if len(files) == 1:
+        return engine.read_csv(files[0], name)
+    # a folder or glob of CSV parts: read every part, not just the first
+    return ibis.union(*[engine.read_csv(f, f"{name}_{i}") for i, f in enumerate(files)])
 
 
 def _cell(value: Any) -> str | None:
@@ -113,16 +119,35 @@ def _sql_text(source: Source) -> str:
 
 
 def _read_sql(engine: Engine, source: Source, name: str) -> ibis.Table:
-    import pandas as pd
     import sqlalchemy as sa
 
     db = sa.create_engine(source.location)
     try:
         with db.connect() as conn:
-            frame = pd.read_sql(sa.text(_sql_text(source)), conn)
+            result = conn.execute(sa.text(_sql_text(source)))
+            names = list(result.keys())
+            rows = result.fetchall()
     finally:
         db.dispose()
-    return engine.register_arrow(pa.Table.from_pandas(frame, preserve_index=False), name)
+    # straight to Arrow, not through pandas: pandas turns an integer column with NULLs into
+    # floats (id 1001 -> "1001.0") and fails on columns of mixed types (SQLite)
+    arrays = [_sql_column([row[i] for row in rows]) for i in range(len(names))]
+    return engine.register_arrow(_no_null_types(pa.Table.from_arrays(arrays, names)), name)
+
+
+def _sql_column(values: list[Any]) -> pa.Array:
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return pa.array([None if v is None else str(v) for v in values], type=pa.string())
+
+
+def _no_null_types(table: pa.Table) -> pa.Table:
+    """Give all-NULL columns a type: the engine cannot create a table with NULL-typed columns."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_null(f.type):
+            table = table.set_column(i, f.name, table.column(i).cast(pa.string()))
+    return table
 
 
 def _read_duckdb(engine: Engine, source: Source, name: str) -> ibis.Table:
@@ -137,7 +162,7 @@ def _read_duckdb(engine: Engine, source: Source, name: str) -> ibis.Table:
         table = con.sql(_sql_text(source)).to_arrow_table()
     finally:
         con.close()
-    return engine.register_arrow(table, name)
+    return engine.register_arrow(_no_null_types(table), name)
 
 
 _READERS = {
