@@ -87,3 +87,37 @@ def write_project(
 def project_yml(sources: str, extra: str = "scorecards: [default]") -> str:
     """healthscore.yml text with the given (already indented) lines under ``sources:``."""
     return f"name: mini\nsources:\n{textwrap.indent(textwrap.dedent(sources), '  ')}{extra}\n"
+
+
+def parquet_file(columns: list[str], rows: list[tuple[object, ...]]) -> Callable[[Path], None]:
+    """A file body writing ``rows`` as one Parquet file (types inferred from the values)."""
+
+    def write(path: Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        data = {c: [row[i] for row in rows] for i, c in enumerate(columns)}
+        pq.write_table(pa.table(data), path)
+
+    return write
+
+
+Rows = list[tuple[object, ...]]
+
+
+def xlsx_file(sheets: dict[str, tuple[list[str], Rows]]) -> Callable[[Path], None]:
+    """A file body writing an Excel workbook: sheet name -> (header, rows), in order."""
+
+    def write(path: Path) -> None:
+        import openpyxl
+
+        book = openpyxl.Workbook()
+        book.remove(book.active)
+        for name, (header, rows) in sheets.items():
+            sheet = book.create_sheet(name)
+            sheet.append(header)
+            for row in rows:
+                sheet.append(list(row))
+        book.save(path)
+
+    return write

@@ -91,21 +91,26 @@ EXPECTED = {
 }
 
 
-@pytest.fixture(scope="module")
-def frame(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    root = tmp_path_factory.mktemp("measures")
-    write_project(root, {
+def build_project(root, engine: str = "duckdb"):  # type: ignore[no-untyped-def]
+    """The hand-computed project (also used to compare engines)."""
+    return write_project(root, {
         "healthscore.yml": project_yml(
             "accounts: {path: data/accounts.csv}\n"
             "usage_events: {path: data/usage_events.csv}\n"
             "tickets: {path: data/tickets.csv}\n"
             "surveys: {path: data/surveys.csv}\n"
-            "manual_values: {path: data/manual.csv}\n"),
+            "manual_values: {path: data/manual.csv}\n",
+            f"scorecards: [default]\nengine: {engine}"),
         "measures/usage.yml": MEASURES,
         "scorecards/default.yml": SCORECARD,
         "data/accounts.csv": ACCOUNTS, "data/usage_events.csv": EVENTS,
         "data/tickets.csv": TICKETS, "data/surveys.csv": SURVEYS, "data/manual.csv": MANUAL,
     }, base=False)
+
+
+@pytest.fixture(scope="module")
+def frame(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    root = build_project(tmp_path_factory.mktemp("measures"))
     result = Project.load(root).run(dates=[_d("2025-02-28"), _d("2025-03-05")])
     return result.to_pandas()
 

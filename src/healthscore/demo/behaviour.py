@@ -277,7 +277,8 @@ class _Sim:
         self.hist.tickets[:, j] = self.rng.poisson(ordinary * frac)
         p1 = self.rng.poisson(P1_RATE[self.pop.segment] * frac)
         self.hist.p1[:, j] = p1
-        self.shock -= 0.3 * p1
+        self.shock -= 0.5 * p1
+        self.mu -= 0.1 * p1
 
     def _touches(self, j: int, active: np.ndarray, frac: np.ndarray, observed: np.ndarray) -> None:
         """CSMs reach out more to accounts that look at risk; outreach helps a little."""

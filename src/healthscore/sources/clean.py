@@ -62,7 +62,8 @@ def map_columns(raw: ir.Table, source: Source) -> ir.Table:
         src = source.spec.columns.get(col.name, col.name)
         if src in have:
             exprs[col.name] = raw[src]
-        elif col.required:
+        elif col.required or col.name in source.spec.columns:
+            # a mapping written out names a column that must exist, optional or not
             raise DataError(_missing_column(source, entity, col.name, src, raw.columns))
         else:
             exprs[col.name] = ibis.null().cast(IBIS_TYPES[col.type])
@@ -70,7 +71,7 @@ def map_columns(raw: ir.Table, source: Source) -> ir.Table:
 
 
 def _missing_column(source: Source, entity: Entity, col: str, src: str, found: list[str]) -> str:
-    mapped = "" if src == col else f" (mapped from {src!r})"
+    mapped = "" if src == col else f" (from 'columns: {{{col}: {src}}}')"
     return (
         f"{PROJECT_FILE}: sources.{source.entity}: {source.location} has no column "
         f"{src!r}{mapped}, needed for {entity.name}.{col}. Map it with "

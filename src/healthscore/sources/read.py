@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from datetime import date, datetime
 from typing import Any
 
@@ -38,8 +39,12 @@ def _where(source: Source) -> str:
     return _redact(source.location) if source.format == "sql" else source.location
 
 
+_QUERY_PASSWORD = re.compile(r"(?i)([?&](?:password|pwd)=)[^&]*")
+
+
 def _redact(url: str) -> str:
     """Hide a password in a database URL before it reaches a message."""
+    url = _QUERY_PASSWORD.sub(r"\1***", url)  # ...?user=u&password=secret
     if "@" not in url or "://" not in url:
         return url
     scheme, rest = url.split("://", 1)

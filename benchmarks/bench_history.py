@@ -1,0 +1,379 @@
+"""Benchmark: healthscore for 1, 12 and 365 as-of dates against a spine SQL and pandas.
+
+    python benchmarks/bench_history.py            # 100,000 accounts (~20M usage events)
+    python benchmarks/bench_history.py --quick    # 2,000 accounts, a smoke run
+
+Every variant runs in its own subprocess (``--variant NAME``, used by this script), so each
+one's peak memory (max RSS, from ``os.wait4``) is its own. Measure values of the 12 monthly
+as-of dates are then compared between all variants. See docs/benchmark.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+PROJECT = HERE / "project"
+END = date(2026, 10, 31)  # the demo data's last day
+MONTHS, SEED = 24, 7
+FULL_ACCOUNTS, QUICK_ACCOUNTS = 100_000, 2_000
+
+
+def _month_ends(last: date, n: int) -> list[date]:
+    out, day = [], last
+    for _ in range(n):
+        out.append(day)
+        day = day.replace(day=1) - timedelta(days=1)
+    return sorted(out)
+
+
+ONE = [END]
+MONTHLY = _month_ends(END, 12)
+DAILY = [END - timedelta(days=i) for i in range(364, -1, -1)]
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    kind: str  # healthscore, spine, pandas
+    dates: list[date]
+    label: str
+
+
+VARIANTS = {v.name: v for v in [
+    Variant("healthscore-1", "healthscore", ONE, "healthscore, 1 date"),
+    Variant("healthscore-12", "healthscore", MONTHLY, "healthscore, 12 monthly dates"),
+    Variant("healthscore-365", "healthscore", DAILY, "healthscore, 365 daily dates"),
+    Variant("spine-sql-12", "spine", MONTHLY, "spine SQL (DuckDB), 12 monthly dates"),
+    Variant("pandas-12", "pandas", MONTHLY, "pandas loop, 12 monthly dates"),
+]}
+REFERENCE = "spine-sql-12"
+# (variant, compared with): every pair that shares as-of dates
+PAIRS = [
+    ("healthscore-1", "spine-sql-12"), ("healthscore-12", "spine-sql-12"),
+    ("healthscore-12", "pandas-12"), ("healthscore-365", "spine-sql-12"),
+    ("spine-sql-12", "pandas-12"), ("pandas-12", "spine-sql-12"),
+]
+
+
+# ----------------------------------------------------------------------------- child
+
+
+def run_variant(name: str, project: Path, data: Path, out: Path) -> None:
+    """Run one variant in this process and write {seconds, rows, ...} to ``out``."""
+    v = VARIANTS[name]
+    info: dict[str, object] = {}
+    if v.kind == "healthscore":
+        from healthscore.project import Project
+
+        began = time.perf_counter()
+        result = Project.load(project).run(dates=v.dates)
+        seconds = time.perf_counter() - began
+        rows = result.rows
+        info["rejected"] = {k: h.rows_rejected for k, h in result.health.items()
+                            if h.rows_rejected}
+        info["warnings"] = result.warnings
+    else:
+        import pandas_loop
+        import spine_sql
+
+        module = spine_sql if v.kind == "spine" else pandas_loop
+        began = time.perf_counter()
+        rows = module.run(data, v.dates, out.with_suffix(".parquet"))
+        seconds = time.perf_counter() - began
+    out.write_text(json.dumps({"seconds": seconds, "rows": rows, **info}))
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def ensure_data(data: Path, accounts: int) -> int:
+    """Generate the demo data into ``data`` unless it is there; return its account count."""
+    if not ((data / "accounts.csv").is_file() and (data / "usage_events").is_dir()):
+        from healthscore.demo import generate
+
+        print(f"generating {accounts:,} accounts into {data} ...", flush=True)
+        began = time.perf_counter()
+        data.mkdir(parents=True, exist_ok=True)
+        (data / ".gitignore").write_text("*\n")
+        generate(data, accounts=accounts, months=MONTHS, seed=SEED)
+        (data / "bench-data.json").write_text(json.dumps(
+            {"accounts": accounts, "months": MONTHS, "seed": SEED,
+             "generator": generator_hash()}))
+        print(f"generated in {time.perf_counter() - began:.0f} s", flush=True)
+    marker = data / "bench-data.json"
+    made_by = json.loads(marker.read_text()).get("generator") if marker.is_file() else None
+    if made_by != generator_hash():
+        print(f"note: {data} was not made by the current healthscore.demo generator; "
+              f"delete it to regenerate.", flush=True)
+    with (data / "accounts.csv").open("rb") as fh:
+        have = sum(1 for _ in fh) - 1
+    if have != accounts:
+        print(f"note: {data} holds {have:,} accounts (not {accounts:,}); using it as it is. "
+              f"Delete it or pass another --data to regenerate.", flush=True)
+    return have
+
+
+def generator_hash() -> str:
+    """A hash of the demo generator's source: data made by another version may differ."""
+    import hashlib
+
+    import healthscore.demo
+
+    folder = Path(healthscore.demo.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def data_files(data: Path) -> list[Path]:
+    return sorted(p for p in data.rglob("*") if p.is_file() and p.suffix in (".csv", ".parquet"))
+
+
+def warm_cache(data: Path) -> None:
+    """Read every data file once so no variant pays for a cold OS file cache."""
+    for path in data_files(data):
+        with path.open("rb") as fh:
+            while fh.read(1 << 24):
+                pass
+
+
+def usage_rows(data: Path) -> int:
+    import pyarrow.parquet as pq
+
+    parts = (data / "usage_events").glob("*.parquet")
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
+
+
+def project_copy(work: Path, name: str, data: Path) -> Path:
+    """A copy of benchmarks/project whose sources point at ``data`` (absolute paths)."""
+    target = work / name
+    shutil.copytree(PROJECT, target, ignore=shutil.ignore_patterns(".healthscore"))
+    spec = yaml.safe_load((target / "healthscore.yml").read_text())
+    for source in spec["sources"].values():
+        source["path"] = str(data / Path(source["path"]).name)
+    (target / "healthscore.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return target
+
+
+# ----------------------------------------------------------------------------- parent
+
+
+@dataclass
+class Outcome:
+    variant: Variant
+    seconds: float
+    peak_mb: float
+    rows: int
+    info: dict[str, object]
+    project: Path
+    result: Path
+
+
+def spawn(v: Variant, work: Path, data: Path) -> Outcome:
+    project = project_copy(work, v.name, data) if v.kind == "healthscore" else work / v.name
+    project.mkdir(exist_ok=True)
+    out = work / f"{v.name}.json"
+    log = work / f"{v.name}.log"
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--variant", v.name,
+           "--project", str(project), "--data", str(data), "--out", str(out)]
+    print(f"running {v.name} ...", flush=True)
+    with log.open("w") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=HERE)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        sys.stderr.write(log.read_text()[-5000:])
+        raise SystemExit(f"{v.name} failed (exit {proc.returncode}); log: {log}")
+    got = json.loads(out.read_text())
+    peak_mb = usage.ru_maxrss / 1024  # Linux reports KiB
+    print(f"  {got['seconds']:.2f} s, peak {peak_mb:,.0f} MB, {got['rows']:,} rows", flush=True)
+    return Outcome(v, got.pop("seconds"), peak_mb, got.pop("rows"), got, project,
+                   out.with_suffix(".parquet"))
+
+
+def values_of(o: Outcome, dates: list[date]) -> Any:
+    import compare
+
+    if o.variant.kind == "healthscore":
+        return compare.read_snapshots(o.project / ".healthscore", dates)
+    return compare.read_result(o.result, dates)
+
+
+def comparisons(outcomes: dict[str, Outcome]) -> dict[tuple[str, str], Any]:
+    """Compare every pair in PAIRS that ran, on the as-of dates they share."""
+    import compare
+
+    out: dict[tuple[str, str], Any] = {}
+    for left, right in PAIRS:
+        if left not in outcomes or right not in outcomes:
+            continue
+        common = sorted(set(outcomes[left].variant.dates) & set(outcomes[right].variant.dates))
+        a, b = values_of(outcomes[left], common), values_of(outcomes[right], common)
+        measures = [c for c in b.columns if c not in compare.KEYS]
+        out[(left, right)] = compare.compare(a, b, measures)
+    return out
+
+
+def table(outcomes: dict[str, Outcome], checks: dict[tuple[str, str], Any]) -> list[list[str]]:
+    rows = [["variant", "dates", "seconds", "peak MB", "rows", "identical?"]]
+    for name, o in outcomes.items():
+        mine = [(r, c) for (left, r), c in checks.items() if left == name]
+        if not mine:
+            same = "n/a"
+        elif all(c.identical for _, c in mine):
+            same = "yes (= " + ", ".join(r for r, _ in mine) + ")"
+        else:
+            same = "; ".join(f"vs {r}: {c.summary()}" for r, c in mine)
+        rows.append([name, str(len(o.variant.dates)), f"{o.seconds:.2f}", f"{o.peak_mb:,.0f}",
+                     f"{o.rows:,}", same])
+    return rows
+
+
+def targets(outcomes: dict[str, Outcome]) -> list[str]:
+    def have(*names: str) -> bool:
+        return all(n in outcomes for n in names)
+
+    out = []
+    if have("healthscore-12", "spine-sql-12"):
+        r = outcomes["healthscore-12"].seconds / outcomes["spine-sql-12"].seconds
+        out.append(f"12 monthly dates in <= 0.5x the spine SQL's time: {r:.2f}x -> "
+                   f"{'met' if r <= 0.5 else 'NOT met'}")
+    if have("healthscore-365", "healthscore-1"):
+        r = outcomes["healthscore-365"].seconds / outcomes["healthscore-1"].seconds
+        out.append(f"365 daily dates in <= 3x the time of one date: {r:.2f}x -> "
+                   f"{'met' if r <= 3 else 'NOT met'}")
+    hs = {n: o.peak_mb for n, o in outcomes.items() if o.variant.kind == "healthscore"}
+    if hs:
+        worst = max(hs, key=hs.get)
+        out.append(f"peak memory <= 2 GB (2,048 MB) for healthscore: highest {hs[worst]:,.0f} MB "
+                   f"({worst}) -> {'met' if hs[worst] <= 2048 else 'NOT met'}")
+    return out
+
+
+def markdown(rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    right = {1, 2, 3, 4}
+    lines[1] = "|" + "|".join("---:" if i in right else "---" for i in range(len(rows[0]))) + "|"
+    lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+    return "\n".join(lines)
+
+
+def plain(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def environment(accounts: int, events: int) -> list[str]:
+    import duckdb
+    import pandas
+
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return [
+        f"- run: {datetime.now().isoformat(timespec='seconds')}",
+        f"- data: {accounts:,} accounts, {events:,} usage events, {MONTHS} months ending {END} "
+        f"(healthscore.demo.generate, seed {SEED})",
+        f"- machine: {os.cpu_count()} cores, {mem:.0f} GB RAM, {platform.platform()}",
+        f"- Python {platform.python_version()}, DuckDB {duckdb.__version__}, "
+        f"pandas {pandas.__version__}",
+        f"- dates: 1 = {END}; 12 = month ends {MONTHLY[0]} .. {MONTHLY[-1]}; "
+        f"365 = every day {DAILY[0]} .. {DAILY[-1]}",
+    ]
+
+
+def report(
+    outcomes: dict[str, Outcome], checks: dict[tuple[str, str], Any], accounts: int, events: int
+) -> str:
+    rows = table(outcomes, checks)
+    parts = ["# bench_history results", "", *environment(accounts, events), "",
+             markdown(rows), "", "Targets:", ""]
+    parts += [f"- {t}" for t in targets(outcomes)]
+    notes = [f"- {o.variant.name}: {k} = {v}" for o in outcomes.values()
+             for k, v in o.info.items() if v]
+    if notes:
+        parts += ["", "Notes:", "", *notes]
+    diffs = [(pair, c) for pair, c in checks.items() if not c.identical]
+    if diffs:
+        parts += ["", "Differences (first examples, left vs right):", ""]
+        for (left, right), c in diffs:
+            parts.append(f"- {left} vs {right}: {c.summary()}")
+            parts += [f"  - {e}" for e in c.examples[:12]]
+    return "\n".join(parts) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--accounts", type=int, default=None,
+                   help=f"accounts to generate (default {FULL_ACCOUNTS:,})")
+    p.add_argument("--quick", action="store_true",
+                   help=f"{QUICK_ACCOUNTS:,} accounts, a smoke run")
+    p.add_argument("--data", type=Path, default=None,
+                   help="data folder (default bench-data/ at the repo root, or "
+                        "bench-data-<accounts>/ for other sizes); generated when missing")
+    p.add_argument("--variants", default=",".join(VARIANTS),
+                   help="comma-separated subset of: " + ", ".join(VARIANTS))
+    p.add_argument("--results", type=Path, default=None,
+                   help="Markdown output (default benchmarks/results.md; "
+                        "benchmarks/results-quick.md with --quick)")
+    p.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    p.add_argument("--variant", help=argparse.SUPPRESS)
+    p.add_argument("--project", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+
+    if args.variant:
+        run_variant(args.variant, args.project, args.data.resolve(), args.out)
+        return 0
+
+    accounts = args.accounts or (QUICK_ACCOUNTS if args.quick else FULL_ACCOUNTS)
+    default_dir = "bench-data" if accounts == FULL_ACCOUNTS else f"bench-data-{accounts}"
+    data = (args.data or REPO / default_dir).resolve()
+    results = args.results or HERE / ("results-quick.md" if args.quick else "results.md")
+    names = [n.strip() for n in args.variants.split(",") if n.strip()]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        p.error(f"--variants: unknown {', '.join(unknown)}. Valid: {', '.join(VARIANTS)}.")
+
+    have = ensure_data(data, accounts)
+    events = usage_rows(data)
+    warm_cache(data)
+    work = Path(tempfile.mkdtemp(prefix="bench-history-"))
+    try:
+        outcomes = {n: spawn(VARIANTS[n], work, data) for n in names}
+        print("comparing measure values ...", flush=True)
+        checks = comparisons(outcomes)
+        text = report(outcomes, checks, have, events)
+        print()
+        print(plain(table(outcomes, checks)))
+        print()
+        print("\n".join(targets(outcomes)))
+        results.write_text(text)
+        print(f"\nwritten to {results}")
+    finally:
+        if args.keep:
+            print(f"scratch folder kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    bad = [c for c in checks.values() if not c.identical]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""End to end on generated demo data: no leakage, every template, the CLI, Spark = DuckDB."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date, datetime, time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from healthscore import Project
+from healthscore.cli.main import app
+from healthscore.demo.generate import generate
+from healthscore.sources.entities import ENTITIES
+from healthscore.templates import TEMPLATES, write_template
+
+END = date(2026, 10, 31)
+DATES = [date(2025, 12, 31), date(2026, 4, 30), date(2026, 9, 15)]
+
+
+@pytest.fixture(scope="module")
+def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("demo") / "data"
+    generate(data, accounts=150, months=24, seed=11, end_date=END)
+    return data
+
+
+def _project(root: Path, data: Path, template: str = "eight-categories") -> Path:
+    write_template(root, template, data)
+    return root
+
+
+def _risk_too(root: Path) -> None:
+    """Add the nine-module scorecard as an additional scorecard (more measure types)."""
+    tpl = Path(__file__).parents[1] / "src/healthscore/templates/risk-modules"
+    shutil.copy(tpl / "scorecards/default.yml", root / "scorecards/risk.yml")
+    (root / "measures").mkdir(exist_ok=True)
+    shutil.copy(tpl / "measures/readiness.yml", root / "measures/readiness.yml")
+    text = (root / "healthscore.yml").read_text()
+    (root / "healthscore.yml").write_text(text.replace("scorecards: [enterprise, default]",
+                                                       "scorecards: [enterprise, default]\nalso: [risk]"))
+
+
+# ----------------------------------------------------------------------------- leakage
+
+
+def _cut(table: pa.Table, entity: str, day: date) -> pa.Table:
+    """The data as it stood at the end of ``day``: later rows gone, later closes unknown."""
+    e = ENTITIES[entity]
+    limit = datetime.combine(day, time.max)
+
+    def after(col: str) -> pa.ChunkedArray:
+        values = table[col]
+        bound = pa.scalar(day if pa.types.is_date(values.type) else limit, values.type)
+        return pc.fill_null(pc.greater(values, bound), False)
+
+    if e.time:
+        table = table.filter(pc.invert(after(e.time)))
+    for col in [c for c in (e.end, "churn_date") if c and c in table.column_names]:
+        table = table.set_column(table.column_names.index(col), col,
+                                 pc.if_else(after(col), pa.nulls(len(table), table[col].type),
+                                            table[col]))
+    return table
+
+
+def _truncated_copy(data: Path, target: Path, day: date) -> None:
+    target.mkdir(parents=True)
+    accounts = pcsv.read_csv(data / "accounts.csv")
+    pcsv.write_csv(_cut(accounts, "accounts", day), target / "accounts.csv")
+    (target / "usage_events").mkdir()
+    events = pq.read_table(sorted((data / "usage_events").glob("*.parquet")))
+    pq.write_table(_cut(events, "usage_events", day), target / "usage_events" / "p.parquet")
+    for path in data.glob("*.parquet"):
+        pq.write_table(_cut(pq.read_table(path), path.stem, day), target / path.name)
+
+
+def test_no_score_ever_sees_data_after_its_as_of_date(demo_data: Path, tmp_path: Path) -> None:
+    """Scoring many dates in one pass on all the data == scoring each date alone on the data
+    as it stood that day. Any row from the future would make them differ."""
+    full = _project(tmp_path / "full", demo_data)
+    _risk_too(full)
+    together = Project.load(full).run(dates=DATES).to_pandas()
+    measure_cols = [c for c in together.columns if c.startswith(("m__", "s__"))]
+    assert len(measure_cols) > 40
+    for day in DATES:
+        cut = tmp_path / f"cut-{day}"
+        _truncated_copy(demo_data, cut / "data", day)
+        alone_root = _project(cut / "project", cut / "data")
+        _risk_too(alone_root)
+        alone = Project.load(alone_root).run(as_of=day).to_pandas()
+        a = together[together.as_of == day].set_index(["account_id", "scorecard"]).sort_index()
+        b = alone.set_index(["account_id", "scorecard"]).sort_index()
+        assert list(a.index) == list(b.index)
+        for col in [*measure_cols, "score", "band", "coverage"]:
+            left, right = a[col], b[col]
+            same = (left == right) | (left.isna() & right.isna())
+            if left.dtype.kind == "f":
+                same |= (left - right).abs() < 1e-9
+            assert same.all(), f"{col} differs on {day}: {a[~same][col].head()} vs {b[~same][col].head()}"
+
+
+# ----------------------------------------------------------------------------- templates
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_every_template_scores_the_demo_data(template: str, demo_data: Path, tmp_path: Path) -> None:
+    project = Project.load(_project(tmp_path / template, demo_data, template))
+    frame = project.run(as_of=END).to_pandas()
+    primary = frame[frame.is_primary]
+    assert primary.account_id.is_unique and len(primary) > 50
+    assert primary.score.between(0, 100).all()
+    assert primary.coverage.min() >= 0 and primary.coverage.max() <= 100 + 1e-9
+    assert set(primary.band) <= {"red", "yellow", "green", "insufficient data"}
+    assert primary.score.std() > 3  # the score separates accounts
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def test_cli_end_to_end(demo_data: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    root = tmp_path / "proj"
+    result = runner.invoke(app, ["init", str(root), "--template", "starter", "--data",
+                                 str(demo_data)])
+    assert result.exit_code == 0, result.output
+    assert "Created project" in result.output
+    result = runner.invoke(app, ["check", "-p", str(root)])
+    assert result.exit_code == 0, result.output
+    assert "usage_events" in result.output and "OK" in result.output
+    result = runner.invoke(app, ["run", "-p", str(root), "--from", "2026-08-31",
+                                 "--to", "2026-10-31", "--every", "month"])
+    assert result.exit_code == 0, result.output
+    assert "3 dates" in result.output
+    assert [d.isoformat() for d in Project.load(root).store.dates()] == [
+        "2026-08-31", "2026-09-30", "2026-10-31"]
+    result = runner.invoke(app, ["show", "-p", str(root)])
+    assert result.exit_code == 0 and "Portfolio as of 2026-10-31" in result.output
+    account = Project.load(root).scores().column("account_id")[0].as_py()
+    result = runner.invoke(app, ["explain", account, "-p", str(root)])
+    assert result.exit_code == 0 and "logins_30d" in result.output
+    out = tmp_path / "scores.csv"
+    result = runner.invoke(app, ["export", "-p", str(root), "--format", "csv", "-o", str(out)])
+    assert result.exit_code == 0 and out.read_text().startswith("account_id,")
+    result = runner.invoke(app, ["explain", "NOPE", "-p", str(root)])
+    assert result.exit_code == 1
+    assert "account 'NOPE' has no score on 2026-10-31" in result.output
+
+
+def test_rerun_replaces_a_date_and_a_failed_run_changes_nothing(demo_data: Path,
+                                                                 tmp_path: Path) -> None:
+    root = _project(tmp_path / "p", demo_data, "starter")
+    project = Project.load(root)
+    project.run(as_of=END)
+    before = sorted(p.name for p in project.store.path(END).iterdir())
+    project.run(as_of=END)
+    assert sorted(p.name for p in project.store.path(END).iterdir()) == before
+    first = project.store.read(END)
+    (root / "healthscore.yml").write_text(
+        (root / "healthscore.yml").read_text().replace("usage_events/", "missing_events/"))
+    with pytest.raises(Exception, match="no file at"):
+        Project.load(root).run(as_of=END)
+    assert project.store.read(END).equals(first)
+    assert not list(root.glob(".healthscore/.staging-*"))
+
+
+# ----------------------------------------------------------------------------- Spark
+
+
+@pytest.mark.spark
+def test_spark_gives_the_same_scores_as_duckdb(tmp_path: Path) -> None:
+    pytest.importorskip("pyspark")
+    if shutil.which("java") is None:
+        pytest.skip("the Spark engine needs Java 17 on the PATH (apt-get install openjdk-17-jre)")
+    from tests.test_measures import build_project
+
+    root = build_project(tmp_path / "duck")
+    duck = Project.load(root).run(dates=DATES_SMALL).to_pandas()
+    spark_root = build_project(tmp_path / "spark", engine="spark")
+    spark = Project.load(spark_root).run(dates=DATES_SMALL).to_pandas()
+    key = ["account_id", "as_of", "scorecard"]
+    duck, spark = duck.sort_values(key).reset_index(drop=True), spark.sort_values(key).reset_index(drop=True)
+    assert list(duck.columns) == list(spark.columns)
+    for col in duck.columns:
+        left, right = duck[col], spark[col]
+        same = (left == right) | (left.isna() & right.isna())
+        if left.dtype.kind == "f":
+            same |= (left - right).abs() < 1e-9
+        assert same.all(), f"{col}: {left[~same].tolist()} vs {right[~same].tolist()}"
+
+
+DATES_SMALL = [date(2025, 2, 28), date(2025, 3, 5)]
