@@ -160,15 +160,17 @@ def _health(t: ir.Table, source: Source, entity: Entity, checks: list, any_bad: 
     newest = row.get("newest")
     health.newest = newest.date() if isinstance(newest, datetime) else newest
     if health.rows_rejected:
-        health.examples = _examples(t, checks, entity)
+        health.examples = _examples(t, checks, entity, health.reasons)
     return health
 
 
-def _examples(t: ir.Table, checks: list, entity: Entity) -> list[str]:
+def _examples(t: ir.Table, checks: list, entity: Entity, found: dict[str, int]) -> list[str]:
     out: list[str] = []
     for i, (reason, _) in enumerate(checks):
         if len(out) >= MAX_EXAMPLES:
             break
+        if reason not in found:  # one query per reason that occurred, not per possible one
+            continue
         col = _reason_column(reason, entity)
         rows = t.filter(t[f"__bad{i}"]).order_by(ROW).limit(MAX_EXAMPLES - len(out))
         for r in rows.select(ROW, val=t[f"__raw_{col}"]).to_pyarrow().to_pylist():
