@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from healthscore.demo import generate
-from healthscore.sources.entities import ENTITIES
+from healthscore.entities import ENTITIES
 
 END = date(2026, 10, 31)
 WINDOW_START = pd.Timestamp("2024-11-01")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from healthscore.cli.main import app
 from healthscore.config import specs
-from healthscore.sources.entities import ENTITIES
+from healthscore.entities import ENTITIES
 
 DOC = (Path(__file__).parents[1] / "docs" / "configuration.md").read_text(encoding="utf-8")
 

@@ -64,10 +64,11 @@ combo: {type: expression, expr: "logins_30 * 10 + coalesce(nps, 0)"}
 sentiment: {type: manual, max_age: 90d}
 """
 NAMES = [line.split(":")[0] for line in MEASURES.splitlines()]
-SCORECARD = "groups: {all: {weight: 100, measures: {%s}}}\n" % ", ".join(
+ENTRIES = ", ".join(
     f"{n}: {{weight: {100 / len(NAMES)}, scheme: {{type: linear, low: 0, high: 1}}}}"
     for n in NAMES
 )
+SCORECARD = f"groups: {{all: {{weight: 100, measures: {{{ENTRIES}}}}}}}\n"
 N = None
 # as of 2025-02-28 and 2025-03-05, hand-computed (None = no data)
 EXPECTED = {

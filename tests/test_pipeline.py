@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from healthscore import Project
 from healthscore.cli.main import app
 from healthscore.demo.generate import generate
-from healthscore.sources.entities import ENTITIES
+from healthscore.entities import ENTITIES
 from healthscore.templates import TEMPLATES, write_template
 
 END = date(2026, 10, 31)

@@ -317,7 +317,7 @@ def test_column_mapping_csv(tmp_path: Path) -> None:
 
 def test_column_mapping_excel(tmp_path: Path) -> None:
     write_project(tmp_path, {
-        "healthscore.yml": sources(f"{{path: data/accounts.csv}}",
+        "healthscore.yml": sources("{path: data/accounts.csv}",
                                    f"{{path: data/Events.xlsx, {EVENT_MAPPING}}}"),
         "data/Events.xlsx": xlsx_file({"Sheet1": (["Acct", "User", "Action", "When"],
                                                   TYPED_EVENTS)}),

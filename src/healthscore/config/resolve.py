@@ -9,8 +9,8 @@ from healthscore.config import expressions, model, specs
 from healthscore.config.load import PROJECT_FILE, MeasureSource, ProjectSpecs
 from healthscore.config.scorecards import check_scheme, resolve_scorecard
 from healthscore.config.windows import parse_days, parse_window, stale_after_days
+from healthscore.entities import ENTITIES
 from healthscore.errors import ConfigError
-from healthscore.sources.entities import ENTITIES
 
 _FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".xlsx": "excel",
             ".duckdb": "duckdb", ".db": "duckdb"}

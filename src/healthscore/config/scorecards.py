@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from healthscore.config import expressions, model, specs
+from healthscore.entities import ENTITIES
 from healthscore.errors import ConfigError
-from healthscore.sources.entities import ENTITIES
 
 WEIGHT_TOLERANCE = 0.01
 DEFAULT_SCHEME = specs.LinearScheme(type="linear", low=0, high=100)

@@ -34,7 +34,7 @@ from healthscore.demo.rows import (
     tickets,
     usage_events,
 )
-from healthscore.sources.entities import ENTITIES
+from healthscore.entities import ENTITIES
 
 ARROW_TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),

@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import date
 from typing import Any
 
 import ibis
 import ibis.expr.types as ir
 
 from healthscore.config.model import Measure, ProjectConfig
+from healthscore.entities import ENTITIES
 from healthscore.measures import asof
 from healthscore.measures.filters import compile_filter
-from healthscore.measures.parts import LATEST, MAX, SUM, Part, distinct_part, event_parts
-from healthscore.measures.parts import latest_part, minmax_part, open_part, time_column
-from healthscore.sources.entities import ENTITIES
+from healthscore.measures.parts import (
+    LATEST,
+    MAX,
+    SUM,
+    Part,
+    distinct_part,
+    event_parts,
+    latest_part,
+    minmax_part,
+    open_part,
+    time_column,
+)
 
 ACCOUNT_KEYS = ("account_id", "k", "as_of")
 EVENT_TYPES = {"count", "sum", "avg"}
@@ -103,7 +112,7 @@ class MeasureBuilder:
     def build(self, spine: ir.Table) -> ir.Table:
         self.collect()
         wide = self._cumulate(spine)
-        for name, table in self.side:
+        for _, table in self.side:
             wide = left_join(wide, table, ["account_id", "k"])
         wide = self._finish(wide)
         return wide

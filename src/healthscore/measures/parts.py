@@ -13,9 +13,9 @@ import ibis
 import ibis.expr.types as ir
 
 from healthscore.config.model import Measure, Window
+from healthscore.entities import ENTITIES
 from healthscore.measures import asof
 from healthscore.measures.filters import compile_filter
-from healthscore.sources.entities import ENTITIES
 
 SUM, MAX, LATEST = "sum", "max", "latest"
 
@@ -110,7 +110,6 @@ def open_part(t: ir.Table, m: Measure, grid: ir.Table) -> Part:
 
 def distinct_part(t: ir.Table, m: Measure, grid: ir.Table) -> Part:
     """count_distinct: each value counts while it was seen within the window (islands)."""
-    entity = ENTITIES[m.spec.entity]
     t = _filtered(t, m)
     t = t.filter(t[m.spec.column].notnull())
     seen = t.select("account_id", v=t[m.spec.column], day=_day(t, time_column(m))).distinct()
@@ -155,7 +154,6 @@ def latest_part(t: ir.Table, m: Measure, grid: ir.Table, column: str | None) -> 
 
 def minmax_part(t: ir.Table, m: Measure, grid: ir.Table) -> ir.Table:
     """Windowed min/max by a range join (running sums cannot do min/max)."""
-    entity = ENTITIES[m.spec.entity]
     t = _filtered(t, m)
     rows = t.select("account_id", v=t[m.spec.column].cast("float64"),
                     day=_day(t, time_column(m)))

@@ -27,7 +27,7 @@ def score(scheme: Scheme, value: Any, table: Any = None) -> Any:
 
 def thresholds(scheme: specs.ThresholdsScheme, value: Any) -> Any:
     """value < cuts[0] -> scores[0]; cuts[i-1] <= value < cuts[i] -> scores[i]; ..."""
-    branches = [(value < cut, float(s)) for cut, s in zip(scheme.cuts, scheme.scores)]
+    branches = [(value < cut, float(s)) for cut, s in zip(scheme.cuts, scheme.scores, strict=False)]
     out = ibis.cases(*branches, else_=float(scheme.scores[-1]))
     return ibis.ifelse(value.isnull(), ibis.null(), out).cast("float64")
 

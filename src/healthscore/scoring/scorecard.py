@@ -62,16 +62,16 @@ def score_scorecard(sc: Scorecard, t: ir.Table, version: str, primary: bool) -> 
         "scorecard": ibis.literal(sc.name),
         "version": ibis.literal(version),
         "is_primary": ibis.literal(primary),
-        "score": overall,
-        "coverage": coverage,
+        "score": overall.cast("float64"),
+        "coverage": coverage.cast("float64"),
     }
     out["band"] = band_of(sc, overall, coverage)
     out["grade"] = grade_of(sc, overall)
-    out.update({group_col(p): v for p, v in groups.items()})
+    out.update({group_col(p): v.cast("float64") for p, v in groups.items()})
     out.update({value_col(m): t[m].cast("float64") if t[m].type().is_numeric()
                 or t[m].type().is_boolean() else ibis.null().cast("float64")
                 for m in sc.measures})
-    out.update({score_col(m): v for m, v in measure_scores.items()})
+    out.update({score_col(m): v.cast("float64") for m, v in measure_scores.items()})
     attrs = [c for c in ATTRIBUTES if c in t.columns]
     return t.select(*KEYS, *attrs, **out)
 

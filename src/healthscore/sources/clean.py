@@ -11,8 +11,8 @@ import ibis.expr.types as ir
 
 from healthscore.config.load import PROJECT_FILE
 from healthscore.config.model import Source
+from healthscore.entities import ENTITIES, Entity
 from healthscore.errors import DataError
-from healthscore.sources.entities import ENTITIES, Entity
 
 IBIS_TYPES = {
     "string": "string", "int": "int64", "float": "float64", "bool": "boolean",

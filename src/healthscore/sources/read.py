@@ -113,7 +113,7 @@ def _read_excel(engine: Engine, source: Source, name: str) -> ibis.Table:
         for i in range(len(header)):
             columns[i].append(_cell(row[i]) if i < len(row) else None)
     book.close()
-    table = pa.table({h: pa.array(c, type=pa.string()) for h, c in zip(header, columns)})
+    table = pa.table({h: pa.array(c, type=pa.string()) for h, c in zip(header, columns, strict=True)})
     return engine.register_arrow(table, name)
 
 
@@ -126,6 +126,7 @@ def _sql_text(source: Source) -> str:
 def _read_sql(engine: Engine, source: Source, name: str) -> ibis.Table:
     import sqlalchemy as sa
 
+    _check_credentials(source)
     db = sa.create_engine(source.location)
     try:
         with db.connect() as conn:
@@ -138,6 +139,17 @@ def _read_sql(engine: Engine, source: Source, name: str) -> ibis.Table:
     # floats (id 1001 -> "1001.0") and fails on columns of mixed types (SQLite)
     arrays = [_sql_column([row[i] for row in rows]) for i in range(len(names))]
     return engine.register_arrow(_no_null_types(pa.Table.from_arrays(arrays, names)), name)
+
+
+def _check_credentials(source: Source) -> None:
+    """An '@' inside the user or password ends it early for SQLAlchemy, which then shows the
+    rest of the password in its error (as a host or a port): stop before that."""
+    rest = source.location.split("://", 1)[-1]
+    if "://" in source.location and not rest.startswith("/") and "@" in rest.rsplit("@", 1)[0]:
+        raise DataError(
+            f"{PROJECT_FILE}: sources.{source.entity}.url: the user name or password in "
+            f"{_redact(source.location)} contains '@'. Write it as %40 in a URL."
+        )
 
 
 def _sql_column(values: list[Any]) -> pa.Array:

@@ -1,0 +1,235 @@
+"""The canonical entities a project can read, with their columns and types.
+
+Each source maps its own column names onto one of these entities. Only ``accounts`` is
+mandatory. ``time`` names the column that places a row in time (a measure as of D sees a
+row only when this is on or before D); ``end`` names the column that closes a row's
+interval (a ticket's close, an invoice's payment), which the as-of logic hides while it
+lies after D.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Column types: string, int, float, bool, date, timestamp.
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    required: bool = False
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Entity:
+    name: str
+    doc: str
+    columns: tuple[Column, ...]
+    key: str | None = None
+    time: str | None = None
+    end: str | None = None
+    nonnegative: tuple[str, ...] = ()
+    # columns whose value is "as of today" and must not be used in point-in-time filters
+    current_state: tuple[str, ...] = field(default=())
+
+    def column(self, name: str) -> Column | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+def _c(name: str, type_: str, required: bool = False, doc: str = "") -> Column:
+    return Column(name, type_, required, doc)
+
+
+ENTITIES: dict[str, Entity] = {
+    e.name: e
+    for e in [
+        Entity(
+            "accounts",
+            "One row per customer account.",
+            (
+                _c("account_id", "string", True, "unique account key"),
+                _c("name", "string"),
+                _c("segment", "string", doc="e.g. SMB, Mid-Market, Enterprise"),
+                _c("industry", "string"),
+                _c("plan", "string"),
+                _c("region", "string"),
+                _c("arr", "float", doc="annual recurring revenue"),
+                _c("mrr", "float"),
+                _c("csm", "string", doc="owner (customer success manager)"),
+                _c("start_date", "date", True, "first day as a customer"),
+                _c("renewal_date", "date"),
+                _c("churn_date", "date", doc="day the account left, if it did"),
+                _c("lifecycle_stage", "string", doc="onboarding, adoption, renewal..."),
+                _c("licensed_seats", "int"),
+                _c("modules_purchased", "int"),
+            ),
+            key="account_id",
+            nonnegative=("arr", "mrr", "licensed_seats", "modules_purchased"),
+        ),
+        Entity(
+            "contacts",
+            "People at the customer: users, sponsors, champions.",
+            (
+                _c("contact_id", "string", True),
+                _c("account_id", "string", True),
+                _c("name", "string"),
+                _c("email", "string"),
+                _c("role", "string"),
+                _c("seniority", "string", doc="e.g. c-level, vp, manager, individual"),
+                _c("is_key_stakeholder", "bool"),
+                _c("is_sponsor", "bool"),
+                _c("is_champion", "bool"),
+                _c("created_at", "timestamp", True),
+                _c("departed_at", "timestamp", doc="when the person left; empty if still there"),
+            ),
+            key="contact_id",
+            time="created_at",
+            end="departed_at",
+        ),
+        Entity(
+            "usage_events",
+            "Product usage: one row per event.",
+            (
+                _c("account_id", "string", True),
+                _c("user_id", "string"),
+                _c("event", "string", True, "event or feature name, e.g. login, report_export"),
+                _c("module", "string"),
+                _c("timestamp", "timestamp", True),
+                _c("value", "float", doc="optional duration or amount"),
+            ),
+            time="timestamp",
+        ),
+        Entity(
+            "activities",
+            "Engagement activities: calls, emails, chats, meetings, EBR/QBR.",
+            (
+                _c("activity_id", "string"),
+                _c("account_id", "string", True),
+                _c("contact_id", "string"),
+                _c("type", "string", True, "call, email, chat, meeting, ebr, qbr"),
+                _c("initiated_by", "string", doc="cs or customer"),
+                _c("timestamp", "timestamp", True),
+                _c("with_key_stakeholder", "bool"),
+            ),
+            key="activity_id",
+            time="timestamp",
+        ),
+        Entity(
+            "tickets",
+            "Support tickets, including bugs and product requests.",
+            (
+                _c("ticket_id", "string", True),
+                _c("account_id", "string", True),
+                _c("priority", "string", doc="P1 (highest) .. P4"),
+                _c("type", "string", doc="question, incident, bug, product_request"),
+                _c("status", "string", doc="status today (not point-in-time)"),
+                _c("opened_at", "timestamp", True),
+                _c("closed_at", "timestamp"),
+                _c("sla_due_at", "timestamp"),
+            ),
+            key="ticket_id",
+            time="opened_at",
+            end="closed_at",
+            current_state=("status",),
+        ),
+        Entity(
+            "invoices",
+            "Invoices and their payment.",
+            (
+                _c("invoice_id", "string", True),
+                _c("account_id", "string", True),
+                _c("issued_at", "timestamp", True),
+                _c("due_at", "timestamp", True),
+                _c("paid_at", "timestamp", doc="empty while unpaid"),
+                _c("amount", "float", True),
+                _c("status", "string", doc="status today (not point-in-time)"),
+            ),
+            key="invoice_id",
+            time="issued_at",
+            end="paid_at",
+            nonnegative=("amount",),
+            current_state=("status",),
+        ),
+        Entity(
+            "surveys",
+            "Survey responses: NPS (0-10), CSAT (1-5).",
+            (
+                _c("response_id", "string"),
+                _c("account_id", "string", True),
+                _c("contact_id", "string"),
+                _c("kind", "string", True, "nps or csat"),
+                _c("score", "float", True),
+                _c("comment", "string"),
+                _c("responded_at", "timestamp", True),
+            ),
+            key="response_id",
+            time="responded_at",
+        ),
+        Entity(
+            "advocacy",
+            "Advocacy: referrals, reviews, case studies, references.",
+            (
+                _c("advocacy_id", "string"),
+                _c("account_id", "string", True),
+                _c("kind", "string", True, "referral, review, case_study, reference"),
+                _c("occurred_at", "timestamp", True),
+            ),
+            key="advocacy_id",
+            time="occurred_at",
+        ),
+        Entity(
+            "milestones",
+            "Onboarding milestones with due and completion dates.",
+            (
+                _c("milestone_id", "string"),
+                _c("account_id", "string", True),
+                _c("name", "string", True),
+                _c("due_at", "timestamp", True),
+                _c("completed_at", "timestamp"),
+            ),
+            key="milestone_id",
+            time="due_at",
+            end="completed_at",
+        ),
+        Entity(
+            "business_outcomes",
+            "The result the customer bought the product for (GMV, closed leads): 'temperature'.",
+            (
+                _c("account_id", "string", True),
+                _c("metric", "string", True),
+                _c("timestamp", "timestamp", True),
+                _c("value", "float", True),
+            ),
+            time="timestamp",
+        ),
+        Entity(
+            "outcomes",
+            "What happened to the account: churn, renewal, expansion, contraction.",
+            (
+                _c("account_id", "string", True),
+                _c("kind", "string", True, "churn, renewal, expansion, contraction"),
+                _c("occurred_at", "timestamp", True),
+                _c("arr_change", "float"),
+            ),
+            time="occurred_at",
+        ),
+        Entity(
+            "manual_values",
+            "Values entered by CSMs (e.g. sentiment 1-5), each with the measure it feeds.",
+            (
+                _c("account_id", "string", True),
+                _c("measure", "string", True),
+                _c("value", "float", True),
+                _c("entered_at", "timestamp", True),
+                _c("entered_by", "string"),
+            ),
+            time="entered_at",
+        ),
+    ]
+}
