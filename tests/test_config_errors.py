@@ -9,7 +9,14 @@ import pytest
 
 from healthscore import Project
 from healthscore.errors import ConfigError
-from tests.projects import AS_OF, MEASURES_YML, PROJECT_YML, SCORECARD_YML, project_yml, write_project
+from tests.projects import (
+    AS_OF,
+    MEASURES_YML,
+    PROJECT_YML,
+    SCORECARD_YML,
+    project_yml,
+    write_project,
+)
 
 P, M, S = "healthscore.yml", "measures/usage.yml", "scorecards/default.yml"
 SRC = "accounts: {path: data/accounts.csv}\nusage_events: {path: data/usage_events.csv}\n"
@@ -375,12 +382,14 @@ def test_bare_entry_weight_says_number(tmp_path: Path, weight: str) -> None:
 ], ids=["not-a-number", "below-0"])
 def test_entry_weight_in_a_mapping(tmp_path: Path, body: str, problem: str) -> None:
     err = load_error(tmp_path, entry(body))
-    assert err.message == f"scorecards/default.yml: groups.usage.measures.logins_30.weight: {problem}"
+    assert err.message == (
+        f"scorecards/default.yml: groups.usage.measures.logins_30.weight: {problem}")
 
 
 @_xfail("config/errors.py: the number branch of 'EntrySpec | Percent' adds a second line "
         "'groups.usage.measures.logins_30: must be a number. Got a mapping.'")
-@pytest.mark.parametrize("body", ["{weight: '30%'}", "{weight: -5}"], ids=["not-a-number", "below-0"])
+@pytest.mark.parametrize("body", ["{weight: '30%'}", "{weight: -5}"],
+                         ids=["not-a-number", "below-0"])
 def test_entry_weight_error_has_no_second_line(tmp_path: Path, body: str) -> None:
     assert load_error(tmp_path, entry(body)).details == []
 

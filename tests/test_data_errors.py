@@ -14,7 +14,7 @@ from tests.projects import (
     AS_OF,
     EVENT_COLUMNS,
     EVENTS,
-    MINI,
+    PROJECT_YML,
     csv_text,
     project_yml,
     write_project,
@@ -105,7 +105,7 @@ def test_more_rejected_rows_than_allowed(tmp_path: Path) -> None:
 def test_max_rejected_share_can_be_raised(tmp_path: Path, where: str) -> None:
     text = (sources("{path: data/usage_events.csv, max_rejected_share: 0.25}")
             if where == "source" else
-            MINI["healthscore.yml"] + "settings: {max_rejected_share: 0.25}\n")  # type: ignore[operator]
+            PROJECT_YML + "settings: {max_rejected_share: 0.25}\n")
     write_project(tmp_path, {"data/usage_events.csv": TOO_MANY, "healthscore.yml": text})
     result = Project.load(tmp_path).run(as_of=AS_OF)
     assert result.health["usage_events"].rows_rejected == 2

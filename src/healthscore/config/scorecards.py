@@ -100,7 +100,7 @@ def _entry(
             f"in {measure.file}, e.g. 'scheme: {{type: linear, low: 0, high: 10}}'."
         )
     check_scheme(scheme, f"{file}: {key}.scheme")
-    if scheme.type == "percentile":
+    if isinstance(scheme, specs.PercentileScheme):
         _check_account_column(scheme.by, f"{file}: {key}.scheme.by")
     missing = spec.missing if spec.missing is not None else measure.spec.missing
     return model.Entry(name, float(spec.weight), scheme, missing)

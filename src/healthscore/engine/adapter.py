@@ -76,16 +76,30 @@ class DuckDBEngine(Engine):
     def materialize(self, expr: ibis.Table, prefix: str) -> ibis.Table:
         return self.con.create_table(temp_name(prefix), expr, temp=True)
 
+    def _sql(self, expr: ibis.Table) -> str:
+        """Compiled SQL, with DuckDB's DECIMAL results of float literals turned into DOUBLE
+        (Ibis types them float64, and other engines compute them as such)."""
+        sql = str(self.con.compile(expr))
+        rel = self.con.con.sql(sql)
+        cols = [
+            f'CAST("{n}" AS DOUBLE) AS "{n}"' if str(t).startswith("DECIMAL") else f'"{n}"'
+            for n, t in zip(rel.columns, rel.types, strict=True)
+        ]
+        return f"SELECT {', '.join(cols)} FROM ({sql})"
+
+    def to_arrow(self, expr: ibis.Table) -> pa.Table:
+        return self.con.con.sql(self._sql(expr)).to_arrow_table()
+
     def write_parquet(self, expr: ibis.Table, path: Path) -> None:
         """Stream an expression to one Parquet file (no full copy in memory)."""
-        sql = self.con.compile(expr)
+        sql = self._sql(expr)
         self.con.con.execute(
             f"COPY ({sql}) TO '{path}' (FORMAT PARQUET, COMPRESSION ZSTD)"
         )
 
     def write_partitioned(self, expr: ibis.Table, folder: Path) -> None:
         """Stream an expression into hive partitions ``as_of=YYYY-MM-DD/`` (keeps the column)."""
-        sql = self.con.compile(expr)
+        sql = self._sql(expr)
         self.con.con.execute(
             f"COPY ({sql}) TO '{folder}' (FORMAT PARQUET, PARTITION_BY (as_of), "
             f"WRITE_PARTITION_COLUMNS true, COMPRESSION ZSTD, OVERWRITE_OR_IGNORE true)"

@@ -65,6 +65,7 @@ class MeasureBuilder:
         self.parts: list[Part] = []
         self.side: list[tuple[str, ir.Table]] = []  # (measure, account_id/k/value) to left-join
         self.measures = {n: config.measures[n] for n in config.used_measures()}
+        self.stale_flags: dict[str, list[Any]] = {}
 
     # ------------------------------------------------------------------ collection
 
@@ -194,7 +195,7 @@ class MeasureBuilder:
         raise ValueError(f"unknown measure type {t}")
 
     def _stale(self, wide: ir.Table) -> Any:
-        flags = getattr(self, "stale_flags", {})
+        flags = self.stale_flags
 
         def apply(name: str, value: Any) -> Any:
             entity = getattr(self.measures[name].spec, "entity", None)

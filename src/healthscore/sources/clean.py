@@ -118,8 +118,8 @@ def reasons(t: ir.Table, entity: Entity, accounts: ir.Table | None) -> list[tupl
                         raw.notnull() & (raw.strip() != "") & t[col.name].isnull()))
         if col.required:
             out.append((f"missing {col.name}", raw.isnull() | (raw.strip() == "")))
-    for col in entity.nonnegative:
-        out.append((f"negative {col}", t[col] < 0))
+    for name in entity.nonnegative:
+        out.append((f"negative {name}", t[name] < 0))
     if entity.key and entity.column(entity.key) and entity.column(entity.key).required:  # type: ignore[union-attr]
         first = t[ROW].min().over(group_by=t[entity.key])
         out.append((f"duplicate {entity.key}", t[entity.key].notnull() & (t[ROW] != first)))
