@@ -294,9 +294,6 @@ def test_failed_run_keeps_the_previous_snapshots(tmp_path: Path) -> None:
     assert {f: (tmp_path / f).read_bytes() for f in state_files(tmp_path)} == before
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine/adapter.py DuckDBEngine.__init__ creates <state_dir>/tmp when the engine opens, "
-    "before any source is read, so a failed run (and 'check') still creates .healthscore/"))
 def test_failed_run_creates_no_state_folder(tmp_path: Path) -> None:
     write_project(tmp_path, {"data/usage_events.csv": None})
     fail(tmp_path)

@@ -38,6 +38,11 @@ def read_yaml(path: Path, rel: str) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(f"{rel}: cannot be read ({err.strerror}).") from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{rel}: is not UTF-8 text. Save it with UTF-8 encoding (most editors: 'Save with "
+            f"encoding' > UTF-8)."
+        ) from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as err:

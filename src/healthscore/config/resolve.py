@@ -7,7 +7,12 @@ from typing import Any
 
 from healthscore.config import expressions, model, specs
 from healthscore.config.load import PROJECT_FILE, MeasureSource, ProjectSpecs
-from healthscore.config.scorecards import check_scheme, resolve_scorecard
+from healthscore.config.scorecards import (
+    MissingSourceError,
+    check_account_column,
+    check_scheme,
+    resolve_scorecard,
+)
 from healthscore.config.windows import parse_days, parse_window, stale_after_days
 from healthscore.entities import ENTITIES
 from healthscore.errors import ConfigError
@@ -69,10 +74,13 @@ def _source(root: Path, name: str, spec: specs.SourceSpec) -> model.Source:
     if fmt == "sql" and not (spec.table or spec.query):
         raise ConfigError(f"{where}: a database source needs 'table' or 'query'.")
     location = spec.url or str((root / str(spec.path)).resolve())
-    try:
-        stale = stale_after_days(spec.refresh, spec.stale_after)
-    except ValueError as err:
-        raise ConfigError(f"{where}.refresh: {err}") from None
+    for key in ("stale_after", "refresh"):
+        try:
+            stale = stale_after_days(spec.refresh if key == "refresh" else None,
+                                     spec.stale_after if key == "stale_after" else None)
+        except ValueError as err:
+            raise ConfigError(f"{where}.{key}: {err}") from None
+    stale = stale_after_days(spec.refresh, spec.stale_after)
     return model.Source(name, spec, location, fmt, stale)
 
 
@@ -125,20 +133,46 @@ class _LazyMeasures(dict[str, model.Measure]):
 def _measure(name: str, ms: MeasureSource, sources: dict[str, model.Source]) -> model.Measure:
     spec, where = ms.spec, f"{ms.file}: {name}"
     kwargs: dict[str, Any] = {}
-    try:
-        if spec.type in ENTITY_TYPES:
-            _check_entity_measure(spec, sources, where)
-            kwargs["window"] = parse_window(spec.window)
-        if getattr(spec, "open_after", None):
-            kwargs["open_after_days"] = parse_days(spec.open_after)
-        if spec.type == "manual":
-            kwargs["max_age_days"] = parse_days(spec.max_age)
-    except ValueError as err:
-        key = "window" if "duration" in str(err) else "open_after"
-        raise ConfigError(f"{where}.{key}: {err}") from None
+    if spec.type in ENTITY_TYPES:
+        _check_entity_measure(spec, sources, where)
+        kwargs["window"] = _duration(parse_window, spec.window, f"{where}.window")
+    if getattr(spec, "open_after", None):
+        kwargs["open_after_days"] = _duration(parse_days, spec.open_after, f"{where}.open_after")
+    if spec.type == "manual":
+        kwargs["max_age_days"] = _duration(parse_days, spec.max_age, f"{where}.max_age")
+        _need_source("manual_values", sources, where)
+    _check_account_columns(spec, where)
     check_scheme(spec.scheme, f"{where}.scheme")
+    if isinstance(spec.scheme, specs.PercentileScheme):
+        check_account_column(spec.scheme.by, f"{where}.scheme.by")
     deps = _dependencies(spec, where)
     return model.Measure(name, spec.type, spec, ms.file, depends_on=deps, **kwargs)
+
+
+def _duration(parse: Any, text: str | None, where: str) -> Any:
+    try:
+        return parse(text)
+    except ValueError as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def _need_source(entity: str, sources: dict[str, model.Source], where: str) -> None:
+    if entity not in sources:
+        raise ConfigError(
+            f"{where}: needs the {entity!r} source. Add '{entity}:' under sources in "
+            f"{PROJECT_FILE}, or remove this measure."
+        )
+
+
+def _check_account_columns(spec: Any, where: str) -> None:
+    refs: list[tuple[str, str]] = []
+    if spec.type == "attribute":
+        refs.append(("column", spec.column))
+    if spec.type == "ratio":
+        refs += [(k, getattr(spec, k).split(".", 1)[1]) for k in ("numerator", "denominator")
+                 if _is_attribute(getattr(spec, k))]
+    for key, col in refs:
+        check_account_column(col, f"{where}.{key}")
 
 
 def _check_entity_measure(spec: Any, sources: dict[str, model.Source], where: str) -> None:
@@ -149,9 +183,10 @@ def _check_entity_measure(spec: Any, sources: dict[str, model.Source], where: st
             f"{', '.join(ENTITIES)}."
         )
     if spec.entity not in sources:
-        raise ConfigError(
+        raise MissingSourceError(
             f"{where}.entity: the project has no source for {spec.entity!r}. Add "
-            f"'{spec.entity}:' under sources in {PROJECT_FILE}, or remove this measure."
+            f"'{spec.entity}:' under sources in {PROJECT_FILE}, or remove this measure.",
+            entity=spec.entity,
         )
     for key in ("column", "open_from", "time"):
         col = getattr(spec, key, None)
@@ -226,8 +261,8 @@ def _check_cycle(name: str, measures: Any, path: list[str]) -> None:
         raise ConfigError(
             f"{measures.specs[name].file}: {name}: measures refer to each other in a loop ({loop})."
         )
-    spec = measures.specs[name].spec
-    for dep in _dependencies(spec, name):
+    ms = measures.specs[name]
+    for dep in _dependencies(ms.spec, f"{ms.file}: {name}"):
         if dep in measures.specs:
             _check_cycle(dep, measures, [*path, name])
 

@@ -9,6 +9,14 @@ from healthscore.entities import ENTITIES
 from healthscore.errors import ConfigError
 
 WEIGHT_TOLERANCE = 0.01
+
+
+class MissingSourceError(ConfigError):
+    """A measure reads an entity the project has no source for."""
+
+    def __init__(self, message: str, *, entity: str) -> None:
+        super().__init__(message)
+        self.entity = entity
 DEFAULT_SCHEME = specs.LinearScheme(type="linear", low=0, high=100)
 
 
@@ -90,7 +98,16 @@ def _entry(
             f"{file}: {key}: unknown measure {name!r}. Define it in measures/*.yml or pick a "
             f"built-in one ('healthscore measures' lists them)."
         )
-    measure = measures[name]
+    try:
+        measure = measures[name]
+    except MissingSourceError as err:
+        if not err.message.startswith("(built-in library)"):
+            raise
+        raise ConfigError(
+            f"{file}: {key}: the built-in measure {name!r} reads {err.entity}, and the project "
+            f"has no source for it. Add '{err.entity}:' under sources in healthscore.yml, or "
+            f"remove {name!r} from the scorecard."
+        ) from None
     if isinstance(spec, int | float):
         spec = specs.EntrySpec(weight=spec)
     scheme = spec.scheme or measure.scheme
@@ -99,14 +116,15 @@ def _entry(
             f"{file}: {key}: measure {name!r} has no scoring scheme. Add 'scheme:' here or "
             f"in {measure.file}, e.g. 'scheme: {{type: linear, low: 0, high: 10}}'."
         )
-    check_scheme(scheme, f"{file}: {key}.scheme")
-    if isinstance(scheme, specs.PercentileScheme):
-        _check_account_column(scheme.by, f"{file}: {key}.scheme.by")
+    if spec.scheme is not None:
+        check_scheme(scheme, f"{file}: {key}.scheme")
+        if isinstance(scheme, specs.PercentileScheme):
+            check_account_column(scheme.by, f"{file}: {key}.scheme.by")
     missing = spec.missing if spec.missing is not None else measure.spec.missing
     return model.Entry(name, float(spec.weight), scheme, missing)
 
 
-def _check_account_column(col: str, where: str) -> None:
+def check_account_column(col: str, where: str) -> None:
     valid = ENTITIES["accounts"].column_names
     if col not in valid:
         raise ConfigError(f"{where}: accounts has no column {col!r}. Valid: {', '.join(valid)}.")

@@ -33,7 +33,10 @@ def parse_days(text: str) -> int:
     """A duration that must be a whole number of days (months count as 30 days)."""
     window = parse_window(text)
     if window.unbounded:
-        raise ValueError(f"must be a finite duration. Got {text!r}. {HINT}")
+        raise ValueError(
+            f"must be a finite duration. Got {text!r}. Write a number and a unit, e.g. '1d', "
+            f"'30d', '12 weeks', '3 months'."
+        )
     return window.days + 30 * window.months
 
 

@@ -57,8 +57,7 @@ class DuckDBEngine(Engine):
         raw.execute("SET preserve_insertion_order = false")
         if threads:
             raw.execute(f"SET threads = {int(threads)}")
-        if temp_dir is not None:
-            temp_dir.mkdir(parents=True, exist_ok=True)
+        if temp_dir is not None:  # DuckDB creates it only if it has to spill
             raw.execute(f"SET temp_directory = '{temp_dir}'")
 
     def read_parquet(self, paths: list[str], name: str) -> ibis.Table:
