@@ -446,3 +446,12 @@ def test_unknown_account_column_or_source_is_a_config_error(tmp_path: Path, meas
                              S: "groups: {usage: {weight: 100, measures: {r: 100}}}\n"})
     with pytest.raises(ConfigError):
         Project.load(tmp_path).run(as_of=AS_OF)
+
+
+def test_duplicate_key_in_one_file(tmp_path: Path) -> None:
+    body = MEASURES_YML + MEASURES_YML
+    err = load_error(tmp_path, {M: body})
+    assert str(err) == (
+        "measures/usage.yml: line 2: invalid YAML: duplicate key 'logins_30' (the first one "
+        "would be ignored). Check indentation and quoting."
+    )
