@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from healthscore.config.model import ProjectConfig
+from healthscore.config.model import INSUFFICIENT, ProjectConfig
 from healthscore.errors import HealthScoreError, NotFoundError
 from healthscore.store.snapshots import SnapshotStore
 
@@ -52,9 +52,17 @@ def _by(frame: pd.DataFrame, key: str) -> list[dict[str, Any]]:
     return rows
 
 
+def band_order(frame: pd.DataFrame) -> list[str]:
+    """Bands from worst to best (by their average score); 'insufficient data' last."""
+    means = frame.groupby("band")["score"].mean().sort_values()
+    return sorted(means.index, key=lambda b: (b == INSUFFICIENT, means[b]))
+
+
 def portfolio(store: SnapshotStore, day: date) -> dict[str, Any]:
     frame = with_trends(store, day, _frame(store, day))
+    order = band_order(frame)
     bands = frame.groupby("band").agg(accounts=("account_id", "size"), arr=("arr", "sum"))
+    bands = bands.reindex(order)
     movers = frame.dropna(subset=["change_30d"]).sort_values("change_30d")
     cols = ["account_id", "name", "segment", "csm", "score", "band", "change_30d"]
     return {
@@ -62,6 +70,7 @@ def portfolio(store: SnapshotStore, day: date) -> dict[str, Any]:
         "accounts": int(len(frame)),
         "arr": float(frame["arr"].fillna(0).sum()),
         "average_score": _round(frame["score"].mean()),
+        "band_order": order,
         "bands": [{"band": b, "accounts": int(r.accounts), "arr": float(r.arr or 0)}
                   for b, r in bands.iterrows()],
         "by_segment": _by(frame, "segment"),

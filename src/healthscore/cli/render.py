@@ -71,15 +71,15 @@ def portfolio(console: Console, data: dict[str, Any]) -> None:
     console.print(t)
     for key, title in (("by_segment", "segment"), ("by_csm", "csm"),
                        ("by_lifecycle_stage", "lifecycle_stage")):
-        _pivot(console, data[key], title)
+        _pivot(console, data[key], title, data["band_order"])
     _movers(console, data["movers_down"], "Biggest drops over 30 days")
     _movers(console, data["movers_up"], "Biggest gains over 30 days")
 
 
-def _pivot(console: Console, rows: list[dict[str, Any]], key: str) -> None:
+def _pivot(console: Console, rows: list[dict[str, Any]], key: str, order: list[str]) -> None:
     if not rows:
         return
-    bands = sorted({r["band"] for r in rows})
+    bands = [b for b in order if any(r["band"] == b for r in rows)]
     keys = sorted({str(r[key]) for r in rows})
     t = Table(title=f"By {key.replace('_', ' ')} (accounts)", title_justify="left")
     t.add_column(key)
