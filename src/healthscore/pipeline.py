@@ -60,7 +60,8 @@ def scores_expr(config: ProjectConfig, loaded: Loaded, dates: list[date]) -> ir.
     builder.stale_flags = _stale_dates(loaded.health, dates)
     spine = active_spine(loaded.tables["accounts"], loaded.tables.get("outcomes"), builder.grid)
     wide = builder.build(spine)
-    wide = wide.mutate(__primary=primary_of(config, wide))
+    # every scorecard reads the measures: compute them once
+    wide = loaded.engine.materialize(wide.mutate(__primary=primary_of(config, wide)), "measures")
     parts = []
     for sc in config.scorecards:
         rows = wide.filter(wide["__primary"] == sc.name)

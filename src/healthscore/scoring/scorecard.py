@@ -44,50 +44,71 @@ def primary_of(config: ProjectConfig, t: ir.Table) -> Any:
 
 
 def score_scorecard(sc: Scorecard, t: ir.Table, version: str, primary: bool) -> ir.Table:
-    """One row per input row: scores for ``sc``; ``t`` holds measure values by name."""
-    measure_scores: dict[str, Any] = {}
-    has_data: dict[str, Any] = {}
-    for entry in sc.all_entries():
-        raw = scheme_score(entry.scheme, t[entry.measure], t)
-        has_data[entry.measure] = t[entry.measure].notnull()
-        if entry.missing != "skip":
-            raw = ibis.coalesce(raw, float(entry.missing))  # type: ignore[arg-type]
-        measure_scores[entry.measure] = raw
-    groups: dict[str, Any] = {}
-    overall = _combine([(g.weight, _group(g, measure_scores, groups)) for g in sc.groups])
+    """One row per input row: scores for ``sc``; ``t`` holds measure values by name.
+
+    Built in steps (measure scores, then groups from the deepest up, then the total), each
+    step reading the columns of the one before, so the expression stays linear in size.
+    """
+    entries = sc.all_entries()
+    t = t.mutate(**{score_col(e.measure): _measure_score(e, t) for e in entries})
+    for level in reversed(_levels(sc)):
+        t = t.mutate(**{group_col(g.path): _group_score(g, t) for g in level})
+    overall = _combine([(g.weight, t[group_col(g.path)]) for g in sc.groups])
     coverage = sum(
-        (_coverage(g, has_data, 1.0) for g in sc.groups), ibis.literal(0.0)
+        (_coverage(g, {e.measure: t[e.measure].notnull() for e in entries}, 1.0)
+         for g in sc.groups),
+        ibis.literal(0.0),
     )
+    t = t.mutate(score=overall.cast("float64"), coverage=coverage.cast("float64"))
     out: dict[str, Any] = {
         "scorecard": ibis.literal(sc.name),
         "version": ibis.literal(version),
         "is_primary": ibis.literal(primary),
-        "score": overall.cast("float64"),
-        "coverage": coverage.cast("float64"),
+        "score": t.score,
+        "coverage": t.coverage,
+        "band": band_of(sc, t.score, t.coverage),
+        "grade": grade_of(sc, t.score),
     }
-    out["band"] = band_of(sc, overall, coverage)
-    out["grade"] = grade_of(sc, overall)
-    out.update({group_col(p): v.cast("float64") for p, v in groups.items()})
-    out.update({value_col(m): t[m].cast("float64") if t[m].type().is_numeric()
-                or t[m].type().is_boolean() else ibis.null().cast("float64")
-                for m in sc.measures})
-    out.update({score_col(m): v.cast("float64") for m, v in measure_scores.items()})
+    out.update({group_col(g.path): t[group_col(g.path)] for g in sc.all_groups()})
+    out.update({value_col(m): _numeric(t[m]) for m in sc.measures})
+    out.update({score_col(e.measure): t[score_col(e.measure)] for e in entries})
     attrs = [c for c in ATTRIBUTES if c in t.columns]
     return t.select(*KEYS, *attrs, **out)
+
+
+def _measure_score(entry: Any, t: ir.Table) -> Any:
+    raw = scheme_score(entry.scheme, t[entry.measure], t)
+    if entry.missing != "skip":
+        raw = ibis.coalesce(raw, float(entry.missing))
+    return raw.cast("float64")
+
+
+def _numeric(value: Any) -> Any:
+    if value.type().is_numeric() or value.type().is_boolean():
+        return value.cast("float64")
+    return ibis.null().cast("float64")
+
+
+def _levels(sc: Scorecard) -> list[list[Group]]:
+    """Groups by depth: the scorecard's top groups first."""
+    levels: list[list[Group]] = []
+    current = list(sc.groups)
+    while current:
+        levels.append(current)
+        current = [sub for g in current for sub in g.groups]
+    return levels
+
+
+def _group_score(g: Group, t: ir.Table) -> Any:
+    parts = [(e.weight, t[score_col(e.measure)]) for e in g.entries]
+    parts += [(sub.weight, t[group_col(sub.path)]) for sub in g.groups]
+    return _combine(parts).cast("float64")
 
 
 def _combine(parts: list[tuple[float, Any]]) -> Any:
     num = sum((ibis.ifelse(s.isnull(), 0.0, s * w) for w, s in parts), ibis.literal(0.0))
     den = sum((ibis.ifelse(s.isnull(), 0.0, w) for w, s in parts), ibis.literal(0.0))
     return ibis.ifelse(den > 0, num / den, ibis.null().cast("float64"))
-
-
-def _group(g: Group, measure_scores: dict[str, Any], out: dict[str, Any]) -> Any:
-    parts = [(e.weight, measure_scores[e.measure]) for e in g.entries]
-    parts += [(sub.weight, _group(sub, measure_scores, out)) for sub in g.groups]
-    value = _combine(parts)
-    out[g.path] = value
-    return value
 
 
 def _coverage(g: Group, has_data: dict[str, Any], share: float) -> Any:
