@@ -58,6 +58,7 @@ def scores_expr(config: ProjectConfig, loaded: Loaded, dates: list[date]) -> ir.
     grid = loaded.engine.register_arrow(asof.grid_arrow(dates), temp_name("grid"))
     builder = MeasureBuilder(config, loaded.tables, grid)
     builder.stale_flags = _stale_dates(loaded.health, dates)
+    builder.materialize = loaded.engine.materialize
     spine = active_spine(loaded.tables["accounts"], loaded.tables.get("outcomes"), builder.grid)
     wide = builder.build(spine)
     # every scorecard reads the measures: compute them once

@@ -14,7 +14,6 @@ after it. Rows dated after the last as-of date map to no index and are dropped.
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
 import ibis
 import ibis.expr.types as ir
@@ -50,19 +49,26 @@ def deltas(
     """Turn interval rows ``[start, end)`` into +/- contributions at grid indexes.
 
     ``rows`` has ``account_id``, ``start`` and ``end`` (dates; ``end`` may be null for
-    "never stops") and one column per value. Returns ``account_id, k, *values``.
+    "never stops") and one column per value. Returns ``account_id, k, *values``. A row whose
+    start and end fall between the same two as-of dates counts for none of them and is
+    dropped here, so one as-of date costs only the rows inside its window.
     """
-    opened = _at(rows, grid, start, values, sign=1)
-    closed = _at(rows.filter(rows[end].notnull()), grid, end, values, sign=-1)
+    r = seen(rows, grid, start, end)
+    opened = r.select("account_id", k=r.k_start, **{v: r[v].cast("float64") for v in values})
+    closed = r.filter(r.k_end.notnull())
+    closed = closed.select("account_id", k=closed.k_end,
+                           **{v: (-closed[v]).cast("float64") for v in values})
     return opened.union(closed)
 
 
-def _at(rows: ir.Table, grid: ir.Table, col: str, values: list[str], sign: int) -> ir.Table:
-    keyed = rows.select("account_id", *values, day=rows[col])
-    mapping = visible_from(keyed, grid)
-    joined = keyed.inner_join(mapping, "day")
-    exprs: dict[str, Any] = {v: (joined[v] * sign).cast("float64") for v in values}
-    return joined.select("account_id", "k", **exprs)
+def seen(rows: ir.Table, grid: ir.Table, start: str, end: str) -> ir.Table:
+    """Keep the rows some as-of date sees, with ``k_start`` (first date that counts them) and
+    ``k_end`` (first date that no longer does; null if none)."""
+    first = visible_from(rows.select(day=rows[start]), grid).rename(k_start="k", __d1="day")
+    last = visible_from(rows.select(day=rows[end]), grid).rename(k_end="k", __d2="day")
+    r = rows.inner_join(first, rows[start] == first["__d1"]).drop("__d1")
+    r = r.left_join(last, r[end] == last["__d2"]).drop("__d2")
+    return r.filter(r.k_end.isnull() | (r.k_end != r.k_start))
 
 
 def latest_at(rows: ir.Table, grid: ir.Table, value: str, ts: str) -> ir.Table:

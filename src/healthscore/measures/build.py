@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import ibis
@@ -66,6 +67,7 @@ class MeasureBuilder:
         self.side: list[tuple[str, ir.Table]] = []  # (measure, account_id/k/value) to left-join
         self.measures = {n: config.measures[n] for n in config.used_measures()}
         self.stale_flags: dict[str, list[Any]] = {}
+        self.materialize: Callable[[ir.Table, str], ir.Table] = lambda t, _: t
 
     # ------------------------------------------------------------------ collection
 
@@ -82,7 +84,9 @@ class MeasureBuilder:
             else:
                 self._collect_one(m)
         for (entity, _), group in by_entity.items():
-            self.parts.extend(event_parts(self.tables[entity], group, self.grid))
+            self.parts.extend(
+                event_parts(self.tables[entity], group, self.grid, self.materialize)
+            )
         self._internal = measures
 
     def _collect_one(self, m: Measure) -> None:

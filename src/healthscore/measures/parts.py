@@ -6,6 +6,7 @@ runs the cumulative windows once for all measures, and derives the final values.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,9 +43,13 @@ def _filtered(t: ir.Table, m: Measure) -> ir.Table:
     return t
 
 
-def event_parts(t: ir.Table, measures: list[Measure], grid: ir.Table) -> list[Part]:
-    """count/sum/avg over event rows, grouped by window so each window costs one pass."""
-    daily = _daily(t, measures, time_column(measures[0]))
+def event_parts(
+    t: ir.Table, measures: list[Measure], grid: ir.Table,
+    materialize: Callable[[ir.Table, str], ir.Table],
+) -> list[Part]:
+    """count/sum/avg over event rows: one pass over the rows to (account, day) aggregates,
+    then one set of contributions per window."""
+    daily = materialize(_daily(t, measures, time_column(measures[0])), "daily")
     out: list[Part] = []
     for key, group in _by_window(measures).items():
         window, times = key
@@ -113,6 +118,12 @@ def distinct_part(t: ir.Table, m: Measure, grid: ir.Table) -> Part:
     t = _filtered(t, m)
     t = t.filter(t[m.spec.column].notnull())
     seen = t.select("account_id", v=t[m.spec.column], day=_day(t, time_column(m))).distinct()
+    if not m.window.unbounded:
+        # only days some as-of date's window holds can matter: merge islands of those alone
+        shift_n = _shift_of(m)
+        seen = seen.mutate(__from=asof.shift(seen.day, m.window, shift_n) if shift_n else seen.day,
+                           __to=asof.shift(seen.day, m.window, shift_n + 1))
+        seen = asof.seen(seen, grid, "__from", "__to").select("account_id", "v", "day")
     if m.window.unbounded:
         rows = seen.group_by(["account_id", "v"]).aggregate(start=seen.day.min())
         rows = rows.mutate(end=ibis.null().cast("date"))
