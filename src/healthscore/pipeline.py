@@ -46,9 +46,8 @@ def load_sources(config: ProjectConfig, engine: Engine, progress: Progress) -> L
         share = config.settings.max_rejected_share if share is None else share
         raw = read_source(engine, source)
         accounts = loaded.tables.get("accounts")
-        table, health = clean(raw, source, accounts, share)
-        loaded.tables[entity] = engine.materialize(table, f"clean_{entity}") \
-            if entity == "accounts" else table
+        table, health = clean(raw, source, accounts, share, engine.materialize)
+        loaded.tables[entity] = table
         loaded.health[entity] = health
     return loaded
 

@@ -161,7 +161,7 @@ class MeasureBuilder:
     def _aligned(self, part: Part, cols: dict[str, tuple[str, str]]) -> ir.Table:
         exprs: dict[str, Any] = {}
         for c, (_, type_) in cols.items():
-            exprs[c] = part.table[c] if c in part.columns else ibis.null().cast(type_)
+            exprs[c] = (part.table[c] if c in part.columns else ibis.null()).cast(type_)
         return part.table.select("account_id", "k", **exprs)
 
     def _finish(self, wide: ir.Table) -> ir.Table:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -99,25 +100,40 @@ def _cast(value: ir.Value, type_: str) -> ir.Value:
     return value.try_cast(target)
 
 
+def _parsed(value: ir.Value, type_: str) -> bool:
+    """Whether a column is parsed from text (and can fail to parse)."""
+    return value.type().is_string() and type_ != "string"
+
+
 def typed(mapped: ir.Table, entity: Entity) -> ir.Table:
-    """Cast every column, keeping the raw value beside it to explain rejections."""
+    """Cast every column; text that gets parsed keeps its raw value to explain rejections."""
     exprs: dict[str, Any] = {ROW: mapped[ROW]}
     for col in entity.columns:
-        exprs[col.name] = _cast(mapped[col.name], col.type)
-        exprs[f"__raw_{col.name}"] = mapped[col.name].cast("string")
+        value = mapped[col.name]
+        exprs[col.name] = _cast(value, col.type)
+        if _parsed(value, col.type):
+            exprs[f"__raw_{col.name}"] = value
     return mapped.select(**exprs)
+
+
+def _raw(t: ir.Table, name: str) -> ir.Value:
+    raw = f"__raw_{name}"
+    return t[raw] if raw in t.columns else t[name].cast("string")
 
 
 def reasons(t: ir.Table, entity: Entity, accounts: ir.Table | None) -> list[tuple[str, ir.Value]]:
     """(reason, boolean expression) for every way a row can be rejected."""
     out: list[tuple[str, ir.Value]] = []
     for col in entity.columns:
-        raw = t[f"__raw_{col.name}"]
-        if col.type != "string":
+        value = t[col.name]
+        raw = t[f"__raw_{col.name}"] if f"__raw_{col.name}" in t.columns else None
+        if raw is not None:
             out.append((f"unparseable {col.type} in {col.name}",
-                        raw.notnull() & (raw.strip() != "") & t[col.name].isnull()))
+                        raw.notnull() & (raw.strip() != "") & value.isnull()))
         if col.required:
-            out.append((f"missing {col.name}", raw.isnull() | (raw.strip() == "")))
+            empty = raw if raw is not None else (value if value.type().is_string() else None)
+            missing = value.isnull() if empty is None else empty.isnull() | (empty.strip() == "")
+            out.append((f"missing {col.name}", missing))
     for name in entity.nonnegative:
         out.append((f"negative {name}", t[name] < 0))
     if entity.key and entity.column(entity.key) and entity.column(entity.key).required:  # type: ignore[union-attr]
@@ -130,14 +146,17 @@ def reasons(t: ir.Table, entity: Entity, accounts: ir.Table | None) -> list[tupl
 
 
 def clean(
-    raw: ir.Table, source: Source, accounts: ir.Table | None, max_share: float
+    raw: ir.Table, source: Source, accounts: ir.Table | None, max_share: float,
+    materialize: Callable[[ir.Table, str], ir.Table] = lambda t, _: t,
 ) -> tuple[ir.Table, DataHealth]:
+    """Check every row once (the result is materialised); return the good rows and health."""
     entity = ENTITIES[source.entity]
     t = typed(map_columns(raw, source), entity)
     checks = reasons(t, entity, accounts)
     flags = {f"__bad{i}": cond.fill_null(False) for i, (_, cond) in enumerate(checks)}
-    t = t.mutate(**flags)
-    any_bad = ibis.or_(*[t[f] for f in flags]) if flags else ibis.literal(False)
+    any_flag = ibis.or_(*flags.values()) if flags else ibis.literal(False)
+    t = materialize(t.mutate(**flags, __bad=any_flag), f"checked_{source.entity}")
+    any_bad = t["__bad"]
     health = _health(t, source, entity, checks, any_bad)
     if health.rows_read and health.rows_rejected / health.rows_read > max_share:
         raise DataError(_too_many(source, health, max_share), details=health.examples)
@@ -173,7 +192,7 @@ def _examples(t: ir.Table, checks: list, entity: Entity, found: dict[str, int]) 
             continue
         col = _reason_column(reason, entity)
         rows = t.filter(t[f"__bad{i}"]).order_by(ROW).limit(MAX_EXAMPLES - len(out))
-        for r in rows.select(ROW, val=t[f"__raw_{col}"]).to_pyarrow().to_pylist():
+        for r in rows.select(ROW, val=_raw(t, col)).to_pyarrow().to_pylist():
             out.append(f"row {r[ROW]}, column {col}: {reason} (value {r['val']!r})")
     return out
 
