@@ -32,7 +32,7 @@ class Loaded:
 
 def open_engine(config: ProjectConfig) -> Engine:
     s = config.settings
-    return make_engine(config.engine, s.memory_limit, s.threads, config.state_dir / "tmp")
+    return make_engine(config.engine, s.memory_limit, s.threads)
 
 
 def load_sources(config: ProjectConfig, engine: Engine, progress: Progress) -> Loaded:

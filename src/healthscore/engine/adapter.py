@@ -8,6 +8,8 @@ PySpark in local mode runs the very same expressions.
 from __future__ import annotations
 
 import itertools
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -49,16 +51,16 @@ class Engine:
 class DuckDBEngine(Engine):
     name = "duckdb"
 
-    def __init__(self, memory_limit: str = "1500MB", threads: int | None = None,
-                 temp_dir: Path | None = None) -> None:
+    def __init__(self, memory_limit: str = "1500MB", threads: int | None = None) -> None:
         self.con = ibis.duckdb.connect()
         raw = self.con.con
         raw.execute(f"SET memory_limit = '{memory_limit}'")
         raw.execute("SET preserve_insertion_order = false")
         if threads:
             raw.execute(f"SET threads = {int(threads)}")
-        if temp_dir is not None:  # DuckDB creates it only if it has to spill
-            raw.execute(f"SET temp_directory = '{temp_dir}'")
+        # spill space outside the project, so a run writes nothing there until it succeeds
+        self.spill = Path(tempfile.mkdtemp(prefix="healthscore-spill-"))
+        raw.execute(f"SET temp_directory = '{self.spill / 'duckdb'}'")
 
     def read_parquet(self, paths: list[str], name: str) -> ibis.Table:
         return self.con.read_parquet(paths, table_name=name)
@@ -106,6 +108,7 @@ class DuckDBEngine(Engine):
 
     def close(self) -> None:
         self.con.disconnect()
+        shutil.rmtree(self.spill, ignore_errors=True)
 
 
 class SparkEngine(Engine):
@@ -157,8 +160,7 @@ class SparkEngine(Engine):
         pq.write_table(self.to_arrow(expr), path, compression="zstd")
 
 
-def make_engine(kind: str, memory_limit: str = "1500MB", threads: int | None = None,
-                temp_dir: Path | None = None) -> Engine:
+def make_engine(kind: str, memory_limit: str = "1500MB", threads: int | None = None) -> Engine:
     if kind == "spark":
         return SparkEngine(threads)
-    return DuckDBEngine(memory_limit, threads, temp_dir)
+    return DuckDBEngine(memory_limit, threads)
