@@ -80,8 +80,18 @@ def _missing_column(source: Source, entity: Entity, col: str, src: str, found: l
     )
 
 
+def _same_type(value: ir.Value, type_: str) -> bool:
+    t = value.type()
+    return {
+        "string": t.is_string(), "float": t.is_float64(), "int": t.is_int64(),
+        "bool": t.is_boolean(), "date": t.is_date(), "timestamp": t.is_timestamp(),
+    }[type_]
+
+
 def _cast(value: ir.Value, type_: str) -> ir.Value:
     target = IBIS_TYPES[type_]
+    if _same_type(value, type_):
+        return value  # already typed (Parquet, databases): nothing to parse
     if value.type().is_string():
         value = value.strip()
         value = ibis.ifelse(value == "", ibis.null(), value)
