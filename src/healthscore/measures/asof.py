@@ -13,6 +13,7 @@ after it. Rows dated after the last as-of date map to no index and are dropped.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 import ibis
@@ -34,6 +35,23 @@ def visible_from(days: ir.Table, grid: ir.Table) -> ir.Table:
     distinct = days.select("day").distinct().filter(lambda t: t.day.notnull())
     pairs = distinct.cross_join(grid).filter(lambda t: t.as_of >= t.day)
     return pairs.group_by("day").aggregate(k=pairs.k.min())
+
+
+@dataclass(frozen=True)
+class Span:
+    """The first and last as-of date of a run."""
+
+    first: date
+    last: date
+
+    def holds(self, day: ir.DateValue, window: Window, reach: int = 1) -> ir.BooleanValue:
+        """Whether a row dated ``day`` can count for any as-of date, for a measure looking
+        back ``reach`` windows (2 for a change against the previous window)."""
+        cond = day <= self.last
+        if window.unbounded:
+            return cond
+        first = ibis.literal(self.first, type="date")
+        return cond & (day > shift(first, window, -reach))
 
 
 def shift(day: ir.DateValue, window: Window, times: int = 1) -> ir.DateValue:

@@ -14,7 +14,6 @@ from healthscore.entities import ENTITIES
 from healthscore.measures import asof
 from healthscore.measures.filters import compile_filter
 from healthscore.measures.parts import (
-    LATEST,
     MAX,
     SUM,
     Part,
@@ -68,6 +67,7 @@ class MeasureBuilder:
         self.measures = {n: config.measures[n] for n in config.used_measures()}
         self.stale_flags: dict[str, list[Any]] = {}
         self.materialize: Callable[[ir.Table, str], ir.Table] = lambda t, _: t
+        self.span: asof.Span | None = None  # when set, rows no as-of date can see are skipped
 
     # ------------------------------------------------------------------ collection
 
@@ -85,7 +85,7 @@ class MeasureBuilder:
                 self._collect_one(m)
         for (entity, _), group in by_entity.items():
             self.parts.extend(
-                event_parts(self.tables[entity], group, self.grid, self.materialize)
+                event_parts(self.tables[entity], group, self.grid, self.materialize, self.span)
             )
         self._internal = measures
 
@@ -94,7 +94,7 @@ class MeasureBuilder:
         if m.type in ("count", "sum"):
             self.parts.append(open_part(t, m, self.grid))
         elif m.type == "count_distinct":
-            self.parts.append(distinct_part(t, m, self.grid))
+            self.parts.append(distinct_part(t, m, self.grid, self.span))
         elif m.type == "latest":
             self.parts.append(latest_part(t, m, self.grid, m.spec.column))
         elif m.type == "days_since":
@@ -133,19 +133,11 @@ class MeasureBuilder:
         if not cols:
             return spine
         bounds = spine.group_by("account_id").aggregate(k_first=spine.k.min(), k_last=spine.k.max())
-        union = ibis.union(*[self._aligned(p, cols) for p in self.parts])
-        union = union.inner_join(bounds, "account_id")
-        union = union.filter(union.k <= union.k_last).mutate(k=ibis.greatest(union.k, union.k_first))
-        aggs: dict[str, Any] = {}
-        for c, (how, _) in cols.items():
-            if how == SUM:
-                aggs[c] = union[c].sum()
-            elif how == MAX:
-                aggs[c] = union[c].max()
-        for c, (how, _) in cols.items():
-            if how == LATEST:
-                aggs[c] = union[c].argmax(union[f"{c}__ts"])
-        sparse = union.group_by(["account_id", "k"]).aggregate(**aggs)
+        # each part collapses to one row per (account, as-of index) before the union
+        parts = [self._aligned(_sparse(_clamped(p.table, bounds), p.columns), cols)
+                 for p in self.parts]
+        # after the union, each (account, index) holds at most one value per latest column
+        sparse = _sparse(ibis.union(*parts), cols, merged=True)
         joined = left_join(spine, sparse, ["account_id", "k"])
         w = ibis.window(group_by="account_id", order_by="k", rows=(None, 0))
         running: dict[str, Any] = {}
@@ -158,11 +150,11 @@ class MeasureBuilder:
                 running[c] = joined[c].argmax(joined[f"{c}__ts"]).over(w)
         return joined.mutate(**running)
 
-    def _aligned(self, part: Part, cols: dict[str, tuple[str, str]]) -> ir.Table:
+    def _aligned(self, table: ir.Table, cols: dict[str, tuple[str, str]]) -> ir.Table:
         exprs: dict[str, Any] = {}
         for c, (_, type_) in cols.items():
-            exprs[c] = (part.table[c] if c in part.columns else ibis.null()).cast(type_)
-        return part.table.select("account_id", "k", **exprs)
+            exprs[c] = (table[c] if c in table.columns else ibis.null()).cast(type_)
+        return table.select("account_id", "k", **exprs)
 
     def _finish(self, wide: ir.Table) -> ir.Table:
         values: dict[str, Any] = {}
@@ -208,6 +200,27 @@ class MeasureBuilder:
             return value
 
         return apply
+
+
+def _clamped(part: ir.Table, bounds: ir.Table) -> ir.Table:
+    """Contributions before an account's first as-of date land on that date; later ones
+    than its last date are dropped."""
+    t = part.inner_join(bounds, "account_id")
+    t = t.filter(t.k <= t.k_last).mutate(k=ibis.greatest(t.k, t.k_first))
+    return t.drop("k_first", "k_last")
+
+
+def _sparse(t: ir.Table, cols: dict[str, tuple[str, str]], merged: bool = False) -> ir.Table:
+    """One row per (account, as-of index): sums add up, maxima and latest values combine."""
+    aggs: dict[str, Any] = {}
+    for c, (how, _) in cols.items():
+        if how == SUM:
+            aggs[c] = t[c].sum()
+        elif how == MAX or merged:
+            aggs[c] = t[c].max()
+        else:
+            aggs[c] = t[c].argmax(t[f"{c}__ts"])
+    return t.group_by(["account_id", "k"]).aggregate(**aggs)
 
 
 class _Proxy:

@@ -45,11 +45,15 @@ def _filtered(t: ir.Table, m: Measure) -> ir.Table:
 
 def event_parts(
     t: ir.Table, measures: list[Measure], grid: ir.Table,
-    materialize: Callable[[ir.Table, str], ir.Table],
+    materialize: Callable[[ir.Table, str], ir.Table], span: asof.Span | None = None,
 ) -> list[Part]:
     """count/sum/avg over event rows: one pass over the rows to (account, day) aggregates,
     then one set of contributions per window."""
-    daily = materialize(_daily(t, measures, time_column(measures[0])), "daily")
+    daily = _daily(t, measures, time_column(measures[0]))
+    if span is not None:
+        widest = max(measures, key=lambda m: (m.window.unbounded, _reach_days(m)))
+        daily = daily.filter(span.holds(daily.day, widest.window, _shift_of(widest) + 1))
+    daily = materialize(daily, "daily")
     out: list[Part] = []
     for key, group in _by_window(measures).items():
         window, times = key
@@ -63,6 +67,10 @@ def event_parts(
         part = asof.deltas(rows, grid, cols)
         out.append(Part(part, {c: (SUM, "float64") for c in cols}))
     return out
+
+
+def _reach_days(m: Measure) -> int:
+    return (m.window.days + 31 * m.window.months) * (_shift_of(m) + 1)
 
 
 def _by_window(measures: list[Measure]) -> dict[tuple[Window, int], list[Measure]]:
@@ -113,11 +121,14 @@ def open_part(t: ir.Table, m: Measure, grid: ir.Table) -> Part:
     return Part(asof.deltas(rows, grid, [m.name]), {m.name: (SUM, "float64")})
 
 
-def distinct_part(t: ir.Table, m: Measure, grid: ir.Table) -> Part:
+def distinct_part(t: ir.Table, m: Measure, grid: ir.Table, span: asof.Span | None = None) -> Part:
     """count_distinct: each value counts while it was seen within the window (islands)."""
     t = _filtered(t, m)
     t = t.filter(t[m.spec.column].notnull())
-    seen = t.select("account_id", v=t[m.spec.column], day=_day(t, time_column(m))).distinct()
+    seen = t.select("account_id", v=t[m.spec.column], day=_day(t, time_column(m)))
+    if span is not None:
+        seen = seen.filter(span.holds(seen.day, m.window, _shift_of(m) + 1))
+    seen = seen.distinct()
     if not m.window.unbounded:
         # only days some as-of date's window holds can matter: merge islands of those alone
         shift_n = _shift_of(m)

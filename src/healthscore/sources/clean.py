@@ -159,18 +159,18 @@ def clean(
     raw: ir.Table, source: Source, accounts: ir.Table | None, max_share: float,
     materialize: Callable[[ir.Table, str], ir.Table] = lambda t, _: t,
 ) -> tuple[ir.Table, DataHealth]:
-    """Check every row once (the result is materialised); return the good rows and health."""
+    """Check every row; return the good rows (materialised) and the source's health."""
     entity = ENTITIES[source.entity]
     t = typed(map_columns(raw, source), entity)
     checks = reasons(t, entity, accounts)
     flags = {f"__bad{i}": cond.fill_null(False) for i, (_, cond) in enumerate(checks)}
     any_flag = ibis.or_(*flags.values()) if flags else ibis.literal(False)
-    t = materialize(t.mutate(**flags, __bad=any_flag), f"checked_{source.entity}")
-    any_bad = t["__bad"]
-    health = _health(t, source, entity, checks, any_bad)
+    t = t.mutate(**flags, __bad=any_flag)
+    health = _health(t, source, entity, checks, t["__bad"])
     if health.rows_read and health.rows_rejected / health.rows_read > max_share:
         raise DataError(_too_many(source, health, max_share), details=health.examples)
-    good = t.filter(~any_bad).select(*entity.column_names)
+    # only the good rows and the entity's columns are kept (in memory, or spilled to disk)
+    good = materialize(t.filter(~t["__bad"]).select(*entity.column_names), f"clean_{source.entity}")
     return good, health
 
 
