@@ -79,7 +79,12 @@ def run_variant(name: str, project: Path, data: Path, out: Path) -> None:
     v = VARIANTS[name]
     info: dict[str, object] = {}
     if v.kind == "healthscore":
+        import healthscore
         from healthscore.project import Project
+
+        frozen = os.environ.get("PYTHONPATH", "").split(os.pathsep)[0]
+        if frozen and not healthscore.__file__.startswith(frozen):
+            raise SystemExit(f"imported {healthscore.__file__}, not the copy in {frozen}")
 
         began = time.perf_counter()
         result = Project.load(project).run(dates=v.dates)
@@ -161,18 +166,50 @@ def usage_rows(data: Path) -> int:
     return sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
 
 
-def project_copy(work: Path, name: str, data: Path) -> Path:
+def project_copy(work: Path, name: str, data: Path, memory_limit: str | None) -> Path:
     """A copy of benchmarks/project whose sources point at ``data`` (absolute paths)."""
     target = work / name
     shutil.copytree(PROJECT, target, ignore=shutil.ignore_patterns(".healthscore"))
     spec = yaml.safe_load((target / "healthscore.yml").read_text())
     for source in spec["sources"].values():
         source["path"] = str(data / Path(source["path"]).name)
+    if memory_limit:
+        spec.setdefault("settings", {})["memory_limit"] = memory_limit
     (target / "healthscore.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
     return target
 
 
 # ----------------------------------------------------------------------------- parent
+
+
+def freeze_code(work: Path) -> tuple[Path, str]:
+    """Copy the healthscore package into ``work`` and say which code it is.
+
+    The variants import this copy (it goes first on PYTHONPATH), so every variant of a run
+    runs the same code even when ``src/`` is edited while the benchmark runs.
+    """
+    import hashlib
+
+    import healthscore
+
+    source = Path(healthscore.__file__).parent
+    target = work / "code"
+    shutil.copytree(source, target / "healthscore",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    digest = hashlib.sha256()
+    for path in sorted((target / "healthscore").rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(target)).encode() + path.read_bytes())
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(source), *args], capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown commit"
+    changed = git("status", "--porcelain", "--", str(source)).splitlines()
+    dirty = f", with uncommitted changes to {len(changed)} file(s)" if changed else ""
+    return target, f"{commit}{dirty} (source hash {digest.hexdigest()[:12]})"
+
 
 
 @dataclass
@@ -185,11 +222,19 @@ class Outcome:
     info: dict[str, object]
     project: Path
     result: Path
+    status: str = "ok"  # or "stopped" (after --timeout) or "failed"
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
 
 
-def spawn(v: Variant, work: Path, data: Path, timeout: float | None) -> Outcome:
-    """Run variant ``v`` in a subprocess; stop it after ``timeout`` seconds (then rows = -1)."""
-    project = project_copy(work, v.name, data) if v.kind == "healthscore" else work / v.name
+def spawn(v: Variant, work: Path, data: Path, code: Path, timeout: float | None,
+          memory_limit: str | None = None) -> Outcome:
+    """Run variant ``v`` in a subprocess; stop it after ``timeout`` seconds."""
+    project = (project_copy(work, v.name, data, memory_limit) if v.kind == "healthscore"
+               else work / v.name)
     project.mkdir(exist_ok=True)
     out = work / f"{v.name}.json"
     log = work / f"{v.name}.log"
@@ -199,27 +244,37 @@ def spawn(v: Variant, work: Path, data: Path, timeout: float | None) -> Outcome:
     load_before = os.getloadavg()[0]
     began = time.perf_counter()
     with log.open("w") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=HERE)
+        path = os.pathsep.join(p for p in [str(code), os.environ.get("PYTHONPATH")] if p)
+        tmp = work / "tmp" / v.name  # spill files too: removed with the scratch folder
+        tmp.mkdir(parents=True)
+        env = {**os.environ, "PYTHONPATH": path, "TMPDIR": str(tmp)}
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=HERE, env=env)
         status, usage, stopped = _wait(proc, began, timeout)
     load = f"{load_before:.1f} / {os.getloadavg()[0]:.1f}"
     peak_mb = usage.ru_maxrss / 1024  # Linux reports KiB
     cpu = usage.ru_utime + usage.ru_stime
-    if stopped:
+    if stopped or status != 0:
         seconds = time.perf_counter() - began
-        print(f"  stopped after {seconds:.0f} s ({cpu:.0f} s CPU), peak {peak_mb:,.0f} MB",
-              flush=True)
-        info: dict[str, object] = {"stopped after (s)": round(seconds),
-                                   "load average (1 min) before / after": load}
-        return Outcome(v, seconds, cpu, peak_mb, -1, info, project, out.with_suffix(".parquet"))
-    if status != 0:
-        sys.stderr.write(log.read_text()[-5000:])
-        raise SystemExit(f"{v.name} failed (exit {status}); log: {log}")
+        error = "" if stopped else _last_error(log.read_text())
+        what = "stopped" if stopped else "failed"
+        print(f"  {what} after {seconds:.0f} s ({cpu:.0f} s CPU), peak {peak_mb:,.0f} MB"
+              + (f": {error}" if error else ""), flush=True)
+        info: dict[str, object] = {"load average (1 min) before / after": load}
+        return Outcome(v, seconds, cpu, peak_mb, -1, info, project, out.with_suffix(".parquet"),
+                       what, error)
     got = json.loads(out.read_text())
     got["load average (1 min) before / after"] = load
     print(f"  {got['seconds']:.2f} s ({cpu:.0f} s CPU), peak {peak_mb:,.0f} MB, "
           f"{got['rows']:,} rows", flush=True)
     return Outcome(v, got.pop("seconds"), cpu, peak_mb, got.pop("rows"), got, project,
                    out.with_suffix(".parquet"))
+
+
+def _last_error(log: str) -> str:
+    """The exception line of a traceback (the last line naming an Error or Exception)."""
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    named = [line for line in lines if "Error" in line or "Exception" in line]
+    return (named or lines or ["no output"])[-1][:300]
 
 
 def _wait(proc: subprocess.Popen, began: float, timeout: float | None
@@ -254,7 +309,7 @@ def comparisons(outcomes: dict[str, Outcome]) -> dict[tuple[str, str], Any]:
     for left, right in PAIRS:
         if left not in outcomes or right not in outcomes:
             continue
-        if outcomes[left].rows < 0 or outcomes[right].rows < 0:
+        if not (outcomes[left].ok and outcomes[right].ok):
             continue
         common = sorted(set(outcomes[left].variant.dates) & set(outcomes[right].variant.dates))
         a, b = values_of(outcomes[left], common), values_of(outcomes[right], common)
@@ -273,9 +328,14 @@ def table(outcomes: dict[str, Outcome], checks: dict[tuple[str, str], Any]) -> l
             same = "yes (= " + ", ".join(r for r, _ in mine) + ")"
         else:
             same = "; ".join(f"vs {r}: {c.summary()}" for r, c in mine)
-        if o.rows < 0:
+        if o.status == "stopped":
             rows.append([name, str(len(o.variant.dates)), f"> {o.seconds:.0f} (stopped)",
                          f"> {o.cpu_seconds:.0f}", f"> {o.peak_mb:,.0f}", "-", "n/a"])
+            continue
+        if o.status == "failed":
+            rows.append([name, str(len(o.variant.dates)), f"{o.seconds:.2f} (failed)",
+                         f"{o.cpu_seconds:.1f}", f"{o.peak_mb:,.0f}", "-",
+                         "n/a: failed, see below"])
             continue
         rows.append([name, str(len(o.variant.dates)), f"{o.seconds:.2f}", f"{o.cpu_seconds:.1f}",
                      f"{o.peak_mb:,.0f}", f"{o.rows:,}", same])
@@ -288,8 +348,10 @@ def targets(outcomes: dict[str, Outcome]) -> list[str]:
     def check(text: str, a: str, b: str, limit: float) -> str:
         x, y = outcomes[a], outcomes[b]
         wall, cpu = x.seconds / y.seconds, x.cpu_seconds / y.cpu_seconds
-        stopped = x.rows < 0  # then ``wall`` is only a lower bound
-        met = wall <= limit and not stopped
+        if x.status == "failed":
+            return f"{text}: NOT met ({a} failed after {x.seconds:.0f} s: {x.error})"
+        stopped = x.status == "stopped"  # then ``wall`` is only a lower bound
+        met = wall <= limit and not stopped and y.ok
         return (f"{text}: {'more than ' if stopped else ''}{wall:.2f}x (CPU time {cpu:.2f}x) "
                 f"-> {'met' if met else 'NOT met'}")
 
@@ -303,10 +365,11 @@ def targets(outcomes: dict[str, Outcome]) -> list[str]:
     hs = {n: o.peak_mb for n, o in outcomes.items() if o.variant.kind == "healthscore"}
     if hs:
         worst = max(hs, key=lambda n: hs[n])
-        partial = any(o.rows < 0 for o in outcomes.values() if o.variant.kind == "healthscore")
+        partial = any(not o.ok for o in outcomes.values() if o.variant.kind == "healthscore")
+        met = hs[worst] <= 2048 and not partial
         out.append(f"peak memory <= 2 GB (2,048 MB) for healthscore: highest {hs[worst]:,.0f} MB "
-                   f"({worst}) -> {'met' if hs[worst] <= 2048 else 'NOT met'}"
-                   + (" (a stopped run counts with its peak until it was stopped)"
+                   f"({worst}) -> {'met' if met else 'NOT met'}"
+                   + (" (a stopped or failed run counts with its peak until it ended)"
                       if partial else ""))
     return out
 
@@ -324,7 +387,7 @@ def plain(rows: list[list[str]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def environment(accounts: int, events: int) -> list[str]:
+def environment(accounts: int, events: int, code: str) -> list[str]:
     import duckdb
     import pandas
 
@@ -333,6 +396,7 @@ def environment(accounts: int, events: int) -> list[str]:
         f"- run: {datetime.now().isoformat(timespec='seconds')}",
         f"- data: {accounts:,} accounts, {events:,} usage events, {MONTHS} months ending {END} "
         f"(healthscore.demo.generate, seed {SEED})",
+        f"- healthscore: {code}",
         f"- machine: {os.cpu_count()} cores, {mem:.0f} GB RAM, {platform.platform()}",
         f"- Python {platform.python_version()}, DuckDB {duckdb.__version__}, "
         f"pandas {pandas.__version__}",
@@ -341,17 +405,21 @@ def environment(accounts: int, events: int) -> list[str]:
     ]
 
 
-def report(
-    outcomes: dict[str, Outcome], checks: dict[tuple[str, str], Any], accounts: int, events: int
-) -> str:
+def report(outcomes: dict[str, Outcome], checks: dict[tuple[str, str], Any], accounts: int,
+           events: int, code: str) -> str:
     rows = table(outcomes, checks)
-    parts = ["# bench_history results", "", *environment(accounts, events), "",
+    parts = ["# bench_history results", "", *environment(accounts, events, code), "",
              markdown(rows), "", "Targets:", ""]
     parts += [f"- {t}" for t in targets(outcomes)]
     notes = [f"- {o.variant.name}: {k} = {v}" for o in outcomes.values()
              for k, v in o.info.items() if v]
     if notes:
         parts += ["", "Notes:", "", *notes]
+    failed = [o for o in outcomes.values() if o.status == "failed"]
+    if failed:
+        parts += ["", "Failures:", ""]
+        parts += [f"- {o.variant.name}: failed after {o.seconds:.0f} s: `{o.error}`"
+                  for o in failed]
     diffs = [(pair, c) for pair, c in checks.items() if not c.identical]
     if diffs:
         parts += ["", "Differences (first examples, left vs right):", ""]
@@ -376,6 +444,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="Markdown output (default benchmarks/results.md; "
                         "benchmarks/results-quick.md with --quick)")
     p.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    p.add_argument("--memory-limit", default=None,
+                   help="healthscore's settings.memory_limit for the run (default: its own, "
+                        "1500MB)")
     p.add_argument("--timeout", type=float, default=None,
                    help="stop a variant after this many seconds (reported as stopped)")
     p.add_argument("--variant", help=argparse.SUPPRESS)
@@ -401,10 +472,15 @@ def main(argv: list[str] | None = None) -> int:
     warm_cache(data)
     work = Path(tempfile.mkdtemp(prefix="bench-history-"))
     try:
-        outcomes = {n: spawn(VARIANTS[n], work, data, args.timeout) for n in names}
+        code, code_note = freeze_code(work)
+        print(f"healthscore code: {code_note}", flush=True)
+        outcomes = {n: spawn(VARIANTS[n], work, data, code, args.timeout, args.memory_limit)
+                    for n in names}
+        if args.memory_limit:
+            code_note += f"; settings.memory_limit: {args.memory_limit}"
         print("comparing measure values ...", flush=True)
         checks = comparisons(outcomes)
-        text = report(outcomes, checks, have, events)
+        text = report(outcomes, checks, have, events, code_note)
         print()
         print(plain(table(outcomes, checks)))
         print()
@@ -417,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
     bad = [c for c in checks.values() if not c.identical]
-    return 1 if bad else 0
+    return 1 if bad or any(o.status == "failed" for o in outcomes.values()) else 0
 
 
 if __name__ == "__main__":

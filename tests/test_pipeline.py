@@ -6,6 +6,7 @@ import shutil
 from datetime import date, datetime, time
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
@@ -194,3 +195,17 @@ def test_spark_gives_the_same_scores_as_duckdb(tmp_path: Path) -> None:
 
 
 DATES_SMALL = [date(2025, 2, 28), date(2025, 3, 5)]
+
+
+def test_many_dates_in_several_passes_give_the_same_scores(demo_data: Path, tmp_path: Path) -> None:
+    dates = [date(2026, m, 1) for m in range(1, 11)]
+    one = Project.load(_project(tmp_path / "one", demo_data, "risk-modules")).run(dates=dates)
+    root = _project(tmp_path / "many", demo_data, "risk-modules")
+    text = (root / "healthscore.yml").read_text()
+    (root / "healthscore.yml").write_text(text.replace("settings:\n", "settings:\n  max_rows_per_pass: 1000\n"))
+    many = Project.load(root).run(dates=dates)
+    key = ["as_of", "account_id", "scorecard"]
+    a = one.to_pandas().sort_values(key).reset_index(drop=True)
+    b = many.to_pandas().sort_values(key).reset_index(drop=True)
+    assert len(a) == len(b) > 1000
+    pd.testing.assert_frame_equal(a, b)

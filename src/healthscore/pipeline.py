@@ -95,9 +95,32 @@ def _union_aligned(parts: list[ir.Table]) -> ir.Table:
     return ibis.union(*aligned)
 
 
-def write_snapshots(
-    config: ProjectConfig, engine: Engine, expr: ir.Table, store: SnapshotStore, stage: Path
+def passes(dates: list[date], accounts: int, max_rows: int) -> list[list[date]]:
+    """Split the as-of dates so one pass holds at most ``max_rows`` account-dates."""
+    size = max(1, max_rows // max(accounts, 1))
+    return [dates[i:i + size] for i in range(0, len(dates), size)]
+
+
+def score_in_passes(
+    config: ProjectConfig, loaded: Loaded, dates: list[date], stage: Path, progress: Progress
 ) -> None:
+    """Score all dates, a batch of dates per set-based pass, into ``stage``."""
+    accounts = loaded.health["accounts"].rows_kept
+    batches = passes(dates, accounts, config.settings.max_rows_per_pass)
+    done = 0
+    for i, batch in enumerate(batches):
+        progress(f"scoring {len(dates)} as-of date(s)|{done}|{len(dates)}")
+        expr = scores_expr(config, loaded, batch)
+        part = stage / f".pass-{i}"
+        write_snapshots(config, loaded.engine, expr, part)
+        for folder in part.iterdir():
+            folder.rename(stage / folder.name)
+        part.rmdir()
+        done += len(batch)
+    progress(f"scoring {len(dates)} as-of date(s)|{done}|{len(dates)}")
+
+
+def write_snapshots(config: ProjectConfig, engine: Engine, expr: ir.Table, stage: Path) -> None:
     """Write ``expr`` partitioned by as_of into ``stage`` (swapped in by the store)."""
     expr = expr.order_by(["as_of", "account_id", "scorecard"])
     writer = getattr(engine, "write_partitioned", None)

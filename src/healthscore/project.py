@@ -107,11 +107,8 @@ class Project:
         engine = pipeline.open_engine(self.config)
         try:
             loaded = pipeline.load_sources(self.config, engine, progress)
-            progress(f"computing {len(grid)} as-of date(s)")
-            expr = pipeline.scores_expr(self.config, loaded, grid)
             with self.store.staging() as stage:
-                progress("writing snapshots")
-                pipeline.write_snapshots(self.config, engine, expr, self.store, stage)
+                pipeline.score_in_passes(self.config, loaded, sorted(set(grid)), stage, progress)
                 written = _count_rows(stage)
                 pipeline.save_definitions(self.config, self.store)
         finally:

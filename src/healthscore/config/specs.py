@@ -37,6 +37,7 @@ class SettingsSpec(Spec):
     min_coverage: Percent = 50
     max_rejected_share: Annotated[float, Field(ge=0, le=1)] = 0.05
     memory_limit: str = "1500MB"
+    max_rows_per_pass: Annotated[int, Field(ge=1000)] = 3_000_000
     threads: int | None = None
 
 
