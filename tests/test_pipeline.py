@@ -202,7 +202,8 @@ def test_many_dates_in_several_passes_give_the_same_scores(demo_data: Path, tmp_
     one = Project.load(_project(tmp_path / "one", demo_data, "risk-modules")).run(dates=dates)
     root = _project(tmp_path / "many", demo_data, "risk-modules")
     text = (root / "healthscore.yml").read_text()
-    (root / "healthscore.yml").write_text(text.replace("settings:\n", "settings:\n  max_rows_per_pass: 1000\n"))
+    small = text.replace("settings:\n", "settings:\n  max_rows_per_pass: 1000\n")
+    (root / "healthscore.yml").write_text(small)
     many = Project.load(root).run(dates=dates)
     key = ["as_of", "account_id", "scorecard"]
     a = one.to_pandas().sort_values(key).reset_index(drop=True)
