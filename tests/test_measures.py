@@ -109,11 +109,17 @@ def build_project(root, engine: str = "duckdb"):  # type: ignore[no-untyped-def]
     }, base=False)
 
 
-@pytest.fixture(scope="module")
-def frame(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    root = build_project(tmp_path_factory.mktemp("measures"))
-    result = Project.load(root).run(dates=[_d("2025-02-28"), _d("2025-03-05")])
-    return result.to_pandas()
+@pytest.fixture(scope="module", params=["together", "one by one"])
+def frame(request, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Both dates in one pass (running sums over close dates), and each date alone (rows
+    joined to the one date whose window holds them): the same numbers either way."""
+    import pandas as pd
+
+    project = Project.load(build_project(tmp_path_factory.mktemp("measures")))
+    dates = [_d("2025-02-28"), _d("2025-03-05")]
+    if request.param == "together":
+        return project.run(dates=dates).to_pandas()
+    return pd.concat([project.run(dates=[d]).to_pandas() for d in dates], ignore_index=True)
 
 
 def _d(text: str):  # type: ignore[no-untyped-def]

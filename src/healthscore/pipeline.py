@@ -59,6 +59,7 @@ def scores_expr(config: ProjectConfig, loaded: Loaded, dates: list[date]) -> ir.
     builder.stale_flags = _stale_dates(loaded.health, dates)
     builder.materialize = loaded.engine.materialize
     builder.span = asof.Span(min(dates), max(dates))
+    builder.n_dates = len(dates)
     spine = active_spine(loaded.tables["accounts"], loaded.tables.get("outcomes"), builder.grid)
     wide = builder.build(spine)
     # every scorecard reads the measures: compute them once

@@ -17,6 +17,7 @@ from healthscore.measures.parts import (
     MAX,
     SUM,
     Part,
+    distinct_direct,
     distinct_part,
     event_parts,
     latest_part,
@@ -68,6 +69,7 @@ class MeasureBuilder:
         self.stale_flags: dict[str, list[Any]] = {}
         self.materialize: Callable[[ir.Table, str], ir.Table] = lambda t, _: t
         self.span: asof.Span | None = None  # when set, rows no as-of date can see are skipped
+        self.n_dates = 0
 
     # ------------------------------------------------------------------ collection
 
@@ -94,7 +96,10 @@ class MeasureBuilder:
         if m.type in ("count", "sum"):
             self.parts.append(open_part(t, m, self.grid))
         elif m.type == "count_distinct":
-            self.parts.append(distinct_part(t, m, self.grid, self.span))
+            if self.span is not None and self._sparse_grid(m):
+                self.side.append((m.name, distinct_direct(t, m, self.grid, self.span)))
+            else:
+                self.parts.append(distinct_part(t, m, self.grid, self.span))
         elif m.type == "latest":
             self.parts.append(latest_part(t, m, self.grid, m.spec.column))
         elif m.type == "days_since":
@@ -103,6 +108,15 @@ class MeasureBuilder:
             self.side.append((m.name, minmax_part(t, m, self.grid)))
         elif m.type == "manual":
             self.parts.append(self._manual_part(m))
+
+    def _sparse_grid(self, m: Measure) -> bool:
+        """Whether a window holds so few as-of dates that joining days to dates is cheaper."""
+        if self.span is None or m.window.unbounded:
+            return False
+        if self.n_dates < 2:
+            return True
+        gap = max((self.span.last - self.span.first).days / (self.n_dates - 1), 1)
+        return (m.window.days + 30 * m.window.months) / gap <= 3
 
     def _manual_part(self, m: Measure) -> Part:
         t = self.tables["manual_values"]
@@ -169,7 +183,9 @@ class MeasureBuilder:
         if t == "avg":
             n = w[f"{m.name}__n"]
             return ibis.ifelse(n > 0, w[f"{m.name}__sum"] / n, ibis.null())
-        if t in ("count", "sum", "count_distinct", "min", "max"):
+        if t == "count_distinct":
+            return w[m.name].fill_null(0)
+        if t in ("count", "sum", "min", "max"):
             return w[m.name]
         if t == "latest" or t == "manual":
             return _within(w, m, w[m.name], w[f"{m.name}__ts"])
