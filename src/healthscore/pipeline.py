@@ -28,6 +28,14 @@ class Loaded:
     engine: Engine
     tables: dict[str, ir.Table]
     health: dict[str, DataHealth] = field(default_factory=dict)
+    cache: dict[Any, ir.Table] = field(default_factory=dict)
+
+    def materialize_once(self, expr: ir.Table, prefix: str) -> ir.Table:
+        """Materialise an intermediate table; the same expression again reuses it."""
+        key = expr.op()
+        if key not in self.cache:
+            self.cache[key] = self.engine.materialize(expr, prefix)
+        return self.cache[key]
 
 
 def open_engine(config: ProjectConfig) -> Engine:
@@ -52,13 +60,18 @@ def load_sources(config: ProjectConfig, engine: Engine, progress: Progress) -> L
     return loaded
 
 
-def scores_expr(config: ProjectConfig, loaded: Loaded, dates: list[date]) -> ir.Table:
-    """One expression holding every scorecard row for every active account and date."""
+def scores_expr(
+    config: ProjectConfig, loaded: Loaded, dates: list[date], span: asof.Span | None = None
+) -> ir.Table:
+    """One expression holding every scorecard row for every active account and date.
+
+    ``span`` is the first and last date of the whole run (when ``dates`` is one pass of it):
+    intermediate tables that depend only on it are computed once and reused by every pass."""
     grid = loaded.engine.register_arrow(asof.grid_arrow(dates), temp_name("grid"))
     builder = MeasureBuilder(config, loaded.tables, grid)
     builder.stale_flags = _stale_dates(loaded.health, dates)
-    builder.materialize = loaded.engine.materialize
-    builder.span = asof.Span(min(dates), max(dates))
+    builder.materialize = loaded.materialize_once
+    builder.span = span or asof.Span(min(dates), max(dates))
     builder.n_dates = len(dates)
     spine = active_spine(loaded.tables["accounts"], loaded.tables.get("outcomes"), builder.grid)
     wide = builder.build(spine)
@@ -109,9 +122,10 @@ def score_in_passes(
     accounts = loaded.health["accounts"].rows_kept
     batches = passes(dates, accounts, config.settings.max_rows_per_pass)
     done = 0
+    span = asof.Span(min(dates), max(dates))
     for i, batch in enumerate(batches):
         progress(f"scoring {len(dates)} as-of date(s)|{done}|{len(dates)}")
-        expr = scores_expr(config, loaded, batch)
+        expr = scores_expr(config, loaded, batch, span)
         part = stage / f".pass-{i}"
         write_snapshots(config, loaded.engine, expr, part)
         for folder in part.iterdir():

@@ -97,9 +97,11 @@ class MeasureBuilder:
             self.parts.append(open_part(t, m, self.grid))
         elif m.type == "count_distinct":
             if self.span is not None and self._sparse_grid(m):
-                self.side.append((m.name, distinct_direct(t, m, self.grid, self.span)))
+                self.side.append(
+                    (m.name, distinct_direct(t, m, self.grid, self.span, self.materialize))
+                )
             else:
-                self.parts.append(distinct_part(t, m, self.grid, self.span))
+                self.parts.append(distinct_part(t, m, self.grid, self.span, self.materialize))
         elif m.type == "latest":
             self.parts.append(latest_part(t, m, self.grid, m.spec.column))
         elif m.type == "days_since":

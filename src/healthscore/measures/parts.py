@@ -121,7 +121,10 @@ def open_part(t: ir.Table, m: Measure, grid: ir.Table) -> Part:
     return Part(asof.deltas(rows, grid, [m.name]), {m.name: (SUM, "float64")})
 
 
-def distinct_part(t: ir.Table, m: Measure, grid: ir.Table, span: asof.Span | None = None) -> Part:
+def distinct_part(
+    t: ir.Table, m: Measure, grid: ir.Table, span: asof.Span | None = None,
+    materialize: Callable[[ir.Table, str], ir.Table] = lambda t, _: t,
+) -> Part:
     """count_distinct: a value counts on an as-of date when it was seen within the window."""
     t = _filtered(t, m)
     t = t.filter(t[m.spec.column].notnull())
@@ -133,20 +136,24 @@ def distinct_part(t: ir.Table, m: Measure, grid: ir.Table, span: asof.Span | Non
         rows = rows.mutate(end=ibis.null().cast("date"), **{m.name: ibis.literal(1.0)})
         return Part(asof.deltas(rows, grid, [m.name]), {m.name: (SUM, "float64")})
     n = _shift_of(m)
-    seen = seen.distinct()
+    seen = materialize(seen.distinct(), "seen")
     seen = seen.mutate(__from=asof.shift(seen.day, m.window, n) if n else seen.day,
                        __to=asof.shift(seen.day, m.window, n + 1))
     spans = asof.seen(seen, grid, "__from", "__to")
     return Part(_index_islands(spans, m.name), {m.name: (SUM, "float64")})
 
 
-def distinct_direct(t: ir.Table, m: Measure, grid: ir.Table, span: asof.Span) -> ir.Table:
+def distinct_direct(
+    t: ir.Table, m: Measure, grid: ir.Table, span: asof.Span,
+    materialize: Callable[[ir.Table, str], ir.Table] = lambda t, _: t,
+) -> ir.Table:
     """count_distinct per (account, as-of index) by joining each day to the few as-of dates
     whose window holds it: cheaper than islands when the dates are far apart."""
     t = _filtered(t, m)
     t = t.filter(t[m.spec.column].notnull())
     seen = t.select("account_id", v=t[m.spec.column], day=_day(t, time_column(m)))
-    seen = seen.filter(span.holds(seen.day, m.window, _shift_of(m) + 1)).distinct()
+    seen = materialize(seen.filter(span.holds(seen.day, m.window, _shift_of(m) + 1)).distinct(),
+                       "seen")
     n = _shift_of(m)
     seen = seen.mutate(__from=asof.shift(seen.day, m.window, n) if n else seen.day,
                        __to=asof.shift(seen.day, m.window, n + 1))
