@@ -131,6 +131,19 @@ def _raw(t: ir.Table, name: str) -> ir.Value:
     return t[raw] if raw in t.columns else t[name].cast("string")
 
 
+def with_first_of_duplicates(t: ir.Table, entity: Entity) -> ir.Table:
+    """Add ``__first``: for a key given more than once, the row number of its first row."""
+    key = entity.key
+    column = entity.column(key) if key else None
+    if key is None or column is None or not column.required:
+        return t
+    counts = t.group_by(key).aggregate(__first=t[ROW].min(), __n=t.count())
+    dups = counts.filter(counts["__n"] > 1).select(key, "__first")
+    joined = t.left_join(dups, key)
+    right = f"{key}_right"
+    return joined.drop(right) if right in joined.columns else joined
+
+
 def reasons(t: ir.Table, entity: Entity, accounts: ir.Table | None) -> list[tuple[str, ir.Value]]:
     """(reason, boolean expression) for every way a row can be rejected."""
     out: list[tuple[str, ir.Value]] = []
@@ -146,9 +159,8 @@ def reasons(t: ir.Table, entity: Entity, accounts: ir.Table | None) -> list[tupl
             out.append((f"missing {col.name}", missing))
     for name in entity.nonnegative:
         out.append((f"negative {name}", t[name] < 0))
-    if entity.key and entity.column(entity.key) and entity.column(entity.key).required:  # type: ignore[union-attr]
-        first = t[ROW].min().over(group_by=t[entity.key])
-        out.append((f"duplicate {entity.key}", t[entity.key].notnull() & (t[ROW] != first)))
+    if "__first" in t.columns:
+        out.append((f"duplicate {entity.key}", t["__first"].notnull() & (t[ROW] != t["__first"])))
     if accounts is not None and entity.name != "accounts":
         known = t.account_id.isin(accounts.account_id)
         out.append(("unknown account_id", t.account_id.notnull() & ~known))
@@ -161,7 +173,7 @@ def clean(
 ) -> tuple[ir.Table, DataHealth]:
     """Check every row; return the good rows (materialised) and the source's health."""
     entity = ENTITIES[source.entity]
-    t = typed(map_columns(raw, source), entity)
+    t = with_first_of_duplicates(typed(map_columns(raw, source), entity), entity)
     checks = reasons(t, entity, accounts)
     flags = {f"__bad{i}": cond.fill_null(False) for i, (_, cond) in enumerate(checks)}
     any_flag = ibis.or_(*flags.values()) if flags else ibis.literal(False)
