@@ -137,7 +137,7 @@ def score_in_passes(
 
 def write_snapshots(config: ProjectConfig, engine: Engine, expr: ir.Table, stage: Path) -> None:
     """Write ``expr`` partitioned by as_of into ``stage`` (swapped in by the store)."""
-    expr = expr.order_by(["as_of", "account_id", "scorecard"])
+    # rows are not sorted: partitioning by date is enough, and sorting cost a quarter of the write
     writer = getattr(engine, "write_partitioned", None)
     if writer is not None:
         writer(expr, stage)

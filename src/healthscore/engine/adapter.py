@@ -103,7 +103,7 @@ class DuckDBEngine(Engine):
         sql = self._sql(expr)
         self.con.con.execute(
             f"COPY ({sql}) TO '{folder}' (FORMAT PARQUET, PARTITION_BY (as_of), "
-            f"WRITE_PARTITION_COLUMNS true, COMPRESSION ZSTD, OVERWRITE_OR_IGNORE true)"
+            f"WRITE_PARTITION_COLUMNS true, COMPRESSION SNAPPY, OVERWRITE_OR_IGNORE true)"
         )
 
     def close(self) -> None:
