@@ -91,13 +91,6 @@ class DuckDBEngine(Engine):
     def to_arrow(self, expr: ibis.Table) -> pa.Table:
         return self.con.con.sql(self._sql(expr)).to_arrow_table()
 
-    def write_parquet(self, expr: ibis.Table, path: Path) -> None:
-        """Stream an expression to one Parquet file (no full copy in memory)."""
-        sql = self._sql(expr)
-        self.con.con.execute(
-            f"COPY ({sql}) TO '{path}' (FORMAT PARQUET, COMPRESSION ZSTD)"
-        )
-
     def write_partitioned(self, expr: ibis.Table, folder: Path) -> None:
         """Stream an expression into hive partitions ``as_of=YYYY-MM-DD/`` (keeps the column)."""
         sql = self._sql(expr)
@@ -153,11 +146,6 @@ class SparkEngine(Engine):
     def materialize(self, expr: ibis.Table, prefix: str) -> ibis.Table:
         df = self.session.sql(str(self.con.compile(expr))).cache()
         return self._view(df, temp_name(prefix))
-
-    def write_parquet(self, expr: ibis.Table, path: Path) -> None:
-        import pyarrow.parquet as pq
-
-        pq.write_table(self.to_arrow(expr), path, compression="zstd")
 
 
 def make_engine(kind: str, memory_limit: str = "1500MB", threads: int | None = None) -> Engine:

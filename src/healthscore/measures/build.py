@@ -10,7 +10,6 @@ import ibis
 import ibis.expr.types as ir
 
 from healthscore.config.model import Measure, ProjectConfig
-from healthscore.entities import ENTITIES
 from healthscore.measures import asof
 from healthscore.measures.filters import compile_filter
 from healthscore.measures.parts import (
@@ -271,7 +270,3 @@ def _change(cur: Any, prev: Any, to: str) -> Any:
     if to == "absolute":
         return cur - prev
     return ibis.ifelse(prev == 0, ibis.null(), (cur - prev) / prev * 100)
-
-
-def account_columns() -> list[str]:
-    return ENTITIES["accounts"].column_names
