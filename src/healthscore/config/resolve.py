@@ -74,13 +74,11 @@ def _source(root: Path, name: str, spec: specs.SourceSpec) -> model.Source:
     if fmt == "sql" and not (spec.table or spec.query):
         raise ConfigError(f"{where}: a database source needs 'table' or 'query'.")
     location = spec.url or str((root / str(spec.path)).resolve())
-    for key in ("stale_after", "refresh"):
-        try:
-            stale = stale_after_days(spec.refresh if key == "refresh" else None,
-                                     spec.stale_after if key == "stale_after" else None)
-        except ValueError as err:
-            raise ConfigError(f"{where}.{key}: {err}") from None
-    stale = stale_after_days(spec.refresh, spec.stale_after)
+    key = "stale_after" if spec.stale_after is not None else "refresh"
+    try:
+        stale = stale_after_days(spec.refresh, spec.stale_after)
+    except ValueError as err:
+        raise ConfigError(f"{where}.{key}: {err}") from None
     return model.Source(name, spec, location, fmt, stale)
 
 

@@ -121,25 +121,37 @@ def open_part(t: ir.Table, m: Measure, grid: ir.Table) -> Part:
     return Part(asof.deltas(rows, grid, [m.name]), {m.name: (SUM, "float64")})
 
 
-def distinct_part(
-    t: ir.Table, m: Measure, grid: ir.Table, span: asof.Span | None = None,
-    materialize: Callable[[ir.Table, str], ir.Table] = lambda t, _: t,
-) -> Part:
-    """count_distinct: a value counts on an as-of date when it was seen within the window."""
+def _values_seen(t: ir.Table, m: Measure, span: asof.Span | None) -> ir.Table:
+    """(account_id, v, day) for every non-null value of the measure's column."""
     t = _filtered(t, m)
     t = t.filter(t[m.spec.column].notnull())
     seen = t.select("account_id", v=t[m.spec.column], day=_day(t, time_column(m)))
     if span is not None:
         seen = seen.filter(span.holds(seen.day, m.window, _shift_of(m) + 1))
-    if m.window.unbounded:
-        rows = seen.group_by(["account_id", "v"]).aggregate(start=seen.day.min())
-        rows = rows.mutate(end=ibis.null().cast("date"), **{m.name: ibis.literal(1.0)})
-        return Part(asof.deltas(rows, grid, [m.name]), {m.name: (SUM, "float64")})
+    return seen
+
+
+def _seen_spans(seen: ir.Table, m: Measure, grid: ir.Table,
+                materialize: Callable[[ir.Table, str], ir.Table]) -> ir.Table:
+    """Distinct (account, value, day) with the as-of index range each one counts for."""
     n = _shift_of(m)
     seen = materialize(seen.distinct(), "seen")
     seen = seen.mutate(__from=asof.shift(seen.day, m.window, n) if n else seen.day,
                        __to=asof.shift(seen.day, m.window, n + 1))
-    spans = asof.seen(seen, grid, "__from", "__to")
+    return asof.seen(seen, grid, "__from", "__to")
+
+
+def distinct_part(
+    t: ir.Table, m: Measure, grid: ir.Table, span: asof.Span | None = None,
+    materialize: Callable[[ir.Table, str], ir.Table] = lambda t, _: t,
+) -> Part:
+    """count_distinct: a value counts on an as-of date when it was seen within the window."""
+    seen = _values_seen(t, m, span)
+    if m.window.unbounded:
+        rows = seen.group_by(["account_id", "v"]).aggregate(start=seen.day.min())
+        rows = rows.mutate(end=ibis.null().cast("date"), **{m.name: ibis.literal(1.0)})
+        return Part(asof.deltas(rows, grid, [m.name]), {m.name: (SUM, "float64")})
+    spans = _seen_spans(seen, m, grid, materialize)
     return Part(_index_islands(spans, m.name), {m.name: (SUM, "float64")})
 
 
@@ -149,15 +161,7 @@ def distinct_direct(
 ) -> ir.Table:
     """count_distinct per (account, as-of index) by joining each day to the few as-of dates
     whose window holds it: cheaper than islands when the dates are far apart."""
-    t = _filtered(t, m)
-    t = t.filter(t[m.spec.column].notnull())
-    seen = t.select("account_id", v=t[m.spec.column], day=_day(t, time_column(m)))
-    seen = materialize(seen.filter(span.holds(seen.day, m.window, _shift_of(m) + 1)).distinct(),
-                       "seen")
-    n = _shift_of(m)
-    seen = seen.mutate(__from=asof.shift(seen.day, m.window, n) if n else seen.day,
-                       __to=asof.shift(seen.day, m.window, n + 1))
-    spans = asof.seen(seen, grid, "__from", "__to")
+    spans = _seen_spans(_values_seen(t, m, span), m, grid, materialize)
     last = spans.k_end.fill_null(NEVER)
     g = grid.select(kk="k")
     hit = spans.inner_join(g, [g.kk >= spans.k_start, g.kk < last])
