@@ -209,6 +209,24 @@ ENTITIES: dict[str, Entity] = {
             time="timestamp",
         ),
         Entity(
+            "subscriptions",
+            "Subscription or contract periods (one row per billing period or contract term). "
+            "Accounts without a start or churn date get them from here.",
+            (
+                _c("subscription_id", "string"),
+                _c("account_id", "string", True),
+                _c("product", "string"),
+                _c("start_date", "timestamp", True, "first day of the period"),
+                _c("end_date", "timestamp", doc="day the period ends; empty if open-ended"),
+                _c("mrr", "float", doc="monthly recurring revenue of the period"),
+                _c("quantity", "float", doc="seats or units"),
+            ),
+            key="subscription_id",
+            time="start_date",
+            end="end_date",
+            nonnegative=("mrr", "quantity"),
+        ),
+        Entity(
             "outcomes",
             "What happened to the account: churn, renewal, expansion, contraction.",
             (

@@ -18,6 +18,7 @@ from healthscore.measures.build import MeasureBuilder, active_spine
 from healthscore.scoring.scorecard import primary_of, score_scorecard
 from healthscore.sources.clean import DataHealth, clean
 from healthscore.sources.read import read_source
+from healthscore.sources.subscriptions import observed_until, with_subscription_dates
 from healthscore.store.snapshots import SnapshotStore
 
 Progress = Callable[[str], None]
@@ -29,6 +30,7 @@ class Loaded:
     tables: dict[str, ir.Table]
     health: dict[str, DataHealth] = field(default_factory=dict)
     cache: dict[Any, ir.Table] = field(default_factory=dict)
+    observed_until: date | None = None  # renewals known up to (from subscriptions)
 
     def materialize_once(self, expr: ir.Table, prefix: str) -> ir.Table:
         """Materialise an intermediate table; the same expression again reuses it."""
@@ -47,6 +49,7 @@ def load_sources(config: ProjectConfig, engine: Engine, progress: Progress) -> L
     """Read, map, check every source; accounts first (others are checked against it)."""
     loaded = Loaded(engine, {})
     order = ["accounts", *[e for e in config.sources if e != "accounts"]]
+    with_subs = "subscriptions" in config.sources
     for entity in order:
         progress(f"reading {entity}")
         source = config.sources[entity]
@@ -54,9 +57,17 @@ def load_sources(config: ProjectConfig, engine: Engine, progress: Progress) -> L
         share = config.settings.max_rejected_share if share is None else share
         raw = read_source(engine, source)
         accounts = loaded.tables.get("accounts")
-        table, health = clean(raw, source, accounts, share, engine.materialize)
+        optional = frozenset({"start_date"}) if with_subs and entity == "accounts" else frozenset()
+        table, health = clean(raw, source, accounts, share, engine.materialize, optional)
         loaded.tables[entity] = table
         loaded.health[entity] = health
+    if with_subs:
+        subs = loaded.tables["subscriptions"]
+        loaded.observed_until = observed_until(subs)
+        filled = with_subscription_dates(
+            loaded.tables["accounts"], subs, config.settings.renewal_grace_days, loaded.observed_until
+        )
+        loaded.tables["accounts"] = engine.materialize(filled, "accounts")
     return loaded
 
 

@@ -165,6 +165,7 @@ class ProjectConfig:
     scorecards: tuple[Scorecard, ...]  # primary candidates, in order; the last is the default
     also: tuple[Scorecard, ...]
     settings: specs.SettingsSpec
+    validation: specs.ValidationSpec = field(default_factory=specs.ValidationSpec)
 
     @property
     def all_scorecards(self) -> tuple[Scorecard, ...]:

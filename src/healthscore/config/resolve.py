@@ -49,6 +49,7 @@ def resolve(ps: ProjectSpecs) -> model.ProjectConfig:
         scorecards=tuple(scorecards[n] for n in primary),
         also=tuple(scorecards[n] for n in also),
         settings=ps.project.settings,
+        validation=ps.project.validation,
     )
 
 
@@ -62,7 +63,13 @@ def _source(root: Path, name: str, spec: specs.SourceSpec) -> model.Source:
         raise ConfigError(
             f"{where}: unknown entity {name!r}. Valid entities: {', '.join(ENTITIES)}."
         )
-    if (spec.path is None) == (spec.url is None):
+    if spec.format == "query":
+        if spec.path is not None or spec.url is not None or not spec.query:
+            raise ConfigError(
+                f"{where}: a 'format: query' source takes only 'query' (DuckDB SQL over files, "
+                f"paths relative to the project folder), no 'path' or 'url'."
+            )
+    elif (spec.path is None) == (spec.url is None):
         raise ConfigError(f"{where}: give exactly one of 'path' (a file) or 'url' (a database).")
     for canonical in spec.columns:
         if entity.column(canonical) is None:
@@ -73,7 +80,7 @@ def _source(root: Path, name: str, spec: specs.SourceSpec) -> model.Source:
     fmt = spec.format or _infer_format(spec, where)
     if fmt == "sql" and not (spec.table or spec.query):
         raise ConfigError(f"{where}: a database source needs 'table' or 'query'.")
-    location = spec.url or str((root / str(spec.path)).resolve())
+    location = spec.url or str((root / str(spec.path or ".")).resolve())
     key = "stale_after" if spec.stale_after is not None else "refresh"
     try:
         stale = stale_after_days(spec.refresh, spec.stale_after)

@@ -5,6 +5,7 @@ Only :mod:`healthscore.config.resolve` turns these into the domain objects the e
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -23,7 +24,7 @@ class Spec(BaseModel):
 class SourceSpec(Spec):
     path: str | None = None
     url: str | None = None
-    format: Literal["csv", "parquet", "excel", "duckdb", "sql"] | None = None
+    format: Literal["csv", "parquet", "excel", "duckdb", "sql", "query"] | None = None
     table: str | None = None
     query: str | None = None
     sheet: str | None = None
@@ -39,6 +40,24 @@ class SettingsSpec(Spec):
     memory_limit: str = "1500MB"
     max_rows_per_pass: Annotated[int, Field(ge=1000)] = 3_000_000
     threads: int | None = None
+    renewal_grace_days: Annotated[int, Field(ge=0)] = 7
+
+
+class ValidationSpec(Spec):
+    """Defaults for `healthscore validate`; the command's options override them."""
+
+    outcome: Literal["churn", "renewal", "expansion"] = "churn"
+    horizon: str = "90d"
+    lead: str = "0d"
+    every: Literal["day", "week", "month"] = "month"
+    start: date | None = Field(default=None, alias="from")
+    end: date | None = Field(default=None, alias="to")
+    observed_until: date | None = None
+    segment_by: str = "segment"
+    review_every: str = "90d"
+    folds: Annotated[int, Field(ge=2, le=20)] = 4
+    bootstrap: Annotated[int, Field(ge=0, le=5000)] = 200
+    seed: int = 0
 
 
 class ProjectSpec(Spec):
@@ -50,6 +69,7 @@ class ProjectSpec(Spec):
     scorecards: list[str] = Field(default_factory=list)
     also: list[str] = Field(default_factory=list)
     settings: SettingsSpec = SettingsSpec()
+    validation: ValidationSpec = ValidationSpec()
 
 
 # ----------------------------------------------------------------------------- scoring schemes

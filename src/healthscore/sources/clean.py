@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -54,9 +56,9 @@ class DataHealth:
         }
 
 
-def map_columns(raw: ir.Table, source: Source) -> ir.Table:
+def map_columns(raw: ir.Table, source: Source, entity: Entity | None = None) -> ir.Table:
     """Rename the source's columns to the entity's and add a row number."""
-    entity = ENTITIES[source.entity]
+    entity = entity or ENTITIES[source.entity]
     have = set(raw.columns)
     exprs: dict[str, Any] = {ROW: ibis.row_number() + 1}
     for col in entity.columns:
@@ -170,10 +172,14 @@ def reasons(t: ir.Table, entity: Entity, accounts: ir.Table | None) -> list[tupl
 def clean(
     raw: ir.Table, source: Source, accounts: ir.Table | None, max_share: float,
     materialize: Callable[[ir.Table, str], ir.Table] = lambda t, _: t,
+    optional: frozenset[str] = frozenset(),
 ) -> tuple[ir.Table, DataHealth]:
-    """Check every row; return the good rows (materialised) and the source's health."""
-    entity = ENTITIES[source.entity]
-    t = with_first_of_duplicates(typed(map_columns(raw, source), entity), entity)
+    """Check every row; return the good rows (materialised) and the source's health.
+
+    ``optional`` names required columns that another source can fill in (an account's
+    start date from its subscriptions)."""
+    entity = _relaxed(ENTITIES[source.entity], optional)
+    t = with_first_of_duplicates(typed(map_columns(raw, source, entity), entity), entity)
     checks = reasons(t, entity, accounts)
     flags = {f"__bad{i}": cond.fill_null(False) for i, (_, cond) in enumerate(checks)}
     any_flag = ibis.or_(*flags.values()) if flags else ibis.literal(False)
@@ -184,6 +190,15 @@ def clean(
     # only the good rows and the entity's columns are kept (in memory, or spilled to disk)
     good = materialize(t.filter(~t["__bad"]).select(*entity.column_names), f"clean_{source.entity}")
     return good, health
+
+
+def _relaxed(entity: Entity, optional: frozenset[str]) -> Entity:
+    if not optional:
+        return entity
+    columns = tuple(
+        dataclasses.replace(c, required=False) if c.name in optional else c for c in entity.columns
+    )
+    return dataclasses.replace(entity, columns=columns)
 
 
 def _health(t: ir.Table, source: Source, entity: Entity, checks: list, any_bad: Any) -> DataHealth:

@@ -36,6 +36,8 @@ def read_source(engine: Engine, source: Source) -> ibis.Table:
 
 
 def _where(source: Source) -> str:
+    if source.format == "query":
+        return "its query"
     return _redact(source.location) if source.format == "sql" else source.location
 
 
@@ -182,7 +184,22 @@ def _read_duckdb(engine: Engine, source: Source, name: str) -> ibis.Table:
     return engine.register_arrow(_no_null_types(table), name)
 
 
+def _read_query(engine: Engine, source: Source, name: str) -> ibis.Table:
+    """DuckDB SQL over files (Parquet, CSV), e.g. to join a lookup table; relative paths are
+    read from the project folder."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute("SET file_search_path = ?", [source.location])
+        table = con.sql(_sql_text(source)).to_arrow_table()
+    finally:
+        con.close()
+    return engine.register_arrow(_no_null_types(table), name)
+
+
 _READERS = {
+    "query": _read_query,
     "parquet": _read_parquet,
     "csv": _read_csv,
     "excel": _read_excel,

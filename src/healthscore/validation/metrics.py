@@ -1,0 +1,156 @@
+"""Metrics of a score against outcomes: AUC with a bootstrap interval, lift, band rates with
+Wilson intervals, calibration, false greens and lead time.
+
+Every function takes plain arrays. ``risk`` is "higher means the outcome is more likely"
+(for churn that is ``100 - score``); ``y`` is 1 where the outcome happened.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+Z95 = 1.959963984540054
+
+
+def auc(y: np.ndarray, risk: np.ndarray, weight: np.ndarray | None = None) -> float | None:
+    """Area under the ROC curve; None when only one class is present."""
+    y = np.asarray(y)
+    if y.min(initial=0) == y.max(initial=0) or len(np.unique(y)) < 2:
+        return None
+    return float(roc_auc_score(y, risk, sample_weight=weight))
+
+
+def bootstrap_auc(
+    y: np.ndarray, risk: np.ndarray, clusters: np.ndarray, n: int, seed: int
+) -> tuple[float | None, float | None]:
+    """95% interval of the AUC, resampling whole accounts (an account's observations at
+    different dates are not independent)."""
+    if n <= 0 or auc(y, risk) is None:
+        return None, None
+    rng = np.random.default_rng(seed)
+    ids, inverse = np.unique(clusters, return_inverse=True)
+    values = []
+    for _ in range(n):
+        counts = np.bincount(rng.integers(0, len(ids), len(ids)), minlength=len(ids))
+        w = counts[inverse].astype(float)
+        keep = w > 0
+        a = auc(y[keep], risk[keep], w[keep])
+        if a is not None:
+            values.append(a)
+    if not values:
+        return None, None
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def top_decile_lift(y: np.ndarray, risk: np.ndarray) -> float | None:
+    """Outcome rate among the riskiest 10% divided by the overall rate."""
+    base = float(np.mean(y)) if len(y) else 0.0
+    if base == 0:
+        return None
+    k = max(1, int(math.ceil(len(y) * 0.1)))
+    order = np.argsort(-risk, kind="stable")
+    return float(np.mean(y[order[:k]])) / base
+
+
+def wilson(k: int, n: int) -> tuple[float | None, float | None]:
+    """Wilson 95% interval of a proportion k/n."""
+    if n == 0:
+        return None, None
+    p = k / n
+    denom = 1 + Z95**2 / n
+    centre = (p + Z95**2 / (2 * n)) / denom
+    half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def band_rates(y: np.ndarray, bands: np.ndarray, order: list[str]) -> list[dict[str, Any]]:
+    """Outcome rate per band (in ``order``, worst first) with Wilson intervals."""
+    rows = []
+    for band in order:
+        mask = bands == band
+        n, k = int(mask.sum()), int(y[mask].sum())
+        lo, hi = wilson(k, n)
+        rows.append({"band": band, "observations": n, "outcomes": k,
+                     "rate": k / n if n else None, "ci_low": lo, "ci_high": hi})
+    return rows
+
+
+def monotonic(rates: list[dict[str, Any]], falling: bool) -> bool:
+    """Whether the rates fall (or rise) from the first band to the last, ignoring empty bands."""
+    values = [r["rate"] for r in rates if r["rate"] is not None]
+    pairs = list(zip(values, values[1:], strict=False))
+    return all(a > b for a, b in pairs) if falling else all(a < b for a, b in pairs)
+
+
+def calibration(y: np.ndarray, score: np.ndarray, bins: int = 10) -> dict[str, Any]:
+    """Observed rate per score bin beside the rate a logistic fit of the score predicts."""
+    edges = np.linspace(0, 100, bins + 1)
+    which = np.clip(np.digitize(score, edges[1:-1]), 0, bins - 1)
+    fitted = _platt(y, score)
+    rows = []
+    for b in range(bins):
+        mask = which == b
+        n = int(mask.sum())
+        if not n:
+            continue
+        k = int(y[mask].sum())
+        lo, hi = wilson(k, n)
+        rows.append({
+            "from": float(edges[b]), "to": float(edges[b + 1]), "observations": n, "outcomes": k,
+            "observed": k / n, "ci_low": lo, "ci_high": hi,
+            "predicted": float(np.mean(fitted[mask])) if fitted is not None else None,
+        })
+    brier = float(np.mean((fitted - y) ** 2)) if fitted is not None else None
+    return {"bins": rows, "brier": brier}
+
+
+def _platt(y: np.ndarray, score: np.ndarray) -> np.ndarray | None:
+    if len(np.unique(y)) < 2:
+        return None
+    model = LogisticRegression().fit(score.reshape(-1, 1) / 100.0, y)
+    return np.asarray(model.predict_proba(score.reshape(-1, 1) / 100.0)[:, 1])
+
+
+def false_green(y: np.ndarray, bands: np.ndarray, good_band: str) -> dict[str, Any]:
+    """Of the observations whose outcome happened, the share that were in the best band."""
+    hit = y == 1
+    n = int(hit.sum())
+    k = int((bands[hit] == good_band).sum())
+    lo, hi = wilson(k, n)
+    return {"band": good_band, "outcomes": n, "in_band": k,
+            "rate": k / n if n else None, "ci_low": lo, "ci_high": hi}
+
+
+def lead_times(
+    history: list[tuple[str, Any, str]], events: dict[str, Any], bad_band: str
+) -> dict[str, Any]:
+    """Days from an account first turning ``bad_band`` (the start of its last unbroken run in
+    that band before the event) to the event.
+
+    ``history`` is (account, as_of, band) rows; ``events`` maps account -> event date."""
+    by_account: dict[str, list[tuple[Any, str]]] = {}
+    for account, day, band in history:
+        if account in events and day < events[account]:
+            by_account.setdefault(account, []).append((day, band))
+    days = []
+    for account, rows in by_account.items():
+        rows.sort()
+        first = None
+        for day, band in rows:
+            first = (first or day) if band == bad_band else None
+        if first is not None:
+            days.append((events[account] - first).days)
+    warned = len(days)
+    total = len(by_account)
+    return {
+        "accounts": total, "warned": warned,
+        "warned_share": warned / total if total else None,
+        "median_days": float(np.median(days)) if days else None,
+        "quartiles_days": [float(q) for q in np.percentile(days, [25, 75])] if days else None,
+    }

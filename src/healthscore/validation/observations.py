@@ -1,0 +1,170 @@
+"""Observations for a backtest: every active account at every as-of date, scored with the
+data as it stood on that date, and labelled with what happened afterwards.
+
+The scores come from the same point-in-time pipeline as ``healthscore run`` (one set-based
+pass per batch of dates), so an observation at date D sees no row after D. The label is 1
+when the outcome happened in (D + lead, D + lead + horizon]. Dates whose outcome window is
+not over by ``observed_until`` are left out: their labels are not known yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import ibis
+import numpy as np
+import pandas as pd
+
+from healthscore import pipeline
+from healthscore.config.model import ProjectConfig
+from healthscore.errors import DataError, HealthScoreError
+from healthscore.measures import asof
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Observations:
+    """One row per (account, as-of date, scorecard) with ``label`` and ``event_date``."""
+
+    frame: pd.DataFrame
+    outcome: str
+    horizon_days: int
+    lead_days: int
+    observed_until: date
+    dates: list[date]
+    dropped_dates: list[date]
+    events: pd.DataFrame  # account_id, event_date: every outcome event known
+
+    def primary(self) -> pd.DataFrame:
+        return self.frame[self.frame["is_primary"]]
+
+    def for_scorecard(self, name: str) -> pd.DataFrame:
+        return self.frame[self.frame["scorecard"] == name]
+
+
+def build(
+    config: ProjectConfig,
+    dates: list[date],
+    outcome: str,
+    horizon_days: int,
+    lead_days: int,
+    observed_until: date | None,
+    progress: Progress,
+) -> Observations:
+    engine = pipeline.open_engine(config)
+    try:
+        loaded = pipeline.load_sources(config, engine, progress)
+        events = outcome_events(loaded, outcome)
+        until = observed_until or _default_until(loaded, events)
+        keep = [d for d in dates if d + timedelta(days=lead_days + horizon_days) <= until]
+        if not keep:
+            raise HealthScoreError(_no_dates(dates, until, horizon_days, lead_days))
+        frame = _scores(config, loaded, keep, progress)
+    finally:
+        engine.close()
+    frame = label(frame, events, horizon_days, lead_days)
+    dropped = [d for d in dates if d not in keep]
+    return Observations(frame, outcome, horizon_days, lead_days, until, keep, dropped, events)
+
+
+def _no_dates(dates: list[date], until: date, horizon: int, lead: int) -> str:
+    latest = until - timedelta(days=horizon + lead)
+    return (
+        f"no as-of date from {min(dates)} to {max(dates)} has a complete outcome window: "
+        f"outcomes are known up to {until} and each date needs {lead + horizon} days after it "
+        f"(lead {lead}d + horizon {horizon}d). Choose --to {latest} or earlier, a shorter "
+        f"--horizon, or set validation.observed_until."
+    )
+
+
+def _scores(config: ProjectConfig, loaded: pipeline.Loaded, dates: list[date],
+            progress: Progress) -> pd.DataFrame:
+    accounts = loaded.health["accounts"].rows_kept
+    batches = pipeline.passes(dates, accounts, config.settings.max_rows_per_pass)
+    span = asof.Span(min(dates), max(dates))
+    parts = []
+    for i, batch in enumerate(batches):
+        progress(f"scoring {len(dates)} as-of date(s)|{sum(map(len, batches[:i]))}|{len(dates)}")
+        expr = pipeline.scores_expr(config, loaded, batch, span)
+        parts.append(loaded.engine.to_arrow(expr).to_pandas())
+    progress(f"scoring {len(dates)} as-of date(s)|{len(dates)}|{len(dates)}")
+    frame = pd.concat(parts, ignore_index=True)
+    frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
+    frame["is_primary"] = frame["is_primary"].astype(bool)
+    return frame
+
+
+# ----------------------------------------------------------------------------- outcomes
+
+
+def outcome_events(loaded: pipeline.Loaded, outcome: str) -> pd.DataFrame:
+    """(account_id, event_date) of every known event of the outcome, from the outcomes entity,
+    the accounts' churn dates and the subscriptions."""
+    tables = loaded.tables
+    parts: list[Any] = []
+    if "outcomes" in tables:
+        o = tables["outcomes"]
+        parts.append(o.filter(o.kind == outcome).select("account_id", event_date=o.occurred_at.date()))
+    if outcome == "churn":
+        a = tables["accounts"]
+        parts.append(a.filter(a.churn_date.notnull()).select("account_id", event_date=a.churn_date))
+    elif "subscriptions" in tables:
+        parts.append(_subscription_events(tables["subscriptions"], outcome))
+    if not parts:
+        raise DataError(
+            f"validate: no source records the outcome {outcome!r}. Add an 'outcomes' source "
+            f"(kind: churn, renewal, expansion) or a 'subscriptions' source."
+        )
+    union = ibis.union(*parts, distinct=True)
+    frame = loaded.engine.to_arrow(union).to_pandas()
+    frame["event_date"] = pd.to_datetime(frame["event_date"]).dt.date
+    return frame.sort_values(["account_id", "event_date"], ignore_index=True)
+
+
+def _subscription_events(subs: Any, outcome: str) -> Any:
+    """A renewal is a period that follows an earlier one; an expansion, one whose MRR is higher
+    than the period before it."""
+    w = ibis.window(group_by="account_id", order_by=[subs.start_date, subs.end_date])
+    t = subs.mutate(__prev_mrr=subs.mrr.lag().over(w), __n=ibis.row_number().over(w))
+    cond = t["__n"] > 0
+    if outcome == "expansion":
+        cond = cond & (t.mrr > t["__prev_mrr"])
+    return t.filter(cond).select("account_id", event_date=t.start_date.date())
+
+
+def _default_until(loaded: pipeline.Loaded, events: pd.DataFrame) -> date:
+    if loaded.observed_until is not None:
+        return loaded.observed_until
+    newest = [h.newest for h in loaded.health.values() if h.newest is not None]
+    if "outcomes" in loaded.health and loaded.health["outcomes"].newest is not None:
+        return loaded.health["outcomes"].newest
+    if newest:
+        return max(newest)
+    if len(events):
+        return max(events["event_date"])
+    raise DataError("validate: cannot tell up to when outcomes are known. "
+                    "Set validation.observed_until in healthscore.yml.")
+
+
+def label(frame: pd.DataFrame, events: pd.DataFrame, horizon_days: int, lead_days: int) -> pd.DataFrame:
+    """Add ``label`` (1 if an event falls in (D + lead, D + lead + horizon]) and ``event_date``
+    (the first such event)."""
+    frame = frame.copy()
+    start = pd.to_datetime(frame["as_of"]) + pd.Timedelta(days=lead_days)
+    left = pd.DataFrame({"__i": np.arange(len(frame)), "account_id": frame["account_id"].values,
+                         "__from": start.values})
+    right = events.assign(__at=pd.to_datetime(events["event_date"]))[["account_id", "__at"]]
+    left = left.sort_values("__from")
+    right = right.sort_values("__at")
+    # the first event strictly after D + lead
+    matched = pd.merge_asof(left, right, left_on="__from", right_on="__at", by="account_id",
+                            direction="forward", allow_exact_matches=False)
+    matched = matched.sort_values("__i")
+    within = matched["__at"] <= matched["__from"] + pd.Timedelta(days=horizon_days)
+    frame["label"] = within.fillna(False).astype(int).values
+    frame["event_date"] = matched["__at"].where(within).dt.date.values
+    return frame
