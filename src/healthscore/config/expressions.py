@@ -16,10 +16,10 @@ ALLOWED = (
     exp.In, exp.Is, exp.Between, exp.Like, exp.ILike,
     exp.Column, exp.Identifier, exp.Literal, exp.Boolean, exp.Null, exp.Tuple,
     exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Neg, exp.Coalesce, exp.Greatest, exp.Least,
-    exp.Abs, exp.Nullif, exp.If, exp.Case,
+    exp.Abs, exp.Nullif, exp.If, exp.Case, exp.Mod, exp.Floor,
 )
 
-FUNCTIONS = "coalesce, greatest, least, abs, nullif"
+FUNCTIONS = "coalesce, greatest, least, abs, nullif, floor (and % for the remainder)"
 
 
 class ExpressionError(ValueError):

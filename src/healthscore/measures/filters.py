@@ -107,6 +107,8 @@ _HANDLERS: dict[type, Callable[[Any, Any], Any]] = {
     exp.Like: _like,
     exp.ILike: _like,
     exp.Abs: lambda n, c: _compile(n.this, c).abs(),
+    exp.Floor: lambda n, c: _compile(n.this, c).floor(),
+    exp.Mod: lambda n, c: _compile(n.this, c) % _compile(n.expression, c),
     exp.Coalesce: _func(ibis.coalesce),
     exp.Greatest: _func(ibis.greatest),
     exp.Least: _func(ibis.least),

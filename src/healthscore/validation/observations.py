@@ -156,8 +156,9 @@ def label(frame: pd.DataFrame, events: pd.DataFrame, horizon_days: int, lead_day
     frame = frame.copy()
     start = pd.to_datetime(frame["as_of"]) + pd.Timedelta(days=lead_days)
     left = pd.DataFrame({"__i": np.arange(len(frame)), "account_id": frame["account_id"].values,
-                         "__from": start.values})
-    right = events.assign(__at=pd.to_datetime(events["event_date"]))[["account_id", "__at"]]
+                         "__from": start.values.astype("datetime64[us]")})
+    at = pd.to_datetime(events["event_date"]).values.astype("datetime64[us]")
+    right = pd.DataFrame({"account_id": events["account_id"].values, "__at": at})
     left = left.sort_values("__from")
     right = right.sort_values("__at")
     # the first event strictly after D + lead

@@ -1,0 +1,203 @@
+"""Signal discovery: what each measure says about the outcome, and what looks wrong.
+
+For every measure of the scorecard: the outcome rate by decile of its value (the cohort
+curve), its univariate AUC and direction, and flags:
+
+* ``contradicts`` - its configured score works backwards: accounts it scores higher have the
+  outcome *more* often (for churn), with the interval clear of 0.5;
+* ``leaky`` - near-perfect separation, or it reads a column that holds today's state (which
+  can reflect the outcome itself) or the outcomes;
+* ``correlated`` - it moves with measures in other groups (|Spearman| >= 0.8): one group
+  should hold them, or one should go;
+* ``low_coverage`` - too few observations have a value for it to matter.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from healthscore.config.model import Measure, Scorecard
+from healthscore.entities import ENTITIES
+from healthscore.validation.metrics import auc, wilson
+
+LEAKY_AUC = 0.95
+CORRELATED = 0.8
+MIN_COVERAGE = 0.25
+# account columns that hold the state of today, not of the as-of date
+CURRENT_STATE = {"accounts": ("arr", "mrr", "licensed_seats", "lifecycle_stage", "renewal_date",
+                              "churn_date", "modules_purchased", "plan")}
+
+
+def discover(
+    frame: pd.DataFrame, scorecard: Scorecard, measures: dict[str, Measure], good_outcome: bool
+) -> dict[str, Any]:
+    y = frame["label"].to_numpy()
+    clusters = frame["account_id"].to_numpy()
+    groups = {e.measure: g.path for g in scorecard.all_groups() for e in g.entries}
+    weights = _effective_weights(scorecard)
+    out = {}
+    for name in scorecard.measures:
+        if f"m__{name}" not in frame.columns:
+            continue
+        out[name] = _measure(frame, name, y, clusters, good_outcome, measures[name])
+        out[name]["group"] = groups.get(name)
+        out[name]["weight"] = weights.get(name, 0.0)
+        _flag_contradiction(out[name], weights.get(name, 0.0))
+    for cluster in correlated_clusters(frame, list(out)):
+        spread = sorted({groups.get(m) or "" for m in cluster["measures"]})
+        cluster["groups"] = spread
+        if len(spread) > 1:
+            for m in cluster["measures"]:
+                others = ", ".join(x for x in cluster["measures"] if x != m)
+                out[m]["flags"].append({"flag": "correlated", "why": (
+                    f"moves with {others} (|Spearman| >= {cluster['min_abs_rho']:.2f}) but they sit "
+                    f"in different groups ({', '.join(spread)}): group them, or keep one.")})
+    return out
+
+
+def _effective_weights(scorecard: Scorecard) -> dict[str, float]:
+    """Each measure's share of the total score in percent, nesting included."""
+    out: dict[str, float] = {}
+
+    def walk(group: Any, share: float) -> None:
+        for e in group.entries:
+            out[e.measure] = out.get(e.measure, 0.0) + share * e.weight / 100
+        for g in group.groups:
+            walk(g, share * g.weight / 100)
+
+    for root in scorecard.groups:
+        walk(root, root.weight)
+    return out
+
+
+def _measure(frame: pd.DataFrame, name: str, y: np.ndarray, clusters: np.ndarray,
+             good_outcome: bool, measure: Measure) -> dict[str, Any]:
+    values = pd.to_numeric(frame[f"m__{name}"], errors="coerce").to_numpy(dtype=float)
+    has = ~np.isnan(values)
+    coverage = float(has.mean()) if len(has) else 0.0
+    info: dict[str, Any] = {"coverage": coverage, "flags": []}
+    a = auc(y[has], values[has]) if has.sum() else None
+    info["auc"] = a
+    if a is not None:
+        info["direction"] = "higher: more outcomes" if a > 0.5 else "higher: fewer outcomes"
+        info["separation"] = max(a, 1 - a)
+    info["deciles"] = deciles(values[has], y[has])
+    score_col = f"s__{name}"
+    if score_col in frame.columns:
+        score = frame[score_col].to_numpy(dtype=float)
+        ok = ~np.isnan(score)
+        risk = score[ok] if good_outcome else 100 - score[ok]
+        info["score_auc"] = auc(y[ok], risk)
+        info["score_auc_ci"] = _clustered_ci(info["score_auc"], y[ok], clusters[ok])
+    if coverage < MIN_COVERAGE:
+        info["flags"].append({"flag": "low_coverage", "why": (
+            f"only {coverage:.0%} of observations have a value (under {MIN_COVERAGE:.0%}): it "
+            f"rarely counts. Check its source and window, or drop it.")})
+    _flag_leak(info, measure)
+    return info
+
+
+def _flag_contradiction(info: dict[str, Any], weight: float) -> None:
+    a, ci = info.get("score_auc"), info.get("score_auc_ci")
+    if weight <= 0 or a is None or ci is None or ci[1] >= 0.5:
+        return
+    info["flags"].append({"flag": "contradicts", "why": (
+        f"its score works backwards: accounts it scores higher have the outcome more often "
+        f"(AUC of its score {a:.2f}, 95% CI {ci[0]:.2f}-{ci[1]:.2f}, below 0.5) yet it carries "
+        f"{weight:.1f}% of the score. Reverse its scheme or drop it.")})
+
+
+def _flag_leak(info: dict[str, Any], measure: Measure) -> None:
+    sep = info.get("separation")
+    if sep is not None and sep >= LEAKY_AUC:
+        info["flags"].append({"flag": "leaky", "why": (
+            f"separates the outcome almost perfectly (AUC {sep:.2f} >= {LEAKY_AUC}): real signals "
+            f"rarely do. Check that it is not recorded after the outcome or copied from it.")})
+    reads = _current_state_columns(measure)
+    if reads:
+        info["flags"].append({"flag": "leaky", "why": (
+            f"reads {', '.join(reads)}, which hold today's state, not the state on the as-of "
+            f"date: in a backtest they can reflect the outcome. Use a dated source instead.")})
+
+
+def _current_state_columns(measure: Measure) -> list[str]:
+    entity = measure.entity
+    spec = measure.spec
+    if entity == "outcomes":
+        return ["the outcomes"]
+    if entity is None and measure.type != "attribute":
+        return []
+    entity = entity or "accounts"
+    state = set(CURRENT_STATE.get(entity, ())) | set(ENTITIES[entity].current_state)
+    text = " ".join(str(getattr(spec, k, "") or "") for k in ("column", "filter", "expression"))
+    words = set(text.replace("(", " ").replace(")", " ").replace(",", " ").split())
+    return sorted(f"{entity}.{c}" for c in state if c in words)
+
+
+def _clustered_ci(a: float | None, y: np.ndarray, clusters: np.ndarray) -> list[float] | None:
+    """Hanley-McNeil interval, widened for repeated observations of the same account."""
+    if a is None:
+        return None
+    n1, n0 = int(y.sum()), int(len(y) - y.sum())
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    var = (a * (1 - a) + (n1 - 1) * (q1 - a * a) + (n0 - 1) * (q2 - a * a)) / (n0 * n1)
+    deff = len(y) / max(1, len(np.unique(clusters)))
+    se = math.sqrt(max(var, 0.0) * deff)
+    return [max(0.0, a - 1.96 * se), min(1.0, a + 1.96 * se)]
+
+
+def deciles(values: np.ndarray, y: np.ndarray) -> list[dict[str, Any]]:
+    """Outcome rate per decile of a measure's value (ties stay in one bin)."""
+    if len(values) < 10:
+        return []
+    bins = pd.qcut(values, 10, duplicates="drop")
+    frame = pd.DataFrame({"bin": bins, "v": values, "y": y})
+    rows = []
+    for _, part in frame.groupby("bin", observed=True):
+        n, k = len(part), int(part["y"].sum())
+        lo, hi = wilson(k, n)
+        rows.append({"from": float(part["v"].min()), "to": float(part["v"].max()),
+                     "observations": n, "outcomes": k, "rate": k / n, "ci_low": lo, "ci_high": hi})
+    return rows
+
+
+def correlated_clusters(frame: pd.DataFrame, names: list[str], sample: int = 20000) -> list[dict[str, Any]]:
+    """Groups of measures linked by |Spearman| >= CORRELATED (connected components)."""
+    cols = [f"m__{n}" for n in names]
+    if len(cols) < 2:
+        return []
+    data = frame[cols].apply(pd.to_numeric, errors="coerce")
+    if len(data) > sample:
+        data = data.sample(sample, random_state=0)
+    rho = data.rank().corr(min_periods=30).to_numpy()
+    parent = list(range(len(names)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    links = []
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            if not np.isnan(rho[i, j]) and abs(rho[i, j]) >= CORRELATED:
+                parent[find(i)] = find(j)
+                links.append(abs(rho[i, j]))
+    comps: dict[int, list[int]] = {}
+    for i in range(len(names)):
+        comps.setdefault(find(i), []).append(i)
+    out = []
+    for members in comps.values():
+        if len(members) < 2:
+            continue
+        sub = rho[np.ix_(members, members)]
+        strongest = [abs(sub[a, b]) for a in range(len(members)) for b in range(len(members))
+                     if a != b and not np.isnan(sub[a, b]) and abs(sub[a, b]) >= CORRELATED]
+        out.append({"measures": [names[i] for i in members],
+                    "min_abs_rho": float(min(strongest)) if strongest else CORRELATED})
+    return out

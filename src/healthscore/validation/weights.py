@@ -1,0 +1,228 @@
+"""Estimators of the backtest, following the scikit-learn contract: ``__init__`` stores
+parameters, ``fit`` returns ``self``, learned values end in ``_``.
+
+All of them rank observations by *risk* of the outcome through ``decision_function``, so one
+protocol evaluates the configured scorecard, the suggested weights, the best single measure
+and a plain L1 logistic regression side by side.
+
+Scores are "higher is healthier". For an outcome that is bad (churn) risk is ``100 - score``;
+for a good outcome (renewal, expansion) it is the score itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from healthscore.validation.metrics import auc
+
+CS = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+
+
+def time_splits(
+    dates: np.ndarray, folds: int, gap_days: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Expanding-window splits over as-of dates: each test block is later than everything its
+    model was trained on, and training keeps only observations whose outcome window
+    (``gap_days`` = lead + horizon) had closed by the test block's first date."""
+    unique = np.array(sorted(set(dates)))
+    blocks = np.array_split(unique, folds + 1)
+    for k in range(1, len(blocks)):
+        if not len(blocks[k]):
+            continue
+        first = blocks[k][0]
+        cutoff = first - timedelta(days=gap_days)
+        train = np.flatnonzero(np.array([d <= cutoff for d in dates]))
+        test = np.flatnonzero(np.isin(dates, blocks[k]))
+        if len(train) and len(test):
+            yield train, test
+
+
+def _risk_sign(good_outcome: bool) -> float:
+    return 1.0 if good_outcome else -1.0
+
+
+class ConfiguredScore(BaseEstimator, ClassifierMixin):
+    """The scorecard as configured: nothing to learn, risk comes from its ``score`` column."""
+
+    def __init__(self, column: int = 0, good_outcome: bool = False) -> None:
+        self.column = column
+        self.good_outcome = good_outcome
+
+    def fit(self, X: np.ndarray, y: np.ndarray, **_: Any) -> ConfiguredScore:
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        score = np.asarray(X, dtype=float)[:, self.column]
+        return _risk_sign(self.good_outcome) * np.nan_to_num(score, nan=50.0)
+
+
+class BestSingleMeasure(BaseEstimator, ClassifierMixin):
+    """The one measure score that ranks the training observations best (either direction)."""
+
+    def __init__(self, good_outcome: bool = False) -> None:
+        self.good_outcome = good_outcome
+
+    def fit(self, X: np.ndarray, y: np.ndarray, **_: Any) -> BestSingleMeasure:
+        X = np.asarray(X, dtype=float)
+        self.fill_ = np.nan_to_num(np.nanmean(X, axis=0), nan=50.0)
+        filled = np.where(np.isnan(X), self.fill_, X)
+        best, sign, best_auc = 0, 1.0, -1.0
+        for j in range(X.shape[1]):
+            a = auc(y, filled[:, j])
+            if a is None:
+                continue
+            if max(a, 1 - a) > best_auc:
+                best, sign, best_auc = j, (1.0 if a >= 0.5 else -1.0), max(a, 1 - a)
+        self.measure_index_, self.sign_, self.train_auc_ = best, sign, best_auc
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=float)
+        col = X[:, self.measure_index_]
+        return self.sign_ * np.where(np.isnan(col), self.fill_[self.measure_index_], col)
+
+
+def _choose_c(make: Any, X: np.ndarray, y: np.ndarray, dates: np.ndarray | None, gap: int) -> float:
+    """C of the L1 penalty with the best AUC on a later block than the one it was fitted on."""
+    if dates is None or len(set(dates)) < 3:
+        return 0.1
+    splits = list(time_splits(dates, 2, gap))
+    if not splits:
+        return 0.1
+    best, best_auc = 0.1, -1.0
+    for c in CS:
+        scores = []
+        for train, test in splits:
+            if len(np.unique(y[train])) < 2:
+                continue
+            model = make(c).fit(X[train], y[train])
+            a = auc(y[test], model.decision_function(X[test]))
+            if a is not None:
+                scores.append(a)
+        if scores and np.mean(scores) > best_auc:
+            best, best_auc = c, float(np.mean(scores))
+    return best
+
+
+class L1Logistic(BaseEstimator, ClassifierMixin):
+    """L1-regularised logistic regression on standardised measure values (missing values get
+    the training median), with C chosen on later observations than it is fitted on."""
+
+    def __init__(self, gap_days: int = 0) -> None:
+        self.gap_days = gap_days
+
+    @staticmethod
+    def _make(c: float) -> Any:
+        return make_pipeline(
+            SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
+            LogisticRegression(l1_ratio=1.0, solver="liblinear", C=c),
+        )
+
+    def fit(self, X: np.ndarray, y: np.ndarray, dates: np.ndarray | None = None) -> L1Logistic:
+        X = np.asarray(X, dtype=float)
+        self.C_ = _choose_c(self._make, X, y, dates, self.gap_days)
+        self.model_ = self._make(self.C_).fit(X, y)
+        self.coef_ = self.model_[-1].coef_[0]
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model_.decision_function(np.asarray(X, dtype=float)))
+
+
+class SuggestedWeights(BaseEstimator, ClassifierMixin):
+    """Non-negative weights in percent for the measure scores of a scorecard.
+
+    An L1-regularised logistic regression is fitted on the scores (standardised; missing
+    scores get the training mean). Each coefficient becomes a weight per score point; a
+    measure whose coefficient says its score works backwards is *flipped* (scored as
+    ``100 - score``) so that every weight is non-negative and the result stays an additive
+    0-100 health score. Weights are rounded to 0.1 percent, as they would be written down,
+    and the score is computed from the rounded weights."""
+
+    def __init__(self, good_outcome: bool = False, gap_days: int = 0) -> None:
+        self.good_outcome = good_outcome
+        self.gap_days = gap_days
+
+    @staticmethod
+    def _make(c: float) -> Any:
+        return make_pipeline(StandardScaler(), LogisticRegression(l1_ratio=1.0, solver="liblinear", C=c))
+
+    def fit(self, X: np.ndarray, y: np.ndarray, dates: np.ndarray | None = None) -> SuggestedWeights:
+        X = np.asarray(X, dtype=float)
+        self.fill_ = np.nan_to_num(np.nanmean(X, axis=0), nan=50.0)
+        filled = np.where(np.isnan(X), self.fill_, X)
+        self.C_ = _choose_c(self._make, filled, y, dates, self.gap_days)
+        model = self._make(self.C_).fit(filled, y)
+        scale = model[0].scale_
+        per_point = model[-1].coef_[0] / np.where(scale > 0, scale, 1.0)
+        # health per score point: against the outcome when it is bad, with it when it is good
+        health = per_point if self.good_outcome else -per_point
+        self.flipped_ = health < 0
+        total = np.abs(health).sum()
+        raw = np.abs(health) / total * 100 if total > 0 else np.full(len(health), 100 / len(health))
+        self.weights_ = _round_percent(raw)
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def health_score(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=float)
+        filled = np.where(np.isnan(X), self.fill_, X)
+        oriented = np.where(self.flipped_, 100 - filled, filled)
+        return np.asarray(oriented @ (self.weights_ / 100.0))
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        return _risk_sign(self.good_outcome) * self.health_score(X)
+
+
+def _round_percent(raw: np.ndarray) -> np.ndarray:
+    """Round to 0.1 keeping the sum at exactly 100 (largest remainders get the spare tenths)."""
+    tenths = raw * 10
+    floor = np.floor(tenths)
+    spare = int(round(1000 - floor.sum()))
+    order = np.argsort(-(tenths - floor), kind="stable")
+    floor[order[:spare]] += 1
+    return np.asarray(floor / 10)
+
+
+def out_of_sample(
+    estimator: Any, X: np.ndarray, y: np.ndarray, dates: np.ndarray, folds: int, gap_days: int
+) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+    """Risk predicted for every test observation by a model fitted on earlier ones only.
+
+    Returns (indices of the test observations, their risk, per-fold facts)."""
+    index, risk, facts = [], [], []
+    for train, test in time_splits(dates, folds, gap_days):
+        if len(np.unique(y[train])) < 2:
+            continue
+        model = clone(estimator)
+        params = {"dates": dates[train]} if "dates" in _fit_args(model) else {}
+        model.fit(X[train], y[train], **params)
+        r = model.decision_function(X[test])
+        index.append(test)
+        risk.append(r)
+        facts.append({"train_until": _iso(max(dates[train])), "test_from": _iso(min(dates[test])),
+                      "test_to": _iso(max(dates[test])), "train": int(len(train)),
+                      "test": int(len(test)), "auc": auc(y[test], r)})
+    if not index:
+        return np.array([], dtype=int), np.array([]), facts
+    return np.concatenate(index), np.concatenate(risk), facts
+
+
+def _fit_args(model: Any) -> tuple[str, ...]:
+    return tuple(model.fit.__code__.co_varnames[: model.fit.__code__.co_argcount])
+
+
+def _iso(d: date) -> str:
+    return d.isoformat()
