@@ -20,6 +20,9 @@ from healthscore.dates import date_grid
 from healthscore.errors import HealthScoreError
 from healthscore.sources.clean import DataHealth
 from healthscore.store.snapshots import SnapshotStore
+from healthscore.validation.session import Validation, review_warnings
+from healthscore.validation.session import options as validation_options
+from healthscore.validation.session import run as run_validation
 
 
 def _quiet(_: str) -> None:
@@ -115,7 +118,7 @@ class Project:
             engine.close()
         seconds = time.perf_counter() - began
         result = RunResult(grid, written, seconds, loaded.health, self.store,
-                           data_warnings(loaded.health, max(grid)))
+                           data_warnings(loaded.health, max(grid)) + review_warnings(self.config))
         self._log_run(result)
         return result
 
@@ -137,6 +140,26 @@ class Project:
             return None
         lines = log.read_text(encoding="utf-8").strip().splitlines()
         return json.loads(lines[-1]) if lines else None
+
+    def validate(
+        self,
+        *,
+        start: date | str | None = None,
+        end: date | str | None = None,
+        every: str | None = None,
+        horizon: str | None = None,
+        lead: str | None = None,
+        outcome: str | None = None,
+        scorecard: str | None = None,
+        compare: str | None = None,
+        progress: Callable[[str], None] = _quiet,
+    ) -> Validation:
+        """Backtest the scorecards against the outcomes that followed each as-of date.
+
+        Arguments left out come from the project's ``validation:`` section."""
+        opts = validation_options(self.config, start=start, end=end, every=every, horizon=horizon,
+                                  lead=lead, outcome=outcome, scorecard=scorecard)
+        return run_validation(self.config, opts, compare, progress)
 
     # ------------------------------------------------------------------ reading
 

@@ -101,6 +101,44 @@ def run(
 
 @app.command()
 @handle_errors
+def validate(
+    project: Path = ProjectOpt,
+    start: str = typer.Option(None, "--from", help="First as-of date (default: validation.from)."),
+    end: str = typer.Option(None, "--to", help="Last as-of date (default: validation.to)."),
+    every: str = typer.Option(None, "--every", help="day, week or month (default: month)."),
+    horizon: str = typer.Option(None, "--horizon", help="Outcome window after each date, e.g. 90d."),
+    lead: str = typer.Option(None, "--lead", help="Gap before the window starts, e.g. 0d or 30d."),
+    outcome: str = typer.Option(None, "--outcome", help="churn, renewal or expansion."),
+    scorecard: str = typer.Option(None, "--scorecard", help="Scorecard to fit weights for."),
+    compare: str = typer.Option(None, "--compare",
+                                help="Another version: a scorecard .yml file or a git revision."),
+    out_dir: Path = typer.Option(None, "--out", help="Report folder (default: .healthscore/validation)."),
+    suggestion: Path = typer.Option(None, "--write-suggestion",
+                                    help="Write the suggested scorecard YAML here (for review)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON instead of a summary."),
+) -> None:
+    """Backtest the score against real outcomes: AUC, band rates, signals, suggested weights."""
+    proj = _load(project)
+    with render.progress(out) as step:
+        result = proj.validate(start=start, end=end, every=every, horizon=horizon, lead=lead,
+                               outcome=outcome, scorecard=scorecard, compare=compare, progress=step)
+    folder = out_dir or proj.config.state_dir / "validation"
+    html, data = result.write(folder)
+    result.record(html)
+    if suggestion is not None:
+        suggestion.parent.mkdir(parents=True, exist_ok=True)
+        suggestion.write_text(result.suggestion_yaml(), encoding="utf-8")
+    if as_json:
+        out.print_json(json.dumps(result.to_json(), default=str))
+        return
+    render.validation(out, result.to_json())
+    out.print(f"\nReport: {html}\nNumbers: {data}")
+    if suggestion is not None:
+        out.print(f"Suggested scorecard (review it, nothing was changed): {suggestion}")
+
+
+@app.command()
+@handle_errors
 def show(
     project: Path = ProjectOpt,
     as_of: str = typer.Option(None, "--as-of", help="Snapshot date (default: latest)."),

@@ -168,3 +168,59 @@ def measures(console: Console, project: Path | None) -> None:
         s = src.spec
         t.add_row(name, s.type, getattr(s, "entity", "") or "", s.category or "", s.description)
     console.print(t)
+
+
+def _num(x: Any, digits: int = 3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def _share(x: Any) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def validation(console: Console, data: dict[str, Any]) -> None:
+    o = data["overall"]
+    outcome = data["outcome"]
+    ci = o.get("auc_ci") or [None, None]
+    console.print(
+        f"[bold]Validation[/]: {outcome} within {data['horizon_days']} days after "
+        f"{len(data['dates'])} as-of dates ({data['dates'][0]} .. {data['dates'][-1]}): "
+        f"{o['observations']:,} observations of {o['accounts']:,} accounts, "
+        f"{o['outcomes']:,} with {outcome} ({_share(o['base_rate'])})."
+    )
+    lead = o.get("lead_time") or {}
+    fg = o.get("false_green") or {}
+    console.print(
+        f"AUC {_num(o['auc'])} (95% CI {_num(ci[0], 2)}-{_num(ci[1], 2)}), top-decile lift "
+        f"{_num(o['top_decile_lift'], 2)}x, band rates monotonic: "
+        f"{'[green]yes[/]' if o['monotonic'] else '[red]no[/]'}, false green {_share(fg.get('rate'))}, "
+        f"median lead time {_num(lead.get('median_days'), 0)} days."
+    )
+    t = Table(title=f"{outcome.capitalize()} rate by band", title_justify="left")
+    for col in ("band", "observations", outcome, "rate", "95% CI"):
+        t.add_column(col)
+    for b in o["bands"]:
+        t.add_row(_band(b["band"]), f"{b['observations']:,}", f"{b['outcomes']:,}", _share(b["rate"]),
+                  f"{_share(b['ci_low'])} - {_share(b['ci_high'])}")
+    console.print(t)
+    w = data["weights"]
+    t = Table(title=f"Out of sample ({data['scorecard']}, time-ordered folds)", title_justify="left")
+    for col in ("ranking", "observations", "AUC", "top-decile lift"):
+        t.add_column(col)
+    for c in w["comparison"]:
+        t.add_row(c["model"], f"{c['observations']:,}", _num(c["auc"]), _num(c["top_decile_lift"], 2))
+    console.print(t)
+    t = Table(title="Weights: configured -> suggested", title_justify="left")
+    for col in ("measure", "configured", "suggested", "effect of a higher value"):
+        t.add_column(col)
+    for m in w["measures"]:
+        t.add_row(m["measure"], f"{m['configured_weight']:.1f}%", f"{m['suggested_weight']:.1f}%",
+                  m["effect_of_higher_value"])
+    console.print(t)
+    flagged = [(n, f) for n, s in data["signals"].items() for f in s["flags"]]
+    for name, f in flagged:
+        console.print(f"[yellow]{f['flag']}[/] {name}: {f['why']}", soft_wrap=True)
+    if data.get("compare"):
+        c = data["compare"]
+        console.print(f"Against {c['other']} on {c['observations']:,} shared observations: AUC "
+                      f"{_num(c['this']['auc'])} (this) vs {_num(c['that']['auc'])} (other).")

@@ -1,0 +1,1 @@
+"""Is the score right? Point-in-time backtest, signal discovery, suggested weights, report."""

@@ -52,7 +52,8 @@ class Options:
 def validate(config: ProjectConfig, options: Options, progress: Progress) -> dict[str, Any]:
     target = _target(config, options.scorecard)
     obs = observations.build(config, options.dates, options.outcome, options.horizon_days,
-                             options.lead_days, options.observed_until, progress)
+                             options.lead_days, options.observed_until, progress,
+                             options.extra.get("every", "month"))
     progress("measuring")
     primary = obs.primary()
     result: dict[str, Any] = {
@@ -67,6 +68,7 @@ def validate(config: ProjectConfig, options: Options, progress: Progress) -> dic
         "overall": score_metrics(primary, _bands(config.scorecards[-1]), options),
         "segments": _by_segment(primary, config, options),
         "scorecards": {},
+        "_primary": primary,
     }
     for sc in config.all_scorecards:
         rows = obs.for_scorecard(sc.name)
@@ -79,6 +81,7 @@ def validate(config: ProjectConfig, options: Options, progress: Progress) -> dic
     result["clusters"] = signals.correlated_clusters(frame, list(result["signals"]))
     progress("fitting suggested weights")
     result["weights"] = suggest(frame, target, options)
+    flag_reversals(result["signals"], result["weights"])
     return result
 
 
@@ -194,7 +197,7 @@ def suggest(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, A
         measures.append({
             "measure": n, "configured_weight": round(configured_w.get(n, 0.0), 2),
             "suggested_weight": w, "flipped": flipped and w > 0,
-            "effect_of_higher_score": _effect(w, flipped),
+            "effect_of_higher_value": _effect(w, flipped, _direction(raw[:, j], scores[:, j])),
             "l1_coefficient": float(baseline.coef_[j]),
         })
     weights = {n: float(final.weights_[j]) for j, n in enumerate(names)}
@@ -204,10 +207,34 @@ def suggest(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, A
             "scorecard": sc.name}
 
 
-def _effect(weight: float, flipped: bool) -> str:
-    if weight <= 0:
-        return "none"
-    return "lowers health" if flipped else "raises health"
+def _direction(values: np.ndarray, scores: np.ndarray) -> float:
+    """+1 when the configured scheme scores higher values higher, -1 when lower, 0 if unclear."""
+    ok = ~np.isnan(values) & ~np.isnan(scores)
+    if ok.sum() < 3 or np.std(values[ok]) == 0 or np.std(scores[ok]) == 0:
+        return 0.0
+    rho = pd.Series(values[ok]).corr(pd.Series(scores[ok]), method="spearman")
+    return float(np.sign(rho)) if not np.isnan(rho) else 0.0
+
+
+def _effect(weight: float, flipped: bool, direction: float) -> str:
+    if weight <= 0 or direction == 0:
+        return "none" if weight <= 0 else "unclear"
+    sign = direction * (-1 if flipped else 1)
+    return "raises health" if sign > 0 else "lowers health"
+
+
+def flag_reversals(signals: dict[str, Any], weights: dict[str, Any]) -> None:
+    """A measure with configured weight that the fitted weights score the other way round."""
+    for m in weights["measures"]:
+        info = signals.get(m["measure"])
+        if info is None or not m["flipped"] or m["configured_weight"] <= 0:
+            continue
+        if any(f["flag"] == "contradicts" for f in info["flags"]):
+            continue
+        info["flags"].append({"flag": "contradicts", "why": (
+            f"with the other measures taken into account, its score works backwards: the fitted "
+            f"weights reverse its scheme ({m['suggested_weight']:.1f}% on the reversed score). "
+            f"Reverse its scheme, or check what it really measures.")})
 
 
 def suggestion_yaml(result: dict[str, Any], sc: Scorecard) -> str:

@@ -20,6 +20,7 @@ import pandas as pd
 
 from healthscore import pipeline
 from healthscore.config.model import ProjectConfig
+from healthscore.dates import date_grid, minus_months
 from healthscore.errors import DataError, HealthScoreError
 from healthscore.measures import asof
 
@@ -54,12 +55,16 @@ def build(
     lead_days: int,
     observed_until: date | None,
     progress: Progress,
+    every: str = "month",
 ) -> Observations:
     engine = pipeline.open_engine(config)
     try:
         loaded = pipeline.load_sources(config, engine, progress)
         events = outcome_events(loaded, outcome)
         until = observed_until or _default_until(loaded, events)
+        if not dates:  # the last twelve months whose outcome windows are over
+            last = until - timedelta(days=lead_days + horizon_days)
+            dates = date_grid(None, minus_months(last, 11, False), last, every)
         keep = [d for d in dates if d + timedelta(days=lead_days + horizon_days) <= until]
         if not keep:
             raise HealthScoreError(_no_dates(dates, until, horizon_days, lead_days))
