@@ -23,11 +23,11 @@ SRC = "accounts: {path: data/accounts.csv}\nusage_events: {path: data/usage_even
 LINEAR = "scheme: {type: linear, low: 0, high: 2}"
 HINT = "Write a number and a unit, e.g. '30d', '12 weeks', '3 months', '1 quarter', or 'all'."
 ALLOWED = ("Use comparisons (=, !=, <, >, in, is null, like), and/or/not, arithmetic and "
-           "coalesce, greatest, least, abs, nullif.")
+           "coalesce, greatest, least, abs, nullif, floor (and % for the remainder).")
 ACCOUNT_COLUMNS = ("account_id, name, segment, industry, plan, region, arr, mrr, csm, start_date, "
                    "renewal_date, churn_date, lifecycle_stage, licensed_seats, modules_purchased")
 ENTITIES = ("accounts, contacts, usage_events, activities, tickets, invoices, surveys, advocacy, "
-            "milestones, business_outcomes, outcomes, manual_values")
+            "milestones, business_outcomes, subscriptions, outcomes, manual_values")
 
 
 def logins(extra: str = "", scheme: str = LINEAR, entity: str = "usage_events",
@@ -119,7 +119,7 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
      "'format: csv' (or parquet, excel, duckdb)."),
     ("invalid-format", sources("tickets: {path: data/tickets.txt, format: tsv}\n"),
      "healthscore.yml: sources.tickets.format: must be one of 'csv', 'parquet', 'excel', "
-     "'duckdb' or 'sql'. Got 'tsv'."),
+     "'duckdb', 'sql' or 'query'. Got 'tsv'."),
     ("database-without-table", sources("tickets: {url: 'sqlite:///crm.db'}\n"),
      "healthscore.yml: sources.tickets: a database source needs 'table' or 'query'."),
     ("bad-refresh", sources("tickets: {path: data/t.csv, refresh: sometimes}\n"),

@@ -39,6 +39,7 @@ class RunResult:
     health: dict[str, DataHealth]
     store: SnapshotStore
     warnings: list[str] = field(default_factory=list)
+    reminders: list[str] = field(default_factory=list)  # e.g. the scorecard is due for review
 
     def to_arrow(self, primary_only: bool = False) -> pa.Table:
         tables = [self.store.read(d, primary_only=primary_only) for d in self.dates]
@@ -118,7 +119,7 @@ class Project:
             engine.close()
         seconds = time.perf_counter() - began
         result = RunResult(grid, written, seconds, loaded.health, self.store,
-                           data_warnings(loaded.health, max(grid)) + review_warnings(self.config))
+                           data_warnings(loaded.health, max(grid)), review_warnings(self.config))
         self._log_run(result)
         return result
 

@@ -48,6 +48,8 @@ def run_summary(console: Console, result: Any) -> None:
     data_health(console, result.health)
     for w in result.warnings:
         console.print(f"[yellow]warning:[/] {w}")
+    for r in getattr(result, "reminders", []):
+        console.print(f"[cyan]review:[/] {r}")
 
 
 def data_health(console: Console, health: dict[str, Any]) -> None:
@@ -155,6 +157,8 @@ def check(console: Console, result: Any) -> None:
     data_health(console, result.health)
     for w in result.warnings:
         console.print(f"[yellow]warning:[/] {w}")
+    for r in getattr(result, "reminders", []):
+        console.print(f"[cyan]review:[/] {r}")
 
 
 def measures(console: Console, project: Path | None) -> None:
@@ -210,6 +214,8 @@ def validation(console: Console, data: dict[str, Any]) -> None:
     for c in w["comparison"]:
         t.add_row(c["model"], f"{c['observations']:,}", _num(c["auc"]), _num(c["top_decile_lift"], 2))
     console.print(t)
+    if w.get("note"):
+        console.print(f"[yellow]note:[/] {w['note']}")
     t = Table(title="Weights: configured -> suggested", title_justify="left")
     for col in ("measure", "configured", "suggested", "effect of a higher value"):
         t.add_column(col)

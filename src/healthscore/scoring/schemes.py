@@ -43,7 +43,7 @@ def category(scheme: specs.CategoryScheme, value: Any) -> Any:
     text = value.cast("string")
     branches = [(text == key, float(s)) for key, s in scheme.map.items()]
     default = ibis.null() if scheme.default is None else float(scheme.default)
-    out = ibis.cases(*branches, else_=default)
+    out = ibis.cases(*branches, else_=default) if branches else ibis.literal(default, "float64")
     return ibis.ifelse(value.isnull(), ibis.null(), out).cast("float64")
 
 

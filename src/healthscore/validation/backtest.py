@@ -181,12 +181,12 @@ def suggest(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, A
             "top_decile_lift": metrics.top_decile_lift(y[idx], risk) if len(idx) else None,
             "folds": folds,
         })
+    note = None
     if not any(c["observations"] for c in comparison):
-        raise HealthScoreError(
-            f"validate: too few as-of dates for {options.folds} time-ordered folds with a "
-            f"{gap}-day outcome window between training and testing. Use more dates "
-            f"(--every week, a wider --from/--to) or fewer folds (validation.folds)."
-        )
+        note = (f"too few as-of dates for {options.folds} time-ordered folds with a {gap}-day "
+                f"outcome window between training and testing, so nothing was measured out of "
+                f"sample. Use more dates (--every week, a wider --from/--to) or fewer folds "
+                f"(validation.folds).")
     final = SuggestedWeights(good_outcome=good, gap_days=gap).fit(scores, y, dates=dates)
     baseline = L1Logistic(gap_days=gap).fit(raw, y, dates=dates)
     configured_w = signals._effective_weights(sc)
@@ -202,7 +202,7 @@ def suggest(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, A
         })
     weights = {n: float(final.weights_[j]) for j, n in enumerate(names)}
     flips = {n: bool(final.flipped_[j]) for j, n in enumerate(names)}
-    return {"comparison": comparison, "measures": measures, "C": final.C_,
+    return {"comparison": comparison, "measures": measures, "C": final.C_, "note": note,
             "baseline_C": baseline.C_, "weights": weights, "flipped": flips,
             "scorecard": sc.name}
 

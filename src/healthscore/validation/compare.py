@@ -68,8 +68,9 @@ def _at_revision(config: ProjectConfig, rev: str) -> ProjectConfig:
     rel = root.resolve().relative_to(Path(top).resolve())
     prefix = "" if str(rel) == "." else f"{rel.as_posix()}/"
     listing = _git(root, "ls-tree", "-r", "--name-only", rev, "--", prefix or ".", what=rev)
+    folders = (f"{prefix}measures/", f"{prefix}scorecards/")
     wanted = [f for f in listing.splitlines()
-              if f == f"{prefix}{PROJECT_FILE}" or f.startswith((f"{prefix}measures/", f"{prefix}scorecards/"))]
+              if f == f"{prefix}{PROJECT_FILE}" or f.startswith(folders)]
     if f"{prefix}{PROJECT_FILE}" not in wanted:
         raise HealthScoreError(f"--compare: revision {rev!r} has no {prefix}{PROJECT_FILE}.")
     with tempfile.TemporaryDirectory() as tmp:

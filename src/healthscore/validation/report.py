@@ -119,7 +119,8 @@ def _summary(o: dict[str, Any], outcome: str) -> str:
         (_f(o.get("top_decile_lift"), 2) + "x", "top-decile lift"),
         (mono, f"{outcome} rate monotonic across bands"),
         (_pct(fg.get("rate")), f"{outcome} while {fg.get('band', 'green')} (false green)"),
-        (_f(lead.get("median_days"), 0) + " d", f"median lead time ({_pct(lead.get('warned_share'), 0)} warned)"),
+        (_f(lead.get("median_days"), 0) + " d",
+         f"median lead time ({_pct(lead.get('warned_share'), 0)} warned)"),
         (f"{o.get('observations', 0):,}", f"observations, {o.get('outcomes', 0):,} {outcome}"),
     ]
     return '<div class="cards">' + "".join(
@@ -154,8 +155,9 @@ def _weights(w: dict[str, Any]) -> str:
     meas = [[escape(m["measure"]), _f(m["configured_weight"], 1) + "%", _f(m["suggested_weight"], 1) + "%",
              "reversed" if m["flipped"] else "", escape(m["effect_of_higher_value"]),
              _f(m["l1_coefficient"], 3)] for m in w["measures"]]
+    note = f'<p class="flag">{escape(w["note"])}</p>' if w.get("note") else ""
     return (
-        "<h3>Out of sample, same splits</h3>"
+        "<h3>Out of sample, same splits</h3>" + note
         + _table(["ranking", "test observations", "AUC", "top-decile lift", "AUC per fold"], comp)
         + "<h3>Suggested weights</h3>"
         + _table(["measure", "configured", "suggested", "scheme", "effect of a higher value on health",
@@ -168,8 +170,9 @@ def _weights(w: dict[str, Any]) -> str:
 
 def _compare(c: dict[str, Any]) -> str:
     rows = _metrics_rows({"this project": c["this"], escape(c["other"]): c["that"]})
-    return (f"<h2>Compared with {escape(c['other'])}</h2><p>{c['observations']:,} shared observations.</p>"
-            + _table(["version", "observations", "outcomes", "AUC", "lift", "rate per band", "monotonic"], rows))
+    head = ["version", "observations", "outcomes", "AUC", "lift", "rate per band", "monotonic"]
+    return (f"<h2>Compared with {escape(c['other'])}</h2>"
+            f"<p>{c['observations']:,} shared observations.</p>" + _table(head, rows))
 
 
 def render(data: dict[str, Any]) -> str:

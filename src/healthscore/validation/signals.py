@@ -15,6 +15,7 @@ curve), its univariate AUC and direction, and flags:
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -125,17 +126,35 @@ def _flag_leak(info: dict[str, Any], measure: Measure) -> None:
 
 
 def _current_state_columns(measure: Measure) -> list[str]:
-    entity = measure.entity
-    spec = measure.spec
+    """Columns holding today's state that the measure reads (its own entity's bare columns, or
+    ``entity.column`` anywhere in its definition)."""
+    entity = measure.entity or ("accounts" if measure.type == "attribute" else None)
     if entity == "outcomes":
         return ["the outcomes"]
-    if entity is None and measure.type != "attribute":
-        return []
-    entity = entity or "accounts"
-    state = set(CURRENT_STATE.get(entity, ())) | set(ENTITIES[entity].current_state)
-    text = " ".join(str(getattr(spec, k, "") or "") for k in ("column", "filter", "expression"))
-    words = set(text.replace("(", " ").replace(")", " ").replace(",", " ").split())
-    return sorted(f"{entity}.{c}" for c in state if c in words)
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_.]*", " ".join(_strings(measure.spec.model_dump()))))
+    found = set()
+    for name, cols in _state_columns().items():
+        found |= {f"{name}.{c}" for c in cols if f"{name}.{c}" in words}
+        if name == entity:
+            found |= {f"{name}.{c}" for c in cols if c in words}
+    return sorted(found)
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() if k not in ("description", "scheme") for s in _strings(v)]
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def _state_columns() -> dict[str, set[str]]:
+    out = {name: set(e.current_state) for name, e in ENTITIES.items()}
+    for name, cols in CURRENT_STATE.items():
+        out[name] = out.get(name, set()) | set(cols)
+    return out
 
 
 def _clustered_ci(a: float | None, y: np.ndarray, clusters: np.ndarray) -> list[float] | None:

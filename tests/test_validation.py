@@ -1,0 +1,404 @@
+"""Validation: metrics by hand, the estimators' contract, labels, point-in-time observations,
+and the acceptance runs on the demo data and the third-party churnsim data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from sklearn.base import clone
+
+from healthscore.config.load import load_specs
+from healthscore.config.resolve import resolve
+from healthscore.demo.generate import generate
+from healthscore.errors import HealthScoreError
+from healthscore.project import Project
+from healthscore.templates import write_template
+from healthscore.validation import metrics, observations
+from healthscore.validation.observations import label
+from healthscore.validation.session import review_warnings
+from healthscore.validation.suggest import flip_scheme
+from healthscore.validation.weights import SuggestedWeights, time_splits
+
+from .projects import csv_text, write_project
+from .test_pipeline import END, _truncated_copy
+
+REPO = Path(__file__).parents[1]
+CHURNSIM = REPO / "examples" / "churnsim"
+CHURNSIM_DATA = REPO.parent / "shared" / "data" / "churnsim-socialnet7"
+
+# ----------------------------------------------------------------------------- metrics by hand
+
+
+def test_wilson_interval_matches_the_formula() -> None:
+    lo, hi = metrics.wilson(5, 20)  # p = 0.25
+    assert lo == pytest.approx(0.1118, abs=1e-4)
+    assert hi == pytest.approx(0.4687, abs=1e-4)
+    assert metrics.wilson(0, 0) == (None, None)
+    assert metrics.wilson(0, 10)[0] == 0.0
+
+
+def test_auc_lift_and_band_rates_by_hand() -> None:
+    y = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, 0])
+    risk = np.array([9, 4, 8, 3, 2, 1, 0, 0, 0, 0], dtype=float)
+    # pairs (pos, neg): 9 beats all 8; 4 beats 7 of 8 (loses to 8) -> 15/16
+    assert metrics.auc(y, risk) == pytest.approx(15 / 16)
+    assert metrics.top_decile_lift(y, risk) == pytest.approx(1.0 / 0.2)  # riskiest 1 of 10 churned
+    bands = np.array(["red", "red", "red", "yellow", "yellow", "green", "green", "green", "green", "green"])
+    rates = metrics.band_rates(y, bands, ["red", "yellow", "green"])
+    assert [r["rate"] for r in rates] == [pytest.approx(2 / 3), 0.0, 0.0]
+    assert not metrics.monotonic(rates, falling=True)  # 0 -> 0 is not falling
+    assert metrics.monotonic([{"rate": 0.3}, {"rate": 0.1}, {"rate": None}, {"rate": 0.05}], True)
+    assert metrics.auc(np.zeros(4), np.arange(4.0)) is None
+
+
+def test_false_green_and_lead_time_by_hand() -> None:
+    y = np.array([1, 1, 1, 0])
+    bands = np.array(["green", "red", "yellow", "green"])
+    fg = metrics.false_green(y, bands, "green")
+    assert (fg["outcomes"], fg["in_band"], fg["rate"]) == (3, 1, pytest.approx(1 / 3))
+    d = date(2025, 1, 1)
+    history = [
+        ("A", d, "yellow"), ("A", d + timedelta(30), "red"), ("A", d + timedelta(60), "red"),
+        ("B", d, "red"), ("B", d + timedelta(30), "yellow"),  # recovered: no warning
+        ("C", d, "green"),
+    ]
+    events = {"A": d + timedelta(80), "B": d + timedelta(40)}
+    lead = metrics.lead_times(history, events, "red")
+    assert lead["accounts"] == 2 and lead["warned"] == 1
+    assert lead["median_days"] == 50.0  # A turned red on day 30, churned on day 80
+
+
+def test_labels_count_outcomes_in_lead_plus_horizon_only() -> None:
+    frame = pd.DataFrame({"account_id": ["A", "A", "B", "C"],
+                          "as_of": [date(2025, 1, 31), date(2025, 3, 31), date(2025, 1, 31),
+                                    date(2025, 1, 31)]})
+    events = pd.DataFrame({"account_id": ["A", "B"],
+                           "event_date": [date(2025, 4, 30), date(2025, 2, 10)]})
+    out = label(frame, events, horizon_days=30, lead_days=10)
+    # A@01-31: window (02-10, 03-12] misses 04-30; A@03-31: (04-10, 05-10] holds it;
+    # B@01-31: 02-10 is the window's open end, so not inside; C: nothing
+    assert out["label"].tolist() == [0, 1, 0, 0]
+    assert out["event_date"].tolist()[1] == date(2025, 4, 30)
+
+
+# ----------------------------------------------------------------------------- estimators
+
+
+def test_time_splits_never_train_on_later_or_unfinished_observations() -> None:
+    days = np.array([date(2025, 1, 1) + timedelta(days=7 * i) for i in range(20) for _ in range(3)])
+    splits = list(time_splits(days, folds=4, gap_days=28))
+    assert len(splits) == 4
+    for train, test in splits:
+        assert max(days[train]) + timedelta(days=28) <= min(days[test])
+
+
+def test_suggested_weights_follow_the_estimator_contract_and_flip_a_backwards_measure() -> None:
+    rng = np.random.default_rng(3)
+    n = 4000
+    good, backwards, noise = (rng.uniform(0, 100, n) for _ in range(3))
+    risk = -0.05 * good + 0.04 * backwards
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-(risk + 0.5)))).astype(int)
+    X = np.column_stack([good, backwards, noise])
+    est = SuggestedWeights()
+    assert clone(est).get_params() == {"good_outcome": False, "gap_days": 0}
+    assert est.fit(X, y) is est
+    assert not hasattr(SuggestedWeights(), "weights_")
+    assert est.weights_.sum() == pytest.approx(100)
+    assert (est.weights_ >= 0).all()
+    assert est.flipped_.tolist()[:2] == [False, True]
+    assert est.weights_[2] < 5  # noise gets (almost) nothing
+    health = est.health_score(X)
+    assert health.min() >= 0 and health.max() <= 100
+
+
+def test_flipping_a_scheme_reverses_every_kind() -> None:
+    from healthscore.config import specs
+
+    assert flip_scheme(specs.LinearScheme(type="linear", low=0, high=10))["low"] == 10
+    assert flip_scheme(specs.PercentileScheme(type="percentile"))["higher_is_better"] is False
+    assert flip_scheme(specs.ThresholdsScheme(type="thresholds", cuts=[1], scores=[0, 80]))[
+        "scores"] == [100, 20]
+    assert flip_scheme(specs.BooleanScheme(type="boolean"))["if_true"] == 0
+    assert flip_scheme(specs.CategoryScheme(type="category", map={"a": 30}, default=10))[
+        "map"] == {"a": 70}
+
+
+# ----------------------------------------------------------------------------- subscriptions
+
+SUBS = [  # (account_id, start_date, end_date, mrr)
+    ("A1", "2024-01-01", "2024-02-01", 10), ("A1", "2024-02-01", "2024-03-01", 10),
+    ("A1", "2024-03-05", "2024-04-01", 20),  # a 4-day gap: a late renewal, with expansion
+    ("A2", "2024-01-15", "2024-02-15", 10),  # ends, nothing follows: churn on 02-15
+    ("A3", "2024-01-01", "2024-02-01", 10), ("A3", "2024-02-01", "2024-05-01", 10),
+]
+
+
+def _subscription_project(root: Path) -> Path:
+    return write_project(root, {
+        "healthscore.yml": "name: subs\nsources:\n  accounts: {path: data/accounts.csv}\n"
+                           "  subscriptions: {path: data/subs.csv}\nscorecards: [default]\n",
+        "measures/usage.yml": "mrr_now: {type: sum, entity: subscriptions, column: mrr, mode: open, "
+                              "scheme: {type: linear, low: 0, high: 20}}\n",
+        "scorecards/default.yml": "groups: {revenue: {weight: 100, measures: {mrr_now: 100}}}\n",
+        "data/accounts.csv": csv_text(["account_id", "name"], [("A1", "x"), ("A2", "y"), ("A3", "z")]),
+        "data/subs.csv": csv_text(["account_id", "start_date", "end_date", "mrr"], SUBS),
+        "data/usage_events.csv": None,
+    }, base=False)
+
+
+def test_subscriptions_give_start_and_churn_dates_and_outcomes(tmp_path: Path) -> None:
+    project = Project.load(_subscription_project(tmp_path))
+    scores = project.run(dates=[date(2024, 1, 10), date(2024, 3, 3), date(2024, 3, 10)]).to_pandas()
+    seen = {(r.account_id, r.as_of.isoformat()): r.m__mrr_now for r in scores.itertuples()}
+    # A2 starts 01-15 (not there on 01-10) and churned on 02-15 (gone by March);
+    # A1 is still a customer in its 4-day gap (grace 7 days), with no open period
+    assert seen == {("A1", "2024-01-10"): 10, ("A3", "2024-01-10"): 10,
+                    ("A1", "2024-03-03"): 0, ("A3", "2024-03-03"): 10,
+                    ("A1", "2024-03-10"): 20, ("A3", "2024-03-10"): 10}
+    config = project.config
+    from healthscore import pipeline
+
+    engine = pipeline.open_engine(config)
+    try:
+        loaded = pipeline.load_sources(config, engine, lambda _: None)
+        assert loaded.observed_until == date(2024, 3, 5)  # the newest period start
+        churn = observations.outcome_events(loaded, "churn")
+        renewals = observations.outcome_events(loaded, "renewal")
+        expansions = observations.outcome_events(loaded, "expansion")
+    finally:
+        engine.close()
+    # A1 ends 04-01 and A3 05-01, after renewals stop being known (03-05): not churns yet
+    assert churn.values.tolist() == [["A2", date(2024, 2, 15)]]
+    assert renewals.values.tolist() == [["A1", date(2024, 2, 1)], ["A1", date(2024, 3, 5)],
+                                        ["A3", date(2024, 2, 1)]]
+    assert expansions.values.tolist() == [["A1", date(2024, 3, 5)]]
+
+
+# ----------------------------------------------------------------------------- point in time
+
+
+@pytest.fixture(scope="module")
+def small_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("vdemo") / "data"
+    generate(data, accounts=150, months=24, seed=11, end_date=END)
+    return data
+
+
+def test_observations_never_use_data_after_their_as_of_date(small_demo: Path, tmp_path: Path) -> None:
+    """The backtest's observation at D (built from all the data) equals the one built from the
+    data as it stood on D: nothing after D reaches a measure, a score or the active set."""
+    dates = [date(2025, 6, 30), date(2025, 12, 31)]
+    full = Project.load(_demo_project(tmp_path / "full", small_demo))
+    obs = observations.build(full.config, dates, "churn", 90, 0, END, lambda _: None)
+    cols = [c for c in obs.frame.columns if c.startswith(("m__", "s__", "g__"))]
+    assert len(cols) > 30
+    for day in dates:
+        _truncated_copy(small_demo, tmp_path / f"cut-{day}" / "data", day)
+        cut = Project.load(_demo_project(tmp_path / f"cut-{day}" / "p", tmp_path / f"cut-{day}" / "data"))
+        alone = observations.build(cut.config, [day], "churn", 90, 0, END, lambda _: None).frame
+        a = obs.frame[obs.frame.as_of == day].set_index(["account_id", "scorecard"]).sort_index()
+        b = alone.set_index(["account_id", "scorecard"]).sort_index()
+        assert list(a.index) == list(b.index)
+        for col in [*cols, "score", "band"]:
+            same = (a[col] == b[col]) | (a[col].isna() & b[col].isna())
+            if a[col].dtype.kind == "f":
+                same |= (a[col] - b[col]).abs() < 1e-9
+            assert same.all(), col
+        # and the labels do look ahead: churners of the next 90 days are marked
+        future = obs.events[(obs.events.event_date > day)
+                            & (obs.events.event_date <= day + timedelta(days=90))]
+        assert set(a[a.label == 1].index.get_level_values(0)) == set(future.account_id) & set(
+            a.index.get_level_values(0))
+
+
+def _demo_project(root: Path, data: Path) -> Path:
+    write_template(root, "eight-categories", data)
+    return root
+
+
+# ----------------------------------------------------------------------------- acceptance: demo
+
+
+@pytest.fixture(scope="module")
+def demo_validation(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, dict]:
+    root = tmp_path_factory.mktemp("demo-validate")
+    generate(root / "data", accounts=2000, months=24, seed=7, end_date=END)
+    project = Project.load(_demo_project(root, root / "data"))
+    result = project.validate(start="2025-01-31", end="2026-07-31", every="month", horizon="90d")
+    return project, result.to_json()
+
+
+def test_demo_scorecard_predicts_churn_with_falling_band_rates(demo_validation: tuple) -> None:
+    _, data = demo_validation
+    o = data["overall"]
+    assert o["auc"] >= 0.75
+    assert o["auc_ci"][0] > 0.7
+    assert o["monotonic"] is True
+    rates = [b["rate"] for b in o["bands"]]
+    assert rates[0] > rates[1] > rates[2]  # red > yellow > green
+    assert o["top_decile_lift"] > 2.5
+    assert len(data["dates"]) == 19 and o["observations"] > 20000
+
+
+def test_demo_validation_flags_the_planted_signals(demo_validation: tuple) -> None:
+    _, data = demo_validation
+    flags = {n: [f["flag"] for f in s["flags"]] for n, s in data["signals"].items()}
+    # planted: ordinary ticket volume is over-rated (reversed); CS-initiated contacts follow risk
+    assert "contradicts" in flags["tickets_90d"]
+    assert "contradicts" in flags["cs_initiated_contacts_90d"]
+    assert "contradicts" not in flags["nps_latest"]
+    # seat_utilization divides by today's licensed seats: a current-state column
+    assert "leaky" in flags["seat_utilization"]
+    ticket_deciles = data["signals"]["tickets_90d"]["deciles"]
+    assert ticket_deciles[0]["rate"] > ticket_deciles[-1]["rate"]  # fewer tickets, more churn
+    comparison = {c["model"]: c["auc"] for c in data["weights"]["comparison"]}
+    assert comparison["suggested weights"] > comparison["configured scorecard"]
+
+
+def test_validate_writes_report_json_record_and_reminds(demo_validation: tuple, tmp_path: Path) -> None:
+    project, _ = demo_validation
+    assert any("never been validated" in w for w in review_warnings(project.config))
+    result = project.validate(start="2026-05-31", end="2026-07-31", horizon="90d")
+    html, data = result.write(tmp_path / "report")
+    result.record(html)
+    text = html.read_text()
+    assert "<script" not in text and "http" not in text.split("</style>")[0]
+    assert "<svg" in text and "Signal discovery" in text and "suggested weights" in text
+    assert json.loads(data.read_text())["overall"]["observations"] > 0
+    assert review_warnings(project.config) == []
+    later = date.today() + timedelta(days=120)
+    warning = review_warnings(project.config, today=later)
+    assert len(warning) == 2 and "days ago (review every 90 days)" in warning[0]
+    suggestion = yaml.safe_load(result.suggestion_yaml())
+    assert sum(g["weight"] for g in suggestion["groups"].values()) == pytest.approx(100)
+
+
+# ----------------------------------------------------------------------------- acceptance: churnsim
+
+
+needs_churnsim = pytest.mark.skipif(not CHURNSIM_DATA.exists(),
+                                    reason=f"third-party data not found at {CHURNSIM_DATA}")
+
+
+@pytest.fixture(scope="module")
+def churnsim(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    if not CHURNSIM_DATA.exists():
+        pytest.skip(f"third-party data not found at {CHURNSIM_DATA}")
+    root = tmp_path_factory.mktemp("churnsim") / "churnsim"
+    _copy_churnsim(root)
+    return root, Project.load(root).validate().to_json()
+
+
+def _copy_churnsim(root: Path) -> None:
+    shutil.copytree(CHURNSIM, root, ignore=shutil.ignore_patterns(".healthscore"))
+    text = (root / "healthscore.yml").read_text()
+    (root / "healthscore.yml").write_text(text.replace("../../../shared", str(REPO.parent / "shared")))
+
+
+@needs_churnsim
+def test_churnsim_suggested_weights_beat_plain_l1_logistic_out_of_sample(churnsim: tuple) -> None:
+    _, data = churnsim
+    comp = {c["model"]: c for c in data["weights"]["comparison"]}
+    suggested = comp["suggested weights"]
+    baseline = comp["L1 logistic regression (measure values)"]
+    assert suggested["observations"] == baseline["observations"] > 3000
+    assert [f["test_from"] for f in suggested["folds"]] == [f["test_from"] for f in baseline["folds"]]
+    assert suggested["auc"] >= baseline["auc"]
+    assert suggested["auc"] > comp["configured scorecard"]["auc"]
+    effects = {m["measure"]: m for m in data["weights"]["measures"]}
+    for known_bad in ("unfriends_28d", "dislikes_28d"):
+        assert effects[known_bad]["effect_of_higher_value"] in ("lowers health", "none")
+    assert effects["unfriends_28d"]["flipped"] or effects["unfriends_28d"]["suggested_weight"] == 0
+
+
+@needs_churnsim
+def test_churnsim_outcomes_come_from_subscriptions(churnsim: tuple) -> None:
+    _, data = churnsim
+    o = data["overall"]
+    assert data["observed_until"] == "2020-06-01"
+    assert o["accounts"] > 600 and 200 < o["outcomes"] < 400
+    assert o["monotonic"] is True
+
+
+@needs_churnsim
+def test_planted_leaky_measures_and_a_wrong_sign_weight_are_flagged(tmp_path: Path) -> None:
+    if not CHURNSIM_DATA.exists():
+        pytest.skip("no churnsim data")
+    root = tmp_path / "churnsim"
+    _copy_churnsim(root)
+    # a copy of the label: a CSM "sentiment" entered for every account that ever churns
+    subs = pd.read_parquet(CHURNSIM_DATA / "subscription.parquet")
+    last = subs.groupby("account_id")["end_date"].max()
+    churned = last[pd.to_datetime(last) < pd.Timestamp("2020-05-25")].index
+    rows = [(str(a), "insider", 1 if a in set(churned) else 0, "2020-01-01 00:00:00") for a in last.index]
+    (root / "manual.csv").write_text(csv_text(["account_id", "measure", "value", "entered_at"], rows))
+    text = (root / "healthscore.yml").read_text().replace(
+        "scorecards: [default]", "  manual_values: {path: manual.csv}\nscorecards: [default]")
+    (root / "healthscore.yml").write_text(text)
+    (root / "measures" / "planted.yml").write_text(
+        "insider: {type: manual, scheme: {type: linear, low: 1, high: 0}}\n"
+        "days_since_churn: {type: attribute, column: churn_date,"
+        " scheme: {type: category, map: {}, default: 50}}\n"
+        "unfriends_good: {type: count, entity: usage_events, filter: \"event = 'unfriend'\", window: 28d,"
+        " scheme: {type: linear, low: 0, high: 10}}\n")
+    sc = yaml.safe_load((root / "scorecards" / "default.yml").read_text())
+    sc["groups"]["planted"] = {"weight": 10, "measures": {"insider": 40, "days_since_churn": 20,
+                                                          "unfriends_good": 40}}
+    sc["groups"]["relationship"]["weight"] = 20
+    (root / "scorecards" / "default.yml").write_text(yaml.safe_dump(sc))
+    data = Project.load(root).validate().to_json()
+    flags = {n: " ".join(f["flag"] + ": " + f["why"] for f in s["flags"]) for n, s in data["signals"].items()}
+    assert "leaky: separates the outcome almost perfectly" in flags["insider"]
+    assert "leaky: reads accounts.churn_date" in flags["days_since_churn"]
+    assert "contradicts" in flags["unfriends_good"]
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def test_validate_errors_say_what_and_how(mini: Path) -> None:
+    project = Project.load(mini)
+    with pytest.raises(HealthScoreError, match=r"^--outcome: must be churn, renewal or expansion. "
+                                               r"Got 'upsell'.$"):
+        project.validate(outcome="upsell")
+    with pytest.raises(HealthScoreError, match=r"^--horizon: is not a duration: 'soon'"):
+        project.validate(horizon="soon")
+    with pytest.raises(HealthScoreError) as err:
+        project.validate(start="2025-01-01", end="2025-03-01", horizon="90d")
+    assert str(err.value).startswith(
+        "no as-of date from 2025-01-01 to 2025-03-01 has a complete outcome window: outcomes are "
+        "known up to 2025-02-25 and each date needs 90 days after it (lead 0d + horizon 90d). "
+        "Choose --to 2024-11-27 or earlier")
+
+
+def test_compare_with_a_scorecard_file_uses_the_same_observations(churnsim: tuple, tmp_path: Path) -> None:
+    root, _ = churnsim
+    other = tmp_path / "tenure_only.yml"
+    other.write_text("groups: {relationship: {weight: 100, measures: {tenure_days: 100}}}\n")
+    data = Project.load(root).validate(compare=str(other)).to_json()
+    c = data["compare"]
+    assert c["observations"] == data["overall"]["observations"]
+    assert c["this"]["auc"] == pytest.approx(data["overall"]["auc"])
+    assert c["that"]["auc"] != pytest.approx(c["this"]["auc"])
+    with pytest.raises(HealthScoreError, match="neither a scorecard file"):
+        Project.load(root).validate(compare="no-such-thing")
+
+
+def test_suggestion_is_a_valid_scorecard(churnsim: tuple, tmp_path: Path) -> None:
+    root, _ = churnsim
+    text = Project.load(root).validate().suggestion_yaml()
+    assert text.startswith("# Suggested by 'healthscore validate'")
+    (root / "scorecards" / "suggested.yml").write_text(text)
+    proj = (root / "healthscore.yml").read_text().replace("scorecards: [default]", "scorecards: [suggested]")
+    (root / "healthscore.yml").write_text(proj)
+    config = resolve(load_specs(root))
+    weights = {e.measure: e for e in config.scorecards[0].all_entries()}
+    assert "unfriends_28d" in weights
+    assert weights["unfriends_28d"].scheme.higher_is_better is False
