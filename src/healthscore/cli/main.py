@@ -73,14 +73,20 @@ def demo(
     template: str = typer.Option("eight-categories", help="Template for the demo project."),
 ) -> None:
     """Generate demo data, compute a year of history and print the portfolio."""
-    from healthscore.demo.project import make_demo
+    from healthscore.demo.project import make_demo, validate_demo
 
     with render.progress(out) as step:
         project, result = make_demo(path, accounts, months, template, step)
     render.run_summary(out, result)
     render.portfolio(out, project.portfolio())
+    with render.progress(out) as step:
+        check = validate_demo(project, step)
+    html, _ = check.write(project.config.state_dir / "validation")
+    check.record(html)
+    render.validation_brief(out, check.to_json())
+    out.print(f"Validation report: {html}")
     out.print(f"\nExplore: healthscore explain <account_id> -p {path}   "
-              f"healthscore show -p {path}")
+              f"healthscore show -p {path}   healthscore validate -p {path}")
 
 
 @app.command()

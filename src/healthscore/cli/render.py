@@ -182,6 +182,23 @@ def _share(x: Any) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
+def validation_brief(console: Console, data: dict[str, Any]) -> None:
+    """The headline of a validation: does the score predict the outcome?"""
+    o = data["overall"]
+    ci = o.get("auc_ci") or [None, None]
+    rates = ", ".join(f"{b['band']} {_share(b['rate'])}" for b in o["bands"])
+    console.print(
+        f"\n[bold]Does the score predict {data['outcome']}?[/] Backtest over {len(data['dates'])} "
+        f"past dates ({o['observations']:,} observations): AUC {_num(o['auc'])} "
+        f"(95% CI {_num(ci[0], 2)}-{_num(ci[1], 2)}); {data['outcome']} within "
+        f"{data['horizon_days']} days by band: {rates}."
+    )
+    flagged = sorted({n for n, s in data["signals"].items()
+                      if any(f["flag"] == "contradicts" for f in s["flags"])})
+    if flagged:
+        console.print(f"Measures that work backwards: {', '.join(flagged)}.")
+
+
 def validation(console: Console, data: dict[str, Any]) -> None:
     o = data["overall"]
     outcome = data["outcome"]

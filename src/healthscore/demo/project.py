@@ -10,6 +10,7 @@ from healthscore.dates import minus_months
 from healthscore.demo.generate import generate
 from healthscore.project import Project, RunResult
 from healthscore.templates import write_template
+from healthscore.validation.session import Validation
 
 DEMO_END = date(2026, 10, 31)
 
@@ -29,3 +30,11 @@ def make_demo(
     start = minus_months(DEMO_END, months - 1, month_end=True)
     result = project.run(start=start, end=DEMO_END, every="month", progress=progress)
     return project, result
+
+
+# the backtest of the demo: monthly as-of dates whose 90-day churn window is over by DEMO_END
+DEMO_VALIDATION = {"start": "2025-01-31", "end": "2026-07-31", "every": "month", "horizon": "90d"}
+
+
+def validate_demo(project: Project, progress: Callable[[str], None]) -> Validation:
+    return project.validate(progress=progress, **DEMO_VALIDATION)

@@ -112,8 +112,8 @@ def compare(
     obs = observations.build(other, dates, opts.outcome, opts.horizon_days, opts.lead_days,
                              opts.observed_until, progress)
     mine = _primary_keyed(result["_primary"])
-    theirs = _primary_keyed(obs.primary())
-    both = mine.join(theirs, lsuffix="", rsuffix="_other", how="inner")
+    theirs = _primary_keyed(obs.primary())[["account_id", "as_of", "score", "band"]]
+    both = mine.merge(theirs, on=["account_id", "as_of"], how="inner", suffixes=("", "_other"))
     this_rows = both[["account_id", "as_of", "label", "event_date", "score", "band"]]
     other_rows = both[["account_id", "as_of", "label", "event_date"]].assign(
         score=both["score_other"], band=both["band_other"])
@@ -129,6 +129,4 @@ def compare(
 
 def _primary_keyed(frame: pd.DataFrame) -> pd.DataFrame:
     cols = ["account_id", "as_of", "label", "event_date", "score", "band"]
-    keyed = frame[cols].copy()
-    keyed.index = pd.MultiIndex.from_arrays([keyed["account_id"], keyed["as_of"]])
-    return keyed
+    return frame[cols].reset_index(drop=True)
