@@ -280,6 +280,17 @@ def test_validate_writes_report_json_record_and_reminds(demo_validation: tuple, 
     assert sum(g["weight"] for g in suggestion["groups"].values()) == pytest.approx(100)
 
 
+def test_renewal_outcome_gets_the_mirrored_view(demo_validation: tuple) -> None:
+    project, _ = demo_validation
+    data = project.validate(start="2025-01-31", end="2026-07-31", outcome="renewal").to_json()
+    o = data["overall"]
+    assert o["outcomes"] > 1000 and "false_red" in o and "lead_time" not in o
+    # renewal rates rise from red to green; a renewal is a good outcome, so risk is the score
+    rates = [b["rate"] for b in o["bands"]]
+    assert rates[0] < rates[-1] and o["monotonic"] is True
+    assert data["weights"]["comparison"][0]["model"] == "configured scorecard"
+
+
 # ----------------------------------------------------------------------------- acceptance: churnsim
 
 

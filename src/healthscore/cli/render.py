@@ -210,12 +210,13 @@ def validation(console: Console, data: dict[str, Any]) -> None:
         f"{o['outcomes']:,} with {outcome} ({_share(o['base_rate'])})."
     )
     lead = o.get("lead_time") or {}
-    fg = o.get("false_green") or {}
+    fg = o.get("false_green") or o.get("false_red") or {}
+    kind = "false green" if "false_green" in o else "false red"
+    tail = f", median lead time {_num(lead.get('median_days'), 0)} days" if lead else ""
     console.print(
         f"AUC {_num(o['auc'])} (95% CI {_num(ci[0], 2)}-{_num(ci[1], 2)}), top-decile lift "
         f"{_num(o['top_decile_lift'], 2)}x, band rates monotonic: "
-        f"{'[green]yes[/]' if o['monotonic'] else '[red]no[/]'}, false green {_share(fg.get('rate'))}, "
-        f"median lead time {_num(lead.get('median_days'), 0)} days."
+        f"{'[green]yes[/]' if o['monotonic'] else '[red]no[/]'}, {kind} {_share(fg.get('rate'))}{tail}."
     )
     t = Table(title=f"{outcome.capitalize()} rate by band", title_justify="left")
     for col in ("band", "observations", outcome, "rate", "95% CI"):

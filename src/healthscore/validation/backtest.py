@@ -148,6 +148,10 @@ def score_metrics(rows: pd.DataFrame, bands: list[str], options: Options,
         return out
     out["calibration"] = metrics.calibration(y, score)
     best, worst = bands[-1], bands[0]
+    if options.good_outcome:
+        # mirrored: a good outcome for an account the score had in its worst band
+        out["false_red"] = metrics.false_green(y, band, worst)
+        return out
     out["false_green"] = metrics.false_green(y, band, best)
     events = {a: d for a, d, lab in zip(rows["account_id"], rows["event_date"], rows["label"],
                                          strict=True) if lab == 1}

@@ -112,15 +112,16 @@ def _calibration(cal: dict[str, Any], size: int = 260) -> str:
 def _summary(o: dict[str, Any], outcome: str) -> str:
     ci = o.get("auc_ci") or [None, None]
     lead = o.get("lead_time") or {}
-    fg = o.get("false_green") or {}
+    fg = o.get("false_green") or o.get("false_red") or {}
     mono = '<span class="ok">yes</span>' if o.get("monotonic") else '<span class="flag">no</span>'
     cards = [
         (_f(o.get("auc")), f"AUC (95% CI {_f(ci[0], 2)}-{_f(ci[1], 2)})"),
         (_f(o.get("top_decile_lift"), 2) + "x", "top-decile lift"),
         (mono, f"{outcome} rate monotonic across bands"),
-        (_pct(fg.get("rate")), f"{outcome} while {fg.get('band', 'green')} (false green)"),
-        (_f(lead.get("median_days"), 0) + " d",
-         f"median lead time ({_pct(lead.get('warned_share'), 0)} warned)"),
+        (_pct(fg.get("rate")), f"{outcome} while {fg.get('band', 'green')}"
+         f" ({'false green' if 'false_green' in o else 'false red'})"),
+        *([(_f(lead.get("median_days"), 0) + " d",
+            f"median lead time ({_pct(lead.get('warned_share'), 0)} warned)")] if lead else []),
         (f"{o.get('observations', 0):,}", f"observations, {o.get('outcomes', 0):,} {outcome}"),
     ]
     return '<div class="cards">' + "".join(
