@@ -51,3 +51,25 @@ class EngineError(HealthScoreError):
 
     http_status = 500
     kind = "engine_error"
+
+
+class InvalidActionError(HealthScoreError):
+    """A change that is not allowed in the current state (closing a closed CTA, an override
+    without a reason, an expiry in the past)."""
+
+    http_status = 422
+    kind = "invalid_action"
+
+
+class ConflictError(HealthScoreError):
+    """Someone else changed the same record first; reload and try again."""
+
+    http_status = 409
+    kind = "conflict"
+
+
+class ForbiddenError(HealthScoreError):
+    """The user's role does not allow this."""
+
+    http_status = 403
+    kind = "forbidden"

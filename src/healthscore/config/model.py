@@ -166,6 +166,7 @@ class ProjectConfig:
     also: tuple[Scorecard, ...]
     settings: specs.SettingsSpec
     validation: specs.ValidationSpec = field(default_factory=specs.ValidationSpec)
+    workflow: specs.WorkflowSpec = field(default_factory=specs.WorkflowSpec)
 
     @property
     def all_scorecards(self) -> tuple[Scorecard, ...]:

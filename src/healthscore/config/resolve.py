@@ -50,6 +50,7 @@ def resolve(ps: ProjectSpecs) -> model.ProjectConfig:
         also=tuple(scorecards[n] for n in also),
         settings=ps.project.settings,
         validation=ps.project.validation,
+        workflow=ps.project.workflow,
     )
 
 

@@ -60,6 +60,43 @@ class ValidationSpec(Spec):
     seed: int = 0
 
 
+class NotifySpec(Spec):
+    """Where notifications go: a Slack-compatible webhook (per user, or this default) and SMTP."""
+
+    webhook: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "healthscore@localhost"
+
+
+class RangeSpec(Spec):
+    min: Percent
+    name: str
+    move: str
+
+
+DEFAULT_RANGES = [
+    RangeSpec(min=0, name="rescue", move="Executive call this week and a recovery success plan."),
+    RangeSpec(min=40, name="stabilise", move="Find the weakest group and fix it; agree a plan."),
+    RangeSpec(min=70, name="grow", move="Drive adoption of unused modules; look for expansion."),
+    RangeSpec(min=85, name="advocate", move="Ask for a referral, a review or a case study."),
+]
+
+
+class WorkflowSpec(Spec):
+    url: str | None = None  # default: a SQLite file in the state folder
+    escalation: list[str] = Field(default_factory=lambda: ["csm", "lead", "vp_cs", "ceo"])
+    departments: list[str] = Field(default_factory=lambda: ["support", "product", "finance"])
+    escalate_after_days: Annotated[int, Field(ge=1)] | None = 7
+    cooldown_days: Annotated[int, Field(ge=0)] = 14
+    notifications: NotifySpec = NotifySpec()
+    temperature: str | None = None  # the business-outcome measure (GMV, closed leads...)
+    maturity: list[str] = Field(default_factory=lambda: ["tenure_months", "module_adoption",
+                                                         "features_used_90d"])
+    healthy_from: Percent = 70  # score at which health counts as high in the quadrants
+    score_ranges: list[RangeSpec] = Field(default_factory=lambda: list(DEFAULT_RANGES))
+
+
 class ProjectSpec(Spec):
     name: str
     description: str = ""
@@ -70,6 +107,7 @@ class ProjectSpec(Spec):
     also: list[str] = Field(default_factory=list)
     settings: SettingsSpec = SettingsSpec()
     validation: ValidationSpec = ValidationSpec()
+    workflow: WorkflowSpec = WorkflowSpec()
 
 
 # ----------------------------------------------------------------------------- scoring schemes

@@ -1,0 +1,1 @@
+"""Act on the score: rules -> CTAs, playbooks, escalation, overrides, success plans, timeline."""

@@ -1,0 +1,169 @@
+"""What every part of the workflow shares: the store, who is acting, the accounts, the audit
+log and the timeline."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date, datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from healthscore.config.model import ProjectConfig
+from healthscore.errors import ConflictError, ForbiddenError, InvalidActionError, NotFoundError
+from healthscore.store.snapshots import SnapshotStore
+from healthscore.workflow.config import WorkflowConfig, load_workflow
+from healthscore.workflow.db import Store, store_url
+from healthscore.workflow.models import ROLES, Audit, TimelineEntry, User
+
+SYSTEM = "healthscore"  # the actor of what rules and the scheduler do
+
+
+def now() -> datetime:
+    return datetime.now().replace(microsecond=0)
+
+
+def row_dict(obj: Any) -> dict[str, Any]:
+    """A model's columns as JSON-ready values (for the audit log and the API)."""
+    out = {}
+    for col in obj.__table__.columns:
+        v = getattr(obj, col.key)
+        out[col.key] = v.isoformat() if isinstance(v, date | datetime) else v
+    return out
+
+
+class WorkflowBase:
+    def __init__(self, config: ProjectConfig, snapshots: SnapshotStore, url: str | None = None,
+                 today: date | None = None) -> None:
+        self.config = config
+        self.snapshots = snapshots
+        self.spec = config.workflow
+        self.store = Store(store_url(config.root, config.state_dir, url or config.workflow.url))
+        self.wf: WorkflowConfig = load_workflow(config.root, sorted(config.measures))
+        self._today = today
+
+    @property
+    def today(self) -> date:
+        return self._today or date.today()
+
+    def close(self) -> None:
+        self.store.close()
+
+    # ------------------------------------------------------------------ people
+
+    def add_user(self, name: str, role: str, *, team: str | None = None, email: str | None = None,
+                 actor: str = SYSTEM, password_hash: str | None = None) -> dict[str, Any]:
+        if role not in ROLES:
+            raise InvalidActionError(f"role: must be one of {', '.join(ROLES)}. Got {role!r}.")
+        if not name.strip():
+            raise InvalidActionError("name: must not be empty.")
+        with self.store.session() as s:
+            if s.scalar(select(User).where(User.name == name)) is not None:
+                raise InvalidActionError(f"user {name!r} already exists.")
+            if actor != SYSTEM:
+                self._actor(s, actor, admin=True)
+            user = User(name=name, role=role, team=team, email=email, created_at=now(),
+                        created_by=actor, password_hash=password_hash, notify_events=[])
+            s.add(user)
+            s.flush()
+            self._audit(s, actor, "user", name, "create", None, row_dict(user))
+            return _public(row_dict(user))
+
+    def users(self) -> list[dict[str, Any]]:
+        with self.store.session() as s:
+            return [_public(row_dict(u)) for u in s.scalars(select(User).order_by(User.name))]
+
+    def user(self, name: str) -> dict[str, Any]:
+        with self.store.session() as s:
+            return _public(row_dict(self._user(s, name)))
+
+    def _user(self, s: Session, name: str) -> User:
+        user = s.scalar(select(User).where(User.name == name))
+        if user is None:
+            raise NotFoundError(f"no user named {name!r}. Add one with 'healthscore users add'.")
+        return user
+
+    def _actor(self, s: Session, name: str, admin: bool = False) -> str:
+        """The acting user's name; viewers cannot change anything, only admins manage users."""
+        if name == SYSTEM:
+            return name
+        user = self._user(s, name)
+        if user.role == "viewer" or (admin and user.role != "admin"):
+            need = "an admin" if admin else "a csm, lead or admin"
+            raise ForbiddenError(f"{name} is a {user.role}: this needs {need}.")
+        return name
+
+    # ------------------------------------------------------------------ accounts
+
+    def scores(self, as_of: date | None = None) -> pd.DataFrame:
+        """The primary scores of the latest (or given) snapshot, one row per account."""
+        if not self.snapshots.dates():
+            raise NotFoundError("no scores yet: run 'healthscore run' first.")
+        day = as_of or self.snapshots.latest()
+        return self.snapshots.read(day, primary_only=True).to_pandas()
+
+    def account(self, account_id: str) -> dict[str, Any]:
+        frame = self.scores()
+        rows = frame[frame["account_id"] == account_id]
+        if rows.empty:
+            raise NotFoundError(f"no account {account_id!r} in the latest scores "
+                                f"({self.snapshots.latest()}). Check the id.")
+        return dict(rows.iloc[0])
+
+    # ------------------------------------------------------------------ audit and timeline
+
+    def _audit(self, s: Session, actor: str, entity: str, entity_id: Any, action: str,
+               before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
+        s.add(Audit(at=now(), actor=actor, entity=entity, entity_id=str(entity_id), action=action,
+                    before=before, after=after))
+
+    def _timeline(self, s: Session, account_id: str, kind: str, actor: str, text: str,
+                  at: datetime | None = None, **data: Any) -> None:
+        s.add(TimelineEntry(account_id=account_id, at=at or now(), kind=kind, actor=actor,
+                            text=text, data=data))
+
+    def audit(self, entity: str | None = None, entity_id: str | None = None) -> list[dict[str, Any]]:
+        with self.store.session() as s:
+            q = select(Audit).order_by(Audit.id)
+            if entity:
+                q = q.where(Audit.entity == entity)
+            if entity_id is not None:
+                q = q.where(Audit.entity_id == str(entity_id))
+            return [row_dict(a) for a in s.scalars(q)]
+
+    @staticmethod
+    def _check_version(obj: Any, version: int | None, what: str) -> None:
+        if version is not None and obj.version != version:
+            raise ConflictError(
+                f"{what} was changed by someone else (version {obj.version}, you had "
+                f"{version}). Reload it and try again."
+            )
+
+    def _commit_guard(self, what: str) -> Any:
+        return _Guard(what)
+
+
+class _Guard:
+    """Turns SQLAlchemy's stale-version error into a ConflictError."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, err: Any, tb: Any) -> None:
+        if kind is not None and issubclass(kind, StaleDataError):
+            raise ConflictError(f"{self.what} was changed by someone else at the same time. "
+                                f"Reload it and try again.") from None
+
+
+def _public(user: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in user.items() if k != "password_hash"}
+
+
+def replace(obj: Any, **changes: Any) -> Any:
+    return dataclasses.replace(obj, **changes)

@@ -1,0 +1,85 @@
+"""Load the workflow's YAML: rules, playbooks and success-plan templates, built-ins included."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from healthscore.config.errors import raise_config_error
+from healthscore.config.expressions import ExpressionError, parse
+from healthscore.config.load import read_yaml
+from healthscore.config.windows import parse_days
+from healthscore.errors import ConfigError
+from healthscore.workflow.specs import PlanTemplateSpec, PlaybookSpec, RuleSpec
+
+LIBRARY = Path(__file__).parent / "library"
+M = TypeVar("M", bound=BaseModel)
+# names a rule can use besides the measures
+FACTS = ("score", "band", "previous_band", "coverage", "grade", "scorecard", "change_7d",
+         "change_30d", "change_90d", "segment", "industry", "csm", "lifecycle_stage", "arr",
+         "open_ctas", "flagged")
+
+
+@dataclass(frozen=True)
+class WorkflowConfig:
+    rules: dict[str, tuple[RuleSpec, str]]
+    playbooks: dict[str, PlaybookSpec]
+    templates: dict[str, PlanTemplateSpec]
+
+
+def _load_folder(root: Path, folder: str, model: type[M], builtin: str | None) -> dict[str, tuple[M, str]]:
+    out: dict[str, tuple[M, str]] = {}
+    files = [(LIBRARY / builtin, f"(built-in {folder})")] if builtin else []
+    files += [(f, f.relative_to(root).as_posix()) for f in sorted((root / folder).glob("*.y*ml"))]
+    for path, rel in files:
+        data = read_yaml(path, rel) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{rel}: (top level): must be a mapping of names to definitions.")
+        for name, body in data.items():
+            try:
+                out[str(name)] = (model.model_validate(body), rel)
+            except ValidationError as err:
+                raise_config_error(rel, err, prefix=str(name))
+    return out
+
+
+def load_workflow(root: Path, measures: list[str]) -> WorkflowConfig:
+    rules = _load_folder(root, "rules", RuleSpec, None)
+    playbooks = {k: v for k, (v, _) in _load_folder(root, "playbooks", PlaybookSpec, "playbooks.yml").items()}
+    templates = {k: v for k, (v, _) in
+                 _load_folder(root, "success_plans", PlanTemplateSpec, "success_plans.yml").items()}
+    known = set(FACTS) | set(measures)
+    for name, (rule, rel) in rules.items():
+        _check_rule(name, rule, rel, known, playbooks)
+    for name, tpl in templates.items():
+        for c in tpl.criteria:
+            if c.measure not in measures:
+                raise ConfigError(
+                    f"success_plans: {name}.criteria: unknown measure {c.measure!r}. "
+                    f"Use a measure of the project's scorecards.")
+    return WorkflowConfig(rules, playbooks, templates)
+
+
+def _check_rule(name: str, rule: RuleSpec, rel: str, known: set[str], playbooks: dict[str, Any]) -> None:
+    try:
+        tree = parse(rule.when)
+    except ExpressionError as err:
+        raise ConfigError(f"{rel}: {name}.when: {err}") from None
+    from sqlglot import exp
+
+    unknown = sorted({c.name for c in tree.find_all(exp.Column)} - known)
+    if unknown:
+        raise ConfigError(
+            f"{rel}: {name}.when: unknown name {unknown[0]!r} in {rule.when!r}. Use a measure of "
+            f"the project's scorecards or one of: {', '.join(FACTS)}."
+        )
+    if rule.cta.playbook and rule.cta.playbook not in playbooks:
+        raise ConfigError(f"{rel}: {name}.cta.playbook: no playbook named {rule.cta.playbook!r}. "
+                          f"Playbooks: {', '.join(sorted(playbooks))}.")
+    try:
+        parse_days(rule.cta.due_in)
+    except ValueError as err:
+        raise ConfigError(f"{rel}: {name}.cta.due_in: {err}") from None

@@ -1,0 +1,284 @@
+"""Calls to action: opened by rules or by hand, worked through playbook tasks, snoozed,
+escalated and closed with an outcome. Flags and escalations make the review meeting's list."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from healthscore.config.windows import parse_days
+from healthscore.errors import InvalidActionError, NotFoundError
+from healthscore.workflow.base import SYSTEM, WorkflowBase, now, row_dict
+from healthscore.workflow.models import CTA_TYPES, PRIORITIES, Cta, Escalation, Task, User
+
+
+class CtaMixin(WorkflowBase):
+    # ------------------------------------------------------------------ reading
+
+    def ctas(self, *, status: str | None = "open", account_id: str | None = None,
+             owner: str | None = None, type: str | None = None) -> list[dict[str, Any]]:
+        with self.store.session() as s:
+            q = select(Cta).order_by(Cta.id)
+            for col, value in ((Cta.status, status), (Cta.account_id, account_id),
+                               (Cta.owner, owner), (Cta.type, type)):
+                if value is not None:
+                    q = q.where(col == value)
+            return [self._cta_view(c) for c in s.scalars(q)]
+
+    def cta(self, cta_id: int) -> dict[str, Any]:
+        with self.store.session() as s:
+            return self._cta_view(self._get_cta(s, cta_id))
+
+    def _cta_view(self, c: Cta) -> dict[str, Any]:
+        out = row_dict(c)
+        out["tasks"] = [row_dict(t) for t in c.tasks]
+        out["overdue"] = c.status == "open" and c.due_on is not None and c.due_on < self.today
+        return out
+
+    def _get_cta(self, s: Session, cta_id: int) -> Cta:
+        c = s.get(Cta, cta_id)
+        if c is None:
+            raise NotFoundError(f"no CTA #{cta_id}. List them with 'healthscore cta list'.")
+        return c
+
+    # ------------------------------------------------------------------ opening
+
+    def open_cta(self, account_id: str, type: str, reason: str, *, actor: str,
+                 priority: str = "medium", owner: str | None = None, due_in: str | None = None,
+                 due_on: date | None = None, playbook: str | None = None, module: str | None = None,
+                 flagged: bool = False, rule: str | None = None) -> dict[str, Any]:
+        """Open a CTA; with no rule behind it, it is the CSM's own call."""
+        account = self.account(account_id)
+        if type not in CTA_TYPES:
+            raise InvalidActionError(f"type: must be one of {', '.join(CTA_TYPES)}. Got {type!r}.")
+        if priority not in PRIORITIES:
+            raise InvalidActionError(f"priority: must be one of {', '.join(PRIORITIES)}. Got {priority!r}.")
+        if not reason.strip():
+            raise InvalidActionError("reason: say why this CTA is opened.")
+        if playbook is not None and playbook not in self.wf.playbooks:
+            raise InvalidActionError(f"playbook: no playbook named {playbook!r}. "
+                                     f"Playbooks: {', '.join(sorted(self.wf.playbooks))}.")
+        due = due_on or self.today + timedelta(days=parse_days(due_in or "7d"))
+        with self.store.session() as s:
+            return self._open(s, account, type, reason, actor=actor, priority=priority, owner=owner,
+                              due=due, playbook=playbook, module=module, flagged=flagged, rule=rule)
+
+    def _open(self, s: Session, account: dict[str, Any], type: str, reason: str, *, actor: str,
+              priority: str, owner: str | None, due: date, playbook: str | None, module: str | None,
+              flagged: bool, rule: str | None) -> dict[str, Any]:
+        account_id = account["account_id"]
+        actor = self._actor(s, actor)
+        who = self._owner(s, owner or "csm", account)
+        c = Cta(account_id=account_id, type=type, reason=reason, module=module,
+                source="rule" if rule else "manual", rule=rule, priority=priority, owner=who,
+                flagged=flagged, critical=priority == "critical", playbook=playbook, due_on=due,
+                opened_at=now(), opened_by=actor, status="open", escalation_level=0)
+        s.add(c)
+        s.flush()
+        if playbook:
+            self._add_playbook_tasks(s, c, account)
+        self._audit(s, actor, "cta", c.id, "open", None, row_dict(c))
+        kind = "flag" if flagged else "cta_opened"
+        self._timeline(s, account_id, kind, actor, f"{type} CTA #{c.id} opened: {reason}",
+                       cta_id=c.id)
+        self._notify_later(s, who, "cta_opened", f"CTA #{c.id} for {account_id}: {reason}")
+        s.flush()
+        return self._cta_view(c)
+
+    def flag(self, account_id: str, reason: str, *, actor: str, priority: str = "high") -> dict[str, Any]:
+        """A CSM's flag: a manual risk CTA that goes to the review meeting."""
+        return self.open_cta(account_id, "risk", reason, actor=actor, priority=priority, flagged=True,
+                             owner=actor)
+
+    def _owner(self, s: Session, owner: str, account: dict[str, Any]) -> str | None:
+        """'csm' -> the account's CSM; a role -> the first user with it; otherwise a user name."""
+        if owner == "csm":
+            return account.get("csm") or None
+        by_role = s.scalar(select(User).where(User.role == owner).order_by(User.id))
+        if by_role is not None:
+            return by_role.name
+        return owner
+
+    def _add_playbook_tasks(self, s: Session, c: Cta, account: dict[str, Any]) -> None:
+        book = self.wf.playbooks[c.playbook or ""]
+        for t in book.tasks:
+            owner = c.owner if t.role == "csm" else self._owner(s, t.role, account)
+            c.tasks.append(Task(title=t.title, instructions=t.instructions, role=t.role, side=t.side,
+                                owner=owner, due_on=self.today + timedelta(days=t.offset_days),
+                                status="open"))
+
+    # ------------------------------------------------------------------ changing
+
+    def _change(self, cta_id: int, actor: str, version: int | None, action: str,
+                fn: Any, session: Session | None = None) -> dict[str, Any]:
+        if session is not None:
+            return self._change_in(session, cta_id, actor, version, action, fn)
+        with self._commit_guard(f"CTA #{cta_id}"), self.store.session() as s:
+            return self._change_in(s, cta_id, actor, version, action, fn)
+
+    def _change_in(self, s: Session, cta_id: int, actor: str, version: int | None, action: str,
+                   fn: Any) -> dict[str, Any]:
+        actor = self._actor(s, actor)
+        c = self._get_cta(s, cta_id)
+        self._check_version(c, version, f"CTA #{cta_id}")
+        before = row_dict(c)
+        text = fn(s, c, actor)
+        s.flush()
+        self._audit(s, actor, "cta", c.id, action, before, row_dict(c))
+        if text:
+            self._timeline(s, c.account_id, f"cta_{action}", actor, text, cta_id=c.id)
+        s.flush()
+        return self._cta_view(c)
+
+    def close_cta(self, cta_id: int, outcome: str, *, actor: str, version: int | None = None,
+                  session: Session | None = None) -> dict[str, Any]:
+        def fn(s: Session, c: Cta, actor: str) -> str:
+            _must_be_open(c, "close")
+            if not outcome.strip():
+                raise InvalidActionError("outcome: say how the CTA ended (e.g. 'resolved: renewed').")
+            c.status, c.outcome, c.closed_at, c.closed_by = "closed", outcome, now(), actor
+            return f"CTA #{c.id} closed: {outcome}"
+        return self._change(cta_id, actor, version, "closed", fn, session)
+
+    def snooze(self, cta_id: int, until: date, reason: str, *, actor: str,
+               version: int | None = None) -> dict[str, Any]:
+        def fn(s: Session, c: Cta, actor: str) -> str:
+            _must_be_open(c, "snooze")
+            if until <= self.today:
+                raise InvalidActionError(f"until: {until} is not in the future. Snooze to a later date.")
+            if not reason.strip():
+                raise InvalidActionError("reason: say why the CTA is snoozed.")
+            c.snoozed_until, c.snooze_reason = until, reason
+            return f"CTA #{c.id} snoozed until {until}: {reason}"
+        return self._change(cta_id, actor, version, "snoozed", fn)
+
+    def assign(self, cta_id: int, owner: str, *, actor: str, version: int | None = None) -> dict[str, Any]:
+        def fn(s: Session, c: Cta, actor: str) -> str:
+            _must_be_open(c, "assign")
+            self._user(s, owner)
+            c.owner = owner
+            self._notify_later(s, owner, "cta_assigned", f"CTA #{c.id} for {c.account_id}: {c.reason}")
+            return f"CTA #{c.id} assigned to {owner}"
+        return self._change(cta_id, actor, version, "assigned", fn)
+
+    def mark_critical(self, cta_id: int, *, actor: str, version: int | None = None) -> dict[str, Any]:
+        def fn(s: Session, c: Cta, actor: str) -> str:
+            _must_be_open(c, "mark critical")
+            c.critical, c.priority = True, "critical"
+            return f"CTA #{c.id} marked critical"
+        return self._change(cta_id, actor, version, "critical", fn)
+
+    def decide(self, cta_id: int, decision: str, *, actor: str, version: int | None = None) -> dict[str, Any]:
+        """Record what the review meeting decided."""
+        def fn(s: Session, c: Cta, actor: str) -> str:
+            if not decision.strip():
+                raise InvalidActionError("decision: write what was decided.")
+            c.decision = decision
+            return f"Review of CTA #{c.id}: {decision}"
+        return self._change(cta_id, actor, version, "decided", fn)
+
+    def escalate(self, cta_id: int, *, actor: str, to: str | None = None, note: str = "",
+                 version: int | None = None, automatic: bool = False,
+                 session: Session | None = None) -> dict[str, Any]:
+        """One step up the chain (csm -> lead -> vp_cs -> ceo), or to another department."""
+        chain = self.spec.escalation
+        allowed = [*chain, *self.spec.departments]
+
+        def fn(s: Session, c: Cta, actor: str) -> str:
+            _must_be_open(c, "escalate")
+            if to is not None and to not in allowed:
+                raise InvalidActionError(f"to: must be one of {', '.join(allowed)}. Got {to!r}.")
+            if to is None and c.escalation_level + 1 >= len(chain):
+                raise InvalidActionError(f"CTA #{c.id} is already at the top of the chain ({chain[-1]}).")
+            target = to or chain[c.escalation_level + 1]
+            if target in chain:
+                c.escalation_level = chain.index(target)
+            s.add(Escalation(cta_id=c.id, level=c.escalation_level, to=target, by=actor, at=now(),
+                             automatic=automatic, note=note))
+            holder = self._owner(s, target, {"csm": c.owner})
+            self._notify_later(s, holder, "cta_escalated",
+                               f"CTA #{c.id} for {c.account_id} escalated to {target}: {c.reason}")
+            how = "automatically (overdue)" if automatic else f"by {actor}"
+            return f"CTA #{c.id} escalated to {target} {how}" + (f": {note}" if note else "")
+        return self._change(cta_id, actor, version, "escalated", fn, session)
+
+    def escalations(self, cta_id: int) -> list[dict[str, Any]]:
+        with self.store.session() as s:
+            q = select(Escalation).where(Escalation.cta_id == cta_id).order_by(Escalation.id)
+            return [row_dict(e) for e in s.scalars(q)]
+
+    def overdue_to_escalate(self) -> list[int]:
+        """Open CTAs overdue by ``escalate_after_days`` and not yet at the top of the chain."""
+        days = self.spec.escalate_after_days
+        if days is None:
+            return []
+        limit = self.today - timedelta(days=days)
+        top = len(self.spec.escalation) - 1
+        with self.store.session() as s:
+            q = select(Cta.id).where(Cta.status == "open", Cta.due_on < limit,
+                                     Cta.escalation_level < top)
+            ids = list(s.scalars(q))
+            done = {e.cta_id for e in s.scalars(select(Escalation).where(
+                Escalation.automatic.is_(True), Escalation.at >= now() - timedelta(days=days)))}
+        return [i for i in ids if i not in done]
+
+    # ------------------------------------------------------------------ tasks
+
+    def complete_task(self, task_id: int, *, actor: str, version: int | None = None,
+                      skip: bool = False) -> dict[str, Any]:
+        with self._commit_guard(f"task #{task_id}"), self.store.session() as s:
+            actor = self._actor(s, actor)
+            t = s.get(Task, task_id)
+            if t is None:
+                raise NotFoundError(f"no task #{task_id}.")
+            self._check_version(t, version, f"task #{task_id}")
+            if t.status != "open":
+                raise InvalidActionError(f"task #{task_id} is already {t.status}.")
+            before = row_dict(t)
+            t.status, t.done_at, t.done_by = ("skipped" if skip else "done"), now(), actor
+            s.flush()
+            self._audit(s, actor, "task", t.id, t.status, before, row_dict(t))
+            account = t.cta.account_id if t.cta else None
+            if account:
+                self._timeline(s, account, "task_done", actor, f"Task '{t.title}' {t.status}",
+                               task_id=t.id, cta_id=t.cta_id)
+            out = row_dict(t)
+            siblings = t.cta.tasks if t.cta else []
+            out["all_done"] = bool(siblings) and all(x.status != "open" for x in siblings)
+            if out["all_done"]:
+                out["prompt"] = (f"every task of CTA #{t.cta_id} is done: close it with an outcome "
+                                 f"('healthscore cta close {t.cta_id} --outcome ...').")
+            return out
+
+    def tasks(self, owner: str | None = None, status: str = "open") -> list[dict[str, Any]]:
+        with self.store.session() as s:
+            q = select(Task).where(Task.status == status).order_by(Task.due_on, Task.id)
+            if owner:
+                q = q.where(Task.owner == owner)
+            return [row_dict(t) for t in s.scalars(q)]
+
+    # ------------------------------------------------------------------ review meeting
+
+    def review_list(self) -> list[dict[str, Any]]:
+        """Flagged and escalated open CTAs with what was decided last time, worst first."""
+        with self.store.session() as s:
+            q = select(Cta).where(Cta.status == "open").where(
+                Cta.flagged.is_(True) | (Cta.escalation_level > 0) | Cta.critical.is_(True))
+            items = [self._cta_view(c) for c in s.scalars(q)]
+        order = {p: i for i, p in enumerate(reversed(PRIORITIES))}
+        return sorted(items, key=lambda c: (order[c["priority"]], -c["escalation_level"], c["id"]))
+
+    def _notify_later(self, s: Session, user: str | None, event: str, text: str) -> None:
+        """Overridden by the notifications part; a no-op here."""
+        return None
+
+
+def _must_be_open(c: Cta, what: str) -> None:
+    if c.status != "open":
+        raise InvalidActionError(f"CTA #{c.id} is {c.status}: cannot {what} it.")
+
+
+__all__ = ["CtaMixin", "SYSTEM"]

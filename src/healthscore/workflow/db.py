@@ -1,0 +1,68 @@
+"""The workflow store: a SQLite file in the project by default, PostgreSQL (or any SQLAlchemy
+URL) for a team. Opening it brings the schema up to date with Alembic."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.orm import Session, sessionmaker
+
+from healthscore.errors import HealthScoreError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def store_url(root: Path, state_dir: Path, url: str | None) -> str:
+    if url:
+        return url
+    state_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(state_dir / 'workflow.db').resolve()}"
+
+
+def alembic_config(connection: sa.Connection | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+class Store:
+    """Engine + sessions over one database; ``open`` migrates it to the newest schema."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self.engine = sa.create_engine(url, future=True)
+            with self.engine.begin() as conn:
+                command.upgrade(alembic_config(conn), "head")
+        except sa.exc.SQLAlchemyError as err:
+            first = str(err).strip().splitlines()[0]
+            raise HealthScoreError(f"workflow store {_redact(url)}: cannot open it: {first}") from None
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One unit of work: committed whole, or rolled back whole on any error."""
+        with self.sessions() as s:
+            try:
+                yield s
+                s.commit()
+            except BaseException:
+                s.rollback()
+                raise
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _redact(url: str) -> str:
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}" if ":" in creds else url

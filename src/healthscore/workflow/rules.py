@@ -1,0 +1,179 @@
+"""Rules -> a plan -> apply. ``plan`` reads the latest snapshot and the store and returns, as
+a value, everything ``apply`` would do: band changes, CTAs to open and to close, overrides
+lapsing, overdue CTAs to escalate and success criteria to check. ``apply`` executes exactly
+that plan, and refuses it if the store changed since it was made."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import ibis
+import pandas as pd
+from sqlalchemy import func, select
+
+from healthscore.config.windows import parse_days
+from healthscore.errors import ConflictError
+from healthscore.measures.filters import compile_filter
+from healthscore.report import with_trends
+from healthscore.workflow.base import SYSTEM, WorkflowBase, now
+from healthscore.workflow.models import AppliedRun, Audit, Cta
+
+
+@dataclass
+class Plan:
+    as_of: date
+    since: date | None  # the snapshot date of the last applied plan
+    band_changes: list[dict[str, Any]] = field(default_factory=list)
+    open: list[dict[str, Any]] = field(default_factory=list)
+    close: list[dict[str, Any]] = field(default_factory=list)
+    lapse: list[int] = field(default_factory=list)
+    escalate: list[int] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)  # duplicates, cooldown
+    fingerprint: int = 0  # the newest audit id when the plan was made
+
+    @property
+    def empty(self) -> bool:
+        return not (self.band_changes or self.open or self.close or self.lapse or self.escalate)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["as_of"] = self.as_of.isoformat()
+        out["since"] = self.since.isoformat() if self.since else None
+        return out
+
+
+class RulesMixin(WorkflowBase):
+    def facts(self, as_of: date | None = None) -> pd.DataFrame:
+        """One row per account: measure values by name, score, band, previous band, changes over
+        7/30/90 days, open CTAs and flags: what rules are written against."""
+        day = as_of or self.snapshots.latest()
+        frame = with_trends(self.snapshots, day, self.scores(day))
+        frame = frame.rename(columns={c: c[3:] for c in frame.columns if c.startswith("m__")})
+        since = self._since()
+        prev_day = since if since and since < day else self._previous_date(day)
+        prev = self.scores(prev_day).set_index("account_id")["band"] if prev_day else None
+        frame["previous_band"] = frame["account_id"].map(prev) if prev is not None else None
+        with self.store.session() as s:
+            rows = s.execute(select(Cta.account_id, Cta.flagged).where(Cta.status == "open")).all()
+        counts: dict[str, int] = {}
+        flags: dict[str, bool] = {}
+        for account, flagged in rows:
+            counts[account] = counts.get(account, 0) + 1
+            flags[account] = flags.get(account, False) or bool(flagged)
+        frame["open_ctas"] = frame["account_id"].map(counts).fillna(0).astype(int)
+        frame["flagged"] = frame["account_id"].map(flags).fillna(False).astype(bool)
+        return frame
+
+    def _previous_date(self, day: date) -> date | None:
+        earlier = [d for d in self.snapshots.dates() if d < day]
+        return earlier[-1] if earlier else None
+
+    def _since(self) -> date | None:
+        with self.store.session() as s:
+            return s.scalar(select(AppliedRun.as_of).order_by(AppliedRun.id.desc()).limit(1))
+
+    def matches(self, frame: pd.DataFrame) -> dict[str, set[str]]:
+        """rule name -> accounts whose facts meet its condition."""
+        con = ibis.duckdb.connect()
+        try:
+            table = con.create_table("facts", _plain(frame))
+            out = {}
+            for name, (rule, _) in self.wf.rules.items():
+                cond = compile_filter(rule.when, table).fill_null(False)
+                ids = table.filter(cond).select("account_id").to_pyarrow()["account_id"].to_pylist()
+                out[name] = set(ids)
+            return out
+        finally:
+            con.disconnect()
+
+    def plan(self, as_of: date | None = None) -> Plan:
+        day = as_of or self.snapshots.latest()
+        frame = self.facts(day)
+        plan = Plan(as_of=day, since=self._since())
+        changed = frame[frame["previous_band"].notna() & (frame["band"] != frame["previous_band"])]
+        plan.band_changes = [{"account_id": r.account_id, "from": r.previous_band, "to": r.band,
+                              "csm": getattr(r, "csm", None)} for r in changed.itertuples()]
+        matched = self.matches(frame)
+        with self.store.session() as s:
+            open_ctas = list(s.scalars(select(Cta).where(Cta.status == "open")))
+            cooldown = self.today - timedelta(days=self.spec.cooldown_days)
+            recent = list(s.scalars(select(Cta).where(Cta.status == "closed", Cta.closed_at >= cooldown)))
+            plan.fingerprint = s.scalar(select(func.max(Audit.id))) or 0
+        is_open = {(c.account_id, c.type, c.reason) for c in open_ctas}
+        cooling = {(c.account_id, c.type, c.reason) for c in recent}
+        for name, (rule, _) in self.wf.rules.items():
+            for account in sorted(matched[name]):
+                key = (account, rule.cta.type, rule.cta.reason)
+                if key in is_open or key in cooling:
+                    days = self.spec.cooldown_days
+                    why = "already open" if key in is_open else f"closed within {days} days"
+                    plan.skipped.append({"account_id": account, "rule": name, "why": why})
+                    continue
+                plan.open.append({"account_id": account, "rule": name, **rule.cta.model_dump()})
+        for c in open_ctas:
+            found = self.wf.rules.get(c.rule or "")
+            if c.source != "rule" or found is None or not found[0].close_when_clear:
+                continue
+            if c.account_id not in matched[c.rule or ""]:
+                plan.close.append({"cta_id": c.id, "account_id": c.account_id, "rule": c.rule,
+                                   "reason": c.reason})
+        plan.lapse = self.lapsing_overrides()  # type: ignore[attr-defined]
+        plan.escalate = self.overdue_to_escalate()  # type: ignore[attr-defined]
+        return plan
+
+    def apply(self, plan: Plan, *, actor: str = SYSTEM) -> dict[str, Any]:
+        """Execute exactly ``plan``: nothing more, nothing less."""
+        accounts = self.scores(plan.as_of).set_index("account_id")
+        with self.store.session() as s:  # one transaction: all of the plan or none of it
+            current = s.scalar(select(func.max(Audit.id))) or 0
+            if current != plan.fingerprint:
+                raise ConflictError("the workflow store changed since this plan was made: make a new "
+                                    "plan ('healthscore plan') and apply that.")
+            for ch in plan.band_changes:
+                self._timeline(s, ch["account_id"], "band_change", SYSTEM,
+                               f"Band {ch['from']} -> {ch['to']} (as of {plan.as_of})", change=ch)
+                self._notify_later(s, ch.get("csm"), "band_change",  # type: ignore[attr-defined]
+                                   f"{ch['account_id']}: band {ch['from']} -> {ch['to']}")
+            for ov in plan.lapse:
+                self._lapse(s, ov, SYSTEM)  # type: ignore[attr-defined]
+            opened = []
+            for o in plan.open:
+                account = {"account_id": o["account_id"], **accounts.loc[o["account_id"]].to_dict()}
+                due = plan.as_of + timedelta(days=parse_days(o["due_in"]))
+                view = self._open(s, account, o["type"], o["reason"], actor=SYSTEM,  # type: ignore[attr-defined]
+                                  priority=o["priority"], owner=o["owner"], due=max(due, self.today),
+                                  playbook=o["playbook"], module=o["module"], flagged=False,
+                                  rule=o["rule"])
+                opened.append(view["id"])
+            for c in plan.close:
+                self.close_cta(c["cta_id"], "condition cleared", actor=SYSTEM,  # type: ignore[attr-defined]
+                               session=s)
+            for cta_id in plan.escalate:
+                self.escalate(cta_id, actor=SYSTEM, automatic=True, session=s,  # type: ignore[attr-defined]
+                              note=f"overdue by more than {self.spec.escalate_after_days} days")
+            checked = self._check_criteria(s, plan.as_of)  # type: ignore[attr-defined]
+            summary = {"band_changes": len(plan.band_changes), "opened": opened,
+                       "closed": [c["cta_id"] for c in plan.close], "lapsed": plan.lapse,
+                       "escalated": plan.escalate, "criteria_checked": checked}
+            s.add(AppliedRun(as_of=plan.as_of, at=now(), by=actor, summary=summary))
+        self.flush_notifications()  # type: ignore[attr-defined]
+        return summary
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """Only columns a rule can read, with types DuckDB takes as they are."""
+    keep = {}
+    for col in frame.columns:
+        if col.startswith(("s__", "g__")):
+            continue
+        series = frame[col]
+        if series.dtype == object:
+            series = series.map(lambda v: None if v is None or v != v else v)
+            try:
+                series = series.astype("string")
+            except (TypeError, ValueError):
+                continue
+        keep[col] = series
+    return pd.DataFrame(keep)
