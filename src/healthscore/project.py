@@ -23,6 +23,8 @@ from healthscore.store.snapshots import SnapshotStore
 from healthscore.validation.session import Validation, review_warnings
 from healthscore.validation.session import options as validation_options
 from healthscore.validation.session import run as run_validation
+from healthscore.workflow.config import load_workflow
+from healthscore.workflow.service import Workflow
 
 
 def _quiet(_: str) -> None:
@@ -40,6 +42,7 @@ class RunResult:
     store: SnapshotStore
     warnings: list[str] = field(default_factory=list)
     reminders: list[str] = field(default_factory=list)  # e.g. the scorecard is due for review
+    workflow: dict[str, Any] | None = None  # what applying the rules did
 
     def to_arrow(self, primary_only: bool = False) -> pa.Table:
         tables = [self.store.read(d, primary_only=primary_only) for d in self.dates]
@@ -104,9 +107,14 @@ class Project:
         every: str = "month",
         dates: list[date] | None = None,
         progress: Callable[[str], None] = _quiet,
+        apply_rules: bool = True,
     ) -> RunResult:
-        """Score every account for one or many as-of dates and store one snapshot per date."""
+        """Score every account for one or many as-of dates and store one snapshot per date;
+        then, when the project has rules, apply their plan to the workflow store."""
         grid = dates or date_grid(as_of, start, end, every)
+        if apply_rules and self.has_rules():  # a mistake in the rules stops the run before it scores
+            scored = sorted({m for sc in self.config.all_scorecards for m in sc.measures})
+            load_workflow(self.root, scored)
         began = time.perf_counter()
         engine = pipeline.open_engine(self.config)
         try:
@@ -121,6 +129,13 @@ class Project:
         result = RunResult(grid, written, seconds, loaded.health, self.store,
                            data_warnings(loaded.health, max(grid)), review_warnings(self.config))
         self._log_run(result)
+        if apply_rules and self.has_rules():
+            progress("applying rules")
+            wf = self.workflow()
+            try:
+                result.workflow = wf.apply(wf.plan())
+            finally:
+                wf.close()
         return result
 
     def _log_run(self, result: RunResult) -> None:
@@ -141,6 +156,13 @@ class Project:
             return None
         lines = log.read_text(encoding="utf-8").strip().splitlines()
         return json.loads(lines[-1]) if lines else None
+
+    def workflow(self, url: str | None = None, today: date | None = None) -> Workflow:
+        """The workflow store of the project (CTAs, overrides, success plans...). Close it after."""
+        return Workflow(self.config, self.store, url=url, today=today)
+
+    def has_rules(self) -> bool:
+        return any((self.root / "rules").glob("*.y*ml"))
 
     def validate(
         self,

@@ -208,6 +208,9 @@ def measures(
     render.measures(out, project)
 
 
+from healthscore.cli import workflow as _workflow_commands  # noqa: E402,F401 - registers commands
+
+
 def main() -> None:  # pragma: no cover
     app(prog_name="healthscore")
     sys.exit(0)

@@ -50,6 +50,10 @@ def run_summary(console: Console, result: Any) -> None:
         console.print(f"[yellow]warning:[/] {w}")
     for r in getattr(result, "reminders", []):
         console.print(f"[cyan]review:[/] {r}")
+    wf = getattr(result, "workflow", None)
+    if wf:
+        console.print(f"Rules: {wf['band_changes']} band change(s), {len(wf['opened'])} CTA(s) opened, "
+                      f"{len(wf['closed'])} closed, {len(wf['escalated'])} escalated.")
 
 
 def data_health(console: Console, health: dict[str, Any]) -> None:
@@ -159,6 +163,10 @@ def check(console: Console, result: Any) -> None:
         console.print(f"[yellow]warning:[/] {w}")
     for r in getattr(result, "reminders", []):
         console.print(f"[cyan]review:[/] {r}")
+    wf = getattr(result, "workflow", None)
+    if wf:
+        console.print(f"Rules: {wf['band_changes']} band change(s), {len(wf['opened'])} CTA(s) opened, "
+                      f"{len(wf['closed'])} closed, {len(wf['escalated'])} escalated.")
 
 
 def measures(console: Console, project: Path | None) -> None:

@@ -50,7 +50,7 @@ def write_template(path: Path, name: str, data: Path | None = None) -> list[Path
     path.mkdir(parents=True, exist_ok=True)
     written = [path / "healthscore.yml"]
     written[0].write_text(project_yaml(path, name, data), encoding="utf-8")
-    for sub in ("measures", "scorecards"):
+    for sub in ("measures", "scorecards", "rules", "playbooks", "success_plans"):
         src = HERE / name / sub
         if src.is_dir():
             shutil.copytree(src, path / sub, dirs_exist_ok=True)

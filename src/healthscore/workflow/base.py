@@ -42,7 +42,8 @@ class WorkflowBase:
         self.snapshots = snapshots
         self.spec = config.workflow
         self.store = Store(store_url(config.root, config.state_dir, url or config.workflow.url))
-        self.wf: WorkflowConfig = load_workflow(config.root, sorted(config.measures))
+        scored = sorted({m for sc in config.all_scorecards for m in sc.measures})
+        self.wf: WorkflowConfig = load_workflow(config.root, scored)
         self._today = today
 
     @property

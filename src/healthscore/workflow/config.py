@@ -49,16 +49,16 @@ def _load_folder(root: Path, folder: str, model: type[M], builtin: str | None) -
 def load_workflow(root: Path, measures: list[str]) -> WorkflowConfig:
     rules = _load_folder(root, "rules", RuleSpec, None)
     playbooks = {k: v for k, (v, _) in _load_folder(root, "playbooks", PlaybookSpec, "playbooks.yml").items()}
-    templates = {k: v for k, (v, _) in
-                 _load_folder(root, "success_plans", PlanTemplateSpec, "success_plans.yml").items()}
+    loaded = _load_folder(root, "success_plans", PlanTemplateSpec, "success_plans.yml")
+    templates = {k: v for k, (v, _) in loaded.items()}
     known = set(FACTS) | set(measures)
     for name, (rule, rel) in rules.items():
         _check_rule(name, rule, rel, known, playbooks)
-    for name, tpl in templates.items():
+    for name, (tpl, rel) in loaded.items():
         for c in tpl.criteria:
-            if c.measure not in measures:
+            if c.measure not in measures and not rel.startswith("(built-in"):
                 raise ConfigError(
-                    f"success_plans: {name}.criteria: unknown measure {c.measure!r}. "
+                    f"{rel}: {name}.criteria: unknown measure {c.measure!r}. "
                     f"Use a measure of the project's scorecards.")
     return WorkflowConfig(rules, playbooks, templates)
 

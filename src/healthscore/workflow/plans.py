@@ -53,9 +53,13 @@ class PlanMixin(WorkflowBase):
                                for m in tpl.milestones)
         plan.tasks.extend(Task(title=t.title, instructions=t.instructions, role=t.role, side=t.side,
                                due_on=day + timedelta(days=t.offset_days), status="open") for t in tpl.tasks)
+        scored = {m for sc in self.config.all_scorecards for m in sc.measures}
         plan.criteria.extend(Criterion(measure=c.measure, op=c.op, target=c.target,
                                        due_on=day + timedelta(days=parse_days(c.due_in)))
-                             for c in tpl.criteria)
+                             for c in tpl.criteria if c.measure in scored)
+        skipped = [c.measure for c in tpl.criteria if c.measure not in scored]
+        if skipped:  # a built-in template may name a measure this project does not score
+            plan.details = {**plan.details, "criteria_left_out": skipped}
 
     def plan_of(self, plan_id: int) -> dict[str, Any]:
         with self.store.session() as s:

@@ -37,6 +37,13 @@ class Plan:
     def empty(self) -> bool:
         return not (self.band_changes or self.open or self.close or self.lapse or self.escalate)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Plan:
+        body = dict(data)
+        body["as_of"] = date.fromisoformat(body["as_of"])
+        body["since"] = date.fromisoformat(body["since"]) if body.get("since") else None
+        return cls(**body)
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["as_of"] = self.as_of.isoformat()
@@ -51,8 +58,7 @@ class RulesMixin(WorkflowBase):
         day = as_of or self.snapshots.latest()
         frame = with_trends(self.snapshots, day, self.scores(day))
         frame = frame.rename(columns={c: c[3:] for c in frame.columns if c.startswith("m__")})
-        since = self._since()
-        prev_day = since if since and since < day else self._previous_date(day)
+        prev_day = self._previous_date(day)
         prev = self.scores(prev_day).set_index("account_id")["band"] if prev_day else None
         frame["previous_band"] = frame["account_id"].map(prev) if prev is not None else None
         with self.store.session() as s:
@@ -62,8 +68,8 @@ class RulesMixin(WorkflowBase):
         for account, flagged in rows:
             counts[account] = counts.get(account, 0) + 1
             flags[account] = flags.get(account, False) or bool(flagged)
-        frame["open_ctas"] = frame["account_id"].map(counts).fillna(0).astype(int)
-        frame["flagged"] = frame["account_id"].map(flags).fillna(False).astype(bool)
+        frame["open_ctas"] = frame["account_id"].map(lambda a: counts.get(a, 0)).astype(int)
+        frame["flagged"] = frame["account_id"].map(lambda a: flags.get(a, False)).astype(bool)
         return frame
 
     def _previous_date(self, day: date) -> date | None:
@@ -92,9 +98,7 @@ class RulesMixin(WorkflowBase):
         day = as_of or self.snapshots.latest()
         frame = self.facts(day)
         plan = Plan(as_of=day, since=self._since())
-        changed = frame[frame["previous_band"].notna() & (frame["band"] != frame["previous_band"])]
-        plan.band_changes = [{"account_id": r.account_id, "from": r.previous_band, "to": r.band,
-                              "csm": getattr(r, "csm", None)} for r in changed.itertuples()]
+        plan.band_changes = self._band_changes(frame, day, plan.since)
         matched = self.matches(frame)
         with self.store.session() as s:
             open_ctas = list(s.scalars(select(Cta).where(Cta.status == "open")))
@@ -122,6 +126,19 @@ class RulesMixin(WorkflowBase):
         plan.lapse = self.lapsing_overrides()  # type: ignore[attr-defined]
         plan.escalate = self.overdue_to_escalate()  # type: ignore[attr-defined]
         return plan
+
+    def _band_changes(self, frame: pd.DataFrame, day: date, since: date | None) -> list[dict[str, Any]]:
+        """Bands that changed since the last applied snapshot (or the one before ``day``)."""
+        if since is not None and since >= day:
+            return []  # already applied
+        base = since if since is not None and since in self.snapshots.dates() else self._previous_date(day)
+        if base is None:
+            return []
+        before = self.scores(base).set_index("account_id")["band"]
+        was = frame["account_id"].map(before)
+        changed = frame[was.notna() & (frame["band"] != was)].assign(__was=was)
+        return [{"account_id": r["account_id"], "from": r["__was"], "to": r["band"],
+                 "csm": r.get("csm")} for _, r in changed.iterrows()]
 
     def apply(self, plan: Plan, *, actor: str = SYSTEM) -> dict[str, Any]:
         """Execute exactly ``plan``: nothing more, nothing less."""

@@ -1,0 +1,438 @@
+"""Workflow commands: plan/apply, CTAs, tasks, flags, the review list, overrides, success
+plans, the timeline, quadrants and notifications. Each is a thin layer over `Workflow`."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from healthscore.cli.main import ProjectOpt, _load, app, handle_errors, out
+from healthscore.errors import HealthScoreError
+
+AsOpt = typer.Option(None, "--as", help="Who acts (a user name; default: $HEALTHSCORE_USER).")
+JsonOpt = typer.Option(False, "--json", help="Print JSON.")
+
+users_app = typer.Typer(help="Users and their roles.", no_args_is_help=True)
+cta_app = typer.Typer(help="Calls to action.", no_args_is_help=True)
+task_app = typer.Typer(help="Tasks of CTAs and success plans.", no_args_is_help=True)
+override_app = typer.Typer(help="Override an account's band or score.", no_args_is_help=True)
+plans_app = typer.Typer(help="Success plans.", no_args_is_help=True)
+notify_app = typer.Typer(help="Notifications.", no_args_is_help=True)
+for sub, name in ((users_app, "users"), (cta_app, "cta"), (task_app, "task"),
+                  (override_app, "override"), (plans_app, "success-plan"), (notify_app, "notify")):
+    app.add_typer(sub, name=name)
+
+
+@contextmanager
+def _workflow(project: Path) -> Iterator[Any]:
+    wf = _load(project).workflow()
+    try:
+        yield wf
+    finally:
+        wf.close()
+
+
+def _who(actor: str | None) -> str:
+    who = actor or os.environ.get("HEALTHSCORE_USER")
+    if not who:
+        raise HealthScoreError("say who you are: --as NAME, or set HEALTHSCORE_USER.")
+    return who
+
+
+def _day(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise HealthScoreError(f"{option}: {text!r} is not a date. Write it as YYYY-MM-DD.") from None
+
+
+def _show(data: Any, as_json: bool, title: str = "") -> None:
+    if as_json or not isinstance(data, list):
+        out.print_json(json.dumps(data, default=str))
+        return
+    if not data:
+        out.print(f"{title}: none." if title else "None.")
+        return
+    keys = [k for k in data[0] if not isinstance(data[0][k], list | dict)][:9]
+    t = Table(title=title or None, title_justify="left")
+    for k in keys:
+        t.add_column(k)
+    for row in data:
+        t.add_row(*("" if row[k] is None else str(row[k]) for k in keys))
+    out.print(t)
+
+
+# ----------------------------------------------------------------------------- plan / apply
+
+
+@app.command("plan")
+@handle_errors
+def plan_cmd(project: Path = ProjectOpt, as_json: bool = JsonOpt,
+             save: Path = typer.Option(None, "--out", help="Save the plan for 'apply --plan'.")) -> None:
+    """Show what applying the rules would change: band changes, CTAs to open and close."""
+    with _workflow(project) as wf:
+        plan = wf.plan()
+    data = plan.to_dict()
+    if save:
+        save.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    if as_json:
+        out.print_json(json.dumps(data, default=str))
+        return
+    out.print(f"Plan as of {data['as_of']} (changes since {data['since'] or 'the previous snapshot'}):")
+    out.print(f"  {len(plan.band_changes)} band change(s), {len(plan.open)} CTA(s) to open, "
+              f"{len(plan.close)} to close, {len(plan.lapse)} override(s) lapsing, "
+              f"{len(plan.escalate)} overdue CTA(s) to escalate; {len(plan.skipped)} skipped.")
+    for ch in plan.band_changes[:20]:
+        out.print(f"  band  {ch['account_id']}: {ch['from']} -> {ch['to']}")
+    for o in plan.open[:20]:
+        out.print(f"  open  {o['account_id']}: {o['type']} '{o['reason']}' (rule {o['rule']})")
+    for c in plan.close[:20]:
+        out.print(f"  close #{c['cta_id']} {c['account_id']}: '{c['reason']}' (condition cleared)")
+    if save:
+        out.print(f"Saved to {save}: 'healthscore apply --plan {save}' executes exactly this.")
+
+
+@app.command("apply")
+@handle_errors
+def apply_cmd(project: Path = ProjectOpt, plan_file: Path = typer.Option(
+        None, "--plan", help="A plan saved by 'plan --out' (default: plan now and apply)."),
+        actor: str = typer.Option("healthscore", "--as", help="Who applies.")) -> None:
+    """Apply the rules' plan: open and close CTAs, record band changes, escalate, lapse."""
+    from healthscore.workflow.rules import Plan
+
+    with _workflow(project) as wf:
+        plan = Plan.from_dict(json.loads(plan_file.read_text())) if plan_file else wf.plan()
+        summary = wf.apply(plan, actor=actor)
+    out.print(f"Applied: {summary['band_changes']} band change(s), opened {len(summary['opened'])} "
+              f"CTA(s), closed {len(summary['closed'])}, escalated {len(summary['escalated'])}, "
+              f"lapsed {len(summary['lapsed'])} override(s), checked {summary['criteria_checked']} "
+              f"success criteria.")
+
+
+# ----------------------------------------------------------------------------- users
+
+
+@users_app.command("add")
+@handle_errors
+def users_add(name: str, role: str = typer.Option(..., "--role", help="admin, lead, csm or viewer."),
+              team: str = typer.Option(None, "--team"), email: str = typer.Option(None, "--email"),
+              password: str = typer.Option(None, "--password", help="For the web app."),
+              project: Path = ProjectOpt, actor: str = AsOpt) -> None:
+    """Add a user (the first one needs no --as)."""
+    with _workflow(project) as wf:
+        first = not wf.users()
+        hashed = _hash(password) if password else None
+        user = wf.add_user(name, role, team=team, email=email, password_hash=hashed,
+                           actor="healthscore" if first else _who(actor))
+    out.print(f"Added {user['name']} ({user['role']}).")
+
+
+def _hash(password: str) -> str:
+    import hashlib
+    import secrets
+
+    salt = secrets.token_hex(16)
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), 200_000).hex()
+    return f"pbkdf2${salt}${digest}"
+
+
+@users_app.command("list")
+@handle_errors
+def users_list(project: Path = ProjectOpt, as_json: bool = JsonOpt) -> None:
+    with _workflow(project) as wf:
+        _show(wf.users(), as_json, "Users")
+
+
+# ----------------------------------------------------------------------------- CTAs and tasks
+
+
+@cta_app.command("list")
+@handle_errors
+def cta_list(project: Path = ProjectOpt, status: str = typer.Option("open", "--status"),
+             owner: str = typer.Option(None, "--owner"), account: str = typer.Option(None, "--account"),
+             as_json: bool = JsonOpt) -> None:
+    with _workflow(project) as wf:
+        _show(wf.ctas(status=None if status == "all" else status, owner=owner, account_id=account),
+              as_json, "CTAs")
+
+
+@cta_app.command("show")
+@handle_errors
+def cta_show(cta_id: int, project: Path = ProjectOpt) -> None:
+    with _workflow(project) as wf:
+        _show({**wf.cta(cta_id), "escalations": wf.escalations(cta_id)}, True)
+
+
+@cta_app.command("open")
+@handle_errors
+def cta_open(account: str, type: str = typer.Option(..., "--type"), reason: str = typer.Option(...,
+             "--reason"),
+             priority: str = typer.Option("medium", "--priority"), owner: str = typer.Option(None, "--owner"),
+             due_in: str = typer.Option("7d", "--due-in"), playbook: str = typer.Option(None, "--playbook"),
+             project: Path = ProjectOpt, actor: str = AsOpt) -> None:
+    """Open a CTA by hand (no rule needed)."""
+    with _workflow(project) as wf:
+        c = wf.open_cta(account, type, reason, actor=_who(actor), priority=priority, owner=owner,
+                        due_in=due_in, playbook=playbook)
+    out.print(f"Opened CTA #{c['id']} for {account} with {len(c['tasks'])} task(s), due {c['due_on']}.")
+
+
+@cta_app.command("close")
+@handle_errors
+def cta_close(cta_id: int, outcome: str = typer.Option(..., "--outcome"), project: Path = ProjectOpt,
+              actor: str = AsOpt) -> None:
+    with _workflow(project) as wf:
+        wf.close_cta(cta_id, outcome, actor=_who(actor))
+    out.print(f"Closed CTA #{cta_id}.")
+
+
+@cta_app.command("snooze")
+@handle_errors
+def cta_snooze(cta_id: int, until: str = typer.Option(..., "--until"), reason: str = typer.Option(...,
+               "--reason"),
+               project: Path = ProjectOpt, actor: str = AsOpt) -> None:
+    with _workflow(project) as wf:
+        wf.snooze(cta_id, _day(until, "--until"), reason, actor=_who(actor))
+    out.print(f"Snoozed CTA #{cta_id} until {until}.")
+
+
+@cta_app.command("assign")
+@handle_errors
+def cta_assign(cta_id: int, to: str = typer.Option(..., "--to"), project: Path = ProjectOpt,
+               actor: str = AsOpt) -> None:
+    with _workflow(project) as wf:
+        wf.assign(cta_id, to, actor=_who(actor))
+    out.print(f"CTA #{cta_id} assigned to {to}.")
+
+
+@cta_app.command("escalate")
+@handle_errors
+def cta_escalate(cta_id: int, to: str = typer.Option(None, "--to", help="Default: next in the chain."),
+                 note: str = typer.Option("", "--note"), project: Path = ProjectOpt,
+                 actor: str = AsOpt) -> None:
+    with _workflow(project) as wf:
+        c = wf.escalate(cta_id, actor=_who(actor), to=to, note=note)
+    out.print(f"CTA #{cta_id} escalated (level {c['escalation_level']}).")
+
+
+@cta_app.command("critical")
+@handle_errors
+def cta_critical(cta_id: int, project: Path = ProjectOpt, actor: str = AsOpt) -> None:
+    """Mark a CTA critical: its module turns red."""
+    with _workflow(project) as wf:
+        wf.mark_critical(cta_id, actor=_who(actor))
+    out.print(f"CTA #{cta_id} is critical.")
+
+
+@cta_app.command("decide")
+@handle_errors
+def cta_decide(cta_id: int, decision: str = typer.Option(..., "--decision"), project: Path = ProjectOpt,
+               actor: str = AsOpt) -> None:
+    """Record the review meeting's decision on a CTA."""
+    with _workflow(project) as wf:
+        wf.decide(cta_id, decision, actor=_who(actor))
+    out.print(f"Recorded the decision on CTA #{cta_id}.")
+
+
+@task_app.command("done")
+@handle_errors
+def task_done(task_id: int, skip: bool = typer.Option(False, "--skip"), project: Path = ProjectOpt,
+              actor: str = AsOpt) -> None:
+    with _workflow(project) as wf:
+        t = wf.complete_task(task_id, actor=_who(actor), skip=skip)
+    out.print(f"Task #{task_id} {t['status']}.")
+    if t.get("prompt"):
+        out.print(t["prompt"])
+
+
+@task_app.command("list")
+@handle_errors
+def task_list(project: Path = ProjectOpt, owner: str = typer.Option(None, "--owner"),
+              as_json: bool = JsonOpt) -> None:
+    with _workflow(project) as wf:
+        _show(wf.tasks(owner=owner), as_json, "Open tasks")
+
+
+@app.command()
+@handle_errors
+def flag(account: str, reason: str = typer.Option(..., "--reason"), project: Path = ProjectOpt,
+         actor: str = AsOpt) -> None:
+    """Flag an account for the review meeting (a CSM's call, no rule needed)."""
+    with _workflow(project) as wf:
+        c = wf.flag(account, reason, actor=_who(actor))
+    out.print(f"Flagged {account} (CTA #{c['id']}).")
+
+
+@app.command()
+@handle_errors
+def review(project: Path = ProjectOpt, as_json: bool = JsonOpt) -> None:
+    """The review meeting's list: flagged, escalated and critical CTAs, last decisions."""
+    with _workflow(project) as wf:
+        _show(wf.review_list(), as_json, "For the review meeting")
+
+
+# ----------------------------------------------------------------------------- overrides
+
+
+@override_app.command("set")
+@handle_errors
+def override_set(account: str, band: str = typer.Option(None, "--band"),
+                 score: float = typer.Option(None, "--score"),
+                 reason_code: str = typer.Option(..., "--reason-code"), note: str = typer.Option(...,
+                 "--note"),
+                 expires: str = typer.Option(..., "--expires", help="YYYY-MM-DD"),
+                 project: Path = ProjectOpt, actor: str = AsOpt) -> None:
+    with _workflow(project) as wf:
+        wf.set_override(account, actor=_who(actor), reason_code=reason_code, note=note,
+                        expires_on=_day(expires, "--expires"), band=band, score=score)
+        final = wf.final(account)
+    out.print(f"{account}: system {final['system_band']} ({final['system_score']:.1f}), "
+              f"final {final['final_band']} until {expires}.")
+
+
+@override_app.command("clear")
+@handle_errors
+def override_clear(account: str, note: str = typer.Option("", "--note"), project: Path = ProjectOpt,
+                   actor: str = AsOpt) -> None:
+    with _workflow(project) as wf:
+        wf.clear_override(account, actor=_who(actor), note=note)
+    out.print(f"Cleared the override of {account}.")
+
+
+@override_app.command("list")
+@handle_errors
+def override_list(project: Path = ProjectOpt, as_json: bool = JsonOpt) -> None:
+    with _workflow(project) as wf:
+        _show(wf.overrides(), as_json, "Active overrides")
+
+
+@override_app.command("show")
+@handle_errors
+def override_show(account: str, project: Path = ProjectOpt) -> None:
+    with _workflow(project) as wf:
+        _show(wf.final(account), True)
+
+
+# ----------------------------------------------------------------------------- success plans
+
+
+@plans_app.command("create")
+@handle_errors
+def plan_create(account: str, template: str = typer.Option(None, "--template"),
+                title: str = typer.Option(None, "--title"), project: Path = ProjectOpt,
+                actor: str = AsOpt) -> None:
+    with _workflow(project) as wf:
+        p = wf.create_plan(account, actor=_who(actor), template=template, title=title)
+    out.print(f"Created success plan #{p['id']} for {account}: {len(p['milestones'])} milestone(s), "
+              f"{len(p['tasks'])} task(s), {len(p['criteria'])} criterion/criteria.")
+
+
+@plans_app.command("show")
+@handle_errors
+def plan_show(plan_id: int, project: Path = ProjectOpt) -> None:
+    with _workflow(project) as wf:
+        _show(wf.plan_of(plan_id), True)
+
+
+@plans_app.command("list")
+@handle_errors
+def plan_list(project: Path = ProjectOpt, account: str = typer.Option(None, "--account"),
+              as_json: bool = JsonOpt) -> None:
+    with _workflow(project) as wf:
+        _show(wf.success_plans(account), as_json, "Success plans")
+
+
+@plans_app.command("milestone-done")
+@handle_errors
+def plan_milestone(plan_id: int, milestone_id: int, project: Path = ProjectOpt, actor: str = AsOpt) -> None:
+    with _workflow(project) as wf:
+        p = wf.complete_milestone(plan_id, milestone_id, actor=_who(actor))
+    out.print(f"Milestone done; plan #{plan_id} is {p['progress']}% complete.")
+
+
+@plans_app.command("criterion")
+@handle_errors
+def plan_criterion(plan_id: int, measure: str = typer.Option(..., "--measure"),
+                   op: str = typer.Option(">=", "--op"),
+                   target: float = typer.Option(..., "--target"), due: str = typer.Option(..., "--due"),
+                   project: Path = ProjectOpt, actor: str = AsOpt) -> None:
+    """Add a measurable success criterion (checked on every applied run)."""
+    with _workflow(project) as wf:
+        wf.add_criterion(plan_id, measure, op, target, _day(due, "--due"), actor=_who(actor))
+    out.print(f"Added: {measure} {op} {target:g} by {due}.")
+
+
+# ----------------------------------------------------------------------------- timeline, strategy
+
+
+@app.command()
+@handle_errors
+def log(account: str, kind: str = typer.Option("note", "--kind", help="note, call, meeting or email."),
+        text: str = typer.Option(..., "--text"), project: Path = ProjectOpt, actor: str = AsOpt) -> None:
+    """Log a note or a touch (call, meeting, email) on an account's timeline."""
+    with _workflow(project) as wf:
+        wf.log(account, kind, text, actor=_who(actor))
+    out.print(f"Logged a {kind} on {account}.")
+
+
+@app.command()
+@handle_errors
+def timeline(account: str, project: Path = ProjectOpt, as_json: bool = JsonOpt) -> None:
+    """Everything that happened to an account, newest first."""
+    with _workflow(project) as wf:
+        _show(wf.timeline(account), as_json, f"Timeline of {account}")
+
+
+@app.command()
+@handle_errors
+def quadrants(project: Path = ProjectOpt, as_json: bool = JsonOpt) -> None:
+    """Health x temperature and health x maturity, with the motion for each; score ranges."""
+    with _workflow(project) as wf:
+        data = {**wf.quadrants(), "score_ranges": wf.score_ranges()}
+    if as_json:
+        out.print_json(json.dumps(data, default=str))
+        return
+    for axis in ("temperature", "maturity"):
+        for cell in data.get(axis, []):
+            out.print(f"health {cell['health']:4} x {axis} {cell[axis]:4}: {cell['count']:5} accounts - "
+                      f"{cell['motion']}")
+    for r in data["score_ranges"]:
+        out.print(f"{r['name']:10} {r['from']:g}-{r['to']:g}: {r['count']:5} accounts - {r['move']}")
+
+
+@notify_app.command("digest")
+@handle_errors
+def notify_digest(project: Path = ProjectOpt) -> None:
+    """Send the daily digests."""
+    with _workflow(project) as wf:
+        counts = wf.send_digest()
+    out.print(f"Digests: {counts['sent']} sent, {counts['failed']} failed.")
+
+
+@notify_app.command("overdue")
+@handle_errors
+def notify_overdue(project: Path = ProjectOpt) -> None:
+    """Tell owners about their overdue CTAs."""
+    with _workflow(project) as wf:
+        n = wf.notify_overdue()
+    out.print(f"{n} overdue CTA(s) notified.")
+
+
+@notify_app.command("prefs")
+@handle_errors
+def notify_prefs(user: str, events: str = typer.Option(None, "--events", help="Comma-separated."),
+                 webhook: str = typer.Option(None, "--webhook"), email: str = typer.Option(None, "--email"),
+                 digest: bool = typer.Option(None, "--digest/--instant"),
+                 project: Path = ProjectOpt, actor: str = AsOpt) -> None:
+    with _workflow(project) as wf:
+        wf.set_preferences(user, actor=_who(actor), events=events.split(",") if events else None,
+                           webhook_url=webhook, email=email, digest=digest)
+    out.print(f"Saved the notification preferences of {user}.")

@@ -1,0 +1,389 @@
+"""The workflow store on SQLite and on PostgreSQL: rules -> plan -> apply, CTAs, playbooks,
+escalation, overrides, success plans, timeline, notifications, concurrency, bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import socketserver
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import date, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from healthscore.demo.generate import generate
+from healthscore.errors import ConflictError, ForbiddenError, InvalidActionError, NotFoundError
+from healthscore.project import Project
+from healthscore.templates import write_template
+from healthscore.workflow.service import Workflow
+
+from .conftest import PG_DSN, PG_URL
+from .test_pipeline import END
+
+TODAY = date(2026, 11, 2)
+DATES = [date(2026, 9, 30), date(2026, 10, 31)]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    root = tmp_path_factory.mktemp("wf")
+    generate(root / "data", accounts=150, months=24, seed=11, end_date=END)
+    write_template(root / "p", "eight-categories", root / "data")
+    proj = Project.load(root / "p")
+    proj.run(dates=DATES, apply_rules=False)
+    return proj
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def wf(request: pytest.FixtureRequest, project: Project, tmp_path: Path) -> Iterator[Workflow]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'wf.db'}"
+        schema = None
+    else:
+        request.getfixturevalue("pg_url")
+        import psycopg
+
+        schema = f"wf_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+        url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+    w = Workflow(project.config, project.store, url=url, today=TODAY)
+    w.add_user("ada", "admin")
+    w.add_user("lee", "lead", team="emea", actor="ada")
+    w.add_user("cara", "csm", team="emea", actor="ada")
+    w.add_user("vic", "viewer", actor="ada")
+    try:
+        yield w
+    finally:
+        w.close()
+        if schema:
+            import psycopg
+
+            with psycopg.connect(PG_DSN, autocommit=True) as conn:
+                conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def _an_account(w: Workflow) -> str:
+    return str(w.scores()["account_id"].iloc[0])
+
+
+# ----------------------------------------------------------------------------- rules, plan, apply
+
+
+def test_plan_writes_nothing_and_apply_does_exactly_the_plan(wf: Workflow) -> None:
+    plan = wf.plan()
+    assert plan.open and plan.band_changes
+    assert wf.ctas() == [] and wf.audit("cta") == []
+    by_rule = {o["rule"] for o in plan.open}
+    assert {"nps_detractor", "sponsor_left"} <= by_rule
+    summary = wf.apply(plan)
+    opened = wf.ctas()
+    assert len(opened) == len(plan.open) == len(summary["opened"])
+    assert {(c["account_id"], c["rule"]) for c in opened} == {(o["account_id"], o["rule"]) for o in plan.open}
+    nps = next(c for c in opened if c["rule"] == "nps_detractor")
+    assert [t["title"] for t in nps["tasks"]][0] == "Read the comment and the account's recent history"
+    assert nps["tasks"][1]["due_on"] == (TODAY + timedelta(days=2)).isoformat()
+    assert nps["module"] == "sentiment" and nps["source"] == "rule"
+    # the same facts again: nothing new, every match is skipped as already open
+    again = wf.plan()
+    assert again.open == [] and again.band_changes == []
+    assert len(again.skipped) == len(plan.open)
+    assert {s["why"] for s in again.skipped} == {"already open"}
+
+
+def test_apply_refuses_a_plan_the_store_has_moved_past(wf: Workflow) -> None:
+    plan = wf.plan()
+    wf.flag(_an_account(wf), "Champion sounded worried on the call", actor="cara")
+    with pytest.raises(ConflictError, match="changed since this plan was made"):
+        wf.apply(plan)
+    assert len(wf.ctas()) == 1  # only the flag: nothing of the plan was written
+
+
+def test_closed_cta_cools_down_and_cleared_condition_closes(wf: Workflow) -> None:
+    wf.apply(wf.plan())
+    cta = wf.ctas()[0]
+    wf.close_cta(cta["id"], "resolved: talked it through", actor="cara")
+    skipped = [s for s in wf.plan().skipped
+               if s["account_id"] == cta["account_id"] and s["rule"] == cta["rule"]]
+    assert skipped == [{"account_id": cta["account_id"], "rule": cta["rule"], "why": "closed within 14 days"}]
+
+
+# ----------------------------------------------------------------------------- CTAs by hand
+
+
+def test_flag_escalate_decide_and_review_list(wf: Workflow) -> None:
+    account = _an_account(wf)
+    c = wf.flag(account, "Budget freeze announced", actor="cara")
+    assert c["flagged"] and c["source"] == "manual" and c["owner"] == "cara"
+    assert [r["id"] for r in wf.review_list()] == [c["id"]]
+    up = wf.escalate(c["id"], actor="cara", note="needs the lead")
+    assert up["escalation_level"] == 1
+    wf.escalate(c["id"], actor="lee", to="finance", note="payment plan?")
+    steps = wf.escalations(c["id"])
+    assert [(e["to"], e["by"], e["automatic"]) for e in steps] == [("lead", "cara", False),
+                                                                    ("finance", "lee", False)]
+    wf.decide(c["id"], "Offer a quarterly payment plan", actor="lee")
+    assert wf.review_list()[0]["decision"] == "Offer a quarterly payment plan"
+    wf.escalate(c["id"], actor="lee")
+    wf.escalate(c["id"], actor="lee")
+    with pytest.raises(InvalidActionError, match=r"already at the top of the chain \(ceo\)"):
+        wf.escalate(c["id"], actor="lee")
+
+
+def test_overdue_ctas_escalate_automatically(wf: Workflow, project: Project, tmp_path: Path) -> None:
+    account = _an_account(wf)
+    c = wf.open_cta(account, "risk", "Renewal at risk", actor="cara", due_on=TODAY - timedelta(days=10))
+    assert c["overdue"]
+    plan = wf.plan()
+    assert plan.escalate == [c["id"]]
+    wf.apply(plan)
+    assert wf.cta(c["id"])["escalation_level"] == 1
+    assert wf.escalations(c["id"])[0]["automatic"] is True
+
+
+def test_playbook_tasks_finish_with_a_prompt_to_close(wf: Workflow) -> None:
+    c = wf.open_cta(_an_account(wf), "risk", "Invoice 45 days late", actor="cara", playbook="late_payment")
+    assert len(c["tasks"]) == 5
+    last = None
+    for t in c["tasks"]:
+        last = wf.complete_task(t["id"], actor="cara")
+    assert last is not None and last["all_done"] is True
+    assert last["prompt"].startswith(f"every task of CTA #{c['id']} is done: close it with an outcome")
+
+
+def test_bad_input_is_refused_and_changes_nothing(wf: Workflow) -> None:
+    account = _an_account(wf)
+    c = wf.open_cta(account, "activity", "Plan the QBR", actor="cara")
+    wf.close_cta(c["id"], "done", actor="cara")
+    before = len(wf.audit())
+    with pytest.raises(InvalidActionError, match=rf"^CTA #{c['id']} is closed: cannot close it.$"):
+        wf.close_cta(c["id"], "again", actor="cara")
+    with pytest.raises(NotFoundError, match=r"^no account 'NOPE' in the latest scores \(2026-10-31\)"):
+        wf.open_cta("NOPE", "risk", "x", actor="cara")
+    with pytest.raises(InvalidActionError, match=r"^type: must be one of risk, opportunity, lifecycle, "
+                                                 r"activity. Got 'panic'.$"):
+        wf.open_cta(account, "panic", "x", actor="cara")
+    with pytest.raises(InvalidActionError, match=r"^note: say why the system score is wrong"):
+        wf.set_override(account, actor="cara", reason_code="relationship", note=" ", band="green",
+                        expires_on=TODAY + timedelta(days=30))
+    with pytest.raises(InvalidActionError, match=r"^expires_on: 2026-11-01 is not in the future"):
+        wf.set_override(account, actor="cara", reason_code="relationship", note="n", band="green",
+                        expires_on=date(2026, 11, 1))
+    with pytest.raises(ForbiddenError, match=r"^vic is a viewer: this needs a csm, lead or admin.$"):
+        wf.flag(account, "x", actor="vic")
+    with pytest.raises(ForbiddenError, match="this needs an admin"):
+        wf.add_user("eve", "admin", actor="cara")
+    with pytest.raises(NotFoundError, match="no user named 'mallory'"):
+        wf.flag(account, "x", actor="mallory")
+    assert len(wf.audit()) == before
+
+
+# ----------------------------------------------------------------------------- overrides
+
+
+def test_override_beside_the_system_score_audited_and_lapsing(wf: Workflow, project: Project,
+                                                               tmp_path: Path) -> None:
+    account = _an_account(wf)
+    system = wf.account(account)
+    wf.set_override(account, actor="cara", reason_code="relationship", note="Sponsor just renewed verbally",
+                    band="green", expires_on=TODAY + timedelta(days=30))
+    final = wf.final(account)
+    assert final["system_band"] == system["band"] and final["final_band"] == "green"
+    assert final["override"]["system_score"] == pytest.approx(system["score"])
+    audit = wf.audit("override")
+    assert (audit[-1]["action"], audit[-1]["actor"], audit[-1]["after"]["band"]) == ("set", "cara", "green")
+    wf.apply(wf.plan())  # rules never touch an override
+    assert wf.final(account)["final_band"] == "green"
+    later = Workflow(project.config, project.store, url=wf.store.url, today=TODAY + timedelta(days=31))
+    try:
+        plan = later.plan()
+        assert len(plan.lapse) == 1
+        later.apply(plan)
+        assert later.final(account)["final_band"] == system["band"]
+        kinds = [e["kind"] for e in later.timeline(account)]
+        assert "override_lapsed" in kinds and "override_set" in kinds
+    finally:
+        later.close()
+
+
+# ----------------------------------------------------------------------------- concurrency
+
+
+def test_two_users_saving_the_same_cta_one_wins_the_other_gets_a_conflict(wf: Workflow) -> None:
+    c = wf.open_cta(_an_account(wf), "risk", "Renewal at risk", actor="cara")
+    wf.assign(c["id"], "lee", actor="cara", version=c["version"])
+    with pytest.raises(ConflictError, match=rf"CTA #{c['id']} was changed by someone else"):
+        wf.snooze(c["id"], TODAY + timedelta(days=5), "on holiday", actor="lee", version=c["version"])
+    assert wf.cta(c["id"])["owner"] == "lee" and wf.cta(c["id"])["snoozed_until"] is None
+
+
+@pytest.mark.postgres
+def test_concurrent_commits_on_postgresql_lose_nothing(project: Project, pg_url: str) -> None:
+    """Two sessions load the same CTA and both save: the second commit is refused."""
+    import psycopg
+    from sqlalchemy.orm.exc import StaleDataError
+
+    from healthscore.workflow.models import Cta
+
+    schema = f"wf_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    w = Workflow(project.config, project.store, url=f"{PG_URL}?options=-csearch_path%3D{schema}", today=TODAY)
+    try:
+        c = w.open_cta(_an_account(w), "risk", "Renewal at risk", actor="healthscore")
+        s1, s2 = w.store.sessions(), w.store.sessions()
+        a, b = s1.get(Cta, c["id"]), s2.get(Cta, c["id"])
+        assert a is not None and b is not None
+        a.owner, b.owner = "first", "second"
+        s1.commit()
+        with pytest.raises(StaleDataError):
+            s2.commit()
+        s2.rollback()
+        s1.close()
+        s2.close()
+        assert w.cta(c["id"])["owner"] == "first" and w.cta(c["id"])["version"] == 2
+    finally:
+        w.close()
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+# ----------------------------------------------------------------------------- success plans, timeline
+
+
+def test_success_plan_from_template_with_criteria_checked_on_apply(wf: Workflow) -> None:
+    account = _an_account(wf)
+    p = wf.create_plan(account, actor="cara", template="onboarding")
+    assert [g["kind"] for g in p["goals"]] == ["goal", "initiative", "initiative", "initiative"]
+    assert len(p["milestones"]) == 3 and len(p["tasks"]) == 3 and p["progress"] == 0.0
+    assert {"roles", "reporting", "communication", "education", "tools"} <= set(p["details"])
+    assert [t["side"] for t in p["tasks"]] == ["ours", "customer", "customer"]
+    crit = p["criteria"][0]
+    assert (crit["measure"], crit["op"], crit["target"]) == ("logins_30d", ">=", 20.0)
+    done = wf.complete_milestone(p["id"], p["milestones"][0]["id"], actor="cara")
+    assert done["progress"] == pytest.approx(round(100 / 7, 1))
+    wf.apply(wf.plan())
+    checked = wf.plan_of(p["id"])["criteria"][0]
+    logins = wf.account(account)["m__logins_30d"]
+    assert checked["value"] == pytest.approx(logins) and checked["met"] == (logins >= 20)
+
+
+def test_timeline_holds_everything_newest_first(wf: Workflow) -> None:
+    account = _an_account(wf)
+    wf.log(account, "call", "Quarterly check-in, all good", actor="cara")
+    wf.flag(account, "Rumours of a reorg", actor="cara")
+    kinds = [e["kind"] for e in wf.timeline(account)]
+    assert kinds[:2] == ["flag", "call"]
+    with pytest.raises(InvalidActionError, match=r"^kind: must be one of note, call, meeting, email"):
+        wf.log(account, "fax", "x", actor="cara")
+
+
+def test_quadrants_place_every_account_with_a_motion(wf: Workflow) -> None:
+    q = wf.quadrants()
+    n = len(wf.scores())
+    assert sum(c["count"] for c in q["maturity"]) == n
+    assert {c["motion"] for c in q["maturity"]} >= {"Minimal touch or let go."}
+    ranges = wf.score_ranges()
+    assert sum(r["count"] for r in ranges) == n and ranges[0]["name"] == "rescue"
+
+
+# ----------------------------------------------------------------------------- notifications
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Hook.received.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+class _Smtp(socketserver.StreamRequestHandler):
+    """Just enough SMTP to accept a message."""
+
+    messages: list[str] = []
+
+    def handle(self) -> None:
+        self.wfile.write(b"220 test\r\n")
+        data, in_data = [], False
+        for raw in self.rfile:
+            line = raw.decode().rstrip("\r\n")
+            if in_data:
+                if line == ".":
+                    in_data = False
+                    _Smtp.messages.append("\n".join(data))
+                    self.wfile.write(b"250 queued\r\n")
+                else:
+                    data.append(line)
+                continue
+            cmd = line.split(" ")[0].upper()
+            if cmd == "DATA":
+                in_data = True
+                self.wfile.write(b"354 go on\r\n")
+            elif cmd == "QUIT":
+                self.wfile.write(b"221 bye\r\n")
+                return
+            elif cmd == "EHLO":
+                self.wfile.write(b"250 test\r\n")
+            else:
+                self.wfile.write(b"250 ok\r\n")
+
+
+@pytest.fixture
+def servers() -> Iterator[tuple[str, int]]:
+    _Hook.received.clear()
+    _Smtp.messages.clear()
+    http = HTTPServer(("127.0.0.1", 0), _Hook)
+    smtp = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Smtp)
+    for srv in (http, smtp):
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{http.server_port}/hook", smtp.server_address[1]
+    finally:
+        http.shutdown()
+        smtp.shutdown()
+        smtp.server_close()
+        http.server_close()
+
+
+def test_notifications_by_webhook_and_email_instant_or_digest(project: Project, tmp_path: Path,
+                                                              servers: tuple[str, int]) -> None:
+    hook, port = servers
+    notify = project.config.workflow.notifications.model_copy(
+        update={"smtp_host": "127.0.0.1", "smtp_port": port})
+    spec = project.config.workflow.model_copy(update={"notifications": notify})
+    config = dataclasses.replace(project.config, workflow=spec)
+    w = Workflow(config, project.store, url=f"sqlite:///{tmp_path / 'n.db'}", today=TODAY)
+    try:
+        w.add_user("ada", "admin")
+        w.add_user("cara", "csm", actor="ada")
+        w.add_user("dan", "csm", actor="ada")
+        w.set_preferences("cara", actor="ada", webhook_url=hook, email="cara@example.com",
+                          events=["cta_opened", "cta_escalated"])
+        w.set_preferences("dan", actor="ada", email="dan@example.com", digest=True)
+        account = str(w.scores()["account_id"].iloc[0])
+        c = w.open_cta(account, "risk", "Renewal at risk", actor="ada", owner="cara")
+        w.open_cta(account, "activity", "Book the QBR", actor="ada", owner="dan")
+        w.open_cta(account, "activity", "Send the recap", actor="ada", owner="dan")
+        w.assign(c["id"], "cara", actor="ada")  # cta_assigned: cara did not ask for it
+        counts = w.flush_notifications()
+        assert counts == {"sent": 2, "failed": 0}
+        assert _Hook.received == [{"text": f"CTA #{c['id']} for {account}: Renewal at risk"}]
+        assert len(_Smtp.messages) == 1 and "To: cara@example.com" in _Smtp.messages[0]
+        assert w.send_digest() == {"sent": 1, "failed": 0}
+        digest = _Smtp.messages[1]
+        assert "To: dan@example.com" in digest and "Book the QBR" in digest and "Send the recap" in digest
+        sent = w.notifications()
+        assert {n["status"] for n in sent} == {"sent"} and len(sent) == 4
+    finally:
+        w.close()
