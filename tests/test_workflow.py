@@ -387,3 +387,48 @@ def test_notifications_by_webhook_and_email_instant_or_digest(project: Project, 
         assert {n["status"] for n in sent} == {"sent"} and len(sent) == 4
     finally:
         w.close()
+
+
+# ----------------------------------------------------------------------------- CTAs feed the score
+
+
+def test_a_module_colour_comes_from_its_ctas_and_touches_feed_measures(tmp_path: Path) -> None:
+    """Seed 002: no CTA -> green, an open CTA -> yellow, a critical one -> red."""
+    from .projects import write_project
+
+    root = write_project(tmp_path, {
+        "healthscore.yml": "name: mods\nsources:\n  accounts: {path: data/accounts.csv}\n"
+                           "  usage_events: {path: data/usage_events.csv}\n"
+                           "  ctas: {format: workflow}\n  touches: {format: workflow}\n"
+                           "scorecards: [default]\n",
+        "measures/modules.yml": (
+            "onboarding_open: {type: count, entity: ctas, mode: open, filter: \"module = 'onboarding'\"}\n"
+            "onboarding_critical: {type: count, entity: ctas, mode: open, open_from: critical_at,"
+            " filter: \"module = 'onboarding'\"}\n"
+            "onboarding_colour: {type: expression, expr: \"case when onboarding_critical > 0 then 0"
+            " when onboarding_open > 0 then 50 else 100 end\", scheme: {type: linear, low: 0, high: 100}}\n"
+            "calls_logged_30d: {type: count, entity: touches, filter: \"type = 'call'\", window: 30d,"
+            " scheme: {type: linear, low: 0, high: 2}}\n"),
+        "scorecards/default.yml": "groups: {onboarding: {weight: 60, measures: {onboarding_colour: 100}},\n"
+                                  "         engagement: {weight: 40, measures: {calls_logged_30d: 100}}}\n",
+    })
+    project = Project.load(root)
+    project.run(as_of=TODAY.isoformat())
+    scores = project.scores().to_pandas().set_index("account_id")
+    assert set(scores["m__onboarding_colour"]) == {100.0}
+    w = project.workflow(today=TODAY)
+    try:
+        w.add_user("ada", "admin")
+        c1 = w.open_cta("A1", "lifecycle", "Kickoff slipped", actor="ada", module="onboarding")
+        c2 = w.open_cta("A2", "lifecycle", "Data integration stuck", actor="ada", module="onboarding")
+        w.mark_critical(c2["id"], actor="ada")
+        w.log("A1", "call", "Agreed a new kickoff date", actor="ada")
+        assert c1["id"] == 1
+    finally:
+        w.close()
+    project.run(as_of=date.today().isoformat())  # the CTAs were opened today
+    after = project.scores().to_pandas().set_index("account_id")
+    assert after.loc["A1", "m__onboarding_colour"] == 50.0
+    assert after.loc["A2", "m__onboarding_colour"] == 0.0
+    assert after.loc["A3", "m__onboarding_colour"] == 100.0
+    assert after.loc["A1", "m__calls_logged_30d"] == 1.0

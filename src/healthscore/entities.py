@@ -238,6 +238,40 @@ ENTITIES: dict[str, Entity] = {
             time="occurred_at",
         ),
         Entity(
+            "ctas",
+            "Calls to action from the project's workflow store (source 'format: workflow'): a "
+            "module's colour can be derived from its CTAs (none: green, open: yellow, "
+            "critical: red; count with 'mode: open, open_from: critical_at') and feed a scorecard.",
+            (
+                _c("cta_id", "string", True),
+                _c("account_id", "string", True),
+                _c("type", "string", doc="risk, opportunity, lifecycle, activity"),
+                _c("module", "string", doc="the risk module the CTA belongs to"),
+                _c("priority", "string"),
+                _c("critical_at", "timestamp", doc="when the CSM marked it critical"),
+                _c("flagged", "bool"),
+                _c("opened_at", "timestamp", True),
+                _c("closed_at", "timestamp"),
+            ),
+            key="cta_id",
+            time="opened_at",
+            end="closed_at",
+            current_state=("priority",),
+        ),
+        Entity(
+            "touches",
+            "Calls, meetings, emails and notes logged in the workflow (source 'format: workflow').",
+            (
+                _c("touch_id", "string", True),
+                _c("account_id", "string", True),
+                _c("type", "string", True, "call, meeting, email or note"),
+                _c("logged_by", "string"),
+                _c("timestamp", "timestamp", True),
+            ),
+            key="touch_id",
+            time="timestamp",
+        ),
+        Entity(
             "manual_values",
             "Values entered by CSMs (e.g. sentiment 1-5), each with the measure it feeds.",
             (

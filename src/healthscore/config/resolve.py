@@ -23,7 +23,10 @@ ENTITY_TYPES = {"count", "count_distinct", "sum", "avg", "min", "max", "latest",
 
 
 def resolve(ps: ProjectSpecs) -> model.ProjectConfig:
-    sources = {name: _source(ps.root, name, spec) for name, spec in ps.project.sources.items()}
+    state_dir = ps.root / ps.project.state_dir
+    wf_url = ps.project.workflow.url
+    sources = {name: _source(ps.root, name, spec, state_dir, wf_url)
+               for name, spec in ps.project.sources.items()}
     if "accounts" not in sources:
         raise ConfigError(
             f"{PROJECT_FILE}: sources: has no 'accounts' source. Every project needs one: "
@@ -57,14 +60,21 @@ def resolve(ps: ProjectSpecs) -> model.ProjectConfig:
 # ----------------------------------------------------------------------------- sources
 
 
-def _source(root: Path, name: str, spec: specs.SourceSpec) -> model.Source:
+def _source(root: Path, name: str, spec: specs.SourceSpec, state_dir: Path | None = None,
+            workflow_url: str | None = None) -> model.Source:
     where = f"{PROJECT_FILE}: sources.{name}"
     entity = ENTITIES.get(name)
     if entity is None:
         raise ConfigError(
             f"{where}: unknown entity {name!r}. Valid entities: {', '.join(ENTITIES)}."
         )
-    if spec.format == "query":
+    if spec.format == "workflow":
+        if name not in ("ctas", "touches") or spec.path is not None or spec.url is not None:
+            raise ConfigError(
+                f"{where}: 'format: workflow' reads the project's workflow store and serves only "
+                f"the entities ctas and touches, with no 'path' or 'url'."
+            )
+    elif spec.format == "query":
         if spec.path is not None or spec.url is not None or not spec.query:
             raise ConfigError(
                 f"{where}: a 'format: query' source takes only 'query' (DuckDB SQL over files, "
@@ -82,6 +92,8 @@ def _source(root: Path, name: str, spec: specs.SourceSpec) -> model.Source:
     if fmt == "sql" and not (spec.table or spec.query):
         raise ConfigError(f"{where}: a database source needs 'table' or 'query'.")
     location = spec.url or str((root / str(spec.path or ".")).resolve())
+    if spec.format == "workflow":
+        location = workflow_url or f"sqlite:///{((state_dir or root) / 'workflow.db').resolve()}"
     key = "stale_after" if spec.stale_after is not None else "refresh"
     try:
         stale = stale_after_days(spec.refresh, spec.stale_after)

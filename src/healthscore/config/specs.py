@@ -24,7 +24,7 @@ class Spec(BaseModel):
 class SourceSpec(Spec):
     path: str | None = None
     url: str | None = None
-    format: Literal["csv", "parquet", "excel", "duckdb", "sql", "query"] | None = None
+    format: Literal["csv", "parquet", "excel", "duckdb", "sql", "query", "workflow"] | None = None
     table: str | None = None
     query: str | None = None
     sheet: str | None = None

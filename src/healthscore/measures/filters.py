@@ -41,6 +41,18 @@ def _compile(node: exp.Expression, cols: Any) -> Any:
     return handler(node, cols)
 
 
+def _case(node: exp.Case, cols: Any) -> Any:
+    branches = [(_compile(i.this, cols), _compile(i.args["true"], cols)) for i in node.args["ifs"]]
+    default = node.args.get("default")
+    return ibis.cases(*branches, else_=_compile(default, cols) if default is not None else None)
+
+
+def _if(node: exp.If, cols: Any) -> Any:
+    other = node.args.get("false")
+    return ibis.ifelse(_compile(node.this, cols), _compile(node.args["true"], cols),
+                       _compile(other, cols) if other is not None else ibis.null())
+
+
 def _literal(node: exp.Literal, cols: Any) -> Any:
     if node.is_string:
         return ibis.literal(node.this)
@@ -113,4 +125,6 @@ _HANDLERS: dict[type, Callable[[Any, Any], Any]] = {
     exp.Greatest: _func(ibis.greatest),
     exp.Least: _func(ibis.least),
     exp.Nullif: _nullif,
+    exp.Case: _case,
+    exp.If: _if,
 }

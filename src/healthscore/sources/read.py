@@ -198,7 +198,57 @@ def _read_query(engine: Engine, source: Source, name: str) -> ibis.Table:
     return engine.register_arrow(_no_null_types(table), name)
 
 
+WORKFLOW_QUERIES = {
+    "ctas": ("ctas", "SELECT CAST(id AS VARCHAR(20)) AS cta_id, account_id, type, module, priority, "
+                     "critical_at, flagged, opened_at, closed_at FROM ctas"),
+    "touches": ("timeline", "SELECT CAST(id AS VARCHAR(20)) AS touch_id, account_id, kind AS type, "
+                            "actor AS logged_by, at AS timestamp FROM timeline "
+                            "WHERE kind IN ('call', 'meeting', 'email', 'note')"),
+}
+
+
+def _read_workflow(engine: Engine, source: Source, name: str) -> ibis.Table:
+    """CTAs or logged touches from the workflow store; empty until the store has any."""
+    import sqlalchemy as sa
+
+    from healthscore.entities import ENTITIES
+
+    table, query = WORKFLOW_QUERIES[source.entity]
+    missing_file = source.location.startswith("sqlite:///") and not os.path.exists(
+        source.location[len("sqlite:///"):])
+    db = sa.create_engine(source.location)
+    try:
+        if not missing_file and sa.inspect(db).has_table(table):
+            with db.connect() as conn:
+                result = conn.execute(sa.text(query))
+                names = list(result.keys())
+                rows = result.fetchall()
+        else:
+            names, rows = [c.name for c in ENTITIES[source.entity].columns], []
+    finally:
+        db.dispose()
+    types = {c.name: c.type for c in ENTITIES[source.entity].columns}
+    arrays = [pa.array([_plain_value(row[i], types[n]) for row in rows], type=_ARROW[types[n]])
+              for i, n in enumerate(names)]
+    return engine.register_arrow(pa.Table.from_arrays(arrays, names), name)
+
+
+def _plain_value(value: Any, type_: str) -> Any:
+    """SQLite hands back timestamps as text and booleans as 0/1."""
+    if value is None:
+        return None
+    if type_ == "timestamp" and isinstance(value, str):
+        return datetime.fromisoformat(value)
+    if type_ == "bool":
+        return bool(value)
+    return value
+
+
+_ARROW = {"string": pa.string(), "bool": pa.bool_(), "timestamp": pa.timestamp("us"),
+          "int": pa.int64(), "float": pa.float64(), "date": pa.date32()}
+
 _READERS = {
+    "workflow": _read_workflow,
     "query": _read_query,
     "parquet": _read_parquet,
     "csv": _read_csv,

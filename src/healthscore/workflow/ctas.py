@@ -75,6 +75,7 @@ class CtaMixin(WorkflowBase):
         c = Cta(account_id=account_id, type=type, reason=reason, module=module,
                 source="rule" if rule else "manual", rule=rule, priority=priority, owner=who,
                 flagged=flagged, critical=priority == "critical", playbook=playbook, due_on=due,
+                critical_at=now() if priority == "critical" else None,
                 opened_at=now(), opened_by=actor, status="open", escalation_level=0)
         s.add(c)
         s.flush()
@@ -167,7 +168,7 @@ class CtaMixin(WorkflowBase):
     def mark_critical(self, cta_id: int, *, actor: str, version: int | None = None) -> dict[str, Any]:
         def fn(s: Session, c: Cta, actor: str) -> str:
             _must_be_open(c, "mark critical")
-            c.critical, c.priority = True, "critical"
+            c.critical, c.priority, c.critical_at = True, "critical", now()
             return f"CTA #{c.id} marked critical"
         return self._change(cta_id, actor, version, "critical", fn)
 

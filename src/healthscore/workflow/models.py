@@ -54,6 +54,7 @@ class Cta(Versioned, Base):
     status: Mapped[str] = mapped_column(String(20), default="open", index=True)  # open | closed
     flagged: Mapped[bool] = mapped_column(Boolean, default=False)
     critical: Mapped[bool] = mapped_column(Boolean, default=False)
+    critical_at: Mapped[datetime | None] = mapped_column(DateTime)  # when it turned critical
     playbook: Mapped[str | None] = mapped_column(String(100))
     due_on: Mapped[date | None] = mapped_column(Date)
     opened_at: Mapped[datetime] = mapped_column(DateTime)

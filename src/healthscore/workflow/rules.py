@@ -179,6 +179,10 @@ class RulesMixin(WorkflowBase):
         return summary
 
 
+TEXT_FACTS = {"account_id", "name", "band", "previous_band", "grade", "scorecard", "version",
+              "segment", "industry", "csm", "lifecycle_stage"}
+
+
 def _plain(frame: pd.DataFrame) -> pd.DataFrame:
     """Only columns a rule can read, with types DuckDB takes as they are."""
     keep = {}
@@ -186,7 +190,11 @@ def _plain(frame: pd.DataFrame) -> pd.DataFrame:
         if col.startswith(("s__", "g__")):
             continue
         series = frame[col]
-        if series.dtype == object:
+        if col in TEXT_FACTS:
+            series = series.map(lambda v: None if v is None or v != v else str(v)).astype("string")
+        elif series.dtype == object and (series.isna().all() or col.startswith("change_")):
+            series = pd.to_numeric(series, errors="coerce").astype("float64")  # no history yet
+        elif series.dtype == object:
             series = series.map(lambda v: None if v is None or v != v else v)
             try:
                 series = series.astype("string")
