@@ -27,7 +27,7 @@ ALLOWED = ("Use comparisons (=, !=, <, >, in, is null, like), and/or/not, arithm
 ACCOUNT_COLUMNS = ("account_id, name, segment, industry, plan, region, arr, mrr, csm, start_date, "
                    "renewal_date, churn_date, lifecycle_stage, licensed_seats, modules_purchased")
 ENTITIES = ("accounts, contacts, usage_events, activities, tickets, invoices, surveys, advocacy, "
-            "milestones, business_outcomes, subscriptions, outcomes, manual_values")
+            "milestones, business_outcomes, subscriptions, outcomes, ctas, touches, manual_values")
 
 
 def logins(extra: str = "", scheme: str = LINEAR, entity: str = "usage_events",
@@ -119,7 +119,7 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
      "'format: csv' (or parquet, excel, duckdb)."),
     ("invalid-format", sources("tickets: {path: data/tickets.txt, format: tsv}\n"),
      "healthscore.yml: sources.tickets.format: must be one of 'csv', 'parquet', 'excel', "
-     "'duckdb', 'sql' or 'query'. Got 'tsv'."),
+     "'duckdb', 'sql', 'query' or 'workflow'. Got 'tsv'."),
     ("database-without-table", sources("tickets: {url: 'sqlite:///crm.db'}\n"),
      "healthscore.yml: sources.tickets: a database source needs 'table' or 'query'."),
     ("bad-refresh", sources("tickets: {path: data/t.csv, refresh: sometimes}\n"),

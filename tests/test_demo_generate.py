@@ -20,7 +20,8 @@ from healthscore.entities import ENTITIES
 END = date(2026, 10, 31)
 WINDOW_START = pd.Timestamp("2024-11-01")
 END_EXCL = pd.Timestamp("2026-11-01")
-WRITTEN = [name for name in ENTITIES if name not in ("manual_values", "subscriptions")]
+WRITTEN = [name for name in ENTITIES
+           if name not in ("manual_values", "subscriptions", "ctas", "touches")]
 ARROW = {
     "string": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(),
     "date": pa.date32(), "timestamp": pa.timestamp("us"),

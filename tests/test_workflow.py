@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import socketserver
 import threading
 import uuid
@@ -432,3 +433,43 @@ def test_a_module_colour_comes_from_its_ctas_and_touches_feed_measures(tmp_path:
     assert after.loc["A2", "m__onboarding_colour"] == 0.0
     assert after.loc["A3", "m__onboarding_colour"] == 100.0
     assert after.loc["A1", "m__calls_logged_30d"] == 1.0
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def test_workflow_from_the_command_line(tmp_path: Path, project: Project) -> None:
+    from typer.testing import CliRunner
+
+    from healthscore.cli.main import app
+
+    root = tmp_path / "cli"
+    shutil.copytree(project.root, root, ignore=shutil.ignore_patterns(".healthscore"))  # data: absolute
+    runner = CliRunner()
+
+    def cli(*args: str) -> Any:
+        return runner.invoke(app, [*args, "-p", str(root)], env={"HEALTHSCORE_USER": ""})
+
+    assert cli("users", "add", "ada", "--role", "admin").exit_code == 0
+    assert cli("users", "add", "cara", "--role", "csm", "--as", "ada").exit_code == 0
+    result = cli("run", "--as-of", "2026-10-31")
+    assert result.exit_code == 0, result.output
+    assert "CTA(s) opened" in result.output
+    plan = json.loads(cli("plan", "--json").output)
+    assert plan["open"] == [] and plan["as_of"] == "2026-10-31"
+    ctas = json.loads(cli("cta", "list", "--json").output)
+    first = ctas[0]["id"]
+    result = cli("cta", "close", str(first), "--outcome", "done")
+    assert result.exit_code == 1 and "say who you are: --as NAME, or set HEALTHSCORE_USER." in result.output
+    assert cli("cta", "close", str(first), "--outcome", "done", "--as", "cara").exit_code == 0
+    result = cli("cta", "close", str(first), "--outcome", "done", "--as", "cara")
+    assert result.exit_code == 1 and f"CTA #{first} is closed: cannot close it." in result.output
+    account = ctas[0]["account_id"]
+    result = cli("override", "set", account, "--band", "green", "--reason-code", "relationship",
+                 "--note", "verbal renewal", "--expires", "2020-01-01", "--as", "cara")
+    assert result.exit_code == 1 and "expires_on: 2020-01-01 is not in the future" in result.output
+    assert cli("flag", account, "--reason", "reorg", "--as", "cara").exit_code == 0
+    assert account in cli("review").output
+    assert cli("log", account, "--kind", "call", "--text", "spoke to the CFO", "--as", "cara").exit_code == 0
+    assert "spoke to the CFO" in cli("timeline", account, "--json").output
+    assert "Minimal touch or let go." in cli("quadrants").output
