@@ -291,6 +291,14 @@ def test_quadrants_place_every_account_with_a_motion(wf: Workflow) -> None:
     assert {c["motion"] for c in q["maturity"]} >= {"Minimal touch or let go."}
     ranges = wf.score_ranges()
     assert sum(r["count"] for r in ranges) == n and ranges[0]["name"] == "rescue"
+    wf.spec = wf.spec.model_copy(update={"temperature": "logins_30d"})
+    hot = wf.quadrants()["temperature"]
+    assert sum(c["count"] for c in hot) == n
+    cell = next(c for c in hot if c["health"] == "high" and c["temperature"] == "low")
+    assert cell["motion"].startswith("Fix temperature first")
+    wf.spec = wf.spec.model_copy(update={"temperature": "gmv_everywhere"})
+    with pytest.raises(InvalidActionError, match="workflow.temperature: 'gmv_everywhere' is not a measure"):
+        wf.quadrants()
 
 
 # ----------------------------------------------------------------------------- notifications
