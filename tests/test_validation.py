@@ -349,6 +349,9 @@ def test_planted_leaky_measures_and_a_wrong_sign_weight_are_flagged(tmp_path: Pa
     last = subs.groupby("account_id")["end_date"].max()
     churned = last[pd.to_datetime(last) < pd.Timestamp("2020-05-25")].index
     rows = [(str(a), "insider", 1 if a in set(churned) else 0, "2020-01-01 00:00:00") for a in last.index]
+    # and a note typed in after the customer had left: data recorded after the outcome
+    rows += [(str(a), "insider", 1, f"{pd.Timestamp(last[a]) + pd.Timedelta(days=3):%Y-%m-%d} 09:00:00")
+             for a in churned[:5]]
     (root / "manual.csv").write_text(csv_text(["account_id", "measure", "value", "entered_at"], rows))
     text = (root / "healthscore.yml").read_text().replace(
         "scorecards: [default]", "  manual_values: {path: manual.csv}\nscorecards: [default]")
@@ -367,6 +370,8 @@ def test_planted_leaky_measures_and_a_wrong_sign_weight_are_flagged(tmp_path: Pa
     data = Project.load(root).validate().to_json()
     flags = {n: " ".join(f["flag"] + ": " + f["why"] for f in s["flags"]) for n, s in data["signals"].items()}
     assert "leaky: separates the outcome almost perfectly" in flags["insider"]
+    assert "leaky: 5 rows of manual_values are dated after their account churned" in flags["insider"]
+    assert data["rows_after_churn"] == {"manual_values": 5}
     assert "leaky: reads accounts.churn_date" in flags["days_since_churn"]
     assert "contradicts" in flags["unfriends_good"]
 

@@ -77,7 +77,9 @@ def validate(config: ProjectConfig, options: Options, progress: Progress) -> dic
             result["scorecards"][sc.name] = score_metrics(rows, _bands(sc), options)
     frame = _target_rows(obs, config, target)
     progress("discovering signals")
-    result["signals"] = signals.discover(frame, target, config.measures, options.good_outcome)
+    result["signals"] = signals.discover(frame, target, config.measures, options.good_outcome,
+                                         obs.after_churn)
+    result["rows_after_churn"] = obs.after_churn
     result["clusters"] = signals.correlated_clusters(frame, list(result["signals"]))
     progress("fitting suggested weights")
     result["weights"] = suggest(frame, target, options)

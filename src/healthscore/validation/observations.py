@@ -10,7 +10,7 @@ not over by ``observed_until`` are left out: their labels are not known yet.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
@@ -39,6 +39,7 @@ class Observations:
     dates: list[date]
     dropped_dates: list[date]
     events: pd.DataFrame  # account_id, event_date: every outcome event known
+    after_churn: dict[str, int] = field(default_factory=dict)  # entity -> rows dated after churn
 
     def primary(self) -> pd.DataFrame:
         return self.frame[self.frame["is_primary"]]
@@ -69,11 +70,31 @@ def build(
         if not keep:
             raise HealthScoreError(_no_dates(dates, until, horizon_days, lead_days))
         frame = _scores(config, loaded, keep, progress)
+        after = rows_after_churn(loaded)
     finally:
         engine.close()
     frame = label(frame, events, horizon_days, lead_days)
     dropped = [d for d in dates if d not in keep]
-    return Observations(frame, outcome, horizon_days, lead_days, until, keep, dropped, events)
+    return Observations(frame, outcome, horizon_days, lead_days, until, keep, dropped, events, after)
+
+
+def rows_after_churn(loaded: pipeline.Loaded) -> dict[str, int]:
+    """Rows of each dated entity stamped after their account's churn date: data recorded after
+    the outcome, which a measure can leak into a backtest."""
+    from healthscore.entities import ENTITIES
+
+    accounts = loaded.tables["accounts"]
+    gone = accounts.filter(accounts.churn_date.notnull()).select("account_id", __churn=accounts.churn_date)
+    out = {}
+    for name, table in loaded.tables.items():
+        e = ENTITIES[name]
+        if name in ("accounts", "outcomes") or e.time is None or "account_id" not in table.columns:
+            continue
+        j = table.join(gone, "account_id")
+        n = j.filter(j[e.time].date() > j["__churn"]).count().to_pyarrow().as_py()
+        if n:
+            out[name] = int(n)
+    return out
 
 
 def _no_dates(dates: list[date], until: date, horizon: int, lead: int) -> str:

@@ -34,7 +34,8 @@ CURRENT_STATE = {"accounts": ("arr", "mrr", "licensed_seats", "lifecycle_stage",
 
 
 def discover(
-    frame: pd.DataFrame, scorecard: Scorecard, measures: dict[str, Measure], good_outcome: bool
+    frame: pd.DataFrame, scorecard: Scorecard, measures: dict[str, Measure], good_outcome: bool,
+    after_churn: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     y = frame["label"].to_numpy()
     clusters = frame["account_id"].to_numpy()
@@ -48,6 +49,12 @@ def discover(
         out[name]["group"] = groups.get(name)
         out[name]["weight"] = weights.get(name, 0.0)
         _flag_contradiction(out[name], weights.get(name, 0.0))
+        m = measures[name]
+        entity = m.entity or ("manual_values" if m.type == "manual" else None)
+        if after_churn and entity in after_churn:
+            out[name]["flags"].append({"flag": "leaky", "why": (
+                f"{after_churn[entity]} rows of {entity} are dated after their account churned: data "
+                f"recorded after the outcome. Check how the source stamps its rows.")})
     for cluster in correlated_clusters(frame, list(out)):
         spread = sorted({groups.get(m) or "" for m in cluster["measures"]})
         cluster["groups"] = spread
