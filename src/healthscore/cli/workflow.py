@@ -124,24 +124,13 @@ def apply_cmd(project: Path = ProjectOpt, plan_file: Path = typer.Option(
 @handle_errors
 def users_add(name: str, role: str = typer.Option(..., "--role", help="admin, lead, csm or viewer."),
               team: str = typer.Option(None, "--team"), email: str = typer.Option(None, "--email"),
-              password: str = typer.Option(None, "--password", help="For the web app."),
               project: Path = ProjectOpt, actor: str = AsOpt) -> None:
     """Add a user (the first one needs no --as)."""
     with _workflow(project) as wf:
         first = not wf.users()
-        hashed = _hash(password) if password else None
-        user = wf.add_user(name, role, team=team, email=email, password_hash=hashed,
+        user = wf.add_user(name, role, team=team, email=email,
                            actor="healthscore" if first else _who(actor))
     out.print(f"Added {user['name']} ({user['role']}).")
-
-
-def _hash(password: str) -> str:
-    import hashlib
-    import secrets
-
-    salt = secrets.token_hex(16)
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), 200_000).hex()
-    return f"pbkdf2${salt}${digest}"
 
 
 @users_app.command("list")

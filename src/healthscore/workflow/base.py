@@ -64,6 +64,9 @@ class WorkflowBase:
         with self.store.session() as s:
             if s.scalar(select(User).where(User.name == name)) is not None:
                 raise InvalidActionError(f"user {name!r} already exists.")
+            if s.scalar(select(User.id).limit(1)) is None and role != "admin":
+                raise InvalidActionError(f"the first user must be an admin (who can add the others). "
+                                         f"Got role {role!r} for {name!r}.")
             if actor != SYSTEM:
                 self._actor(s, actor, admin=True)
             user = User(name=name, role=role, team=team, email=email, created_at=now(),
