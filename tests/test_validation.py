@@ -418,3 +418,32 @@ def test_suggestion_is_a_valid_scorecard(churnsim: tuple, tmp_path: Path) -> Non
     weights = {e.measure: e for e in config.scorecards[0].all_entries()}
     assert "unfriends_28d" in weights
     assert weights["unfriends_28d"].scheme.higher_is_better is False
+
+
+@needs_churnsim
+def test_cli_validate_compares_with_a_git_revision_and_writes_the_suggestion(churnsim: tuple,
+                                                                             tmp_path: Path) -> None:
+    import subprocess
+
+    from typer.testing import CliRunner
+
+    from healthscore.cli.main import app
+
+    root, _ = churnsim
+    repo = tmp_path / "repo"
+    shutil.copytree(root, repo / "cs", ignore=shutil.ignore_patterns(".healthscore"))
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git[:3], "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "first"], check=True)
+    (repo / "cs" / "scorecards" / "default.yml").write_text(
+        "groups: {relationship: {weight: 100, measures: {tenure_days: 100}}}\n")
+    out = tmp_path / "suggested.yml"
+    result = CliRunner().invoke(app, ["validate", "-p", str(repo / "cs"), "--compare", "HEAD",
+                                      "--write-suggestion", str(out), "--out", str(tmp_path / "rep")])
+    assert result.exit_code == 0, result.output
+    assert "Against HEAD on 7,002 shared observations" in result.output
+    data = json.loads((tmp_path / "rep" / "validation.json").read_text())
+    assert data["compare"]["that"]["auc"] == pytest.approx(0.701, abs=0.01)  # the committed scorecard
+    assert out.read_text().startswith("# Suggested by 'healthscore validate'")
+    assert (tmp_path / "rep" / "report.html").exists()

@@ -67,7 +67,7 @@ def _at_revision(config: ProjectConfig, rev: str) -> ProjectConfig:
     top = _git(root, "rev-parse", "--show-toplevel", what=rev).strip()
     rel = root.resolve().relative_to(Path(top).resolve())
     prefix = "" if str(rel) == "." else f"{rel.as_posix()}/"
-    listing = _git(root, "ls-tree", "-r", "--name-only", rev, "--", prefix or ".", what=rev)
+    listing = _git(Path(top), "ls-tree", "-r", "--name-only", rev, "--", prefix or ".", what=rev)
     folders = (f"{prefix}measures/", f"{prefix}scorecards/")
     wanted = [f for f in listing.splitlines()
               if f == f"{prefix}{PROJECT_FILE}" or f.startswith(folders)]
