@@ -447,3 +447,27 @@ def test_cli_validate_compares_with_a_git_revision_and_writes_the_suggestion(chu
     assert data["compare"]["that"]["auc"] == pytest.approx(0.701, abs=0.01)  # the committed scorecard
     assert out.read_text().startswith("# Suggested by 'healthscore validate'")
     assert (tmp_path / "rep" / "report.html").exists()
+
+
+def test_override_track_record_by_hand() -> None:
+    from healthscore.validation.overrides import track_record
+
+    def ov(i: int, account: str, was: str, to: str, set_at: str, reason: str = "relationship") -> dict:
+        return {"id": i, "account_id": account, "system_band": was, "band": to, "score": None,
+                "set_at": set_at, "reason_code": reason, "set_by": "cara"}
+
+    overrides = [
+        ov(1, "A", "green", "red", "2025-01-10T09:00:00"),     # worse, churned 02-01: right
+        ov(2, "B", "red", "green", "2025-01-10T09:00:00"),     # better, stayed: right
+        ov(3, "C", "red", "green", "2025-01-10T09:00:00", "known_issue"),  # better, churned: wrong
+        ov(4, "D", "yellow", "red", "2025-01-10T09:00:00"),    # worse, stayed: wrong
+        ov(5, "E", "green", "green", "2025-01-10T09:00:00"),   # no change of band: not judged
+        ov(6, "F", "green", "red", "2025-03-20T09:00:00"),     # window not over: not judged
+    ]
+    events = pd.DataFrame({"account_id": ["A", "C", "F"],
+                           "event_date": [date(2025, 2, 1), date(2025, 3, 1), date(2025, 4, 1)]})
+    rec = track_record(overrides, events, date(2025, 4, 30), 90, ["red", "yellow", "green"], lambda s: None)
+    assert (rec["judged"], rec["right"], rec["share_right"]) == (4, 2, 0.5)
+    assert [r["right"] for r in rec["overrides"]] == [True, True, False, False]
+    assert rec["by_reason"] == {"relationship": {"judged": 3, "right": 2},
+                                "known_issue": {"judged": 1, "right": 0}}

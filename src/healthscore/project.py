@@ -182,7 +182,27 @@ class Project:
         Arguments left out come from the project's ``validation:`` section."""
         opts = validation_options(self.config, start=start, end=end, every=every, horizon=horizon,
                                   lead=lead, outcome=outcome, scorecard=scorecard)
-        return run_validation(self.config, opts, compare, progress)
+        result = run_validation(self.config, opts, compare, progress)
+        if opts.outcome == "churn" and self._has_workflow_store():
+            self._judge_overrides(result)
+        return result
+
+    def _has_workflow_store(self) -> bool:
+        return bool(self.config.workflow.url) or (self.config.state_dir / "workflow.db").exists()
+
+    def _judge_overrides(self, validation: Validation) -> None:
+        """How often CSMs' overrides were right, beside the score's own record."""
+        from healthscore.validation.overrides import track_record
+
+        r = validation.result
+        wf = self.workflow()
+        try:
+            overrides = wf.overrides(active_only=False)
+            bands = [b.name for b in sorted(self.config.scorecards[-1].bands, key=lambda b: b.min)]
+            r["overrides"] = track_record(overrides, r["_events"], date.fromisoformat(r["observed_until"]),
+                                          r["horizon_days"], bands, wf._band_of)
+        finally:
+            wf.close()
 
     # ------------------------------------------------------------------ reading
 

@@ -69,6 +69,7 @@ def validate(config: ProjectConfig, options: Options, progress: Progress) -> dic
         "segments": _by_segment(primary, config, options),
         "scorecards": {},
         "_primary": primary,
+        "_events": obs.events,
     }
     for sc in config.all_scorecards:
         rows = obs.for_scorecard(sc.name)

@@ -207,6 +207,14 @@ def render(data: dict[str, Any]) -> str:
             for c in clusters) + "</ul>")
     if data.get("compare"):
         parts.append(_compare(data["compare"]))
+    ov = data.get("overrides")
+    if ov and ov.get("judged"):
+        parts.append(
+            f"<h2>Overrides</h2><p>{ov['right']} of {ov['judged']} overrides that changed the band "
+            f"were right ({_pct(ov['share_right'])}): an override to a worse band was followed by "
+            f"{escape(outcome)} within {ov['horizon_days']} days, one to a better band was not.</p>"
+            + _table(["reason code", "judged", "right"],
+                     [[escape(k), str(v["judged"]), str(v["right"])] for k, v in ov["by_reason"].items()]))
     parts.append(
         "<h2>Method</h2><p class='note'>Each observation is an account active on an as-of date, "
         "scored with data up to that date only; its label says whether the outcome happened in "
