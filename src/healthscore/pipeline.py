@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -126,24 +126,31 @@ def passes(dates: list[date], accounts: int, max_rows: int) -> list[list[date]]:
     return [dates[i:i + size] for i in range(0, len(dates), size)]
 
 
-def score_in_passes(
-    config: ProjectConfig, loaded: Loaded, dates: list[date], stage: Path, progress: Progress
-) -> None:
-    """Score all dates, a batch of dates per set-based pass, into ``stage``."""
+def pass_exprs(
+    config: ProjectConfig, loaded: Loaded, dates: list[date], progress: Progress
+) -> Iterator[ir.Table]:
+    """The score expression of each set-based pass over ``dates`` (a batch of dates each)."""
     accounts = loaded.health["accounts"].rows_kept
     batches = passes(dates, accounts, config.settings.max_rows_per_pass)
     done = 0
     span = asof.Span(min(dates), max(dates))
-    for i, batch in enumerate(batches):
+    for batch in batches:
         progress(f"scoring {len(dates)} as-of date(s)|{done}|{len(dates)}")
-        expr = scores_expr(config, loaded, batch, span)
+        yield scores_expr(config, loaded, batch, span)
+        done += len(batch)
+    progress(f"scoring {len(dates)} as-of date(s)|{done}|{len(dates)}")
+
+
+def score_in_passes(
+    config: ProjectConfig, loaded: Loaded, dates: list[date], stage: Path, progress: Progress
+) -> None:
+    """Score all dates, a batch of dates per set-based pass, into ``stage``."""
+    for i, expr in enumerate(pass_exprs(config, loaded, dates, progress)):
         part = stage / f".pass-{i}"
         write_snapshots(config, loaded.engine, expr, part)
         for folder in part.iterdir():
             folder.rename(stage / folder.name)
         part.rmdir()
-        done += len(batch)
-    progress(f"scoring {len(dates)} as-of date(s)|{done}|{len(dates)}")
 
 
 def write_snapshots(config: ProjectConfig, engine: Engine, expr: ir.Table, stage: Path) -> None:

@@ -38,13 +38,13 @@ def read_source(engine: Engine, source: Source) -> ibis.Table:
 def _where(source: Source) -> str:
     if source.format == "query":
         return "its query"
-    return _redact(source.location) if source.format == "sql" else source.location
+    return redact_url(source.location) if source.format == "sql" else source.location
 
 
 _QUERY_PASSWORD = re.compile(r"(?i)([?&](?:password|pwd)=)[^&]*")
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
     """Hide a password in a database URL before it reaches a message."""
     url = _QUERY_PASSWORD.sub(r"\1***", url)  # ...?user=u&password=secret
     if "@" not in url or "://" not in url:
@@ -150,7 +150,7 @@ def _check_credentials(source: Source) -> None:
     if "://" in source.location and not rest.startswith("/") and "@" in rest.rsplit("@", 1)[0]:
         raise DataError(
             f"{PROJECT_FILE}: sources.{source.entity}.url: the user name or password in "
-            f"{_redact(source.location)} contains '@'. Write it as %40 in a URL."
+            f"{redact_url(source.location)} contains '@'. Write it as %40 in a URL."
         )
 
 

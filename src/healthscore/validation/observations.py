@@ -22,7 +22,6 @@ from healthscore import pipeline
 from healthscore.config.model import ProjectConfig
 from healthscore.dates import date_grid, minus_months
 from healthscore.errors import DataError, HealthScoreError
-from healthscore.measures import asof
 
 Progress = Callable[[str], None]
 
@@ -109,15 +108,8 @@ def _no_dates(dates: list[date], until: date, horizon: int, lead: int) -> str:
 
 def _scores(config: ProjectConfig, loaded: pipeline.Loaded, dates: list[date],
             progress: Progress) -> pd.DataFrame:
-    accounts = loaded.health["accounts"].rows_kept
-    batches = pipeline.passes(dates, accounts, config.settings.max_rows_per_pass)
-    span = asof.Span(min(dates), max(dates))
-    parts = []
-    for i, batch in enumerate(batches):
-        progress(f"scoring {len(dates)} as-of date(s)|{sum(map(len, batches[:i]))}|{len(dates)}")
-        expr = pipeline.scores_expr(config, loaded, batch, span)
-        parts.append(loaded.engine.to_arrow(expr).to_pandas())
-    progress(f"scoring {len(dates)} as-of date(s)|{len(dates)}|{len(dates)}")
+    parts = [loaded.engine.to_arrow(expr).to_pandas()
+             for expr in pipeline.pass_exprs(config, loaded, dates, progress)]
     frame = pd.concat(parts, ignore_index=True)
     frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
     frame["is_primary"] = frame["is_primary"].astype(bool)

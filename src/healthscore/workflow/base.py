@@ -3,7 +3,6 @@ log and the timeline."""
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import date, datetime
 from typing import Any
 
@@ -168,6 +167,3 @@ class _Guard:
 def _public(user: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in user.items() if k != "password_hash"}
 
-
-def replace(obj: Any, **changes: Any) -> Any:
-    return dataclasses.replace(obj, **changes)

@@ -13,6 +13,7 @@ from alembic.config import Config
 from sqlalchemy.orm import Session, sessionmaker
 
 from healthscore.errors import HealthScoreError
+from healthscore.sources.read import redact_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -42,7 +43,7 @@ class Store:
                 command.upgrade(alembic_config(conn), "head")
         except sa.exc.SQLAlchemyError as err:
             first = str(err).strip().splitlines()[0]
-            raise HealthScoreError(f"workflow store {_redact(url)}: cannot open it: {first}") from None
+            raise HealthScoreError(f"workflow store {redact_url(url)}: cannot open it: {first}") from None
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
@@ -58,11 +59,3 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-def _redact(url: str) -> str:
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}" if ":" in creds else url

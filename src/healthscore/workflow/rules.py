@@ -33,10 +33,6 @@ class Plan:
     skipped: list[dict[str, Any]] = field(default_factory=list)  # duplicates, cooldown
     fingerprint: int = 0  # the newest audit id when the plan was made
 
-    @property
-    def empty(self) -> bool:
-        return not (self.band_changes or self.open or self.close or self.lapse or self.escalate)
-
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Plan:
         body = dict(data)
