@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/healthscore demo demo-project
+	$(BIN)/healthscore demo demo-project --serve
 
 test: $(STAMP)
 	$(BIN)/pytest -q -n 2

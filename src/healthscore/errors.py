@@ -68,6 +68,20 @@ class ConflictError(HealthScoreError):
     kind = "conflict"
 
 
+class AuthError(HealthScoreError):
+    """Not signed in, or the password, session or API token is wrong."""
+
+    http_status = 401
+    kind = "unauthorized"
+
+
+class RateLimitError(HealthScoreError):
+    """Too many attempts (e.g. failed logins); try again later."""
+
+    http_status = 429
+    kind = "rate_limited"
+
+
 class ForbiddenError(HealthScoreError):
     """The user's role does not allow this."""
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from healthscore.config.model import INSUFFICIENT, ProjectConfig
@@ -105,8 +106,7 @@ def _isna(v: Any) -> bool:
 
 def explain(store: SnapshotStore, config: ProjectConfig, account_id: str, day: date
             ) -> dict[str, Any]:
-    rows = store.read(day).to_pandas()
-    mine = rows[rows["account_id"] == account_id]
+    mine = store.account_rows(day, account_id).to_pandas()
     if mine.empty:
         raise NotFoundError(
             f"account {account_id!r} has no score on {day.isoformat()} (unknown, not yet a "
@@ -129,17 +129,33 @@ def explain(store: SnapshotStore, config: ProjectConfig, account_id: str, day: d
 def _previous_row(store: SnapshotStore, prev_day: date | None, account_id: str) -> dict:
     if prev_day is None:
         return {}
-    frame = store.read(prev_day).to_pandas()
-    frame = frame[frame["account_id"] == account_id]
+    frame = store.account_rows(prev_day, account_id).to_pandas()
     return {r["scorecard"]: r for _, r in frame.iterrows()}
 
 
 def _trend(store: SnapshotStore, day: date, account_id: str, score: float) -> dict:
     out = {}
     for n in TREND_DAYS:
-        prev = previous_scores(store, day, n)
-        value = prev.get(account_id) if prev is not None else None
+        prev = store.on_or_before(day - timedelta(days=n))
+        value = None
+        if prev is not None and (day - prev).days <= 2 * n:
+            rows = store.account_rows(prev, account_id, primary_only=True)
+            value = rows["score"][0].as_py() if rows.num_rows else None
         out[f"change_{n}d"] = None if value is None or pd.isna(value) else round(score - value, 1)
+    return out
+
+
+def history(store: SnapshotStore, account_id: str) -> list[dict[str, Any]]:
+    """The account's primary score and band on every stored as-of date (oldest first)."""
+    out = []
+    for day in store.dates():
+        t = store.read(day, columns=["account_id", "score", "band", "coverage", "is_primary"],
+                       primary_only=True)
+        rows = t.filter(pc.equal(t["account_id"], account_id))
+        if rows.num_rows:
+            r = rows.to_pylist()[0]
+            out.append({"as_of": day.isoformat(), "score": _round(r["score"]), "band": r["band"],
+                        "coverage": _round(r["coverage"])})
     return out
 
 

@@ -71,9 +71,11 @@ def demo(
     accounts: int = typer.Option(2000, help="Number of demo accounts."),
     months: int = typer.Option(12, help="Months of score history to compute."),
     template: str = typer.Option("eight-categories", help="Template for the demo project."),
+    serve_after: bool = typer.Option(False, "--serve", help="Then serve the web app with demo logins."),
+    port: int = typer.Option(8000, "--port", help="Port for --serve."),
 ) -> None:
     """Generate demo data, compute a year of history and print the portfolio."""
-    from healthscore.demo.project import make_demo, validate_demo
+    from healthscore.demo.project import DEMO_PASSWORD, demo_users, make_demo, validate_demo
 
     with render.progress(out) as step:
         project, result = make_demo(path, accounts, months, template, step)
@@ -87,6 +89,13 @@ def demo(
     out.print(f"Validation report: {html}")
     out.print(f"\nExplore: healthscore explain <account_id> -p {path}   "
               f"healthscore show -p {path}   healthscore validate -p {path}")
+    users = demo_users(project)
+    if serve_after:
+        out.print(f"\n[bold]Web app: http://127.0.0.1:{port}[/bold]  sign in as [bold]admin[/bold] "
+                  f"with password [bold]{DEMO_PASSWORD}[/bold]")
+        out.print(f"  (also {users['lead']} - a team lead, {users['csm']} - a CSM, {users['viewer']} - "
+                  f"a viewer; same password). Stop with Ctrl+C.")
+        _serve(project, "127.0.0.1", port, None)
 
 
 @app.command()
@@ -206,6 +215,36 @@ def measures(
 ) -> None:
     """List the built-in measure library (and a project's own measures)."""
     render.measures(out, project)
+
+
+@app.command()
+@handle_errors
+def serve(
+    project: Path = ProjectOpt,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."),
+    port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    secure_cookies: bool = typer.Option(None, "--secure-cookies/--no-secure-cookies",
+                                        help="Mark the session cookie Secure (default: over https)."),
+) -> None:
+    """Serve the web app and the REST API (OpenAPI docs at /docs)."""
+    _serve(_load(project), host, port, secure_cookies)
+
+
+def _serve(project: Any, host: str, port: int, secure_cookies: bool | None) -> None:
+    import uvicorn
+
+    from healthscore.web.app import create_app
+
+    wf = project.workflow()
+    try:
+        if not wf.users():
+            out.print("[yellow]No user yet: add the first admin with "
+                      "'healthscore users add NAME --role admin --password'.[/yellow]")
+    finally:
+        wf.close()
+    out.print(f"Serving {project.root} on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    uvicorn.run(create_app(project, secure_cookies=secure_cookies), host=host, port=port,
+                log_level="warning", proxy_headers=True)
 
 
 from healthscore.cli import workflow as _workflow_commands  # noqa: E402,F401 - registers commands

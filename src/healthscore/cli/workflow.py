@@ -124,13 +124,55 @@ def apply_cmd(project: Path = ProjectOpt, plan_file: Path = typer.Option(
 @handle_errors
 def users_add(name: str, role: str = typer.Option(..., "--role", help="admin, lead, csm or viewer."),
               team: str = typer.Option(None, "--team"), email: str = typer.Option(None, "--email"),
+              password: bool = typer.Option(False, "--password", help="Ask for a web app password."),
+              password_stdin: bool = typer.Option(False, "--password-stdin",
+                                                  help="Read the password from standard input."),
               project: Path = ProjectOpt, actor: str = AsOpt) -> None:
-    """Add a user (the first one needs no --as)."""
+    """Add a user (the first one, an admin, needs no --as); with a password they can sign in."""
+    from healthscore.workflow.access import hash_password
+
+    secret = _read_password(password, password_stdin)
+    digest = hash_password(secret) if secret is not None else None
     with _workflow(project) as wf:
         first = not wf.users()
-        user = wf.add_user(name, role, team=team, email=email,
+        user = wf.add_user(name, role, team=team, email=email, password_hash=digest,
                            actor="healthscore" if first else _who(actor))
-    out.print(f"Added {user['name']} ({user['role']}).")
+    login = " They can sign in to the web app ('healthscore serve')." if digest else ""
+    out.print(f"Added {user['name']} ({user['role']}).{login}")
+
+
+@users_app.command("password")
+@handle_errors
+def users_password(name: str, password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password from standard input."),
+        project: Path = ProjectOpt, actor: str = AsOpt) -> None:
+    """Set a user's web app password (your own, or anyone's as an admin); signs them out."""
+    secret = _read_password(True, password_stdin)
+    assert secret is not None
+    with _workflow(project) as wf:
+        wf.set_password(name, secret, actor=actor or name)
+    out.print(f"Password set for {name}.")
+
+
+@users_app.command("token")
+@handle_errors
+def users_token(name: str, label: str = typer.Option(..., "--label", help="What the token is for."),
+                project: Path = ProjectOpt, actor: str = AsOpt) -> None:
+    """Create a REST API token for a user (printed once; only its hash is kept)."""
+    with _workflow(project) as wf:
+        token = wf.create_token(name, label, actor=actor or name)
+    out.print(f"API token #{token['id']} for {name} ({label}): {token['token']}")
+    out.print("Send it as 'Authorization: Bearer <token>'. It is not shown again.")
+
+
+def _read_password(ask: bool, from_stdin: bool) -> str | None:
+    import sys
+
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    if ask:
+        return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+    return None
 
 
 @users_app.command("list")

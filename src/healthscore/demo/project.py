@@ -32,6 +32,31 @@ def make_demo(
     return project, result
 
 
+DEMO_PASSWORD = "healthscore-demo"
+
+
+def demo_users(project: Project) -> dict[str, str]:
+    """Sign-ins for the demo: an admin, a lead per team, every CSM of the data, a viewer."""
+    from healthscore.demo.population import CSMS
+    from healthscore.workflow.access import hash_password
+
+    half = len(CSMS) // 2
+    people = [("admin", "admin", None), ("Nora Lindqvist", "lead", "North"),
+              ("Samuel Okafor", "lead", "South"), ("Victor Viewer", "viewer", None)]
+    people += [(name, "csm", "North" if i < half else "South") for i, name in enumerate(CSMS)]
+    digest = hash_password(DEMO_PASSWORD)
+    wf = project.workflow()
+    try:
+        known = {u["name"] for u in wf.users()}
+        for name, role, team in people:
+            if name not in known:
+                wf.add_user(name, role, team=team, password_hash=digest,
+                            actor="healthscore" if name == "admin" else "admin")
+    finally:
+        wf.close()
+    return {"admin": "admin", "lead": "Nora Lindqvist", "csm": CSMS[0], "viewer": "Victor Viewer"}
+
+
 # the backtest of the demo: monthly as-of dates whose 90-day churn window is over by DEMO_END
 DEMO_VALIDATION = {"start": "2025-01-31", "end": "2026-07-31", "every": "month", "horizon": "90d"}
 

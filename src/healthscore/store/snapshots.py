@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from healthscore.errors import NotFoundError
@@ -24,10 +26,16 @@ PREFIX = "as_of="
 
 
 class SnapshotStore:
-    def __init__(self, state_dir: Path) -> None:
+    """``cache`` keeps the last tables read in memory (a long-lived server sets it); a table is
+    read again when its date's folder was replaced by a later run."""
+
+    def __init__(self, state_dir: Path, cache: int = 0) -> None:
         self.root = Path(state_dir)
         self.snapshots = self.root / "snapshots"
         self.scorecards = self.root / "scorecards"
+        self.cache = cache
+        self._tables: OrderedDict[tuple[Any, ...], pa.Table] = OrderedDict()
+        self._definitions: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ writing
 
@@ -88,6 +96,29 @@ class SnapshotStore:
 
     def read(self, day: date, columns: list[str] | None = None,
              primary_only: bool = False) -> pa.Table:
+        if not self.cache:
+            return self._read(day, columns, primary_only)
+        try:
+            stamp = self.path(day).stat().st_mtime_ns
+        except FileNotFoundError:
+            stamp = None
+        key = (day, stamp, primary_only, tuple(columns or ()))
+        table = self._tables.get(key)
+        if table is None:
+            table = self._read(day, columns, primary_only)
+            self._tables[key] = table
+            while len(self._tables) > self.cache:
+                self._tables.popitem(last=False)
+        else:
+            self._tables.move_to_end(key)
+        return table
+
+    def account_rows(self, day: date, account_id: str, primary_only: bool = False) -> pa.Table:
+        """One account's rows of a snapshot (one per scorecard it is scored by)."""
+        table = self.read(day, primary_only=primary_only)
+        return table.filter(pc.equal(table["account_id"], account_id))
+
+    def _read(self, day: date, columns: list[str] | None, primary_only: bool) -> pa.Table:
         folder = self.path(day)
         if not folder.is_dir():
             have = ", ".join(d.isoformat() for d in self.dates()[-5:]) or "none"
@@ -104,7 +135,11 @@ class SnapshotStore:
         return table
 
     def definition(self, version: str) -> dict[str, Any]:
+        """A stored scorecard version (versions never change, so they are kept once read)."""
+        if version in self._definitions:
+            return self._definitions[version]
         path = self.scorecards / f"{version}.json"
         if not path.exists():
             raise NotFoundError(f"scorecard version {version} is not stored in {self.scorecards}.")
-        return json.loads(path.read_text())  # type: ignore[no-any-return]
+        self._definitions[version] = json.loads(path.read_text())
+        return self._definitions[version]

@@ -109,8 +109,10 @@ class WorkflowBase:
         return self.snapshots.read(day, primary_only=True).to_pandas()
 
     def account(self, account_id: str) -> dict[str, Any]:
-        frame = self.scores()
-        rows = frame[frame["account_id"] == account_id]
+        if not self.snapshots.dates():
+            raise NotFoundError("no scores yet: run 'healthscore run' first.")
+        rows = self.snapshots.account_rows(self.snapshots.latest(), account_id,
+                                           primary_only=True).to_pandas()
         if rows.empty:
             raise NotFoundError(f"no account {account_id!r} in the latest scores "
                                 f"({self.snapshots.latest()}). Check the id.")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from healthscore.config.windows import parse_days
@@ -27,6 +27,12 @@ class CtaMixin(WorkflowBase):
                 if value is not None:
                     q = q.where(col == value)
             return [self._cta_view(c) for c in s.scalars(q)]
+
+    def open_cta_counts(self) -> dict[str, int]:
+        """How many open CTAs each account has."""
+        with self.store.session() as s:
+            q = select(Cta.account_id, func.count()).where(Cta.status == "open").group_by(Cta.account_id)
+            return {a: int(n) for a, n in s.execute(q)}
 
     def cta(self, cta_id: int) -> dict[str, Any]:
         with self.store.session() as s:
@@ -253,6 +259,14 @@ class CtaMixin(WorkflowBase):
                 out["prompt"] = (f"every task of CTA #{t.cta_id} is done: close it with an outcome "
                                  f"('healthscore cta close {t.cta_id} --outcome ...').")
             return out
+
+    def task_links(self, task_id: int) -> tuple[int | None, int | None]:
+        """The CTA and the success plan a task belongs to."""
+        with self.store.session() as s:
+            t = s.get(Task, task_id)
+            if t is None:
+                raise NotFoundError(f"no task #{task_id}.")
+            return t.cta_id, t.plan_id
 
     def tasks(self, owner: str | None = None, status: str = "open") -> list[dict[str, Any]]:
         with self.store.session() as s:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from healthscore.workflow.access import AccessMixin
 from healthscore.workflow.ctas import CtaMixin
 from healthscore.workflow.notify import NotifyMixin
 from healthscore.workflow.overrides import OverrideMixin
@@ -11,7 +12,7 @@ from healthscore.workflow.strategy import StrategyMixin
 from healthscore.workflow.timeline import TimelineMixin
 
 
-class Workflow(NotifyMixin, RulesMixin, CtaMixin, OverrideMixin, PlanMixin, StrategyMixin,
+class Workflow(AccessMixin, NotifyMixin, RulesMixin, CtaMixin, OverrideMixin, PlanMixin, StrategyMixin,
                TimelineMixin):
     """CTAs, playbooks, escalation, overrides, success plans, timeline and notifications over
     one store (SQLite in the project by default, PostgreSQL for a team)."""

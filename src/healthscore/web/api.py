@@ -1,0 +1,444 @@
+"""The REST API: the JSON twin of every page, and every action the pages offer."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import FileResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from healthscore.web import auth, views
+from healthscore.web.views import AccountFilter, Site
+
+User = dict[str, Any]
+
+
+async def current_user(request: Request) -> User:
+    user = auth.authenticate(request)
+    await auth.check_csrf(request)
+    return user
+
+
+Me = Annotated[User, Depends(current_user)]
+router = APIRouter(prefix="/api")
+
+
+def site_of(request: Request) -> Site:
+    return request.app.state.site  # type: ignore[no-any-return]
+
+
+def acting(request: Request, user: User, account_id: str) -> Site:
+    """The site, once ``user`` is allowed to act on the account."""
+    site = site_of(request)
+    site.wf.require_act(user, account_id)
+    return site
+
+
+def acting_on_cta(request: Request, user: User, cta_id: int) -> Site:
+    site = site_of(request)
+    cta = site.wf.cta(cta_id)
+    if cta.get("owner") != user["name"] or user["role"] == "viewer":
+        site.wf.require_act(user, cta["account_id"])
+    return site
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ----------------------------------------------------------------------------- session
+
+
+class Login(Body):
+    name: str
+    password: str
+
+
+@router.post("/login", tags=["session"])
+def login(body: Login, request: Request, response: Response) -> dict[str, Any]:
+    """Sign in with a password; sets the session cookie and returns the CSRF token."""
+    return auth.sign_in(request, response, body.name, body.password)
+
+
+@router.post("/logout", tags=["session"])
+def logout(request: Request, response: Response, user: Me) -> dict[str, Any]:
+    auth.sign_out(request, response)
+    return {"signed_out": user["name"]}
+
+
+class MeUpdate(Body):
+    language: Literal["en", "pl", "ru", "zh"] | None = None
+    email: str | None = None
+
+
+@router.get("/me", tags=["session"])
+def me(request: Request, user: Me) -> dict[str, Any]:
+    return views.me(site_of(request), user)
+
+
+@router.patch("/me", tags=["session"])
+def update_me(body: MeUpdate, request: Request, user: Me) -> dict[str, Any]:
+    return site_of(request).wf.update_user(user["name"], actor=user["name"], language=body.language,
+                                           email=body.email)
+
+
+class Password(Body):
+    password: str
+
+
+@router.post("/me/password", tags=["session"])
+def my_password(body: Password, request: Request, user: Me) -> dict[str, Any]:
+    site_of(request).wf.set_password(user["name"], body.password, actor=user["name"])
+    return {"password_set": user["name"]}
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+@router.get("/portfolio", tags=["pages"])
+def portfolio(request: Request, user: Me) -> dict[str, Any]:
+    return views.portfolio(site_of(request))
+
+
+def account_filter(
+    band: str | None = None, segment: str | None = None, csm: str | None = None,
+    lifecycle_stage: str | None = None, renewal_days: Annotated[int | None, Query(ge=0)] = None,
+    min_coverage: Annotated[float | None, Query(ge=0, le=100)] = None,
+    open_ctas: Literal["yes", "no", ""] | None = None, q: str | None = None, sort: str = "score",
+    desc: bool = False, page: Annotated[int, Query(ge=1)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> AccountFilter:
+    return AccountFilter(band or None, segment or None, csm or None, lifecycle_stage or None,
+                         renewal_days, min_coverage, open_ctas or None, q or None, sort, desc, page,
+                         per_page)
+
+
+Filter = Annotated[AccountFilter, Depends(account_filter)]
+
+
+@router.get("/accounts", tags=["pages"])
+def accounts(request: Request, user: Me, f: Filter) -> dict[str, Any]:
+    return views.accounts(site_of(request), f)
+
+
+@router.get("/accounts.csv", tags=["pages"], response_class=PlainTextResponse)
+def accounts_csv(request: Request, user: Me, f: Filter) -> Response:
+    text = views.accounts_csv(site_of(request), f)
+    return Response(text, media_type="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="accounts.csv"'})
+
+
+@router.get("/accounts/{account_id}", tags=["pages"])
+def account(account_id: str, request: Request, user: Me) -> dict[str, Any]:
+    return views.account(site_of(request), account_id, user)
+
+
+@router.get("/cockpit", tags=["pages"])
+def cockpit(request: Request, user: Me, type: str | None = None, priority: str | None = None,
+            due: str | None = None, everyone: bool = False,
+            limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+    return views.cockpit(site_of(request), user, type or None, priority or None, due or None, everyone,
+                         limit)
+
+
+@router.get("/review", tags=["pages"])
+def review(request: Request, user: Me) -> dict[str, Any]:
+    return views.review(site_of(request))
+
+
+@router.get("/success-plans", tags=["pages"])
+def success_plans(request: Request, user: Me) -> dict[str, Any]:
+    return views.success_plans(site_of(request))
+
+
+@router.get("/success-plans/{plan_id}", tags=["pages"])
+def success_plan(plan_id: int, request: Request, user: Me) -> dict[str, Any]:
+    return site_of(request).wf.plan_of(plan_id)
+
+
+@router.get("/validation", tags=["pages"])
+def validation(request: Request, user: Me) -> dict[str, Any]:
+    return views.validation(site_of(request))
+
+
+@router.get("/validation/report.html", tags=["pages"], response_class=FileResponse)
+def validation_report(request: Request, user: Me) -> FileResponse:
+    return FileResponse(views.validation_report(site_of(request)), media_type="text/html")
+
+
+@router.get("/data-health", tags=["pages"])
+def data_health(request: Request, user: Me) -> dict[str, Any]:
+    return views.data_health(site_of(request))
+
+
+@router.get("/ctas/{cta_id}", tags=["ctas"])
+def cta(cta_id: int, request: Request, user: Me) -> dict[str, Any]:
+    return site_of(request).wf.cta(cta_id)
+
+
+# ----------------------------------------------------------------------------- account actions
+
+
+class OverrideIn(Body):
+    band: str | None = None
+    score: float | None = None
+    reason_code: str
+    note: str
+    expires_on: date
+
+
+@router.post("/accounts/{account_id}/override", tags=["accounts"], status_code=201)
+def set_override(account_id: str, body: OverrideIn, request: Request, user: Me) -> dict[str, Any]:
+    return acting(request, user, account_id).wf.set_override(
+        account_id, actor=user["name"], reason_code=body.reason_code, note=body.note,
+        expires_on=body.expires_on, band=body.band or None, score=body.score)
+
+
+class Note(Body):
+    note: str = ""
+
+
+@router.post("/accounts/{account_id}/override/clear", tags=["accounts"])
+def clear_override(account_id: str, body: Note, request: Request, user: Me) -> dict[str, Any]:
+    return acting(request, user, account_id).wf.clear_override(account_id, actor=user["name"],
+                                                                note=body.note)
+
+
+class FlagIn(Body):
+    reason: str
+    priority: Literal["low", "medium", "high", "critical"] = "high"
+
+
+@router.post("/accounts/{account_id}/flag", tags=["accounts"], status_code=201)
+def flag(account_id: str, body: FlagIn, request: Request, user: Me) -> dict[str, Any]:
+    return acting(request, user, account_id).wf.flag(account_id, body.reason, actor=user["name"],
+                                                     priority=body.priority)
+
+
+class TouchIn(Body):
+    kind: str = "note"
+    text: str
+
+
+@router.post("/accounts/{account_id}/timeline", tags=["accounts"], status_code=201)
+def log_touch(account_id: str, body: TouchIn, request: Request, user: Me) -> dict[str, Any]:
+    return acting(request, user, account_id).wf.log(account_id, body.kind, body.text, actor=user["name"])
+
+
+class CtaIn(Body):
+    type: str = "risk"
+    reason: str
+    priority: str = "medium"
+    owner: str | None = None
+    due_on: date | None = None
+    playbook: str | None = None
+
+
+@router.post("/accounts/{account_id}/ctas", tags=["accounts"], status_code=201)
+def open_cta(account_id: str, body: CtaIn, request: Request, user: Me) -> dict[str, Any]:
+    return acting(request, user, account_id).wf.open_cta(
+        account_id, body.type, body.reason, actor=user["name"], priority=body.priority,
+        owner=body.owner or None, due_on=body.due_on, playbook=body.playbook or None)
+
+
+class PlanIn(Body):
+    template: str | None = None
+    title: str | None = None
+
+
+@router.post("/accounts/{account_id}/success-plans", tags=["success plans"], status_code=201)
+def create_plan(account_id: str, body: PlanIn, request: Request, user: Me) -> dict[str, Any]:
+    return acting(request, user, account_id).wf.create_plan(
+        account_id, actor=user["name"], template=body.template or None, title=body.title or None)
+
+
+# ----------------------------------------------------------------------------- CTA actions
+
+
+class Versioned(Body):
+    version: int | None = None
+
+
+class CloseIn(Versioned):
+    outcome: str
+
+
+@router.post("/ctas/{cta_id}/close", tags=["ctas"])
+def close_cta(cta_id: int, body: CloseIn, request: Request, user: Me) -> dict[str, Any]:
+    return acting_on_cta(request, user, cta_id).wf.close_cta(cta_id, body.outcome, actor=user["name"],
+                                                             version=body.version)
+
+
+class SnoozeIn(Versioned):
+    until: date
+    reason: str
+
+
+@router.post("/ctas/{cta_id}/snooze", tags=["ctas"])
+def snooze(cta_id: int, body: SnoozeIn, request: Request, user: Me) -> dict[str, Any]:
+    return acting_on_cta(request, user, cta_id).wf.snooze(cta_id, body.until, body.reason,
+                                                          actor=user["name"], version=body.version)
+
+
+class AssignIn(Versioned):
+    owner: str
+
+
+@router.post("/ctas/{cta_id}/assign", tags=["ctas"])
+def assign(cta_id: int, body: AssignIn, request: Request, user: Me) -> dict[str, Any]:
+    return acting_on_cta(request, user, cta_id).wf.assign(cta_id, body.owner, actor=user["name"],
+                                                          version=body.version)
+
+
+class EscalateIn(Versioned):
+    to: str | None = None
+    note: str = ""
+
+
+@router.post("/ctas/{cta_id}/escalate", tags=["ctas"])
+def escalate(cta_id: int, body: EscalateIn, request: Request, user: Me) -> dict[str, Any]:
+    return acting_on_cta(request, user, cta_id).wf.escalate(
+        cta_id, actor=user["name"], to=body.to or None, note=body.note, version=body.version)
+
+
+class DecideIn(Versioned):
+    decision: str
+
+
+@router.post("/ctas/{cta_id}/decide", tags=["ctas"])
+def decide(cta_id: int, body: DecideIn, request: Request, user: Me) -> dict[str, Any]:
+    return acting_on_cta(request, user, cta_id).wf.decide(cta_id, body.decision, actor=user["name"],
+                                                          version=body.version)
+
+
+class TaskIn(Versioned):
+    skip: bool = False
+
+
+@router.post("/tasks/{task_id}/done", tags=["ctas"])
+def task_done(task_id: int, body: TaskIn, request: Request, user: Me) -> dict[str, Any]:
+    site = site_of(request)
+    cta_id, plan_id = site.wf.task_links(task_id)
+    if cta_id is not None:
+        acting_on_cta(request, user, cta_id)
+    elif plan_id is not None:
+        acting_on_plan(request, user, plan_id)
+    return site.wf.complete_task(task_id, actor=user["name"], version=body.version, skip=body.skip)
+
+
+# ----------------------------------------------------------------------------- success plans
+
+
+def acting_on_plan(request: Request, user: User, plan_id: int) -> Site:
+    site = site_of(request)
+    return acting(request, user, site.wf.plan_of(plan_id)["account_id"])
+
+
+class GoalIn(Body):
+    title: str
+    kind: Literal["goal", "initiative"] = "goal"
+
+
+@router.post("/success-plans/{plan_id}/goals", tags=["success plans"], status_code=201)
+def add_goal(plan_id: int, body: GoalIn, request: Request, user: Me) -> dict[str, Any]:
+    return acting_on_plan(request, user, plan_id).wf.add_goal(plan_id, body.title, actor=user["name"],
+                                                              kind=body.kind)
+
+
+class MilestoneIn(Body):
+    title: str
+    due_on: date | None = None
+
+
+@router.post("/success-plans/{plan_id}/milestones", tags=["success plans"], status_code=201)
+def add_milestone(plan_id: int, body: MilestoneIn, request: Request, user: Me) -> dict[str, Any]:
+    return acting_on_plan(request, user, plan_id).wf.add_milestone(plan_id, body.title, body.due_on,
+                                                                   actor=user["name"])
+
+
+@router.post("/success-plans/{plan_id}/milestones/{milestone_id}/done", tags=["success plans"])
+def milestone_done(plan_id: int, milestone_id: int, request: Request, user: Me) -> dict[str, Any]:
+    return acting_on_plan(request, user, plan_id).wf.complete_milestone(plan_id, milestone_id,
+                                                                        actor=user["name"])
+
+
+class CriterionIn(Body):
+    measure: str
+    op: str = Field(">=", description=">=, <=, >, < or =")
+    target: float
+    due_on: date
+
+
+@router.post("/success-plans/{plan_id}/criteria", tags=["success plans"], status_code=201)
+def add_criterion(plan_id: int, body: CriterionIn, request: Request, user: Me) -> dict[str, Any]:
+    return acting_on_plan(request, user, plan_id).wf.add_criterion(
+        plan_id, body.measure, body.op, body.target, body.due_on, actor=user["name"])
+
+
+# ----------------------------------------------------------------------------- admin
+
+
+@router.get("/admin", tags=["admin"])
+def admin(request: Request, user: Me) -> dict[str, Any]:
+    auth.require_role(user, "admin")
+    return views.admin(site_of(request))
+
+
+class UserIn(Body):
+    name: str
+    role: Literal["viewer", "csm", "lead", "admin"]
+    team: str | None = None
+    email: str | None = None
+    password: str | None = None
+
+
+@router.post("/users", tags=["admin"], status_code=201)
+def add_user(body: UserIn, request: Request, user: Me) -> dict[str, Any]:
+    from healthscore.workflow.access import hash_password
+
+    auth.require_role(user, "admin")
+    digest = hash_password(body.password) if body.password else None
+    return site_of(request).wf.add_user(body.name, body.role, team=body.team or None,
+                                        email=body.email or None, actor=user["name"],
+                                        password_hash=digest)
+
+
+class UserUpdate(Body):
+    role: Literal["viewer", "csm", "lead", "admin"] | None = None
+    team: str | None = None
+    email: str | None = None
+    language: Literal["en", "pl", "ru", "zh"] | None = None
+    password: str | None = None
+
+
+@router.patch("/users/{name}", tags=["admin"])
+def update_user(name: str, body: UserUpdate, request: Request, user: Me) -> dict[str, Any]:
+    auth.require_role(user, "admin")
+    site = site_of(request)
+    if body.password:
+        site.wf.set_password(name, body.password, actor=user["name"])
+    return site.wf.update_user(name, actor=user["name"], role=body.role, team=body.team,
+                               email=body.email, language=body.language)
+
+
+class TokenIn(Body):
+    label: str
+    user: str | None = None
+
+
+@router.get("/tokens", tags=["admin"])
+def tokens(request: Request, user: Me) -> list[dict[str, Any]]:
+    mine = None if user["role"] == "admin" else user["name"]
+    return site_of(request).wf.tokens(mine)  # type: ignore[no-any-return]
+
+
+@router.post("/tokens", tags=["admin"], status_code=201)
+def create_token(body: TokenIn, request: Request, user: Me) -> dict[str, Any]:
+    return site_of(request).wf.create_token(body.user or user["name"], body.label, actor=user["name"])
+
+
+@router.delete("/tokens/{token_id}", tags=["admin"])
+def revoke_token(token_id: int, request: Request, user: Me) -> dict[str, Any]:
+    return site_of(request).wf.revoke_token(token_id, actor=user["name"])

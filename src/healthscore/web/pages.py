@@ -1,0 +1,352 @@
+"""The HTML pages: each renders the same dict its /api twin returns; forms post to thin
+handlers that call the same API functions and come back with a message."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, ValidationError
+
+from healthscore.errors import AuthError, HealthScoreError
+from healthscore.web import api, auth, views
+from healthscore.web.i18n import LANGUAGES, Formatter, language_of
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+FLASH = "hs_flash"
+LOGIN_CSRF = "hs_login_csrf"
+router = APIRouter(include_in_schema=False)
+
+
+def render(request: Request, template: str, data: dict[str, Any], *, status: int = 200,
+           user: dict[str, Any] | None = None, nav: str = "") -> HTMLResponse:
+    user = user if user is not None else getattr(request.state, "user", None)
+    fmt = Formatter(language_of(user, request.headers.get("accept-language", "")))
+    flash = _read_flash(request)
+    context = {"request": request, "data": data, "user": user, "nav": nav, "_": fmt.gettext,
+               "fmt": fmt, "lang": fmt.lang, "languages": LANGUAGES, "flash": flash,
+               "csrf": getattr(request.state, "csrf", None), "json": _json, **fmt.filters()}
+    response = TEMPLATES.TemplateResponse(request, template, context, status_code=status)
+    if flash:
+        response.delete_cookie(FLASH, path="/")
+    return response
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=str)
+
+
+def _read_flash(request: Request) -> dict[str, str] | None:
+    raw = request.cookies.get(FLASH)
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+        return {"kind": str(data["kind"]), "text": str(data["text"])}
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def redirect(url: str, kind: str | None = None, text: str | None = None) -> RedirectResponse:
+    response = RedirectResponse(url, status_code=303)
+    if kind and text:
+        response.set_cookie(FLASH, json.dumps({"kind": kind, "text": text[:600]}), max_age=60,
+                            httponly=True, samesite="lax", path="/")
+    return response
+
+
+def error_page(request: Request, err: HealthScoreError, status: int | None = None) -> HTMLResponse:
+    return render(request, "error.html", {"message": str(err), "kind": err.kind},
+                  status=status or err.http_status)
+
+
+async def page_user(request: Request) -> dict[str, Any]:
+    user = auth.authenticate(request)
+    await auth.check_csrf(request)
+    return user
+
+
+Me = Depends(page_user)
+
+
+# ----------------------------------------------------------------------------- sign in
+
+
+@router.get("/")
+def home() -> RedirectResponse:
+    return RedirectResponse("/portfolio", status_code=303)
+
+
+@router.get("/login")
+def login_form(request: Request, next: str = "/portfolio") -> HTMLResponse:
+    token = secrets.token_urlsafe(24)
+    response = render(request, "login.html", {"next": _safe_next(next), "login_csrf": token}, user={})
+    response.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict", path="/login", max_age=3600)
+    return response
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    form = await request.form()
+    target = _safe_next(str(form.get("next") or "/portfolio"))
+    sent, expected = str(form.get(auth.CSRF_FIELD) or ""), request.cookies.get(LOGIN_CSRF) or ""
+    if not expected or not secrets.compare_digest(sent, expected):
+        return redirect(f"/login?next={quote(target)}", "error",
+                        "The sign-in form had expired. Please try again.")
+    response = redirect(target)
+    try:
+        auth.sign_in(request, response, str(form.get("name") or ""), str(form.get("password") or ""))
+    except HealthScoreError as err:
+        return redirect(f"/login?next={quote(target)}", "error", err.message)
+    response.delete_cookie(LOGIN_CSRF, path="/login")
+    return response
+
+
+def _safe_next(target: str) -> str:
+    return target if target.startswith("/") and not target.startswith("//") else "/portfolio"
+
+
+@router.post("/logout")
+def logout(request: Request, user: dict[str, Any] = Me) -> Response:
+    response = redirect("/login")
+    auth.sign_out(request, response)
+    return response
+
+
+# ----------------------------------------------------------------------------- pages
+
+
+@router.get("/portfolio")
+def portfolio(request: Request, user: dict[str, Any] = Me) -> HTMLResponse:
+    return render(request, "portfolio.html", api.portfolio(request, user), nav="portfolio")
+
+
+@router.get("/accounts")
+def accounts(request: Request, user: dict[str, Any] = Me,
+             f: views.AccountFilter = Depends(api.account_filter)) -> HTMLResponse:
+    data = api.accounts(request, user, f)
+    query = {k: v for k, v in request.query_params.items() if k not in ("sort", "desc", "page")}
+    data["query"] = urlencode(query)
+    data["csv_query"] = urlencode({k: v for k, v in request.query_params.items() if k != "page"})
+    partial = request.headers.get("HX-Request") and request.headers.get("HX-Target") == "account-table"
+    return render(request, "_accounts_table.html" if partial else "accounts.html", data, nav="accounts")
+
+
+@router.get("/accounts/{account_id}")
+def account(account_id: str, request: Request, user: dict[str, Any] = Me) -> HTMLResponse:
+    data = api.account(account_id, request, user)
+    site = api.site_of(request)
+    data["reason_codes"] = list(_reason_codes())
+    data["bands"] = site.wf._band_names()
+    data["playbooks"] = sorted(site.wf.wf.playbooks)
+    data["templates"] = sorted(site.wf.wf.templates)
+    data["escalate_to"] = [*site.wf.spec.escalation[1:], *site.wf.spec.departments]
+    return render(request, "account.html", data, nav="accounts")
+
+
+def _reason_codes() -> tuple[str, ...]:
+    from healthscore.workflow.overrides import REASON_CODES
+
+    return REASON_CODES
+
+
+@router.get("/cockpit")
+def cockpit(request: Request, user: dict[str, Any] = Me, type: str | None = None,
+            priority: str | None = None, due: str | None = None, everyone: bool = False) -> HTMLResponse:
+    data = api.cockpit(request, user, type, priority, due, everyone, 100)
+    return render(request, "cockpit.html", data, nav="cockpit")
+
+
+@router.get("/review")
+def review(request: Request, user: dict[str, Any] = Me) -> HTMLResponse:
+    return render(request, "review.html", api.review(request, user), nav="review")
+
+
+@router.get("/success-plans")
+def success_plans(request: Request, user: dict[str, Any] = Me) -> HTMLResponse:
+    return render(request, "plans.html", api.success_plans(request, user), nav="plans")
+
+
+@router.get("/success-plans/{plan_id}")
+def success_plan(plan_id: int, request: Request, user: dict[str, Any] = Me) -> HTMLResponse:
+    data = api.success_plan(plan_id, request, user)
+    data["can_act"] = _can_act(request, user, data["account_id"])
+    return render(request, "plan.html", data, nav="plans")
+
+
+def _can_act(request: Request, user: dict[str, Any], account_id: str) -> bool:
+    try:
+        api.site_of(request).wf.require_act(user, account_id)
+    except HealthScoreError:
+        return False
+    return True
+
+
+@router.get("/validation")
+def validation(request: Request, user: dict[str, Any] = Me) -> HTMLResponse:
+    try:
+        data = api.validation(request, user)
+    except HealthScoreError as err:
+        data = {"missing": err.message}
+    return render(request, "validation.html", data, nav="validation")
+
+
+@router.get("/data-health")
+def data_health(request: Request, user: dict[str, Any] = Me) -> HTMLResponse:
+    return render(request, "data_health.html", api.data_health(request, user), nav="data")
+
+
+@router.get("/admin")
+def admin(request: Request, user: dict[str, Any] = Me) -> HTMLResponse:
+    return render(request, "admin.html", api.admin(request, user), nav="admin")
+
+
+@router.get("/me")
+def me(request: Request, user: dict[str, Any] = Me) -> HTMLResponse:
+    return render(request, "me.html", api.me(request, user), nav="me")
+
+
+# ----------------------------------------------------------------------------- forms
+
+
+async def act(request: Request, back: str, done: str, call: Callable[[dict[str, Any]], Any]) -> Response:
+    """Run one form's action and go back to ``back`` with a message (or the error)."""
+    form = {k: v for k, v in (await request.form()).items() if k != auth.CSRF_FIELD and v != ""}
+    try:
+        result = call(form)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(x) for x in first.get("loc", ()))
+        return redirect(back, "error", f"{where}: {first.get('msg')}")
+    except AuthError:
+        raise
+    except HealthScoreError as err:
+        return redirect(back, "error", err.message)
+    text = done.format(**result) if isinstance(result, dict) else done
+    if isinstance(result, dict) and result.get("prompt"):
+        text += " " + str(result["prompt"])
+    return redirect(back, "ok", text)
+
+
+def body(model: type[BaseModel], form: dict[str, Any]) -> Any:
+    return model.model_validate(form)
+
+
+def _back(request: Request, default: str) -> str:
+    ref = request.headers.get("referer", "")
+    host = str(request.base_url)
+    return ref[len(host) - 1:] if ref.startswith(host) else default
+
+
+@router.post("/accounts/{account_id}/{action}")
+async def account_action(account_id: str, action: str, request: Request,
+                         user: dict[str, Any] = Me) -> Response:
+    back = f"/accounts/{quote(account_id)}"
+    forms: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {
+        "override": ("Override saved.", lambda f: api.set_override(
+            account_id, body(api.OverrideIn, f), request, user)),
+        "override-clear": ("Override cleared.", lambda f: api.clear_override(
+            account_id, body(api.Note, f), request, user)),
+        "flag": ("Flagged for review (CTA #{id}).", lambda f: api.flag(
+            account_id, body(api.FlagIn, f), request, user)),
+        "timeline": ("Logged.", lambda f: api.log_touch(account_id, body(api.TouchIn, f), request, user)),
+        "ctas": ("CTA #{id} opened.", lambda f: api.open_cta(
+            account_id, body(api.CtaIn, f), request, user)),
+        "success-plans": ("Success plan #{id} created.", lambda f: api.create_plan(
+            account_id, body(api.PlanIn, f), request, user)),
+    }
+    if action not in forms:
+        raise HealthScoreError(f"no action {action!r} on accounts.")
+    done, call = forms[action]
+    return await act(request, back, done, call)
+
+
+@router.post("/ctas/{cta_id}/{action}")
+async def cta_action(cta_id: int, action: str, request: Request, user: dict[str, Any] = Me) -> Response:
+    forms: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {
+        "close": ("CTA #{id} closed.", lambda f: api.close_cta(cta_id, body(api.CloseIn, f), request, user)),
+        "snooze": ("CTA #{id} snoozed.", lambda f: api.snooze(cta_id, body(api.SnoozeIn, f), request, user)),
+        "assign": ("CTA #{id} assigned to {owner}.",
+                   lambda f: api.assign(cta_id, body(api.AssignIn, f), request, user)),
+        "escalate": ("CTA #{id} escalated.",
+                     lambda f: api.escalate(cta_id, body(api.EscalateIn, f), request, user)),
+        "decide": ("Decision recorded on CTA #{id}.",
+                   lambda f: api.decide(cta_id, body(api.DecideIn, f), request, user)),
+    }
+    if action not in forms:
+        raise HealthScoreError(f"no action {action!r} on CTAs.")
+    done, call = forms[action]
+    return await act(request, _back(request, "/cockpit"), done, call)
+
+
+@router.post("/tasks/{task_id}/done")
+async def task_done(task_id: int, request: Request, user: dict[str, Any] = Me) -> Response:
+    return await act(request, _back(request, "/cockpit"), "Task #{id} {status}.",
+                     lambda f: api.task_done(task_id, body(api.TaskIn, f), request, user))
+
+
+@router.post("/success-plans/{plan_id}/{action}")
+async def plan_action(plan_id: int, action: str, request: Request, user: dict[str, Any] = Me) -> Response:
+    forms: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {
+        "goals": ("Added.", lambda f: api.add_goal(plan_id, body(api.GoalIn, f), request, user)),
+        "milestones": ("Milestone added.",
+                       lambda f: api.add_milestone(plan_id, body(api.MilestoneIn, f), request, user)),
+        "criteria": ("Success criterion added.",
+                     lambda f: api.add_criterion(plan_id, body(api.CriterionIn, f), request, user)),
+    }
+    if action not in forms:
+        raise HealthScoreError(f"no action {action!r} on success plans.")
+    done, call = forms[action]
+    return await act(request, f"/success-plans/{plan_id}", done, call)
+
+
+@router.post("/success-plans/{plan_id}/milestones/{milestone_id}/done")
+async def milestone_done(plan_id: int, milestone_id: int, request: Request,
+                         user: dict[str, Any] = Me) -> Response:
+    return await act(request, f"/success-plans/{plan_id}", "Milestone done.",
+                     lambda f: api.milestone_done(plan_id, milestone_id, request, user))
+
+
+@router.post("/admin/users")
+async def add_user(request: Request, user: dict[str, Any] = Me) -> Response:
+    return await act(request, "/admin", "Added {name} ({role}).",
+                     lambda f: api.add_user(body(api.UserIn, f), request, user))
+
+
+@router.post("/admin/users/{name}")
+async def update_user(name: str, request: Request, user: dict[str, Any] = Me) -> Response:
+    return await act(request, "/admin", "Saved {name}.",
+                     lambda f: api.update_user(name, body(api.UserUpdate, f), request, user))
+
+
+@router.post("/tokens")
+async def create_token(request: Request, user: dict[str, Any] = Me) -> Response:
+    back = "/admin" if user["role"] == "admin" else "/me"
+    done = "API token #{id} for {user}: {token} — copy it now, it is not shown again."
+    return await act(request, back, done, lambda f: api.create_token(body(api.TokenIn, f), request, user))
+
+
+@router.post("/tokens/{token_id}/revoke")
+async def revoke_token(token_id: int, request: Request, user: dict[str, Any] = Me) -> Response:
+    back = "/admin" if user["role"] == "admin" else "/me"
+    return await act(request, back, "Token #{id} revoked.",
+                     lambda f: api.revoke_token(token_id, request, user))
+
+
+@router.post("/me")
+async def update_me(request: Request, user: dict[str, Any] = Me) -> Response:
+    return await act(request, _back(request, "/me"), "Saved.",
+                     lambda f: api.update_me(body(api.MeUpdate, f), request, user))
+
+
+@router.post("/me/password")
+async def my_password(request: Request, user: dict[str, Any] = Me) -> Response:
+    return await act(request, "/me", "Password changed.",
+                     lambda f: api.my_password(body(api.Password, f), request, user))

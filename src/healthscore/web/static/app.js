@@ -1,0 +1,23 @@
+// Draws every <canvas data-chart="..."> with the vendored Chart.js, on load and after htmx swaps.
+(function () {
+  var COLORS = ["#2e7d32", "#1565c0", "#ef6c00", "#6a1b9a"];
+  function draw(root) {
+    if (!window.Chart) { return; }
+    (root || document).querySelectorAll("canvas[data-chart]").forEach(function (canvas) {
+      if (canvas.dataset.drawn) { return; }
+      canvas.dataset.drawn = "1";
+      var spec = JSON.parse(canvas.dataset.chart);
+      var datasets = spec.series.map(function (s, i) {
+        return { label: s.label, data: s.data, borderColor: COLORS[i % 4], backgroundColor: COLORS[i % 4] + "99",
+                 tension: 0.2, spanGaps: true, pointRadius: 2 };
+      });
+      var scales = { y: { beginAtZero: true } };
+      if (spec.min !== undefined) { scales.y.min = spec.min; scales.y.max = spec.max; }
+      new window.Chart(canvas, { type: spec.type, data: { labels: spec.labels, datasets: datasets },
+        options: { responsive: true, maintainAspectRatio: false, animation: false, scales: scales,
+                   plugins: { legend: { display: datasets.length > 1 } } } });
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { draw(document); });
+  document.addEventListener("htmx:afterSettle", function (e) { draw(e.target); });
+})();

@@ -1,0 +1,374 @@
+"""What every page shows, as JSON-ready dicts: the REST API returns them and the HTML pages
+render them, so a page and its JSON twin always agree."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from healthscore import report
+from healthscore.errors import HealthScoreError, InvalidActionError, NotFoundError
+from healthscore.project import Project, data_warnings
+from healthscore.workflow.access import may_act_on
+from healthscore.workflow.service import Workflow
+
+STALE_SNAPSHOT_DAYS = 35
+SORTABLE = ("account_id", "name", "segment", "csm", "arr", "score", "band", "coverage",
+            "renewal_date", "change_30d", "change_90d", "open_ctas", "lifecycle_stage")
+LIST_COLUMNS = ["account_id", "name", "segment", "csm", "lifecycle_stage", "arr", "renewal_date",
+                "score", "band", "coverage", "change_30d", "change_90d"]
+
+
+@dataclass
+class Site:
+    """The project and workflow store behind one running app."""
+
+    project: Project
+    wf: Workflow
+
+    @property
+    def store(self) -> Any:
+        return self.project.store
+
+
+# ----------------------------------------------------------------------------- shared frames
+
+
+_frames: dict[tuple[Any, ...], pd.DataFrame] = {}
+
+
+def scores_frame(site: Site) -> pd.DataFrame:
+    """The latest primary scores with 7/30/90-day changes (kept until the snapshots change)."""
+    store = site.store
+    day = store.latest()
+    key = (str(store.root), day, store.snapshots.stat().st_mtime_ns, store.path(day).stat().st_mtime_ns)
+    frame = _frames.get(key)
+    if frame is None:
+        frame = report.with_trends(store, day, store.read(day, primary_only=True).to_pandas())
+        frame["renewal_date"] = pd.to_datetime(frame["renewal_date"], errors="coerce").dt.date \
+            if "renewal_date" in frame else None
+        _frames.clear()
+        _frames[key] = frame
+    return frame
+
+
+def _open_ctas(site: Site) -> pd.Series:
+    counts = site.wf.open_cta_counts()
+    return pd.Series(counts, dtype="int64")
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float | np.floating):
+        return None if np.isnan(v) else round(float(v), 1)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    if isinstance(v, date):
+        return v.isoformat()
+    if v is pd.NaT or v is None:
+        return None
+    return v
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{k: _clean(v) for k, v in r.items()} for r in frame.to_dict("records")]
+
+
+# ----------------------------------------------------------------------------- portfolio
+
+
+def portfolio(site: Site) -> dict[str, Any]:
+    out = site.project.portfolio()
+    frame = scores_frame(site)
+    day = date.fromisoformat(out["as_of"])
+    out["distribution"] = _distribution(frame)
+    out["trending_down"] = records(
+        frame[(frame["change_30d"] < 0) & (frame["change_90d"] < 0)]
+        .sort_values("change_90d").head(10)[["account_id", "name", "csm", "score", "band",
+                                              "change_30d", "change_90d"]])
+    out["renewals_90d"] = _renewals(frame, day, out["band_order"])
+    out["quadrants"] = _quadrants(site)
+    out["stale"] = staleness(site, day)
+    return out
+
+
+def _distribution(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    bins = np.clip((frame["score"].dropna() // 10).astype(int), 0, 9)
+    counts = bins.value_counts().reindex(range(10), fill_value=0)
+    return [{"from": i * 10, "to": i * 10 + 10, "accounts": int(counts[i])} for i in range(10)]
+
+
+def _renewals(frame: pd.DataFrame, day: date, order: list[str]) -> list[dict[str, Any]]:
+    if "renewal_date" not in frame:
+        return []
+    soon = frame[(frame["renewal_date"] >= day) & (frame["renewal_date"] <= day + timedelta(days=90))]
+    g = soon.groupby("band").agg(accounts=("account_id", "size"), arr=("arr", "sum"))
+    return [{"band": b, "accounts": int(g.loc[b, "accounts"]), "arr": float(g.loc[b, "arr"] or 0)}
+            for b in order if b in g.index]
+
+
+def _quadrants(site: Site) -> dict[str, Any]:
+    try:
+        out = site.wf.quadrants()
+    except InvalidActionError as err:
+        return {"error": err.message}
+    for kind in ("temperature", "maturity"):
+        for cell in out.get(kind, []):
+            cell["examples"] = cell.pop("accounts")[:10]
+    return out
+
+
+def staleness(site: Site, day: date) -> list[str]:
+    """Why the scores may be out of date: an old snapshot, or sources past their freshness."""
+    out = []
+    age = (site.wf.today - day).days
+    if age > STALE_SNAPSHOT_DAYS:
+        out.append(f"The latest scores are as of {day.isoformat()}, {age} days ago. "
+                   f"Run 'healthscore run' to score today's data.")
+    last = site.project.last_run()
+    if last:
+        out += [w for w in _health_warnings(last, day) if "newest row" in w]
+    return out
+
+
+def _health_warnings(last: dict[str, Any], day: date) -> list[str]:
+    from healthscore.sources.clean import DataHealth
+
+    health = {}
+    for k, v in last.get("health", {}).items():
+        newest = date.fromisoformat(v["newest"]) if v.get("newest") else None
+        health[k] = DataHealth(**{**v, "newest": newest})
+    return data_warnings(health, day)
+
+
+# ----------------------------------------------------------------------------- accounts
+
+
+@dataclass
+class AccountFilter:
+    band: str | None = None
+    segment: str | None = None
+    csm: str | None = None
+    lifecycle_stage: str | None = None
+    renewal_days: int | None = None
+    min_coverage: float | None = None
+    open_ctas: str | None = None  # yes | no
+    q: str | None = None
+    sort: str = "score"
+    desc: bool = False
+    page: int = 1
+    per_page: int = 50
+
+
+def accounts(site: Site, f: AccountFilter, paged: bool = True) -> dict[str, Any]:
+    if f.sort not in SORTABLE:
+        raise InvalidActionError(f"sort: must be one of {', '.join(SORTABLE)}. Got {f.sort!r}.")
+    if f.page < 1 or not 1 <= f.per_page <= 1000:
+        raise InvalidActionError("page must be 1 or more and per_page between 1 and 1000.")
+    frame = scores_frame(site)
+    day = site.store.latest()
+    keep = _mask(frame, f, day)
+    ctas = _open_ctas(site)
+    view = frame.loc[keep, [c for c in LIST_COLUMNS if c in frame]]
+    view = view.assign(open_ctas=view["account_id"].map(ctas).fillna(0).astype("int64"))
+    if f.open_ctas in ("yes", "no"):
+        view = view[(view["open_ctas"] > 0) == (f.open_ctas == "yes")]
+    view = view.sort_values([f.sort, "account_id"], ascending=[not f.desc, True], na_position="last")
+    total = len(view)
+    if paged:
+        view = view.iloc[(f.page - 1) * f.per_page: f.page * f.per_page]
+    return {
+        "as_of": day.isoformat(), "total": total, "page": f.page, "per_page": f.per_page,
+        "pages": max(1, -(-total // f.per_page)), "sort": f.sort, "desc": f.desc,
+        "filters": {k: v for k, v in vars(f).items() if k not in ("sort", "desc", "page", "per_page")},
+        "choices": _choices(frame), "accounts": records(view),
+    }
+
+
+def _mask(frame: pd.DataFrame, f: AccountFilter, day: date) -> pd.Series:
+    keep = pd.Series(True, index=frame.index)
+    for col in ("band", "segment", "csm", "lifecycle_stage"):
+        value = getattr(f, col)
+        if value:
+            keep &= frame[col] == value
+    if f.renewal_days is not None:
+        end = day + timedelta(days=f.renewal_days)
+        keep &= (frame["renewal_date"] >= day) & (frame["renewal_date"] <= end)
+    if f.min_coverage is not None:
+        keep &= frame["coverage"] >= f.min_coverage
+    if f.q:
+        text = f.q.strip().lower()
+        keep &= (frame["account_id"].str.lower().str.contains(text, regex=False)
+                 | frame["name"].fillna("").str.lower().str.contains(text, regex=False))
+    return keep
+
+
+_choice_cache: dict[int, dict[str, list[str]]] = {}
+
+
+def _choices(frame: pd.DataFrame) -> dict[str, list[str]]:
+    got = _choice_cache.get(id(frame))
+    if got is None:
+        got = {c: sorted(str(v) for v in frame[c].dropna().unique())
+               for c in ("band", "segment", "csm", "lifecycle_stage") if c in frame}
+        _choice_cache.clear()
+        _choice_cache[id(frame)] = got
+    return got
+
+
+def accounts_csv(site: Site, f: AccountFilter) -> str:
+    rows = accounts(site, f, paged=False)["accounts"]
+    frame = pd.DataFrame(rows, columns=[*LIST_COLUMNS, "open_ctas"])
+    return str(frame.to_csv(index=False))
+
+
+# ----------------------------------------------------------------------------- account 360
+
+
+def account(site: Site, account_id: str, user: dict[str, Any]) -> dict[str, Any]:
+    wf = site.wf
+    out = site.project.explain(account_id)
+    out["history"] = report.history(site.store, account_id)
+    out["final"] = wf.final(account_id)
+    out["ctas"] = wf.ctas(status="open", account_id=account_id)
+    out["timeline"] = wf.timeline(account_id, limit=50)
+    out["success_plans"] = wf.success_plans(account_id)
+    head = site.store.account_rows(site.store.latest(), account_id, primary_only=True).to_pylist()[0]
+    out["details"] = {k: _clean(head.get(k)) for k in
+                      ("arr", "lifecycle_stage", "renewal_date", "industry", "grade") if k in head}
+    out["can_act"] = may_act_on(user, out.get("csm"), wf.teams())
+    return out
+
+
+# ----------------------------------------------------------------------------- cockpit, review
+
+
+def cockpit(site: Site, user: dict[str, Any], type: str | None = None, priority: str | None = None,
+            due: str | None = None, everyone: bool = False, limit: int = 100) -> dict[str, Any]:
+    """My CTAs (a lead: the team's; everyone's on request), most urgent first, up to ``limit``."""
+    wf = site.wf
+    ctas = wf.ctas(status="open", type=type or None)
+    teams = wf.teams()
+    if not (everyone and user["role"] in ("admin", "lead", "viewer")):
+        ctas = [c for c in ctas if _mine(c, user, teams)]
+    if priority:
+        ctas = [c for c in ctas if c["priority"] == priority]
+    if due:
+        ctas = [c for c in ctas if _due_matches(c, due, wf.today)]
+    rank = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+    ctas.sort(key=lambda c: (rank.get(c["priority"], 9), c["due_on"] or "9999", c["id"]))
+    out = {"user": user["name"], "role": user["role"], "everyone": everyone, "total": len(ctas),
+            "limit": limit, "ctas": ctas[:limit],
+            "filters": {"type": type, "priority": priority, "due": due},
+            "escalate_to": [*wf.spec.escalation[1:], *wf.spec.departments]}
+    names = _names(site)
+    for c in out["ctas"]:
+        c["account_name"] = names.get(c["account_id"])
+    return out
+
+
+def _mine(cta: dict[str, Any], user: dict[str, Any], teams: dict[str, str | None]) -> bool:
+    owner = cta.get("owner")
+    if owner == user["name"]:
+        return True
+    return user["role"] == "lead" and user.get("team") is not None and teams.get(owner or "") == user["team"]
+
+
+def _due_matches(cta: dict[str, Any], due: str, today: date) -> bool:
+    if due not in ("overdue", "week", "none"):
+        raise InvalidActionError(f"due: must be overdue, week or none. Got {due!r}.")
+    if due == "none":
+        return cta["due_on"] is None
+    if cta["due_on"] is None:
+        return False
+    on = date.fromisoformat(cta["due_on"])
+    return on < today if due == "overdue" else on <= today + timedelta(days=7)
+
+
+def _names(site: Site) -> dict[str, str]:
+    frame = scores_frame(site)
+    return dict(zip(frame["account_id"], frame["name"].fillna(""), strict=False))
+
+
+def review(site: Site) -> dict[str, Any]:
+    items = site.wf.review_list()
+    names = _names(site)
+    for c in items:
+        c["account_name"] = names.get(c["account_id"])
+        c["escalations"] = site.wf.escalations(c["id"])
+    return {"ctas": items}
+
+
+# ----------------------------------------------------------------------------- plans
+
+
+def success_plans(site: Site) -> dict[str, Any]:
+    plans = site.wf.success_plans()
+    names = _names(site)
+    for p in plans:
+        p["account_name"] = names.get(p["account_id"])
+    return {"plans": plans, "templates": sorted(site.wf.wf.templates)}
+
+
+# ----------------------------------------------------------------------------- validation, data
+
+
+def validation(site: Site) -> dict[str, Any]:
+    """The latest recorded validation, with every number of its report."""
+    record = site.project.config.state_dir / "validations.jsonl"
+    lines = record.read_text(encoding="utf-8").strip().splitlines() if record.exists() else []
+    if not lines:
+        raise NotFoundError("no validation yet: run 'healthscore validate' to backtest the score.")
+    latest = json.loads(lines[-1])
+    report_path = Path(latest["report"]) if latest.get("report") else None
+    out: dict[str, Any] = {"latest": latest, "history": [json.loads(x) for x in lines[-10:]][::-1],
+                           "has_report": bool(report_path and report_path.exists())}
+    data = report_path.with_name("validation.json") if report_path else None
+    if data is not None and data.exists():
+        out["result"] = json.loads(data.read_text(encoding="utf-8"))
+    return out
+
+
+def validation_report(site: Site) -> Path:
+    v = validation(site)
+    if not v["has_report"]:
+        raise NotFoundError("the latest validation's report.html is gone: run 'healthscore validate'.")
+    return Path(v["latest"]["report"])
+
+
+def data_health(site: Site) -> dict[str, Any]:
+    last = site.project.last_run()
+    if last is None:
+        raise NotFoundError("no run yet: run 'healthscore run' to read the sources.")
+    day = date.fromisoformat(last["dates"][-1])
+    sources = []
+    for name, h in last.get("health", {}).items():
+        newest = date.fromisoformat(h["newest"]) if h.get("newest") else None
+        age = (day - newest).days if newest else None
+        stale = bool(h.get("stale_after_days") is not None and age is not None
+                     and age > h["stale_after_days"])
+        sources.append({**h, "name": name, "age_days": age, "stale": stale,
+                        "rows_kept": h["rows_read"] - h["rows_rejected"]})
+    return {"run_at": last["at"], "as_of": day.isoformat(), "seconds": last.get("seconds"),
+            "sources": sources, "warnings": _health_warnings(last, day)}
+
+
+# ----------------------------------------------------------------------------- admin
+
+
+def admin(site: Site) -> dict[str, Any]:
+    return {"users": site.wf.users(), "tokens": site.wf.tokens(), "roles": ["viewer", "csm", "lead", "admin"]}
+
+
+def me(site: Site, user: dict[str, Any]) -> dict[str, Any]:
+    return {**user, "tokens": site.wf.tokens(user["name"])}
+
+
+__all__ = ["AccountFilter", "HealthScoreError", "Site"]
