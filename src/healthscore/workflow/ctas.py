@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from healthscore.config.windows import parse_days
 from healthscore.errors import InvalidActionError, NotFoundError
@@ -21,7 +21,7 @@ class CtaMixin(WorkflowBase):
     def ctas(self, *, status: str | None = "open", account_id: str | None = None,
              owner: str | None = None, type: str | None = None) -> list[dict[str, Any]]:
         with self.store.session() as s:
-            q = select(Cta).order_by(Cta.id)
+            q = select(Cta).order_by(Cta.id).options(selectinload(Cta.tasks))
             for col, value in ((Cta.status, status), (Cta.account_id, account_id),
                                (Cta.owner, owner), (Cta.type, type)):
                 if value is not None:

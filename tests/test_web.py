@@ -1,0 +1,463 @@
+"""The REST API and the pages, in process: sign-in, sessions, CSRF, tokens, rate limiting, the
+role x endpoint matrix, stable error bodies, and each page agreeing with its JSON twin."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from healthscore.demo.generate import generate
+from healthscore.project import Project
+from healthscore.templates import write_template
+from healthscore.web.app import create_app
+from healthscore.workflow.access import hash_password
+from healthscore.workflow.models import User
+from healthscore.workflow.service import Workflow
+
+from .test_pipeline import END
+
+TODAY = date(2026, 11, 2)
+PASSWORD = "correct horse"
+CSM, OTHER_CSM, LEAD, VIEWER, ADMIN = "Anna Kowalska", "Lars Andersen", "Nora Lindqvist", "vic", "ada"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    root = tmp_path_factory.mktemp("web")
+    generate(root / "data", accounts=150, months=24, seed=11, end_date=END)
+    write_template(root / "p", "eight-categories", root / "data")
+    proj = Project.load(root / "p")
+    proj.run(dates=[date(2026, 9, 30), date(2026, 10, 31)], apply_rules=False)
+    return proj
+
+
+class Site:
+    """One app over a fresh workflow store, with a user per role and a token for each."""
+
+    def __init__(self, project: Project, db: Path) -> None:
+        url = f"sqlite:///{db}"
+        self.app = create_app(project, url=url, today=TODAY)
+        self.wf: Workflow = self.app.state.site.wf
+        digest = hash_password(PASSWORD)
+        for name, role, team in ((ADMIN, "admin", None), (LEAD, "lead", "North"),
+                                 (CSM, "csm", "North"), (OTHER_CSM, "csm", "South"),
+                                 (VIEWER, "viewer", None)):
+            self.wf.add_user(name, role, team=team, password_hash=digest,
+                             actor="healthscore" if role == "admin" else ADMIN)
+        self.tokens = {n: self.wf.create_token(n, "tests", actor=n)["token"]
+                       for n in (ADMIN, LEAD, CSM, OTHER_CSM, VIEWER)}
+        scores = self.wf.scores()
+        self.own = str(scores.loc[scores["csm"] == CSM, "account_id"].iloc[0])
+        self.other = str(scores.loc[scores["csm"] == OTHER_CSM, "account_id"].iloc[0])
+        self.client = TestClient(self.app)
+
+    def as_(self, name: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[name]}"}
+
+    def cta(self, account: str, **kw: Any) -> int:
+        return int(self.wf.open_cta(account, "risk", "test", actor=ADMIN, **kw)["id"])
+
+    def plan(self, account: str) -> dict[str, Any]:
+        plan = self.wf.create_plan(account, actor=ADMIN, template="onboarding")
+        return plan
+
+
+@pytest.fixture
+def site(project: Project, tmp_path: Path) -> Iterator[Site]:
+    s = Site(project, tmp_path / "wf.db")
+    try:
+        yield s
+    finally:
+        s.client.close()
+        s.wf.close()
+
+
+def login(site: Site, name: str, password: str = PASSWORD) -> str:
+    r = site.client.post("/api/login", json={"name": name, "password": password})
+    assert r.status_code == 200, r.text
+    return str(r.json()["csrf_token"])
+
+
+# ----------------------------------------------------------------------------- sign in
+
+
+def test_no_credentials_is_401_with_a_stable_body(site: Site) -> None:
+    r = site.client.get("/api/portfolio")
+    assert r.status_code == 401
+    assert r.json() == {"error": "unauthorized", "details": [],
+                        "message": "sign in first: no session cookie or API token "
+                                   "(send 'Authorization: Bearer <token>')."}
+
+
+def test_wrong_password_and_unknown_user_get_the_same_answer(site: Site) -> None:
+    for name in (CSM, "nobody"):
+        r = site.client.post("/api/login", json={"name": name, "password": "wrong password"})
+        assert r.status_code == 401
+        assert r.json()["message"] == "login: wrong user name or password."
+
+
+def test_failed_logins_are_rate_limited(site: Site) -> None:
+    for _ in range(5):
+        assert site.client.post("/api/login", json={"name": CSM, "password": "nope-nope"}).status_code == 401
+    r = site.client.post("/api/login", json={"name": CSM, "password": PASSWORD})
+    assert r.status_code == 429
+    assert r.json()["error"] == "rate_limited"
+    assert r.json()["message"] == ("login: too many failed attempts from this address. "
+                                   "Try again in 15 minute(s).")
+    # another user from the same address is not locked out by these five
+    assert site.client.post("/api/login", json={"name": LEAD, "password": PASSWORD}).status_code == 200
+
+
+def test_session_cookie_is_httponly_samesite_and_secure_when_asked(project: Project, tmp_path: Path) -> None:
+    site = Site(project, tmp_path / "wf.db")
+    r = site.client.post("/api/login", json={"name": CSM, "password": PASSWORD})
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie
+    secure = TestClient(create_app(project, url=f"sqlite:///{tmp_path / 'wf.db'}", secure_cookies=True))
+    r = secure.post("/api/login", json={"name": CSM, "password": PASSWORD})
+    assert "Secure" in r.headers["set-cookie"]
+    with site.wf.store.session() as s:
+        assert str(s.scalar(select(User.password_hash).where(User.name == CSM))).startswith("$argon2id$")
+
+
+def test_cookie_changes_need_the_csrf_token(site: Site) -> None:
+    csrf = login(site, CSM)
+    body = {"kind": "call", "text": "Spoke to the sponsor"}
+    r = site.client.post(f"/api/accounts/{site.own}/timeline", json=body)
+    assert r.status_code == 403
+    assert r.json()["message"] == ("csrf: the form is missing its CSRF token or it is out of date. "
+                                   "Reload the page and try again.")
+    assert site.wf.timeline(site.own) == []  # nothing written
+    r = site.client.post(f"/api/accounts/{site.own}/timeline", json=body, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 201
+    assert site.client.get("/api/me").json()["name"] == CSM  # reading needs no token
+
+
+def test_logout_ends_the_session(site: Site) -> None:
+    csrf = login(site, CSM)
+    assert site.client.post("/api/logout", headers={"X-CSRF-Token": csrf}).status_code == 200
+    assert site.client.get("/api/me").status_code == 401
+
+
+def test_revoked_token_is_refused(site: Site) -> None:
+    made = site.wf.create_token(CSM, "crm sync", actor=CSM)
+    headers = {"Authorization": f"Bearer {made['token']}"}
+    assert site.client.get("/api/me", headers=headers).status_code == 200
+    assert site.client.delete(f"/api/tokens/{made['id']}", headers=headers).status_code == 200
+    r = site.client.get("/api/me", headers=headers)
+    assert r.status_code == 401
+    assert r.json()["message"] == "token: unknown or revoked API token. Create one on the Admin page."
+    assert made["token"] not in str(site.wf.tokens())  # only the hash is kept
+
+
+def test_password_change_signs_out_everywhere(site: Site) -> None:
+    csrf = login(site, CSM)
+    r = site.client.post("/api/me/password", json={"password": "short"}, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 422
+    assert r.json()["message"] == "password: must be at least 8 characters. Got 5."
+    r = site.client.post("/api/me/password", json={"password": "a much longer one"},
+                         headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 200
+    assert site.client.get("/api/me").status_code == 401
+    login(site, CSM, "a much longer one")
+
+
+# ----------------------------------------------------------------------------- role x endpoint
+
+
+READ = ["GET /api/portfolio", "GET /api/accounts", "GET /api/accounts.csv", "GET /api/accounts/{own}",
+        "GET /api/cockpit", "GET /api/review", "GET /api/success-plans", "GET /api/success-plans/{plan}",
+        "GET /api/data-health", "GET /api/ctas/{cta}", "GET /api/me", "GET /api/tokens"]
+ACTIONS = [
+    ("POST /api/accounts/{acc}/override", {"band": "red", "reason_code": "relationship",
+                                          "note": "sponsor left", "expires_on": "2026-12-31"}),
+    ("POST /api/accounts/{acc}/override/clear", {"note": "back to normal"}),
+    ("POST /api/accounts/{acc}/flag", {"reason": "renewal at risk"}),
+    ("POST /api/accounts/{acc}/timeline", {"kind": "meeting", "text": "QBR held"}),
+    ("POST /api/accounts/{acc}/ctas", {"type": "opportunity", "reason": "wants more seats"}),
+    ("POST /api/accounts/{acc}/success-plans", {"template": "recovery"}),
+    ("POST /api/ctas/{close}/close", {"outcome": "resolved"}),
+    ("POST /api/ctas/{snooze}/snooze", {"until": "2026-11-20", "reason": "on holiday"}),
+    ("POST /api/ctas/{assign}/assign", {"owner": "ada"}),
+    ("POST /api/ctas/{escalate}/escalate", {"note": "no answer"}),
+    ("POST /api/ctas/{decide}/decide", {"decision": "call the CFO"}),
+    ("POST /api/tasks/{task}/done", {}),
+    ("POST /api/success-plans/{plan}/goals", {"title": "Go live"}),
+    ("POST /api/success-plans/{plan}/milestones", {"title": "Kick-off", "due_on": "2026-11-30"}),
+    ("POST /api/success-plans/{plan}/milestones/{milestone}/done", None),
+    ("POST /api/success-plans/{plan}/criteria", {"measure": "active_users_30d", "op": ">=",
+                                                 "target": 10, "due_on": "2027-01-31"}),
+]
+ADMIN_ONLY = [("GET /api/admin", None), ("POST /api/users", {"name": "newbie", "role": "viewer"}),
+              ("PATCH /api/users/vic", {"team": "EMEA"})]
+ANYONE = [("POST /api/tokens", {"label": "my script"}), ("PATCH /api/me", {"language": "pl"})]
+# who may act: on their own accounts / on another team's accounts
+OWN = {ADMIN: True, LEAD: True, CSM: True, VIEWER: False}
+OTHER = {ADMIN: True, LEAD: False, CSM: False, VIEWER: False}
+
+
+def _targets(site: Site, account: str) -> dict[str, Any]:
+    plan = site.plan(account)
+    task_cta = site.wf.open_cta(account, "risk", "late payment", actor=ADMIN, playbook="late_payment") \
+        if "late_payment" in site.wf.wf.playbooks else site.wf.open_cta(account, "risk", "t", actor=ADMIN)
+    ids: dict[str, Any] = {"acc": account, "plan": plan["id"], "milestone": plan["milestones"][0]["id"],
+                           "task": task_cta["tasks"][0]["id"] if task_cta["tasks"] else None}
+    for key in ("close", "snooze", "assign", "escalate", "decide"):
+        ids[key] = site.cta(account)
+    site.wf.set_override(account, actor=ADMIN, reason_code="other", note="set up", band="green",
+                         expires_on=date(2026, 12, 1))
+    return ids
+
+
+def _call(site: Site, who: str, spec: str, body: Any, ids: dict[str, Any]) -> Any:
+    method, path = spec.split(" ")
+    url = path.format(**ids)
+    kwargs: dict[str, Any] = {"headers": site.as_(who)}
+    if body is not None:
+        kwargs["json"] = body
+    return site.client.request(method, url, **kwargs)
+
+
+@pytest.mark.parametrize("who", [ADMIN, LEAD, CSM, VIEWER])
+def test_role_endpoint_matrix(site: Site, who: str) -> None:
+    """Every cell: reads are open to every role; actions on an account are allowed for its CSM,
+    their team's lead and admins; users and roles only for admins; own tokens and settings for all."""
+    read_ids = {"own": site.own, "plan": site.plan(site.own)["id"], "cta": site.cta(site.own)}
+    cells: list[tuple[str, bool, Any]] = []
+    for spec in READ:
+        r = _call(site, who, spec, None, read_ids)
+        cells.append((spec, True, r))
+    for account, allowed in ((site.own, OWN[who]), (site.other, OTHER[who])):
+        ids = _targets(site, account)
+        for spec, body in ACTIONS:
+            if "{task}" in spec and ids["task"] is None:
+                continue
+            cells.append((f"{spec} [{'own' if account == site.own else 'other'}]", allowed,
+                          _call(site, who, spec, body, ids)))
+    for spec, body in ADMIN_ONLY:
+        cells.append((spec, who == ADMIN, _call(site, who, spec, body, {})))
+    for spec, body in ANYONE:
+        cells.append((spec, True, _call(site, who, spec, body, {})))
+    wrong = []
+    for spec, allowed, r in cells:
+        ok = r.status_code in (200, 201) if allowed else (
+            r.status_code == 403 and r.json()["error"] == "forbidden")
+        if not ok:
+            want = "2xx" if allowed else "403"
+            wrong.append(f"{who} {spec}: expected {want}, got {r.status_code} {r.text[:200]}")
+    assert not wrong, "\n".join(wrong)
+    assert len(cells) == len(READ) + 2 * len(ACTIONS) + len(ADMIN_ONLY) + len(ANYONE)
+
+
+def test_refusals_say_why_and_write_nothing(site: Site) -> None:
+    before = len(site.wf.audit())
+    r = site.client.post(f"/api/accounts/{site.other}/flag", json={"reason": "x"}, headers=site.as_(CSM))
+    assert r.status_code == 403
+    assert r.json()["message"] == (f"{CSM}: a csm acts only on their own accounts; "
+                                   f"{site.other} is {OTHER_CSM}'s.")
+    r = site.client.post(f"/api/accounts/{site.own}/flag", json={"reason": "x"}, headers=site.as_(VIEWER))
+    assert r.json()["message"] == f"{VIEWER}: a viewer cannot change anything."
+    r = site.client.get("/api/admin", headers=site.as_(LEAD))
+    assert r.json()["message"] == f"{LEAD} is a lead: this needs admin."
+    assert len(site.wf.audit()) == before
+
+
+def test_cockpit_shows_my_ctas_and_a_lead_sees_the_team(site: Site) -> None:
+    mine = site.wf.open_cta(site.own, "risk", "mine", actor=ADMIN, owner=CSM)["id"]
+    theirs = site.wf.open_cta(site.other, "risk", "theirs", actor=ADMIN, owner=OTHER_CSM)["id"]
+    ids = lambda who: {c["id"] for c in site.client.get("/api/cockpit", headers=site.as_(who)).json()["ctas"]}  # noqa: E731
+    assert ids(CSM) == {mine}
+    assert ids(OTHER_CSM) == {theirs}
+    assert ids(LEAD) == {mine}  # North team only
+    everyone = site.client.get("/api/cockpit?everyone=true", headers=site.as_(ADMIN)).json()
+    assert {mine, theirs} <= {c["id"] for c in everyone["ctas"]}
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_validation_errors_are_stable_json(site: Site) -> None:
+    h = site.as_(CSM)
+    r = site.client.post(f"/api/accounts/{site.own}/override", json={"band": "red"}, headers=h)
+    assert r.status_code == 422
+    assert r.json() == {
+        "error": "invalid_request", "message": "request: body.reason_code: Field required",
+        "details": ["body.reason_code: Field required", "body.note: Field required",
+                    "body.expires_on: Field required"]}
+    r = site.client.post(f"/api/accounts/{site.own}/timeline", json={"text": "x", "colour": "red"}, headers=h)
+    assert r.json()["message"] == "request: body.colour: Extra inputs are not permitted"
+    r = site.client.get("/api/accounts?per_page=5000", headers=h)
+    assert r.json()["message"] == "request: query.per_page: Input should be less than or equal to 1000"
+
+
+def test_business_errors_carry_their_status(site: Site) -> None:
+    h = site.as_(CSM)
+    r = site.client.post(f"/api/accounts/{site.own}/override", headers=h, json={
+        "band": "red", "reason_code": "relationship", "note": "x", "expires_on": "2026-01-01"})
+    assert (r.status_code, r.json()["error"]) == (422, "invalid_action")
+    assert r.json()["message"] == ("expires_on: 2026-01-01 is not in the future. "
+                                   "An override needs an expiry after today (2026-11-02).")
+    r = site.client.get("/api/accounts/NOPE-1", headers=h)
+    assert (r.status_code, r.json()["error"]) == (404, "not_found")
+    r = site.client.get("/api/accounts?sort=colour", headers=h)
+    assert r.json()["message"].startswith("sort: must be one of account_id, name, segment")
+    r = site.client.post("/api/ctas/999999/close", json={"outcome": "x"}, headers=h)
+    assert r.status_code == 404
+    assert r.json()["message"] == "no CTA #999999. List them with 'healthscore cta list'."
+
+
+def test_stale_version_is_a_conflict(site: Site) -> None:
+    cid = site.cta(site.own)
+    h = site.as_(CSM)
+    r = site.client.post(f"/api/ctas/{cid}/decide", json={"decision": "a", "version": 1}, headers=h)
+    assert r.status_code == 200
+    r = site.client.post(f"/api/ctas/{cid}/decide", json={"decision": "b", "version": 1}, headers=h)
+    assert r.status_code == 409
+    assert r.json()["error"] == "conflict"
+
+
+# ----------------------------------------------------------------------------- data views
+
+
+def test_accounts_filter_sort_page_and_csv(site: Site) -> None:
+    h = site.as_(VIEWER)
+    everyone = site.client.get("/api/accounts?per_page=1000", headers=h).json()
+    scores = site.wf.scores()
+    assert everyone["total"] == len(scores)
+    red = site.client.get("/api/accounts?band=red&sort=arr&desc=true&per_page=1000", headers=h).json()
+    assert red["total"] == int((scores["band"] == "red").sum())
+    arr = [a["arr"] for a in red["accounts"]]
+    assert arr == sorted(arr, reverse=True)
+    page2 = site.client.get("/api/accounts?per_page=10&page=2", headers=h).json()
+    ids = [a["account_id"] for a in everyone["accounts"]]
+    assert [a["account_id"] for a in page2["accounts"]] == ids[10:20]
+    name = everyone["accounts"][0]["name"]
+    found = site.client.get(f"/api/accounts?q={name[:6].lower()}", headers=h).json()
+    assert name in {a["name"] for a in found["accounts"]}
+    site.cta(site.own)
+    with_ctas = site.client.get("/api/accounts?open_ctas=yes", headers=h).json()
+    assert [a["account_id"] for a in with_ctas["accounts"]] == [site.own]
+    r = site.client.get("/api/accounts.csv?band=red", headers=h)
+    assert r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert len(rows) == red["total"] and {r["band"] for r in rows} == {"red"}
+
+
+def test_account_360_has_breakdown_history_and_final_band(site: Site) -> None:
+    h = site.as_(CSM)
+    site.client.post(f"/api/accounts/{site.own}/override", headers=h, json={
+        "band": "green", "reason_code": "renewal_signal", "note": "signed early", "expires_on": "2026-12-31"})
+    a = site.client.get(f"/api/accounts/{site.own}", headers=h).json()
+    assert [x["as_of"] for x in a["history"]] == ["2026-09-30", "2026-10-31"]
+    card = a["scorecards"][0]
+    assert abs(sum(m["contribution"] for m in card["measures"]) - card["score"]) < 0.1
+    assert a["final"]["final_band"] == "green" and a["final"]["system_band"] == card["band"]
+    assert a["timeline"][0]["kind"] == "override_set"
+    assert a["can_act"] is True
+    other = site.client.get(f"/api/accounts/{site.own}", headers=site.as_(OTHER_CSM)).json()
+    assert other["can_act"] is False
+
+
+def test_portfolio_json(site: Site) -> None:
+    p = site.client.get("/api/portfolio", headers=site.as_(VIEWER)).json()
+    assert sum(b["accounts"] for b in p["bands"]) == p["accounts"]
+    assert sum(d["accounts"] for d in p["distribution"]) == p["accounts"]
+    assert {"renewals_90d", "trending_down", "quadrants", "stale", "by_csm"} <= set(p)
+
+
+def test_data_health_and_missing_validation(site: Site) -> None:
+    h = site.as_(VIEWER)
+    d = site.client.get("/api/data-health", headers=h).json()
+    assert {s["entity"] for s in d["sources"]} >= {"accounts", "invoices"}
+    r = site.client.get("/api/validation", headers=h)
+    assert r.status_code == 404
+    assert r.json()["message"] == "no validation yet: run 'healthscore validate' to backtest the score."
+
+
+# ----------------------------------------------------------------------------- pages
+
+
+PAGES = ["/portfolio", "/accounts", "/accounts/{own}", "/cockpit", "/review", "/success-plans",
+         "/success-plans/{plan}", "/validation", "/data-health", "/admin", "/me"]
+
+
+def test_every_page_renders_and_matches_its_json_twin(site: Site) -> None:
+    login(site, ADMIN)
+    ids = {"own": site.own, "plan": site.plan(site.own)["id"]}
+    for page in PAGES:
+        r = site.client.get(page.format(**ids))
+        assert r.status_code == 200, (page, r.text[:300])
+        assert "https://" not in r.text and "http://" not in r.text.replace("http://testserver", "")
+    first = site.client.get("/api/accounts").json()["accounts"][0]
+    assert first["name"] in site.client.get("/accounts").text
+    a = site.client.get(f"/api/accounts/{site.own}").json()
+    assert a["name"] in site.client.get(f"/accounts/{site.own}").text
+
+
+def test_pages_redirect_to_login_and_forms_need_csrf(site: Site) -> None:
+    r = site.client.get("/accounts", follow_redirects=False)
+    assert (r.status_code, r.headers["location"]) == (303, "/login?next=/accounts")
+    login(site, CSM)
+    r = site.client.post(f"/accounts/{site.own}/timeline", data={"kind": "note", "text": "hi"})
+    assert r.status_code == 403
+    assert "csrf" in r.text
+
+
+def test_form_post_changes_and_comes_back_with_a_message(site: Site) -> None:
+    page = site.client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    r = site.client.post("/login", data={"name": CSM, "password": PASSWORD, "csrf_token": token,
+                                         "next": f"/accounts/{site.own}"}, follow_redirects=False)
+    assert (r.status_code, r.headers["location"]) == (303, f"/accounts/{site.own}")
+    page = site.client.get(f"/accounts/{site.own}")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    r = site.client.post(f"/accounts/{site.own}/override", data={
+        "band": "red", "reason_code": "known_issue", "note": "outage", "expires_on": "2026-12-31",
+        "csrf_token": csrf})
+    assert r.status_code == 200 and "Override saved." in r.text
+    assert site.wf.final(site.own)["final_band"] == "red"
+    r = site.client.post(f"/accounts/{site.own}/override", data={
+        "band": "red", "reason_code": "known_issue", "note": "outage", "expires_on": "2020-01-01",
+        "csrf_token": csrf})
+    assert "expires_on: 2020-01-01 is not in the future." in r.text
+
+
+def test_login_form_needs_its_csrf_cookie(site: Site) -> None:
+    r = site.client.post("/login", data={"name": CSM, "password": PASSWORD, "csrf_token": "forged"},
+                         follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+    assert site.client.get("/api/me").status_code == 401
+
+
+def test_language_is_per_user(site: Site) -> None:
+    csrf = login(site, CSM)
+    site.client.patch("/api/me", json={"language": "pl"}, headers={"X-CSRF-Token": csrf})
+    page = site.client.get("/portfolio").text
+    assert '<html lang="pl"' in page
+    r = site.client.patch("/api/me", json={"language": "fr"}, headers={"X-CSRF-Token": csrf})
+    assert r.json()["message"] == "request: body.language: Input should be 'en', 'pl', 'ru' or 'zh'"
+
+
+def test_openapi_lists_every_api_route_and_docs_are_offline(site: Site) -> None:
+    spec = site.client.get("/openapi.json").json()
+    routes = {r.path for r in site.app.routes if getattr(r, "path", "").startswith("/api/")}
+    assert routes <= set(spec["paths"])
+    docs = site.client.get("/docs").text
+    assert "/static/vendor/swagger-ui-bundle.js" in docs and "cdn" not in docs
+    assert site.client.get("/static/vendor/swagger-ui-bundle.js").status_code == 200
+
+
+def test_responses_carry_server_timing_and_security_headers(site: Site) -> None:
+    r = site.client.get("/api/portfolio", headers=site.as_(VIEWER))
+    assert re.fullmatch(r"app;dur=\d+\.\d", r.headers["server-timing"])
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert "script-src 'self'" in r.headers["content-security-policy"]
