@@ -9,7 +9,8 @@ from healthscore.cli.main import app
 from healthscore.config import specs
 from healthscore.entities import ENTITIES
 
-DOC = (Path(__file__).parents[1] / "docs" / "configuration.md").read_text(encoding="utf-8")
+DOC_DIR = Path(__file__).parents[1] / "docs"
+DOC = (DOC_DIR / "configuration.md").read_text(encoding="utf-8")
 
 
 def _literal_types(union: object) -> set[str]:
@@ -33,4 +34,17 @@ def test_every_setting_source_key_and_entity_is_documented() -> None:
     keys = [*specs.SettingsSpec.model_fields, *specs.SourceSpec.model_fields,
             *specs.ProjectSpec.model_fields, *ENTITIES]
     missing = [k for k in keys if k not in DOC]
+    assert not missing, missing
+
+
+def test_every_api_route_and_page_is_documented() -> None:
+    import re
+
+    from healthscore.web import api, pages
+
+    web = re.sub(r"\{[a-z_]+\}", "{}", (DOC_DIR / "web.md").read_text(encoding="utf-8"))
+    documented = set(re.findall(r"`(?:GET |POST |PATCH |DELETE )?(/[^` ]*)", web))
+    routes = [*api.router.routes, *(r for r in pages.router.routes if "GET" in r.methods)]  # type: ignore[attr-defined]
+    paths = {re.sub(r"\{[a-z_]+\}", "{}", r.path) for r in routes} - {"/", "/login"}
+    missing = sorted(paths - documented)
     assert not missing, missing
