@@ -461,3 +461,27 @@ def test_responses_carry_server_timing_and_security_headers(site: Site) -> None:
     assert re.fullmatch(r"app;dur=\d+\.\d", r.headers["server-timing"])
     assert r.headers["x-content-type-options"] == "nosniff"
     assert "script-src 'self'" in r.headers["content-security-policy"]
+
+
+def test_first_admin_from_the_command_line_can_sign_in(project: Project, tmp_path: Path) -> None:
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from healthscore.cli.main import app
+
+    root = tmp_path / "cli"
+    shutil.copytree(project.root, root)
+    runner = CliRunner()
+    r = runner.invoke(app, ["users", "add", "ada", "--role", "admin", "--password-stdin", "-p", str(root)],
+                      input="short\n")
+    assert r.exit_code == 1 and "password: must be at least 8 characters. Got 5." in r.output
+    r = runner.invoke(app, ["users", "add", "ada", "--role", "admin", "--password-stdin", "-p", str(root)],
+                      input=f"{PASSWORD}\n")
+    assert r.exit_code == 0 and "Added ada (admin). They can sign in to the web app" in r.output
+    r = runner.invoke(app, ["users", "token", "ada", "--label", "sync", "-p", str(root)])
+    token = re.search(r"(hs_\S+)", r.output).group(1)  # type: ignore[union-attr]
+    client = TestClient(create_app(Project.load(root), today=TODAY))
+    assert client.post("/api/login", json={"name": "ada", "password": PASSWORD}).status_code == 200
+    me = client.get("/api/me", headers={"Authorization": f"Bearer {token}"}).json()
+    assert me["role"] == "admin" and "password_hash" not in me

@@ -161,7 +161,8 @@ def users_token(name: str, label: str = typer.Option(..., "--label", help="What 
     """Create a REST API token for a user (printed once; only its hash is kept)."""
     with _workflow(project) as wf:
         token = wf.create_token(name, label, actor=actor or name)
-    out.print(f"API token #{token['id']} for {name} ({label}): {token['token']}")
+    out.print(f"API token #{token['id']} for {name} ({label}):")
+    out.print(token["token"], soft_wrap=True, highlight=False)
     out.print("Send it as 'Authorization: Bearer <token>'. It is not shown again.")
 
 
