@@ -139,7 +139,8 @@ def _trend(store: SnapshotStore, day: date, account_id: str, score: float) -> di
         prev = store.on_or_before(day - timedelta(days=n))
         value = None
         if prev is not None and (day - prev).days <= 2 * n:
-            rows = store.account_rows(prev, account_id, primary_only=True)
+            t = store.read(prev, columns=["account_id", "score", "is_primary"], primary_only=True)
+            rows = t.filter(pc.equal(t["account_id"], account_id))
             value = rows["score"][0].as_py() if rows.num_rows else None
         out[f"change_{n}d"] = None if value is None or pd.isna(value) else round(score - value, 1)
     return out

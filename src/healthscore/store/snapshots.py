@@ -107,11 +107,18 @@ class SnapshotStore:
         if table is None:
             table = self._read(day, columns, primary_only)
             self._tables[key] = table
-            while len(self._tables) > self.cache:
-                self._tables.popitem(last=False)
+            self._evict()
         else:
             self._tables.move_to_end(key)
         return table
+
+    def _evict(self) -> None:
+        """Keep at most ``cache`` whole tables and ``8 * cache`` narrow ones (a few columns of
+        every date, e.g. the score history)."""
+        for narrow, limit in ((False, self.cache), (True, 8 * self.cache)):
+            keys = [k for k in self._tables if bool(k[3]) == narrow]
+            for k in keys[: max(0, len(keys) - limit)]:
+                del self._tables[k]
 
     def account_rows(self, day: date, account_id: str, primary_only: bool = False) -> pa.Table:
         """One account's rows of a snapshot (one per scorecard it is scored by)."""
