@@ -20,9 +20,10 @@ BABEL = {"en": "en_US", "pl": "pl_PL", "ru": "ru_RU", "zh": "zh_Hans_CN"}
 
 @cache
 def catalog(lang: str) -> dict[str, str]:
-    """English text -> translation; missing entries fall back to English."""
+    """English text -> translation; missing entries fall back to English (en.json only turns
+    identifiers such as 'cta_opened' into labels)."""
     path = LOCALES / f"{lang}.json"
-    if lang == "en" or not path.exists():
+    if not path.exists():
         return {}
     data: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
     return data
