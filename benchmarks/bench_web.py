@@ -24,8 +24,8 @@ its own caches and its own peak memory (VmHWM, read by the child itself):
 
 Every variant does one warm-up request per endpoint (reported as "first") and then
 ``--requests`` measured ones; the Account 360 endpoints use a different account each time.
-``--profile`` then profiles the app's endpoints (cProfile, all in one thread) and writes the
-top functions to the work folder.
+``--profile`` then profiles the app variants' endpoints (cProfile, all in one thread) and
+writes the top functions to the work folder (profile-<variant>-<endpoint>.txt and .prof).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -302,7 +303,7 @@ class Floor:
                    f"ORDER BY {sort} {'DESC' if desc else 'ASC'} NULLS LAST, account_id "
                    f"LIMIT {PER_PAGE}")
             params = [str(self.latest / "*.parquet")] + ([segment] if segment else [])
-            return self.db().execute(sql, params).to_arrow_table().to_pylist()
+            return self.db().sql(sql, params=params).to_arrow_table().to_pylist()
         if self.kind == "memory":
             if "latest" not in self.mem:
                 self.mem["latest"] = pq.read_table(self.latest, filters=[("is_primary", "=", True)])
@@ -324,13 +325,14 @@ class Floor:
         narrow = ["account_id", "score", "band", "coverage"]
         if self.kind == "duckdb":
             con = self.db()
-            rows = con.execute("SELECT * FROM read_parquet(?) WHERE account_id = ?",
-                               [str(self.latest / "*.parquet"), account_id]
-                               ).to_arrow_table().to_pylist()
-            hist = con.execute(
+            rows = con.sql("SELECT * FROM read_parquet(?) WHERE account_id = ?",
+                           params=[str(self.latest / "*.parquet"), account_id]
+                           ).to_arrow_table().to_pylist()
+            hist = con.sql(
                 "SELECT as_of, score, band, coverage FROM read_parquet(?, hive_partitioning=false) "
                 "WHERE account_id = ? AND is_primary ORDER BY as_of",
-                [str(self.snaps / "*" / "*.parquet"), account_id]).to_arrow_table().to_pylist()
+                params=[str(self.snaps / "*" / "*.parquet"), account_id]
+            ).to_arrow_table().to_pylist()
         elif self.kind == "memory":
             if "latest-all" not in self.mem:
                 self.mem["latest-all"] = pq.read_table(self.latest)
@@ -372,7 +374,7 @@ def run_floor_variant(name: str, plan: dict[str, Any]) -> dict[str, Any]:
     import pyarrow.parquet  # noqa: F401
 
     floor = Floor(name.split("-", 1)[1], Path(plan["snapshots"]), plan["latest"])
-    calls = {
+    calls: dict[str, Callable[[Any], Any]] = {
         "list": lambda _: floor.list_page(None, "score", False),
         "list-filtered": lambda _: floor.list_page(plan["segment"], "arr", True),
         "account": floor.account,
@@ -383,6 +385,7 @@ def run_floor_variant(name: str, plan: dict[str, Any]) -> dict[str, Any]:
             continue
         args = plan["json_ids"] if e.per_account else [None] * (plan["requests"] + 1)
         times, sizes = [], []
+        got: Any = None
         for a in args:
             t0 = time.perf_counter()
             got = calls[e.key](a)
@@ -402,7 +405,7 @@ def run_floor_variant(name: str, plan: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def run_profile(work: Path, plan: dict[str, Any], requests: int) -> dict[str, str]:
+def run_profile(name: str, work: Path, plan: dict[str, Any], requests: int) -> dict[str, str]:
     """Profile the served app's endpoints with cProfile. The app is driven over ASGI in this
     thread with the thread pool replaced by direct calls, so the profile sees every call."""
     import asyncio
@@ -416,7 +419,7 @@ def run_profile(work: Path, plan: dict[str, Any], requests: int) -> dict[str, st
         return func(*args)
 
     anyio.to_thread.run_sync = inline  # type: ignore[assignment]
-    app = open_app(work / "project", APP_CACHE["app"])
+    app = open_app(work / "project", APP_CACHE[name])
     texts: dict[str, str] = {}
 
     async def main() -> None:
@@ -435,9 +438,9 @@ def run_profile(work: Path, plan: dict[str, Any], requests: int) -> dict[str, st
                     prof.disable()
                     r.raise_for_status()
                     ms.append(server_ms(r))
-                prof.dump_stats(work / f"profile-{e.key}.prof")
+                prof.dump_stats(work / f"profile-{name}-{e.key}.prof")
                 buf = io.StringIO()
-                buf.write(f"{e.label}: {len(ms)} requests, median server time "
+                buf.write(f"{name}, {e.label}: {len(ms)} requests, median server time "
                           f"{statistics.median(ms):.0f} ms (under cProfile)\n\n"
                           f"healthscore's own functions, by cumulative time:\n")
                 mine = pstats.Stats(prof, stream=buf)
@@ -445,7 +448,7 @@ def run_profile(work: Path, plan: dict[str, Any], requests: int) -> dict[str, st
                 buf.write("\nall functions, by own time:\n")
                 pstats.Stats(prof, stream=buf).strip_dirs().sort_stats("tottime").print_stats(20)
                 texts[e.key] = buf.getvalue()
-                (work / f"profile-{e.key}.txt").write_text(texts[e.key])
+                (work / f"profile-{name}-{e.key}.txt").write_text(texts[e.key])
 
     asyncio.run(main())
     return texts
@@ -454,8 +457,8 @@ def run_profile(work: Path, plan: dict[str, Any], requests: int) -> dict[str, st
 def run_variant(name: str, work: Path, plan_path: Path, out: Path) -> None:
     """(child) Run one variant in this process and write its timings to ``out``."""
     plan = json.loads(plan_path.read_text())
-    if name == "profile":
-        run_profile(work, plan, plan["requests"])
+    if name.startswith("profile:"):
+        run_profile(name.split(":", 1)[1], work, plan, plan["requests"])
         out.write_text("{}")
         return
     got = run_app_variant(name, work, plan) if name in APP_CACHE else run_floor_variant(name, plan)
@@ -589,7 +592,9 @@ def environment(plan: dict[str, Any], build: dict[str, Any], code: str, work: Pa
         f"- disk: snapshots {folder_mb(snaps):,.1f} MB; source data "
         f"{folder_mb(work / 'data'):,.1f} MB; work folder {work}",
         f"- healthscore: {code}",
-        f"- machine: {os.cpu_count()} cores, {mem:.0f} GB RAM, {platform.platform()}",
+        f"- machine: {os.cpu_count()} cores, {mem:.0f} GB RAM, {platform.platform()}; "
+        f"load average (1 min) at the end {os.getloadavg()[0]:.1f} (other work on the "
+        f"machine makes the figures noisy: see the per-process load below)",
         f"- Python {platform.python_version()}, FastAPI {fastapi.__version__}, "
         f"pyarrow {pyarrow.__version__}, DuckDB {duckdb.__version__}, pandas {pandas.__version__}",
         f"- requests: 1 warm-up (\"first\") + {plan['requests']} measured per endpoint, in the "
@@ -613,7 +618,8 @@ def report(results: dict[str, dict[str, Any]], plan: dict[str, Any], build: dict
             extra = (f"; startup {r['startup_s']:.1f} s; RSS at end {r['rss_end_mb']:,.0f} MB; "
                      f"median response size: {sizes}")
         parts.append(f"- {name}: {r.get('status')} in {r['seconds']:.1f} s "
-                     f"({r['cpu_s']:.1f} s CPU), peak RSS (VmHWM) {r['peak_mb']:,.0f} MB{extra}")
+                     f"({r['cpu_s']:.1f} s CPU; load average before / after {r['load']}), "
+                     f"peak RSS (VmHWM) {r['peak_mb']:,.0f} MB{extra}")
     parts += ["", "## Same answers?", "",
               "The last response of each JSON endpoint (list: the page's account ids; "
               "Account 360: the account and its score on every date) against the app's:", ""]
@@ -695,20 +701,21 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             print(f"running {name} ...", flush=True)
             out = scratch / f"{name}.json"
+            load = os.getloadavg()[0]
             status, seconds, cpu, peak = spawn(
                 ["--variant", name, "--work", str(work), "--plan", str(plan_path), "--out",
                  str(out)], code, scratch / f"{name}.log", args.timeout, echo=True)
             got = json.loads(out.read_text()) if status == "ok" else {}
             results[name] = {"peak_mb": peak, **got, "status": status, "seconds": seconds,
-                             "cpu_s": cpu}
+                             "cpu_s": cpu, "load": f"{load:.1f} / {os.getloadavg()[0]:.1f}"}
             print(f"  {status} in {seconds:.1f} s, peak RSS {results[name]['peak_mb']:,.0f} MB",
                   flush=True)
-        if args.profile:
-            print("profiling the app (cProfile) ...", flush=True)
-            status, *_ = spawn(["--variant", "profile", "--work", str(work), "--plan",
+        for name in [n for n in names if n in APP_CACHE] if args.profile else []:
+            print(f"profiling {name} (cProfile) ...", flush=True)
+            status, *_ = spawn(["--variant", f"profile:{name}", "--work", str(work), "--plan",
                                 str(plan_path), "--out", str(scratch / "profile.json")],
                                code, scratch / "profile.log", args.timeout, echo=True)
-            print(f"  {status}: profiles in {work}/profile-*.txt", flush=True)
+            print(f"  {status}: profiles in {work}/profile-{name}-*.txt", flush=True)
         text = report(results, plan, build, code_note, work, command)
         print()
         print(text)

@@ -89,7 +89,7 @@ def demo(
     out.print(f"Validation report: {html}")
     out.print(f"\nExplore: healthscore explain <account_id> -p {path}   "
               f"healthscore show -p {path}   healthscore validate -p {path}")
-    users = demo_users(project)
+    users = demo_users(project)  # already there: made before the rules ran
     if serve_after:
         out.print(f"\n[bold]Web app: http://127.0.0.1:{port}[/bold]  sign in as [bold]admin[/bold] "
                   f"with password [bold]{DEMO_PASSWORD}[/bold]")

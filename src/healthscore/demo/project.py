@@ -27,6 +27,7 @@ def make_demo(
         generate(data, accounts=accounts, months=24, end_date=DEMO_END,
                  progress=lambda done, total: progress(f"generating demo data|{done}|{total}"))
     project = Project.load(path)
+    demo_users(project)  # before the rules run, so their tasks go to real people
     start = minus_months(DEMO_END, months - 1, month_end=True)
     result = project.run(start=start, end=DEMO_END, every="month", progress=progress)
     return project, result

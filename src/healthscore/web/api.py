@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from healthscore.errors import InvalidActionError
 from healthscore.web import auth, views
 from healthscore.web.views import AccountFilter, Site
 
@@ -104,15 +105,30 @@ def portfolio(request: Request, user: Me) -> dict[str, Any]:
 
 def account_filter(
     band: str | None = None, segment: str | None = None, csm: str | None = None,
-    lifecycle_stage: str | None = None, renewal_days: Annotated[int | None, Query(ge=0)] = None,
-    min_coverage: Annotated[float | None, Query(ge=0, le=100)] = None,
-    open_ctas: Literal["yes", "no", ""] | None = None, q: str | None = None, sort: str = "score",
-    desc: bool = False, page: Annotated[int, Query(ge=1)] = 1,
-    per_page: Annotated[int, Query(ge=1, le=1000)] = 50,
+    lifecycle_stage: str | None = None, renewal_days: str | None = None,
+    min_coverage: str | None = None, open_ctas: Literal["yes", "no", ""] | None = None,
+    q: str | None = None, sort: str = "score", desc: bool = False,
+    page: Annotated[int, Query(ge=1)] = 1, per_page: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> AccountFilter:
+    """The list's filters; an empty field (as a form sends it) means no filter."""
+    days = _number("renewal_days", renewal_days, int, 0, None)
+    coverage = _number("min_coverage", min_coverage, float, 0, 100)
     return AccountFilter(band or None, segment or None, csm or None, lifecycle_stage or None,
-                         renewal_days, min_coverage, open_ctas or None, q or None, sort, desc, page,
-                         per_page)
+                         days, coverage, open_ctas or None, q or None, sort, desc, page, per_page)
+
+
+def _number(name: str, text: str | None, kind: type, low: float, high: float | None) -> Any:
+    if text is None or not text.strip():
+        return None
+    try:
+        value = kind(text)
+    except ValueError:
+        raise InvalidActionError(f"{name}: must be a {'whole ' if kind is int else ''}number. "
+                                 f"Got {text!r}.") from None
+    if value < low or (high is not None and value > high):
+        limits = f"between {low:g} and {high:g}" if high is not None else f"{low:g} or more"
+        raise InvalidActionError(f"{name}: must be {limits}. Got {text}.")
+    return value
 
 
 Filter = Annotated[AccountFilter, Depends(account_filter)]

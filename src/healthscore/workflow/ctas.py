@@ -101,10 +101,13 @@ class CtaMixin(WorkflowBase):
                              owner=actor)
 
     def _owner(self, s: Session, owner: str, account: dict[str, Any]) -> str | None:
-        """'csm' -> the account's CSM; a role -> the first user with it; otherwise a user name."""
+        """'csm' -> the account's CSM; a role -> the user with it in the CSM's team (else the
+        first one with it); otherwise a user name."""
         if owner == "csm":
             return account.get("csm") or None
-        by_role = s.scalar(select(User).where(User.role == owner).order_by(User.id))
+        with_role = select(User).where(User.role == owner).order_by(User.id)
+        team = s.scalar(select(User.team).where(User.name == account.get("csm")))
+        by_role = (s.scalar(with_role.where(User.team == team)) if team else None) or s.scalar(with_role)
         if by_role is not None:
             return by_role.name
         return owner
