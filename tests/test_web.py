@@ -485,3 +485,14 @@ def test_first_admin_from_the_command_line_can_sign_in(project: Project, tmp_pat
     assert client.post("/api/login", json={"name": "ada", "password": PASSWORD}).status_code == 200
     me = client.get("/api/me", headers={"Authorization": f"Bearer {token}"}).json()
     assert me["role"] == "admin" and "password_hash" not in me
+
+
+def test_empty_filter_fields_mean_any_and_bad_numbers_say_so(site: Site) -> None:
+    h = site.as_(VIEWER)
+    everyone = site.client.get("/api/accounts", headers=h).json()["total"]
+    r = site.client.get("/api/accounts?band=&renewal_days=&min_coverage=&open_ctas=", headers=h)
+    assert r.status_code == 200 and r.json()["total"] == everyone
+    r = site.client.get("/api/accounts?renewal_days=soon", headers=h)
+    assert (r.status_code, r.json()["message"]) == (422, "renewal_days: must be a whole number. Got 'soon'.")
+    r = site.client.get("/api/accounts?min_coverage=120", headers=h)
+    assert r.json()["message"] == "min_coverage: must be between 0 and 100. Got 120."
