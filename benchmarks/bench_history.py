@@ -201,11 +201,12 @@ def freeze_code(work: Path) -> tuple[Path, str]:
 
     def git(*args: str) -> str:
         done = subprocess.run(["git", "-C", str(source), *args], capture_output=True, text=True)
-        return done.stdout.strip() if done.returncode == 0 else ""
+        return done.stdout.rstrip() if done.returncode == 0 else ""
 
     commit = git("rev-parse", "--short", "HEAD") or "unknown commit"
     changed = git("status", "--porcelain", "--", str(source)).splitlines()
-    dirty = f", with uncommitted changes to {len(changed)} file(s)" if changed else ""
+    dirty = (f", with uncommitted changes to {len(changed)} file(s): "
+             + ", ".join(c[3:].strip() for c in changed)) if changed else ""
     return target, f"{commit}{dirty} (source hash {digest.hexdigest()[:12]})"
 
 

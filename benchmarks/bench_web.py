@@ -51,6 +51,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from bench_history import freeze_code  # the same frozen copy of the package as the history benchmark
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 END = date(2026, 10, 31)  # the demo data's last day
@@ -466,33 +468,6 @@ def run_variant(name: str, work: Path, plan_path: Path, out: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- parent
-
-
-def freeze_code(work: Path) -> tuple[Path, str]:
-    """Copy the healthscore package into ``work``; the children import this copy, so every
-    variant of a run runs the same code even if ``src/`` is edited meanwhile."""
-    import hashlib
-
-    import healthscore
-
-    source = Path(healthscore.__file__).parent
-    target = work / "code"
-    shutil.copytree(source, target / "healthscore",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    digest = hashlib.sha256()
-    for path in sorted((target / "healthscore").rglob("*")):
-        if path.is_file():
-            digest.update(str(path.relative_to(target)).encode() + path.read_bytes())
-
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", "-C", str(source), *args], capture_output=True, text=True)
-        return done.stdout.rstrip() if done.returncode == 0 else ""
-
-    commit = git("rev-parse", "--short", "HEAD") or "unknown commit"
-    changed = git("status", "--porcelain", "--", str(source)).splitlines()
-    dirty = (f", with uncommitted changes to {len(changed)} file(s): "
-             + ", ".join(c[3:].strip() for c in changed)) if changed else ""
-    return target, f"{commit}{dirty} (source hash {digest.hexdigest()[:12]})"
 
 
 def spawn(args: list[str], code: Path, log: Path, timeout: float | None,

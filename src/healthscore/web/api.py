@@ -348,8 +348,7 @@ def task_done(task_id: int, body: TaskIn, request: Request, user: Me) -> dict[st
 
 
 def acting_on_plan(request: Request, user: User, plan_id: int) -> Site:
-    site = site_of(request)
-    return acting(request, user, site.wf.plan_of(plan_id)["account_id"])
+    return acting(request, user, site_of(request).wf.plan_of(plan_id)["account_id"])
 
 
 class GoalIn(Body):

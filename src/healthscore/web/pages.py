@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from healthscore.errors import AuthError, HealthScoreError
 from healthscore.web import api, auth, views
 from healthscore.web.i18n import LANGUAGES, Formatter, language_of
+from healthscore.workflow.overrides import REASON_CODES
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 FLASH = "hs_flash"
@@ -143,18 +144,12 @@ def accounts(request: Request, user: dict[str, Any] = Me,
 def account(account_id: str, request: Request, user: dict[str, Any] = Me) -> HTMLResponse:
     data = api.account(account_id, request, user)
     site = api.site_of(request)
-    data["reason_codes"] = list(_reason_codes())
+    data["reason_codes"] = list(REASON_CODES)
     data["bands"] = site.wf._band_names()
     data["playbooks"] = sorted(site.wf.wf.playbooks)
     data["templates"] = sorted(site.wf.wf.templates)
     data["escalate_to"] = [*site.wf.spec.escalation[1:], *site.wf.spec.departments]
     return render(request, "account.html", data, nav="accounts")
-
-
-def _reason_codes() -> tuple[str, ...]:
-    from healthscore.workflow.overrides import REASON_CODES
-
-    return REASON_CODES
 
 
 @router.get("/cockpit")
@@ -235,6 +230,17 @@ async def act(request: Request, back: str, done: str, call: Callable[[dict[str, 
     return redirect(back, "ok", text)
 
 
+Forms = dict[str, tuple[str, Callable[[dict[str, Any]], Any]]]
+
+
+async def dispatch(request: Request, forms: Forms, action: str, what: str, back: str) -> Response:
+    """The form named ``action`` of a table of (message, call) pairs."""
+    if action not in forms:
+        raise HealthScoreError(f"no action {action!r} on {what}.")
+    done, call = forms[action]
+    return await act(request, back, done, call)
+
+
 def body(model: type[BaseModel], form: dict[str, Any]) -> Any:
     return model.model_validate(form)
 
@@ -249,7 +255,7 @@ def _back(request: Request, default: str) -> str:
 async def account_action(account_id: str, action: str, request: Request,
                          user: dict[str, Any] = Me) -> Response:
     back = f"/accounts/{quote(account_id)}"
-    forms: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {
+    forms: Forms = {
         "override": ("Override saved.", lambda f: api.set_override(
             account_id, body(api.OverrideIn, f), request, user)),
         "override-clear": ("Override cleared.", lambda f: api.clear_override(
@@ -262,15 +268,12 @@ async def account_action(account_id: str, action: str, request: Request,
         "success-plans": ("Success plan #{id} created.", lambda f: api.create_plan(
             account_id, body(api.PlanIn, f), request, user)),
     }
-    if action not in forms:
-        raise HealthScoreError(f"no action {action!r} on accounts.")
-    done, call = forms[action]
-    return await act(request, back, done, call)
+    return await dispatch(request, forms, action, "accounts", back)
 
 
 @router.post("/ctas/{cta_id}/{action}")
 async def cta_action(cta_id: int, action: str, request: Request, user: dict[str, Any] = Me) -> Response:
-    forms: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {
+    forms: Forms = {
         "close": ("CTA #{id} closed.", lambda f: api.close_cta(cta_id, body(api.CloseIn, f), request, user)),
         "snooze": ("CTA #{id} snoozed.", lambda f: api.snooze(cta_id, body(api.SnoozeIn, f), request, user)),
         "assign": ("CTA #{id} assigned to {owner}.",
@@ -280,10 +283,7 @@ async def cta_action(cta_id: int, action: str, request: Request, user: dict[str,
         "decide": ("Decision recorded on CTA #{id}.",
                    lambda f: api.decide(cta_id, body(api.DecideIn, f), request, user)),
     }
-    if action not in forms:
-        raise HealthScoreError(f"no action {action!r} on CTAs.")
-    done, call = forms[action]
-    return await act(request, _back(request, "/cockpit"), done, call)
+    return await dispatch(request, forms, action, "CTAs", _back(request, "/cockpit"))
 
 
 @router.post("/tasks/{task_id}/done")
@@ -294,17 +294,14 @@ async def task_done(task_id: int, request: Request, user: dict[str, Any] = Me) -
 
 @router.post("/success-plans/{plan_id}/{action}")
 async def plan_action(plan_id: int, action: str, request: Request, user: dict[str, Any] = Me) -> Response:
-    forms: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {
+    forms: Forms = {
         "goals": ("Added.", lambda f: api.add_goal(plan_id, body(api.GoalIn, f), request, user)),
         "milestones": ("Milestone added.",
                        lambda f: api.add_milestone(plan_id, body(api.MilestoneIn, f), request, user)),
         "criteria": ("Success criterion added.",
                      lambda f: api.add_criterion(plan_id, body(api.CriterionIn, f), request, user)),
     }
-    if action not in forms:
-        raise HealthScoreError(f"no action {action!r} on success plans.")
-    done, call = forms[action]
-    return await act(request, f"/success-plans/{plan_id}", done, call)
+    return await dispatch(request, forms, action, "success plans", f"/success-plans/{plan_id}")
 
 
 @router.post("/success-plans/{plan_id}/milestones/{milestone_id}/done")

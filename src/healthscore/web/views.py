@@ -53,6 +53,8 @@ def scores_frame(site: Site) -> pd.DataFrame:
         frame = report.with_trends(store, day, store.read(day, primary_only=True).to_pandas())
         frame["renewal_date"] = pd.to_datetime(frame["renewal_date"], errors="coerce").dt.date \
             if "renewal_date" in frame else None
+        frame.attrs["choices"] = {c: sorted(str(v) for v in frame[c].dropna().unique())
+                                  for c in ("band", "segment", "csm", "lifecycle_stage") if c in frame}
         _frames.clear()
         _frames[key] = frame
     return frame
@@ -188,7 +190,7 @@ def accounts(site: Site, f: AccountFilter, paged: bool = True) -> dict[str, Any]
         "as_of": day.isoformat(), "total": total, "page": f.page, "per_page": f.per_page,
         "pages": max(1, -(-total // f.per_page)), "sort": f.sort, "desc": f.desc,
         "filters": {k: v for k, v in vars(f).items() if k not in ("sort", "desc", "page", "per_page")},
-        "choices": _choices(frame), "accounts": records(view),
+        "choices": frame.attrs["choices"], "accounts": records(view),
     }
 
 
@@ -208,19 +210,6 @@ def _mask(frame: pd.DataFrame, f: AccountFilter, day: date) -> pd.Series:
         keep &= (frame["account_id"].str.lower().str.contains(text, regex=False)
                  | frame["name"].fillna("").str.lower().str.contains(text, regex=False))
     return keep
-
-
-_choice_cache: dict[int, dict[str, list[str]]] = {}
-
-
-def _choices(frame: pd.DataFrame) -> dict[str, list[str]]:
-    got = _choice_cache.get(id(frame))
-    if got is None:
-        got = {c: sorted(str(v) for v in frame[c].dropna().unique())
-               for c in ("band", "segment", "csm", "lifecycle_stage") if c in frame}
-        _choice_cache.clear()
-        _choice_cache[id(frame)] = got
-    return got
 
 
 def accounts_csv(site: Site, f: AccountFilter) -> str:
