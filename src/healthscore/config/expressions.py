@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.duckdb import DuckDB
+from sqlglot.tokens import TokenType
 
 ALLOWED = (
     exp.And, exp.Or, exp.Not, exp.Paren,
@@ -22,13 +24,25 @@ ALLOWED = (
 FUNCTIONS = "coalesce, greatest, least, abs, nullif, floor (and % for the remainder)"
 
 
+class ExprDialect(DuckDB):
+    """DuckDB's syntax with SQL's precedence for ``%``: it binds like ``*`` and ``/``, so
+    ``365 - t % 365`` is ``365 - (t % 365)`` (sqlglot puts ``%`` beside ``+`` and ``-``)."""
+
+    class Parser(DuckDB.Parser):
+        TERM = {k: v for k, v in DuckDB.Parser.TERM.items() if k != TokenType.MOD}
+        FACTOR = {**DuckDB.Parser.FACTOR, TokenType.MOD: exp.Mod}
+
+
+_DIALECT = ExprDialect()
+
+
 class ExpressionError(ValueError):
     """Raised with a message ready to follow 'file: key: '."""
 
 
 def parse(text: str) -> exp.Expression:
     try:
-        tree = sqlglot.parse_one(text, read="duckdb")
+        tree = sqlglot.parse_one(text, read=_DIALECT)
     except sqlglot.errors.ParseError as err:
         first = str(err).splitlines()[0]
         raise ExpressionError(f"cannot parse {text!r}: {first}") from None

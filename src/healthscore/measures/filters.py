@@ -19,7 +19,7 @@ _BINARY: dict[type, Callable[[Any, Any], Any]] = {
     exp.EQ: operator.eq, exp.NEQ: operator.ne, exp.GT: operator.gt, exp.GTE: operator.ge,
     exp.LT: operator.lt, exp.LTE: operator.le, exp.Add: operator.add, exp.Sub: operator.sub,
     exp.Mul: operator.mul, exp.Div: operator.truediv, exp.And: operator.and_,
-    exp.Or: operator.or_,
+    exp.Or: operator.or_, exp.Mod: operator.mod,
 }
 
 
@@ -31,14 +31,39 @@ def compile_filter(text: str, columns: Any) -> Any:
 def _compile(node: exp.Expression, cols: Any) -> Any:
     kind = type(node)
     if kind in _BINARY:
-        left, right = _compile(node.this, cols), _compile(node.expression, cols)
+        left, right = _typed(_compile(node.this, cols), _compile(node.expression, cols),
+                             "boolean" if kind in (exp.And, exp.Or) else "float64")
         if kind is exp.Div:
-            return left.cast("float64") / ibis.ifelse(right == 0, ibis.null(), right)
+            return left.cast("float64") / _nonzero(right)
+        if kind is exp.Mod:
+            return left % _nonzero(right)
         return _BINARY[kind](left, right)
     handler = _HANDLERS.get(kind)
     if handler is None:
         raise ValueError(f"unsupported expression {node.sql()!r}")
     return handler(node, cols)
+
+
+def _typed(left: Any, right: Any, default: str) -> tuple[Any, Any]:
+    """A bare NULL takes the other side's type, so ``a = NULL`` is unknown (as in SQL) and
+    ``a + NULL`` is NULL, instead of Ibis' ``a IS NULL`` and a type error."""
+    lnull, rnull = left.type().is_null(), right.type().is_null()
+    if lnull and rnull:
+        return left.cast(default), right.cast(default)
+    if lnull:
+        return left.cast(right.type()), right
+    if rnull:
+        return left, right.cast(left.type())
+    return left, right
+
+
+def _number(value: Any) -> Any:
+    return value.cast("float64") if value.type().is_null() else value
+
+
+def _nonzero(value: Any) -> Any:
+    """Division and remainder by zero give NULL (a missing value), never an error or inf."""
+    return ibis.ifelse(value == 0, ibis.null(), value)
 
 
 def _case(node: exp.Case, cols: Any) -> Any:
@@ -76,7 +101,8 @@ def _not(node: exp.Not, cols: Any) -> Any:
     inner = node.this
     if isinstance(inner, exp.Is) and isinstance(inner.expression, exp.Null):
         return _compile(inner.this, cols).notnull()
-    return ~_compile(inner, cols)
+    value = _compile(inner, cols)
+    return ~(value.cast("boolean") if value.type().is_null() else value)
 
 
 def _between(node: exp.Between, cols: Any) -> Any:
@@ -111,16 +137,15 @@ _HANDLERS: dict[type, Callable[[Any, Any], Any]] = {
     exp.Boolean: lambda n, c: ibis.literal(bool(n.this)),
     exp.Null: lambda n, c: ibis.null(),
     exp.Paren: lambda n, c: _compile(n.this, c),
-    exp.Neg: lambda n, c: -_compile(n.this, c),
+    exp.Neg: lambda n, c: -_number(_compile(n.this, c)),
     exp.Not: _not,
     exp.In: _in,
     exp.Is: _is,
     exp.Between: _between,
     exp.Like: _like,
     exp.ILike: _like,
-    exp.Abs: lambda n, c: _compile(n.this, c).abs(),
-    exp.Floor: lambda n, c: _compile(n.this, c).floor(),
-    exp.Mod: lambda n, c: _compile(n.this, c) % _compile(n.expression, c),
+    exp.Abs: lambda n, c: _number(_compile(n.this, c)).abs(),
+    exp.Floor: lambda n, c: _number(_compile(n.this, c)).floor(),
     exp.Coalesce: _func(ibis.coalesce),
     exp.Greatest: _func(ibis.greatest),
     exp.Least: _func(ibis.least),

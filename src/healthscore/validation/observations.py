@@ -61,6 +61,7 @@ def build(
     try:
         loaded = pipeline.load_sources(config, engine, progress)
         events = outcome_events(loaded, outcome)
+        churns = outcome_events(loaded, "churn") if outcome == "renewal" else None
         until = observed_until or _default_until(loaded, events)
         if not dates:  # the last twelve months whose outcome windows are over
             last = until - timedelta(days=lead_days + horizon_days)
@@ -73,8 +74,19 @@ def build(
     finally:
         engine.close()
     frame = label(frame, events, horizon_days, lead_days)
+    if churns is not None:
+        frame = came_up_for_renewal(frame, churns, horizon_days, lead_days)
     dropped = [d for d in dates if d not in keep]
     return Observations(frame, outcome, horizon_days, lead_days, until, keep, dropped, events, after)
+
+
+def came_up_for_renewal(frame: pd.DataFrame, churns: pd.DataFrame, horizon_days: int,
+                        lead_days: int) -> pd.DataFrame:
+    """Only the observations whose account renewed or churned in the window: a renewal rate is
+    renewals among the accounts that came up for a decision, not among all accounts (else an
+    account far from its renewal date would count as a failed renewal)."""
+    churned = label(frame, churns, horizon_days, lead_days)["label"]
+    return frame[(frame["label"] == 1) | (churned == 1)].reset_index(drop=True)
 
 
 def rows_after_churn(loaded: pipeline.Loaded) -> dict[str, int]:
