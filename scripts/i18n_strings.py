@@ -90,6 +90,8 @@ DYNAMIC: dict[str, tuple[str, ...]] = {
 # (empty: the value is not ours to translate, e.g. customer data, and comes back as is).
 DYNAMIC_CALLS: dict[str, tuple[str, ...]] = {
     "_accounts_table.html: a.lifecycle_stage": ("lifecycle stages",),
+    "_accounts_table.html: a.override": ("reason codes",),
+    "_accounts_table.html: a.system_band": ("bands",),
     "_cta.html: cta.type": ("cta types",),
     "_cta.html: cta.priority": ("priorities",),
     "account.html: fin.override.reason_code": ("reason codes",),

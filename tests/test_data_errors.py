@@ -95,8 +95,9 @@ def test_more_rejected_rows_than_allowed(tmp_path: Path) -> None:
         f"'max_rejected_share'. First problems:"
     )
     assert err.details == [
-        "row 8, column timestamp: unparseable timestamp in timestamp (value 'yesterday')",
-        "row 7, column account_id: unknown account_id (value 'A9')",
+        "data/usage_events.csv row 8, column 'timestamp': unparseable timestamp in timestamp "
+        "(value 'yesterday')",
+        "data/usage_events.csv row 7, column 'account_id': unknown account_id (value 'A9')",
     ]
     assert str(err) == "\n".join([err.message, *(f"  - {d}" for d in err.details)])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from collections.abc import Callable
 from datetime import date, datetime
@@ -270,8 +271,8 @@ def test_sqlite_integer_ids_with_nulls_and_mixed_types(tmp_path: Path) -> None:
     assert (h.rows_read, h.rows_rejected) == (4, 2)
     assert h.reasons == {"missing account_id": 1, "unparseable float in value": 1}
     assert h.examples == [
-        "row 3, column account_id: missing account_id (value None)",
-        "row 2, column value: unparseable float in value (value 'n/a')",
+        f"sqlite:///{db} table events row 3, column 'account_id': missing account_id (value None)",
+        f"sqlite:///{db} table events row 2, column 'value': unparseable float in value (value 'n/a')",
     ]
 
 
@@ -372,10 +373,12 @@ def test_data_health_reports_rejected_rows_with_reasons_and_row_numbers(tmp_path
         "duplicate account_id": 1,
     }
     assert accounts.examples == [
-        "row 7, column account_id: missing account_id (value None)",
-        "row 6, column start_date: unparseable date in start_date (value '01/02/2024')",
-        "row 8, column arr: negative arr (value '-5')",
-        "row 5, column account_id: duplicate account_id (value 'A1')",
+        "data/accounts.csv row 7, column 'account_id': missing account_id (value None)",
+        "data/accounts.csv row 6, column 'start_date': unparseable date in start_date "
+        "(value '01/02/2024')",
+        "data/accounts.csv row 8, column 'arr': negative arr (value '-5')",
+        "data/accounts.csv row 5, column 'account_id': duplicate account_id (value 'A1'; "
+        "row 1 is kept)",
     ]
     events = result.health["usage_events"]
     assert (events.rows_read, events.rows_rejected) == (10, 4)
@@ -383,10 +386,11 @@ def test_data_health_reports_rejected_rows_with_reasons_and_row_numbers(tmp_path
         "missing event": 1, "unparseable timestamp in timestamp": 1, "unknown account_id": 2,
     }
     assert events.examples == [
-        "row 9, column event: missing event (value None)",
-        "row 8, column timestamp: unparseable timestamp in timestamp (value 'last tuesday')",
-        "row 7, column account_id: unknown account_id (value 'A9')",
-        "row 10, column account_id: unknown account_id (value 'A5')",
+        "data/usage_events.csv row 9, column 'event': missing event (value None)",
+        "data/usage_events.csv row 8, column 'timestamp': unparseable timestamp in timestamp "
+        "(value 'last tuesday')",
+        "data/usage_events.csv row 7, column 'account_id': unknown account_id (value 'A9')",
+        "data/usage_events.csv row 10, column 'account_id': unknown account_id (value 'A5')",
     ]
     invoices = result.health["invoices"]
     assert (invoices.rows_read, invoices.rows_rejected) == (4, 3)
@@ -394,17 +398,19 @@ def test_data_health_reports_rejected_rows_with_reasons_and_row_numbers(tmp_path
         "missing due_at": 1, "negative amount": 1, "duplicate invoice_id": 1,
     }
     assert invoices.examples == [
-        "row 4, column due_at: missing due_at (value None)",
-        "row 2, column amount: negative amount (value '-20')",
-        "row 3, column invoice_id: duplicate invoice_id (value 'I1')",
+        "data/invoices.csv row 4, column 'due_at': missing due_at (value None)",
+        "data/invoices.csv row 2, column 'amount': negative amount (value '-20')",
+        "data/invoices.csv row 3, column 'invoice_id': duplicate invoice_id (value 'I1'; "
+        "row 1 is kept)",
     ]
     assert result.warnings == [
         "accounts: 4 of 8 rows rejected (missing account_id: 1, unparseable date in "
-        "start_date: 1, negative arr: 1, duplicate account_id: 1).",
+        "start_date: 1, negative arr: 1, duplicate account_id: 1). First: "
+        + "; ".join(accounts.examples[:3]) + ".",
         "usage_events: 4 of 10 rows rejected (missing event: 1, unparseable timestamp in "
-        "timestamp: 1, unknown account_id: 2).",
+        "timestamp: 1, unknown account_id: 2). First: " + "; ".join(events.examples[:3]) + ".",
         "invoices: 3 of 4 rows rejected (missing due_at: 1, negative amount: 1, "
-        "duplicate invoice_id: 1).",
+        "duplicate invoice_id: 1). First: " + "; ".join(invoices.examples[:3]) + ".",
     ]
     # the run log keeps the same health
     logged = Project.load(tmp_path).last_run()
@@ -424,7 +430,8 @@ def test_data_health_examples_are_capped_at_five(tmp_path: Path) -> None:
     h = result.health["usage_events"]
     assert (h.rows_read, h.rows_rejected, h.reasons) == (14, 8, {"unknown account_id": 8})
     assert h.examples == [
-        f"row {n}, column account_id: unknown account_id (value 'A9')" for n in range(7, 12)
+        f"data/usage_events.csv row {n}, column 'account_id': unknown account_id (value 'A9')"
+        for n in range(7, 12)
     ]
 
 
@@ -440,3 +447,34 @@ def test_check_reports_health_without_scoring(tmp_path: Path) -> None:
     assert h.reasons == {"missing event": 1, "unparseable timestamp in timestamp": 1,
                          "unknown account_id": 2}
     assert not (tmp_path / ".healthscore" / "snapshots").exists()
+
+
+def test_rejected_rows_name_the_users_column_and_a_count_limit_fails_the_run(tmp_path: Path) -> None:
+    """A mapped column is named as the user wrote it; max_rejected_rows fails a run that the
+    share alone would let through, and nothing is written."""
+    renamed = BAD_EVENTS.replace("timestamp", "When", 1)
+    write_project(tmp_path, {
+        "healthscore.yml": project_yml(
+            "accounts: {path: data/accounts.csv}\n"
+            "usage_events: {path: data/usage_events.csv, columns: {timestamp: When}}\n",
+            "scorecards: [default]\nsettings: {max_rejected_share: 0.5}"),
+        "data/accounts.csv": BAD_ACCOUNTS,
+        "data/usage_events.csv": renamed,
+    })
+    _, result = run(tmp_path)
+    assert ("data/usage_events.csv row 8, column 'When' (timestamp): unparseable timestamp in "
+            "timestamp (value 'last tuesday')") in result.health["usage_events"].examples
+    text = (tmp_path / "healthscore.yml").read_text()
+    (tmp_path / "healthscore.yml").write_text(text.replace("max_rejected_share: 0.5}",
+                                                           "max_rejected_share: 0.5, max_rejected_rows: 3}"))
+    shutil.rmtree(tmp_path / ".healthscore")
+    with pytest.raises(DataError) as err:
+        Project.load(tmp_path).run(as_of=AS_OF)
+    assert err.value.message.startswith(
+        "healthscore.yml: sources.accounts: 4 of 8 rows (50.0%) in ")
+    assert err.value.message.endswith(
+        "are invalid (missing account_id: 1, unparseable date in start_date: 1, negative arr: 1, "
+        "duplicate account_id: 1), more than the allowed 3 rows. Fix the data or raise "
+        "'max_rejected_rows'. First problems:")
+    assert not (tmp_path / ".healthscore" / "snapshots").exists() or not any(
+        (tmp_path / ".healthscore" / "snapshots").glob("as_of=*"))

@@ -496,3 +496,44 @@ def test_empty_filter_fields_mean_any_and_bad_numbers_say_so(site: Site) -> None
     assert (r.status_code, r.json()["message"]) == (422, "renewal_days: must be a whole number. Got 'soon'.")
     r = site.client.get("/api/accounts?min_coverage=120", headers=h)
     assert r.json()["message"] == "min_coverage: must be between 0 and 100. Got 120."
+
+
+def test_an_override_is_the_band_on_every_surface(site: Site, project: Project, tmp_path: Path) -> None:
+    """List, band filter, portfolio, export, rules and Account 360 all show the final band."""
+    import dataclasses
+
+    before = site.wf.scores()
+    prev = site.wf.scores(date(2026, 9, 30)).set_index("account_id")["band"]
+    mine = before[(before["csm"] == CSM) & (before["band"] != "red")]
+    account = next(a for a in mine["account_id"] if prev.get(a) not in (None, "red"))
+    system = str(before.set_index("account_id").loc[account, "band"])
+    h = site.as_(CSM)
+    r = site.client.post(f"/api/accounts/{account}/override", headers=h, json={
+        "band": "red", "reason_code": "known_issue", "note": "CEO said they are leaving",
+        "expires_on": "2026-12-31"})
+    assert r.status_code == 201, r.text
+    red = site.client.get("/api/accounts?band=red&per_page=1000", headers=h).json()
+    row = next(a for a in red["accounts"] if a["account_id"] == account)
+    assert (row["band"], row["system_band"]) == ("red", system)
+    want = int((before["band"] == "red").sum()) + 1
+    assert red["total"] == want
+    p = site.client.get("/api/portfolio", headers=h).json()
+    assert next(b["accounts"] for b in p["bands"] if b["band"] == "red") == want
+    assert p["overridden"] == 1
+    a360 = site.client.get(f"/api/accounts/{account}", headers=h).json()
+    assert a360["final"]["final_band"] == "red"
+    rows = list(csv.DictReader(io.StringIO(site.client.get("/api/accounts.csv?band=red", headers=h).text)))
+    assert account in {r["account_id"] for r in rows}
+    # the rules read the final band (and may name the system's)
+    facts = site.wf.facts().set_index("account_id")
+    assert (facts.loc[account, "band"], facts.loc[account, "system_band"]) == ("red", system)
+    opened = {(o["account_id"], o["rule"]) for o in site.wf.plan().open}
+    assert (account, "turned_red") in opened
+    # the CRM feed (Project.export) of a project whose workflow store is this one
+    spec = project.config.workflow.model_copy(update={"url": f"sqlite:///{tmp_path / 'wf.db'}"})
+    team = Project(dataclasses.replace(project.config, workflow=spec))
+    out = team.export(tmp_path / "feed.csv")
+    feed = {r["account_id"]: r for r in csv.DictReader(out.open())}
+    assert (feed[account]["band"], feed[account]["system_band"], feed[account]["override"]) == (
+        "red", system, "known_issue")
+    assert team.portfolio()["overridden"] == 1

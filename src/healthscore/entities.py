@@ -20,6 +20,8 @@ class Column:
     type: str
     required: bool = False
     doc: str = ""
+    values: tuple[str, ...] = ()  # the values measures expect (compared ignoring case)
+    closed: bool = False  # only these values are meaningful: others are reported by check
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,9 @@ class Entity:
         return [c.name for c in self.columns]
 
 
-def _c(name: str, type_: str, required: bool = False, doc: str = "") -> Column:
-    return Column(name, type_, required, doc)
+def _c(name: str, type_: str, required: bool = False, doc: str = "",
+       values: tuple[str, ...] = (), closed: bool = True) -> Column:
+    return Column(name, type_, required, doc, values, closed and bool(values))
 
 
 ENTITIES: dict[str, Entity] = {
@@ -98,7 +101,8 @@ ENTITIES: dict[str, Entity] = {
             (
                 _c("account_id", "string", True),
                 _c("user_id", "string"),
-                _c("event", "string", True, "event or feature name, e.g. login, report_export"),
+                _c("event", "string", True, "event or feature name, e.g. login, report_export",
+                   values=("login",), closed=False),
                 _c("module", "string"),
                 _c("timestamp", "timestamp", True),
                 _c("value", "float", doc="optional duration or amount"),
@@ -112,8 +116,9 @@ ENTITIES: dict[str, Entity] = {
                 _c("activity_id", "string"),
                 _c("account_id", "string", True),
                 _c("contact_id", "string"),
-                _c("type", "string", True, "call, email, chat, meeting, ebr, qbr"),
-                _c("initiated_by", "string", doc="cs or customer"),
+                _c("type", "string", True, "call, email, chat, meeting, ebr, qbr",
+                   values=("call", "email", "chat", "meeting", "ebr", "qbr")),
+                _c("initiated_by", "string", doc="cs or customer", values=("cs", "customer")),
                 _c("timestamp", "timestamp", True),
                 _c("with_key_stakeholder", "bool"),
             ),
@@ -126,8 +131,9 @@ ENTITIES: dict[str, Entity] = {
             (
                 _c("ticket_id", "string", True),
                 _c("account_id", "string", True),
-                _c("priority", "string", doc="P1 (highest) .. P4"),
-                _c("type", "string", doc="question, incident, bug, product_request"),
+                _c("priority", "string", doc="P1 (highest) .. P4", values=("P1", "P2", "P3", "P4")),
+                _c("type", "string", doc="question, incident, bug, product_request",
+                   values=("question", "incident", "bug", "product_request")),
                 _c("status", "string", doc="status today (not point-in-time)"),
                 _c("opened_at", "timestamp", True),
                 _c("closed_at", "timestamp"),
@@ -163,7 +169,7 @@ ENTITIES: dict[str, Entity] = {
                 _c("response_id", "string"),
                 _c("account_id", "string", True),
                 _c("contact_id", "string"),
-                _c("kind", "string", True, "nps or csat"),
+                _c("kind", "string", True, "nps or csat", values=("nps", "csat")),
                 _c("score", "float", True),
                 _c("comment", "string"),
                 _c("responded_at", "timestamp", True),
@@ -177,7 +183,8 @@ ENTITIES: dict[str, Entity] = {
             (
                 _c("advocacy_id", "string"),
                 _c("account_id", "string", True),
-                _c("kind", "string", True, "referral, review, case_study, reference"),
+                _c("kind", "string", True, "referral, review, case_study, reference",
+                   values=("referral", "review", "case_study", "reference")),
                 _c("occurred_at", "timestamp", True),
             ),
             key="advocacy_id",
@@ -231,7 +238,8 @@ ENTITIES: dict[str, Entity] = {
             "What happened to the account: churn, renewal, expansion, contraction.",
             (
                 _c("account_id", "string", True),
-                _c("kind", "string", True, "churn, renewal, expansion, contraction"),
+                _c("kind", "string", True, "churn, renewal, expansion, contraction",
+                   values=("churn", "renewal", "expansion", "contraction")),
                 _c("occurred_at", "timestamp", True),
                 _c("arr_change", "float"),
             ),

@@ -15,6 +15,7 @@ from healthscore.config.model import ProjectConfig
 from healthscore.engine.adapter import Engine, make_engine, temp_name
 from healthscore.measures import asof
 from healthscore.measures.build import MeasureBuilder, active_spine
+from healthscore.measures.contract import unmatched_filters
 from healthscore.scoring.scorecard import primary_of, score_scorecard
 from healthscore.sources.clean import DataHealth, clean
 from healthscore.sources.read import read_source
@@ -55,10 +56,12 @@ def load_sources(config: ProjectConfig, engine: Engine, progress: Progress) -> L
         source = config.sources[entity]
         share = source.spec.max_rejected_share
         share = config.settings.max_rejected_share if share is None else share
+        rows = source.spec.max_rejected_rows
+        rows = config.settings.max_rejected_rows if rows is None else rows
         raw = read_source(engine, source)
         accounts = loaded.tables.get("accounts")
         optional = frozenset({"start_date"}) if with_subs and entity == "accounts" else frozenset()
-        table, health = clean(raw, source, accounts, share, engine.materialize, optional)
+        table, health = clean(raw, source, accounts, share, engine.materialize, optional, rows)
         loaded.tables[entity] = table
         loaded.health[entity] = health
     if with_subs:
@@ -68,6 +71,8 @@ def load_sources(config: ProjectConfig, engine: Engine, progress: Progress) -> L
             loaded.tables["accounts"], subs, config.settings.renewal_grace_days, loaded.observed_until
         )
         loaded.tables["accounts"] = engine.materialize(filled, "accounts")
+    for entity, notes in unmatched_filters(config, loaded.tables).items():
+        loaded.health[entity].notes.extend(notes)
     return loaded
 
 
@@ -89,9 +94,10 @@ def scores_expr(
     # every scorecard reads the measures: compute them once
     wide = loaded.engine.materialize(wide.mutate(__primary=primary_of(config, wide)), "measures")
     parts = []
+    every = tuple(dict.fromkeys(m for sc in config.all_scorecards for m in sc.measures))
     for sc in config.scorecards:
         rows = wide.filter(wide["__primary"] == sc.name)
-        parts.append(score_scorecard(sc, rows, sc.version(config.measures), True))
+        parts.append(score_scorecard(sc, rows, sc.version(config.measures), True, every))
     for sc in config.also:
         parts.append(score_scorecard(sc, wide, sc.version(config.measures), False))
     return _union_aligned(parts)

@@ -10,6 +10,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 
 from healthscore import pipeline, report
@@ -66,8 +67,11 @@ def data_warnings(health: dict[str, DataHealth], as_of: date) -> list[str]:
     out = []
     for h in health.values():
         if h.rows_rejected:
-            out.append(f"{h.entity}: {h.rows_rejected} of {h.rows_read} rows rejected "
-                       f"({', '.join(f'{k}: {v}' for k, v in h.reasons.items())}).")
+            first = "; ".join(h.examples[:3])
+            out.append(f"{h.entity}: {h.rows_rejected} of {h.rows_read} rows "
+                       f"rejected ({', '.join(f'{k}: {v}' for k, v in h.reasons.items())}). "
+                       f"First: {first}.")
+        out += [f"{h.entity}: {n}" for n in h.notes]
         if h.stale_on(as_of):
             out.append(f"{h.entity}: newest row is from {h.newest}, older than "
                        f"{h.stale_after_days} days before {as_of}; its measures count as missing.")
@@ -210,14 +214,39 @@ class Project:
         day = self._day(as_of)
         return self.store.read(day, primary_only=primary_only)
 
+    def final_scores(self, as_of: date | str | None = None) -> pd.DataFrame:
+        """The primary scores with the final score and band (an active override, else the
+        system's) and the system's beside them: what every surface shows."""
+        day = self._day(as_of)
+        return self._finalize(self.store.read(day, primary_only=True).to_pandas(), day)
+
+    def _finalize(self, frame: pd.DataFrame, day: date) -> pd.DataFrame:
+        if not self._has_workflow_store():
+            return report.final_scores(frame, [], self.config)
+        wf = self.workflow()
+        try:
+            return wf.with_overrides(frame, day)
+        finally:
+            wf.close()
+
     def portfolio(self, as_of: date | str | None = None) -> dict[str, Any]:
-        return report.portfolio(self.store, self._day(as_of))
+        day = self._day(as_of)
+        return report.portfolio(self.store, day, self.final_scores(day))
 
     def explain(self, account_id: str, as_of: date | str | None = None) -> dict[str, Any]:
-        return report.explain(self.store, self.config, account_id, self._day(as_of))
+        """The breakdown of the system score, with the final score and band beside it."""
+        day = self._day(as_of)
+        data = report.explain(self.store, self.config, account_id, day)
+        row = self._finalize(self.store.account_rows(day, account_id, primary_only=True).to_pandas(), day)
+        r = row.iloc[0]
+        data["final"] = {"score": report.round1(r["score"]), "band": r["band"],
+                         "system_score": report.round1(r["system_score"]),
+                         "system_band": r["system_band"], "override": r["override"]}
+        return data
 
     def export(self, path: str | Path, fmt: str = "csv", as_of: date | str | None = None) -> Path:
-        return report.export(self.store, self._day(as_of), Path(path), fmt)
+        day = self._day(as_of)
+        return report.export(self.store, day, Path(path), fmt, self.final_scores(day))
 
     def _day(self, as_of: date | str | None) -> date:
         if as_of is None:

@@ -21,7 +21,46 @@ SUMMARY_COLUMNS = ["account_id", "name", "segment", "industry", "csm", "lifecycl
 
 
 def _frame(store: SnapshotStore, day: date) -> pd.DataFrame:
-    return store.read(day, primary_only=True).to_pandas()
+    return final_scores(store.read(day, primary_only=True).to_pandas(), [], None)
+
+
+FINAL_COLUMNS = ["system_score", "system_band", "override"]
+
+
+def final_scores(frame: pd.DataFrame, overrides: list[dict[str, Any]],
+                 config: ProjectConfig | None) -> pd.DataFrame:
+    """``score`` and ``band`` become the *final* values (an active override, else the system's),
+    with the system's beside them in ``system_score``/``system_band`` and the override's reason
+    code in ``override``. Every surface and the rules read this one frame."""
+    frame = frame.copy()
+    if "system_score" in frame:
+        return frame
+    frame["system_score"] = frame["score"]
+    frame["system_band"] = frame["band"]
+    frame["override"] = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    where = {a: i for i, a in zip(frame.index, frame["account_id"], strict=True)}
+    for o in sorted(overrides, key=lambda o: o["id"]):
+        i = where.get(o["account_id"])
+        if i is None:
+            continue
+        if o.get("score") is not None:
+            frame.at[i, "score"] = float(o["score"])
+            frame.at[i, "band"] = band_for(config, frame.at[i, "scorecard"], float(o["score"]))
+        else:
+            frame.at[i, "band"] = o["band"]
+        frame.at[i, "override"] = o["reason_code"]
+    return frame
+
+
+def band_for(config: ProjectConfig | None, scorecard: str | None, score: float) -> str:
+    """The band a score falls in on ``scorecard``'s bands (a value on a cut takes the band
+    that starts there)."""
+    from healthscore.config.model import DEFAULT_BANDS
+
+    cards = {sc.name: sc for sc in config.all_scorecards} if config is not None else {}
+    card = cards.get(scorecard or "")
+    bands = sorted(card.bands if card else DEFAULT_BANDS, key=lambda b: b.min)
+    return next((b.name for b in reversed(bands) if score >= b.min), bands[0].name)
 
 
 def previous_scores(store: SnapshotStore, day: date, days_back: int) -> pd.Series | None:
@@ -35,10 +74,11 @@ def previous_scores(store: SnapshotStore, day: date, days_back: int) -> pd.Serie
 
 def with_trends(store: SnapshotStore, day: date, frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
+    now = frame["system_score"] if "system_score" in frame else frame["score"]  # the system's moves
     for n in TREND_DAYS:
         prev = previous_scores(store, day, n)
         col = f"change_{n}d"
-        frame[col] = frame["score"] - frame["account_id"].map(prev) if prev is not None else None
+        frame[col] = now - frame["account_id"].map(prev) if prev is not None else None
     return frame
 
 
@@ -59,18 +99,20 @@ def band_order(frame: pd.DataFrame) -> list[str]:
     return sorted(means.index, key=lambda b: (b == INSUFFICIENT, means[b]))
 
 
-def portfolio(store: SnapshotStore, day: date) -> dict[str, Any]:
-    frame = with_trends(store, day, _frame(store, day))
+def portfolio(store: SnapshotStore, day: date, final: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Band counts, ARR and movers; ``final`` is the day's frame from :func:`final_scores`."""
+    frame = with_trends(store, day, final if final is not None else _frame(store, day))
     order = band_order(frame)
     bands = frame.groupby("band").agg(accounts=("account_id", "size"), arr=("arr", "sum"))
     bands = bands.reindex(order)
     movers = frame.dropna(subset=["change_30d"]).sort_values("change_30d")
-    cols = ["account_id", "name", "segment", "csm", "score", "band", "change_30d"]
+    cols = ["account_id", "name", "segment", "csm", "score", "band", "system_band", "change_30d"]
     return {
         "as_of": day.isoformat(),
         "accounts": int(len(frame)),
+        "overridden": int(frame["override"].notna().sum()),
         "arr": float(frame["arr"].fillna(0).sum()),
-        "average_score": _round(frame["score"].mean()),
+        "average_score": round1(frame["score"].mean()),
         "band_order": order,
         "bands": [{"band": b, "accounts": int(r.accounts), "arr": float(r.arr or 0)}
                   for b, r in bands.iterrows()],
@@ -82,7 +124,7 @@ def portfolio(store: SnapshotStore, day: date) -> dict[str, Any]:
     }
 
 
-def _round(x: Any) -> float | None:
+def round1(x: Any) -> float | None:
     return None if pd.isna(x) else round(float(x), 1)
 
 
@@ -155,8 +197,8 @@ def history(store: SnapshotStore, account_id: str) -> list[dict[str, Any]]:
         rows = t.filter(pc.equal(t["account_id"], account_id))
         if rows.num_rows:
             r = rows.to_pylist()[0]
-            out.append({"as_of": day.isoformat(), "score": _round(r["score"]), "band": r["band"],
-                        "coverage": _round(r["coverage"])})
+            out.append({"as_of": day.isoformat(), "score": round1(r["score"]), "band": r["band"],
+                        "coverage": round1(r["coverage"])})
     return out
 
 
@@ -173,10 +215,10 @@ def _explain_row(store: SnapshotStore, row: pd.Series, prev: pd.Series | None) -
     )
     return {
         "scorecard": row["scorecard"], "version": row["version"],
-        "is_primary": bool(row["is_primary"]), "score": _round(row["score"]),
+        "is_primary": bool(row["is_primary"]), "score": round1(row["score"]),
         "band": row["band"], "grade": None if _isna(row.get("grade")) else row.get("grade"),
-        "coverage": _round(row["coverage"]),
-        "previous_score": None if prev is None else _round(prev["score"]),
+        "coverage": round1(row["coverage"]),
+        "previous_score": None if prev is None else round1(prev["score"]),
         "groups": groups, "measures": measures,
         "why": [_why(m) for m in changes[:5]],
     }
@@ -197,7 +239,7 @@ def _walk(nodes: list[dict], row: pd.Series, share: float, measures: list, group
 
 def _group_node(g: dict, row: pd.Series, share: float, measures: list, groups: list) -> None:
     groups.append({"group": g["path"], "label": g["label"], "weight": g["weight"],
-                   "score": _round(row.get(f"g__{g['path']}")),
+                   "score": round1(row.get(f"g__{g['path']}")),
                    "effective_weight": round(share * 100, 2)})
     children = [(e, _present(e, row, False)) for e in g["entries"]]
     children += [(s, _present(s, row, True)) for s in g["groups"]]
@@ -208,14 +250,20 @@ def _group_node(g: dict, row: pd.Series, share: float, measures: list, groups: l
         value = row.get(f"m__{e['measure']}")
         measures.append({
             "measure": e["measure"], "group": g["path"], "weight": e["weight"],
-            "value": None if _isna(value) else float(value),
-            "score": _round(score), "effective_weight": round(eff * 100, 2),
+            "value": _value(value),
+            "score": round1(score), "effective_weight": round(eff * 100, 2),
             "contribution": round(eff * float(score), 2) if not _isna(score) else 0.0,
             "has_data": not _isna(value),
         })
     for sub in g["groups"]:
         eff = share * sub["weight"] / total if _present(sub, row, True) else 0.0
         _group_node(sub, row, eff, measures, groups)
+
+
+def _value(v: Any) -> float | str | None:
+    if _isna(v):
+        return None
+    return v if isinstance(v, str) else float(v)
 
 
 def _walk_changes(nodes: list[dict], prev: pd.Series, measures: list) -> None:
@@ -233,7 +281,7 @@ def _walk_changes(nodes: list[dict], prev: pd.Series, measures: list) -> None:
 
 def _why(m: dict[str, Any]) -> str:
     def fmt(v: Any) -> str:
-        return "no data" if v is None else f"{v:g}"
+        return "no data" if v is None else (v if isinstance(v, str) else f"{v:g}")
 
     direction = "raised" if m["contribution_change"] > 0 else "lowered"
     return (f"{m['measure']} went from {fmt(m.get('previous_value'))} to {fmt(m['value'])} "
@@ -244,12 +292,14 @@ def _why(m: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------- export
 
 
-def export(store: SnapshotStore, day: date, path: Path, fmt: str) -> Path:
+def export(store: SnapshotStore, day: date, path: Path, fmt: str,
+           final: pd.DataFrame | None = None) -> Path:
+    """The CRM feed: one row per account with the final score and band, the system's beside."""
     if fmt not in ("csv", "parquet"):
         raise HealthScoreError(f"--format: must be csv or parquet. Got {fmt!r}.")
-    frame = with_trends(store, day, _frame(store, day))
-    keep = [c for c in [*SUMMARY_COLUMNS, "as_of", "change_7d", "change_30d", "change_90d"]
-            if c in frame]
+    frame = with_trends(store, day, final if final is not None else _frame(store, day))
+    keep = [c for c in [*SUMMARY_COLUMNS, *FINAL_COLUMNS, "as_of", "change_7d", "change_30d",
+                        "change_90d"] if c in frame]
     frame = frame[keep]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

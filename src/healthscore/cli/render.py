@@ -118,6 +118,11 @@ def explanation(console: Console, data: dict[str, Any]) -> None:
                       if v is not None)
     if trend:
         console.print(f"Trend: {trend}")
+    fin = data.get("final") or {}
+    if fin.get("override"):
+        console.print(f"Final: score {fin['score']} {_band(fin['band'])} (override, "
+                      f"{fin['override']}); the system says {fin['system_score']} "
+                      f"{_band(fin['system_band'])}")
     for card in data["scorecards"]:
         _card(console, card, data.get("previous_as_of"))
 
@@ -140,7 +145,8 @@ def _card(console: Console, card: dict[str, Any], previous: str | None) -> None:
                 "change"):
         m.add_column(col)
     for r in card["measures"]:
-        value = "no data" if r["value"] is None else f"{r['value']:g}"
+        v = r["value"]
+        value = "no data" if v is None else (v if isinstance(v, str) else f"{v:g}")
         change = r.get("contribution_change")
         m.add_row(r["measure"], r["group"], value,
                   "-" if r["score"] is None else f"{r['score']}", f"{r['weight']:g}",

@@ -32,11 +32,13 @@ class SourceSpec(Spec):
     refresh: str | None = None
     stale_after: str | None = None
     max_rejected_share: Annotated[float, Field(ge=0, le=1)] | None = None
+    max_rejected_rows: Annotated[int, Field(ge=0)] | None = None
 
 
 class SettingsSpec(Spec):
     min_coverage: Percent = 50
     max_rejected_share: Annotated[float, Field(ge=0, le=1)] = 0.05
+    max_rejected_rows: Annotated[int, Field(ge=0)] | None = None  # a count limit as well
     memory_limit: str = "1500MB"
     max_rows_per_pass: Annotated[int, Field(ge=1000)] = 3_000_000
     threads: int | None = None
@@ -141,6 +143,7 @@ class CategoryScheme(Spec):
     type: Literal["category"]
     map: dict[str, Percent]
     default: Percent | None = None
+    case_sensitive: bool = False  # 'Pro' matches the key 'pro' unless this is true
 
 
 SchemeSpec = Annotated[
@@ -163,6 +166,7 @@ class _MeasureBase(Spec):
 class _EntityMeasure(_MeasureBase):
     entity: str
     filter: str | None = None
+    case_sensitive: bool = False  # text in the filter matches 'Login' and 'login' alike
     window: str | None = None
     time: str | None = None
 

@@ -23,9 +23,23 @@ _BINARY: dict[type, Callable[[Any, Any], Any]] = {
 }
 
 
-def compile_filter(text: str, columns: Any) -> Any:
-    """``columns`` is anything indexable by column name (an Ibis table, or a dict)."""
-    return _compile(expressions.parse(text), columns)
+def compile_filter(text: str, columns: Any, fold_case: bool = False) -> Any:
+    """``columns`` is anything indexable by column name (an Ibis table, or a dict).
+
+    With ``fold_case``, text compared with ``=``, ``!=``, ``in`` and ``between`` ignores case
+    (a measure's filter ``event = 'login'`` counts 'Login' too)."""
+    return _compile(expressions.parse(text), _Folding(columns) if fold_case else columns)
+
+
+class _Folding:
+    """Columns whose text values read in lower case (string literals are folded alike)."""
+
+    def __init__(self, columns: Any) -> None:
+        self.columns = columns
+
+    def __getitem__(self, name: str) -> Any:
+        value = self.columns[name]
+        return value.lower() if value.type().is_string() else value
 
 
 def _compile(node: exp.Expression, cols: Any) -> Any:
@@ -80,7 +94,7 @@ def _if(node: exp.If, cols: Any) -> Any:
 
 def _literal(node: exp.Literal, cols: Any) -> Any:
     if node.is_string:
-        return ibis.literal(node.this)
+        return ibis.literal(node.this.lower() if isinstance(cols, _Folding) else node.this)
     text = node.this
     return ibis.literal(float(text) if any(c in text for c in ".eE") else int(text))
 
@@ -111,6 +125,8 @@ def _between(node: exp.Between, cols: Any) -> Any:
 
 
 def _like(node: Any, cols: Any) -> Any:
+    if isinstance(cols, _Folding):  # LIKE keeps its own case rule (ILIKE ignores case)
+        cols = cols.columns
     value = _compile(node.this, cols)
     pattern = node.expression.this
     if isinstance(node, exp.ILike):

@@ -36,10 +36,15 @@ def time_column(m: Measure) -> str:
     return str(m.spec.time or ENTITIES[m.spec.entity].time)
 
 
+def measure_filter(m: Measure, t: ir.Table) -> ir.Value:
+    """The measure's row filter; text comparisons ignore case unless it says otherwise."""
+    return compile_filter(m.spec.filter, t, fold_case=not m.spec.case_sensitive)
+
+
 def _filtered(t: ir.Table, m: Measure) -> ir.Table:
     t = t.filter(t.account_id.notnull())
     if m.spec.filter:
-        t = t.filter(compile_filter(m.spec.filter, t))
+        t = t.filter(measure_filter(m, t))
     return t
 
 
@@ -95,7 +100,7 @@ def _daily(t: ir.Table, measures: list[Measure], time_col: str) -> ir.Table:
     t = t.mutate(day=_day(t, time_col))
     aggs: dict[str, Any] = {}
     for m in measures:
-        cond = compile_filter(m.spec.filter, t) if m.spec.filter else None
+        cond = measure_filter(m, t) if m.spec.filter else None
         if m.type == "count":
             aggs[m.name] = t.count(where=cond)
         elif m.type == "sum":

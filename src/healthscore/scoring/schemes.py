@@ -41,7 +41,10 @@ def linear(scheme: specs.LinearScheme, value: Any) -> Any:
 
 def category(scheme: specs.CategoryScheme, value: Any) -> Any:
     text = value.cast("string")
-    branches = [(text == key, float(s)) for key, s in scheme.map.items()]
+    if not scheme.case_sensitive:
+        text = text.lower()
+    branches = [(text == (key if scheme.case_sensitive else key.lower()), float(s))
+                for key, s in scheme.map.items()]
     default = ibis.null() if scheme.default is None else float(scheme.default)
     out = ibis.cases(*branches, else_=default) if branches else ibis.literal(default, "float64")
     return ibis.ifelse(value.isnull(), ibis.null(), out).cast("float64")

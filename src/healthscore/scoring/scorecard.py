@@ -43,8 +43,12 @@ def primary_of(config: ProjectConfig, t: ir.Table) -> Any:
     return ibis.cases(*branches, else_=default) if branches else ibis.literal(default)
 
 
-def score_scorecard(sc: Scorecard, t: ir.Table, version: str, primary: bool) -> ir.Table:
+def score_scorecard(sc: Scorecard, t: ir.Table, version: str, primary: bool,
+                    carry: tuple[str, ...] = ()) -> ir.Table:
     """One row per input row: scores for ``sc``; ``t`` holds measure values by name.
+
+    ``carry`` names more measures whose values the rows keep (a primary row carries every
+    measure computed for the account, so rules, quadrants and plans see them all).
 
     Built in steps (measure scores, then groups from the deepest up, then the total), each
     step reading the columns of the one before, so the expression stays linear in size.
@@ -70,7 +74,7 @@ def score_scorecard(sc: Scorecard, t: ir.Table, version: str, primary: bool) -> 
         "grade": grade_of(sc, t.score),
     }
     out.update({group_col(g.path): t[group_col(g.path)] for g in sc.all_groups()})
-    out.update({value_col(m): _numeric(t[m]) for m in sc.measures})
+    out.update({value_col(m): _value(t[m]) for m in dict.fromkeys((*sc.measures, *carry))})
     out.update({score_col(e.measure): t[score_col(e.measure)] for e in entries})
     attrs = [c for c in ATTRIBUTES if c in t.columns]
     return t.select(*KEYS, *attrs, **out)
@@ -83,9 +87,12 @@ def _measure_score(entry: Any, t: ir.Table) -> Any:
     return raw.cast("float64")
 
 
-def _numeric(value: Any) -> Any:
+def _value(value: Any) -> Any:
+    """Numbers (and booleans) as float64, text (a category) as it is."""
     if value.type().is_numeric() or value.type().is_boolean():
         return value.cast("float64")
+    if value.type().is_string():
+        return value
     return ibis.null().cast("float64")
 
 

@@ -36,6 +36,7 @@ class DataHealth:
     examples: list[str] = field(default_factory=list)
     newest: date | None = None
     stale_after_days: int | None = None
+    notes: list[str] = field(default_factory=list)  # values no measure will match, and such
 
     @property
     def rows_kept(self) -> int:
@@ -51,7 +52,7 @@ class DataHealth:
             "entity": self.entity, "location": self.location, "rows_read": self.rows_read,
             "rows_rejected": self.rows_rejected, "reasons": self.reasons,
             "examples": self.examples, "newest": self.newest.isoformat() if self.newest else None,
-            "stale_after_days": self.stale_after_days,
+            "stale_after_days": self.stale_after_days, "notes": self.notes,
         }
 
 
@@ -171,9 +172,10 @@ def reasons(t: ir.Table, entity: Entity, accounts: ir.Table | None) -> list[tupl
 def clean(
     raw: ir.Table, source: Source, accounts: ir.Table | None, max_share: float,
     materialize: Callable[[ir.Table, str], ir.Table] = lambda t, _: t,
-    optional: frozenset[str] = frozenset(),
+    optional: frozenset[str] = frozenset(), max_rows: int | None = None,
 ) -> tuple[ir.Table, DataHealth]:
-    """Check every row; return the good rows (materialised) and the source's health.
+    """Check every row; return the good rows (materialised) and the source's health. More
+    rejected rows than ``max_share`` of the source, or than ``max_rows``, fail the run.
 
     ``optional`` names required columns that another source can fill in (an account's
     start date from its subscriptions)."""
@@ -184,8 +186,10 @@ def clean(
     any_flag = ibis.or_(*flags.values()) if flags else ibis.literal(False)
     t = t.mutate(**flags, __bad=any_flag)
     health = _health(t, source, entity, checks, t["__bad"])
-    if health.rows_read and health.rows_rejected / health.rows_read > max_share:
-        raise DataError(_too_many(source, health, max_share), details=health.examples)
+    health.notes = _unexpected_values(t.filter(~t["__bad"]), entity, source, set(raw.columns))
+    too_many = health.rows_read and health.rows_rejected / health.rows_read > max_share
+    if too_many or (max_rows is not None and health.rows_rejected > max_rows):
+        raise DataError(_too_many(source, health, max_share, max_rows), details=health.examples)
     # only the good rows and the entity's columns are kept (in memory, or spilled to disk)
     good = materialize(t.filter(~t["__bad"]).select(*entity.column_names), f"clean_{source.entity}")
     return good, health
@@ -215,11 +219,36 @@ def _health(t: ir.Table, source: Source, entity: Entity, checks: list, any_bad: 
     newest = row.get("newest")
     health.newest = newest.date() if isinstance(newest, datetime) else newest
     if health.rows_rejected:
-        health.examples = _examples(t, checks, entity, health.reasons)
+        health.examples = _examples(t, checks, entity, health.reasons, source)
     return health
 
 
-def _examples(t: ir.Table, checks: list, entity: Entity, found: dict[str, int]) -> list[str]:
+def _unexpected_values(t: ir.Table, entity: Entity, source: Source, raw: set[str]) -> list[str]:
+    """Values of a column with a closed set of expected values (tickets.priority P1..P4...)
+    that are none of them, whatever their case: rows that measures filtering on the column
+    will not count."""
+    out = []
+    for col in entity.columns:
+        if not col.closed or source.spec.columns.get(col.name, col.name) not in raw:
+            continue
+        value = t[col.name]
+        odd = t.filter(value.notnull() & ~value.lower().isin([v.lower() for v in col.values]))
+        counts = odd.group_by(col.name).aggregate(n=odd.count()).order_by(ibis.desc("n"), col.name)
+        rows = counts.limit(MAX_EXAMPLES + 1).to_pyarrow().to_pylist()
+        if not rows:
+            continue
+        seen = ", ".join(f"{r[col.name]!r} ({r['n']} rows)" for r in rows[:MAX_EXAMPLES])
+        more = ", ..." if len(rows) > MAX_EXAMPLES else ""
+        out.append(f"{where(source)}: column {col.name} has values none of {', '.join(col.values)}: "
+                   f"{seen}{more}. Measures that filter on {col.name} will not count these rows; "
+                   f"rewrite them in the export or in a 'format: query' source.")
+    return out
+
+
+def _examples(t: ir.Table, checks: list, entity: Entity, found: dict[str, int],
+              source: Source) -> list[str]:
+    """The first rejected rows, each with the file, the row number (the first data row is
+    row 1), the user's own column name and the value; a duplicate says which row was kept."""
     out: list[str] = []
     for i, (reason, _) in enumerate(checks):
         if len(out) >= MAX_EXAMPLES:
@@ -227,10 +256,26 @@ def _examples(t: ir.Table, checks: list, entity: Entity, found: dict[str, int]) 
         if reason not in found:  # one query per reason that occurred, not per possible one
             continue
         col = _reason_column(reason, entity)
+        own = source.spec.columns.get(col, col)
+        name = repr(own) if own == col else f"{own!r} ({col})"
         rows = t.filter(t[f"__bad{i}"]).order_by(ROW).limit(MAX_EXAMPLES - len(out))
-        for r in rows.select(ROW, val=_raw(t, col)).to_pyarrow().to_pylist():
-            out.append(f"row {r[ROW]}, column {col}: {reason} (value {r['val']!r})")
+        kept = {"kept": t["__first"]} if reason.startswith("duplicate ") else {}
+        for r in rows.select(ROW, val=_raw(t, col), **kept).to_pyarrow().to_pylist():
+            then = f"; row {r['kept']} is kept" if kept else ""
+            out.append(f"{where(source)} row {r[ROW]}, column {name}: {reason} "
+                       f"(value {r['val']!r}{then})")
     return out
+
+
+def where(source: Source) -> str:
+    """The source as the user wrote it: the path in healthscore.yml, or the table of a URL."""
+    from healthscore.sources.read import redact_url
+
+    spec = source.spec
+    if spec.path:
+        return spec.path + (f" (sheet {spec.sheet})" if spec.sheet else "")
+    what = f"table {spec.table}" if spec.table else "query"
+    return f"{redact_url(spec.url)} {what}" if spec.url else source.location
 
 
 def _reason_column(reason: str, entity: Entity) -> str:
@@ -238,11 +283,15 @@ def _reason_column(reason: str, entity: Entity) -> str:
     return last if entity.column(last) else entity.columns[0].name
 
 
-def _too_many(source: Source, health: DataHealth, max_share: float) -> str:
+def _too_many(source: Source, health: DataHealth, max_share: float, max_rows: int | None) -> str:
     share = health.rows_rejected / health.rows_read
     top = ", ".join(f"{k}: {v}" for k, v in sorted(health.reasons.items(), key=lambda x: -x[1]))
+    if share > max_share:
+        limit, key = f"the allowed {max_share:.0%}", "max_rejected_share"
+    else:
+        limit, key = f"the allowed {max_rows} rows", "max_rejected_rows"
     return (
         f"{PROJECT_FILE}: sources.{source.entity}: {health.rows_rejected} of {health.rows_read} "
-        f"rows ({share:.1%}) in {source.location} are invalid ({top}), more than the allowed "
-        f"{max_share:.0%}. Fix the data or raise 'max_rejected_share'. First problems:"
+        f"rows ({share:.1%}) in {source.location} are invalid ({top}), more than {limit}. "
+        f"Fix the data or raise '{key}'. First problems:"
     )

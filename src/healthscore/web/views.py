@@ -22,7 +22,8 @@ STALE_SNAPSHOT_DAYS = 35
 SORTABLE = ("account_id", "name", "segment", "csm", "arr", "score", "band", "coverage",
             "renewal_date", "change_30d", "change_90d", "open_ctas", "lifecycle_stage")
 LIST_COLUMNS = ["account_id", "name", "segment", "csm", "lifecycle_stage", "arr", "renewal_date",
-                "score", "band", "coverage", "change_30d", "change_90d"]
+                "score", "band", "system_score", "system_band", "override", "coverage",
+                "change_30d", "change_90d"]
 
 
 @dataclass
@@ -44,7 +45,13 @@ _frames: dict[tuple[Any, ...], pd.DataFrame] = {}
 
 
 def scores_frame(site: Site) -> pd.DataFrame:
-    """The latest primary scores with 7/30/90-day changes (kept until the snapshots change)."""
+    """The latest primary scores with 7/30/90-day changes and the final score and band (an
+    active override, else the system's; the system's beside them)."""
+    return site.wf.with_overrides(_system_frame(site), site.store.latest())
+
+
+def _system_frame(site: Site) -> pd.DataFrame:
+    """The snapshot part of :func:`scores_frame`, kept until the snapshots change."""
     store = site.store
     day = store.latest()
     key = (str(store.root), day, store.snapshots.stat().st_mtime_ns, store.path(day).stat().st_mtime_ns)
@@ -87,9 +94,9 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def portfolio(site: Site) -> dict[str, Any]:
-    out = site.project.portfolio()
     frame = scores_frame(site)
-    day = date.fromisoformat(out["as_of"])
+    day = site.store.latest()
+    out = report.portfolio(site.store, day, frame)
     out["distribution"] = _distribution(frame)
     out["trending_down"] = records(
         frame[(frame["change_30d"] < 0) & (frame["change_90d"] < 0)]
@@ -223,7 +230,7 @@ def accounts_csv(site: Site, f: AccountFilter) -> str:
 
 def account(site: Site, account_id: str, user: dict[str, Any]) -> dict[str, Any]:
     wf = site.wf
-    out = site.project.explain(account_id)
+    out = report.explain(site.store, site.project.config, account_id, site.store.latest())
     out["history"] = report.history(site.store, account_id)
     out["final"] = wf.final(account_id)
     out["ctas"] = wf.ctas(status="open", account_id=account_id)

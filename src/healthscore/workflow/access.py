@@ -13,7 +13,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
 
 from healthscore.errors import AuthError, ForbiddenError, InvalidActionError, NotFoundError
-from healthscore.workflow.base import SYSTEM, WorkflowBase, _public, now, row_dict
+from healthscore.workflow.base import SYSTEM, WorkflowBase, _public, row_dict
 from healthscore.workflow.models import ROLES, ApiToken, User, WebSession
 
 LANGUAGES = ("en", "pl", "ru", "zh")
@@ -113,16 +113,16 @@ class AccessMixin(WorkflowBase):
         """A new session for a signed-in user: (cookie value, CSRF token)."""
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         with self.store.session() as s:
-            s.execute(delete(WebSession).where(WebSession.expires_at < now()))
-            s.add(WebSession(id=_sha(token), user=name, csrf=csrf, created_at=now(),
-                             expires_at=now() + timedelta(hours=hours)))
+            s.execute(delete(WebSession).where(WebSession.expires_at < self.now()))
+            s.add(WebSession(id=_sha(token), user=name, csrf=csrf, created_at=self.now(),
+                             expires_at=self.now() + timedelta(hours=hours)))
         return token, csrf
 
     def session_user(self, token: str) -> tuple[dict[str, Any], str]:
         """The user behind a session cookie and the session's CSRF token."""
         with self.store.session() as s:
             row = s.get(WebSession, _sha(token))
-            if row is None or row.expires_at < now():
+            if row is None or row.expires_at < self.now():
                 raise AuthError("session: signed out or expired. Sign in again.")
             return _public(row_dict(self._user(s, row.user))), row.csrf
 
@@ -141,7 +141,7 @@ class AccessMixin(WorkflowBase):
             if actor != user:
                 self._actor(s, actor, admin=True)
             self._user(s, user)
-            row = ApiToken(user=user, label=label, token_hash=_sha(token), created_at=now(),
+            row = ApiToken(user=user, label=label, token_hash=_sha(token), created_at=self.now(),
                            created_by=actor)
             s.add(row)
             s.flush()
@@ -163,7 +163,7 @@ class AccessMixin(WorkflowBase):
             if row.user != actor:
                 self._actor(s, actor, admin=True)
             if row.revoked_at is None:
-                row.revoked_at = now()
+                row.revoked_at = self.now()
                 self._audit(s, actor, "api_token", row.id, "revoke", None, _token_view(row))
             return _token_view(row)
 
@@ -172,8 +172,8 @@ class AccessMixin(WorkflowBase):
             row = s.scalar(select(ApiToken).where(ApiToken.token_hash == _sha(token)))
             if row is None or row.revoked_at is not None:
                 raise AuthError("token: unknown or revoked API token. Create one on the Admin page.")
-            if row.last_used_at is None or now() - row.last_used_at > timedelta(minutes=1):
-                row.last_used_at = now()
+            if row.last_used_at is None or self.now() - row.last_used_at > timedelta(minutes=1):
+                row.last_used_at = self.now()
             return _public(row_dict(self._user(s, row.user)))
 
     # ------------------------------------------------------------------ acting on accounts

@@ -3,7 +3,8 @@ log and the timeline."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from collections.abc import Callable
+from datetime import date, datetime, time
 from typing import Any
 
 import pandas as pd
@@ -13,16 +14,20 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from healthscore.config.model import ProjectConfig
 from healthscore.errors import ConflictError, ForbiddenError, InvalidActionError, NotFoundError
+from healthscore.report import final_scores
 from healthscore.store.snapshots import SnapshotStore
 from healthscore.workflow.config import WorkflowConfig, load_workflow
 from healthscore.workflow.db import Store, store_url
-from healthscore.workflow.models import ROLES, Audit, TimelineEntry, User
+from healthscore.workflow.models import ROLES, Audit, Override, TimelineEntry, User
 
 SYSTEM = "healthscore"  # the actor of what rules and the scheduler do
 
 
-def now() -> datetime:
-    return datetime.now().replace(microsecond=0)
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now()
 
 
 def row_dict(obj: Any) -> dict[str, Any]:
@@ -36,18 +41,22 @@ def row_dict(obj: Any) -> dict[str, Any]:
 
 class WorkflowBase:
     def __init__(self, config: ProjectConfig, snapshots: SnapshotStore, url: str | None = None,
-                 today: date | None = None) -> None:
+                 today: date | None = None, clock: Clock | None = None) -> None:
         self.config = config
         self.snapshots = snapshots
         self.spec = config.workflow
         self.store = Store(store_url(config.root, config.state_dir, url or config.workflow.url))
         scored = sorted({m for sc in config.all_scorecards for m in sc.measures})
         self.wf: WorkflowConfig = load_workflow(config.root, scored)
-        self._today = today
+        self.clock = clock or (_on_day(today) if today is not None else system_clock)
 
     @property
     def today(self) -> date:
-        return self._today or date.today()
+        return self.clock().date()
+
+    def now(self) -> datetime:
+        """The one clock of the workflow: every timestamp, window and expiry reads it."""
+        return self.clock().replace(microsecond=0)
 
     def close(self) -> None:
         self.store.close()
@@ -68,7 +77,7 @@ class WorkflowBase:
                                          f"Got role {role!r} for {name!r}.")
             if actor != SYSTEM:
                 self._actor(s, actor, admin=True)
-            user = User(name=name, role=role, team=team, email=email, created_at=now(),
+            user = User(name=name, role=role, team=team, email=email, created_at=self.now(),
                         created_by=actor, password_hash=password_hash, notify_events=[])
             s.add(user)
             s.flush()
@@ -102,11 +111,27 @@ class WorkflowBase:
     # ------------------------------------------------------------------ accounts
 
     def scores(self, as_of: date | None = None) -> pd.DataFrame:
-        """The primary scores of the latest (or given) snapshot, one row per account."""
+        """The primary scores of the latest (or given) snapshot, one row per account, with the
+        final score and band (see :meth:`with_overrides`)."""
         if not self.snapshots.dates():
             raise NotFoundError("no scores yet: run 'healthscore run' first.")
         day = as_of or self.snapshots.latest()
-        return self.snapshots.read(day, primary_only=True).to_pandas()
+        return self.with_overrides(self.snapshots.read(day, primary_only=True).to_pandas(), day)
+
+    def with_overrides(self, frame: pd.DataFrame, day: date) -> pd.DataFrame:
+        """``frame`` (scores as of ``day``) with the final score and band in score/band and the
+        system's in system_score/system_band. On the latest snapshot the overrides active now
+        count; on an earlier one, those that were active on that day."""
+        with self.store.session() as s:
+            q = select(Override)
+            if day >= self.snapshots.latest():
+                q = q.where(Override.ended_at.is_(None), Override.expires_on > self.today)
+            else:
+                end = datetime.combine(day, time.max)
+                q = q.where(Override.set_at <= end, Override.expires_on > day,
+                            (Override.ended_at.is_(None)) | (Override.ended_at > end))
+            active = [row_dict(o) for o in s.scalars(q)]
+        return final_scores(frame, active, self.config)
 
     def account(self, account_id: str) -> dict[str, Any]:
         if not self.snapshots.dates():
@@ -122,12 +147,12 @@ class WorkflowBase:
 
     def _audit(self, s: Session, actor: str, entity: str, entity_id: Any, action: str,
                before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
-        s.add(Audit(at=now(), actor=actor, entity=entity, entity_id=str(entity_id), action=action,
+        s.add(Audit(at=self.now(), actor=actor, entity=entity, entity_id=str(entity_id), action=action,
                     before=before, after=after))
 
     def _timeline(self, s: Session, account_id: str, kind: str, actor: str, text: str,
                   at: datetime | None = None, **data: Any) -> None:
-        s.add(TimelineEntry(account_id=account_id, at=at or now(), kind=kind, actor=actor,
+        s.add(TimelineEntry(account_id=account_id, at=at or self.now(), kind=kind, actor=actor,
                             text=text, data=data))
 
     def audit(self, entity: str | None = None, entity_id: str | None = None) -> list[dict[str, Any]]:
@@ -149,6 +174,11 @@ class WorkflowBase:
 
     def _commit_guard(self, what: str) -> Any:
         return _Guard(what)
+
+
+def _on_day(day: date) -> Clock:
+    """A clock fixed on ``day`` whose time of day still runs (so entries keep their order)."""
+    return lambda: datetime.combine(day, datetime.now().time())
 
 
 class _Guard:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from healthscore.config.windows import parse_days
 from healthscore.errors import InvalidActionError, NotFoundError
-from healthscore.workflow.base import SYSTEM, WorkflowBase, now, row_dict
+from healthscore.workflow.base import SYSTEM, WorkflowBase, row_dict
 from healthscore.workflow.models import CTA_TYPES, PRIORITIES, Cta, Escalation, Task, User
 
 
@@ -81,8 +81,8 @@ class CtaMixin(WorkflowBase):
         c = Cta(account_id=account_id, type=type, reason=reason, module=module,
                 source="rule" if rule else "manual", rule=rule, priority=priority, owner=who,
                 flagged=flagged, critical=priority == "critical", playbook=playbook, due_on=due,
-                critical_at=now() if priority == "critical" else None,
-                opened_at=now(), opened_by=actor, status="open", escalation_level=0)
+                critical_at=self.now() if priority == "critical" else None,
+                opened_at=self.now(), opened_by=actor, status="open", escalation_level=0)
         s.add(c)
         s.flush()
         if playbook:
@@ -149,7 +149,7 @@ class CtaMixin(WorkflowBase):
             _must_be_open(c, "close")
             if not outcome.strip():
                 raise InvalidActionError("outcome: say how the CTA ended (e.g. 'resolved: renewed').")
-            c.status, c.outcome, c.closed_at, c.closed_by = "closed", outcome, now(), actor
+            c.status, c.outcome, c.closed_at, c.closed_by = "closed", outcome, self.now(), actor
             return f"CTA #{c.id} closed: {outcome}"
         return self._change(cta_id, actor, version, "closed", fn, session)
 
@@ -177,7 +177,7 @@ class CtaMixin(WorkflowBase):
     def mark_critical(self, cta_id: int, *, actor: str, version: int | None = None) -> dict[str, Any]:
         def fn(s: Session, c: Cta, actor: str) -> str:
             _must_be_open(c, "mark critical")
-            c.critical, c.priority, c.critical_at = True, "critical", now()
+            c.critical, c.priority, c.critical_at = True, "critical", self.now()
             return f"CTA #{c.id} marked critical"
         return self._change(cta_id, actor, version, "critical", fn)
 
@@ -206,7 +206,7 @@ class CtaMixin(WorkflowBase):
             target = to or chain[c.escalation_level + 1]
             if target in chain:
                 c.escalation_level = chain.index(target)
-            s.add(Escalation(cta_id=c.id, level=c.escalation_level, to=target, by=actor, at=now(),
+            s.add(Escalation(cta_id=c.id, level=c.escalation_level, to=target, by=actor, at=self.now(),
                              automatic=automatic, note=note))
             holder = self._owner(s, target, {"csm": c.owner})
             self._notify_later(s, holder, "cta_escalated",
@@ -232,7 +232,7 @@ class CtaMixin(WorkflowBase):
                                      Cta.escalation_level < top)
             ids = list(s.scalars(q))
             done = {e.cta_id for e in s.scalars(select(Escalation).where(
-                Escalation.automatic.is_(True), Escalation.at >= now() - timedelta(days=days)))}
+                Escalation.automatic.is_(True), Escalation.at >= self.now() - timedelta(days=days)))}
         return [i for i in ids if i not in done]
 
     # ------------------------------------------------------------------ tasks
@@ -248,7 +248,7 @@ class CtaMixin(WorkflowBase):
             if t.status != "open":
                 raise InvalidActionError(f"task #{task_id} is already {t.status}.")
             before = row_dict(t)
-            t.status, t.done_at, t.done_by = ("skipped" if skip else "done"), now(), actor
+            t.status, t.done_at, t.done_by = ("skipped" if skip else "done"), self.now(), actor
             s.flush()
             self._audit(s, actor, "task", t.id, t.status, before, row_dict(t))
             account = t.cta.account_id if t.cta else None

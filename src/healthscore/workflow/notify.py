@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from healthscore.errors import InvalidActionError
-from healthscore.workflow.base import WorkflowBase, now, row_dict
+from healthscore.workflow.base import WorkflowBase, row_dict
 from healthscore.workflow.models import Cta, Notification, User
 
 EVENTS = ("cta_opened", "cta_assigned", "cta_escalated", "cta_overdue", "band_change")
@@ -51,7 +51,7 @@ class NotifyMixin(WorkflowBase):
         if u is None or (u.notify_events and event not in u.notify_events):
             return
         for channel in self._channels(u):
-            s.add(Notification(at=now(), user=u.name, channel=channel, event=event, text=text,
+            s.add(Notification(at=self.now(), user=u.name, channel=channel, event=event, text=text,
                                status="digest" if u.digest else "pending"))
 
     def _channels(self, u: User) -> list[str]:

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from healthscore.errors import InvalidActionError, NotFoundError
-from healthscore.workflow.base import WorkflowBase, now, row_dict
+from healthscore.report import band_for
+from healthscore.workflow.base import WorkflowBase, row_dict
 from healthscore.workflow.models import Override
 
 REASON_CODES = ("relationship", "data_gap", "known_issue", "business_change", "renewal_signal", "other")
@@ -44,10 +45,10 @@ class OverrideMixin(WorkflowBase):
             if old is not None:
                 self._check_version(old, version, f"the override of {account_id}")
                 before = row_dict(old)
-                old.ended_at, old.ended_by, old.end_reason = now(), actor, "replaced"
+                old.ended_at, old.ended_by, old.end_reason = self.now(), actor, "replaced"
                 self._audit(s, actor, "override", old.id, "replaced", before, row_dict(old))
             o = Override(account_id=account_id, band=band, score=score, reason_code=reason_code,
-                         note=note, expires_on=expires_on, set_by=actor, set_at=now(),
+                         note=note, expires_on=expires_on, set_by=actor, set_at=self.now(),
                          system_score=_float(account.get("score")), system_band=account.get("band"),
                          as_of=self.snapshots.latest())
             s.add(o)
@@ -66,7 +67,7 @@ class OverrideMixin(WorkflowBase):
             if o is None:
                 raise NotFoundError(f"account {account_id!r} has no active override.")
             before = row_dict(o)
-            o.ended_at, o.ended_by, o.end_reason = now(), actor, "cleared"
+            o.ended_at, o.ended_by, o.end_reason = self.now(), actor, "cleared"
             self._audit(s, actor, "override", o.id, "cleared", before, row_dict(o))
             self._timeline(s, account_id, "override_cleared", actor,
                            "Override cleared" + (f": {note}" if note else ""), override_id=o.id)
@@ -89,7 +90,7 @@ class OverrideMixin(WorkflowBase):
         if o is None or o.ended_at is not None:
             return
         before = row_dict(o)
-        o.ended_at, o.ended_by, o.end_reason = now(), actor, "lapsed"
+        o.ended_at, o.ended_by, o.end_reason = self.now(), actor, "lapsed"
         self._audit(s, actor, "override", o.id, "lapsed", before, row_dict(o))
         self._timeline(s, o.account_id, "override_lapsed", actor,
                        f"Override expired on {o.expires_on}; the system score applies again",
@@ -105,7 +106,8 @@ class OverrideMixin(WorkflowBase):
         return {
             "account_id": account_id, "system_score": score, "system_band": band, "override": view,
             "final_score": view["score"] if view and view["score"] is not None else score,
-            "final_band": (view["band"] if view and view["band"] else self._band_of(view["score"]))
+            "final_band": (view["band"] if view and view["band"] else
+                           band_for(self.config, account.get("scorecard"), float(view["score"])))
             if view else band,
         }
 
@@ -119,10 +121,8 @@ class OverrideMixin(WorkflowBase):
         return list(dict.fromkeys(names)) or ["red", "yellow", "green"]
 
     def _band_of(self, score: float | None) -> str | None:
-        if score is None:
-            return None
-        bands = sorted(self.config.scorecards[-1].bands, key=lambda b: b.min)
-        return next((b.name for b in reversed(bands) if score >= b.min), bands[0].name)
+        """The band of ``score`` on the default (last) scorecard."""
+        return None if score is None else band_for(self.config, self.config.scorecards[-1].name, score)
 
 
 def _float(v: Any) -> float | None:

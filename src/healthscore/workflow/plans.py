@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from healthscore.config.windows import parse_days
 from healthscore.errors import InvalidActionError, NotFoundError
-from healthscore.workflow.base import WorkflowBase, now, row_dict
+from healthscore.workflow.base import WorkflowBase, row_dict
 from healthscore.workflow.models import Criterion, Goal, Milestone, SuccessPlan, Task
 
 OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "=": operator.eq}
@@ -33,7 +33,7 @@ class PlanMixin(WorkflowBase):
             actor = self._actor(s, actor)
             default = tpl.description if tpl else "Success plan"
             plan = SuccessPlan(account_id=account_id, title=title or default,
-                               template=template, status="active", created_at=now(), created_by=actor,
+                               template=template, status="active", created_at=self.now(), created_by=actor,
                                details={k: getattr(tpl, k) for k in DETAILS} if tpl else {})
             s.add(plan)
             s.flush()

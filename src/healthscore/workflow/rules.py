@@ -6,7 +6,7 @@ that plan, and refuses it if the store changed since it was made."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import ibis
@@ -17,7 +17,7 @@ from healthscore.config.windows import parse_days
 from healthscore.errors import ConflictError
 from healthscore.measures.filters import compile_filter
 from healthscore.report import with_trends
-from healthscore.workflow.base import SYSTEM, WorkflowBase, now
+from healthscore.workflow.base import SYSTEM, WorkflowBase
 from healthscore.workflow.models import AppliedRun, Audit, Cta
 
 
@@ -98,7 +98,8 @@ class RulesMixin(WorkflowBase):
         matched = self.matches(frame)
         with self.store.session() as s:
             open_ctas = list(s.scalars(select(Cta).where(Cta.status == "open")))
-            cooldown = self.today - timedelta(days=self.spec.cooldown_days)
+            # closed on day C (at any time): no reopening through C + cooldown_days
+            cooldown = datetime.combine(self.today - timedelta(days=self.spec.cooldown_days), time.min)
             recent = list(s.scalars(select(Cta).where(Cta.status == "closed", Cta.closed_at >= cooldown)))
             plan.fingerprint = s.scalar(select(func.max(Audit.id))) or 0
         is_open = {(c.account_id, c.type, c.reason) for c in open_ctas}
@@ -120,7 +121,9 @@ class RulesMixin(WorkflowBase):
                 plan.close.append({"cta_id": c.id, "account_id": c.account_id, "rule": c.rule,
                                    "reason": c.reason})
         plan.lapse = self.lapsing_overrides()  # type: ignore[attr-defined]
-        plan.escalate = self.overdue_to_escalate()  # type: ignore[attr-defined]
+        closing = {c["cta_id"] for c in plan.close}  # a CTA that closes is not escalated too
+        plan.escalate = [i for i in self.overdue_to_escalate()  # type: ignore[attr-defined]
+                         if i not in closing]
         return plan
 
     def _band_changes(self, frame: pd.DataFrame, day: date, since: date | None) -> list[dict[str, Any]]:
@@ -170,13 +173,13 @@ class RulesMixin(WorkflowBase):
             summary = {"band_changes": len(plan.band_changes), "opened": opened,
                        "closed": [c["cta_id"] for c in plan.close], "lapsed": plan.lapse,
                        "escalated": plan.escalate, "criteria_checked": checked}
-            s.add(AppliedRun(as_of=plan.as_of, at=now(), by=actor, summary=summary))
+            s.add(AppliedRun(as_of=plan.as_of, at=self.now(), by=actor, summary=summary))
         self.flush_notifications()  # type: ignore[attr-defined]
         return summary
 
 
 TEXT_FACTS = {"account_id", "name", "band", "previous_band", "grade", "scorecard", "version",
-              "segment", "industry", "csm", "lifecycle_stage"}
+              "segment", "industry", "csm", "lifecycle_stage", "system_band", "override"}
 
 
 def _plain(frame: pd.DataFrame) -> pd.DataFrame:

@@ -1,0 +1,68 @@
+"""Filters that silently miss: a measure whose filter matches no row of its whole source
+(``event = 'login'`` over an export that says 'signin') is reported with the values seen."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from healthscore.config import expressions
+from healthscore.config.model import Measure, ProjectConfig
+from healthscore.measures.parts import measure_filter
+
+SHOWN = 5
+
+
+def used_measures(config: ProjectConfig) -> list[Measure]:
+    """The measures some scorecard reads, with the measures they are derived from."""
+    todo = [m for sc in config.all_scorecards for m in sc.measures]
+    seen: dict[str, Measure] = {}
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in config.measures:
+            continue
+        seen[name] = config.measures[name]
+        todo.extend(seen[name].depends_on)
+    return list(seen.values())
+
+
+def unmatched_filters(config: ProjectConfig, tables: dict[str, ir.Table]) -> dict[str, list[str]]:
+    """entity -> a note for every used measure whose filter matches none of its rows."""
+    by_entity: dict[str, list[Measure]] = {}
+    for m in used_measures(config):
+        if m.entity in tables and getattr(m.spec, "filter", None):
+            by_entity.setdefault(str(m.entity), []).append(m)
+    out: dict[str, list[str]] = {}
+    for entity, measures in sorted(by_entity.items()):
+        t = tables[entity]
+        aggs: dict[str, Any] = {"n": t.count()}
+        aggs.update({f"m{i}": measure_filter(m, t).fill_null(False).cast("int64").sum()
+                     for i, m in enumerate(measures)})
+        row = t.aggregate(**aggs).to_pyarrow().to_pylist()[0]
+        if not row["n"]:
+            continue
+        for i, m in enumerate(measures):
+            if not row[f"m{i}"]:
+                out.setdefault(entity, []).append(_note(m, t, entity, int(row["n"])))
+    return out
+
+
+def _note(m: Measure, t: ir.Table, entity: str, rows: int) -> str:
+    text = m.spec.filter
+    cols = [c for c in expressions.columns(expressions.parse(text))
+            if c in t.columns and t[c].type().is_string()]
+    seen = "; ".join(f"{c}: {_values(t, c)}" for c in cols)
+    how = "" if m.spec.case_sensitive else " (text is compared ignoring case)"
+    return (f"{m.file}: {m.name}: filter {text!r} matches none of the {rows} rows of {entity}"
+            f"{how}, so the measure is 0 or missing for every account."
+            + (f" Values seen: {seen}." if seen else "")
+            + " Fix the filter or the data.")
+
+
+def _values(t: ir.Table, col: str) -> str:
+    counts = t.group_by(col).aggregate(n=t.count()).order_by(ibis.desc("n"), col)
+    rows = counts.limit(SHOWN + 1).to_pyarrow().to_pylist()
+    shown = ", ".join(f"{r[col]!r} ({r['n']})" for r in rows[:SHOWN])
+    return shown + (", ..." if len(rows) > SHOWN else "")

@@ -1,0 +1,138 @@
+"""One number everywhere: every measure computed for an account is visible to rules, quadrants
+and plans (also those of 'also' scorecards), and a category attribute shows its value."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from healthscore.project import Project
+
+from .projects import AS_OF, EVENTS, csv_text, write_project
+
+TODAY = date(2025, 3, 2)
+PLAN_ACCOUNTS = [
+    ("A1", "Acme", "SMB", "2024-01-01", "pro"),
+    ("A2", "Globex", "Enterprise", "2024-06-01", "basic"),
+    ("A3", "Initech", "SMB", "2025-01-15", "pro"),
+]
+
+
+def _project(tmp_path: Path) -> Project:
+    root = write_project(tmp_path, {
+        "healthscore.yml": """\
+            name: mini
+            sources:
+              accounts: {path: data/accounts.csv, columns: {plan: plan}}
+              usage_events: {path: data/usage_events.csv}
+            scorecards: [default]
+            also: [exports]
+            workflow: {temperature: exports_30, maturity: [exports_30]}
+            """,
+        "measures/usage.yml": """\
+            logins_30: {type: count, entity: usage_events, filter: "event = 'login'", window: 30d,
+                        scheme: {type: linear, low: 0, high: 2}}
+            exports_30: {type: count, entity: usage_events, filter: "event = 'export'", window: 30d,
+                         scheme: {type: linear, low: 0, high: 1}}
+            plan_tier: {type: attribute, column: plan,
+                        scheme: {type: category, map: {pro: 100, basic: 40}, default: 0}}
+            """,
+        "scorecards/default.yml": "groups: {usage: {weight: 70, measures: {logins_30: 100}},"
+                                  " fit: {weight: 30, measures: {plan_tier: 100}}}\n",
+        "scorecards/exports.yml": "groups: {usage: {weight: 100, measures: {exports_30: 100}}}\n",
+        "rules/default.yml": """\
+            exporter:
+              when: "exports_30 >= 1"
+              cta: {type: opportunity, reason: Exports data, priority: medium, due_in: 7d}
+            """,
+        "data/accounts.csv": csv_text(["account_id", "name", "segment", "start_date", "plan"],
+                                      PLAN_ACCOUNTS),
+        "data/usage_events.csv": csv_text(["account_id", "user_id", "event", "timestamp"], EVENTS),
+    })
+    project = Project.load(root)
+    project.run(as_of=AS_OF, apply_rules=False)
+    return project
+
+
+def test_rules_quadrants_and_lists_see_measures_of_also_scorecards(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    wf = project.workflow(today=TODAY)
+    try:
+        facts = wf.facts().set_index("account_id")
+        assert facts.loc["A1", "exports_30"] == 1 and facts.loc["A3", "exports_30"] == 0
+        opened = sorted(o["account_id"] for o in wf.plan().open)
+        assert opened == ["A1", "A2"]  # the two accounts that exported in the last 30 days
+        temperature = wf.quadrants()["temperature"]
+        hot = {a for c in temperature if c["temperature"] == "high" for a in c["accounts"]}
+        assert hot == {"A1", "A2"}
+    finally:
+        wf.close()
+
+
+def test_a_category_attribute_shows_its_value(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    card = project.explain("A2")["scorecards"][0]
+    tier = next(m for m in card["measures"] if m["measure"] == "plan_tier")
+    assert (tier["value"], tier["has_data"], tier["score"]) == ("basic", True, 40.0)
+    facts = project.final_scores().set_index("account_id")
+    assert facts.loc["A1", "m__plan_tier"] == "pro"
+
+
+# ----------------------------------------------------------------------------- values that miss
+
+
+def test_filters_ignore_case_unless_a_measure_says_otherwise(tmp_path: Path) -> None:
+    events = [(a, u, e.capitalize() if a == "A1" else e, ts) for a, u, e, ts in EVENTS]
+    write_project(tmp_path, {
+        "measures/usage.yml": """\
+            logins_30: {type: count, entity: usage_events, filter: "event = 'login'", window: 30d,
+                        scheme: {type: linear, low: 0, high: 2}}
+            exact_30: {type: count, entity: usage_events, filter: "event in ('login')", window: 30d,
+                       case_sensitive: true, scheme: {type: linear, low: 0, high: 2}}
+            """,
+        "scorecards/default.yml": "groups: {usage: {weight: 100, measures: {logins_30: 90, exact_30: 10}}}\n",
+        "data/usage_events.csv": csv_text(["account_id", "user_id", "event", "timestamp"], events),
+    })
+    frame = Project.load(tmp_path).run(as_of=AS_OF).to_pandas().set_index("account_id")
+    assert frame.loc["A1", "m__logins_30"] == 2  # 'Login' counts as login
+    assert frame.loc["A1", "m__exact_30"] == 0 and frame.loc["A2", "m__exact_30"] == 1
+
+
+def test_a_filter_matching_no_row_and_unexpected_values_are_reported(tmp_path: Path) -> None:
+    events = [(a, u, "signin" if e == "login" else e, ts) for a, u, e, ts in EVENTS]
+    tickets = [("T1", "A1", "Urgent", "2025-02-01 10:00:00"), ("T2", "A1", "p2", "2025-02-02 10:00:00"),
+               ("T3", "A2", "Urgent", "2025-02-03 10:00:00"), ("T4", "A2", "High", "2025-02-03 10:00:00")]
+    write_project(tmp_path, {
+        "healthscore.yml": """\
+            name: mini
+            sources:
+              accounts: {path: data/accounts.csv}
+              usage_events: {path: data/usage_events.csv}
+              tickets: {path: data/tickets.csv, columns: {opened_at: opened}}
+            scorecards: [default]
+            """,
+        "measures/usage.yml": """\
+            logins_30: {type: count, entity: usage_events, filter: "event = 'login'", window: 30d,
+                        scheme: {type: linear, low: 0, high: 2}}
+            p1_90: {type: count, entity: tickets, filter: "priority = 'P1'", window: 90d,
+                    scheme: {type: linear, low: 1, high: 0}}
+            """,
+        "scorecards/default.yml": "groups: {usage: {weight: 90, measures: {logins_30: 100}},"
+                                  " support: {weight: 10, measures: {p1_90: 100}}}\n",
+        "data/usage_events.csv": csv_text(["account_id", "user_id", "event", "timestamp"], events),
+        "data/tickets.csv": csv_text(["ticket_id", "account_id", "priority", "opened"], tickets),
+    })
+    warnings = Project.load(tmp_path).check().warnings
+    assert warnings == [
+        "usage_events: measures/usage.yml: logins_30: filter \"event = 'login'\" matches none of "
+        "the 6 rows of usage_events (text is compared ignoring case), so the measure is 0 or "
+        "missing for every account. Values seen: event: 'signin' (4), 'export' (2). Fix the "
+        "filter or the data.",
+        "tickets: data/tickets.csv: column priority has values none of P1, P2, P3, P4: "
+        "'Urgent' (2 rows), 'High' (1 rows). Measures that filter on priority will not count "
+        "these rows; rewrite them in the export or in a 'format: query' source.",
+        "tickets: measures/usage.yml: p1_90: filter \"priority = 'P1'\" matches none of "
+        "the 4 rows of tickets (text is compared ignoring case), so the measure is 0 or "
+        "missing for every account. Values seen: priority: 'Urgent' (2), 'High' (1), 'p2' (1). "
+        "Fix the filter or the data.",
+    ]
