@@ -49,6 +49,14 @@ def _c(name: str, type_: str, required: bool = False, doc: str = "",
     return Column(name, type_, required, doc, values, closed and bool(values))
 
 
+# account columns whose past values an account_history source can give
+HISTORY_ATTRIBUTES = (
+    ("name", "string"), ("segment", "string"), ("industry", "string"), ("plan", "string"),
+    ("region", "string"), ("arr", "float"), ("mrr", "float"), ("csm", "string"),
+    ("renewal_date", "date"), ("lifecycle_stage", "string"), ("licensed_seats", "int"),
+    ("modules_purchased", "int"),
+)
+
 ENTITIES: dict[str, Entity] = {
     e.name: e
     for e in [
@@ -73,6 +81,19 @@ ENTITIES: dict[str, Entity] = {
                 _c("modules_purchased", "int"),
             ),
             key="account_id",
+            nonnegative=("arr", "mrr", "licensed_seats", "modules_purchased"),
+        ),
+        Entity(
+            "account_history",
+            "How account attributes changed: a row per change, valid from its date until the "
+            "account's next row. A blank cell means unchanged. With it, segment, plan, seats, "
+            "stage, CSM... are read as they were on each as-of date, not as they are today.",
+            (
+                _c("account_id", "string", True),
+                _c("valid_from", "date", True, "first day the row's values held"),
+                *(_c(name, type_) for name, type_ in HISTORY_ATTRIBUTES),
+            ),
+            time="valid_from",
             nonnegative=("arr", "mrr", "licensed_seats", "modules_purchased"),
         ),
         Entity(

@@ -89,6 +89,7 @@ def scores_expr(
     builder.materialize = loaded.materialize_once
     builder.span = span or asof.Span(min(dates), max(dates))
     builder.n_dates = len(dates)
+    builder.history = history_columns(loaded)
     spine = active_spine(loaded.tables["accounts"], loaded.tables.get("outcomes"), builder.grid)
     wide = builder.build(spine)
     # every scorecard reads the measures: compute them once
@@ -101,6 +102,15 @@ def scores_expr(
     for sc in config.also:
         parts.append(score_scorecard(sc, wide, sc.version(config.measures), False))
     return _union_aligned(parts)
+
+
+def history_columns(loaded: Loaded) -> list[str]:
+    """The account attributes the project's account_history source gives (none without one)."""
+    from healthscore.entities import HISTORY_ATTRIBUTES
+
+    h = loaded.health.get("account_history")
+    have = set(h.columns) if h is not None else set()
+    return [name for name, _ in HISTORY_ATTRIBUTES if name in have]
 
 
 def _stale_dates(health: dict[str, DataHealth], dates: list[date]) -> dict[str, list[date]]:

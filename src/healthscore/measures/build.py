@@ -10,7 +10,7 @@ import ibis
 import ibis.expr.types as ir
 
 from healthscore.config.model import Measure, ProjectConfig
-from healthscore.measures import asof
+from healthscore.measures import asof, history
 from healthscore.measures.filters import compile_filter
 from healthscore.measures.parts import (
     MAX,
@@ -69,6 +69,7 @@ class MeasureBuilder:
         self.materialize: Callable[[ir.Table, str], ir.Table] = lambda t, _: t
         self.span: asof.Span | None = None  # when set, rows no as-of date can see are skipped
         self.n_dates = 0
+        self.history: list[str] = []  # account columns an account_history source gives
 
     # ------------------------------------------------------------------ collection
 
@@ -88,6 +89,9 @@ class MeasureBuilder:
             self.parts.extend(
                 event_parts(self.tables[entity], group, self.grid, self.materialize, self.span)
             )
+        if self.history:
+            self.parts.extend(history.history_parts(self.tables[history.HISTORY], self.history,
+                                                    self.grid))
         self._internal = measures
 
     def _collect_one(self, m: Measure) -> None:
@@ -134,6 +138,8 @@ class MeasureBuilder:
         wide = self._cumulate(spine)
         for _, table in self.side:
             wide = left_join(wide, table, ["account_id", "k"])
+        if self.history:  # attributes as they were on each date, before any measure reads them
+            wide = wide.mutate(**history.as_of(wide, self.history))
         wide = self._finish(wide)
         return wide
 

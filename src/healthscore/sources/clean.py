@@ -37,6 +37,7 @@ class DataHealth:
     newest: date | None = None
     stale_after_days: int | None = None
     notes: list[str] = field(default_factory=list)  # values no measure will match, and such
+    columns: list[str] = field(default_factory=list)  # the entity's columns the source has
 
     @property
     def rows_kept(self) -> int:
@@ -187,6 +188,8 @@ def clean(
     t = t.mutate(**flags, __bad=any_flag)
     health = _health(t, source, entity, checks, t["__bad"])
     health.notes = _unexpected_values(t.filter(~t["__bad"]), entity, source, set(raw.columns))
+    health.columns = [c.name for c in entity.columns
+                      if source.spec.columns.get(c.name, c.name) in raw.columns]
     too_many = health.rows_read and health.rows_rejected / health.rows_read > max_share
     if too_many or (max_rows is not None and health.rows_rejected > max_rows):
         raise DataError(_too_many(source, health, max_share, max_rows), details=health.examples)

@@ -79,7 +79,7 @@ def validate(config: ProjectConfig, options: Options, progress: Progress) -> dic
     frame = _target_rows(obs, config, target)
     progress("discovering signals")
     result["signals"] = signals.discover(frame, target, config.measures, options.good_outcome,
-                                         obs.after_churn)
+                                         obs.after_churn, obs.dated)
     result["rows_after_churn"] = obs.after_churn
     result["clusters"] = signals.correlated_clusters(frame, list(result["signals"]))
     progress("fitting suggested weights")

@@ -39,6 +39,7 @@ class Observations:
     dropped_dates: list[date]
     events: pd.DataFrame  # account_id, event_date: every outcome event known
     after_churn: dict[str, int] = field(default_factory=dict)  # entity -> rows dated after churn
+    dated: frozenset[str] = frozenset()  # accounts.<column> read point-in-time from a history
 
     def primary(self) -> pd.DataFrame:
         return self.frame[self.frame["is_primary"]]
@@ -71,13 +72,15 @@ def build(
             raise HealthScoreError(_no_dates(dates, until, horizon_days, lead_days))
         frame = _scores(config, loaded, keep, progress)
         after = rows_after_churn(loaded)
+        dated = frozenset(f"accounts.{c}" for c in pipeline.history_columns(loaded))
     finally:
         engine.close()
     frame = label(frame, events, horizon_days, lead_days)
     if churns is not None:
         frame = came_up_for_renewal(frame, churns, horizon_days, lead_days)
     dropped = [d for d in dates if d not in keep]
-    return Observations(frame, outcome, horizon_days, lead_days, until, keep, dropped, events, after)
+    return Observations(frame, outcome, horizon_days, lead_days, until, keep, dropped, events, after,
+                        dated)
 
 
 def came_up_for_renewal(frame: pd.DataFrame, churns: pd.DataFrame, horizon_days: int,

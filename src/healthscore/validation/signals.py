@@ -35,8 +35,10 @@ CURRENT_STATE = {"accounts": ("arr", "mrr", "licensed_seats", "lifecycle_stage",
 
 def discover(
     frame: pd.DataFrame, scorecard: Scorecard, measures: dict[str, Measure], good_outcome: bool,
-    after_churn: dict[str, int] | None = None,
+    after_churn: dict[str, int] | None = None, dated: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
+    """``dated`` names columns read point-in-time although the entity's are today's state
+    (``accounts.licensed_seats`` from an account_history source): no leak flag for them."""
     y = frame["label"].to_numpy()
     clusters = frame["account_id"].to_numpy()
     groups = {e.measure: g.path for g in scorecard.all_groups() for e in g.entries}
@@ -45,7 +47,7 @@ def discover(
     for name in scorecard.measures:
         if f"m__{name}" not in frame.columns:
             continue
-        out[name] = _measure(frame, name, y, clusters, good_outcome, measures[name])
+        out[name] = _measure(frame, name, y, clusters, good_outcome, measures[name], dated)
         out[name]["group"] = groups.get(name)
         out[name]["weight"] = weights.get(name, 0.0)
         _flag_contradiction(out[name], weights.get(name, 0.0))
@@ -83,7 +85,8 @@ def _effective_weights(scorecard: Scorecard) -> dict[str, float]:
 
 
 def _measure(frame: pd.DataFrame, name: str, y: np.ndarray, clusters: np.ndarray,
-             good_outcome: bool, measure: Measure) -> dict[str, Any]:
+             good_outcome: bool, measure: Measure, dated: frozenset[str] = frozenset()
+             ) -> dict[str, Any]:
     values = pd.to_numeric(frame[f"m__{name}"], errors="coerce").to_numpy(dtype=float)
     has = ~np.isnan(values)
     coverage = float(has.mean()) if len(has) else 0.0
@@ -105,7 +108,7 @@ def _measure(frame: pd.DataFrame, name: str, y: np.ndarray, clusters: np.ndarray
         info["flags"].append({"flag": "low_coverage", "why": (
             f"only {coverage:.0%} of observations have a value (under {MIN_COVERAGE:.0%}): it "
             f"rarely counts. Check its source and window, or drop it.")})
-    _flag_leak(info, measure)
+    _flag_leak(info, measure, dated)
     return info
 
 
@@ -119,13 +122,13 @@ def _flag_contradiction(info: dict[str, Any], weight: float) -> None:
         f"{weight:.1f}% of the score. Reverse its scheme or drop it.")})
 
 
-def _flag_leak(info: dict[str, Any], measure: Measure) -> None:
+def _flag_leak(info: dict[str, Any], measure: Measure, dated: frozenset[str]) -> None:
     sep = info.get("separation")
     if sep is not None and sep >= LEAKY_AUC:
         info["flags"].append({"flag": "leaky", "why": (
             f"separates the outcome almost perfectly (AUC {sep:.2f} >= {LEAKY_AUC}): real signals "
             f"rarely do. Check that it is not recorded after the outcome or copied from it.")})
-    reads = _current_state_columns(measure)
+    reads = [c for c in _current_state_columns(measure) if c not in dated]
     if reads:
         info["flags"].append({"flag": "leaky", "why": (
             f"reads {', '.join(reads)}, which hold today's state, not the state on the as-of "
