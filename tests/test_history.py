@@ -115,7 +115,8 @@ def test_spark_reads_history_as_duckdb_does(tmp_path: Path) -> None:
         pytest.skip("the Spark engine needs Java 17 on the PATH (apt-get install openjdk-17-jre)")
     write_project(tmp_path / "duck", _files(HISTORY))
     files = _files(HISTORY)
-    files["healthscore.yml"] = str(files["healthscore.yml"]).replace("name: mini\n", "name: mini\nengine: spark\n")
+    text = str(files["healthscore.yml"])
+    files["healthscore.yml"] = text.replace("name: mini\n", "name: mini\nengine: spark\n")
     write_project(tmp_path / "spark", files)
     duck, spark = _scores(tmp_path / "duck", [EARLY, LATE]), _scores(tmp_path / "spark", [EARLY, LATE])
     cols = ["segment", "csm", "scorecard", "score", "band", "m__seat_use", "m__seats", "s__seats"]
