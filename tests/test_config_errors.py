@@ -27,7 +27,8 @@ ALLOWED = ("Use comparisons (=, !=, <, >, in, is null, like), and/or/not, arithm
 ACCOUNT_COLUMNS = ("account_id, name, segment, industry, plan, region, arr, mrr, csm, start_date, "
                    "renewal_date, churn_date, lifecycle_stage, licensed_seats, modules_purchased")
 ENTITIES = ("accounts, account_history, contacts, usage_events, activities, tickets, invoices, "
-            "surveys, advocacy, milestones, business_outcomes, subscriptions, outcomes, ctas, touches, manual_values")
+            "surveys, advocacy, milestones, business_outcomes, subscriptions, outcomes, ctas, "
+            "touches, manual_values")
 
 
 def logins(extra: str = "", scheme: str = LINEAR, entity: str = "usage_events",
