@@ -136,3 +136,43 @@ def test_a_filter_matching_no_row_and_unexpected_values_are_reported(tmp_path: P
         "missing for every account. Values seen: priority: 'Urgent' (2), 'High' (1), 'p2' (1). "
         "Fix the filter or the data.",
     ]
+
+
+# ----------------------------------------------------------------------------- dry run
+
+
+def test_a_scorecard_change_is_dry_run_then_run_produces_exactly_that(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    root = project.root
+    (root / "rules" / "default.yml").write_text(
+        "healthy:\n  when: \"band = 'green'\"\n"
+        "  cta: {type: opportunity, reason: Ask for a referral, priority: low, due_in: 14d}\n")
+    snapshots = sorted(p.name for p in (root / ".healthscore" / "snapshots").iterdir())
+    (root / "scorecards" / "default.yml").write_text(
+        "groups: {usage: {weight: 30, measures: {logins_30: 100}},"
+        " fit: {weight: 70, measures: {plan_tier: 100}}}\n")
+    edited = Project.load(root)
+    assert edited.scorecards_changed() == ["default"]
+    dry = edited.preview()
+    assert sorted(p.name for p in (root / ".healthscore" / "snapshots").iterdir()) == snapshots
+    assert not (root / ".healthscore" / "workflow.db").exists()  # nothing written
+    assert [v["scorecard"] for v in dry["versions"]] == ["default"]
+    assert dry["matrix"] == {"green": {"green": 1}, "yellow": {"yellow": 1}, "red": {"green": 1}}
+    assert dry["band_changes"] == 1
+    top = dry["moves"][0]
+    assert (top["account_id"], top["from_score"], top["to_score"], top["to_band"]) == (
+        "A3", 30.0, 70.0, "green")
+    assert top["reasons"] == ["plan_tier: weight 30% -> 70% (+40.0 points)"]
+    opened = sorted(o["account_id"] for o in dry["rules"]["open"])
+    assert opened == ["A1", "A3"]
+    assert [o["account_id"] for o in dry["rules"]["open_because_of_change"]] == ["A3"]
+    # run stores exactly what the dry run showed, and the rules then plan the same CTAs
+    edited.run(as_of=AS_OF, apply_rules=False)
+    after = edited.final_scores().set_index("account_id")
+    assert after["band"].to_dict() == {"A1": "green", "A2": "yellow", "A3": "green"}
+    wf = edited.workflow(today=TODAY)
+    try:
+        assert sorted(o["account_id"] for o in wf.plan().open) == opened
+    finally:
+        wf.close()
+    assert edited.scorecards_changed() == []

@@ -191,6 +191,59 @@ class Project:
             self._judge_overrides(result)
         return result
 
+    def preview(self, as_of: date | str | None = None,
+                progress: Callable[[str], None] = _quiet) -> dict[str, Any]:
+        """A dry run of the scorecards as they are now against the latest (or given) snapshot,
+        writing nothing: version changes, a band matrix, the biggest score moves with their
+        reasons, and the CTAs the rules would open and close once 'run' stores the new scores."""
+        day = self._day(as_of)
+        engine = pipeline.open_engine(self.config)
+        try:
+            loaded = pipeline.load_sources(self.config, engine, progress)
+            parts = [engine.to_arrow(e) for e in pipeline.pass_exprs(self.config, loaded, [day], progress)]
+        finally:
+            engine.close()
+        new = pa.concat_tables(parts, promote_options="default").to_pandas()
+        new = new[new["is_primary"].astype(bool)].reset_index(drop=True)
+        new["as_of"] = day
+        old = self.store.read(day, primary_only=True).to_pandas()
+        definitions = {sc.version(self.config.measures): sc.definition(self.config.measures)
+                       for sc in self.config.all_scorecards}
+
+        def definition(version: str) -> Any:
+            return definitions.get(version) or self.store.definition(version)
+
+        out = {"as_of": day.isoformat(), **report.compare_scores(old, new, definition)}
+        out["rules"] = self._preview_rules(day, new) if self.has_rules() else None
+        return out
+
+    def scorecards_changed(self) -> list[str]:
+        """Scorecards whose definition differs from the one in the latest snapshot."""
+        if not self.store.dates():
+            return []
+        stored = self.store.read(self.store.latest(), columns=["scorecard", "version"])
+        have = set(zip(stored["scorecard"].to_pylist(), stored["version"].to_pylist(), strict=True))
+        names = {n for n, _ in have}
+        return [sc.name for sc in self.config.all_scorecards
+                if sc.name not in names or (sc.name, sc.version(self.config.measures)) not in have]
+
+    def _preview_rules(self, day: date, new: pd.DataFrame) -> dict[str, Any]:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:  # no store yet: an empty one, not in the project
+            url = None if self._has_workflow_store() else f"sqlite:///{Path(tmp) / 'workflow.db'}"
+            wf = self.workflow(url=url)
+            try:
+                now, then = wf.plan(day), wf.plan(day, scores=new)
+            finally:
+                wf.close()
+        was_open = {(o["account_id"], o["rule"]) for o in now.open}
+        was_closed = {c["cta_id"] for c in now.close}
+        return {"open": then.open, "close": then.close,
+                "open_because_of_change": [o for o in then.open
+                                           if (o["account_id"], o["rule"]) not in was_open],
+                "close_because_of_change": [c for c in then.close if c["cta_id"] not in was_closed]}
+
     def _has_workflow_store(self) -> bool:
         return bool(self.config.workflow.url) or (self.config.state_dir / "workflow.db").exists()
 

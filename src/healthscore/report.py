@@ -309,3 +309,81 @@ def export(store: SnapshotStore, day: date, path: Path, fmt: str,
         pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
     tmp.replace(path)
     return path
+
+
+# ----------------------------------------------------------------------------- dry run
+
+MOVES = 20
+
+
+def compare_scores(old: pd.DataFrame, new: pd.DataFrame, definition: Any, limit: int = MOVES
+                   ) -> dict[str, Any]:
+    """What replacing ``old`` primary scores with ``new`` ones changes: versions, a band
+    matrix (from -> to -> accounts), and the biggest score moves with the measures behind
+    them. ``definition(version)`` gives a scorecard version's definition."""
+    both = old.merge(new, on="account_id", how="outer", suffixes=("_old", "_new"),
+                     indicator=True)
+    versions = sorted({(a, b, c) for a, b, c in zip(both["scorecard_new"].fillna(both["scorecard_old"]),
+                                                     both["version_old"], both["version_new"],
+                                                     strict=True)
+                       if a == a and b != c}, key=str)
+    matrix: dict[str, dict[str, int]] = {}
+    for f, t in zip(both["band_old"].fillna("not scored"), both["band_new"].fillna("not scored"),
+                    strict=True):
+        matrix.setdefault(str(f), {}).setdefault(str(t), 0)
+        matrix[str(f)][str(t)] += 1
+    moved = both[both["_merge"] == "both"].assign(
+        change=lambda d: d["score_new"].astype(float) - d["score_old"].astype(float))
+    moved = moved.reindex(moved["change"].abs().sort_values(ascending=False).index)
+    moves = []
+    for _, r in moved.head(limit).iterrows():
+        if not r["change"] or r["change"] != r["change"]:
+            break
+        moves.append({
+            "account_id": r["account_id"], "name": r.get("name_new"),
+            "from_score": round1(r["score_old"]), "to_score": round1(r["score_new"]),
+            "change": round1(r["change"]), "from_band": r["band_old"], "to_band": r["band_new"],
+            "from_scorecard": r["scorecard_old"], "to_scorecard": r["scorecard_new"],
+            "reasons": _move_reasons(r, definition),
+        })
+    changed = int(sum(n for f, row in matrix.items() for t, n in row.items() if f != t))
+    return {"versions": [{"scorecard": s, "from": a, "to": b} for s, a, b in versions],
+            "accounts": int(len(both)), "band_changes": changed, "matrix": matrix,
+            "moves": moves}
+
+
+def _move_reasons(r: pd.Series, definition: Any, top: int = 3) -> list[str]:
+    def side(suffix: str) -> dict[str, dict[str, Any]]:
+        row = pd.Series({k[: -len(suffix)]: v for k, v in r.items() if str(k).endswith(suffix)})
+        row = pd.concat([row, r[[k for k in r.index if str(k).startswith(("m__", "s__", "g__"))
+                                 and not str(k).endswith(("_old", "_new"))]]])
+        out: list[dict[str, Any]] = []
+        if isinstance(row.get("version"), str):
+            _walk(definition(row["version"])["groups"], row, 1.0, out, [])
+        return {m["measure"]: m for m in out}
+
+    before, after = side("_old"), side("_new")
+    rows = []
+    for name in dict.fromkeys([*after, *before]):
+        a, b = before.get(name), after.get(name)
+        delta = (b["contribution"] if b else 0.0) - (a["contribution"] if a else 0.0)
+        if abs(delta) >= 0.05:
+            rows.append((abs(delta), _reason(name, a, b, delta)))
+    return [text for _, text in sorted(rows, key=lambda x: -x[0])[:top]]
+
+
+def _reason(name: str, a: dict[str, Any] | None, b: dict[str, Any] | None, delta: float) -> str:
+    def fmt(v: Any) -> str:
+        return "no data" if v is None else (v if isinstance(v, str) else f"{v:g}")
+
+    if a is None:
+        why = "new in the scorecard"
+    elif b is None:
+        why = "no longer in the scorecard"
+    elif a["value"] != b["value"]:
+        why = f"value {fmt(a['value'])} -> {fmt(b['value'])}"
+    elif a["effective_weight"] != b["effective_weight"]:
+        why = f"weight {a['effective_weight']:g}% -> {b['effective_weight']:g}%"
+    else:
+        why = f"scored {fmt(a['score'])} -> {fmt(b['score'])}"
+    return f"{name}: {why} ({delta:+.1f} points)"

@@ -262,3 +262,41 @@ def validation(console: Console, data: dict[str, Any]) -> None:
         c = data["compare"]
         console.print(f"Against {c['other']} on {c['observations']:,} shared observations: AUC "
                       f"{_num(c['this']['auc'])} (this) vs {_num(c['that']['auc'])} (other).")
+
+
+def preview(console: Console, data: dict[str, Any], changed: list[str]) -> None:
+    """The dry run of a scorecard change: nothing was written."""
+    what = ", ".join(changed) if changed else "no scorecard changed"
+    console.print(f"\n[bold]Dry run of the scorecards[/] against the snapshot of {data['as_of']} "
+                  f"({what}; nothing is written):")
+    for v in data["versions"]:
+        console.print(f"  scorecard {v['scorecard']}: version {v['from'] or '-'} -> {v['to'] or '-'}")
+    console.print(f"  {data['band_changes']} of {data['accounts']} account(s) would change band.")
+    bands = sorted({b for row in data["matrix"].values() for b in row} | set(data["matrix"]))
+    m = Table(title="Band now (rows) -> after 'run' (columns)", title_justify="left")
+    m.add_column("now")
+    for b in bands:
+        m.add_column(b, justify="right")
+    for f in bands:
+        if f in data["matrix"]:
+            m.add_row(_band(f), *(f"{data['matrix'][f].get(t, 0):,}" for t in bands))
+    console.print(m)
+    if data["moves"]:
+        t = Table(title=f"Biggest score moves (top {len(data['moves'])})", title_justify="left")
+        for col in ("account", "now", "after", "change", "why"):
+            t.add_column(col, overflow="fold")
+        for r in data["moves"]:
+            t.add_row(r["account_id"], f"{r['from_score']} {_band(r['from_band'])}",
+                      f"{r['to_score']} {_band(r['to_band'])}", f"{r['change']:+.1f}",
+                      "; ".join(r["reasons"]) or "-")
+        console.print(t)
+    rules = data.get("rules")
+    if rules is not None:
+        console.print(f"  Then the rules would open {len(rules['open'])} CTA(s) and close "
+                      f"{len(rules['close'])} ({len(rules['open_because_of_change'])} opened and "
+                      f"{len(rules['close_because_of_change'])} closed because of this change).")
+        for o in rules["open_because_of_change"][:10]:
+            console.print(f"    open  {o['account_id']}: {o['type']} '{o['reason']}' (rule {o['rule']})")
+        for c in rules["close_because_of_change"][:10]:
+            console.print(f"    close #{c['cta_id']} {c['account_id']}: '{c['reason']}'")
+    console.print("")

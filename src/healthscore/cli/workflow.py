@@ -14,6 +14,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from healthscore.cli import render
 from healthscore.cli.main import ProjectOpt, _load, app, handle_errors, out
 from healthscore.errors import HealthScoreError
 
@@ -76,15 +77,25 @@ def _show(data: Any, as_json: bool, title: str = "") -> None:
 @app.command("plan")
 @handle_errors
 def plan_cmd(project: Path = ProjectOpt, as_json: bool = JsonOpt,
-             save: Path = typer.Option(None, "--out", help="Save the plan for 'apply --plan'.")) -> None:
-    """Show what applying the rules would change: band changes, CTAs to open and close."""
+             save: Path = typer.Option(None, "--out", help="Save the plan for 'apply --plan'."),
+             preview: bool | None = typer.Option(
+                 None, "--preview/--no-preview",
+                 help="Dry-run the scorecards against the latest snapshot (default: when a "
+                      "scorecard changed since it).")) -> None:
+    """Show what applying the rules would change: band changes, CTAs to open and close; and,
+    after a scorecard change, what 'run' would change (nothing is written)."""
+    proj = _load(project)
+    changed = proj.scorecards_changed()
+    dry = proj.preview() if (preview if preview is not None else bool(changed)) else None
+    if dry is not None and not as_json:
+        render.preview(out, dry, changed)
     with _workflow(project) as wf:
         plan = wf.plan()
     data = plan.to_dict()
     if save:
         save.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
     if as_json:
-        out.print_json(json.dumps(data, default=str))
+        out.print_json(json.dumps({**data, "preview": dry} if dry is not None else data, default=str))
         return
     out.print(f"Plan as of {data['as_of']} (changes since {data['since'] or 'the previous snapshot'}):")
     out.print(f"  {len(plan.band_changes)} band change(s), {len(plan.open)} CTA(s) to open, "

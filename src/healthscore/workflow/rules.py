@@ -48,11 +48,13 @@ class Plan:
 
 
 class RulesMixin(WorkflowBase):
-    def facts(self, as_of: date | None = None) -> pd.DataFrame:
+    def facts(self, as_of: date | None = None, scores: pd.DataFrame | None = None) -> pd.DataFrame:
         """One row per account: measure values by name, score, band, previous band, changes over
-        7/30/90 days, open CTAs and flags: what rules are written against."""
+        7/30/90 days, open CTAs and flags: what rules are written against. ``scores`` replaces
+        the snapshot's primary scores of the day (a dry run of a scorecard change)."""
         day = as_of or self.snapshots.latest()
-        frame = with_trends(self.snapshots, day, self.scores(day))
+        now = self.scores(day) if scores is None else self.with_overrides(scores, day)
+        frame = with_trends(self.snapshots, day, now)
         frame = frame.rename(columns={c: c[3:] for c in frame.columns if c.startswith("m__")})
         prev_day = self._previous_date(day)
         prev = self.scores(prev_day).set_index("account_id")["band"] if prev_day else None
@@ -90,9 +92,9 @@ class RulesMixin(WorkflowBase):
         finally:
             con.disconnect()
 
-    def plan(self, as_of: date | None = None) -> Plan:
+    def plan(self, as_of: date | None = None, scores: pd.DataFrame | None = None) -> Plan:
         day = as_of or self.snapshots.latest()
-        frame = self.facts(day)
+        frame = self.facts(day, scores)
         plan = Plan(as_of=day, since=self._since())
         plan.band_changes = self._band_changes(frame, day, plan.since)
         matched = self.matches(frame)
