@@ -176,3 +176,38 @@ def test_a_scorecard_change_is_dry_run_then_run_produces_exactly_that(tmp_path: 
     finally:
         wf.close()
     assert edited.scorecards_changed() == []
+
+
+# ----------------------------------------------------------------------------- down to the row
+
+
+def test_explain_lists_the_rows_behind_a_measure_and_whether_each_counted(tmp_path: Path) -> None:
+    events = [*EVENTS, ("A1", "u9", "Login", "last tuesday"), ("A1", "u1", "login", "2025-03-04 10:00:00")]
+    write_project(tmp_path, {
+        "healthscore.yml": "name: mini\nsources:\n  accounts: {path: data/accounts.csv}\n"
+                           "  usage_events: {path: data/usage_events.csv, max_rejected_share: 0.5}\n"
+                           "scorecards: [default]\n",
+        "data/usage_events.csv": csv_text(["account_id", "user_id", "event", "timestamp"], events)})
+    project = Project.load(tmp_path)
+    project.run(as_of=AS_OF)
+    data = project.measure_rows("A1", "logins_30")
+    assert (data["source"], data["window"], data["filter"], data["value"]) == (
+        "data/usage_events.csv", "30d", "event = 'login'", 2.0)
+    assert (data["total"], data["counted"], data["columns"]) == (5, 2, ["timestamp", "event"])
+    why = {r["row"]: (r["counted"], r["why"]) for r in data["rows"]}
+    assert why == {
+        1: (True, "counted"), 2: (True, "counted"), 3: (False, "does not match the filter"),
+        7: (False, "rejected: unparseable timestamp in timestamp"),
+        8: (False, "after the as-of date"),
+    }
+    old = project.measure_rows("A3", "logins_30")
+    assert [r["why"] for r in old["rows"]] == ["before the 30d window"]
+    from typer.testing import CliRunner
+
+    from healthscore.cli.main import app
+
+    result = CliRunner().invoke(app, ["explain", "A1", "-p", str(tmp_path), "--measure", "logins_30"],
+                                env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    assert "5 row(s) of this account; 2 counted." in result.output
+    assert "rejected: unparseable timestamp in timestamp" in result.output

@@ -537,3 +537,20 @@ def test_an_override_is_the_band_on_every_surface(site: Site, project: Project, 
     assert (feed[account]["band"], feed[account]["system_band"], feed[account]["override"]) == (
         "red", system, "known_issue")
     assert team.portfolio()["overridden"] == 1
+
+
+def test_rows_behind_a_measure_page_and_twin(site: Site) -> None:
+    h = site.as_(VIEWER)
+    data = site.client.get(f"/api/accounts/{site.own}/measures/logins_30d", headers=h).json()
+    value = site.wf.scores().set_index("account_id").loc[site.own, "m__logins_30d"]
+    assert data["counted"] == value == data["value"]
+    assert data["filter"] == "event = 'login'" and data["total"] >= data["counted"]
+    assert sum(r["counted"] for r in data["rows"]) == data["counted"]  # all counted rows are shown
+    login(site, VIEWER)
+    page = site.client.get(f"/accounts/{site.own}/measures/logins_30d")
+    assert page.status_code == 200 and "event = &#39;login&#39;" in page.text
+    assert f'href="/accounts/{site.own}/measures/logins_30d"' in site.client.get(f"/accounts/{site.own}").text
+    r = site.client.get(f"/api/accounts/{site.own}/measures/nope", headers=h)
+    assert (r.status_code, r.json()["message"]) == (
+        404, "measure: the project has no measure 'nope'.")
+    assert site.client.get("/api/accounts/NOPE/measures/logins_30d", headers=h).status_code == 404

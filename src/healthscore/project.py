@@ -267,6 +267,26 @@ class Project:
         day = self._day(as_of)
         return self.store.read(day, primary_only=primary_only)
 
+    def measure_rows(self, account_id: str, measure: str, as_of: date | str | None = None,
+                     limit: int = 200) -> dict[str, Any]:
+        """The source rows behind one account's measure as of a date, each saying whether it
+        counted (see :func:`healthscore.rows.measure_rows`)."""
+        from healthscore.rows import measure_rows
+        from healthscore.sources.read import read_source
+
+        day = self._day(as_of)
+        m = self.config.measures.get(measure)
+        entity = (m.entity or "accounts") if m is not None else None
+        engine = pipeline.open_engine(self.config)
+        try:
+            raw = {entity: read_source(engine, self.config.sources[entity])} if entity else {}
+            data = measure_rows(self.config, raw, measure, account_id, day, limit)
+        finally:
+            engine.close()
+        row = self.store.account_rows(day, account_id, primary_only=True).to_pylist()
+        data["value"] = row[0].get(f"m__{measure}") if row else None
+        return data
+
     def final_scores(self, as_of: date | str | None = None) -> pd.DataFrame:
         """The primary scores with the final score and band (an active override, else the
         system's) and the system's beside them: what every surface shows."""

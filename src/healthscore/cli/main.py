@@ -174,8 +174,17 @@ def explain(
     project: Path = ProjectOpt,
     as_of: str = typer.Option(None, "--as-of", help="Snapshot date (default: latest)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    measure: str = typer.Option(None, "--measure", "-m", help="List the source rows behind this measure."),
 ) -> None:
-    """Every measure's value, score, weight and contribution, and what changed."""
+    """Every measure's value, score, weight and contribution, and what changed; with
+    --measure, the source rows behind that measure and whether each counted."""
+    if measure:
+        rows = _load(project).measure_rows(account, measure, as_of)
+        if as_json:
+            out.print_json(json.dumps(rows, default=str))
+        else:
+            render.measure_rows(out, rows)
+        return
     data = _load(project).explain(account, as_of)
     if as_json:
         out.print_json(json.dumps(data, default=str))

@@ -300,3 +300,32 @@ def preview(console: Console, data: dict[str, Any], changed: list[str]) -> None:
         for c in rules["close_because_of_change"][:10]:
             console.print(f"    close #{c['cta_id']} {c['account_id']}: '{c['reason']}'")
     console.print("")
+
+
+def measure_rows(console: Console, data: dict[str, Any]) -> None:
+    value = data.get("value")
+    shown = "no data" if value is None else (value if isinstance(value, str) else f"{value:g}")
+    console.print(f"\n[bold]{data['measure']}[/] ({data['type']}) of {data['account_id']} as of "
+                  f"{data['as_of']}: {shown}")
+    if data["entity"] is None:
+        console.print(f"Derived from {', '.join(data['derived_from']) or 'other measures'}: "
+                      f"explain those with --measure.")
+        return
+    parts = [f"source {data['source']} ({data['entity']})", f"window {data['window']}"]
+    if data.get("filter"):
+        parts.append(f"filter {data['filter']!r}")
+    console.print(", ".join(parts))
+    console.print(f"{data['total']} row(s) of this account; {data['counted']} counted.")
+    t = Table(show_lines=False)
+    t.add_column("row", justify="right")
+    for c in data["columns"]:
+        t.add_column(c, overflow="fold")
+    t.add_column("counted")
+    t.add_column("why", overflow="fold")
+    for r in data["rows"]:
+        t.add_row(str(r["row"]), *("" if r["values"][c] is None else str(r["values"][c])
+                                   for c in data["columns"]),
+                  "yes" if r["counted"] else "no", r["why"])
+    console.print(t)
+    if data["total"] > len(data["rows"]):
+        console.print(f"(newest {len(data['rows'])} of {data['total']} shown; --json for the list)")

@@ -151,6 +151,11 @@ def account(account_id: str, request: Request, user: Me) -> dict[str, Any]:
     return views.account(site_of(request), account_id, user)
 
 
+@router.get("/accounts/{account_id}/measures/{measure}", tags=["pages"])
+def measure_rows(account_id: str, measure: str, request: Request, user: Me) -> dict[str, Any]:
+    return views.measure_rows(site_of(request), account_id, measure)
+
+
 @router.get("/cockpit", tags=["pages"])
 def cockpit(request: Request, user: Me, type: str | None = None, priority: str | None = None,
             due: str | None = None, everyone: bool = False,

@@ -152,6 +152,13 @@ def account(account_id: str, request: Request, user: dict[str, Any] = Me) -> HTM
     return render(request, "account.html", data, nav="accounts")
 
 
+@router.get("/accounts/{account_id}/measures/{measure}")
+def measure_rows(account_id: str, measure: str, request: Request, user: dict[str, Any] = Me
+                 ) -> HTMLResponse:
+    data = api.measure_rows(account_id, measure, request, user)
+    return render(request, "measure_rows.html", data, nav="accounts")
+
+
 @router.get("/cockpit")
 def cockpit(request: Request, user: dict[str, Any] = Me, type: str | None = None,
             priority: str | None = None, due: str | None = None, everyone: bool = False) -> HTMLResponse:

@@ -243,6 +243,12 @@ def account(site: Site, account_id: str, user: dict[str, Any]) -> dict[str, Any]
     return out
 
 
+def measure_rows(site: Site, account_id: str, measure: str) -> dict[str, Any]:
+    """The source rows behind one measure of the account on the latest snapshot."""
+    site.wf.account(account_id)  # 404 for an unknown account
+    return site.project.measure_rows(account_id, measure)
+
+
 # ----------------------------------------------------------------------------- cockpit, review
 
 
