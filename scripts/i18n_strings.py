@@ -45,7 +45,7 @@ DYNAMIC: dict[str, tuple[str, ...]] = {
     "roles": ("admin", "lead", "csm", "viewer"),
     # healthscore.config.model.DEFAULT_BANDS, INSUFFICIENT and the bands of the scorecards in
     # src/healthscore/templates/*/scorecards/*.yml
-    "bands": ("red", "yellow", "green", "insufficient data"),
+    "bands": ("red", "yellow", "green", "insufficient data", "not scored"),
     # healthscore.workflow.models.CTA_TYPES
     "cta types": ("risk", "opportunity", "lifecycle", "activity"),
     # healthscore.workflow.models.PRIORITIES
@@ -102,6 +102,10 @@ DYNAMIC_CALLS: dict[str, tuple[str, ...]] = {
     # data.choices: only the bands and lifecycle stages go through _()
     "accounts.html: v": ("bands", "lifecycle stages"),
     "admin.html: r": ("roles",),
+    "preview.html: f": ("bands",),
+    "preview.html: t": ("bands",),
+    "preview.html: m.from_band": ("bands",),
+    "preview.html: m.to_band": ("bands",),
     "base.html: user.role": ("roles",),
     "macros.html: name": ("bands",),
     "me.html: user.role": ("roles",),

@@ -554,3 +554,15 @@ def test_rows_behind_a_measure_page_and_twin(site: Site) -> None:
     assert (r.status_code, r.json()["message"]) == (
         404, "measure: the project has no measure 'nope'.")
     assert site.client.get("/api/accounts/NOPE/measures/logins_30d", headers=h).status_code == 404
+
+
+def test_dry_run_page_for_leads_and_admins(site: Site) -> None:
+    r = site.client.get("/api/validation/preview", headers=site.as_(CSM))
+    assert (r.status_code, r.json()["message"]) == (403, f"{CSM} is a csm: this needs lead or admin.")
+    data = site.client.get("/api/validation/preview", headers=site.as_(LEAD)).json()
+    assert data["changed"] == [] and data["band_changes"] == 0 and data["moves"] == []
+    assert data["accounts"] == len(site.wf.scores())
+    login(site, ADMIN)
+    page = site.client.get("/validation/preview")
+    assert page.status_code == 200 and "No scorecard changed since the latest snapshot." in page.text
+    assert 'href="/validation/preview"' in site.client.get("/validation").text

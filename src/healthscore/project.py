@@ -191,11 +191,12 @@ class Project:
             self._judge_overrides(result)
         return result
 
-    def preview(self, as_of: date | str | None = None,
-                progress: Callable[[str], None] = _quiet) -> dict[str, Any]:
+    def preview(self, as_of: date | str | None = None, progress: Callable[[str], None] = _quiet,
+                workflow: Workflow | None = None) -> dict[str, Any]:
         """A dry run of the scorecards as they are now against the latest (or given) snapshot,
         writing nothing: version changes, a band matrix, the biggest score moves with their
-        reasons, and the CTAs the rules would open and close once 'run' stores the new scores."""
+        reasons, and the CTAs the rules would open and close once 'run' stores the new scores
+        (planned on ``workflow``, default the project's store)."""
         day = self._day(as_of)
         engine = pipeline.open_engine(self.config)
         try:
@@ -214,7 +215,7 @@ class Project:
             return definitions.get(version) or self.store.definition(version)
 
         out = {"as_of": day.isoformat(), **report.compare_scores(old, new, definition)}
-        out["rules"] = self._preview_rules(day, new) if self.has_rules() else None
+        out["rules"] = self._preview_rules(day, new, workflow) if self.has_rules() else None
         return out
 
     def scorecards_changed(self) -> list[str]:
@@ -227,16 +228,17 @@ class Project:
         return [sc.name for sc in self.config.all_scorecards
                 if sc.name not in names or (sc.name, sc.version(self.config.measures)) not in have]
 
-    def _preview_rules(self, day: date, new: pd.DataFrame) -> dict[str, Any]:
+    def _preview_rules(self, day: date, new: pd.DataFrame, given: Workflow | None) -> dict[str, Any]:
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:  # no store yet: an empty one, not in the project
             url = None if self._has_workflow_store() else f"sqlite:///{Path(tmp) / 'workflow.db'}"
-            wf = self.workflow(url=url)
+            wf = given or self.workflow(url=url)
             try:
                 now, then = wf.plan(day), wf.plan(day, scores=new)
             finally:
-                wf.close()
+                if given is None:
+                    wf.close()
         was_open = {(o["account_id"], o["rule"]) for o in now.open}
         was_closed = {c["cta_id"] for c in now.close}
         return {"open": then.open, "close": then.close,

@@ -184,6 +184,12 @@ def validation(request: Request, user: Me) -> dict[str, Any]:
     return views.validation(site_of(request))
 
 
+@router.get("/validation/preview", tags=["pages"])
+def preview(request: Request, user: Me) -> dict[str, Any]:
+    auth.require_role(user, "lead", "admin")  # it scores the portfolio: not for every reader
+    return views.preview(site_of(request))
+
+
 @router.get("/validation/report.html", tags=["pages"], response_class=FileResponse)
 def validation_report(request: Request, user: Me) -> FileResponse:
     return FileResponse(views.validation_report(site_of(request)), media_type="text/html")

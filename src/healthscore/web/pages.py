@@ -191,6 +191,12 @@ def _can_act(request: Request, user: dict[str, Any], account_id: str) -> bool:
     return True
 
 
+@router.get("/validation/preview")
+def preview(request: Request, user: dict[str, Any] = Me) -> HTMLResponse:
+    data = api.preview(request, user)
+    return render(request, "preview.html", data, nav="validation")
+
+
 @router.get("/validation")
 def validation(request: Request, user: dict[str, Any] = Me) -> HTMLResponse:
     try:

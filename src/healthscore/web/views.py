@@ -338,6 +338,13 @@ def validation(site: Site) -> dict[str, Any]:
     return out
 
 
+def preview(site: Site) -> dict[str, Any]:
+    """The dry run of the scorecards as they are on disk against the latest snapshot."""
+    out = site.project.preview(workflow=site.wf)
+    out["changed"] = site.project.scorecards_changed()
+    return out
+
+
 def validation_report(site: Site) -> Path:
     v = validation(site)
     if not v["has_report"]:
