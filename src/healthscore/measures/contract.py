@@ -15,23 +15,10 @@ from healthscore.measures.parts import measure_filter
 SHOWN = 5
 
 
-def used_measures(config: ProjectConfig) -> list[Measure]:
-    """The measures some scorecard reads, with the measures they are derived from."""
-    todo = [m for sc in config.all_scorecards for m in sc.measures]
-    seen: dict[str, Measure] = {}
-    while todo:
-        name = todo.pop()
-        if name in seen or name not in config.measures:
-            continue
-        seen[name] = config.measures[name]
-        todo.extend(seen[name].depends_on)
-    return list(seen.values())
-
-
 def unmatched_filters(config: ProjectConfig, tables: dict[str, ir.Table]) -> dict[str, list[str]]:
     """entity -> a note for every used measure whose filter matches none of its rows."""
     by_entity: dict[str, list[Measure]] = {}
-    for m in used_measures(config):
+    for m in (config.measures[n] for n in config.used_measures()):
         if m.entity in tables and getattr(m.spec, "filter", None):
             by_entity.setdefault(str(m.entity), []).append(m)
     out: dict[str, list[str]] = {}
