@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib
 from datetime import date
 from pathlib import Path
 
@@ -15,7 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from healthscore.demo import generate
-from healthscore.entities import ENTITIES
+from healthscore.demo.generate import schema_for
+from healthscore.entities import ENTITIES, HISTORY_ATTRIBUTES
 
 END = date(2026, 10, 31)
 WINDOW_START = pd.Timestamp("2024-11-01")
@@ -152,7 +154,7 @@ def test_rows_lie_in_the_window_and_before_churn(
 ) -> None:
     for entity in WRITTEN:
         spec, df = ENTITIES[entity], data[entity]
-        if spec.time is None or entity == "contacts":
+        if spec.time is None or entity in ("contacts", "account_history"):  # from start_date
             continue
         at = df[spec.time]
         assert at.min() >= WINDOW_START and at.max() < END_EXCL, entity
@@ -168,13 +170,15 @@ def test_window_follows_end_date_and_months(tmp_path: Path) -> None:
     lo, hi = pd.Timestamp("2024-06-16"), pd.Timestamp("2025-06-16")
     for entity in WRITTEN:
         time = ENTITIES[entity].time
-        if time is None or entity == "contacts":
+        if time is None or entity in ("contacts", "account_history"):
             continue
         at = _read(paths, entity)[time]
         assert at.min() >= lo and at.max() < hi, entity
     starts = pd.to_datetime(_read(paths, "accounts")["start_date"])
     assert starts.max() <= pd.Timestamp("2025-04-16")
     assert starts.min() >= pd.Timestamp("2021-06-14")
+    history = pd.to_datetime(_read(paths, "account_history")["valid_from"])
+    assert history.min() >= starts.min() and history.max() < hi
 
 
 def test_intervals_are_ordered(data: dict[str, pd.DataFrame]) -> None:
@@ -220,6 +224,110 @@ def test_renewals_fall_on_contract_anniversaries(
     assert (months % 12 == 0).all() and (months > 0).all()
     day = np.minimum(start.dt.day, ren["occurred_at"].dt.days_in_month)
     assert (ren["occurred_at"].dt.day == day).all()
+
+
+# --- account history ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def history(data: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    h = data["account_history"].copy()
+    h["valid_from"] = pd.to_datetime(h["valid_from"])
+    return h
+
+
+def test_account_history_has_the_entity_schema(small: dict[str, Path]) -> None:
+    assert small["account_history"] == small["accounts"].parent / "account_history.parquet"
+    assert pq.read_schema(small["account_history"]).remove_metadata() == schema_for(
+        "account_history")
+
+
+def test_history_starts_at_start_date_with_every_attribute(
+    history: pd.DataFrame, accounts: pd.DataFrame
+) -> None:
+    by_account = history.groupby("account_id")
+    assert set(by_account.groups) == set(accounts.index)
+    assert by_account["valid_from"].apply(lambda d: d.is_monotonic_increasing and d.is_unique).all()
+    first = by_account.head(1).set_index("account_id")
+    assert (first["valid_from"] == accounts.loc[first.index, "start"]).all()
+    attributes = [name for name, _ in HISTORY_ATTRIBUTES]
+    assert first[attributes].notna().all().all()
+    assert (first["lifecycle_stage"] == "onboarding").all()
+
+
+def test_history_ends_at_accounts(history: pd.DataFrame, accounts: pd.DataFrame) -> None:
+    """The latest value of each attribute is today's, for every account."""
+    for name, type_ in HISTORY_ATTRIBUTES:
+        latest = history.dropna(subset=[name]).groupby("account_id")[name].last()
+        today = accounts[name]
+        if type_ == "date":
+            latest, today = pd.to_datetime(latest), pd.to_datetime(today)
+        assert latest.index.equals(today.index.sort_values()), name
+        assert (latest == today.loc[latest.index]).all(), name
+
+
+def test_history_rows_lie_between_start_and_end_or_churn(
+    history: pd.DataFrame, accounts: pd.DataFrame
+) -> None:
+    at = history["valid_from"]
+    assert (at >= history["account_id"].map(accounts["start"])).all()
+    assert (at < END_EXCL).all()
+    assert (at <= history["account_id"].map(accounts["ref"])).all()
+    gone = history[history["lifecycle_stage"] == "churned"].set_index("account_id")
+    assert gone.index.is_unique and set(gone.index) == set(accounts.index[accounts["churned"]])
+    assert (gone["valid_from"] == accounts.loc[gone.index, "ref"]).all()
+    last = history.groupby("account_id")["valid_from"].max()
+    assert (last.loc[gone.index] == gone["valid_from"]).all()  # nothing after the churn
+
+
+def test_history_rows_hold_only_changes(history: pd.DataFrame) -> None:
+    later = history[history["account_id"].duplicated()]
+    attributes = [name for name, _ in HISTORY_ATTRIBUTES]
+    assert later[attributes].notna().any(axis=1).all()
+    assert later[["name", "segment", "industry", "region", "modules_purchased"]].isna().all().all()
+    for name in attributes:
+        filled = history.dropna(subset=[name])
+        previous = filled.groupby("account_id")[name].shift()
+        assert not (filled[name] == previous).any(), name
+
+
+def test_history_changes_are_plausible(
+    history: pd.DataFrame, data: dict[str, pd.DataFrame], accounts: pd.DataFrame
+) -> None:
+    n = len(accounts)
+    changed = history[history["account_id"].duplicated()]
+    switched = changed.dropna(subset=["csm"])["account_id"]
+    assert switched.is_unique and 0.08 * n <= len(switched) <= 0.2 * n
+    plans = changed.dropna(subset=["plan"])["account_id"]
+    assert plans.is_unique and 0.01 * n <= len(plans) <= 0.08 * n
+    stages = history.dropna(subset=["lifecycle_stage"]).groupby("account_id")["lifecycle_stage"]
+    steps = set(zip(stages.shift().dropna(), history.loc[stages.shift().dropna().index,
+                                                          "lifecycle_stage"], strict=True))
+    assert steps <= {("onboarding", "adoption"), ("adoption", "renewal"), ("renewal", "adoption"),
+                     ("onboarding", "churned"), ("adoption", "churned"), ("renewal", "churned")}
+    # seats move on the days of the expansion and contraction outcomes
+    seats = history.dropna(subset=["licensed_seats"]).copy()
+    seats["delta"] = seats.groupby("account_id")["licensed_seats"].diff()
+    moves = seats.dropna(subset=["delta"]).set_index(["account_id", "valid_from"])["delta"]
+    out = data["outcomes"]
+    for kind, sign in (("expansion", 1), ("contraction", -1)):
+        days = out[out["kind"] == kind]
+        keys = pd.MultiIndex.from_arrays([days["account_id"], days["occurred_at"]])
+        assert keys.isin(moves.index).all(), kind
+        assert (np.sign(moves.loc[keys]) == sign).mean() > 0.95, kind
+
+
+def test_history_has_its_own_random_stream(
+    small: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Other history draws leave every other file byte-identical."""
+    module = importlib.import_module("healthscore.demo.generate")  # the package exports the function
+    monkeypatch.setattr(module, "HISTORY_STREAM", 2)
+    other = generate(tmp_path, accounts=200, seed=7, end_date=END, chunk_size=80)
+    before, after = _all_files(small["accounts"].parent), _all_files(tmp_path)
+    assert before.keys() == after.keys()
+    assert [k for k in before if before[k] != after[k]] == ["account_history.parquet"]
+    assert other["account_history"].exists()
 
 
 # --- planted truths ----------------------------------------------------------------------------

@@ -254,8 +254,8 @@ def test_demo_validation_flags_the_planted_signals(demo_validation: tuple) -> No
     assert "contradicts" in flags["tickets_90d"]
     assert "contradicts" in flags["cs_initiated_contacts_90d"]
     assert "contradicts" not in flags["nps_latest"]
-    # seat_utilization divides by today's licensed seats: a current-state column
-    assert "leaky" in flags["seat_utilization"]
+    # seat_utilization divides by licensed seats, read as they were from the account history
+    assert "leaky" not in flags["seat_utilization"]
     ticket_deciles = data["signals"]["tickets_90d"]["deciles"]
     assert ticket_deciles[0]["rate"] > ticket_deciles[-1]["rate"]  # fewer tickets, more churn
     comparison = {c["model"]: c["auc"] for c in data["weights"]["comparison"]}

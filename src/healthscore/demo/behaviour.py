@@ -98,6 +98,7 @@ class History:
     contraction: np.ndarray  # ARR removed at the renewal (<= 0)
     exp_day: np.ndarray  # expansion day (-1: none)
     exp_arr: np.ndarray
+    exp_seats: np.ndarray  # seats the expansion added
     exp_old_max: np.ndarray  # user slots that existed before the expansion
     exp_new_max: np.ndarray
     advocacy: np.ndarray
@@ -372,6 +373,7 @@ class _Sim:
         hist = self.hist
         hist.exp_day[:, j] = np.where(grow, self._random_day(lo, hi), -1)
         hist.exp_arr[:, j] = added * self.pop.seat_price
+        hist.exp_seats[:, j] = added
         hist.exp_old_max[:, j] = self.seats_max
         self.seats += added
         self.arr += added * self.pop.seat_price

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from healthscore.demo.account_history import build_history
 from healthscore.demo.behaviour import simulate
 from healthscore.demo.calendar import Calendar, build_calendar
 from healthscore.demo.columns import Columns, Ids
@@ -45,10 +46,11 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "timestamp": pa.timestamp("us"),
 }
 WRITTEN = (
-    "accounts", "contacts", "usage_events", "activities", "tickets", "invoices", "surveys",
-    "advocacy", "milestones", "business_outcomes", "outcomes",
+    "accounts", "account_history", "contacts", "usage_events", "activities", "tickets",
+    "invoices", "surveys", "advocacy", "milestones", "business_outcomes", "outcomes",
 )
 CHUNK_ACCOUNTS = 2_000
+HISTORY_STREAM = 1  # account_history draws from the stream (seed, chunk, HISTORY_STREAM)
 USAGE_PART = "part-{:05d}.parquet"
 
 
@@ -79,16 +81,21 @@ def _table(entity: str, cols: Columns) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def build_chunk(first: int, n: int, cal: Calendar, rng: np.random.Generator, ids: Ids
-                ) -> dict[str, pa.Table]:
-    """Simulate accounts ``first`` .. ``first + n - 1`` and build every entity's rows."""
+def build_chunk(first: int, n: int, cal: Calendar, rng: np.random.Generator, ids: Ids,
+                history_rng: np.random.Generator) -> dict[str, pa.Table]:
+    """Simulate accounts ``first`` .. ``first + n - 1`` and build every entity's rows.
+
+    ``history_rng`` is account_history's own stream: what it draws leaves ``rng`` (and so
+    every other entity) untouched.
+    """
     pop = build_population(first, n, cal, rng)
     sim = simulate(pop, cal, rng)
     contact_cols, directory = build_contacts(sim, pop, rng)
     chunk = Chunk(pop, cal, sim, rng, ids, directory)
     ticket_cols, csat = tickets(chunk)
     cols = {
-        "accounts": build_accounts(sim, pop, cal), "contacts": contact_cols,
+        "accounts": build_accounts(sim, pop, cal),
+        "account_history": build_history(sim, pop, cal, history_rng), "contacts": contact_cols,
         "usage_events": usage_events(chunk), "activities": activities(chunk),
         "tickets": ticket_cols, "invoices": invoices(chunk), "surveys": surveys(chunk, csat),
         "advocacy": advocacy(chunk), "milestones": milestones(chunk),
@@ -143,8 +150,9 @@ def generate(
     """Write the demo data into ``out_dir``; return entity name -> path.
 
     ``months`` months of history ending at ``end_date``; same arguments, same bytes. Chunk
-    ``i`` of ``chunk_size`` accounts draws from the stream seeded with ``(seed, i)``, and
-    ``progress(done, total)`` is called after each chunk.
+    ``i`` of ``chunk_size`` accounts draws from the stream seeded with ``(seed, i)`` (its
+    account_history from ``(seed, i, 1)``), and ``progress(done, total)`` is called after
+    each chunk.
     """
     if accounts < 1 or chunk_size < 1:
         raise ValueError("accounts and chunk_size must be positive")
@@ -156,7 +164,8 @@ def generate(
         for index, first in enumerate(range(0, accounts, chunk_size)):
             n = min(chunk_size, accounts - first)
             rng = np.random.default_rng([seed, index])
-            writers.write(index, build_chunk(first, n, cal, rng, ids))
+            history_rng = np.random.default_rng([seed, index, HISTORY_STREAM])
+            writers.write(index, build_chunk(first, n, cal, rng, ids, history_rng))
             if progress is not None:
                 progress(first + n, accounts)
     finally:

@@ -160,16 +160,30 @@ def _directory(ids: pa.Array, lay: dict[str, np.ndarray], sim: Simulation) -> Di
     return Directory(ids, lay["base"], user_base, repl, left)
 
 
+def plan_done(sim: Simulation) -> np.ndarray:
+    """Day the last onboarding milestone is completed (NO_DAY: never; -1: no plan)."""
+    ms = sim.milestones
+    valid = np.arange(ms.due.shape[1])[None, :] < ms.count[:, None]
+    return np.asarray(np.where(valid, ms.done, -1).max(axis=1))
+
+
+def stage_on(start_day: np.ndarray, done: np.ndarray, day: np.ndarray | int,
+             renewal: np.ndarray) -> np.ndarray:
+    """0 onboarding, 1 adoption, 2 renewal on ``day`` (churn aside); ``done`` from plan_done.
+
+    Onboarding lasts 90 days, or up to 180 while the onboarding plan is still open; renewal
+    is the last 90 days before the next renewal date; adoption is the rest.
+    """
+    tenure = day - start_day
+    onboarding = (tenure < ONBOARDING_DAYS) | ((done > day) & (tenure < 2 * ONBOARDING_DAYS))
+    stage = np.where(renewal - day <= RENEWAL_WINDOW_DAYS, 2, 1)
+    return np.where(onboarding, 0, stage)
+
+
 def _stage(sim: Simulation, pop: Population, cal: Calendar, renewal: np.ndarray) -> np.ndarray:
     """0 onboarding, 1 adoption, 2 renewal, 3 churned (as of the end of the data)."""
     churned = sim.churn_day != NO_DAY
-    ms = sim.milestones
-    valid = np.arange(ms.due.shape[1])[None, :] < ms.count[:, None]
-    open_plan = (valid & (ms.done > cal.end_day)).any(axis=1)
-    tenure = cal.end_day - pop.start_day
-    onboarding = (tenure < ONBOARDING_DAYS) | (open_plan & (tenure < 2 * ONBOARDING_DAYS))
-    stage = np.where(renewal - cal.end_day <= RENEWAL_WINDOW_DAYS, 2, 1)
-    return np.where(churned, 3, np.where(onboarding, 0, stage))
+    return np.where(churned, 3, stage_on(pop.start_day, plan_done(sim), cal.end_day, renewal))
 
 
 def build_accounts(sim: Simulation, pop: Population, cal: Calendar) -> Columns:

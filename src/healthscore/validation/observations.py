@@ -105,7 +105,9 @@ def rows_after_churn(loaded: pipeline.Loaded) -> dict[str, int]:
         if name in ("accounts", "outcomes") or e.time is None or "account_id" not in table.columns:
             continue
         j = table.join(gone, "account_id")
-        n = j.filter(j[e.time].date() > j["__churn"]).count().to_pyarrow().as_py()
+        at = j[e.time]
+        day = at if at.type().is_date() else at.date()
+        n = j.filter(day > j["__churn"]).count().to_pyarrow().as_py()
         if n:
             out[name] = int(n)
     return out
