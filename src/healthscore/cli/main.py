@@ -2,49 +2,17 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import typer
-from rich.console import Console
 
 from healthscore.cli import render
-from healthscore.errors import HealthScoreError
+from healthscore.cli.common import ProjectOpt, _load, app, err, handle_errors, out
 
-app = typer.Typer(
-    help="Customer health scores from a project of YAML files: explained, stored, validated.",
-    no_args_is_help=True,
-    add_completion=False,
-)
-out = Console()
-err = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
-
-ProjectOpt = typer.Option(Path("."), "--project", "-p", help="The project folder.")
-
-
-def handle_errors(fn: F) -> F:
-    """The one place where library errors become messages and exit code 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except HealthScoreError as e:
-            err.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _load(path: Path) -> Any:
-    from healthscore.project import Project
-
-    return Project.load(path)
+__all__ = ["ProjectOpt", "_load", "app", "err", "handle_errors", "out"]
 
 
 @app.command()

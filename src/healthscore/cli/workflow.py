@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from healthscore.cli import render
-from healthscore.cli.main import ProjectOpt, _load, app, handle_errors, out
+from healthscore.cli.common import ProjectOpt, _load, app, handle_errors, out
 from healthscore.errors import HealthScoreError
 
 AsOpt = typer.Option(None, "--as", help="Who acts (a user name; default: $HEALTHSCORE_USER).")

@@ -1,0 +1,45 @@
+"""What every command module shares: the Typer app, the consoles, the project option, the
+one error handler and the project loader. Command modules import this, never each other."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from healthscore.errors import HealthScoreError
+
+app = typer.Typer(
+    help="Customer health scores from a project of YAML files: explained, stored, validated.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+ProjectOpt = typer.Option(Path("."), "--project", "-p", help="The project folder.")
+
+
+def handle_errors(fn: F) -> F:
+    """The one place where library errors become messages and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except HealthScoreError as e:
+            err.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _load(path: Path) -> Any:
+    from healthscore.project import Project
+
+    return Project.load(path)
