@@ -258,6 +258,56 @@ def test_role_endpoint_matrix(site: Site, who: str) -> None:
     assert len(cells) == len(READ) + 2 * len(ACTIONS) + len(ADMIN_ONLY) + len(ANYONE)
 
 
+# the same actions called on the library (as the CLI and Python do), keyed like ACTIONS
+LIBRARY: dict[str, Any] = {
+    "override": lambda w, who, i: w.set_override(i["acc"], actor=who, reason_code="relationship",
+                                                  note="sponsor left", band="red",
+                                                  expires_on=date(2026, 12, 31)),
+    "override/clear": lambda w, who, i: w.clear_override(i["acc"], actor=who, note="back"),
+    "flag": lambda w, who, i: w.flag(i["acc"], "renewal at risk", actor=who),
+    "timeline": lambda w, who, i: w.log(i["acc"], "meeting", "QBR held", actor=who),
+    "ctas": lambda w, who, i: w.open_cta(i["acc"], "opportunity", "more seats", actor=who),
+    "success-plans": lambda w, who, i: w.create_plan(i["acc"], actor=who, template="recovery"),
+    "close": lambda w, who, i: w.close_cta(i["close"], "resolved", actor=who),
+    "snooze": lambda w, who, i: w.snooze(i["snooze"], date(2026, 11, 20), "holiday", actor=who),
+    "assign": lambda w, who, i: w.assign(i["assign"], "ada", actor=who),
+    "escalate": lambda w, who, i: w.escalate(i["escalate"], actor=who, note="no answer"),
+    "decide": lambda w, who, i: w.decide(i["decide"], "call the CFO", actor=who),
+    "task": lambda w, who, i: w.complete_task(i["task"], actor=who),
+    "goals": lambda w, who, i: w.add_goal(i["plan"], "Go live", actor=who),
+    "milestones": lambda w, who, i: w.add_milestone(i["plan"], "Kick-off", date(2026, 11, 30), actor=who),
+    "milestone": lambda w, who, i: w.complete_milestone(i["plan"], i["milestone"], actor=who),
+    "criteria": lambda w, who, i: w.add_criterion(i["plan"], "active_users_30d", ">=", 10,
+                                                   date(2027, 1, 31), actor=who),
+}
+
+
+@pytest.mark.parametrize("who", [ADMIN, LEAD, CSM, VIEWER])
+def test_role_action_matrix_in_the_library_matches_the_api(site: Site, who: str) -> None:
+    """The CLI and Python refuse what the API refuses, with the same message."""
+    from healthscore.errors import ForbiddenError
+
+    wrong = []
+    for account, allowed in ((site.own, OWN[who]), (site.other, OTHER[who])):
+        lib, api = _targets(site, account), _targets(site, account)
+        for key, call in LIBRARY.items():
+            if key == "task" and lib["task"] is None:
+                continue
+            spec = next(sp for sp, _ in ACTIONS if key in sp.split("/")[-1] or sp.endswith("/" + key)
+                        or ("{" + key + "}") in sp)
+            body = dict(ACTIONS)[spec]
+            try:
+                call(site.wf, who, lib)
+                got = None
+            except ForbiddenError as err:
+                got = err.message
+            r = _call(site, who, spec, body, api)
+            expected = None if allowed else r.json().get("message")
+            if (got is None) != allowed or (not allowed and got != expected):
+                wrong.append(f"{who} {key} [{account}]: library {got!r}, API {r.status_code} {expected!r}")
+    assert not wrong, "\n".join(wrong)
+
+
 def test_refusals_say_why_and_write_nothing(site: Site) -> None:
     before = len(site.wf.audit())
     r = site.client.post(f"/api/accounts/{site.other}/flag", json={"reason": "x"}, headers=site.as_(CSM))
@@ -265,7 +315,7 @@ def test_refusals_say_why_and_write_nothing(site: Site) -> None:
     assert r.json()["message"] == (f"{CSM}: a csm acts only on their own accounts; "
                                    f"{site.other} is {OTHER_CSM}'s.")
     r = site.client.post(f"/api/accounts/{site.own}/flag", json={"reason": "x"}, headers=site.as_(VIEWER))
-    assert r.json()["message"] == f"{VIEWER}: a viewer cannot change anything."
+    assert r.json()["message"] == f"{VIEWER} is a viewer: this needs a csm, lead or admin."
     r = site.client.get("/api/admin", headers=site.as_(LEAD))
     assert r.json()["message"] == f"{LEAD} is a lead: this needs admin."
     assert len(site.wf.audit()) == before

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from healthscore.demo.generate import generate
+from healthscore.demo.population import CSMS
 from healthscore.errors import ConflictError, ForbiddenError, InvalidActionError, NotFoundError
 from healthscore.project import Project
 from healthscore.templates import write_template
@@ -34,10 +35,27 @@ DATES = [date(2026, 9, 30), date(2026, 10, 31)]
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     root = tmp_path_factory.mktemp("wf")
     generate(root / "data", accounts=150, months=24, seed=11, end_date=END)
+    hand_book_to(root / "data", CSMS[0], "cara")
     write_template(root / "p", "eight-categories", root / "data")
     proj = Project.load(root / "p")
     proj.run(dates=DATES, apply_rules=False)
     return proj
+
+
+def hand_book_to(data: Path, csm: str, user: str) -> None:
+    """Give ``csm``'s accounts (today and in the account history) to the test user ``user``."""
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    accounts = pcsv.read_csv(data / "accounts.csv")
+    i = accounts.column_names.index("csm")
+    col = pc.if_else(pc.equal(accounts["csm"], csm), user, accounts["csm"])
+    pcsv.write_csv(accounts.set_column(i, "csm", col), data / "accounts.csv")
+    history = pq.read_table(data / "account_history.parquet")
+    i = history.column_names.index("csm")
+    col = pc.if_else(pc.equal(history["csm"], csm), user, history["csm"])
+    pq.write_table(history.set_column(i, "csm", col), data / "account_history.parquet")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -70,7 +88,9 @@ def wf(request: pytest.FixtureRequest, project: Project, tmp_path: Path) -> Iter
 
 
 def _an_account(w: Workflow) -> str:
-    return str(w.scores()["account_id"].iloc[0])
+    """An account of cara's (a csm in lee's team)."""
+    scores = w.scores()
+    return str(scores.loc[scores["csm"] == "cara", "account_id"].iloc[0])
 
 
 # ----------------------------------------------------------------------------- rules, plan, apply
@@ -107,7 +127,7 @@ def test_apply_refuses_a_plan_the_store_has_moved_past(wf: Workflow) -> None:
 
 def test_closed_cta_cools_down_and_cleared_condition_closes(wf: Workflow) -> None:
     wf.apply(wf.plan())
-    cta = wf.ctas()[0]
+    cta = next(c for c in wf.ctas() if c["owner"] == "cara")  # one of cara's
     wf.close_cta(cta["id"], "resolved: talked it through", actor="cara")
     skipped = [s for s in wf.plan().skipped
                if s["account_id"] == cta["account_id"] and s["rule"] == cta["rule"]]
@@ -465,7 +485,7 @@ def test_workflow_from_the_command_line(tmp_path: Path, project: Project) -> Non
     assert "CTA(s) opened" in result.output
     plan = json.loads(cli("plan", "--json").output)
     assert plan["open"] == [] and plan["as_of"] == "2026-10-31"
-    ctas = json.loads(cli("cta", "list", "--json").output)
+    ctas = [c for c in json.loads(cli("cta", "list", "--json").output) if c["owner"] == "cara"]
     first = ctas[0]["id"]
     result = cli("cta", "close", str(first), "--outcome", "done")
     assert result.exit_code == 1 and "say who you are: --as NAME, or set HEALTHSCORE_USER." in result.output
@@ -481,3 +501,11 @@ def test_workflow_from_the_command_line(tmp_path: Path, project: Project) -> Non
     assert cli("log", account, "--kind", "call", "--text", "spoke to the CFO", "--as", "cara").exit_code == 0
     assert "spoke to the CFO" in cli("timeline", account, "--json").output
     assert "Minimal touch or let go." in cli("quadrants").output
+    # a csm cannot act on another csm's account from the CLI either (nor from Python or the API)
+    scores = Project.load(root).final_scores()
+    other = str(scores.loc[scores["csm"] != "cara", ["account_id", "csm"]].iloc[0]["account_id"])
+    owner = str(scores.set_index("account_id").loc[other, "csm"])
+    result = cli("override", "set", other, "--band", "red", "--reason-code", "known_issue",
+                 "--note", "x", "--expires", "2099-01-01", "--as", "cara")
+    assert result.exit_code == 1
+    assert f"cara: a csm acts only on their own accounts; {other} is {owner}'s." in result.output

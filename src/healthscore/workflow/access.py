@@ -12,8 +12,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
 
-from healthscore.errors import AuthError, ForbiddenError, InvalidActionError, NotFoundError
-from healthscore.workflow.base import SYSTEM, WorkflowBase, _public, row_dict
+from healthscore.errors import AuthError, InvalidActionError, NotFoundError
+from healthscore.workflow.base import SYSTEM, WorkflowBase, _public, may_act_on, row_dict
 from healthscore.workflow.models import ROLES, ApiToken, User, WebSession
 
 LANGUAGES = ("en", "pl", "ru", "zh")
@@ -33,18 +33,6 @@ def hash_password(password: str) -> str:
         raise InvalidActionError(f"password: must be at least {MIN_PASSWORD} characters. "
                                  f"Got {len(password)}.")
     return _hasher.hash(password)
-
-
-def may_act_on(user: dict[str, Any], csm: str | None, team_of: dict[str, str | None]) -> bool:
-    """csm: accounts they own; lead: their own and their team's; admin: all; viewer: none."""
-    role = user["role"]
-    if role == "admin":
-        return True
-    if role == "csm":
-        return csm == user["name"]
-    if role == "lead":
-        return csm == user["name"] or (user["team"] is not None and team_of.get(csm or "") == user["team"])
-    return False
 
 
 class AccessMixin(WorkflowBase):
@@ -179,15 +167,10 @@ class AccessMixin(WorkflowBase):
     # ------------------------------------------------------------------ acting on accounts
 
     def require_act(self, user: dict[str, Any], account_id: str) -> None:
-        """Refuse unless ``user`` may act on the account (ForbiddenError)."""
-        if user["role"] == "admin":
-            return
-        csm = self.account(account_id).get("csm")
-        if not may_act_on(user, csm, self.teams()):
-            what = {"viewer": "a viewer cannot change anything",
-                    "csm": f"a csm acts only on their own accounts; {account_id} is {csm}'s",
-                    "lead": f"a lead acts only on their team's accounts; {account_id} is {csm}'s"}
-            raise ForbiddenError(f"{user['name']}: {what[user['role']]}.")
+        """Refuse unless ``user`` may act on the account (ForbiddenError): the same check every
+        mutating call makes."""
+        with self.store.session() as s:
+            self._check_scope(s, user, account_id)
 
 
 def _token_view(t: ApiToken) -> dict[str, Any]:

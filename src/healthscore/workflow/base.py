@@ -98,15 +98,33 @@ class WorkflowBase:
             raise NotFoundError(f"no user named {name!r}. Add one with 'healthscore users add'.")
         return user
 
-    def _actor(self, s: Session, name: str, admin: bool = False) -> str:
-        """The acting user's name; viewers cannot change anything, only admins manage users."""
+    def _actor(self, s: Session, name: str, admin: bool = False, account_id: str | None = None,
+               owner: str | None = None) -> str:
+        """The acting user's name, once they may do this: viewers change nothing, only admins
+        manage users, and a change to an account (or its CTA, plan, task...) needs the right
+        to act on it (see :func:`may_act_on`; the owner of a CTA or task may always act on it).
+        The CLI, Python and the API all come through here, so they refuse the same things."""
         if name == SYSTEM:
             return name
         user = self._user(s, name)
         if user.role == "viewer" or (admin and user.role != "admin"):
             need = "an admin" if admin else "a csm, lead or admin"
             raise ForbiddenError(f"{name} is a {user.role}: this needs {need}.")
+        if account_id is not None and (owner is None or owner != name):
+            self._check_scope(s, _person(user), account_id)
         return name
+
+    def _check_scope(self, s: Session, user: dict[str, Any], account_id: str) -> None:
+        if user["role"] == "admin":
+            return
+        csm = self.account(account_id).get("csm")
+        teams = {u.name: u.team for u in s.scalars(select(User))}
+        if user["role"] == "viewer":
+            raise ForbiddenError(f"{user['name']} is a viewer: this needs a csm, lead or admin.")
+        if not may_act_on(user, csm, teams):
+            what = {"csm": f"a csm acts only on their own accounts; {account_id} is {csm}'s",
+                    "lead": f"a lead acts only on their team's accounts; {account_id} is {csm}'s"}
+            raise ForbiddenError(f"{user['name']}: {what[user['role']]}.")
 
     # ------------------------------------------------------------------ accounts
 
@@ -194,6 +212,22 @@ class _Guard:
         if kind is not None and issubclass(kind, StaleDataError):
             raise ConflictError(f"{self.what} was changed by someone else at the same time. "
                                 f"Reload it and try again.") from None
+
+
+def may_act_on(user: dict[str, Any], csm: str | None, team_of: dict[str, str | None]) -> bool:
+    """csm: accounts they own; lead: their own and their team's; admin: all; viewer: none."""
+    role = user["role"]
+    if role == "admin":
+        return True
+    if role == "csm":
+        return csm == user["name"]
+    if role == "lead":
+        return csm == user["name"] or (user["team"] is not None and team_of.get(csm or "") == user["team"])
+    return False
+
+
+def _person(user: User) -> dict[str, Any]:
+    return {"name": user.name, "role": user.role, "team": user.team}
 
 
 def _public(user: dict[str, Any]) -> dict[str, Any]:

@@ -76,7 +76,7 @@ class CtaMixin(WorkflowBase):
               priority: str, owner: str | None, due: date, playbook: str | None, module: str | None,
               flagged: bool, rule: str | None) -> dict[str, Any]:
         account_id = account["account_id"]
-        actor = self._actor(s, actor)
+        actor = self._actor(s, actor, account_id=account_id)
         who = self._owner(s, owner or "csm", account)
         c = Cta(account_id=account_id, type=type, reason=reason, module=module,
                 source="rule" if rule else "manual", rule=rule, priority=priority, owner=who,
@@ -131,8 +131,8 @@ class CtaMixin(WorkflowBase):
 
     def _change_in(self, s: Session, cta_id: int, actor: str, version: int | None, action: str,
                    fn: Any) -> dict[str, Any]:
-        actor = self._actor(s, actor)
         c = self._get_cta(s, cta_id)
+        actor = self._actor(s, actor, account_id=c.account_id, owner=c.owner)
         self._check_version(c, version, f"CTA #{cta_id}")
         before = row_dict(c)
         text = fn(s, c, actor)
@@ -240,10 +240,14 @@ class CtaMixin(WorkflowBase):
     def complete_task(self, task_id: int, *, actor: str, version: int | None = None,
                       skip: bool = False) -> dict[str, Any]:
         with self._commit_guard(f"task #{task_id}"), self.store.session() as s:
-            actor = self._actor(s, actor)
             t = s.get(Task, task_id)
             if t is None:
                 raise NotFoundError(f"no task #{task_id}.")
+            if t.cta is None:
+                actor = self._actor(s, actor)
+            else:
+                mine = t.owner if t.owner == actor else t.cta.owner
+                actor = self._actor(s, actor, account_id=t.cta.account_id, owner=mine)
             self._check_version(t, version, f"task #{task_id}")
             if t.status != "open":
                 raise InvalidActionError(f"task #{task_id} is already {t.status}.")

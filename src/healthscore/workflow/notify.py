@@ -29,7 +29,7 @@ class NotifyMixin(WorkflowBase):
         if bad:
             raise InvalidActionError(f"events: unknown {bad[0]!r}. Events: {', '.join(EVENTS)}.")
         with self.store.session() as s:
-            actor = self._actor(s, actor)
+            actor = self._actor(s, actor, admin=actor != user)  # one's own, or an admin
             u = self._user(s, user)
             before = row_dict(u)
             if events is not None:

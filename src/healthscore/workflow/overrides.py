@@ -40,7 +40,7 @@ class OverrideMixin(WorkflowBase):
             raise InvalidActionError(f"expires_on: {expires_on} is not in the future. "
                                      f"An override needs an expiry after today ({self.today}).")
         with self._commit_guard(f"the override of {account_id}"), self.store.session() as s:
-            actor = self._actor(s, actor)
+            actor = self._actor(s, actor, account_id=account_id)
             old = self._active(s, account_id)
             if old is not None:
                 self._check_version(old, version, f"the override of {account_id}")
@@ -62,7 +62,7 @@ class OverrideMixin(WorkflowBase):
 
     def clear_override(self, account_id: str, *, actor: str, note: str = "") -> dict[str, Any]:
         with self.store.session() as s:
-            actor = self._actor(s, actor)
+            actor = self._actor(s, actor, account_id=account_id)
             o = self._active(s, account_id)
             if o is None:
                 raise NotFoundError(f"account {account_id!r} has no active override.")

@@ -30,7 +30,7 @@ class PlanMixin(WorkflowBase):
                                      f"Templates: {', '.join(sorted(self.wf.templates))}.")
         tpl = self.wf.templates.get(template or "")
         with self.store.session() as s:
-            actor = self._actor(s, actor)
+            actor = self._actor(s, actor, account_id=account_id)
             default = tpl.description if tpl else "Success plan"
             plan = SuccessPlan(account_id=account_id, title=title or default,
                                template=template, status="active", created_at=self.now(), created_by=actor,
@@ -119,8 +119,8 @@ class PlanMixin(WorkflowBase):
 
     def _edit_plan(self, plan_id: int, actor: str, what: str, fn: Any) -> dict[str, Any]:
         with self._commit_guard(f"success plan #{plan_id}"), self.store.session() as s:
-            actor = self._actor(s, actor)
             p = self._get_plan(s, plan_id)
+            actor = self._actor(s, actor, account_id=p.account_id)
             before = self._plan_view(p)
             fn(p)
             s.flush()

@@ -25,7 +25,7 @@ class TimelineMixin(WorkflowBase):
         if not text.strip():
             raise InvalidActionError("text: write what happened.")
         with self.store.session() as s:
-            actor = self._actor(s, actor)
+            actor = self._actor(s, actor, account_id=account_id)
             self._timeline(s, account_id, kind, actor, text, at=at)
             s.flush()
             entry = s.scalar(select(TimelineEntry).order_by(TimelineEntry.id.desc()).limit(1))
