@@ -18,7 +18,6 @@ from healthscore.project import Project
 from healthscore.web import api, pages
 from healthscore.web.auth import LoginLimiter
 from healthscore.web.views import Site
-from healthscore.workflow.service import Workflow
 
 STATIC = Path(__file__).parent / "static"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
@@ -38,7 +37,7 @@ def create_app(project: Project, *, url: str | None = None, today: date | None =
                   description="Customer health scores: the JSON twin of every page of the web app. "
                               "Authenticate with 'Authorization: Bearer <token>' (tokens are made on "
                               "the Admin page or with 'healthscore users token').")
-    app.state.site = Site(project, Workflow(project.config, project.store, url=url, today=today))
+    app.state.site = Site(project, project.workflow(url=url, today=today))
     app.state.limiter = LoginLimiter()
     app.state.secure_cookies = secure_cookies
     app.get("/docs", include_in_schema=False)(_docs)
