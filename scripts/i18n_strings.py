@@ -80,7 +80,7 @@ DYNAMIC: dict[str, tuple[str, ...]] = {
         "Has potential: retain it and raise health.",
         "Minimal touch or let go.",
     ),
-    # the keys of a success plan's details: healthscore.workflow.plans.DETAILS and the
+    # the keys of a success plan's details: healthscore.workflow.success_plans.DETAILS and the
     # measures a built-in template names that the project does not score
     "plan elements": ("roles", "reporting", "communication", "education", "tools",
                       "criteria_left_out"),

@@ -101,8 +101,8 @@ def _facts(project: Project) -> Site:
         band = str(scores.at[account, "band"])
         flagged = str(next(a for a in sorted(scores.index) if scores.at[a, "csm"] not in (None, csm)))
         wf.flag(flagged, "Sponsor left; renewal at risk", actor=ADMIN, priority="critical")
-        wf.create_plan(account, actor=ADMIN, template="recovery")
-        wf.create_plan(flagged, actor=ADMIN, template="onboarding")
+        wf.create_success_plan(account, actor=ADMIN, template="recovery")
+        wf.create_success_plan(flagged, actor=ADMIN, template="onboarding")
         counts = scores["band"].value_counts()
         partial = [b for b in bands if 0 < counts.get(b, 0) < len(scores)]
         return Site(url="", csm=csm, account=account, account_name=str(scores.at[account, "name"]),

@@ -67,7 +67,7 @@ class Site:
         return int(self.wf.open_cta(account, "risk", "test", actor=ADMIN, **kw)["id"])
 
     def plan(self, account: str) -> dict[str, Any]:
-        plan = self.wf.create_plan(account, actor=ADMIN, template="onboarding")
+        plan = self.wf.create_success_plan(account, actor=ADMIN, template="onboarding")
         return plan
 
 
@@ -267,7 +267,7 @@ LIBRARY: dict[str, Any] = {
     "flag": lambda w, who, i: w.flag(i["acc"], "renewal at risk", actor=who),
     "timeline": lambda w, who, i: w.log(i["acc"], "meeting", "QBR held", actor=who),
     "ctas": lambda w, who, i: w.open_cta(i["acc"], "opportunity", "more seats", actor=who),
-    "success-plans": lambda w, who, i: w.create_plan(i["acc"], actor=who, template="recovery"),
+    "success-plans": lambda w, who, i: w.create_success_plan(i["acc"], actor=who, template="recovery"),
     "close": lambda w, who, i: w.close_cta(i["close"], "resolved", actor=who),
     "snooze": lambda w, who, i: w.snooze(i["snooze"], date(2026, 11, 20), "holiday", actor=who),
     "assign": lambda w, who, i: w.assign(i["assign"], "ada", actor=who),

@@ -279,7 +279,7 @@ def test_concurrent_commits_on_postgresql_lose_nothing(project: Project, pg_url:
 
 def test_success_plan_from_template_with_criteria_checked_on_apply(wf: Workflow) -> None:
     account = _an_account(wf)
-    p = wf.create_plan(account, actor="cara", template="onboarding")
+    p = wf.create_success_plan(account, actor="cara", template="onboarding")
     assert [g["kind"] for g in p["goals"]] == ["goal", "initiative", "initiative", "initiative"]
     assert len(p["milestones"]) == 3 and len(p["tasks"]) == 3 and p["progress"] == 0.0
     assert {"roles", "reporting", "communication", "education", "tools"} <= set(p["details"])

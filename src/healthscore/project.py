@@ -259,7 +259,7 @@ class Project:
             overrides = wf.overrides(active_only=False)
             bands = [b.name for b in sorted(self.config.scorecards[-1].bands, key=lambda b: b.min)]
             r["overrides"] = track_record(overrides, r["_events"], date.fromisoformat(r["observed_until"]),
-                                          r["horizon_days"], bands, wf._band_of)
+                                          r["horizon_days"], bands, wf.band_of)
         finally:
             wf.close()
 

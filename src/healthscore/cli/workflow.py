@@ -25,10 +25,10 @@ users_app = typer.Typer(help="Users and their roles.", no_args_is_help=True)
 cta_app = typer.Typer(help="Calls to action.", no_args_is_help=True)
 task_app = typer.Typer(help="Tasks of CTAs and success plans.", no_args_is_help=True)
 override_app = typer.Typer(help="Override an account's band or score.", no_args_is_help=True)
-plans_app = typer.Typer(help="Success plans.", no_args_is_help=True)
+success_plans_app = typer.Typer(help="Success plans.", no_args_is_help=True)
 notify_app = typer.Typer(help="Notifications.", no_args_is_help=True)
 for sub, name in ((users_app, "users"), (cta_app, "cta"), (task_app, "task"),
-                  (override_app, "override"), (plans_app, "success-plan"), (notify_app, "notify")):
+                  (override_app, "override"), (success_plans_app, "success-plan"), (notify_app, "notify")):
     app.add_typer(sub, name=name)
 
 
@@ -367,43 +367,44 @@ def override_show(account: str, project: Path = ProjectOpt) -> None:
 # ----------------------------------------------------------------------------- success plans
 
 
-@plans_app.command("create")
+@success_plans_app.command("create")
 @handle_errors
-def plan_create(account: str, template: str = typer.Option(None, "--template"),
+def success_plan_create(account: str, template: str = typer.Option(None, "--template"),
                 title: str = typer.Option(None, "--title"), project: Path = ProjectOpt,
                 actor: str = AsOpt) -> None:
     with _workflow(project) as wf:
-        p = wf.create_plan(account, actor=_who(actor), template=template, title=title)
+        p = wf.create_success_plan(account, actor=_who(actor), template=template, title=title)
     out.print(f"Created success plan #{p['id']} for {account}: {len(p['milestones'])} milestone(s), "
               f"{len(p['tasks'])} task(s), {len(p['criteria'])} criterion/criteria.")
 
 
-@plans_app.command("show")
+@success_plans_app.command("show")
 @handle_errors
-def plan_show(plan_id: int, project: Path = ProjectOpt) -> None:
+def success_plan_show(plan_id: int, project: Path = ProjectOpt) -> None:
     with _workflow(project) as wf:
         _show(wf.plan_of(plan_id), True)
 
 
-@plans_app.command("list")
+@success_plans_app.command("list")
 @handle_errors
-def plan_list(project: Path = ProjectOpt, account: str = typer.Option(None, "--account"),
+def success_plan_list(project: Path = ProjectOpt, account: str = typer.Option(None, "--account"),
               as_json: bool = JsonOpt) -> None:
     with _workflow(project) as wf:
         _show(wf.success_plans(account), as_json, "Success plans")
 
 
-@plans_app.command("milestone-done")
+@success_plans_app.command("milestone-done")
 @handle_errors
-def plan_milestone(plan_id: int, milestone_id: int, project: Path = ProjectOpt, actor: str = AsOpt) -> None:
+def success_plan_milestone(plan_id: int, milestone_id: int, project: Path = ProjectOpt,
+                           actor: str = AsOpt) -> None:
     with _workflow(project) as wf:
         p = wf.complete_milestone(plan_id, milestone_id, actor=_who(actor))
     out.print(f"Milestone done; plan #{plan_id} is {p['progress']}% complete.")
 
 
-@plans_app.command("criterion")
+@success_plans_app.command("criterion")
 @handle_errors
-def plan_criterion(plan_id: int, measure: str = typer.Option(..., "--measure"),
+def success_plan_criterion(plan_id: int, measure: str = typer.Option(..., "--measure"),
                    op: str = typer.Option(">=", "--op"),
                    target: float = typer.Option(..., "--target"), due: str = typer.Option(..., "--due"),
                    project: Path = ProjectOpt, actor: str = AsOpt) -> None:

@@ -276,8 +276,8 @@ class PlanIn(Body):
 
 
 @router.post("/accounts/{account_id}/success-plans", tags=["success plans"], status_code=201)
-def create_plan(account_id: str, body: PlanIn, request: Request, user: Me) -> dict[str, Any]:
-    return acting(request, user, account_id).wf.create_plan(
+def create_success_plan(account_id: str, body: PlanIn, request: Request, user: Me) -> dict[str, Any]:
+    return acting(request, user, account_id).wf.create_success_plan(
         account_id, actor=user["name"], template=body.template or None, title=body.title or None)
 
 

@@ -145,7 +145,7 @@ def account(account_id: str, request: Request, user: dict[str, Any] = Me) -> HTM
     data = api.account(account_id, request, user)
     site = api.site_of(request)
     data["reason_codes"] = list(REASON_CODES)
-    data["bands"] = site.wf._band_names()
+    data["bands"] = site.wf.band_names()
     data["playbooks"] = sorted(site.wf.wf.playbooks)
     data["templates"] = sorted(site.wf.wf.templates)
     data["escalate_to"] = [*site.wf.spec.escalation[1:], *site.wf.spec.departments]
@@ -278,7 +278,7 @@ async def account_action(account_id: str, action: str, request: Request,
         "timeline": ("Logged.", lambda f: api.log_touch(account_id, body(api.TouchIn, f), request, user)),
         "ctas": ("CTA #{id} opened.", lambda f: api.open_cta(
             account_id, body(api.CtaIn, f), request, user)),
-        "success-plans": ("Success plan #{id} created.", lambda f: api.create_plan(
+        "success-plans": ("Success plan #{id} created.", lambda f: api.create_success_plan(
             account_id, body(api.PlanIn, f), request, user)),
     }
     return await dispatch(request, forms, action, "accounts", back)

@@ -13,7 +13,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
 
 from healthscore.errors import AuthError, InvalidActionError, NotFoundError
-from healthscore.workflow.base import SYSTEM, WorkflowBase, _public, may_act_on, row_dict
+from healthscore.workflow.base import SYSTEM, Service, _public, may_act_on, row_dict
 from healthscore.workflow.models import ROLES, ApiToken, User, WebSession
 
 LANGUAGES = ("en", "pl", "ru", "zh")
@@ -35,7 +35,38 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-class AccessMixin(WorkflowBase):
+class AccessService(Service):
+    # ------------------------------------------------------------------ people
+
+    def add_user(self, name: str, role: str, *, team: str | None = None, email: str | None = None,
+                 actor: str = SYSTEM, password_hash: str | None = None) -> dict[str, Any]:
+        if role not in ROLES:
+            raise InvalidActionError(f"role: must be one of {', '.join(ROLES)}. Got {role!r}.")
+        if not name.strip():
+            raise InvalidActionError("name: must not be empty.")
+        with self.store.session() as s:
+            if s.scalar(select(User).where(User.name == name)) is not None:
+                raise InvalidActionError(f"user {name!r} already exists.")
+            if s.scalar(select(User.id).limit(1)) is None and role != "admin":
+                raise InvalidActionError(f"the first user must be an admin (who can add the others). "
+                                         f"Got role {role!r} for {name!r}.")
+            if actor != SYSTEM:
+                self._actor(s, actor, admin=True)
+            user = User(name=name, role=role, team=team, email=email, created_at=self.now(),
+                        created_by=actor, password_hash=password_hash, notify_events=[])
+            s.add(user)
+            s.flush()
+            self._audit(s, actor, "user", name, "create", None, row_dict(user))
+            return _public(row_dict(user))
+
+    def users(self) -> list[dict[str, Any]]:
+        with self.store.session() as s:
+            return [_public(row_dict(u)) for u in s.scalars(select(User).order_by(User.name))]
+
+    def user(self, name: str) -> dict[str, Any]:
+        with self.store.session() as s:
+            return _public(row_dict(self._user(s, name)))
+
     # ------------------------------------------------------------------ passwords
 
     def set_password(self, name: str, password: str, *, actor: str) -> None:
@@ -180,4 +211,4 @@ def _token_view(t: ApiToken) -> dict[str, Any]:
     return out
 
 
-__all__ = ["AccessMixin", "LANGUAGES", "hash_password", "may_act_on"]
+__all__ = ["AccessService", "LANGUAGES", "hash_password", "may_act_on"]

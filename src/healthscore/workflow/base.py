@@ -13,12 +13,12 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from healthscore.config.model import ProjectConfig
-from healthscore.errors import ConflictError, ForbiddenError, InvalidActionError, NotFoundError
+from healthscore.errors import ConflictError, ForbiddenError, NotFoundError
 from healthscore.report import final_scores
 from healthscore.store.snapshots import SnapshotStore
 from healthscore.workflow.config import WorkflowConfig, load_workflow
 from healthscore.workflow.db import Store, store_url
-from healthscore.workflow.models import ROLES, Audit, Override, TimelineEntry, User
+from healthscore.workflow.models import Audit, Override, TimelineEntry, User
 
 SYSTEM = "healthscore"  # the actor of what rules and the scheduler do
 
@@ -39,7 +39,11 @@ def row_dict(obj: Any) -> dict[str, Any]:
     return out
 
 
-class WorkflowBase:
+class Context:
+    """What every workflow service shares: the project's config and snapshots, the store, the
+    one clock, who is acting (and whether they may), the accounts' scores, the audit log and
+    the timeline. Services get it in their constructor; none of them reaches another through it."""
+
     def __init__(self, config: ProjectConfig, snapshots: SnapshotStore, url: str | None = None,
                  today: date | None = None, clock: Clock | None = None) -> None:
         self.config = config
@@ -61,36 +65,7 @@ class WorkflowBase:
     def close(self) -> None:
         self.store.close()
 
-    # ------------------------------------------------------------------ people
-
-    def add_user(self, name: str, role: str, *, team: str | None = None, email: str | None = None,
-                 actor: str = SYSTEM, password_hash: str | None = None) -> dict[str, Any]:
-        if role not in ROLES:
-            raise InvalidActionError(f"role: must be one of {', '.join(ROLES)}. Got {role!r}.")
-        if not name.strip():
-            raise InvalidActionError("name: must not be empty.")
-        with self.store.session() as s:
-            if s.scalar(select(User).where(User.name == name)) is not None:
-                raise InvalidActionError(f"user {name!r} already exists.")
-            if s.scalar(select(User.id).limit(1)) is None and role != "admin":
-                raise InvalidActionError(f"the first user must be an admin (who can add the others). "
-                                         f"Got role {role!r} for {name!r}.")
-            if actor != SYSTEM:
-                self._actor(s, actor, admin=True)
-            user = User(name=name, role=role, team=team, email=email, created_at=self.now(),
-                        created_by=actor, password_hash=password_hash, notify_events=[])
-            s.add(user)
-            s.flush()
-            self._audit(s, actor, "user", name, "create", None, row_dict(user))
-            return _public(row_dict(user))
-
-    def users(self) -> list[dict[str, Any]]:
-        with self.store.session() as s:
-            return [_public(row_dict(u)) for u in s.scalars(select(User).order_by(User.name))]
-
-    def user(self, name: str) -> dict[str, Any]:
-        with self.store.session() as s:
-            return _public(row_dict(self._user(s, name)))
+    # ------------------------------------------------------------------ who is acting
 
     def _user(self, s: Session, name: str) -> User:
         user = s.scalar(select(User).where(User.name == name))
@@ -233,3 +208,71 @@ def _person(user: User) -> dict[str, Any]:
 def _public(user: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in user.items() if k != "password_hash"}
 
+
+
+class Service:
+    """A workflow service: business logic over a :class:`Context`, with the services it needs
+    passed to its constructor. These forwards are the whole shared interface."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    @property
+    def config(self) -> ProjectConfig:
+        return self.ctx.config
+
+    @property
+    def snapshots(self) -> SnapshotStore:
+        return self.ctx.snapshots
+
+    @property
+    def spec(self) -> Any:
+        return self.ctx.spec
+
+    @property
+    def store(self) -> Store:
+        return self.ctx.store
+
+    @property
+    def wf(self) -> WorkflowConfig:
+        return self.ctx.wf
+
+    @property
+    def today(self) -> date:
+        return self.ctx.today
+
+    def now(self) -> datetime:
+        return self.ctx.now()
+
+    def _user(self, s: Session, name: str) -> User:
+        return self.ctx._user(s, name)
+
+    def _actor(self, s: Session, name: str, admin: bool = False, account_id: str | None = None,
+               owner: str | None = None) -> str:
+        return self.ctx._actor(s, name, admin, account_id, owner)
+
+    def _check_scope(self, s: Session, user: dict[str, Any], account_id: str) -> None:
+        self.ctx._check_scope(s, user, account_id)
+
+    def scores(self, as_of: date | None = None) -> pd.DataFrame:
+        return self.ctx.scores(as_of)
+
+    def with_overrides(self, frame: pd.DataFrame, day: date) -> pd.DataFrame:
+        return self.ctx.with_overrides(frame, day)
+
+    def account(self, account_id: str) -> dict[str, Any]:
+        return self.ctx.account(account_id)
+
+    def _audit(self, s: Session, actor: str, entity: str, entity_id: Any, action: str,
+               before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
+        self.ctx._audit(s, actor, entity, entity_id, action, before, after)
+
+    def _timeline(self, s: Session, account_id: str, kind: str, actor: str, text: str,
+                  at: datetime | None = None, **data: Any) -> None:
+        self.ctx._timeline(s, account_id, kind, actor, text, at, **data)
+
+    def _check_version(self, obj: Any, version: int | None, what: str) -> None:
+        self.ctx._check_version(obj, version, what)
+
+    def _commit_guard(self, what: str) -> Any:
+        return self.ctx._commit_guard(what)

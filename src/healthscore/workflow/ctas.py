@@ -11,11 +11,19 @@ from sqlalchemy.orm import Session, selectinload
 
 from healthscore.config.windows import parse_days
 from healthscore.errors import InvalidActionError, NotFoundError
-from healthscore.workflow.base import SYSTEM, WorkflowBase, row_dict
+from healthscore.workflow.base import SYSTEM, Context, Service, row_dict
 from healthscore.workflow.models import CTA_TYPES, PRIORITIES, Cta, Escalation, Task, User
+from healthscore.workflow.notify import NotifyService
 
 
-class CtaMixin(WorkflowBase):
+class CtaService(Service):
+    """CTAs: open (by hand or from a rule, with a playbook's tasks), change (close, snooze,
+    assign, escalate, mark critical, decide), tasks, the review meeting's list."""
+
+    def __init__(self, ctx: Context, notify: NotifyService) -> None:
+        super().__init__(ctx)
+        self.notify = notify
+
     # ------------------------------------------------------------------ reading
 
     def ctas(self, *, status: str | None = "open", account_id: str | None = None,
@@ -69,10 +77,10 @@ class CtaMixin(WorkflowBase):
                                      f"Playbooks: {', '.join(sorted(self.wf.playbooks))}.")
         due = due_on or self.today + timedelta(days=parse_days(due_in or "7d"))
         with self.store.session() as s:
-            return self._open(s, account, type, reason, actor=actor, priority=priority, owner=owner,
+            return self.open_in(s, account, type, reason, actor=actor, priority=priority, owner=owner,
                               due=due, playbook=playbook, module=module, flagged=flagged, rule=rule)
 
-    def _open(self, s: Session, account: dict[str, Any], type: str, reason: str, *, actor: str,
+    def open_in(self, s: Session, account: dict[str, Any], type: str, reason: str, *, actor: str,
               priority: str, owner: str | None, due: date, playbook: str | None, module: str | None,
               flagged: bool, rule: str | None) -> dict[str, Any]:
         account_id = account["account_id"]
@@ -91,7 +99,7 @@ class CtaMixin(WorkflowBase):
         kind = "flag" if flagged else "cta_opened"
         self._timeline(s, account_id, kind, actor, f"{type} CTA #{c.id} opened: {reason}",
                        cta_id=c.id)
-        self._notify_later(s, who, "cta_opened", f"CTA #{c.id} for {account_id}: {reason}")
+        self.notify.notify_later(s, who, "cta_opened", f"CTA #{c.id} for {account_id}: {reason}")
         s.flush()
         return self._cta_view(c)
 
@@ -170,7 +178,7 @@ class CtaMixin(WorkflowBase):
             _must_be_open(c, "assign")
             self._user(s, owner)
             c.owner = owner
-            self._notify_later(s, owner, "cta_assigned", f"CTA #{c.id} for {c.account_id}: {c.reason}")
+            self.notify.notify_later(s, owner, "cta_assigned", f"CTA #{c.id} for {c.account_id}: {c.reason}")
             return f"CTA #{c.id} assigned to {owner}"
         return self._change(cta_id, actor, version, "assigned", fn)
 
@@ -209,7 +217,7 @@ class CtaMixin(WorkflowBase):
             s.add(Escalation(cta_id=c.id, level=c.escalation_level, to=target, by=actor, at=self.now(),
                              automatic=automatic, note=note))
             holder = self._owner(s, target, {"csm": c.owner})
-            self._notify_later(s, holder, "cta_escalated",
+            self.notify.notify_later(s, holder, "cta_escalated",
                                f"CTA #{c.id} for {c.account_id} escalated to {target}: {c.reason}")
             how = "automatically (overdue)" if automatic else f"by {actor}"
             return f"CTA #{c.id} escalated to {target} {how}" + (f": {note}" if note else "")
@@ -293,14 +301,9 @@ class CtaMixin(WorkflowBase):
         order = {p: i for i, p in enumerate(reversed(PRIORITIES))}
         return sorted(items, key=lambda c: (order[c["priority"]], -c["escalation_level"], c["id"]))
 
-    def _notify_later(self, s: Session, user: str | None, event: str, text: str) -> None:
-        """Overridden by the notifications part; a no-op here."""
-        return None
-
-
 def _must_be_open(c: Cta, what: str) -> None:
     if c.status != "open":
         raise InvalidActionError(f"CTA #{c.id} is {c.status}: cannot {what} it.")
 
 
-__all__ = ["CtaMixin", "SYSTEM"]
+__all__ = ["CtaService", "SYSTEM"]

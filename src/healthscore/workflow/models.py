@@ -41,7 +41,7 @@ class User(Base):
 
 class Cta(Versioned, Base):
     __tablename__ = "ctas"
-    __mapper_args__ = {"version_id_col": Versioned.version}  # type: ignore[dict-item]
+    __mapper_args__: dict[str, Any] = {"version_id_col": Versioned.version}
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[str] = mapped_column(String(100), index=True)
     type: Mapped[str] = mapped_column(String(20))
@@ -71,7 +71,7 @@ class Cta(Versioned, Base):
 
 class Task(Versioned, Base):
     __tablename__ = "tasks"
-    __mapper_args__ = {"version_id_col": Versioned.version}  # type: ignore[dict-item]
+    __mapper_args__: dict[str, Any] = {"version_id_col": Versioned.version}
     id: Mapped[int] = mapped_column(primary_key=True)
     cta_id: Mapped[int | None] = mapped_column(ForeignKey("ctas.id"), index=True)
     plan_id: Mapped[int | None] = mapped_column(ForeignKey("success_plans.id"), index=True)
@@ -101,7 +101,7 @@ class Escalation(Base):
 
 class Override(Versioned, Base):
     __tablename__ = "overrides"
-    __mapper_args__ = {"version_id_col": Versioned.version}  # type: ignore[dict-item]
+    __mapper_args__: dict[str, Any] = {"version_id_col": Versioned.version}
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[str] = mapped_column(String(100), index=True)
     band: Mapped[str | None] = mapped_column(String(50))
@@ -145,7 +145,7 @@ class Audit(Base):
 
 class SuccessPlan(Versioned, Base):
     __tablename__ = "success_plans"
-    __mapper_args__ = {"version_id_col": Versioned.version}  # type: ignore[dict-item]
+    __mapper_args__: dict[str, Any] = {"version_id_col": Versioned.version}
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[str] = mapped_column(String(100), index=True)
     title: Mapped[str] = mapped_column(String(300))

@@ -14,14 +14,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from healthscore.errors import InvalidActionError
-from healthscore.workflow.base import WorkflowBase, row_dict
+from healthscore.workflow.base import Service, row_dict
 from healthscore.workflow.models import Cta, Notification, User
 
 EVENTS = ("cta_opened", "cta_assigned", "cta_escalated", "cta_overdue", "band_change")
 TIMEOUT = 10
 
 
-class NotifyMixin(WorkflowBase):
+class NotifyService(Service):
     def set_preferences(self, user: str, *, actor: str, events: list[str] | None = None,
                         webhook_url: str | None = None, email: str | None = None,
                         digest: bool | None = None) -> dict[str, Any]:
@@ -43,7 +43,7 @@ class NotifyMixin(WorkflowBase):
             self._audit(s, actor, "user", u.name, "preferences", before, row_dict(u))
             return {k: v for k, v in row_dict(u).items() if k != "password_hash"}
 
-    def _notify_later(self, s: Session, user: str | None, event: str, text: str) -> None:
+    def notify_later(self, s: Session, user: str | None, event: str, text: str) -> None:
         """Queue a message for ``user`` if they want this event; sent by flush_notifications."""
         if not user:
             return
@@ -67,7 +67,7 @@ class NotifyMixin(WorkflowBase):
         with self.store.session() as s:
             ctas = list(s.scalars(select(Cta).where(Cta.status == "open", Cta.due_on < self.today)))
             for c in ctas:
-                self._notify_later(s, c.owner, "cta_overdue",
+                self.notify_later(s, c.owner, "cta_overdue",
                                    f"CTA #{c.id} for {c.account_id} is overdue (due {c.due_on}): {c.reason}")
         self.flush_notifications()
         return len(ctas)

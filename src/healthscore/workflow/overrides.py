@@ -13,18 +13,20 @@ from sqlalchemy.orm import Session
 
 from healthscore.errors import InvalidActionError, NotFoundError
 from healthscore.report import band_for
-from healthscore.workflow.base import WorkflowBase, row_dict
+from healthscore.workflow.base import Service, row_dict
 from healthscore.workflow.models import Override
 
 REASON_CODES = ("relationship", "data_gap", "known_issue", "business_change", "renewal_signal", "other")
 
 
-class OverrideMixin(WorkflowBase):
+class OverrideService(Service):
+    """Overrides: set, clear, lapse at expiry; the final score and band beside the system's."""
+
     def set_override(self, account_id: str, *, actor: str, reason_code: str, note: str,
                      expires_on: date, band: str | None = None, score: float | None = None,
                      version: int | None = None) -> dict[str, Any]:
         account = self.account(account_id)
-        bands = self._band_names()
+        bands = self.band_names()
         if (band is None) == (score is None):
             raise InvalidActionError("override: give either a band or a score, not both or neither.")
         if band is not None and band not in bands:
@@ -85,7 +87,7 @@ class OverrideMixin(WorkflowBase):
             q = select(Override.id).where(Override.ended_at.is_(None), Override.expires_on <= self.today)
             return list(s.scalars(q))
 
-    def _lapse(self, s: Session, override_id: int, actor: str) -> None:
+    def lapse(self, s: Session, override_id: int, actor: str) -> None:
         o = s.get(Override, override_id)
         if o is None or o.ended_at is not None:
             return
@@ -116,11 +118,11 @@ class OverrideMixin(WorkflowBase):
                                    Override.expires_on > self.today)
         return s.scalar(q.order_by(Override.id.desc()))
 
-    def _band_names(self) -> list[str]:
+    def band_names(self) -> list[str]:
         names = [b.name for sc in self.config.scorecards for b in sc.bands]
         return list(dict.fromkeys(names)) or ["red", "yellow", "green"]
 
-    def _band_of(self, score: float | None) -> str | None:
+    def band_of(self, score: float | None) -> str | None:
         """The band of ``score`` on the default (last) scorecard."""
         return None if score is None else band_for(self.config, self.config.scorecards[-1].name, score)
 

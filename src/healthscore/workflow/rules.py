@@ -17,8 +17,12 @@ from healthscore.config.windows import parse_days
 from healthscore.errors import ConflictError
 from healthscore.measures.filters import compile_filter
 from healthscore.report import with_trends
-from healthscore.workflow.base import SYSTEM, WorkflowBase
+from healthscore.workflow.base import SYSTEM, Context, Service
+from healthscore.workflow.ctas import CtaService
 from healthscore.workflow.models import AppliedRun, Audit, Cta
+from healthscore.workflow.notify import NotifyService
+from healthscore.workflow.overrides import OverrideService
+from healthscore.workflow.success_plans import SuccessPlanService
 
 
 @dataclass
@@ -47,7 +51,15 @@ class Plan:
         return out
 
 
-class RulesMixin(WorkflowBase):
+class RulesService(Service):
+    """Rules -> a plan (a value) -> apply it in one transaction."""
+
+    def __init__(self, ctx: Context, ctas: CtaService, overrides: OverrideService,
+                 success_plans: SuccessPlanService, notify: NotifyService) -> None:
+        super().__init__(ctx)
+        self.ctas, self.overrides = ctas, overrides
+        self.success_plans, self.notify = success_plans, notify
+
     def facts(self, as_of: date | None = None, scores: pd.DataFrame | None = None) -> pd.DataFrame:
         """One row per account: measure values by name, score, band, previous band, changes over
         7/30/90 days, open CTAs and flags: what rules are written against. ``scores`` replaces
@@ -122,9 +134,9 @@ class RulesMixin(WorkflowBase):
             if c.account_id not in matched[c.rule or ""]:
                 plan.close.append({"cta_id": c.id, "account_id": c.account_id, "rule": c.rule,
                                    "reason": c.reason})
-        plan.lapse = self.lapsing_overrides()  # type: ignore[attr-defined]
+        plan.lapse = self.overrides.lapsing_overrides()
         closing = {c["cta_id"] for c in plan.close}  # a CTA that closes is not escalated too
-        plan.escalate = [i for i in self.overdue_to_escalate()  # type: ignore[attr-defined]
+        plan.escalate = [i for i in self.ctas.overdue_to_escalate()
                          if i not in closing]
         return plan
 
@@ -152,31 +164,31 @@ class RulesMixin(WorkflowBase):
             for ch in plan.band_changes:
                 self._timeline(s, ch["account_id"], "band_change", SYSTEM,
                                f"Band {ch['from']} -> {ch['to']} (as of {plan.as_of})", change=ch)
-                self._notify_later(s, ch.get("csm"), "band_change",  # type: ignore[attr-defined]
+                self.notify.notify_later(s, ch.get("csm"), "band_change",
                                    f"{ch['account_id']}: band {ch['from']} -> {ch['to']}")
             for ov in plan.lapse:
-                self._lapse(s, ov, SYSTEM)  # type: ignore[attr-defined]
+                self.overrides.lapse(s, ov, SYSTEM)
             opened = []
             for o in plan.open:
                 account = {"account_id": o["account_id"], **accounts.loc[o["account_id"]].to_dict()}
                 due = plan.as_of + timedelta(days=parse_days(o["due_in"]))
-                view = self._open(s, account, o["type"], o["reason"], actor=SYSTEM,  # type: ignore[attr-defined]
+                view = self.ctas.open_in(s, account, o["type"], o["reason"], actor=SYSTEM,
                                   priority=o["priority"], owner=o["owner"], due=max(due, self.today),
                                   playbook=o["playbook"], module=o["module"], flagged=False,
                                   rule=o["rule"])
                 opened.append(view["id"])
             for c in plan.close:
-                self.close_cta(c["cta_id"], "condition cleared", actor=SYSTEM,  # type: ignore[attr-defined]
+                self.ctas.close_cta(c["cta_id"], "condition cleared", actor=SYSTEM,
                                session=s)
             for cta_id in plan.escalate:
-                self.escalate(cta_id, actor=SYSTEM, automatic=True, session=s,  # type: ignore[attr-defined]
+                self.ctas.escalate(cta_id, actor=SYSTEM, automatic=True, session=s,
                               note=f"overdue by more than {self.spec.escalate_after_days} days")
-            checked = self._check_criteria(s, plan.as_of)  # type: ignore[attr-defined]
+            checked = self.success_plans.check_criteria_in(s, plan.as_of)
             summary = {"band_changes": len(plan.band_changes), "opened": opened,
                        "closed": [c["cta_id"] for c in plan.close], "lapsed": plan.lapse,
                        "escalated": plan.escalate, "criteria_checked": checked}
             s.add(AppliedRun(as_of=plan.as_of, at=self.now(), by=actor, summary=summary))
-        self.flush_notifications()  # type: ignore[attr-defined]
+        self.notify.flush_notifications()
         return summary
 
 

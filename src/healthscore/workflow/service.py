@@ -1,21 +1,449 @@
-"""`Workflow`: one object for everything people do with the scores."""
+"""`Workflow`: one object for everything people do with the scores, a thin facade over the
+workflow's services. Each service gets what it needs in its constructor (the shared
+:class:`Context`, and the services it calls); this class only builds them and forwards."""
 
 from __future__ import annotations
 
-from healthscore.workflow.access import AccessMixin
-from healthscore.workflow.ctas import CtaMixin
-from healthscore.workflow.notify import NotifyMixin
-from healthscore.workflow.overrides import OverrideMixin
-from healthscore.workflow.plans import PlanMixin
-from healthscore.workflow.rules import Plan, RulesMixin
-from healthscore.workflow.strategy import StrategyMixin
-from healthscore.workflow.timeline import TimelineMixin
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy.orm import Session
+
+from healthscore.config.model import ProjectConfig
+from healthscore.store.snapshots import SnapshotStore
+from healthscore.workflow.access import SESSION_HOURS, AccessService
+from healthscore.workflow.base import SYSTEM, Clock, Context
+from healthscore.workflow.config import WorkflowConfig
+from healthscore.workflow.ctas import CtaService
+from healthscore.workflow.db import Store
+from healthscore.workflow.notify import NotifyService
+from healthscore.workflow.overrides import OverrideService
+from healthscore.workflow.rules import Plan, RulesService
+from healthscore.workflow.strategy import StrategyService
+from healthscore.workflow.success_plans import SuccessPlanService
+from healthscore.workflow.timeline import TimelineService
 
 
-class Workflow(AccessMixin, NotifyMixin, RulesMixin, CtaMixin, OverrideMixin, PlanMixin, StrategyMixin,
-               TimelineMixin):
+class Workflow:
     """CTAs, playbooks, escalation, overrides, success plans, timeline and notifications over
     one store (SQLite in the project by default, PostgreSQL for a team)."""
 
+    def __init__(
+        self,
+        config: ProjectConfig,
+        snapshots: SnapshotStore,
+        url: str | None = None,
+        today: date | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.ctx = ctx = Context(config, snapshots, url=url, today=today, clock=clock)
+        self._access = AccessService(ctx)
+        self._notify = NotifyService(ctx)
+        self._timeline = TimelineService(ctx)
+        self._overrides = OverrideService(ctx)
+        self._success_plans = SuccessPlanService(ctx)
+        self._ctas = CtaService(ctx, self._notify)
+        self._strategy = StrategyService(ctx)
+        self._rules = RulesService(ctx, self._ctas, self._overrides, self._success_plans, self._notify)
 
-__all__ = ["Plan", "Workflow"]
+    # ------------------------------------------------------------------ shared
+
+    @property
+    def config(self) -> ProjectConfig:
+        return self.ctx.config
+
+    @property
+    def snapshots(self) -> SnapshotStore:
+        return self.ctx.snapshots
+
+    @property
+    def spec(self) -> Any:
+        return self.ctx.spec
+
+    @spec.setter
+    def spec(self, value: Any) -> None:
+        self.ctx.spec = value
+
+    @property
+    def store(self) -> Store:
+        return self.ctx.store
+
+    @property
+    def wf(self) -> WorkflowConfig:
+        return self.ctx.wf
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        return self.ctx.clock
+
+    @property
+    def today(self) -> date:
+        return self.ctx.today
+
+    def now(self) -> datetime:
+        return self.ctx.now()
+
+    def close(self) -> None:
+        self.ctx.close()
+
+    def scores(self, as_of: date | None = None) -> pd.DataFrame:
+        return self.ctx.scores(as_of)
+
+    def with_overrides(self, frame: pd.DataFrame, day: date) -> pd.DataFrame:
+        return self.ctx.with_overrides(frame, day)
+
+    def account(self, account_id: str) -> dict[str, Any]:
+        return self.ctx.account(account_id)
+
+    def audit(self, entity: str | None = None, entity_id: str | None = None) -> list[dict[str, Any]]:
+        return self.ctx.audit(entity, entity_id)
+
+    # ------------------------------------------------------------------ access
+    def add_user(
+        self,
+        name: str,
+        role: str,
+        *,
+        team: str | None = None,
+        email: str | None = None,
+        actor: str = SYSTEM,
+        password_hash: str | None = None,
+    ) -> dict[str, Any]:
+        return self._access.add_user(
+            name, role, team=team, email=email, actor=actor, password_hash=password_hash
+        )
+
+    def users(self) -> list[dict[str, Any]]:
+        return self._access.users()
+
+    def user(self, name: str) -> dict[str, Any]:
+        return self._access.user(name)
+
+    def set_password(self, name: str, password: str, *, actor: str) -> None:
+        return self._access.set_password(name, password, actor=actor)
+
+    def check_password(self, name: str, password: str) -> dict[str, Any]:
+        return self._access.check_password(name, password)
+
+    def update_user(
+        self,
+        name: str,
+        *,
+        actor: str,
+        role: str | None = None,
+        team: str | None = None,
+        email: str | None = None,
+        language: str | None = None,
+    ) -> dict[str, Any]:
+        return self._access.update_user(
+            name, actor=actor, role=role, team=team, email=email, language=language
+        )
+
+    def teams(self) -> dict[str, str | None]:
+        return self._access.teams()
+
+    def start_session(self, name: str, hours: int = SESSION_HOURS) -> tuple[str, str]:
+        return self._access.start_session(name, hours)
+
+    def session_user(self, token: str) -> tuple[dict[str, Any], str]:
+        return self._access.session_user(token)
+
+    def end_session(self, token: str) -> None:
+        return self._access.end_session(token)
+
+    def create_token(self, user: str, label: str, *, actor: str) -> dict[str, Any]:
+        return self._access.create_token(user, label, actor=actor)
+
+    def tokens(self, user: str | None = None) -> list[dict[str, Any]]:
+        return self._access.tokens(user)
+
+    def revoke_token(self, token_id: int, *, actor: str) -> dict[str, Any]:
+        return self._access.revoke_token(token_id, actor=actor)
+
+    def token_user(self, token: str) -> dict[str, Any]:
+        return self._access.token_user(token)
+
+    def require_act(self, user: dict[str, Any], account_id: str) -> None:
+        return self._access.require_act(user, account_id)
+
+    # ------------------------------------------------------------------ notifications
+    def set_preferences(
+        self,
+        user: str,
+        *,
+        actor: str,
+        events: list[str] | None = None,
+        webhook_url: str | None = None,
+        email: str | None = None,
+        digest: bool | None = None,
+    ) -> dict[str, Any]:
+        return self._notify.set_preferences(
+            user, actor=actor, events=events, webhook_url=webhook_url, email=email, digest=digest
+        )
+
+    def notify_overdue(self) -> int:
+        return self._notify.notify_overdue()
+
+    def flush_notifications(self) -> dict[str, int]:
+        return self._notify.flush_notifications()
+
+    def send_digest(self) -> dict[str, int]:
+        return self._notify.send_digest()
+
+    def notifications(self, user: str | None = None) -> list[dict[str, Any]]:
+        return self._notify.notifications(user)
+
+    # ------------------------------------------------------------------ timeline
+    def log(
+        self, account_id: str, kind: str, text: str, *, actor: str, at: datetime | None = None
+    ) -> dict[str, Any]:
+        return self._timeline.log(account_id, kind, text, actor=actor, at=at)
+
+    def timeline(self, account_id: str, limit: int = 200) -> list[dict[str, Any]]:
+        return self._timeline.timeline(account_id, limit)
+
+    # ------------------------------------------------------------------ overrides
+    def set_override(
+        self,
+        account_id: str,
+        *,
+        actor: str,
+        reason_code: str,
+        note: str,
+        expires_on: date,
+        band: str | None = None,
+        score: float | None = None,
+        version: int | None = None,
+    ) -> dict[str, Any]:
+        return self._overrides.set_override(
+            account_id,
+            actor=actor,
+            reason_code=reason_code,
+            note=note,
+            expires_on=expires_on,
+            band=band,
+            score=score,
+            version=version,
+        )
+
+    def clear_override(self, account_id: str, *, actor: str, note: str = "") -> dict[str, Any]:
+        return self._overrides.clear_override(account_id, actor=actor, note=note)
+
+    def overrides(self, active_only: bool = True) -> list[dict[str, Any]]:
+        return self._overrides.overrides(active_only)
+
+    def lapsing_overrides(self) -> list[int]:
+        return self._overrides.lapsing_overrides()
+
+    def lapse(self, s: Session, override_id: int, actor: str) -> None:
+        return self._overrides.lapse(s, override_id, actor)
+
+    def final(self, account_id: str) -> dict[str, Any]:
+        return self._overrides.final(account_id)
+
+    def band_names(self) -> list[str]:
+        return self._overrides.band_names()
+
+    def band_of(self, score: float | None) -> str | None:
+        return self._overrides.band_of(score)
+
+    # ------------------------------------------------------------------ success plans
+    def create_success_plan(
+        self, account_id: str, *, actor: str, template: str | None = None, title: str | None = None
+    ) -> dict[str, Any]:
+        return self._success_plans.create_success_plan(
+            account_id, actor=actor, template=template, title=title
+        )
+
+    def plan_of(self, plan_id: int) -> dict[str, Any]:
+        return self._success_plans.plan_of(plan_id)
+
+    def success_plans(self, account_id: str | None = None) -> list[dict[str, Any]]:
+        return self._success_plans.success_plans(account_id)
+
+    def add_criterion(
+        self, plan_id: int, measure: str, op: str, target: float, due_on: date, *, actor: str
+    ) -> dict[str, Any]:
+        return self._success_plans.add_criterion(plan_id, measure, op, target, due_on, actor=actor)
+
+    def add_milestone(self, plan_id: int, title: str, due_on: date | None, *, actor: str) -> dict[str, Any]:
+        return self._success_plans.add_milestone(plan_id, title, due_on, actor=actor)
+
+    def add_goal(self, plan_id: int, title: str, *, actor: str, kind: str = "goal") -> dict[str, Any]:
+        return self._success_plans.add_goal(plan_id, title, actor=actor, kind=kind)
+
+    def complete_milestone(self, plan_id: int, milestone_id: int, *, actor: str) -> dict[str, Any]:
+        return self._success_plans.complete_milestone(plan_id, milestone_id, actor=actor)
+
+    def check_criteria(self, as_of: date | None = None) -> int:
+        return self._success_plans.check_criteria(as_of)
+
+    def check_criteria_in(self, s: Session, as_of: date) -> int:
+        return self._success_plans.check_criteria_in(s, as_of)
+
+    # ------------------------------------------------------------------ ctas
+    def ctas(
+        self,
+        *,
+        status: str | None = "open",
+        account_id: str | None = None,
+        owner: str | None = None,
+        type: str | None = None,
+    ) -> list[dict[str, Any]]:
+        return self._ctas.ctas(status=status, account_id=account_id, owner=owner, type=type)
+
+    def open_cta_counts(self) -> dict[str, int]:
+        return self._ctas.open_cta_counts()
+
+    def cta(self, cta_id: int) -> dict[str, Any]:
+        return self._ctas.cta(cta_id)
+
+    def open_cta(
+        self,
+        account_id: str,
+        type: str,
+        reason: str,
+        *,
+        actor: str,
+        priority: str = "medium",
+        owner: str | None = None,
+        due_in: str | None = None,
+        due_on: date | None = None,
+        playbook: str | None = None,
+        module: str | None = None,
+        flagged: bool = False,
+        rule: str | None = None,
+    ) -> dict[str, Any]:
+        return self._ctas.open_cta(
+            account_id,
+            type,
+            reason,
+            actor=actor,
+            priority=priority,
+            owner=owner,
+            due_in=due_in,
+            due_on=due_on,
+            playbook=playbook,
+            module=module,
+            flagged=flagged,
+            rule=rule,
+        )
+
+    def open_in(
+        self,
+        s: Session,
+        account: dict[str, Any],
+        type: str,
+        reason: str,
+        *,
+        actor: str,
+        priority: str,
+        owner: str | None,
+        due: date,
+        playbook: str | None,
+        module: str | None,
+        flagged: bool,
+        rule: str | None,
+    ) -> dict[str, Any]:
+        return self._ctas.open_in(
+            s,
+            account,
+            type,
+            reason,
+            actor=actor,
+            priority=priority,
+            owner=owner,
+            due=due,
+            playbook=playbook,
+            module=module,
+            flagged=flagged,
+            rule=rule,
+        )
+
+    def flag(self, account_id: str, reason: str, *, actor: str, priority: str = "high") -> dict[str, Any]:
+        return self._ctas.flag(account_id, reason, actor=actor, priority=priority)
+
+    def close_cta(
+        self,
+        cta_id: int,
+        outcome: str,
+        *,
+        actor: str,
+        version: int | None = None,
+        session: Session | None = None,
+    ) -> dict[str, Any]:
+        return self._ctas.close_cta(cta_id, outcome, actor=actor, version=version, session=session)
+
+    def snooze(
+        self, cta_id: int, until: date, reason: str, *, actor: str, version: int | None = None
+    ) -> dict[str, Any]:
+        return self._ctas.snooze(cta_id, until, reason, actor=actor, version=version)
+
+    def assign(self, cta_id: int, owner: str, *, actor: str, version: int | None = None) -> dict[str, Any]:
+        return self._ctas.assign(cta_id, owner, actor=actor, version=version)
+
+    def mark_critical(self, cta_id: int, *, actor: str, version: int | None = None) -> dict[str, Any]:
+        return self._ctas.mark_critical(cta_id, actor=actor, version=version)
+
+    def decide(self, cta_id: int, decision: str, *, actor: str, version: int | None = None) -> dict[str, Any]:
+        return self._ctas.decide(cta_id, decision, actor=actor, version=version)
+
+    def escalate(
+        self,
+        cta_id: int,
+        *,
+        actor: str,
+        to: str | None = None,
+        note: str = "",
+        version: int | None = None,
+        automatic: bool = False,
+        session: Session | None = None,
+    ) -> dict[str, Any]:
+        return self._ctas.escalate(
+            cta_id, actor=actor, to=to, note=note, version=version, automatic=automatic, session=session
+        )
+
+    def escalations(self, cta_id: int) -> list[dict[str, Any]]:
+        return self._ctas.escalations(cta_id)
+
+    def overdue_to_escalate(self) -> list[int]:
+        return self._ctas.overdue_to_escalate()
+
+    def complete_task(
+        self, task_id: int, *, actor: str, version: int | None = None, skip: bool = False
+    ) -> dict[str, Any]:
+        return self._ctas.complete_task(task_id, actor=actor, version=version, skip=skip)
+
+    def task_links(self, task_id: int) -> tuple[int | None, int | None]:
+        return self._ctas.task_links(task_id)
+
+    def tasks(self, owner: str | None = None, status: str = "open") -> list[dict[str, Any]]:
+        return self._ctas.tasks(owner, status)
+
+    def review_list(self) -> list[dict[str, Any]]:
+        return self._ctas.review_list()
+
+    # ------------------------------------------------------------------ strategy
+    def quadrants(self) -> dict[str, Any]:
+        return self._strategy.quadrants()
+
+    def score_ranges(self) -> list[dict[str, Any]]:
+        return self._strategy.score_ranges()
+
+    # ------------------------------------------------------------------ rules
+    def facts(self, as_of: date | None = None, scores: pd.DataFrame | None = None) -> pd.DataFrame:
+        return self._rules.facts(as_of, scores)
+
+    def matches(self, frame: pd.DataFrame) -> dict[str, set[str]]:
+        return self._rules.matches(frame)
+
+    def plan(self, as_of: date | None = None, scores: pd.DataFrame | None = None) -> Plan:
+        return self._rules.plan(as_of, scores)
+
+    def apply(self, plan: Plan, *, actor: str = SYSTEM) -> dict[str, Any]:
+        return self._rules.apply(plan, actor=actor)
+
+
+__all__ = ["Plan", "Session", "Workflow"]

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from healthscore.errors import InvalidActionError
-from healthscore.workflow.base import WorkflowBase
+from healthscore.workflow.base import Service
 
 TEMPERATURE_MOTIONS = {
     (True, True): "Expand and ask for referrals.",
@@ -28,7 +28,7 @@ MATURITY_MOTIONS = {
 }
 
 
-class StrategyMixin(WorkflowBase):
+class StrategyService(Service):
     def quadrants(self) -> dict[str, Any]:
         frame = self.scores()
         healthy = frame["score"] >= self.spec.healthy_from

@@ -9,13 +9,13 @@ from typing import Any
 from sqlalchemy import select
 
 from healthscore.errors import InvalidActionError
-from healthscore.workflow.base import WorkflowBase, row_dict
+from healthscore.workflow.base import Service, row_dict
 from healthscore.workflow.models import TimelineEntry
 
 TOUCHES = ("note", "call", "meeting", "email")
 
 
-class TimelineMixin(WorkflowBase):
+class TimelineService(Service):
     def log(self, account_id: str, kind: str, text: str, *, actor: str,
             at: datetime | None = None) -> dict[str, Any]:
         """Log a note or a touch; touches also feed the engagement measures (entity 'touches')."""

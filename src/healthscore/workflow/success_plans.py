@@ -14,15 +14,17 @@ from sqlalchemy.orm import Session
 
 from healthscore.config.windows import parse_days
 from healthscore.errors import InvalidActionError, NotFoundError
-from healthscore.workflow.base import WorkflowBase, row_dict
+from healthscore.workflow.base import Service, row_dict
 from healthscore.workflow.models import Criterion, Goal, Milestone, SuccessPlan, Task
 
 OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "=": operator.eq}
 DETAILS = ("roles", "reporting", "communication", "education", "tools")
 
 
-class PlanMixin(WorkflowBase):
-    def create_plan(self, account_id: str, *, actor: str, template: str | None = None,
+class SuccessPlanService(Service):
+    """Success plans: goals, milestones, criteria checked against the scores, plan elements."""
+
+    def create_success_plan(self, account_id: str, *, actor: str, template: str | None = None,
                     title: str | None = None) -> dict[str, Any]:
         self.account(account_id)
         if template is not None and template not in self.wf.templates:
@@ -43,7 +45,7 @@ class PlanMixin(WorkflowBase):
             self._audit(s, actor, "plan", plan.id, "create", None, row_dict(plan))
             self._timeline(s, account_id, "plan_change", actor,
                            f"Success plan #{plan.id} created: {plan.title}", plan_id=plan.id)
-            return self._plan_view(plan)
+            return self._success_plan_view(plan)
 
     def _fill(self, plan: SuccessPlan, tpl: Any) -> None:
         day = self.today
@@ -63,22 +65,22 @@ class PlanMixin(WorkflowBase):
 
     def plan_of(self, plan_id: int) -> dict[str, Any]:
         with self.store.session() as s:
-            return self._plan_view(self._get_plan(s, plan_id))
+            return self._success_plan_view(self._get_success_plan(s, plan_id))
 
     def success_plans(self, account_id: str | None = None) -> list[dict[str, Any]]:
         with self.store.session() as s:
             q = select(SuccessPlan).order_by(SuccessPlan.id)
             if account_id:
                 q = q.where(SuccessPlan.account_id == account_id)
-            return [self._plan_view(p) for p in s.scalars(q)]
+            return [self._success_plan_view(p) for p in s.scalars(q)]
 
-    def _get_plan(self, s: Session, plan_id: int) -> SuccessPlan:
+    def _get_success_plan(self, s: Session, plan_id: int) -> SuccessPlan:
         p = s.get(SuccessPlan, plan_id)
         if p is None:
             raise NotFoundError(f"no success plan #{plan_id}.")
         return p
 
-    def _plan_view(self, p: SuccessPlan) -> dict[str, Any]:
+    def _success_plan_view(self, p: SuccessPlan) -> dict[str, Any]:
         out = row_dict(p)
         out["goals"] = [row_dict(g) for g in p.goals]
         out["milestones"] = [row_dict(m) for m in p.milestones]
@@ -95,16 +97,16 @@ class PlanMixin(WorkflowBase):
             raise InvalidActionError(f"measure: unknown measure {measure!r}.")
         if op not in OPS:
             raise InvalidActionError(f"op: must be one of {', '.join(OPS)}. Got {op!r}.")
-        return self._edit_plan(plan_id, actor, "criterion added",
+        return self._edit_success_plan(plan_id, actor, "criterion added",
                                lambda p: p.criteria.append(Criterion(measure=measure, op=op,
                                                                      target=target, due_on=due_on)))
 
     def add_milestone(self, plan_id: int, title: str, due_on: date | None, *, actor: str) -> dict[str, Any]:
-        return self._edit_plan(plan_id, actor, "milestone added",
+        return self._edit_success_plan(plan_id, actor, "milestone added",
                                lambda p: p.milestones.append(Milestone(title=title, due_on=due_on)))
 
     def add_goal(self, plan_id: int, title: str, *, actor: str, kind: str = "goal") -> dict[str, Any]:
-        return self._edit_plan(plan_id, actor, f"{kind} added",
+        return self._edit_success_plan(plan_id, actor, f"{kind} added",
                                lambda p: p.goals.append(Goal(title=title, kind=kind)))
 
     def complete_milestone(self, plan_id: int, milestone_id: int, *, actor: str) -> dict[str, Any]:
@@ -115,16 +117,16 @@ class PlanMixin(WorkflowBase):
             if m.done_on is not None:
                 raise InvalidActionError(f"milestone #{milestone_id} is already done ({m.done_on}).")
             m.done_on = self.today
-        return self._edit_plan(plan_id, actor, "milestone done", fn)
+        return self._edit_success_plan(plan_id, actor, "milestone done", fn)
 
-    def _edit_plan(self, plan_id: int, actor: str, what: str, fn: Any) -> dict[str, Any]:
+    def _edit_success_plan(self, plan_id: int, actor: str, what: str, fn: Any) -> dict[str, Any]:
         with self._commit_guard(f"success plan #{plan_id}"), self.store.session() as s:
-            p = self._get_plan(s, plan_id)
+            p = self._get_success_plan(s, plan_id)
             actor = self._actor(s, actor, account_id=p.account_id)
-            before = self._plan_view(p)
+            before = self._success_plan_view(p)
             fn(p)
             s.flush()
-            after = self._plan_view(p)
+            after = self._success_plan_view(p)
             self._audit(s, actor, "plan", p.id, what, before, after)
             self._timeline(s, p.account_id, "plan_change", actor, f"Success plan #{p.id}: {what}",
                            plan_id=p.id)
@@ -132,9 +134,9 @@ class PlanMixin(WorkflowBase):
 
     def check_criteria(self, as_of: date | None = None) -> int:
         with self.store.session() as s:
-            return self._check_criteria(s, as_of or self.snapshots.latest())
+            return self.check_criteria_in(s, as_of or self.snapshots.latest())
 
-    def _check_criteria(self, s: Session, as_of: date) -> int:
+    def check_criteria_in(self, s: Session, as_of: date) -> int:
         """Evaluate every open criterion of an active plan against the scores as of ``as_of``."""
         rows = list(s.scalars(select(Criterion).join(SuccessPlan).where(SuccessPlan.status == "active")))
         if not rows:
