@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(BIN)/healthscore demo demo-project --serve
 
 test: $(STAMP)
-	$(BIN)/pytest -q -n 2
+	$(BIN)/pytest -q -n 2 --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

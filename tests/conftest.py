@@ -57,3 +57,10 @@ def pg_table(pg_url: str) -> Iterator[Callable[[str, str, list[tuple[Any, ...]]]
         for name in made:
             conn.execute(f"DROP TABLE IF EXISTS {name}")
         conn.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Spark tests share one worker (and so one JVM and SparkSession) under 'make test'."""
+    for item in items:
+        if item.get_closest_marker("spark"):
+            item.add_marker(pytest.mark.xdist_group("spark"))

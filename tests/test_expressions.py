@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from healthscore.config import expressions
-from healthscore.measures.filters import compile_filter
+from healthscore.config.expressions import compile_filter
 
 ROWS = [
     (1, 3, 7, 2.5, "Login"), (2, -4, 0, -1.25, "login"), (3, None, 5, 0.0, None),

@@ -9,9 +9,9 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
+from healthscore.config.expressions import compile_filter
 from healthscore.config.model import Measure, ProjectConfig
 from healthscore.measures import asof, history
-from healthscore.measures.filters import compile_filter
 from healthscore.measures.parts import (
     MAX,
     SUM,

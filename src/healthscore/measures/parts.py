@@ -13,10 +13,10 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
+from healthscore.config.expressions import compile_filter
 from healthscore.config.model import Measure, Window
 from healthscore.entities import ENTITIES
 from healthscore.measures import asof
-from healthscore.measures.filters import compile_filter
 
 SUM, MAX, LATEST = "sum", "max", "latest"
 

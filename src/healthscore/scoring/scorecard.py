@@ -13,8 +13,8 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
+from healthscore.config.expressions import compile_filter
 from healthscore.config.model import INSUFFICIENT, Group, ProjectConfig, Scorecard
-from healthscore.measures.filters import compile_filter
 from healthscore.scoring.schemes import score as scheme_score
 
 KEYS = ["account_id", "as_of"]

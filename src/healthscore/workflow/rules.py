@@ -9,13 +9,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-import ibis
 import pandas as pd
+import pyarrow as pa
 from sqlalchemy import func, select
 
+from healthscore.config.expressions import compile_filter
 from healthscore.config.windows import parse_days
+from healthscore.engine.adapter import make_engine
 from healthscore.errors import ConflictError
-from healthscore.measures.filters import compile_filter
 from healthscore.report import with_trends
 from healthscore.workflow.base import SYSTEM, Context, Service
 from healthscore.workflow.ctas import CtaService
@@ -92,17 +93,18 @@ class RulesService(Service):
 
     def matches(self, frame: pd.DataFrame) -> dict[str, set[str]]:
         """rule name -> accounts whose facts meet its condition."""
-        con = ibis.duckdb.connect()
+        engine = make_engine("duckdb")  # one row per account: the embedded engine, always
         try:
-            table = con.create_table("facts", _plain(frame))
+            table = engine.register_arrow(pa.Table.from_pandas(_plain(frame), preserve_index=False),
+                                          "facts")
             out = {}
             for name, (rule, _) in self.wf.rules.items():
                 cond = compile_filter(rule.when, table).fill_null(False)
-                ids = table.filter(cond).select("account_id").to_pyarrow()["account_id"].to_pylist()
+                ids = engine.to_arrow(table.filter(cond).select("account_id"))["account_id"].to_pylist()
                 out[name] = set(ids)
             return out
         finally:
-            con.disconnect()
+            engine.close()
 
     def plan(self, as_of: date | None = None, scores: pd.DataFrame | None = None) -> Plan:
         day = as_of or self.snapshots.latest()
