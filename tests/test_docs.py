@@ -48,3 +48,32 @@ def test_every_api_route_and_page_is_documented() -> None:
     paths = {re.sub(r"\{[a-z_]+\}", "{}", r.path) for r in routes} - {"/", "/login"}
     missing = sorted(paths - documented)
     assert not missing, missing
+
+
+ALL_DOCS = "\n".join(p.read_text(encoding="utf-8") for p in sorted(DOC_DIR.glob("*.md")))
+
+
+def test_every_subcommand_is_documented() -> None:
+    import re
+
+    spans = re.findall(r"`([^`]*)`", ALL_DOCS)
+    subs = [(g.name, c.name or c.callback.__name__) for g in app.registered_groups  # type: ignore[union-attr]
+            for c in g.typer_instance.registered_commands]  # type: ignore[union-attr]
+    missing = [f"{g} {c}" for g, c in subs
+               if not any(re.search(rf"healthscore {g}\b[^`]*\b{re.escape(c)}\b", s) for s in spans)]
+    assert len(subs) > 20 and not missing, missing
+
+
+def test_every_key_of_every_spec_model_is_documented() -> None:
+    import re
+
+    import pydantic
+
+    from healthscore.workflow import specs as workflow_specs
+
+    keys = [(m.__name__, info.alias or name)
+            for mod in (specs, workflow_specs) for m in vars(mod).values()
+            if isinstance(m, type) and issubclass(m, pydantic.BaseModel) and m.__module__ == mod.__name__
+            for name, info in m.model_fields.items()]
+    missing = [f"{m}.{k}" for m, k in keys if not re.search(rf"\b{re.escape(k)}\b", ALL_DOCS)]
+    assert len(keys) > 100 and not missing, missing
