@@ -616,3 +616,29 @@ def test_dry_run_page_for_leads_and_admins(site: Site) -> None:
     page = site.client.get("/validation/preview")
     assert page.status_code == 200 and "No scorecard changed since the latest snapshot." in page.text
     assert 'href="/validation/preview"' in site.client.get("/validation").text
+
+
+def test_pages_show_the_numbers_of_their_json_twins(site: Site) -> None:
+    """Not only status codes: each page prints the numbers its twin returns."""
+    import html as html_lib
+
+    login(site, ADMIN)
+
+    def text(path: str) -> str:
+        return html_lib.unescape(site.client.get(path).text)
+
+    p = site.client.get("/api/portfolio").json()
+    page = text("/")
+    assert f"{p['accounts']:,} accounts" in page and f"{p['average_score']:,.1f}" in page
+    for b in p["bands"]:
+        assert f'<p class="big">{b["accounts"]:,}</p>' in page, b
+    listing = site.client.get("/api/accounts?per_page=50").json()
+    page = text("/accounts")
+    for a in listing["accounts"]:
+        assert a["account_id"] in page and f"{a['score']:,.1f}" in page, a
+    one = site.client.get(f"/api/accounts/{site.own}").json()
+    page = text(f"/accounts/{site.own}")
+    card = one["scorecards"][0]
+    assert f"{card['score']:,.1f}" in page and f"{card['coverage']:,.0f}%" in page
+    for m in card["measures"]:
+        assert f"{m['contribution']:,.2f}" in page, m
