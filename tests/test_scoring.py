@@ -159,3 +159,24 @@ def test_scorecard_version_changes_with_its_definition(tmp_path) -> None:  # typ
     (tmp_path / "scorecards/default.yml").write_text(changed)
     after = Project.load(tmp_path).run(as_of=AS_OF).to_pandas().iloc[0]["version"]
     assert before != after
+
+
+def test_every_scheme_type_has_one_compiler() -> None:
+    import typing
+
+    from healthscore.config import specs
+    from healthscore.scoring.schemes import SCHEMES
+
+    kinds = {typing.get_args(m.model_fields["type"].annotation)[0] for m in typing.get_args(specs.Scheme)}
+    assert kinds == set(SCHEMES)
+
+
+def test_every_measure_type_has_one_finisher() -> None:
+    import typing
+
+    from healthscore.config import specs
+    from healthscore.measures.build import FINAL
+
+    kinds = {k for m in typing.get_args(typing.get_args(specs.MeasureSpec)[0])
+             for k in typing.get_args(m.model_fields["type"].annotation)}
+    assert kinds == set(FINAL)

@@ -14,13 +14,7 @@ from typing import Any
 
 from healthscore.config import specs
 
-Scheme = (
-    specs.ThresholdsScheme
-    | specs.LinearScheme
-    | specs.PercentileScheme
-    | specs.BooleanScheme
-    | specs.CategoryScheme
-)
+Scheme = specs.Scheme
 
 
 @dataclass(frozen=True)

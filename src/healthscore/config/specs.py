@@ -146,10 +146,10 @@ class CategoryScheme(Spec):
     case_sensitive: bool = False  # 'Pro' matches the key 'pro' unless this is true
 
 
-SchemeSpec = Annotated[
-    ThresholdsScheme | LinearScheme | PercentileScheme | BooleanScheme | CategoryScheme,
-    Field(discriminator="type"),
-]
+# the one list of schemes: a new scheme is a Spec class here, a compiler in scoring/schemes.py
+# (SCHEMES, keyed by its type) and a line in docs/configuration.md
+Scheme = ThresholdsScheme | LinearScheme | PercentileScheme | BooleanScheme | CategoryScheme
+SchemeSpec = Annotated[Scheme, Field(discriminator="type")]
 
 Missing = Literal["skip"] | Percent
 

@@ -95,24 +95,15 @@ class MeasureBuilder:
         self._internal = measures
 
     def _collect_one(self, m: Measure) -> None:
-        t = self.tables.get(getattr(m.spec, "entity", "") or "")
-        if m.type in ("count", "sum"):
-            self.parts.append(open_part(t, m, self.grid))
-        elif m.type == "count_distinct":
-            if self.span is not None and self._sparse_grid(m):
-                self.side.append(
-                    (m.name, distinct_direct(t, m, self.grid, self.span, self.materialize))
-                )
-            else:
-                self.parts.append(distinct_part(t, m, self.grid, self.span, self.materialize))
-        elif m.type == "latest":
-            self.parts.append(latest_part(t, m, self.grid, m.spec.column))
-        elif m.type == "days_since":
-            self.parts.append(latest_part(t, m, self.grid, None))
-        elif m.type in ("min", "max"):
-            self.side.append((m.name, minmax_part(t, m, self.grid)))
-        elif m.type == "manual":
-            self.parts.append(self._manual_part(m))
+        collect = COLLECT.get(m.type)
+        if collect is not None:  # derived measures (ratio, change, expression...) collect nothing
+            collect(self, m, self.tables.get(getattr(m.spec, "entity", "") or ""))
+
+    def _distinct(self, m: Measure, t: Any) -> None:
+        if self.span is not None and self._sparse_grid(m):
+            self.side.append((m.name, distinct_direct(t, m, self.grid, self.span, self.materialize)))
+        else:
+            self.parts.append(distinct_part(t, m, self.grid, self.span, self.materialize))
 
     def _sparse_grid(self, m: Measure) -> bool:
         """Whether a window holds so few as-of dates that joining days to dates is cheaper."""
@@ -186,32 +177,10 @@ class MeasureBuilder:
         return wide.select(*keep, **{n: stale(n, v) for n, v in values.items()})
 
     def _final(self, m: Measure, w: ir.Table, done: dict[str, Any]) -> Any:
-        t = m.type
-        if t == "avg":
-            n = w[f"{m.name}__n"]
-            return ibis.ifelse(n > 0, w[f"{m.name}__sum"] / n, ibis.null())
-        if t == "count_distinct":
-            return w[m.name].fill_null(0)
-        if t in ("count", "sum", "min", "max"):
-            return w[m.name]
-        if t == "latest" or t == "manual":
-            return _within(w, m, w[m.name], w[f"{m.name}__ts"])
-        if t == "days_since":
-            last = w[m.name]
-            days = w.as_of.delta(last, unit="day").cast("float64")
-            return _within(w, m, days, w[f"{m.name}__ts"])
-        if t == "tenure":
-            days = w.as_of.delta(w.start_date, unit="day").cast("float64")
-            return days / {"days": 1, "months": 30.4375, "years": 365.25}[m.spec.unit]
-        if t == "attribute":
-            return w[m.spec.column]
-        if t == "ratio":
-            return _ratio(_operand(m.spec.numerator, w, done), _operand(m.spec.denominator, w, done))
-        if t == "change":
-            return _change(w[m.spec.of], w[f"{m.spec.of}__prev"], m.spec.to)
-        if t == "expression":
-            return compile_filter(m.spec.expr, done).cast("float64")
-        raise ValueError(f"unknown measure type {t}")
+        final = FINAL.get(m.type)
+        if final is None:
+            raise ValueError(f"unknown measure type {m.type}")
+        return final(m, w, done)
 
     def _stale(self, wide: ir.Table) -> Any:
         flags = self.stale_flags
@@ -223,6 +192,60 @@ class MeasureBuilder:
             return value
 
         return apply
+
+
+# ----------------------------------------------------------------------------- dispatch tables
+# A measure type's entry here (how it collects parts; how its value is finished on the wide
+# table), its Spec class in config/specs.py and its line in docs/configuration.md are all a
+# new type needs.
+
+Collect = Callable[[MeasureBuilder, Measure, Any], None]
+COLLECT: dict[str, Collect] = {
+    "count": lambda b, m, t: b.parts.append(open_part(t, m, b.grid)),  # mode: open
+    "sum": lambda b, m, t: b.parts.append(open_part(t, m, b.grid)),  # mode: open
+    "count_distinct": lambda b, m, t: b._distinct(m, t),
+    "latest": lambda b, m, t: b.parts.append(latest_part(t, m, b.grid, m.spec.column)),
+    "days_since": lambda b, m, t: b.parts.append(latest_part(t, m, b.grid, None)),
+    "min": lambda b, m, t: b.side.append((m.name, minmax_part(t, m, b.grid))),
+    "max": lambda b, m, t: b.side.append((m.name, minmax_part(t, m, b.grid))),
+    "manual": lambda b, m, t: b.parts.append(b._manual_part(m)),
+}
+
+
+def _avg(m: Measure, w: ir.Table, done: dict[str, Any]) -> Any:
+    n = w[f"{m.name}__n"]
+    return ibis.ifelse(n > 0, w[f"{m.name}__sum"] / n, ibis.null())
+
+
+def _days_since(m: Measure, w: ir.Table, done: dict[str, Any]) -> Any:
+    days = w.as_of.delta(w[m.name], unit="day").cast("float64")
+    return _within(w, m, days, w[f"{m.name}__ts"])
+
+
+def _tenure(m: Measure, w: ir.Table, done: dict[str, Any]) -> Any:
+    days = w.as_of.delta(w.start_date, unit="day").cast("float64")
+    return days / {"days": 1, "months": 30.4375, "years": 365.25}[m.spec.unit]
+
+
+def _as_is(m: Measure, w: ir.Table, done: dict[str, Any]) -> Any:
+    return w[m.name]
+
+
+def _latest(m: Measure, w: ir.Table, done: dict[str, Any]) -> Any:
+    return _within(w, m, w[m.name], w[f"{m.name}__ts"])
+
+
+Final = Callable[[Measure, ir.Table, dict[str, Any]], Any]
+FINAL: dict[str, Final] = {
+    "count": _as_is, "sum": _as_is, "min": _as_is, "max": _as_is, "avg": _avg,
+    "count_distinct": lambda m, w, done: w[m.name].fill_null(0),
+    "latest": _latest, "manual": _latest, "days_since": _days_since, "tenure": _tenure,
+    "attribute": lambda m, w, done: w[m.spec.column],
+    "ratio": lambda m, w, done: _ratio(_operand(m.spec.numerator, w, done),
+                                       _operand(m.spec.denominator, w, done)),
+    "change": lambda m, w, done: _change(w[m.spec.of], w[f"{m.spec.of}__prev"], m.spec.to),
+    "expression": lambda m, w, done: compile_filter(m.spec.expr, done).cast("float64"),
+}
 
 
 def _clamped(part: ir.Table, bounds: ir.Table) -> ir.Table:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import ibis
@@ -11,35 +12,29 @@ from healthscore.config.model import Scheme
 
 
 def score(scheme: Scheme, value: Any, table: Any = None) -> Any:
-    if isinstance(scheme, specs.ThresholdsScheme):
-        return thresholds(scheme, value)
-    if isinstance(scheme, specs.LinearScheme):
-        return linear(scheme, value)
-    if isinstance(scheme, specs.BooleanScheme):
-        flag = value.cast("boolean") if not value.type().is_boolean() else value
-        return ibis.ifelse(flag, scheme.if_true, scheme.if_false).cast("float64")
-    if isinstance(scheme, specs.CategoryScheme):
-        return category(scheme, value)
-    if isinstance(scheme, specs.PercentileScheme):
-        return percentile(scheme, value, table)
-    raise ValueError(f"unknown scheme {scheme!r}")
+    return SCHEMES[scheme.type](scheme, value, table)
 
 
-def thresholds(scheme: specs.ThresholdsScheme, value: Any) -> Any:
+def thresholds(scheme: specs.ThresholdsScheme, value: Any, table: Any = None) -> Any:
     """value < cuts[0] -> scores[0]; cuts[i-1] <= value < cuts[i] -> scores[i]; ..."""
     branches = [(value < cut, float(s)) for cut, s in zip(scheme.cuts, scheme.scores, strict=False)]
     out = ibis.cases(*branches, else_=float(scheme.scores[-1]))
     return ibis.ifelse(value.isnull(), ibis.null(), out).cast("float64")
 
 
-def linear(scheme: specs.LinearScheme, value: Any) -> Any:
+def linear(scheme: specs.LinearScheme, value: Any, table: Any = None) -> Any:
     """low -> 0, high -> 100, straight line between, clamped; low > high reverses it."""
     raw = (value.cast("float64") - scheme.low) / (scheme.high - scheme.low) * 100
     # greatest/least skip nulls on every engine: keep "no data" as null explicitly
     return ibis.ifelse(value.isnull(), ibis.null(), ibis.greatest(ibis.least(raw, 100.0), 0.0))
 
 
-def category(scheme: specs.CategoryScheme, value: Any) -> Any:
+def boolean(scheme: specs.BooleanScheme, value: Any, table: Any = None) -> Any:
+    flag = value.cast("boolean") if not value.type().is_boolean() else value
+    return ibis.ifelse(flag, scheme.if_true, scheme.if_false).cast("float64")
+
+
+def category(scheme: specs.CategoryScheme, value: Any, table: Any = None) -> Any:
     text = value.cast("string")
     if not scheme.case_sensitive:
         text = text.lower()
@@ -64,3 +59,10 @@ def percentile(scheme: specs.PercentileScheme, value: Any, t: Any) -> Any:
     pct = (below.cast("float64") + equal * 0.5) / n * 100
     pct = pct if scheme.higher_is_better else 100 - pct
     return ibis.ifelse(has, ibis.null(), pct)
+
+
+# scheme type -> its compiler (raw value -> score 0..100, null stays null)
+SCHEMES: dict[str, Callable[..., Any]] = {
+    "thresholds": thresholds, "linear": linear, "percentile": percentile, "boolean": boolean,
+    "category": category,
+}
