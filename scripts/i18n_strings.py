@@ -41,14 +41,14 @@ LANGS = ("pl", "ru", "zh")
 # Values the code passes to the templates, which translate them. Keep each group in step with
 # the source named in its comment (tests/test_i18n.py checks the ones it can import).
 DYNAMIC: dict[str, tuple[str, ...]] = {
-    # healthscore.workflow.models.ROLES
+    # healthscore.tables.ROLES
     "roles": ("admin", "lead", "csm", "viewer"),
     # healthscore.config.model.DEFAULT_BANDS, INSUFFICIENT and the bands of the scorecards in
     # src/healthscore/templates/*/scorecards/*.yml
     "bands": ("red", "yellow", "green", "insufficient data", "not scored"),
-    # healthscore.workflow.models.CTA_TYPES
+    # healthscore.tables.CTA_TYPES
     "cta types": ("risk", "opportunity", "lifecycle", "activity"),
-    # healthscore.workflow.models.PRIORITIES
+    # healthscore.tables.PRIORITIES
     "priorities": ("low", "medium", "high", "critical"),
     # healthscore.workflow.timeline.TOUCHES
     "touches": ("note", "call", "meeting", "email"),
@@ -64,7 +64,7 @@ DYNAMIC: dict[str, tuple[str, ...]] = {
     "lifecycle stages": ("onboarding", "adoption", "renewal", "churned"),
     # success plan (active), goal and task (open, done, skipped), CTA (open, closed)
     "statuses": ("active", "open", "done", "skipped", "closed"),
-    # healthscore.workflow.models.Goal.kind
+    # healthscore.tables.Goal.kind
     "goal kinds": ("goal", "initiative"),
     # healthscore.workflow.strategy: the quadrant axes and their two levels
     "quadrants": ("high", "low", "health", "temperature", "maturity"),

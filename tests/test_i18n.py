@@ -15,9 +15,10 @@ import pytest
 import yaml
 
 import healthscore.templates
+from healthscore import tables as models
 from healthscore.config.model import DEFAULT_BANDS, INSUFFICIENT
 from healthscore.web.i18n import LANGUAGES, LOCALES, Formatter, catalog, language_of
-from healthscore.workflow import models, overrides, strategy, success_plans, timeline
+from healthscore.workflow import overrides, strategy, success_plans, timeline
 
 ROOT = Path(__file__).resolve().parent.parent
 NBSP, NNBSP = "\u00a0", "\u202f"  # CLDR's grouping space (pl, ru) and narrow space (en time, ru "г.")

@@ -17,10 +17,10 @@ from sqlalchemy import select
 
 from healthscore.demo.generate import generate
 from healthscore.project import Project
+from healthscore.tables import User
 from healthscore.templates import write_template
 from healthscore.web.app import create_app
 from healthscore.workflow.access import hash_password
-from healthscore.workflow.models import User
 from healthscore.workflow.service import Workflow
 
 from .test_pipeline import END

@@ -249,7 +249,7 @@ def test_concurrent_commits_on_postgresql_lose_nothing(project: Project, pg_url:
     import psycopg
     from sqlalchemy.orm.exc import StaleDataError
 
-    from healthscore.workflow.models import Cta
+    from healthscore.tables import Cta
 
     schema = f"wf_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(PG_DSN, autocommit=True) as conn:

@@ -198,13 +198,20 @@ def _read_query(engine: Engine, source: Source, name: str) -> ibis.Table:
     return engine.register_arrow(_no_null_types(table), name)
 
 
-WORKFLOW_QUERIES = {
-    "ctas": ("ctas", "SELECT CAST(id AS VARCHAR(20)) AS cta_id, account_id, type, module, priority, "
-                     "critical_at, flagged, opened_at, closed_at FROM ctas"),
-    "touches": ("timeline", "SELECT CAST(id AS VARCHAR(20)) AS touch_id, account_id, kind AS type, "
-                            "actor AS logged_by, at AS timestamp FROM timeline "
-                            "WHERE kind IN ('call', 'meeting', 'email', 'note')"),
-}
+def _workflow_query(entity: str) -> tuple[str, Any]:
+    """(table, select) of an entity the workflow store holds, through its SQLAlchemy models."""
+    import sqlalchemy as sa
+
+    from healthscore.tables import TOUCHES, Cta, TimelineEntry
+
+    if entity == "ctas":
+        return Cta.__tablename__, sa.select(
+            sa.cast(Cta.id, sa.String(20)).label("cta_id"), Cta.account_id, Cta.type, Cta.module,
+            Cta.priority, Cta.critical_at, Cta.flagged, Cta.opened_at, Cta.closed_at)
+    t = TimelineEntry
+    return t.__tablename__, sa.select(
+        sa.cast(t.id, sa.String(20)).label("touch_id"), t.account_id, t.kind.label("type"),
+        t.actor.label("logged_by"), t.at.label("timestamp")).where(t.kind.in_(TOUCHES))
 
 
 def _read_workflow(engine: Engine, source: Source, name: str) -> ibis.Table:
@@ -213,14 +220,14 @@ def _read_workflow(engine: Engine, source: Source, name: str) -> ibis.Table:
 
     from healthscore.entities import ENTITIES
 
-    table, query = WORKFLOW_QUERIES[source.entity]
+    table, query = _workflow_query(source.entity)
     missing_file = source.location.startswith("sqlite:///") and not os.path.exists(
         source.location[len("sqlite:///"):])
     db = sa.create_engine(source.location)
     try:
         if not missing_file and sa.inspect(db).has_table(table):
             with db.connect() as conn:
-                result = conn.execute(sa.text(query))
+                result = conn.execute(query)
                 names = list(result.keys())
                 rows = result.fetchall()
         else:

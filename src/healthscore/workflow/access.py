@@ -13,8 +13,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
 
 from healthscore.errors import AuthError, InvalidActionError, NotFoundError
+from healthscore.tables import ROLES, ApiToken, User, WebSession
 from healthscore.workflow.base import SYSTEM, Service, _public, may_act_on, row_dict
-from healthscore.workflow.models import ROLES, ApiToken, User, WebSession
 
 LANGUAGES = ("en", "pl", "ru", "zh")
 MIN_PASSWORD = 8

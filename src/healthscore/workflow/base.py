@@ -16,9 +16,9 @@ from healthscore.config.model import ProjectConfig
 from healthscore.errors import ConflictError, ForbiddenError, NotFoundError
 from healthscore.report import final_scores
 from healthscore.store.snapshots import SnapshotStore
+from healthscore.tables import Audit, Override, TimelineEntry, User
 from healthscore.workflow.config import WorkflowConfig, load_workflow
 from healthscore.workflow.db import Store, store_url
-from healthscore.workflow.models import Audit, Override, TimelineEntry, User
 
 SYSTEM = "healthscore"  # the actor of what rules and the scheduler do
 

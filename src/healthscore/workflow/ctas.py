@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from healthscore.config.windows import parse_days
 from healthscore.errors import InvalidActionError, NotFoundError
+from healthscore.tables import CTA_TYPES, PRIORITIES, Cta, Escalation, Task, User
 from healthscore.workflow.base import SYSTEM, Context, Service, row_dict
-from healthscore.workflow.models import CTA_TYPES, PRIORITIES, Cta, Escalation, Task, User
 from healthscore.workflow.notify import NotifyService
 
 

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from healthscore.errors import InvalidActionError
+from healthscore.tables import Cta, Notification, User
 from healthscore.workflow.base import Service, row_dict
-from healthscore.workflow.models import Cta, Notification, User
 
 EVENTS = ("cta_opened", "cta_assigned", "cta_escalated", "cta_overdue", "band_change")
 TIMEOUT = 10

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from healthscore.errors import InvalidActionError, NotFoundError
 from healthscore.report import band_for
+from healthscore.tables import Override
 from healthscore.workflow.base import Service, row_dict
-from healthscore.workflow.models import Override
 
 REASON_CODES = ("relationship", "data_gap", "known_issue", "business_change", "renewal_signal", "other")
 

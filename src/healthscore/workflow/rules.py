@@ -18,9 +18,9 @@ from healthscore.config.windows import parse_days
 from healthscore.engine.adapter import make_engine
 from healthscore.errors import ConflictError
 from healthscore.report import with_trends
+from healthscore.tables import AppliedRun, Audit, Cta
 from healthscore.workflow.base import SYSTEM, Context, Service
 from healthscore.workflow.ctas import CtaService
-from healthscore.workflow.models import AppliedRun, Audit, Cta
 from healthscore.workflow.notify import NotifyService
 from healthscore.workflow.overrides import OverrideService
 from healthscore.workflow.success_plans import SuccessPlanService

@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from healthscore.config.windows import parse_days
 from healthscore.errors import InvalidActionError, NotFoundError
+from healthscore.tables import Criterion, Goal, Milestone, SuccessPlan, Task
 from healthscore.workflow.base import Service, row_dict
-from healthscore.workflow.models import Criterion, Goal, Milestone, SuccessPlan, Task
 
 OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "=": operator.eq}
 DETAILS = ("roles", "reporting", "communication", "education", "tools")

@@ -9,10 +9,8 @@ from typing import Any
 from sqlalchemy import select
 
 from healthscore.errors import InvalidActionError
+from healthscore.tables import TOUCHES, TimelineEntry
 from healthscore.workflow.base import Service, row_dict
-from healthscore.workflow.models import TimelineEntry
-
-TOUCHES = ("note", "call", "meeting", "email")
 
 
 class TimelineService(Service):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from healthscore.workflow.models import Base
+from healthscore.tables import Base
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=Base.metadata,

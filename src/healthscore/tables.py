@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Date, DateTime, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+TOUCHES = ("note", "call", "meeting", "email")  # timeline kinds that are touches (entity 'touches')
+
 ROLES = ("admin", "lead", "csm", "viewer")
 CTA_TYPES = ("risk", "opportunity", "lifecycle", "activity")
 PRIORITIES = ("low", "medium", "high", "critical")
