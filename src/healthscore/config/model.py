@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from healthscore.config import specs
+from healthscore.config.secrets import redact_url
 
 Scheme = specs.Scheme
 
@@ -143,9 +144,14 @@ class Scorecard:
 class Source:
     entity: str
     spec: specs.SourceSpec
-    location: str  # absolute path or URL
+    location: str  # absolute path or URL (with its password: only for connecting)
     format: str
     stale_after_days: int | None
+
+    @property
+    def shown(self) -> str:
+        """The location as people may see it: a URL's password hidden."""
+        return redact_url(self.location)
 
 
 @dataclass(frozen=True)

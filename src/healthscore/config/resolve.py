@@ -13,6 +13,7 @@ from healthscore.config.scorecards import (
     check_scheme,
     resolve_scorecard,
 )
+from healthscore.config.secrets import expand_env
 from healthscore.config.windows import parse_days, parse_window, stale_after_days
 from healthscore.entities import ENTITIES
 from healthscore.errors import ConfigError
@@ -25,6 +26,8 @@ ENTITY_TYPES = {"count", "count_distinct", "sum", "avg", "min", "max", "latest",
 def resolve(ps: ProjectSpecs) -> model.ProjectConfig:
     state_dir = ps.root / ps.project.state_dir
     wf_url = ps.project.workflow.url
+    if wf_url:
+        _env(wf_url, "healthscore.yml: workflow.url")  # a missing ${NAME} is a config error
     sources = {name: _source(ps.root, name, spec, state_dir, wf_url)
                for name, spec in ps.project.sources.items()}
     if "accounts" not in sources:
@@ -91,15 +94,25 @@ def _source(root: Path, name: str, spec: specs.SourceSpec, state_dir: Path | Non
     fmt = spec.format or _infer_format(spec, where)
     if fmt == "sql" and not (spec.table or spec.query):
         raise ConfigError(f"{where}: a database source needs 'table' or 'query'.")
-    location = spec.url or str((root / str(spec.path or ".")).resolve())
+    location = _env(spec.url, f"{where}.url") if spec.url else str((root / str(spec.path or ".")).resolve())
     if spec.format == "workflow":
-        location = workflow_url or f"sqlite:///{((state_dir or root) / 'workflow.db').resolve()}"
+        url = _env(workflow_url, "healthscore.yml: workflow.url") if workflow_url else None
+        location = url or f"sqlite:///{((state_dir or root) / 'workflow.db').resolve()}"
     key = "stale_after" if spec.stale_after is not None else "refresh"
     try:
         stale = stale_after_days(spec.refresh, spec.stale_after)
     except ValueError as err:
         raise ConfigError(f"{where}.{key}: {err}") from None
     return model.Source(name, spec, location, fmt, stale)
+
+
+def _env(url: str, where: str) -> str:
+    """A URL with ``${NAME}`` taken from the environment (so a password need not sit in YAML)."""
+    try:
+        return expand_env(url)
+    except KeyError as err:
+        raise ConfigError(f"{where}: the environment variable {err.args[0]} is not set. Set it "
+                          f"(e.g. export {err.args[0]}=...) or write the value in the URL.") from None
 
 
 def _infer_format(spec: specs.SourceSpec, where: str) -> str:

@@ -13,6 +13,7 @@ import ibis.expr.types as ir
 
 from healthscore.config.load import PROJECT_FILE
 from healthscore.config.model import Source
+from healthscore.config.secrets import redact_url
 from healthscore.entities import ENTITIES, Entity
 from healthscore.errors import DataError
 
@@ -77,7 +78,7 @@ def map_columns(raw: ir.Table, source: Source, entity: Entity | None = None) -> 
 def _missing_column(source: Source, entity: Entity, col: str, src: str, found: list[str]) -> str:
     mapped = "" if src == col else f" (from 'columns: {{{col}: {src}}}')"
     return (
-        f"{PROJECT_FILE}: sources.{source.entity}: {source.location} has no column "
+        f"{PROJECT_FILE}: sources.{source.entity}: {source.shown} has no column "
         f"{src!r}{mapped}, needed for {entity.name}.{col}. Map it with "
         f"'columns: {{{col}: <your column name>}}'. Columns found: {', '.join(found)}."
     )
@@ -214,7 +215,7 @@ def _health(t: ir.Table, source: Source, entity: Entity, checks: list, any_bad: 
     if entity.time:
         aggs["newest"] = t[entity.time].max(where=~any_bad)
     row = t.aggregate(**aggs).to_pyarrow().to_pylist()[0]
-    health = DataHealth(source.entity, source.location, int(row["n"]), int(row["bad"] or 0),
+    health = DataHealth(source.entity, source.shown, int(row["n"]), int(row["bad"] or 0),
                         stale_after_days=source.stale_after_days)
     for i, (reason, _) in enumerate(checks):
         if row[f"r{i}"]:
@@ -272,13 +273,11 @@ def _examples(t: ir.Table, checks: list, entity: Entity, found: dict[str, int],
 
 def where(source: Source) -> str:
     """The source as the user wrote it: the path in healthscore.yml, or the table of a URL."""
-    from healthscore.sources.read import redact_url
-
     spec = source.spec
     if spec.path:
         return spec.path + (f" (sheet {spec.sheet})" if spec.sheet else "")
     what = f"table {spec.table}" if spec.table else "query"
-    return f"{redact_url(spec.url)} {what}" if spec.url else source.location
+    return f"{redact_url(spec.url)} {what}" if spec.url else source.shown
 
 
 def _reason_column(reason: str, entity: Entity) -> str:
@@ -295,6 +294,6 @@ def _too_many(source: Source, health: DataHealth, max_share: float, max_rows: in
         limit, key = f"the allowed {max_rows} rows", "max_rejected_rows"
     return (
         f"{PROJECT_FILE}: sources.{source.entity}: {health.rows_rejected} of {health.rows_read} "
-        f"rows ({share:.1%}) in {source.location} are invalid ({top}), more than {limit}. "
+        f"rows ({share:.1%}) in {source.shown} are invalid ({top}), more than {limit}. "
         f"Fix the data or raise '{key}'. First problems:"
     )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import glob
 import os
-import re
 from datetime import date, datetime
 from typing import Any
 
@@ -17,6 +16,7 @@ import pyarrow as pa
 
 from healthscore.config.load import PROJECT_FILE
 from healthscore.config.model import Source
+from healthscore.config.secrets import redact_url
 from healthscore.engine.adapter import Engine, temp_name
 from healthscore.errors import DataError
 
@@ -38,21 +38,7 @@ def read_source(engine: Engine, source: Source) -> ibis.Table:
 def _where(source: Source) -> str:
     if source.format == "query":
         return "its query"
-    return redact_url(source.location) if source.format == "sql" else source.location
-
-
-_QUERY_PASSWORD = re.compile(r"(?i)([?&](?:password|pwd)=)[^&]*")
-
-
-def redact_url(url: str) -> str:
-    """Hide a password in a database URL before it reaches a message."""
-    url = _QUERY_PASSWORD.sub(r"\1***", url)  # ...?user=u&password=secret
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+    return source.shown
 
 
 def _files(source: Source) -> list[str]:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from healthscore import report
+from healthscore.config.secrets import redact_url
 from healthscore.errors import HealthScoreError, InvalidActionError, NotFoundError
 from healthscore.project import Project, data_warnings
 from healthscore.workflow.access import may_act_on
@@ -117,10 +118,16 @@ def _distribution(frame: pd.DataFrame) -> list[dict[str, Any]]:
 def _renewals(frame: pd.DataFrame, day: date, order: list[str]) -> list[dict[str, Any]]:
     if "renewal_date" not in frame:
         return []
-    soon = frame[(frame["renewal_date"] >= day) & (frame["renewal_date"] <= day + timedelta(days=90))]
+    soon = frame[_renews_within(frame, day, 90)]
     g = soon.groupby("band").agg(accounts=("account_id", "size"), arr=("arr", "sum"))
     return [{"band": b, "accounts": int(g.loc[b, "accounts"]), "arr": float(g.loc[b, "arr"] or 0)}
             for b in order if b in g.index]
+
+
+def _renews_within(frame: pd.DataFrame, day: date, days: int) -> pd.Series:
+    """Accounts whose renewal date is ``day`` .. ``day + days`` (none without renewal dates)."""
+    renews = pd.to_datetime(frame["renewal_date"], errors="coerce")
+    return (renews >= pd.Timestamp(day)) & (renews <= pd.Timestamp(day + timedelta(days=days)))
 
 
 def _quadrants(site: Site) -> dict[str, Any]:
@@ -208,8 +215,7 @@ def _mask(frame: pd.DataFrame, f: AccountFilter, day: date) -> pd.Series:
         if value:
             keep &= frame[col] == value
     if f.renewal_days is not None:
-        end = day + timedelta(days=f.renewal_days)
-        keep &= (frame["renewal_date"] >= day) & (frame["renewal_date"] <= end)
+        keep &= _renews_within(frame, day, f.renewal_days)
     if f.min_coverage is not None:
         keep &= frame["coverage"] >= f.min_coverage
     if f.q:
@@ -363,7 +369,8 @@ def data_health(site: Site) -> dict[str, Any]:
         age = (day - newest).days if newest else None
         stale = bool(h.get("stale_after_days") is not None and age is not None
                      and age > h["stale_after_days"])
-        sources.append({**h, "name": name, "age_days": age, "stale": stale,
+        sources.append({**h, "location": redact_url(h.get("location") or ""), "name": name,
+                        "age_days": age, "stale": stale,
                         "rows_kept": h["rows_read"] - h["rows_rejected"]})
     return {"run_at": last["at"], "as_of": day.isoformat(), "seconds": last.get("seconds"),
             "sources": sources, "warnings": _health_warnings(last, day)}

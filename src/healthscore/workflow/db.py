@@ -12,15 +12,17 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.orm import Session, sessionmaker
 
+from healthscore.config.secrets import expand_env, redact_url
 from healthscore.errors import HealthScoreError
-from healthscore.sources.read import redact_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def store_url(root: Path, state_dir: Path, url: str | None) -> str:
+    """``workflow.url`` (``${NAME}`` from the environment; checked when the config loads), or
+    a SQLite file in the state folder."""
     if url:
-        return url
+        return expand_env(url)
     state_dir.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{(state_dir / 'workflow.db').resolve()}"
 
