@@ -642,3 +642,16 @@ def test_pages_show_the_numbers_of_their_json_twins(site: Site) -> None:
     assert f"{card['score']:,.1f}" in page and f"{card['coverage']:,.0f}%" in page
     for m in card["measures"]:
         assert f"{m['contribution']:,.2f}" in page, m
+
+
+def test_an_override_replaced_meanwhile_is_a_conflict(site: Site) -> None:
+    h = site.as_(CSM)
+    body = {"band": "red", "reason_code": "known_issue", "note": "leaving", "expires_on": "2026-12-31"}
+    first = site.client.post(f"/api/accounts/{site.own}/override", headers=h, json=body).json()
+    again = site.client.post(f"/api/accounts/{site.own}/override", headers=h,
+                             json={**body, "band": "yellow", "version": first["version"]})
+    assert again.status_code == 201, again.text
+    stale = site.client.post(f"/api/accounts/{site.own}/override", headers=h,
+                             json={**body, "band": "green", "version": first["version"]})
+    assert stale.status_code == 409 and stale.json()["error"] == "conflict"
+    assert site.wf.final(site.own)["final_band"] == "yellow"

@@ -509,3 +509,102 @@ def test_workflow_from_the_command_line(tmp_path: Path, project: Project) -> Non
                  "--note", "x", "--expires", "2099-01-01", "--as", "cara")
     assert result.exit_code == 1
     assert f"cara: a csm acts only on their own accounts; {other} is {owner}'s." in result.output
+
+
+# ----------------------------------------------------------------------------- races
+
+
+def _race(*calls: Any) -> list[Any]:
+    """Run the calls at the same moment in threads; each result is a value or the exception."""
+    barrier = threading.Barrier(len(calls))
+    out: list[Any] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            out[i] = calls[i]()
+        except Exception as err:  # noqa: BLE001 - the race's loser is part of the result
+            out[i] = err
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def test_two_overrides_of_one_account_at_once_one_wins(wf: Workflow, project: Project) -> None:
+    """Two users, each in their own session, replace the override they both saw (same version)
+    at the same moment: every round exactly one wins and the other gets a conflict; and
+    however they race, the database holds one open override per account."""
+    from functools import partial
+
+    account = _an_account(wf)
+    other = Workflow(project.config, project.store, url=wf.store.url, today=TODAY)
+    until = TODAY + timedelta(days=30)
+    green = partial(wf.set_override, account, actor="cara", reason_code="relationship", note="a",
+                    band="green", expires_on=until)
+    red = partial(other.set_override, account, actor="lee", reason_code="known_issue", note="b",
+                  band="red", expires_on=until)
+    try:
+        seen = wf.set_override(account, actor="ada", reason_code="other", note="start", band="yellow",
+                               expires_on=until)
+        for _ in range(8):
+            wins = _race(partial(green, version=seen["version"]), partial(red, version=seen["version"]))
+            assert sorted(type(w).__name__ for w in wins) == ["ConflictError", "dict"], wins
+            assert len(wf.overrides()) == 1
+            seen = next(w for w in wins if isinstance(w, dict))
+        wf.clear_override(account, actor="ada")
+        for _ in range(4):  # no version given: both may win in turn, never both open
+            _race(green, red)
+            assert len(wf.overrides()) == 1
+            wf.clear_override(account, actor="ada")
+    finally:
+        other.close()
+
+
+def test_a_no_op_change_with_a_stale_version_is_a_conflict(wf: Workflow, project: Project) -> None:
+    """An assign to the current owner (no change) with the version both saw races a real change:
+    exactly one wins, because every write moves and checks the version."""
+    from functools import partial
+
+    c = wf.open_cta(_an_account(wf), "risk", "Renewal at risk", actor="cara")
+    other = Workflow(project.config, project.store, url=wf.store.url, today=TODAY)
+    try:
+        for _ in range(6):
+            fresh = wf.cta(c["id"])
+            target = "lee" if fresh["owner"] != "lee" else "cara"
+            wins = _race(partial(wf.assign, c["id"], target, actor="ada", version=fresh["version"]),
+                         partial(other.assign, c["id"], fresh["owner"], actor="ada",
+                                 version=fresh["version"]))
+            assert sorted(type(w).__name__ for w in wins) == ["ConflictError", "dict"], wins
+    finally:
+        other.close()
+
+
+def test_the_migration_keeps_the_newest_of_two_open_overrides(tmp_path: Path) -> None:
+    """A store written before the one-open-override rule may hold two: upgrading keeps the newest."""
+    import sqlalchemy as sa
+    from alembic import command
+
+    from healthscore.workflow.db import Store, alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0003")
+        for i in (1, 2):
+            conn.execute(sa.text(
+                "INSERT INTO overrides (id, version, account_id, band, reason_code, note, expires_on, "
+                "set_by, set_at) VALUES (:i, 1, 'ACC-1', 'red', 'other', 'n', '2030-01-01', 'ada', "
+                "'2026-01-01 00:00:00')"), {"i": i})
+    engine.dispose()
+    store = Store(url)
+    try:
+        with store.engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT id, ended_at IS NULL, end_reason FROM overrides "
+                                        "ORDER BY id")).all()
+        assert [tuple(r) for r in rows] == [(1, 0, "replaced"), (2, 1, None)]
+    finally:
+        store.close()

@@ -7,7 +7,19 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 TOUCHES = ("note", "call", "meeting", "email")  # timeline kinds that are touches (entity 'touches')
@@ -103,7 +115,14 @@ class Escalation(Base):
 
 class Override(Versioned, Base):
     __tablename__ = "overrides"
-    __mapper_args__: dict[str, Any] = {"version_id_col": Versioned.version}
+    # versions are set by the workflow (an account's override version counts on across the
+    # rows that replace each other); the store still checks them on every update
+    __mapper_args__: dict[str, Any] = {"version_id_col": Versioned.version,
+                                       "version_id_generator": False}
+    # at most one open override per account: the database refuses a second (migration 0004)
+    __table_args__ = (Index("one_open_override", "account_id", unique=True,
+                            postgresql_where=text("ended_at IS NULL"),
+                            sqlite_where=text("ended_at IS NULL")),)
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[str] = mapped_column(String(100), index=True)
     band: Mapped[str | None] = mapped_column(String(50))

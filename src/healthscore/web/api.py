@@ -214,13 +214,15 @@ class OverrideIn(Body):
     reason_code: str
     note: str
     expires_on: date
+    version: int | None = None  # of the override you saw: 409 if someone replaced it first
 
 
 @router.post("/accounts/{account_id}/override", tags=["accounts"], status_code=201)
 def set_override(account_id: str, body: OverrideIn, request: Request, user: Me) -> dict[str, Any]:
     return acting(request, user, account_id).wf.set_override(
         account_id, actor=user["name"], reason_code=body.reason_code, note=body.note,
-        expires_on=body.expires_on, band=body.band or None, score=body.score)
+        expires_on=body.expires_on, band=body.band or None, score=body.score,
+        version=body.version)
 
 
 class Note(Body):

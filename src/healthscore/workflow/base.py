@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -184,7 +185,8 @@ class _Guard:
         return None
 
     def __exit__(self, kind: Any, err: Any, tb: Any) -> None:
-        if kind is not None and issubclass(kind, StaleDataError):
+        # a stale version, or the database's one-open-override rule: someone else was first
+        if kind is not None and issubclass(kind, StaleDataError | IntegrityError):
             raise ConflictError(f"{self.what} was changed by someone else at the same time. "
                                 f"Reload it and try again.") from None
 

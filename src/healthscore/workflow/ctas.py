@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.attributes import flag_modified
 
 from healthscore.config.windows import parse_days
 from healthscore.errors import InvalidActionError, NotFoundError
@@ -144,7 +145,8 @@ class CtaService(Service):
         self._check_version(c, version, f"CTA #{cta_id}")
         before = row_dict(c)
         text = fn(s, c, actor)
-        s.flush()
+        flag_modified(c, "status")  # always an UPDATE: the version moves (and is checked) even
+        s.flush()                   # when nothing changed, e.g. assigning to the same owner
         self._audit(s, actor, "cta", c.id, action, before, row_dict(c))
         if text:
             self._timeline(s, c.account_id, f"cta_{action}", actor, text, cta_id=c.id)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from healthscore.errors import InvalidActionError, NotFoundError
 from healthscore.report import band_for
 from healthscore.tables import Override
-from healthscore.workflow.base import Service, row_dict
+from healthscore.workflow.base import SYSTEM, Service, row_dict
 
 REASON_CODES = ("relationship", "data_gap", "known_issue", "business_change", "renewal_signal", "other")
 
@@ -47,10 +47,18 @@ class OverrideService(Service):
             if old is not None:
                 self._check_version(old, version, f"the override of {account_id}")
                 before = row_dict(old)
-                old.ended_at, old.ended_by, old.end_reason = self.now(), actor, "replaced"
+                self._end(old, actor, "replaced")
                 self._audit(s, actor, "override", old.id, "replaced", before, row_dict(old))
-            o = Override(account_id=account_id, band=band, score=score, reason_code=reason_code,
-                         note=note, expires_on=expires_on, set_by=actor, set_at=self.now(),
+            for expired in s.scalars(select(Override.id).where(
+                    Override.account_id == account_id, Override.ended_at.is_(None),
+                    Override.expires_on <= self.today)).all():
+                self.lapse(s, expired, SYSTEM)  # past its expiry, not yet lapsed by an apply
+            s.flush()  # the one open override ends before the new one is written
+            # the account's override version keeps counting across rows: a replacement made
+            # meanwhile is a conflict for whoever saw the override before it
+            o = Override(version=old.version if old is not None else 1, account_id=account_id,
+                         band=band, score=score, reason_code=reason_code, note=note,
+                         expires_on=expires_on, set_by=actor, set_at=self.now(),
                          system_score=_float(account.get("score")), system_band=account.get("band"),
                          as_of=self.snapshots.latest())
             s.add(o)
@@ -63,13 +71,13 @@ class OverrideService(Service):
             return row_dict(o)
 
     def clear_override(self, account_id: str, *, actor: str, note: str = "") -> dict[str, Any]:
-        with self.store.session() as s:
+        with self._commit_guard(f"the override of {account_id}"), self.store.session() as s:
             actor = self._actor(s, actor, account_id=account_id)
             o = self._active(s, account_id)
             if o is None:
                 raise NotFoundError(f"account {account_id!r} has no active override.")
             before = row_dict(o)
-            o.ended_at, o.ended_by, o.end_reason = self.now(), actor, "cleared"
+            self._end(o, actor, "cleared")
             self._audit(s, actor, "override", o.id, "cleared", before, row_dict(o))
             self._timeline(s, account_id, "override_cleared", actor,
                            "Override cleared" + (f": {note}" if note else ""), override_id=o.id)
@@ -92,7 +100,7 @@ class OverrideService(Service):
         if o is None or o.ended_at is not None:
             return
         before = row_dict(o)
-        o.ended_at, o.ended_by, o.end_reason = self.now(), actor, "lapsed"
+        self._end(o, actor, "lapsed")
         self._audit(s, actor, "override", o.id, "lapsed", before, row_dict(o))
         self._timeline(s, o.account_id, "override_lapsed", actor,
                        f"Override expired on {o.expires_on}; the system score applies again",
@@ -112,6 +120,11 @@ class OverrideService(Service):
                            band_for(self.config, account.get("scorecard"), float(view["score"])))
             if view else band,
         }
+
+    def _end(self, o: Override, actor: str, reason: str) -> None:
+        """End an override; its version moves on (the store checks it: one writer wins)."""
+        o.ended_at, o.ended_by, o.end_reason = self.now(), actor, reason
+        o.version = o.version + 1
 
     def _active(self, s: Session, account_id: str) -> Override | None:
         q = select(Override).where(Override.account_id == account_id, Override.ended_at.is_(None),
