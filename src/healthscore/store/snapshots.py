@@ -1,12 +1,15 @@
 """Score history: one Parquet partition per as-of date under the project's state folder.
 
 Writes are staged in a scratch folder and swapped in per date with renames, so re-running a
-date replaces it whole and a failed run leaves the stored snapshots untouched.
+date replaces it whole and a failed run leaves the stored snapshots untouched. The swap is
+journaled: a run killed in the middle of it is finished by the next run, and no stored date
+is ever lost.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import uuid
 from collections import OrderedDict
@@ -23,6 +26,30 @@ import pyarrow.parquet as pq
 from healthscore.errors import NotFoundError
 
 PREFIX = "as_of="
+OWNER = ".owner"  # the pid of the run that writes a staging folder
+
+
+def _checkpoint(step: str) -> None:
+    """A point in the swap (tests stop a process here to prove the swap survives it)."""
+    return None
+
+
+def _alive(folder: Path) -> bool:
+    """Whether the run that made a staging (or its trash) folder is still running."""
+    owner = folder / OWNER
+    if folder.name.startswith(".trash-"):
+        owner = folder.with_name(".staging-" + folder.name[len(".trash-"):]) / OWNER
+    try:
+        pid = int(owner.read_text())
+    except (OSError, ValueError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class SnapshotStore:
@@ -41,9 +68,14 @@ class SnapshotStore:
 
     @contextmanager
     def staging(self) -> Iterator[Path]:
-        """A scratch folder; on success its as_of=... partitions replace the stored ones."""
+        """A scratch folder; on success its as_of=... partitions replace the stored ones.
+
+        A swap is journaled first, so a run killed halfway through is finished by the next one
+        (every date stays, old or new); folders left by killed runs are removed then too."""
+        self.recover()
         stage = self.root / f".staging-{uuid.uuid4().hex[:8]}"
         stage.mkdir(parents=True)
+        (stage / OWNER).write_text(str(os.getpid()))
         try:
             yield stage
             self._swap_in(stage)
@@ -51,17 +83,52 @@ class SnapshotStore:
             shutil.rmtree(stage, ignore_errors=True)
 
     def _swap_in(self, stage: Path) -> None:
+        _checkpoint("staged")
         self.snapshots.mkdir(parents=True, exist_ok=True)
-        trash = self.root / f".trash-{uuid.uuid4().hex[:8]}"
+        trash = self.root / f".trash-{stage.name[len('.staging-'):]}"
         trash.mkdir()
-        try:
-            for part in sorted(stage.glob(f"{PREFIX}*")):
-                target = self.snapshots / part.name
-                if target.exists():
-                    target.rename(trash / part.name)
-                part.rename(target)
-        finally:
+        parts = sorted(p.name for p in stage.glob(f"{PREFIX}*"))
+        journal = self.root / f".swap-{stage.name[len('.staging-'):]}.json"
+        tmp = journal.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"stage": stage.name, "trash": trash.name, "parts": parts}))
+        tmp.replace(journal)  # from here on the swap is finished even if the process dies
+        _checkpoint("journaled")
+        for name in parts:
+            self._swap_one(stage / name, trash / name)
+        journal.unlink()
+        _checkpoint("done")
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def _swap_one(self, new: Path, old: Path) -> None:
+        target = self.snapshots / new.name
+        if target.exists() and not old.exists():
+            target.rename(old)
+            _checkpoint("moved old")
+        if new.exists():
+            new.rename(target)
+            _checkpoint("moved new")
+
+    def recover(self) -> None:
+        """Finish swaps that a killed run left half done; remove what killed runs left."""
+        if not self.root.is_dir():
+            return
+        for journal in sorted(self.root.glob(".swap-*.json")):
+            plan = json.loads(journal.read_text())
+            stage, trash = self.root / plan["stage"], self.root / plan["trash"]
+            if _alive(stage):
+                continue  # another run is swapping right now
+            self.snapshots.mkdir(parents=True, exist_ok=True)
+            for name in plan["parts"]:
+                if (stage / name).exists():
+                    self._swap_one(stage / name, trash / name)
+                elif not (self.snapshots / name).exists() and (trash / name).exists():
+                    (trash / name).rename(self.snapshots / name)  # never lose a stored date
+            journal.unlink()
             shutil.rmtree(trash, ignore_errors=True)
+            shutil.rmtree(stage, ignore_errors=True)
+        for folder in [*self.root.glob(".staging-*"), *self.root.glob(".trash-*")]:
+            if folder.is_dir() and not _alive(folder):
+                shutil.rmtree(folder, ignore_errors=True)
 
     def save_definition(self, version: str, definition: dict[str, Any]) -> None:
         self.scorecards.mkdir(parents=True, exist_ok=True)
