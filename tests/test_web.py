@@ -655,3 +655,16 @@ def test_an_override_replaced_meanwhile_is_a_conflict(site: Site) -> None:
                              json={**body, "band": "green", "version": first["version"]})
     assert stale.status_code == 409 and stale.json()["error"] == "conflict"
     assert site.wf.final(site.own)["final_band"] == "yellow"
+
+
+def test_login_limits_hold_per_name_across_addresses() -> None:
+    from healthscore.errors import RateLimitError
+    from healthscore.web.auth import LoginLimiter
+
+    limiter = LoginLimiter(attempts=5)
+    for i in range(20):  # one guess from each of 20 addresses
+        limiter.check(f"10.0.0.{i}", "Anna")
+        limiter.failed(f"10.0.0.{i}", "Anna")
+    with pytest.raises(RateLimitError, match=r"^login: too many failed attempts for anna\. "):
+        limiter.check("10.0.0.99", "anna")
+    limiter.check("10.0.0.99", "lars")  # another name from a fresh address still may try

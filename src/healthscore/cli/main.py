@@ -202,12 +202,17 @@ def serve(
     port: int = typer.Option(8000, "--port", help="Port to listen on."),
     secure_cookies: bool = typer.Option(None, "--secure-cookies/--no-secure-cookies",
                                         help="Mark the session cookie Secure (default: over https)."),
+    forwarded_allow_ips: str = typer.Option(
+        None, "--forwarded-allow-ips",
+        help="Addresses of your reverse proxies (comma-separated) whose X-Forwarded-For is "
+             "believed; default none: the client's own address counts."),
 ) -> None:
     """Serve the web app and the REST API (OpenAPI docs at /docs)."""
-    _serve(_load(project), host, port, secure_cookies)
+    _serve(_load(project), host, port, secure_cookies, forwarded_allow_ips)
 
 
-def _serve(project: Any, host: str, port: int, secure_cookies: bool | None) -> None:
+def _serve(project: Any, host: str, port: int, secure_cookies: bool | None,
+           forwarded_allow_ips: str | None = None) -> None:
     import uvicorn
 
     from healthscore.web.app import create_app
@@ -220,8 +225,10 @@ def _serve(project: Any, host: str, port: int, secure_cookies: bool | None) -> N
     finally:
         wf.close()
     out.print(f"Serving {project.root} on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    # proxy headers only from the proxies named: else any local process could claim any address
     uvicorn.run(create_app(project, secure_cookies=secure_cookies), host=host, port=port,
-                log_level="warning", proxy_headers=True)
+                log_level="warning", proxy_headers=bool(forwarded_allow_ips),
+                forwarded_allow_ips=forwarded_allow_ips or "")
 
 
 from healthscore.cli import workflow as _workflow_commands  # noqa: E402,F401 - registers commands

@@ -20,7 +20,8 @@ UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 class LoginLimiter:
     """At most ``attempts`` failed logins per user name and address in ``window`` seconds,
-    and ``4 * attempts`` per address whatever the name."""
+    ``4 * attempts`` per address whatever the name, and ``4 * attempts`` per user name from
+    any address (so changing the address, or a forged proxy header, does not buy guesses)."""
 
     def __init__(self, attempts: int = 5, window: float = 900.0) -> None:
         self.attempts = attempts
@@ -34,17 +35,21 @@ class LoginLimiter:
         return q
 
     def check(self, address: str, name: str) -> None:
-        for key, limit in (((address, name.lower()), self.attempts), ((address, ""), 4 * self.attempts)):
+        keys = (((address, name.lower()), self.attempts, "from this address"),
+                ((address, ""), 4 * self.attempts, "from this address"),
+                (("", name.lower()), 4 * self.attempts, f"for {name}"))
+        for key, limit, where in keys:
             q = self._recent(key)
             if len(q) >= limit:
                 wait = max(1, int(q[0] + self.window - time.monotonic()) // 60 + 1)
-                raise RateLimitError(f"login: too many failed attempts from this address. "
+                raise RateLimitError(f"login: too many failed attempts {where}. "
                                      f"Try again in {wait} minute(s).")
 
     def failed(self, address: str, name: str) -> None:
         now = time.monotonic()
         self._failures[(address, name.lower())].append(now)
         self._failures[(address, "")].append(now)
+        self._failures[("", name.lower())].append(now)
 
     def succeeded(self, address: str, name: str) -> None:
         self._failures.pop((address, name.lower()), None)
