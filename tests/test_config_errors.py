@@ -456,3 +456,32 @@ def test_duplicate_key_in_one_file(tmp_path: Path) -> None:
         "measures/usage.yml: line 2: invalid YAML: duplicate key 'logins_30' (the first one "
         "would be ignored). Check indentation and quoting."
     )
+
+
+CHECK_ONLY = [
+    ("validation-horizon", {"healthscore.yml": PROJECT_YML + "validation: {horizon: 0d}\n"},
+     "healthscore.yml: validation.horizon: must be at least one day. Got None."),
+    ("validation-from-after-to", {"healthscore.yml": PROJECT_YML
+                                  + "validation: {from: 2026-05-31, to: 2026-01-31}\n"},
+     "healthscore.yml: validation.from: 2026-05-31 is after validation.to (2026-01-31). Swap them."),
+    ("temperature", {"healthscore.yml": PROJECT_YML + "workflow: {temperature: gmv_90d}\n"},
+     "healthscore.yml: workflow.temperature: 'gmv_90d' is not a measure of the scorecards. Add it "
+     "to a scorecard (an 'also' scorecard will do) or pick another."),
+    ("playbook-offset", {"playbooks/x.yml": "p:\n  tasks: [{title: t, offset_days: 1000000000000}]\n"},
+     "playbooks/x.yml: p.tasks.0.offset_days: must be at most 3650. Got 1000000000000."),
+    ("milestone-due", {"success_plans/x.yml": "t:\n  milestones: [{title: m, due_in: soon}]\n"},
+     "success_plans/x.yml: t.milestones[0].due_in: is not a duration: 'soon'. Write a number and "
+     "a unit, e.g. '30d', '12 weeks', '3 months', '1 quarter', or 'all'."),
+]
+
+
+@pytest.mark.parametrize(("case", "files", "message"), CHECK_ONLY, ids=[c[0] for c in CHECK_ONLY])
+def test_check_validates_what_only_some_commands_read(tmp_path: Path, case: str, files: dict,
+                                                     message: str) -> None:
+    from healthscore.errors import ConfigError
+    from healthscore.project import Project
+
+    write_project(tmp_path, files)
+    with pytest.raises(ConfigError) as err:
+        Project.load(tmp_path).check()
+    assert err.value.message == message

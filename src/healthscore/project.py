@@ -94,13 +94,39 @@ class Project:
     # ------------------------------------------------------------------ computing
 
     def check(self, progress: Callable[[str], None] = _quiet) -> CheckResult:
-        """Validate the project and read every source, without scoring or writing."""
+        """Validate the project and read every source, without scoring or writing: every file
+        and key any command reads (rules, playbooks, success-plan templates, the validation:
+        and workflow: sections too), so what passes check does not fail later on config."""
+        self.check_config()
         engine = pipeline.open_engine(self.config)
         try:
             loaded = pipeline.load_sources(self.config, engine, progress)
         finally:
             engine.close()
         return CheckResult(self.config, loaded.health)
+
+    def check_config(self) -> None:
+        """The parts of the configuration read only by some commands, checked now."""
+        from healthscore.errors import ConfigError
+        from healthscore.validation.session import duration_days
+
+        scored = sorted({m for sc in self.config.all_scorecards for m in sc.measures})
+        load_workflow(self.root, scored)
+        v = self.config.validation
+        if v.start and v.end and v.start > v.end:
+            raise ConfigError(f"healthscore.yml: validation.from: {v.start} is after "
+                              f"validation.to ({v.end}). Swap them.")
+        try:
+            validation_options(self.config)
+            duration_days(self.config.validation.review_every, "review_every")
+        except HealthScoreError as err:
+            text = err.message.lstrip("-")
+            raise ConfigError(f"healthscore.yml: validation.{text}") from None
+        temperature = self.config.workflow.temperature
+        if temperature and temperature not in scored:
+            raise ConfigError(
+                f"healthscore.yml: workflow.temperature: {temperature!r} is not a measure of the "
+                f"scorecards. Add it to a scorecard (an 'also' scorecard will do) or pick another.")
 
     def run(
         self,

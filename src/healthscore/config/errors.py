@@ -72,6 +72,10 @@ def describe(err: dict[str, Any], where: str) -> str:
     if kind == "literal_error":
         return f"must be one of {ctx.get('expected')}. Got {_got(value)}."
     if kind in ("greater_than_equal", "less_than_equal"):
+        bound = ctx.get("le", ctx.get("ge"))
+        if bound is not None and bound not in (0, 1, 100):  # not a share or a percentage
+            side = "at most" if kind == "less_than_equal" else "at least"
+            return f"must be {side} {bound}. Got {_got(value)}."
         top = 1 if key == "max_rejected_share" else 100
         return f"must be a number between 0 and {top}. Got {_got(value)}."
     if kind in _NUMBER_KINDS:

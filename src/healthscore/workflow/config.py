@@ -55,12 +55,22 @@ def load_workflow(root: Path, measures: list[str]) -> WorkflowConfig:
     for name, (rule, rel) in rules.items():
         _check_rule(name, rule, rel, known, playbooks)
     for name, (tpl, rel) in loaded.items():
-        for c in tpl.criteria:
+        for i, c in enumerate(tpl.criteria):
             if c.measure not in measures and not rel.startswith("(built-in"):
                 raise ConfigError(
                     f"{rel}: {name}.criteria: unknown measure {c.measure!r}. "
                     f"Use a measure of the project's scorecards.")
+            _duration(c.due_in, f"{rel}: {name}.criteria[{i}].due_in")
+        for i, m in enumerate(tpl.milestones):
+            _duration(m.due_in, f"{rel}: {name}.milestones[{i}].due_in")
     return WorkflowConfig(rules, playbooks, templates)
+
+
+def _duration(text: str, where: str) -> None:
+    try:
+        parse_days(text)
+    except ValueError as err:
+        raise ConfigError(f"{where}: {err}") from None
 
 
 def _check_rule(name: str, rule: RuleSpec, rel: str, known: set[str], playbooks: dict[str, Any]) -> None:

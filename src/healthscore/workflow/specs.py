@@ -35,7 +35,7 @@ class RuleSpec(Spec):
 
 class TaskTemplateSpec(Spec):
     title: str
-    offset_days: Annotated[int, Field(ge=0)] = 0
+    offset_days: Annotated[int, Field(ge=0, le=3650)] = 0
     role: str = "csm"
     instructions: str = ""
     side: Literal["ours", "customer"] = "ours"
