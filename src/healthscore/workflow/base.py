@@ -231,6 +231,10 @@ class Service:
     def spec(self) -> Any:
         return self.ctx.spec
 
+    @spec.setter
+    def spec(self, value: Any) -> None:
+        self.ctx.spec = value
+
     @property
     def store(self) -> Store:
         return self.ctx.store

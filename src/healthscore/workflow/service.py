@@ -14,10 +14,8 @@ from sqlalchemy.orm import Session
 from healthscore.config.model import ProjectConfig
 from healthscore.store.snapshots import SnapshotStore
 from healthscore.workflow.access import SESSION_HOURS, AccessService
-from healthscore.workflow.base import SYSTEM, Clock, Context
-from healthscore.workflow.config import WorkflowConfig
+from healthscore.workflow.base import SYSTEM, Clock, Context, Service
 from healthscore.workflow.ctas import CtaService
-from healthscore.workflow.db import Store
 from healthscore.workflow.notify import NotifyService
 from healthscore.workflow.overrides import OverrideService
 from healthscore.workflow.rules import Plan, RulesService
@@ -26,7 +24,7 @@ from healthscore.workflow.success_plans import SuccessPlanService
 from healthscore.workflow.timeline import TimelineService
 
 
-class Workflow:
+class Workflow(Service):
     """CTAs, playbooks, escalation, overrides, success plans, timeline and notifications over
     one store (SQLite in the project by default, PostgreSQL for a team)."""
 
@@ -38,64 +36,29 @@ class Workflow:
         today: date | None = None,
         clock: Clock | None = None,
     ) -> None:
-        self.ctx = ctx = Context(config, snapshots, url=url, today=today, clock=clock)
-        self._access = AccessService(ctx)
-        self._notify = NotifyService(ctx)
-        self._timeline = TimelineService(ctx)
-        self._overrides = OverrideService(ctx)
-        self._success_plans = SuccessPlanService(ctx)
-        self._ctas = CtaService(ctx, self._notify)
-        self._strategy = StrategyService(ctx)
-        self._rules = RulesService(ctx, self._ctas, self._overrides, self._success_plans, self._notify)
+        ctx = Context(config, snapshots, url=url, today=today, clock=clock)
+        super().__init__(ctx)
+        self._svc_access = AccessService(ctx)
+        self._svc_notify = NotifyService(ctx)
+        self._svc_timeline = TimelineService(ctx)
+        self._svc_overrides = OverrideService(ctx)
+        self._svc_success_plans = SuccessPlanService(ctx)
+        self._svc_ctas = CtaService(ctx, self._svc_notify)
+        self._svc_strategy = StrategyService(ctx)
+        self._svc_rules = RulesService(
+            ctx, self._svc_ctas, self._svc_overrides, self._svc_success_plans, self._svc_notify
+        )
 
     # ------------------------------------------------------------------ shared
-
-    @property
-    def config(self) -> ProjectConfig:
-        return self.ctx.config
-
-    @property
-    def snapshots(self) -> SnapshotStore:
-        return self.ctx.snapshots
-
-    @property
-    def spec(self) -> Any:
-        return self.ctx.spec
-
-    @spec.setter
-    def spec(self, value: Any) -> None:
-        self.ctx.spec = value
-
-    @property
-    def store(self) -> Store:
-        return self.ctx.store
-
-    @property
-    def wf(self) -> WorkflowConfig:
-        return self.ctx.wf
+    # config, snapshots, spec, store, wf, today, now, scores, with_overrides and account come
+    # from Service, like in every service
 
     @property
     def clock(self) -> Callable[[], datetime]:
         return self.ctx.clock
 
-    @property
-    def today(self) -> date:
-        return self.ctx.today
-
-    def now(self) -> datetime:
-        return self.ctx.now()
-
     def close(self) -> None:
         self.ctx.close()
-
-    def scores(self, as_of: date | None = None) -> pd.DataFrame:
-        return self.ctx.scores(as_of)
-
-    def with_overrides(self, frame: pd.DataFrame, day: date) -> pd.DataFrame:
-        return self.ctx.with_overrides(frame, day)
-
-    def account(self, account_id: str) -> dict[str, Any]:
-        return self.ctx.account(account_id)
 
     def audit(self, entity: str | None = None, entity_id: str | None = None) -> list[dict[str, Any]]:
         return self.ctx.audit(entity, entity_id)
@@ -111,21 +74,21 @@ class Workflow:
         actor: str = SYSTEM,
         password_hash: str | None = None,
     ) -> dict[str, Any]:
-        return self._access.add_user(
+        return self._svc_access.add_user(
             name, role, team=team, email=email, actor=actor, password_hash=password_hash
         )
 
     def users(self) -> list[dict[str, Any]]:
-        return self._access.users()
+        return self._svc_access.users()
 
     def user(self, name: str) -> dict[str, Any]:
-        return self._access.user(name)
+        return self._svc_access.user(name)
 
     def set_password(self, name: str, password: str, *, actor: str) -> None:
-        return self._access.set_password(name, password, actor=actor)
+        return self._svc_access.set_password(name, password, actor=actor)
 
     def check_password(self, name: str, password: str) -> dict[str, Any]:
-        return self._access.check_password(name, password)
+        return self._svc_access.check_password(name, password)
 
     def update_user(
         self,
@@ -137,36 +100,36 @@ class Workflow:
         email: str | None = None,
         language: str | None = None,
     ) -> dict[str, Any]:
-        return self._access.update_user(
+        return self._svc_access.update_user(
             name, actor=actor, role=role, team=team, email=email, language=language
         )
 
     def teams(self) -> dict[str, str | None]:
-        return self._access.teams()
+        return self._svc_access.teams()
 
     def start_session(self, name: str, hours: int = SESSION_HOURS) -> tuple[str, str]:
-        return self._access.start_session(name, hours)
+        return self._svc_access.start_session(name, hours)
 
     def session_user(self, token: str) -> tuple[dict[str, Any], str]:
-        return self._access.session_user(token)
+        return self._svc_access.session_user(token)
 
     def end_session(self, token: str) -> None:
-        return self._access.end_session(token)
+        return self._svc_access.end_session(token)
 
     def create_token(self, user: str, label: str, *, actor: str) -> dict[str, Any]:
-        return self._access.create_token(user, label, actor=actor)
+        return self._svc_access.create_token(user, label, actor=actor)
 
     def tokens(self, user: str | None = None) -> list[dict[str, Any]]:
-        return self._access.tokens(user)
+        return self._svc_access.tokens(user)
 
     def revoke_token(self, token_id: int, *, actor: str) -> dict[str, Any]:
-        return self._access.revoke_token(token_id, actor=actor)
+        return self._svc_access.revoke_token(token_id, actor=actor)
 
     def token_user(self, token: str) -> dict[str, Any]:
-        return self._access.token_user(token)
+        return self._svc_access.token_user(token)
 
     def require_act(self, user: dict[str, Any], account_id: str) -> None:
-        return self._access.require_act(user, account_id)
+        return self._svc_access.require_act(user, account_id)
 
     # ------------------------------------------------------------------ notifications
     def set_preferences(
@@ -179,30 +142,30 @@ class Workflow:
         email: str | None = None,
         digest: bool | None = None,
     ) -> dict[str, Any]:
-        return self._notify.set_preferences(
+        return self._svc_notify.set_preferences(
             user, actor=actor, events=events, webhook_url=webhook_url, email=email, digest=digest
         )
 
     def notify_overdue(self) -> int:
-        return self._notify.notify_overdue()
+        return self._svc_notify.notify_overdue()
 
     def flush_notifications(self) -> dict[str, int]:
-        return self._notify.flush_notifications()
+        return self._svc_notify.flush_notifications()
 
     def send_digest(self) -> dict[str, int]:
-        return self._notify.send_digest()
+        return self._svc_notify.send_digest()
 
     def notifications(self, user: str | None = None) -> list[dict[str, Any]]:
-        return self._notify.notifications(user)
+        return self._svc_notify.notifications(user)
 
     # ------------------------------------------------------------------ timeline
     def log(
         self, account_id: str, kind: str, text: str, *, actor: str, at: datetime | None = None
     ) -> dict[str, Any]:
-        return self._timeline.log(account_id, kind, text, actor=actor, at=at)
+        return self._svc_timeline.log(account_id, kind, text, actor=actor, at=at)
 
     def timeline(self, account_id: str, limit: int = 200) -> list[dict[str, Any]]:
-        return self._timeline.timeline(account_id, limit)
+        return self._svc_timeline.timeline(account_id, limit)
 
     # ------------------------------------------------------------------ overrides
     def set_override(
@@ -217,7 +180,7 @@ class Workflow:
         score: float | None = None,
         version: int | None = None,
     ) -> dict[str, Any]:
-        return self._overrides.set_override(
+        return self._svc_overrides.set_override(
             account_id,
             actor=actor,
             reason_code=reason_code,
@@ -229,59 +192,59 @@ class Workflow:
         )
 
     def clear_override(self, account_id: str, *, actor: str, note: str = "") -> dict[str, Any]:
-        return self._overrides.clear_override(account_id, actor=actor, note=note)
+        return self._svc_overrides.clear_override(account_id, actor=actor, note=note)
 
     def overrides(self, active_only: bool = True) -> list[dict[str, Any]]:
-        return self._overrides.overrides(active_only)
+        return self._svc_overrides.overrides(active_only)
 
     def lapsing_overrides(self) -> list[int]:
-        return self._overrides.lapsing_overrides()
+        return self._svc_overrides.lapsing_overrides()
 
     def lapse(self, s: Session, override_id: int, actor: str) -> None:
-        return self._overrides.lapse(s, override_id, actor)
+        return self._svc_overrides.lapse(s, override_id, actor)
 
     def final(self, account_id: str) -> dict[str, Any]:
-        return self._overrides.final(account_id)
+        return self._svc_overrides.final(account_id)
 
     def band_names(self) -> list[str]:
-        return self._overrides.band_names()
+        return self._svc_overrides.band_names()
 
     def band_of(self, score: float | None) -> str | None:
-        return self._overrides.band_of(score)
+        return self._svc_overrides.band_of(score)
 
     # ------------------------------------------------------------------ success plans
     def create_success_plan(
         self, account_id: str, *, actor: str, template: str | None = None, title: str | None = None
     ) -> dict[str, Any]:
-        return self._success_plans.create_success_plan(
+        return self._svc_success_plans.create_success_plan(
             account_id, actor=actor, template=template, title=title
         )
 
     def plan_of(self, plan_id: int) -> dict[str, Any]:
-        return self._success_plans.plan_of(plan_id)
+        return self._svc_success_plans.plan_of(plan_id)
 
     def success_plans(self, account_id: str | None = None) -> list[dict[str, Any]]:
-        return self._success_plans.success_plans(account_id)
+        return self._svc_success_plans.success_plans(account_id)
 
     def add_criterion(
         self, plan_id: int, measure: str, op: str, target: float, due_on: date, *, actor: str
     ) -> dict[str, Any]:
-        return self._success_plans.add_criterion(plan_id, measure, op, target, due_on, actor=actor)
+        return self._svc_success_plans.add_criterion(plan_id, measure, op, target, due_on, actor=actor)
 
     def add_milestone(self, plan_id: int, title: str, due_on: date | None, *, actor: str) -> dict[str, Any]:
-        return self._success_plans.add_milestone(plan_id, title, due_on, actor=actor)
+        return self._svc_success_plans.add_milestone(plan_id, title, due_on, actor=actor)
 
     def add_goal(self, plan_id: int, title: str, *, actor: str, kind: str = "goal") -> dict[str, Any]:
-        return self._success_plans.add_goal(plan_id, title, actor=actor, kind=kind)
+        return self._svc_success_plans.add_goal(plan_id, title, actor=actor, kind=kind)
 
     def complete_milestone(self, plan_id: int, milestone_id: int, *, actor: str) -> dict[str, Any]:
-        return self._success_plans.complete_milestone(plan_id, milestone_id, actor=actor)
+        return self._svc_success_plans.complete_milestone(plan_id, milestone_id, actor=actor)
 
     def check_criteria(self, as_of: date | None = None) -> int:
-        return self._success_plans.check_criteria(as_of)
+        return self._svc_success_plans.check_criteria(as_of)
 
     def check_criteria_in(self, s: Session, as_of: date) -> int:
-        return self._success_plans.check_criteria_in(s, as_of)
+        return self._svc_success_plans.check_criteria_in(s, as_of)
 
     # ------------------------------------------------------------------ ctas
     def ctas(
@@ -292,13 +255,13 @@ class Workflow:
         owner: str | None = None,
         type: str | None = None,
     ) -> list[dict[str, Any]]:
-        return self._ctas.ctas(status=status, account_id=account_id, owner=owner, type=type)
+        return self._svc_ctas.ctas(status=status, account_id=account_id, owner=owner, type=type)
 
     def open_cta_counts(self) -> dict[str, int]:
-        return self._ctas.open_cta_counts()
+        return self._svc_ctas.open_cta_counts()
 
     def cta(self, cta_id: int) -> dict[str, Any]:
-        return self._ctas.cta(cta_id)
+        return self._svc_ctas.cta(cta_id)
 
     def open_cta(
         self,
@@ -316,7 +279,7 @@ class Workflow:
         flagged: bool = False,
         rule: str | None = None,
     ) -> dict[str, Any]:
-        return self._ctas.open_cta(
+        return self._svc_ctas.open_cta(
             account_id,
             type,
             reason,
@@ -347,7 +310,7 @@ class Workflow:
         flagged: bool,
         rule: str | None,
     ) -> dict[str, Any]:
-        return self._ctas.open_in(
+        return self._svc_ctas.open_in(
             s,
             account,
             type,
@@ -363,7 +326,7 @@ class Workflow:
         )
 
     def flag(self, account_id: str, reason: str, *, actor: str, priority: str = "high") -> dict[str, Any]:
-        return self._ctas.flag(account_id, reason, actor=actor, priority=priority)
+        return self._svc_ctas.flag(account_id, reason, actor=actor, priority=priority)
 
     def close_cta(
         self,
@@ -374,21 +337,21 @@ class Workflow:
         version: int | None = None,
         session: Session | None = None,
     ) -> dict[str, Any]:
-        return self._ctas.close_cta(cta_id, outcome, actor=actor, version=version, session=session)
+        return self._svc_ctas.close_cta(cta_id, outcome, actor=actor, version=version, session=session)
 
     def snooze(
         self, cta_id: int, until: date, reason: str, *, actor: str, version: int | None = None
     ) -> dict[str, Any]:
-        return self._ctas.snooze(cta_id, until, reason, actor=actor, version=version)
+        return self._svc_ctas.snooze(cta_id, until, reason, actor=actor, version=version)
 
     def assign(self, cta_id: int, owner: str, *, actor: str, version: int | None = None) -> dict[str, Any]:
-        return self._ctas.assign(cta_id, owner, actor=actor, version=version)
+        return self._svc_ctas.assign(cta_id, owner, actor=actor, version=version)
 
     def mark_critical(self, cta_id: int, *, actor: str, version: int | None = None) -> dict[str, Any]:
-        return self._ctas.mark_critical(cta_id, actor=actor, version=version)
+        return self._svc_ctas.mark_critical(cta_id, actor=actor, version=version)
 
     def decide(self, cta_id: int, decision: str, *, actor: str, version: int | None = None) -> dict[str, Any]:
-        return self._ctas.decide(cta_id, decision, actor=actor, version=version)
+        return self._svc_ctas.decide(cta_id, decision, actor=actor, version=version)
 
     def escalate(
         self,
@@ -401,49 +364,49 @@ class Workflow:
         automatic: bool = False,
         session: Session | None = None,
     ) -> dict[str, Any]:
-        return self._ctas.escalate(
+        return self._svc_ctas.escalate(
             cta_id, actor=actor, to=to, note=note, version=version, automatic=automatic, session=session
         )
 
     def escalations(self, cta_id: int) -> list[dict[str, Any]]:
-        return self._ctas.escalations(cta_id)
+        return self._svc_ctas.escalations(cta_id)
 
     def overdue_to_escalate(self) -> list[int]:
-        return self._ctas.overdue_to_escalate()
+        return self._svc_ctas.overdue_to_escalate()
 
     def complete_task(
         self, task_id: int, *, actor: str, version: int | None = None, skip: bool = False
     ) -> dict[str, Any]:
-        return self._ctas.complete_task(task_id, actor=actor, version=version, skip=skip)
+        return self._svc_ctas.complete_task(task_id, actor=actor, version=version, skip=skip)
 
     def task_links(self, task_id: int) -> tuple[int | None, int | None]:
-        return self._ctas.task_links(task_id)
+        return self._svc_ctas.task_links(task_id)
 
     def tasks(self, owner: str | None = None, status: str = "open") -> list[dict[str, Any]]:
-        return self._ctas.tasks(owner, status)
+        return self._svc_ctas.tasks(owner, status)
 
     def review_list(self) -> list[dict[str, Any]]:
-        return self._ctas.review_list()
+        return self._svc_ctas.review_list()
 
     # ------------------------------------------------------------------ strategy
     def quadrants(self) -> dict[str, Any]:
-        return self._strategy.quadrants()
+        return self._svc_strategy.quadrants()
 
     def score_ranges(self) -> list[dict[str, Any]]:
-        return self._strategy.score_ranges()
+        return self._svc_strategy.score_ranges()
 
     # ------------------------------------------------------------------ rules
     def facts(self, as_of: date | None = None, scores: pd.DataFrame | None = None) -> pd.DataFrame:
-        return self._rules.facts(as_of, scores)
+        return self._svc_rules.facts(as_of, scores)
 
     def matches(self, frame: pd.DataFrame) -> dict[str, set[str]]:
-        return self._rules.matches(frame)
+        return self._svc_rules.matches(frame)
 
     def plan(self, as_of: date | None = None, scores: pd.DataFrame | None = None) -> Plan:
-        return self._rules.plan(as_of, scores)
+        return self._svc_rules.plan(as_of, scores)
 
     def apply(self, plan: Plan, *, actor: str = SYSTEM) -> dict[str, Any]:
-        return self._rules.apply(plan, actor=actor)
+        return self._svc_rules.apply(plan, actor=actor)
 
 
 __all__ = ["Plan", "Session", "Workflow"]
