@@ -668,3 +668,29 @@ def test_login_limits_hold_per_name_across_addresses() -> None:
     with pytest.raises(RateLimitError, match=r"^login: too many failed attempts for anna\. "):
         limiter.check("10.0.0.99", "anna")
     limiter.check("10.0.0.99", "lars")  # another name from a fresh address still may try
+
+
+def test_request_text_is_bounded_and_plain_and_responses_are_not_cached(site: Site) -> None:
+    h = site.as_(CSM)
+    before = len(site.wf.audit())
+    long = site.client.post(f"/api/accounts/{site.own}/timeline", headers=h,
+                            json={"kind": "note", "text": "x" * 10_001})
+    assert long.status_code == 422 and long.json()["error"] == "invalid_request"
+    assert "text" in long.json()["message"] and "10000" in long.json()["message"]
+    nul = site.client.post(f"/api/accounts/{site.own}/flag", headers=h, json={"reason": "a\x00b"})
+    assert nul.status_code == 422 and "control characters" in nul.json()["message"]
+    ok = site.client.post(f"/api/accounts/{site.own}/timeline", headers=h,
+                          json={"kind": "note", "text": "line one\nline two\tok"})
+    assert ok.status_code == 201
+    assert len(site.wf.audit()) == before + 1  # only the good note was written
+    assert site.client.get("/api/portfolio", headers=h).headers["cache-control"] == "no-store"
+    assert "no-store" not in site.client.get("/static/app.css").headers.get("cache-control", "")
+
+
+def test_user_names_are_unique_whatever_their_case(site: Site) -> None:
+    from healthscore.errors import InvalidActionError
+
+    with pytest.raises(InvalidActionError, match=r"^user 'ADA' already exists \(as 'ada'\)\.$"):
+        site.wf.add_user("ADA", "viewer", actor=ADMIN)
+    with pytest.raises(InvalidActionError, match="control characters"):
+        site.wf.add_user("eve\x00", "viewer", actor=ADMIN)

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from healthscore.errors import InvalidActionError
 from healthscore.web import auth, views
@@ -45,8 +45,22 @@ def acting_on_cta(request: Request, user: User, cta_id: int) -> Site:
     return site
 
 
+MAX_TEXT = 10_000  # characters in any text field of a request (a note, a reason, a title...)
+_CONTROL = {chr(c) for c in range(32)} - {"\n", "\r", "\t"}
+
+
 class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: unknown keys refused, text at most MAX_TEXT characters and free of
+    NUL and other control characters (line breaks and tabs are fine)."""
+
+    model_config = ConfigDict(extra="forbid", str_max_length=MAX_TEXT)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _plain_text(cls, value: Any) -> Any:
+        if isinstance(value, str) and not _CONTROL.isdisjoint(value):
+            raise ValueError("must not contain control characters (such as NUL)")
+        return value
 
 
 # ----------------------------------------------------------------------------- session

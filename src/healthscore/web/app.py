@@ -68,6 +68,8 @@ async def _headers(request: Request, call_next: Any) -> Response:
     response.headers["X-Frame-Options"] = "SAMEORIGIN"
     docs = request.url.path in ("/docs", "/openapi.json") or request.url.path.startswith("/docs/")
     response.headers["Content-Security-Policy"] = DOCS_CSP if docs else CSP
+    if not request.url.path.startswith("/static/"):  # scores and people's data: never cached
+        response.headers.setdefault("Cache-Control", "no-store")
     return response
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from healthscore.errors import AuthError, InvalidActionError, NotFoundError
 from healthscore.tables import ROLES, ApiToken, User, WebSession
@@ -45,8 +45,12 @@ class AccessService(Service):
         if not name.strip():
             raise InvalidActionError("name: must not be empty.")
         with self.store.session() as s:
-            if s.scalar(select(User).where(User.name == name)) is not None:
-                raise InvalidActionError(f"user {name!r} already exists.")
+            same = s.scalar(select(User).where(func.lower(User.name) == name.lower()))
+            if same is not None:
+                raise InvalidActionError(f"user {name!r} already exists"
+                                         + (f" (as {same.name!r})." if same.name != name else "."))
+            if any(ord(c) < 32 for c in name):
+                raise InvalidActionError("name: must not contain control characters (such as NUL).")
             if s.scalar(select(User.id).limit(1)) is None and role != "admin":
                 raise InvalidActionError(f"the first user must be an admin (who can add the others). "
                                          f"Got role {role!r} for {name!r}.")
