@@ -485,3 +485,32 @@ def test_check_validates_what_only_some_commands_read(tmp_path: Path, case: str,
     with pytest.raises(ConfigError) as err:
         Project.load(tmp_path).check()
     assert err.value.message == message
+
+
+NONSENSE = [
+    ("twice", "scorecards: [default, default]",
+     "healthscore.yml: scorecards: 'default' is listed twice. List each scorecard once."),
+    ("primary-and-also", "scorecards: [default]\nalso: [default]",
+     "healthscore.yml: also: 'default' is also a primary scorecard (in 'scorecards'). Keep it in "
+     "one of the two."),
+    ("memory", "scorecards: [default]\nsettings: {memory_limit: lots}",
+     "healthscore.yml: settings.memory_limit: must be a size such as 1500MB or 2GB. Got 'lots'."),
+    ("threads", "scorecards: [default]\nsettings: {threads: -1}",
+     "healthscore.yml: settings.threads: must be at least 1. Got -1."),
+    ("threads-huge", "scorecards: [default]\nsettings: {threads: 1000000}",
+     "healthscore.yml: settings.threads: must be at most 256. Got 1000000."),
+    ("state-dir", "scorecards: [default]\nstate_dir: ''",
+     "healthscore.yml: state_dir: must name a folder, e.g. .healthscore. Got ''."),
+]
+
+
+@pytest.mark.parametrize(("case", "extra", "message"), NONSENSE, ids=[c[0] for c in NONSENSE])
+def test_nonsense_in_healthscore_yml_is_refused(tmp_path: Path, case: str, extra: str,
+                                                message: str) -> None:
+    from healthscore.errors import ConfigError
+    from healthscore.project import Project
+
+    write_project(tmp_path, {"healthscore.yml": PROJECT_YML.replace("scorecards: [default]", extra)})
+    with pytest.raises(ConfigError) as err:
+        Project.load(tmp_path)
+    assert err.value.message.startswith(message), err.value.message

@@ -10,6 +10,10 @@ from pydantic import ValidationError
 from healthscore.config import specs
 from healthscore.errors import ConfigError
 
+# integer settings whose bounds are counts, not a 0-100 score or a 0-1 share
+COUNTS = {"threads", "offset_days", "max_rows_per_pass", "max_rejected_rows", "renewal_grace_days",
+          "escalate_after_days", "cooldown_days", "folds", "bootstrap"}
+
 
 def _tags(union: Any) -> list[str]:
     members = typing.get_args(typing.get_args(union)[0])
@@ -69,11 +73,15 @@ def describe(err: dict[str, Any], where: str) -> str:
         return f"needs a 'type:' key. Valid types: {', '.join(repr(t) for t in valid)}."
     if key == "missing":
         return f"must be 'skip' or a score between 0 and 100. Got {_got(value)}."
+    if key == "memory_limit" and kind == "string_pattern_mismatch":
+        return f"must be a size such as 1500MB or 2GB. Got {_got(value)}."
+    if key == "state_dir" and kind in ("string_pattern_mismatch", "string_too_short"):
+        return f"must name a folder, e.g. .healthscore. Got {_got(value)}."
     if kind == "literal_error":
         return f"must be one of {ctx.get('expected')}. Got {_got(value)}."
     if kind in ("greater_than_equal", "less_than_equal"):
         bound = ctx.get("le", ctx.get("ge"))
-        if bound is not None and bound not in (0, 1, 100):  # not a share or a percentage
+        if key in COUNTS and bound is not None:  # a count of days, rows, threads... not a percent
             side = "at most" if kind == "less_than_equal" else "at least"
             return f"must be {side} {bound}. Got {_got(value)}."
         top = 1 if key == "max_rejected_share" else 100

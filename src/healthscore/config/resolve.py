@@ -38,6 +38,10 @@ def resolve(ps: ProjectSpecs) -> model.ProjectConfig:
     measures = _LazyMeasures(ps.measures, sources)
     primary = _scorecard_list(ps, ps.project.scorecards, "scorecards")
     also = _scorecard_list(ps, ps.project.also, "also")
+    both = sorted(set(primary) & set(also))
+    if both:
+        raise ConfigError(f"{PROJECT_FILE}: also: {both[0]!r} is also a primary scorecard "
+                          f"(in 'scorecards'). Keep it in one of the two.")
     for name, ms in ps.measures.items():
         if ms.file != LIBRARY_FILE:
             measures[name]  # noqa: B018 - every project measure is checked, used or not
@@ -312,6 +316,10 @@ def _closure(names: set[str], measures: dict[str, model.Measure]) -> set[str]:
 # ----------------------------------------------------------------------------- scorecards
 
 def _scorecard_list(ps: ProjectSpecs, names: list[str], key: str) -> list[str]:
+    seen = [n for i, n in enumerate(names) if n in names[:i]]
+    if seen:
+        raise ConfigError(f"{PROJECT_FILE}: {key}: {seen[0]!r} is listed twice. List each "
+                          f"scorecard once.")
     for name in names:
         if name not in ps.scorecards:
             have = ", ".join(sorted(ps.scorecards)) or "none"

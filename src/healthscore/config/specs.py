@@ -35,13 +35,16 @@ class SourceSpec(Spec):
     max_rejected_rows: Annotated[int, Field(ge=0)] | None = None
 
 
+MEMORY = r"^\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$"
+
+
 class SettingsSpec(Spec):
     min_coverage: Percent = 50
     max_rejected_share: Annotated[float, Field(ge=0, le=1)] = 0.05
     max_rejected_rows: Annotated[int, Field(ge=0)] | None = None  # a count limit as well
-    memory_limit: str = "1500MB"
+    memory_limit: Annotated[str, Field(pattern=MEMORY)] = "1500MB"  # spliced into SET: checked
     max_rows_per_pass: Annotated[int, Field(ge=1000)] = 3_000_000
-    threads: int | None = None
+    threads: Annotated[int, Field(ge=1, le=256)] | None = None
     renewal_grace_days: Annotated[int, Field(ge=0)] = 7
 
 
@@ -103,7 +106,7 @@ class ProjectSpec(Spec):
     name: str
     description: str = ""
     engine: Literal["duckdb", "spark"] = "duckdb"
-    state_dir: str = ".healthscore"
+    state_dir: Annotated[str, Field(min_length=1, pattern=r"\S")] = ".healthscore"
     sources: dict[str, SourceSpec]
     scorecards: list[str] = Field(default_factory=list)
     also: list[str] = Field(default_factory=list)
