@@ -157,6 +157,20 @@ def pass_exprs(
     progress(f"scoring {len(dates)} as-of date(s)|{done}|{len(dates)}")
 
 
+def score_frame(config: ProjectConfig, loaded: Loaded, dates: list[date],
+                progress: Progress) -> Any:
+    """Every scorecard row for ``dates``, in memory (a pandas frame), nothing written: for
+    the backtest and the dry run of a scorecard change."""
+    import pandas as pd
+
+    parts = [loaded.engine.to_arrow(expr).to_pandas()
+             for expr in pass_exprs(config, loaded, dates, progress)]
+    frame = pd.concat(parts, ignore_index=True)
+    frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
+    frame["is_primary"] = frame["is_primary"].astype(bool)
+    return frame
+
+
 def score_in_passes(
     config: ProjectConfig, loaded: Loaded, dates: list[date], stage: Path, progress: Progress
 ) -> None:

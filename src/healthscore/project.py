@@ -227,12 +227,10 @@ class Project:
         engine = pipeline.open_engine(self.config)
         try:
             loaded = pipeline.load_sources(self.config, engine, progress)
-            parts = [engine.to_arrow(e) for e in pipeline.pass_exprs(self.config, loaded, [day], progress)]
+            new = pipeline.score_frame(self.config, loaded, [day], progress)
         finally:
             engine.close()
-        new = pa.concat_tables(parts, promote_options="default").to_pandas()
-        new = new[new["is_primary"].astype(bool)].reset_index(drop=True)
-        new["as_of"] = day
+        new = new[new["is_primary"]].reset_index(drop=True)
         old = self.store.read(day, primary_only=True).to_pandas()
         definitions = {sc.version(self.config.measures): sc.definition(self.config.measures)
                        for sc in self.config.all_scorecards}

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from healthscore.config.model import INSUFFICIENT, ProjectConfig
+from healthscore.config.model import DEFAULT_BANDS, INSUFFICIENT, ProjectConfig
 from healthscore.errors import HealthScoreError, NotFoundError
 from healthscore.store.snapshots import SnapshotStore
 
@@ -55,8 +55,6 @@ def final_scores(frame: pd.DataFrame, overrides: list[dict[str, Any]],
 def band_for(config: ProjectConfig | None, scorecard: str | None, score: float) -> str:
     """The band a score falls in on ``scorecard``'s bands (a value on a cut takes the band
     that starts there)."""
-    from healthscore.config.model import DEFAULT_BANDS
-
     cards = {sc.name: sc for sc in config.all_scorecards} if config is not None else {}
     card = cards.get(scorecard or "")
     bands = sorted(card.bands if card else DEFAULT_BANDS, key=lambda b: b.min)

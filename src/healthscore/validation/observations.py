@@ -70,7 +70,7 @@ def build(
         keep = [d for d in dates if d + timedelta(days=lead_days + horizon_days) <= until]
         if not keep:
             raise HealthScoreError(_no_dates(dates, until, horizon_days, lead_days))
-        frame = _scores(config, loaded, keep, progress)
+        frame = pipeline.score_frame(config, loaded, keep, progress)
         after = rows_after_churn(loaded)
         dated = frozenset(f"accounts.{c}" for c in pipeline.history_columns(loaded))
     finally:
@@ -121,16 +121,6 @@ def _no_dates(dates: list[date], until: date, horizon: int, lead: int) -> str:
         f"(lead {lead}d + horizon {horizon}d). Choose --to {latest} or earlier, a shorter "
         f"--horizon, or set validation.observed_until."
     )
-
-
-def _scores(config: ProjectConfig, loaded: pipeline.Loaded, dates: list[date],
-            progress: Progress) -> pd.DataFrame:
-    parts = [loaded.engine.to_arrow(expr).to_pandas()
-             for expr in pipeline.pass_exprs(config, loaded, dates, progress)]
-    frame = pd.concat(parts, ignore_index=True)
-    frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
-    frame["is_primary"] = frame["is_primary"].astype(bool)
-    return frame
 
 
 # ----------------------------------------------------------------------------- outcomes
