@@ -173,7 +173,7 @@ def test_rerun_replaces_a_date_and_a_failed_run_changes_nothing(demo_data: Path,
 
 
 @pytest.mark.spark
-def test_spark_gives_the_same_scores_as_duckdb(tmp_path: Path) -> None:
+def test_spark_gives_the_same_scores_as_duckdb_and_sees_no_future(tmp_path: Path) -> None:
     pytest.importorskip("pyspark")
     if shutil.which("java") is None:
         pytest.skip("the Spark engine needs Java 17 on the PATH (apt-get install openjdk-17-jre)")
@@ -183,11 +183,24 @@ def test_spark_gives_the_same_scores_as_duckdb(tmp_path: Path) -> None:
     duck = Project.load(root).run(dates=DATES_SMALL).to_pandas()
     spark_root = build_project(tmp_path / "spark", engine="spark")
     spark = Project.load(spark_root).run(dates=DATES_SMALL).to_pandas()
+    _same_frames(duck, spark)
+    # and Spark sees no future: each date equals a run on the data as it stood that day
+    for day in DATES_SMALL:
+        alone = build_project(tmp_path / f"cut-{day}")
+        for path in (alone / "data").glob("*.csv"):
+            entity = {"manual": "manual_values"}.get(path.stem, path.stem)
+            pcsv.write_csv(_cut(pcsv.read_csv(path), entity, day), path)
+        _same_frames(spark[spark.as_of == day], Project.load(alone).run(as_of=day).to_pandas())
+
+
+def _same_frames(left_frame: pd.DataFrame, right_frame: pd.DataFrame) -> None:
     key = ["account_id", "as_of", "scorecard"]
-    duck, spark = duck.sort_values(key).reset_index(drop=True), spark.sort_values(key).reset_index(drop=True)
-    assert list(duck.columns) == list(spark.columns)
-    for col in duck.columns:
-        left, right = duck[col], spark[col]
+    a = left_frame.sort_values(key).reset_index(drop=True)
+    b = right_frame.sort_values(key).reset_index(drop=True)
+    assert list(a.columns) == list(b.columns)
+    assert a[key].astype(str).values.tolist() == b[key].astype(str).values.tolist()
+    for col in a.columns:
+        left, right = a[col], b[col]
         same = (left == right) | (left.isna() & right.isna())
         if left.dtype.kind == "f":
             same |= (left - right).abs() < 1e-9

@@ -308,6 +308,79 @@ def test_role_action_matrix_in_the_library_matches_the_api(site: Site, who: str)
     assert not wrong, "\n".join(wrong)
 
 
+# the same actions typed on the command line, keyed like LIBRARY
+CLI: dict[str, str] = {
+    "override": "override set {acc} --band red --reason-code relationship --note sponsor-left "
+                "--expires 2027-06-30",
+    "override/clear": "override clear {acc} --note back",
+    "flag": "flag {acc} --reason renewal-at-risk",
+    "timeline": "log {acc} --kind meeting --text QBR-held",
+    "ctas": "cta open {acc} --type opportunity --reason more-seats",
+    "success-plans": "success-plan create {acc} --template recovery",
+    "close": "cta close {close} --outcome resolved",
+    "snooze": "cta snooze {snooze} --until 2027-01-20 --reason holiday",
+    "assign": "cta assign {assign} --to ada",
+    "escalate": "cta escalate {escalate} --note no-answer",
+    "decide": "cta decide {decide} --decision call-the-CFO",
+    "task": "task done {task}",
+    "goals": "success-plan goal {plan} --title Go-live",
+    "milestones": "success-plan milestone {plan} --title Kick-off --due 2027-01-30",
+    "milestone": "success-plan milestone-done {plan} {milestone}",
+    "criteria": "success-plan criterion {plan} --measure active_users_30d --op >= --target 10 "
+                "--due 2027-01-31",
+}
+
+
+@pytest.fixture
+def cli_project(project: Project, site: Site, tmp_path: Path) -> Path:
+    """A copy of the project whose workflow store is the site's, as a team's server would have."""
+    import shutil
+
+    root = tmp_path / "cli"
+    shutil.copytree(project.root, root)
+    with (root / "healthscore.yml").open("a") as f:
+        f.write(f"\nworkflow:\n  url: {site.wf.store.url}\n")
+    return root
+
+
+@pytest.mark.parametrize("who", [ADMIN, LEAD, CSM, VIEWER])
+def test_role_action_matrix_on_the_cli_matches_the_library(site: Site, cli_project: Path,
+                                                           who: str) -> None:
+    """Every action the CLI offers is refused for the same actors, with the library's message."""
+    from typer.testing import CliRunner
+
+    from healthscore.cli.main import app
+    from healthscore.errors import ForbiddenError
+
+    assert set(CLI) == set(LIBRARY)
+    runner = CliRunner()
+    wrong = []
+    for account, allowed in ((site.own, OWN[who]), (site.other, OTHER[who])):
+        lib, cli = _targets(site, account), _targets(site, account)
+        for key, line in CLI.items():
+            if key == "task" and lib["task"] is None:
+                continue
+            try:
+                LIBRARY[key](site.wf, who, lib)
+                expected = None
+            except ForbiddenError as err:
+                expected = err.message
+            if key == "override/clear":  # the library's call cleared the one set up
+                site.wf.set_override(account, actor=ADMIN, reason_code="other", note="again",
+                                     band="green", expires_on=date(2027, 6, 30))
+            args = [*line.format(**cli).split(), "--as", who, "-p", str(cli_project)]
+            r = runner.invoke(app, args)
+            said = " ".join(r.output.split())
+            if (expected is None) != allowed:
+                wrong.append(f"{who} {key} [{account}]: library {expected!r}")
+            elif allowed and r.exit_code != 0:
+                wrong.append(f"{who} {key} [{account}]: CLI exit {r.exit_code}: {said[:300]}")
+            elif not allowed and (r.exit_code != 1 or f"error: {expected}" not in said):
+                wrong.append(f"{who} {key} [{account}]: CLI exit {r.exit_code} {said[:300]!r}, "
+                             f"library {expected!r}")
+    assert not wrong, "\n".join(wrong)
+
+
 def test_refusals_say_why_and_write_nothing(site: Site) -> None:
     before = len(site.wf.audit())
     r = site.client.post(f"/api/accounts/{site.other}/flag", json={"reason": "x"}, headers=site.as_(CSM))

@@ -288,6 +288,9 @@ def test_success_plan_from_template_with_criteria_checked_on_apply(wf: Workflow)
     assert (crit["measure"], crit["op"], crit["target"]) == ("logins_30d", ">=", 20.0)
     done = wf.complete_milestone(p["id"], p["milestones"][0]["id"], actor="cara")
     assert done["progress"] == pytest.approx(round(100 / 7, 1))
+    with pytest.raises(InvalidActionError) as err:
+        wf.add_goal(p["id"], "Win them back", actor="cara", kind="wish")
+    assert err.value.message == "kind: 'wish' is not a kind of goal. Use one of: goal, initiative."
     wf.apply(wf.plan())
     checked = wf.plan_of(p["id"])["criteria"][0]
     logins = wf.account(account)["m__logins_30d"]

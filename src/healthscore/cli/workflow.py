@@ -393,6 +393,29 @@ def success_plan_list(project: Path = ProjectOpt, account: str = typer.Option(No
         _show(wf.success_plans(account), as_json, "Success plans")
 
 
+@success_plans_app.command("goal")
+@handle_errors
+def success_plan_goal(plan_id: int, title: str = typer.Option(..., "--title"),
+                      kind: str = typer.Option("goal", "--kind", help="goal or initiative."),
+                      project: Path = ProjectOpt, actor: str = AsOpt) -> None:
+    """Add a goal (or an initiative) to a success plan."""
+    with _workflow(project) as wf:
+        p = wf.add_goal(plan_id, title, actor=_who(actor), kind=kind)
+    out.print(f"Added the {kind} {title!r} to success plan #{plan_id} ({len(p['goals'])} in all).")
+
+
+@success_plans_app.command("milestone")
+@handle_errors
+def success_plan_add_milestone(plan_id: int, title: str = typer.Option(..., "--title"),
+                               due: str = typer.Option(None, "--due", help="YYYY-MM-DD"),
+                               project: Path = ProjectOpt, actor: str = AsOpt) -> None:
+    """Add a milestone to a success plan."""
+    with _workflow(project) as wf:
+        wf.add_milestone(plan_id, title, _day(due, "--due") if due else None, actor=_who(actor))
+    out.print(f"Added the milestone {title!r} to success plan #{plan_id}"
+              + (f", due {due}." if due else "."))
+
+
 @success_plans_app.command("milestone-done")
 @handle_errors
 def success_plan_milestone(plan_id: int, milestone_id: int, project: Path = ProjectOpt,

@@ -17,6 +17,8 @@ from healthscore.errors import InvalidActionError, NotFoundError
 from healthscore.tables import Criterion, Goal, Milestone, SuccessPlan, Task
 from healthscore.workflow.base import Service, row_dict
 
+GOAL_KINDS = ("goal", "initiative")
+
 OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "=": operator.eq}
 DETAILS = ("roles", "reporting", "communication", "education", "tools")
 
@@ -106,6 +108,9 @@ class SuccessPlanService(Service):
                                lambda p: p.milestones.append(Milestone(title=title, due_on=due_on)))
 
     def add_goal(self, plan_id: int, title: str, *, actor: str, kind: str = "goal") -> dict[str, Any]:
+        if kind not in GOAL_KINDS:
+            raise InvalidActionError(f"kind: {kind!r} is not a kind of goal. Use one of: "
+                                     f"{', '.join(GOAL_KINDS)}.")
         return self._edit_success_plan(plan_id, actor, f"{kind} added",
                                lambda p: p.goals.append(Goal(title=title, kind=kind)))
 
