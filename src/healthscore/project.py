@@ -82,6 +82,7 @@ class Project:
     def __init__(self, config: ProjectConfig) -> None:
         self.config = config
         self.store = SnapshotStore(config.state_dir)
+        self.store.recover()  # a run killed in its swap is finished before anything reads
 
     @classmethod
     def load(cls, path: str | Path = ".") -> Project:
@@ -138,6 +139,7 @@ class Project:
         dates: list[date] | None = None,
         progress: Callable[[str], None] = _quiet,
         apply_rules: bool = True,
+        today: date | None = None,
     ) -> RunResult:
         """Score every account for one or many as-of dates and store one snapshot per date;
         then, when the project has rules, apply their plan to the workflow store."""
@@ -161,7 +163,7 @@ class Project:
         self._log_run(result)
         if apply_rules and self.has_rules():
             progress("applying rules")
-            wf = self.workflow()
+            wf = self.workflow(today=today)
             try:
                 result.workflow = wf.apply(wf.plan())
             finally:

@@ -11,6 +11,7 @@ import typer
 
 from healthscore.cli import render
 from healthscore.cli.common import ProjectOpt, _load, app, err, handle_errors, out
+from healthscore.errors import HealthScoreError
 
 __all__ = ["ProjectOpt", "_load", "app", "err", "handle_errors", "out"]
 
@@ -80,6 +81,37 @@ def run(
     with render.progress(out) as step:
         result = proj.run(as_of, start=start, end=end, every=every, progress=step)
     render.run_summary(out, result)
+
+
+@app.command()
+@handle_errors
+def daily(
+    project: Path = ProjectOpt,
+    as_of: str = typer.Option(None, "--as-of", help="The day to run for (YYYY-MM-DD; default: today)."),
+    wait: float = typer.Option(0, "--wait", help="Seconds to wait for another daily run to finish."),
+    as_json: bool = typer.Option(False, "--json", help="Print only the run's JSON log line."),
+) -> None:
+    """The daily job for cron: score today, apply the rules, remind owners of overdue CTAs,
+    send the digests. Exits 0 when all is well, 1 on an error, 2 when it finished with
+    warnings (a stale source, rejected rows, notifications that could not be sent)."""
+    from datetime import date
+
+    from healthscore.daily import run_daily
+
+    day = None
+    if as_of:
+        try:
+            day = date.fromisoformat(as_of)
+        except ValueError:
+            raise HealthScoreError(f"--as-of: {as_of!r} is not a date. Write it as YYYY-MM-DD.") from None
+    proj = _load(project)
+    with render.progress(out if not as_json else err) as step:
+        result = run_daily(proj, today=day, wait=wait, progress=step)
+    if as_json:
+        out.print_json(json.dumps(result.as_dict()))
+    else:
+        render.daily_summary(out, result)
+    raise typer.Exit(result.exit_code)
 
 
 @app.command()

@@ -56,6 +56,19 @@ def run_summary(console: Console, result: Any) -> None:
                       f"{len(wf['closed'])} closed, {len(wf['escalated'])} escalated.")
 
 
+def daily_summary(console: Console, r: Any) -> None:
+    c = r.counts
+    console.print(f"Daily run for {r.day}: {c.get('rows', 0):,} score rows; "
+                  f"{c.get('ctas_opened', 0)} CTA(s) opened, {c.get('ctas_closed', 0)} closed, "
+                  f"{c.get('ctas_escalated', 0)} escalated, {c.get('overrides_lapsed', 0)} override(s) "
+                  f"lapsed; {c.get('overdue_reminded', 0)} overdue reminder(s), "
+                  f"{c.get('digests_sent', 0)} digest(s) sent; {r.seconds['total']:.1f}s.")
+    for w in r.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+    if "overdue" not in r.seconds:
+        console.print("Overdue reminders and digests went out earlier today; not sent again.")
+
+
 def data_health(console: Console, health: dict[str, Any]) -> None:
     t = Table(title="Data health", title_justify="left")
     for col in ("source", "rows read", "rejected", "newest", "why rejected"):

@@ -10,7 +10,7 @@ import urllib.request
 from email.message import EmailMessage
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from healthscore.errors import InvalidActionError
@@ -97,12 +97,20 @@ class NotifyService(Service):
                     n.status, n.error = items[0].status, items[0].error
         return counts
 
-    def notifications(self, user: str | None = None) -> list[dict[str, Any]]:
+    def notifications(self, user: str | None = None, *, after_id: int = 0,
+                      status: str | None = None) -> list[dict[str, Any]]:
+        """The message log, oldest first: one user's, those after ``after_id``, or one status."""
         with self.store.session() as s:
-            q = select(Notification).order_by(Notification.id)
+            q = select(Notification).where(Notification.id > after_id).order_by(Notification.id)
             if user:
                 q = q.where(Notification.user == user)
+            if status:
+                q = q.where(Notification.status == status)
             return [row_dict(n) for n in s.scalars(q)]
+
+    def last_notification_id(self) -> int:
+        with self.store.session() as s:
+            return int(s.scalar(select(func.max(Notification.id))) or 0)
 
     def _send(self, s: Session, n: Notification, text: str, counts: dict[str, int]) -> None:
         u = s.scalar(select(User).where(User.name == n.user))

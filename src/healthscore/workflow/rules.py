@@ -151,7 +151,9 @@ class RulesService(Service):
             return []
         before = self.scores(base).set_index("account_id")["band"]
         was = frame["account_id"].map(before)
-        changed = frame[was.notna() & (frame["band"] != was)].assign(__was=was)
+        # the column first: assigned to an empty selection, a Series would bring its rows along
+        marked = frame.assign(__was=was)
+        changed = marked[was.notna() & (marked["band"] != was)]
         return [{"account_id": r["account_id"], "from": r["__was"], "to": r["band"],
                  "csm": r.get("csm")} for _, r in changed.iterrows()]
 

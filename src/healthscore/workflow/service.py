@@ -155,8 +155,12 @@ class Workflow(Service):
     def send_digest(self) -> dict[str, int]:
         return self._svc_notify.send_digest()
 
-    def notifications(self, user: str | None = None) -> list[dict[str, Any]]:
-        return self._svc_notify.notifications(user)
+    def notifications(self, user: str | None = None, *, after_id: int = 0,
+                      status: str | None = None) -> list[dict[str, Any]]:
+        return self._svc_notify.notifications(user, after_id=after_id, status=status)
+
+    def last_notification_id(self) -> int:
+        return self._svc_notify.last_notification_id()
 
     # ------------------------------------------------------------------ timeline
     def log(

@@ -1,0 +1,157 @@
+"""The daily job: one command for cron, its exit codes, its lock, its log line, a kill midway."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+from filelock import FileLock
+from typer.testing import CliRunner
+
+from healthscore import Project
+from healthscore.cli.main import app
+from healthscore.daily import LOCK, LOG, run_daily
+from healthscore.errors import HealthScoreError
+
+from .projects import PROJECT_YML, write_project
+
+DAY = date(2025, 3, 1)  # the mini project's data runs up to here
+NEXT = date(2025, 3, 3)
+RULES = """\
+low_logins:
+  when: "logins_30 < 1"
+  cta: {type: risk, reason: No logins in 30 days, priority: high, due_in: 1d}
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    yml = PROJECT_YML.replace("{path: data/usage_events.csv}",
+                              "{path: data/usage_events.csv, stale_after: 30d}")
+    return write_project(tmp_path, {"rules/default.yml": RULES, "healthscore.yml": yml})
+
+
+def _log(root: Path) -> list[dict]:
+    lines = (root / ".healthscore" / LOG).read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_a_day_scores_applies_reminds_and_sends_once(project: Path) -> None:
+    first = run_daily(Project.load(project), today=DAY)
+    assert first.status == "ok" and first.exit_code == 0 and first.warnings == []
+    assert first.counts["ctas_opened"] == 1  # A3: no login in 30 days
+    assert first.counts["rows"] == 3
+    assert {"score", "overdue", "digest", "total"} <= set(first.seconds)
+    assert Project.load(project).store.dates() == [DAY]
+    again = run_daily(Project.load(project), today=DAY)
+    assert again.counts["ctas_opened"] == 0  # the CTA is open already
+    assert "overdue" not in again.seconds and "digest" not in again.seconds  # once a day
+    later = run_daily(Project.load(project), today=NEXT)
+    assert later.counts["overdue_reminded"] == 1  # due the day after DAY, still open on NEXT
+    log = _log(project)
+    assert [(e["day"], e["status"], e["exit"]) for e in log] == [
+        ("2025-03-01", "ok", 0), ("2025-03-01", "ok", 0), ("2025-03-03", "ok", 0)]
+    assert set(log[0]) == {"at", "day", "status", "exit", "seconds", "counts", "warnings", "error"}
+
+
+def test_exit_codes_on_the_command_line(project: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    r = runner.invoke(app, ["daily", "-p", str(project), "--as-of", "2025-03-01", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["counts"]["ctas_opened"] == 1
+    # weeks after the newest event the usage source is stale: finished, with warnings
+    r = runner.invoke(app, ["daily", "-p", str(project), "--as-of", "2025-06-30"])
+    assert r.exit_code == 2, r.output
+    assert "warning: usage_events: newest row is from 2025-02-25" in " ".join(r.output.split())
+    assert _log(project)[-1]["status"] == "warnings"
+    # a broken source: an error, exit 1, logged, and nothing new stored
+    (project / "data" / "usage_events.csv").unlink()
+    r = runner.invoke(app, ["daily", "-p", str(project), "--as-of", "2025-07-31"])
+    assert r.exit_code == 1
+    assert "error: " in r.output and "usage_events" in r.output
+    assert _log(project)[-1]["status"] == "error" and _log(project)[-1]["exit"] == 1
+    assert date(2025, 7, 31) not in Project.load(project).store.dates()
+    r = runner.invoke(app, ["daily", "-p", str(project), "--as-of", "July"])
+    assert r.exit_code == 1
+    assert "error: --as-of: 'July' is not a date. Write it as YYYY-MM-DD." in r.output
+
+
+def test_a_second_run_waits_or_says_why(project: Path) -> None:
+    proj = Project.load(project)
+    proj.config.state_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(proj.config.state_dir / LOCK)
+    with lock:
+        with pytest.raises(HealthScoreError) as err:
+            run_daily(proj, today=DAY, wait=0.2)
+    assert err.value.message == (
+        f"daily: another daily run of this project is still going (it holds "
+        f"{proj.config.state_dir / LOCK}). Let it finish, or pass --wait SECONDS to queue behind it.")
+    assert proj.store.dates() == []  # it did not score
+    assert _log(project)[-1]["status"] == "error"
+    assert run_daily(proj, today=DAY).status == "ok"  # the lock went with its holder
+
+
+KILLED = """
+import os, sys
+from datetime import date
+from healthscore import Project
+from healthscore.daily import run_daily
+from healthscore.store import snapshots
+
+def checkpoint(step):
+    if step == sys.argv[2]:
+        os._exit(9)  # a kill: no finally, no cleanup, no lock release by the process
+
+snapshots._checkpoint = checkpoint
+run_daily(Project.load(sys.argv[1]), today=date.fromisoformat(sys.argv[3]))
+"""
+
+
+@pytest.mark.parametrize("step", ["staged", "moved old"])
+def test_a_run_killed_midway_leaves_the_last_good_day(project: Path, step: str) -> None:
+    def stored(proj: Project) -> object:
+        return proj.store.read(DAY).to_pandas().sort_values("account_id").reset_index(drop=True)
+
+    run_daily(Project.load(project), today=DAY)
+    before = stored(Project.load(project))
+    # the next run rescores DAY (say, after a data fix): killed before or in the middle of
+    # its swap, the day holds either the old scores or the new ones (here the same), never none
+    code = subprocess.run([sys.executable, "-c", KILLED, str(project), step, DAY.isoformat()],
+                          capture_output=True, text=True, timeout=300)
+    assert code.returncode == 9, code.stderr
+    proj = Project.load(project)
+    assert proj.store.dates() == [DAY]
+    assert stored(proj).equals(before)
+    assert run_daily(proj, today=NEXT).status == "ok"  # the lock is free, the store whole
+    assert proj.store.dates() == [DAY, NEXT]
+
+
+def test_every_command_in_the_operations_guide_runs(project: Path) -> None:
+    import re
+    import shlex
+
+    text = (Path(__file__).parents[1] / "docs" / "operations.md").read_text()
+    lines = []
+    for lang, body in re.findall(r"```(\w+)\n(.*?)```", text, re.S):
+        for line in body.splitlines():
+            line = line.split(" #")[0].strip()
+            if lang == "ini" and line.startswith("ExecStart="):
+                lines.append(line[len("ExecStart="):])
+            elif lang == "cron" and line and not line.startswith("#"):
+                lines.append(line.split(None, 5)[5].split("&&", 1)[1].split(">>")[0])
+            elif lang == "bash" and line.startswith("healthscore "):
+                lines.append(line)
+    assert len(lines) == 6
+    runner = CliRunner()
+    for line in lines:
+        args = shlex.split(line.replace("/srv/healthscore/project", str(project)))
+        assert args[0].endswith("healthscore"), line
+        if "--as-of" not in args:
+            args += ["--as-of", DAY.isoformat()]
+        r = runner.invoke(app, args[1:])
+        assert r.exit_code in (0, 2), (line, r.output)
+    assert len(_log(project)) == 6
