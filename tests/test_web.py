@@ -767,3 +767,51 @@ def test_user_names_are_unique_whatever_their_case(site: Site) -> None:
         site.wf.add_user("ADA", "viewer", actor=ADMIN)
     with pytest.raises(InvalidActionError, match="control characters"):
         site.wf.add_user("eve\x00", "viewer", actor=ADMIN)
+
+
+# ----------------------------------------------------------------------------- operations
+
+
+def test_health_readiness_and_metrics_for_monitoring(site: Site) -> None:
+    r = site.client.get("/healthz")  # no sign-in: a load balancer asks
+    assert (r.status_code, r.json()) == (200, {"status": "ok"})
+    ready = site.client.get("/readyz").json()
+    assert ready == {"status": "ready", "store": "ok", "snapshots": 2, "newest": "2026-10-31",
+                     "age_days": (TODAY - date(2026, 10, 31)).days, "daily": None, "problems": []}
+    site.cta(site.own)
+    site.client.get("/api/portfolio", headers=site.as_(CSM))
+    site.client.get(f"/api/accounts/{site.own}", headers=site.as_(CSM))
+    site.client.get("/api/accounts/NOPE", headers=site.as_(CSM))
+    text = site.client.get("/metrics").text
+    assert 'healthscore_http_requests_total{method="GET",route="/api/portfolio",status="200"} 1.0' in text
+    # one series per route, not per account
+    assert 'route="/api/accounts/{account_id}",status="200"} 1.0' in text
+    assert 'route="/api/accounts/{account_id}",status="404"} 1.0' in text
+    assert f"healthscore_snapshot_age_days {float((TODAY - date(2026, 10, 31)).days)}" in text
+    open_ctas = len(site.wf.ctas(status="open"))
+    assert f'healthscore_ctas{{state="open"}} {float(open_ctas)}' in text
+    assert 'healthscore_http_request_seconds_bucket{le="0.005",method="GET",route="/healthz"}' in text
+
+
+def test_not_ready_without_a_store_or_scores(project: Project, tmp_path: Path) -> None:
+    import shutil
+
+    (tmp_path / "store").mkdir()
+    app = create_app(project, url=f"sqlite:///{tmp_path / 'store' / 'wf.db'}", today=TODAY)
+    client = TestClient(app)
+    assert client.get("/readyz").status_code == 200
+    shutil.rmtree(tmp_path / "store")
+    app.state.site.wf.store.engine.dispose()
+    r = client.get("/readyz")
+    assert r.status_code == 503
+    body = r.json()
+    assert body["status"] == "not ready" and body["store"] == "unreachable"
+    assert body["problems"][0].startswith(f"workflow store sqlite:///{tmp_path / 'store' / 'wf.db'}: "
+                                          f"cannot reach it: ")
+    empty = tmp_path / "empty"
+    shutil.copytree(project.root, empty, ignore=shutil.ignore_patterns(".healthscore"))
+    client = TestClient(create_app(Project.load(empty), url=f"sqlite:///{tmp_path / 'e.db'}", today=TODAY))
+    r = client.get("/readyz")
+    assert r.status_code == 503
+    assert r.json()["problems"] == ["no scores stored yet: run 'healthscore run' or 'healthscore daily'."]
+    assert client.get("/healthz").status_code == 200

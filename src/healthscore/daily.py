@@ -154,3 +154,20 @@ def _write_done(path: Path, done: dict[str, str]) -> None:
 def _log(path: Path, r: DailyResult, now: datetime) -> None:
     with path.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps({"at": now.isoformat(timespec="seconds"), **r.as_dict()}) + "\n")
+
+
+def last_daily(project: Project) -> dict[str, Any] | None:
+    """The log line of the newest daily run (None before the first)."""
+    path = project.config.state_dir / LOG
+    try:
+        lines = path.read_text(encoding="utf-8").strip().splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a full disk: the one before is the newest whole one
+        if isinstance(entry, dict):
+            return entry
+    return None

@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from healthscore.errors import AuthError, HealthScoreError
 from healthscore.project import Project
-from healthscore.web import api, pages
+from healthscore.web import api, ops, pages
 from healthscore.web.auth import LoginLimiter
 from healthscore.web.views import Site
 
@@ -41,6 +41,8 @@ def create_app(project: Project, *, url: str | None = None, today: date | None =
     app.state.limiter = LoginLimiter()
     app.state.secure_cookies = secure_cookies
     app.get("/docs", include_in_schema=False)(_docs)
+    app.state.metrics = ops.Metrics(app.state.site)
+    app.include_router(ops.router)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -61,7 +63,9 @@ def _docs() -> Response:
 async def _headers(request: Request, call_next: Any) -> Response:
     began = time.perf_counter()
     response: Response = await call_next(request)
-    ms = (time.perf_counter() - began) * 1000
+    seconds = time.perf_counter() - began
+    ms = seconds * 1000
+    request.app.state.metrics.observe(request, response.status_code, seconds)
     response.headers["Server-Timing"] = f"app;dur={ms:.1f}"
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"

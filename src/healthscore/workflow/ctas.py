@@ -43,6 +43,18 @@ class CtaService(Service):
             q = select(Cta.account_id, func.count()).where(Cta.status == "open").group_by(Cta.account_id)
             return {a: int(n) for a, n in s.execute(q)}
 
+    def cta_status_counts(self) -> dict[str, int]:
+        """CTAs by state today: open (and of those snoozed and overdue) and closed."""
+        with self.store.session() as s:
+            def count(*where: Any) -> int:
+                return int(s.scalar(select(func.count()).select_from(Cta).where(*where)) or 0)
+
+            is_open = Cta.status == "open"
+            return {"open": count(is_open),
+                    "snoozed": count(is_open, Cta.snoozed_until > self.today),
+                    "overdue": count(is_open, Cta.due_on < self.today),
+                    "closed": count(Cta.status == "closed")}
+
     def cta(self, cta_id: int) -> dict[str, Any]:
         with self.store.session() as s:
             return self._cta_view(self._get_cta(s, cta_id))

@@ -59,5 +59,15 @@ class Store:
                 s.rollback()
                 raise
 
+    def ping(self) -> None:
+        """Raise :class:`HealthScoreError` when the database cannot be reached now."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except sa.exc.SQLAlchemyError as err:
+            first = str(err).strip().splitlines()[0]
+            raise HealthScoreError(f"workflow store {redact_url(self.url)}: cannot reach it: "
+                                   f"{redact_url(first)}") from None
+
     def close(self) -> None:
         self.engine.dispose()

@@ -264,6 +264,9 @@ class Workflow(Service):
     def open_cta_counts(self) -> dict[str, int]:
         return self._svc_ctas.open_cta_counts()
 
+    def cta_status_counts(self) -> dict[str, int]:
+        return self._svc_ctas.cta_status_counts()
+
     def cta(self, cta_id: int) -> dict[str, Any]:
         return self._svc_ctas.cta(cta_id)
 
