@@ -155,3 +155,23 @@ def test_every_command_in_the_operations_guide_runs(project: Path) -> None:
         r = runner.invoke(app, args[1:])
         assert r.exit_code in (0, 2), (line, r.output)
     assert len(_log(project)) == 6
+
+
+def test_history_keep_removes_old_snapshots_but_never_the_newest(project: Path) -> None:
+    yml = project / "healthscore.yml"
+    yml.write_text(yml.read_text() + "history: {keep: 91d}\n")
+    proj = Project.load(project)
+    proj.run(dates=[date(2024, 11, 29), date(2024, 11, 30), date(2024, 12, 1)], apply_rules=False)
+    r = run_daily(proj, today=DAY)  # keeps as-of dates from DAY - 91 days = 2024-11-30 on
+    assert r.counts["snapshots_removed"] == 1
+    assert proj.store.dates() == [date(2024, 11, 30), date(2024, 12, 1), DAY]
+    assert not list(proj.config.state_dir.glob(".trash-*"))
+    assert proj.store.prune(date(2030, 1, 1)) == [date(2024, 11, 30), date(2024, 12, 1)]
+    assert proj.store.dates() == [DAY]  # the newest stays, however old
+    yml.write_text(yml.read_text().replace("keep: 91d", "keep: 90d"))
+    with pytest.raises(HealthScoreError) as err:
+        Project.load(project)
+    assert err.value.message == (
+        "healthscore.yml: history.keep: '90d' is too short: keep at least 91 days, since the "
+        "90-day change of every score reads the snapshot from 90 days before. Write e.g. '400d', "
+        "or remove the key to keep everything.")

@@ -1,11 +1,12 @@
 """The daily job: what a team's server runs every morning from cron or a systemd timer.
 
 One call scores the day, applies the rules (CTAs opened and closed, overrides lapsed, overdue
-CTAs escalated, instant notifications sent), reminds owners of overdue CTAs and sends the
-digests, each of those two once a day however often the job runs. A lock in the state folder
-keeps two runs of the same project from overlapping; a run killed midway leaves the last good
-snapshots (they are swapped in whole, see :mod:`healthscore.store.snapshots`) and its lock goes
-with its process. Every run, good or not, appends one JSON line to ``daily.jsonl``.
+CTAs escalated, instant notifications sent), removes snapshots older than ``history.keep``,
+reminds owners of overdue CTAs and sends the digests, each of those two once a day however
+often the job runs. A lock in the state folder keeps two runs of the same project from
+overlapping; a run killed midway leaves the last good snapshots (they are swapped in whole,
+see :mod:`healthscore.store.snapshots`) and its lock goes with its process. Every run, good
+or not, appends one JSON line to ``daily.jsonl``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,11 @@ def _steps(project: Project, r: DailyResult, progress: Callable[[str], None]) ->
     for key in ("opened", "closed", "lapsed", "escalated"):
         r.counts[f"ctas_{key}" if key != "lapsed" else "overrides_lapsed"] = len(applied.get(key, []))
     r.counts["band_changes"] = int(applied.get("band_changes", 0))
+    keep = project.config.keep_days
+    if keep:
+        with _timed(r, "retention"):
+            gone = project.store.prune(r.day - timedelta(days=keep))
+        r.counts["snapshots_removed"] = len(gone)
     done = _read_done(project.config.state_dir / DONE)
     wf = project.workflow(today=r.day)
     try:

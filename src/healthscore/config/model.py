@@ -167,6 +167,7 @@ class ProjectConfig:
     settings: specs.SettingsSpec
     validation: specs.ValidationSpec = field(default_factory=specs.ValidationSpec)
     workflow: specs.WorkflowSpec = field(default_factory=specs.WorkflowSpec)
+    keep_days: int | None = None  # history.keep: older snapshots are removed by 'daily'
 
     @property
     def all_scorecards(self) -> tuple[Scorecard, ...]:

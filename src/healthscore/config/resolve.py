@@ -61,7 +61,23 @@ def resolve(ps: ProjectSpecs) -> model.ProjectConfig:
         settings=ps.project.settings,
         validation=ps.project.validation,
         workflow=ps.project.workflow,
+        keep_days=_keep_days(ps.project.history.keep),
     )
+
+
+MIN_KEEP_DAYS = 91  # the 7/30/90-day changes on every page read snapshots that old
+
+
+def _keep_days(text: str | None) -> int | None:
+    if text is None:
+        return None
+    where = f"{PROJECT_FILE}: history.keep"
+    days = _duration(parse_days, text, where)
+    if days < MIN_KEEP_DAYS:
+        raise ConfigError(f"{where}: {text!r} is too short: keep at least {MIN_KEEP_DAYS} days, "
+                          f"since the 90-day change of every score reads the snapshot from 90 "
+                          f"days before. Write e.g. '400d', or remove the key to keep everything.")
+    return int(days)
 
 
 # ----------------------------------------------------------------------------- sources

@@ -102,6 +102,10 @@ class WorkflowSpec(Spec):
     score_ranges: list[RangeSpec] = Field(default_factory=lambda: list(DEFAULT_RANGES))
 
 
+class HistorySpec(Spec):
+    keep: str | None = None  # how long stored snapshots are kept (e.g. 400d); default forever
+
+
 class ProjectSpec(Spec):
     name: str
     description: str = ""
@@ -113,6 +117,7 @@ class ProjectSpec(Spec):
     settings: SettingsSpec = SettingsSpec()
     validation: ValidationSpec = ValidationSpec()
     workflow: WorkflowSpec = WorkflowSpec()
+    history: HistorySpec = HistorySpec()
 
 
 # ----------------------------------------------------------------------------- scoring schemes

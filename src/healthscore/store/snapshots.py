@@ -130,6 +130,17 @@ class SnapshotStore:
             if folder.is_dir() and not _alive(folder):
                 shutil.rmtree(folder, ignore_errors=True)
 
+    def prune(self, before: date) -> list[date]:
+        """Remove the snapshots of as-of dates before ``before`` (never the newest one);
+        each goes whole: renamed out of the way first, then deleted."""
+        dates = self.dates()
+        gone = [d for d in dates[:-1] if d < before]
+        for d in gone:
+            trash = self.root / f".trash-prune-{uuid.uuid4().hex[:8]}"
+            self.path(d).rename(trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        return gone
+
     def save_definition(self, version: str, definition: dict[str, Any]) -> None:
         self.scorecards.mkdir(parents=True, exist_ok=True)
         path = self.scorecards / f"{version}.json"
