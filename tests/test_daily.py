@@ -145,16 +145,19 @@ def test_every_command_in_the_operations_guide_runs(project: Path) -> None:
                 lines.append(line.split(None, 5)[5].split("&&", 1)[1].split(">>")[0])
             elif lang == "bash" and line.startswith("healthscore "):
                 lines.append(line)
-    assert len(lines) == 6
+    assert len(lines) == 8
     runner = CliRunner()
+    (project / "backups").mkdir()
     for line in lines:
-        args = shlex.split(line.replace("/srv/healthscore/project", str(project)))
+        line = line.replace("/srv/healthscore/project", str(project))
+        args = shlex.split(line.replace("/backups/", f"{project / 'backups'}/"))
         assert args[0].endswith("healthscore"), line
-        if "--as-of" not in args:
+        if args[1] == "daily" and "--as-of" not in args:
             args += ["--as-of", DAY.isoformat()]
         r = runner.invoke(app, args[1:])
         assert r.exit_code in (0, 2), (line, r.output)
     assert len(_log(project)) == 6
+    assert len(list((project / "backups").glob("*.tar.gz"))) == 1
 
 
 def test_history_keep_removes_old_snapshots_but_never_the_newest(project: Path) -> None:

@@ -40,6 +40,12 @@ def row_dict(obj: Any) -> dict[str, Any]:
     return out
 
 
+def no_nan(row: dict[str, Any]) -> dict[str, Any]:
+    """A frame row as plain values: a missing one (NaN, NaT, NA) is None, as the store and
+    JSON want it (PostgreSQL's JSON refuses NaN; a NaN CSM would be a truthy owner)."""
+    return {k: None if not isinstance(v, (list, dict)) and pd.isna(v) else v for k, v in row.items()}
+
+
 class Context:
     """What every workflow service shares: the project's config and snapshots, the store, the
     one clock, who is acting (and whether they may), the accounts' scores, the audit log and
@@ -135,7 +141,7 @@ class Context:
         if rows.empty:
             raise NotFoundError(f"no account {account_id!r} in the latest scores "
                                 f"({self.snapshots.latest()}). Check the id.")
-        return dict(rows.iloc[0])
+        return no_nan(dict(rows.iloc[0]))
 
     # ------------------------------------------------------------------ audit and timeline
 

@@ -19,7 +19,7 @@ from healthscore.engine.adapter import make_engine
 from healthscore.errors import ConflictError
 from healthscore.report import with_trends
 from healthscore.tables import AppliedRun, Audit, Cta
-from healthscore.workflow.base import SYSTEM, Context, Service
+from healthscore.workflow.base import SYSTEM, Context, Service, no_nan
 from healthscore.workflow.ctas import CtaService
 from healthscore.workflow.notify import NotifyService
 from healthscore.workflow.overrides import OverrideService
@@ -154,8 +154,8 @@ class RulesService(Service):
         # the column first: assigned to an empty selection, a Series would bring its rows along
         marked = frame.assign(__was=was)
         changed = marked[was.notna() & (marked["band"] != was)]
-        return [{"account_id": r["account_id"], "from": r["__was"], "to": r["band"],
-                 "csm": r.get("csm")} for _, r in changed.iterrows()]
+        return [no_nan({"account_id": r["account_id"], "from": r["__was"], "to": r["band"],
+                         "csm": r.get("csm")}) for _, r in changed.iterrows()]
 
     def apply(self, plan: Plan, *, actor: str = SYSTEM) -> dict[str, Any]:
         """Execute exactly ``plan``: nothing more, nothing less."""
@@ -174,7 +174,8 @@ class RulesService(Service):
                 self.overrides.lapse(s, ov, SYSTEM)
             opened = []
             for o in plan.open:
-                account = {"account_id": o["account_id"], **accounts.loc[o["account_id"]].to_dict()}
+                account = {"account_id": o["account_id"],
+                           **no_nan(accounts.loc[o["account_id"]].to_dict())}
                 due = plan.as_of + timedelta(days=parse_days(o["due_in"]))
                 view = self.ctas.open_in(s, account, o["type"], o["reason"], actor=SYSTEM,
                                   priority=o["priority"], owner=o["owner"], due=max(due, self.today),
