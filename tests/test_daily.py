@@ -130,7 +130,24 @@ def test_a_run_killed_midway_leaves_the_last_good_day(project: Path, step: str) 
     assert proj.store.dates() == [DAY, NEXT]
 
 
-def test_every_command_in_the_operations_guide_runs(project: Path) -> None:
+def test_every_command_in_the_operations_guide_runs(project: Path, pg_url: str) -> None:
+    import uuid
+
+    import psycopg
+
+    from .conftest import PG_DSN
+
+    schema = f"ops_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        _run_the_guide(project, schema)
+    finally:
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def _run_the_guide(project: Path, schema: str) -> None:
     import re
     import shlex
 
@@ -145,11 +162,13 @@ def test_every_command_in_the_operations_guide_runs(project: Path) -> None:
                 lines.append(line.split(None, 5)[5].split("&&", 1)[1].split(">>")[0])
             elif lang == "bash" and line.startswith("healthscore "):
                 lines.append(line)
-    assert len(lines) == 8
+    assert len(lines) == 9
     runner = CliRunner()
     (project / "backups").mkdir()
     for line in lines:
         line = line.replace("/srv/healthscore/project", str(project))
+        line = line.replace("cs:${CRM_DB_PASSWORD}@crm-db/analytics", "postgres@127.0.0.1:5432/test")
+        line = line.replace("health.scores", f"{schema}.scores")
         args = shlex.split(line.replace("/backups/", f"{project / 'backups'}/"))
         assert args[0].endswith("healthscore"), line
         if args[1] == "daily" and "--as-of" not in args:

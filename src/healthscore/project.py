@@ -349,6 +349,13 @@ class Project:
         day = self._day(as_of)
         return report.export(self.store, day, Path(path), fmt, self.final_scores(day))
 
+    def export_to(self, url: str, table: str = "healthscores", as_of: date | str | None = None) -> int:
+        """Upsert one snapshot's CRM feed into a database table (by account and as-of date)."""
+        from healthscore.store import feed
+
+        day = self._day(as_of)
+        return feed.upsert(report.export_frame(self.store, day, self.final_scores(day)), url, table)
+
     def _day(self, as_of: date | str | None) -> date:
         if as_of is None:
             return self.store.latest()

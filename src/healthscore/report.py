@@ -290,15 +290,21 @@ def _why(m: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------- export
 
 
+def export_frame(store: SnapshotStore, day: date, final: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The CRM feed's rows: one per account with the final score and band, the system's beside,
+    the scorecard version and the 7/30/90-day changes."""
+    frame = with_trends(store, day, final if final is not None else _frame(store, day))
+    keep = [c for c in [*SUMMARY_COLUMNS, *FINAL_COLUMNS, "as_of", "change_7d", "change_30d",
+                        "change_90d"] if c in frame]
+    return frame[keep]
+
+
 def export(store: SnapshotStore, day: date, path: Path, fmt: str,
            final: pd.DataFrame | None = None) -> Path:
     """The CRM feed: one row per account with the final score and band, the system's beside."""
     if fmt not in ("csv", "parquet"):
         raise HealthScoreError(f"--format: must be csv or parquet. Got {fmt!r}.")
-    frame = with_trends(store, day, final if final is not None else _frame(store, day))
-    keep = [c for c in [*SUMMARY_COLUMNS, *FINAL_COLUMNS, "as_of", "change_7d", "change_30d",
-                        "change_90d"] if c in frame]
-    frame = frame[keep]
+    frame = export_frame(store, day, final)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     if fmt == "csv":

@@ -199,9 +199,16 @@ def export(
     fmt: str = typer.Option("csv", "--format", help="csv or parquet."),
     output: Path = typer.Option(None, "--output", "-o", help="File to write."),
     as_of: str = typer.Option(None, "--as-of", help="Snapshot date (default: latest)."),
+    to: str = typer.Option(None, "--to", help="A database URL to upsert into instead of a file "
+                           "(postgresql://user@host/db; ${NAME} reads the environment)."),
+    table: str = typer.Option("healthscores", "--table", help="With --to: the table, NAME or SCHEMA.NAME."),
 ) -> None:
-    """Write the scores of one snapshot for a CRM import."""
+    """Write the scores of one snapshot for a CRM import (a file, or a database table)."""
     proj = _load(project)
+    if to:
+        n = proj.export_to(to, table, as_of)
+        out.print(f"Upserted {n:,} row(s) into {table}.")
+        return
     target = output or Path(f"healthscores.{fmt}")
     path = proj.export(target, fmt, as_of)
     out.print(f"Wrote {path}")
