@@ -499,6 +499,20 @@ def test_workflow_from_the_command_line(tmp_path: Path, project: Project) -> Non
     result = cli("override", "set", account, "--band", "green", "--reason-code", "relationship",
                  "--note", "verbal renewal", "--expires", "2020-01-01", "--as", "cara")
     assert result.exit_code == 1 and "expires_on: 2020-01-01 is not in the future" in result.output
+    result = cli("override", "set", account, "--band", "green", "--reason-code", "relationship",
+                 "--note", "verbal renewal", "--expires", "soon", "--as", "cara")
+    assert result.exit_code == 1 and ("--expires: 'soon' is neither a date nor a duration. Write "
+                                      "YYYY-MM-DD, or e.g. 90d or '3 months'.") in result.output
+    # a users add that cannot succeed says so before it asks for a password
+    result = cli("users", "add", "eve", "--role", "viewer", "--password")
+    assert result.exit_code == 1 and "say who you are" in result.output and "Password" not in result.output
+    result = cli("override", "set", account, "--band", "green", "--reason-code", "relationship",
+                 "--note", "verbal renewal", "--expires", "90d", "--as", "cara")
+    from datetime import date as day
+    from datetime import timedelta
+
+    assert result.exit_code == 0 and f"until {day.today() + timedelta(days=90)}." in result.output
+    assert cli("override", "clear", account, "--note", "back", "--as", "cara").exit_code == 0
     assert cli("flag", account, "--reason", "reorg", "--as", "cara").exit_code == 0
     assert account in cli("review").output
     assert cli("log", account, "--kind", "call", "--text", "spoke to the CFO", "--as", "cara").exit_code == 0

@@ -55,6 +55,23 @@ def _day(text: str, option: str) -> date:
         raise HealthScoreError(f"{option}: {text!r} is not a date. Write it as YYYY-MM-DD.") from None
 
 
+def _day_or_after(text: str, option: str, today: date) -> date:
+    """A date, or a duration counted from today ('90d', '3 months')."""
+    from datetime import timedelta
+
+    from healthscore.config.windows import parse_days
+
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        pass
+    try:
+        return today + timedelta(days=parse_days(text))
+    except ValueError:
+        raise HealthScoreError(f"{option}: {text!r} is neither a date nor a duration. Write "
+                               f"YYYY-MM-DD, or e.g. 90d or '3 months'.") from None
+
+
 def _show(data: Any, as_json: bool, title: str = "") -> None:
     if as_json or not isinstance(data, list):
         out.print_json(json.dumps(data, default=str))
@@ -142,12 +159,12 @@ def users_add(name: str, role: str = typer.Option(..., "--role", help="admin, le
     """Add a user (the first one, an admin, needs no --as); with a password they can sign in."""
     from healthscore.workflow.access import hash_password
 
-    secret = _read_password(password, password_stdin)
-    digest = hash_password(secret) if secret is not None else None
     with _workflow(project) as wf:
         first = not wf.users()
-        user = wf.add_user(name, role, team=team, email=email, password_hash=digest,
-                           actor="healthscore" if first else _who(actor))
+        who = "healthscore" if first else _who(actor)  # before asking for a password
+        secret = _read_password(password, password_stdin)
+        digest = hash_password(secret) if secret is not None else None
+        user = wf.add_user(name, role, team=team, email=email, password_hash=digest, actor=who)
     login = " They can sign in to the web app ('healthscore serve')." if digest else ""
     out.print(f"Added {user['name']} ({user['role']}).{login}")
 
@@ -168,10 +185,15 @@ def users_password(name: str, password_stdin: bool = typer.Option(
 @users_app.command("token")
 @handle_errors
 def users_token(name: str, label: str = typer.Option(..., "--label", help="What the token is for."),
-                project: Path = ProjectOpt, actor: str = AsOpt) -> None:
+                project: Path = ProjectOpt, actor: str = AsOpt,
+                quiet: bool = typer.Option(False, "--quiet", "-q",
+                                           help="Print only the token (TOKEN=$(...) in scripts).")) -> None:
     """Create a REST API token for a user (printed once; only its hash is kept)."""
     with _workflow(project) as wf:
         token = wf.create_token(name, label, actor=actor or name)
+    if quiet:
+        print(token["token"])
+        return
     out.print(f"API token #{token['id']} for {name} ({label}):")
     out.print(token["token"], soft_wrap=True, highlight=False)
     out.print("Send it as 'Authorization: Bearer <token>'. It is not shown again.")
@@ -331,14 +353,16 @@ def override_set(account: str, band: str = typer.Option(None, "--band"),
                  score: float = typer.Option(None, "--score"),
                  reason_code: str = typer.Option(..., "--reason-code"), note: str = typer.Option(...,
                  "--note"),
-                 expires: str = typer.Option(..., "--expires", help="YYYY-MM-DD"),
+                 expires: str = typer.Option(..., "--expires",
+                                             help="YYYY-MM-DD, or a duration from today (90d, 3 months)."),
                  project: Path = ProjectOpt, actor: str = AsOpt) -> None:
     with _workflow(project) as wf:
+        until = _day_or_after(expires, "--expires", wf.today)
         wf.set_override(account, actor=_who(actor), reason_code=reason_code, note=note,
-                        expires_on=_day(expires, "--expires"), band=band, score=score)
+                        expires_on=until, band=band, score=score)
         final = wf.final(account)
     out.print(f"{account}: system {final['system_band']} ({final['system_score']:.1f}), "
-              f"final {final['final_band']} until {expires}.")
+              f"final {final['final_band']} until {until}.")
 
 
 @override_app.command("clear")
