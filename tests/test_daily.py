@@ -152,7 +152,7 @@ def _run_the_guide(project: Path, schema: str) -> None:
     import shlex
 
     text = (Path(__file__).parents[1] / "docs" / "operations.md").read_text()
-    lines = []
+    lines, served = [], []
     for lang, body in re.findall(r"```(\w+)\n(.*?)```", text, re.S):
         for line in body.splitlines():
             line = line.split(" #")[0].strip()
@@ -160,9 +160,11 @@ def _run_the_guide(project: Path, schema: str) -> None:
                 lines.append(line[len("ExecStart="):])
             elif lang == "cron" and line and not line.startswith("#"):
                 lines.append(line.split(None, 5)[5].split("&&", 1)[1].split(">>")[0])
+            elif lang == "bash" and line.startswith("healthscore serve "):
+                served.append(line)
             elif lang == "bash" and line.startswith("healthscore "):
                 lines.append(line)
-    assert len(lines) == 9
+    assert len(lines) == 9 and len(served) == 1
     runner = CliRunner()
     (project / "backups").mkdir()
     for line in lines:
@@ -177,6 +179,33 @@ def _run_the_guide(project: Path, schema: str) -> None:
         assert r.exit_code in (0, 2), (line, r.output)
     assert len(_log(project)) == 6
     assert len(list((project / "backups").glob("*.tar.gz"))) == 1
+    # the serve line, served for real (on a free port) until it answers
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    line = served[0].replace("/srv/healthscore/project", str(project)).replace("8000", str(port))
+    exe = Path(sys.executable).with_name("healthscore")
+    proc = subprocess.Popen([str(exe), *shlex.split(line)[1:]], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz") as r:
+                    ready = json.loads(r.read())
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+                time.sleep(0.3)
+    finally:
+        proc.terminate()
+        said = proc.communicate(timeout=30)[0]
+    assert "The daily job runs here every day at 06:30." in said
+    assert ready["daily"]["status"] in ("ok", "warnings")  # the runs above, read by the server
 
 
 def test_history_keep_removes_old_snapshots_but_never_the_newest(project: Path) -> None:
@@ -197,3 +226,28 @@ def test_history_keep_removes_old_snapshots_but_never_the_newest(project: Path) 
         "healthscore.yml: history.keep: '90d' is too short: keep at least 91 days, since the "
         "90-day change of every score reads the snapshot from 90 days before. Write e.g. '400d', "
         "or remove the key to keep everything.")
+
+
+def test_the_web_process_runs_the_daily_job_on_its_schedule(project: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from healthscore.web.app import create_app
+
+    proj = Project.load(project)
+    web = create_app(proj, daily_at="06:30", url=f"sqlite:///{project / 'wf.db'}")
+    with TestClient(web) as client:  # the scheduler lives as long as the server
+        scheduler = web.state.scheduler
+        assert scheduler.running
+        job = scheduler.get_job("daily")
+        assert str(job.trigger) == "cron[hour='6', minute='30']"
+        assert (job.next_run_time.hour, job.next_run_time.minute) == (6, 30)
+        ran = job.func()  # what the trigger calls at 06:30
+        assert ran["status"] in ("ok", "warnings")  # the mini data is old: stale warnings
+        assert client.get("/readyz").json()["daily"]["status"] == ran["status"]
+    assert not scheduler.running
+    with pytest.raises(HealthScoreError) as err:
+        create_app(proj, daily_at="25:00")
+    assert err.value.message == ("--daily-at: '25:00' is not a time of day. Write HH:MM (24-hour "
+                                 "clock, the server's time zone), e.g. 06:30.")
+    r = CliRunner().invoke(app, ["serve", "-p", str(project), "--daily-at", "6.30"])
+    assert r.exit_code == 1 and "--daily-at: '6.30' is not a time of day." in r.output

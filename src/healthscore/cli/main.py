@@ -245,16 +245,23 @@ def serve(
         None, "--forwarded-allow-ips",
         help="Addresses of your reverse proxies (comma-separated) whose X-Forwarded-For is "
              "believed; default none: the client's own address counts."),
+    daily_at: str = typer.Option(None, "--daily-at", help="Also run the daily job here every day "
+                                 "at HH:MM (the server's time zone), e.g. 06:30."),
 ) -> None:
     """Serve the web app and the REST API (OpenAPI docs at /docs)."""
-    _serve(_load(project), host, port, secure_cookies, forwarded_allow_ips)
+    _serve(_load(project), host, port, secure_cookies, forwarded_allow_ips, daily_at)
 
 
 def _serve(project: Any, host: str, port: int, secure_cookies: bool | None,
-           forwarded_allow_ips: str | None = None) -> None:
+           forwarded_allow_ips: str | None = None, daily_at: str | None = None) -> None:
     import uvicorn
 
     from healthscore.web.app import create_app
+
+    if daily_at:
+        from healthscore.web.schedule import parse_time
+
+        parse_time(daily_at)  # a wrong time stops here, before the server starts
 
     wf = project.workflow()
     try:
@@ -265,7 +272,9 @@ def _serve(project: Any, host: str, port: int, secure_cookies: bool | None,
         wf.close()
     out.print(f"Serving {project.root} on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     # proxy headers only from the proxies named: else any local process could claim any address
-    uvicorn.run(create_app(project, secure_cookies=secure_cookies), host=host, port=port,
+    if daily_at:
+        out.print(f"The daily job runs here every day at {daily_at}.")
+    uvicorn.run(create_app(project, secure_cookies=secure_cookies, daily_at=daily_at), host=host, port=port,
                 log_level="warning", proxy_headers=bool(forwarded_allow_ips),
                 forwarded_allow_ips=forwarded_allow_ips or "")
 

@@ -28,10 +28,11 @@ DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 's
 
 
 def create_app(project: Project, *, url: str | None = None, today: date | None = None,
-               secure_cookies: bool | None = None, cache: int = 8) -> FastAPI:
+               secure_cookies: bool | None = None, cache: int = 8,
+               daily_at: str | None = None) -> FastAPI:
     """The web app and REST API over ``project``. ``secure_cookies=None`` marks the session
     cookie Secure when the request came over https; ``cache`` is how many snapshot tables to
-    keep in memory."""
+    keep in memory; ``daily_at`` ('06:30') also runs the daily job in this process."""
     project.store.cache = cache
     app = FastAPI(title="healthscore", version="0.1.0", docs_url=None, redoc_url=None,
                   description="Customer health scores: the JSON twin of every page of the web app. "
@@ -50,6 +51,13 @@ def create_app(project: Project, *, url: str | None = None, today: date | None =
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.middleware("http")(_headers)
     app.router.on_shutdown.append(app.state.site.wf.close)
+    app.state.scheduler = None
+    if daily_at:
+        from healthscore.web.schedule import daily_scheduler
+
+        app.state.scheduler = scheduler = daily_scheduler(project, daily_at)
+        app.router.on_startup.append(scheduler.start)
+        app.router.on_shutdown.append(lambda: scheduler.shutdown(wait=False))
     return app
 
 
