@@ -332,6 +332,10 @@ class _Hook(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.path == "/down":  # a chat service that is down
+            self.send_response(503)
+            self.end_headers()
+            return
         _Hook.received.append(json.loads(body))
         self.send_response(200)
         self.end_headers()
@@ -417,6 +421,35 @@ def test_notifications_by_webhook_and_email_instant_or_digest(project: Project, 
         assert "To: dan@example.com" in digest and "Book the QBR" in digest and "Send the recap" in digest
         sent = w.notifications()
         assert {n["status"] for n in sent} == {"sent"} and len(sent) == 4
+    finally:
+        w.close()
+
+
+def test_chat_notifications_go_through_apprise_urls_and_failures_are_logged(
+        project: Project, tmp_path: Path, servers: tuple[str, int]) -> None:
+    hook, _ = servers
+    w = Workflow(project.config, project.store, url=f"sqlite:///{tmp_path / 'a.db'}", today=TODAY)
+    try:
+        w.add_user("ada", "admin")
+        w.add_user("cara", "csm", actor="ada")
+        w.add_user("dan", "csm", actor="ada")
+        apprise_json = hook.replace("http://", "json://")  # Apprise's own JSON format
+        w.set_preferences("cara", actor="ada", webhook_url=apprise_json, events=["cta_opened"])
+        w.set_preferences("dan", actor="ada", webhook_url=hook.replace("/hook", "/down"),
+                          events=["cta_opened"])
+        with pytest.raises(InvalidActionError) as err:
+            w.set_preferences("dan", actor="ada", webhook_url="ftp://files.example.com/x")
+        assert err.value.message.startswith("webhook: ftp://files.example.com/x is not a notification "
+                                            "address. Give an http(s) webhook (Slack-compatible) or an "
+                                            "Apprise URL such as slack://")
+        account = str(w.scores()["account_id"].iloc[0])
+        w.open_cta(account, "risk", "Budget cut", actor="ada", owner="cara")
+        w.open_cta(account, "risk", "Champion left", actor="ada", owner="dan")
+        assert w.flush_notifications() == {"sent": 1, "failed": 1}
+        (got,) = _Hook.received
+        assert got["message"].endswith(": Budget cut") and got["type"] == "info"
+        (failed,) = w.notifications(status="failed")
+        assert failed["user"] == "dan" and failed["error"].startswith("RuntimeError: the service refused")
     finally:
         w.close()
 

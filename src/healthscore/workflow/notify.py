@@ -1,18 +1,18 @@
 """Notifications: CTA opened, assigned, escalated or overdue and band changes go to the
-people concerned, by a Slack-compatible webhook and by email (SMTP), as each user chose:
+people concerned, by chat (Slack, Teams, Discord... through Apprise, or any Slack-compatible
+webhook) and by email (SMTP), as each user chose:
 which events, and at once or in a daily digest. Every message is logged with its result."""
 
 from __future__ import annotations
 
-import json
 import smtplib
-import urllib.request
 from email.message import EmailMessage
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from healthscore.config.secrets import redact_url
 from healthscore.errors import InvalidActionError
 from healthscore.tables import Cta, Notification, User
 from healthscore.workflow.base import Service, row_dict
@@ -35,6 +35,8 @@ class NotifyService(Service):
             if events is not None:
                 u.notify_events = list(events)
             if webhook_url is not None:
+                if webhook_url:
+                    check_webhook(webhook_url)
                 u.webhook_url = webhook_url or None
             if email is not None:
                 u.email = email or None
@@ -136,8 +138,52 @@ class NotifyService(Service):
 
 
 def _post(url: str, text: str) -> None:
-    """Slack-compatible: a JSON body {"text": ...}."""
-    body = json.dumps({"text": text}).encode()
-    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:  # noqa: S310 - the user's own URL
-        resp.read()
+    """Send ``text`` to a chat: any Apprise URL (slack://, msteams://, discord://, tgram://...,
+    and Slack's own https://hooks.slack.com/... address), or any other http(s) address as a
+    Slack-compatible webhook (a JSON body {"text": ...})."""
+    import logging
+
+    import apprise
+
+    sender = apprise.Apprise()
+    if not sender.add(apprise_url(url)):
+        raise ValueError(f"{redact_url(url)} is not a notification address (see the Apprise URL list)")
+    with apprise.LogCapture(level=logging.WARNING) as said:
+        sent = sender.notify(body=text)
+    if not sent:
+        why = " ".join(said.getvalue().split()) or "no reason given"
+        raise RuntimeError(f"the service refused the message: {why[:300]}")
+
+
+def apprise_url(url: str) -> str:
+    """The Apprise URL for a webhook address: itself when Apprise knows it, else a generic
+    JSON POST shaped like Slack's ({"text": ...})."""
+    if _known(url):
+        return url
+    for scheme, generic in (("https://", "jsons://"), ("http://", "json://")):
+        if url.startswith(scheme):
+            sep = "&" if "?" in url else "?"
+            return f"{generic}{url[len(scheme):]}{sep}:message=text&:version&:title&:type&:attachments"
+    return url
+
+
+def _known(url: str) -> bool:
+    """Whether Apprise takes ``url`` as it is (asked quietly: a 'no' is not an error here)."""
+    import logging
+
+    import apprise
+
+    logger = logging.getLogger("apprise")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        return bool(apprise.Apprise().add(url))
+    finally:
+        logger.setLevel(level)
+
+
+def check_webhook(url: str) -> None:
+    if not _known(apprise_url(url)):
+        raise InvalidActionError(
+            f"webhook: {redact_url(url)} is not a notification address. Give an http(s) webhook "
+            f"(Slack-compatible) or an Apprise URL such as slack://..., msteams://..., discord://...")
