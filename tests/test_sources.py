@@ -20,6 +20,7 @@ from tests.projects import (
     AS_OF,
     EVENT_COLUMNS,
     EVENTS,
+    PROJECT_YML,
     csv_text,
     parquet_file,
     project_yml,
@@ -266,13 +267,18 @@ def test_sqlite_integer_ids_with_nulls_and_mixed_types(tmp_path: Path) -> None:
         f"{{url: 'sqlite:///{db}', table: accounts}}",
         f"{{url: 'sqlite:///{db}', table: events, max_rejected_share: 0.5}}")})
     rows, result = run(tmp_path)
-    assert [r[:3] for r in rows] == [("1001", 1.0, 50.0), ("1002", 1.0, 50.0)]
+    # the login with value 'n/a' still counts: only its (optional) value cell is left empty
+    assert [r[:3] for r in rows] == [("1001", 2.0, 100.0), ("1002", 1.0, 50.0)]
     h = result.health["usage_events"]
-    assert (h.rows_read, h.rows_rejected) == (4, 2)
-    assert h.reasons == {"missing account_id": 1, "unparseable float in value": 1}
+    assert (h.rows_read, h.rows_rejected) == (4, 1)
+    assert h.reasons == {"missing account_id": 1}
+    assert h.blanked == {"unparseable float in value": 1}
     assert h.examples == [
         f"sqlite:///{db} table events row 3, column 'account_id': missing account_id (value None)",
-        f"sqlite:///{db} table events row 2, column 'value': unparseable float in value (value 'n/a')",
+    ]
+    assert h.notes == [
+        f"sqlite:///{db} table events: 1 cell(s) could not be read and were left empty, their rows "
+        f"kept (unparseable float in value: 1). First: row 2, column 'value' (value 'n/a').",
     ]
 
 
@@ -478,3 +484,33 @@ def test_rejected_rows_name_the_users_column_and_a_count_limit_fails_the_run(tmp
         "'max_rejected_rows'. First problems:")
     assert not (tmp_path / ".healthscore" / "snapshots").exists() or not any(
         (tmp_path / ".healthscore" / "snapshots").glob("as_of=*"))
+
+
+def test_one_bad_optional_cell_keeps_the_account(tmp_path: Path) -> None:
+    """A renewal date nobody can read empties that cell; the account and its events stay."""
+    accounts = csv_text(["account_id", "name", "segment", "start_date", "renewal_date"],
+                        [("A1", "Acme", "SMB", "2024-01-01", "soon"),
+                         ("A2", "Globex", "Enterprise", "2024-06-01", "2026-05-31"),
+                         ("A3", "Initech", "SMB", "2025-01-15", "")])
+    write_project(tmp_path, {"data/accounts.csv": accounts})
+    rows, result = run(tmp_path)
+    assert [r[0] for r in rows] == ["A1", "A2", "A3"]
+    assert [r[1] for r in rows] == [2.0, 1.0, 0.0]  # A1's logins still count
+    h = result.health["accounts"]
+    assert (h.rows_rejected, h.reasons, h.blanked) == (0, {}, {"unparseable date in renewal_date": 1})
+    assert h.notes == ["data/accounts.csv: 1 cell(s) could not be read and were left empty, their "
+                       "rows kept (unparseable date in renewal_date: 1). First: row 1, column "
+                       "'renewal_date' (value 'soon')."]
+    assert result.health["usage_events"].reasons == {}  # no 'unknown account_id'
+    assert any(w.startswith("accounts: data/accounts.csv: 1 cell(s) could not be read")
+               for w in result.warnings)
+    # a bad key still rejects the row
+    bad_key = accounts.replace("A3,Initech", ",Initech")
+    write_project(tmp_path, {"data/accounts.csv": bad_key,
+                             "healthscore.yml": PROJECT_YML.replace(
+                                 "{path: data/accounts.csv}",
+                                 "{path: data/accounts.csv, max_rejected_share: 0.5}").replace(
+                                 "{path: data/usage_events.csv}",
+                                 "{path: data/usage_events.csv, max_rejected_share: 0.5}")})
+    _, result = run(tmp_path)
+    assert result.health["accounts"].reasons == {"missing account_id": 1}

@@ -38,6 +38,7 @@ class DataHealth:
     newest: date | None = None
     stale_after_days: int | None = None
     notes: list[str] = field(default_factory=list)  # values no measure will match, and such
+    blanked: dict[str, int] = field(default_factory=dict)  # optional cells left empty, by reason
     columns: list[str] = field(default_factory=list)  # the entity's columns the source has
 
     @property
@@ -55,6 +56,7 @@ class DataHealth:
             "rows_rejected": self.rows_rejected, "reasons": self.reasons,
             "examples": self.examples, "newest": self.newest.isoformat() if self.newest else None,
             "stale_after_days": self.stale_after_days, "notes": self.notes,
+            "blanked": self.blanked,
         }
 
 
@@ -154,9 +156,8 @@ def reasons(t: ir.Table, entity: Entity, accounts: ir.Table | None) -> list[tupl
     for col in entity.columns:
         value = t[col.name]
         raw = t[f"__raw_{col.name}"] if f"__raw_{col.name}" in t.columns else None
-        if raw is not None:
-            out.append((f"unparseable {col.type} in {col.name}",
-                        raw.notnull() & (raw.strip() != "") & value.isnull()))
+        if raw is not None and col.required:  # an optional column's bad cell: see blanks()
+            out.append((_unparseable(col), _fails_to_parse(value, raw)))
         if col.required:
             empty = raw if raw is not None else (value if value.type().is_string() else None)
             missing = value.isnull() if empty is None else empty.isnull() | (empty.strip() == "")
@@ -169,6 +170,21 @@ def reasons(t: ir.Table, entity: Entity, accounts: ir.Table | None) -> list[tupl
         known = t.account_id.isin(accounts.account_id)
         out.append(("unknown account_id", t.account_id.notnull() & ~known))
     return out
+
+
+def blanks(t: ir.Table, entity: Entity) -> list[tuple[str, ir.Value]]:
+    """(reason, condition) for cells of optional columns that do not parse: the cell is left
+    empty and the row is kept (one bad renewal date must not drop the account everywhere)."""
+    return [(_unparseable(col), _fails_to_parse(t[col.name], t[f"__raw_{col.name}"]))
+            for col in entity.columns if not col.required and f"__raw_{col.name}" in t.columns]
+
+
+def _unparseable(col: Any) -> str:
+    return f"unparseable {col.type} in {col.name}"
+
+
+def _fails_to_parse(value: ir.Value, raw: ir.Value) -> ir.Value:
+    return raw.notnull() & (raw.strip() != "") & value.isnull()
 
 
 def clean(
@@ -187,8 +203,11 @@ def clean(
     flags = {f"__bad{i}": cond.fill_null(False) for i, (_, cond) in enumerate(checks)}
     any_flag = ibis.or_(*flags.values()) if flags else ibis.literal(False)
     t = t.mutate(**flags, __bad=any_flag)
-    health = _health(t, source, entity, checks, t["__bad"])
-    health.notes = _unexpected_values(t.filter(~t["__bad"]), entity, source, set(raw.columns))
+    empty = blanks(t, entity)
+    t = t.mutate(**{f"__blank{i}": cond.fill_null(False) & ~t["__bad"] for i, (_, cond) in enumerate(empty)})
+    health = _health(t, source, entity, checks, t["__bad"], empty)
+    health.notes = _blank_notes(t, empty, entity, health, source)
+    health.notes += _unexpected_values(t.filter(~t["__bad"]), entity, source, set(raw.columns))
     health.columns = [c.name for c in entity.columns
                       if source.spec.columns.get(c.name, c.name) in raw.columns]
     too_many = health.rows_read and health.rows_rejected / health.rows_read > max_share
@@ -208,10 +227,13 @@ def _relaxed(entity: Entity, optional: frozenset[str]) -> Entity:
     return dataclasses.replace(entity, columns=columns)
 
 
-def _health(t: ir.Table, source: Source, entity: Entity, checks: list, any_bad: Any) -> DataHealth:
+def _health(t: ir.Table, source: Source, entity: Entity, checks: list, any_bad: Any,
+            empty: list | None = None) -> DataHealth:
     aggs: dict[str, Any] = {"n": t.count(), "bad": any_bad.cast("int64").sum()}
     for i in range(len(checks)):
         aggs[f"r{i}"] = t[f"__bad{i}"].cast("int64").sum()
+    for i in range(len(empty or [])):
+        aggs[f"b{i}"] = t[f"__blank{i}"].cast("int64").sum()
     if entity.time:
         aggs["newest"] = t[entity.time].max(where=~any_bad)
     row = t.aggregate(**aggs).to_pyarrow().to_pylist()[0]
@@ -220,11 +242,35 @@ def _health(t: ir.Table, source: Source, entity: Entity, checks: list, any_bad: 
     for i, (reason, _) in enumerate(checks):
         if row[f"r{i}"]:
             health.reasons[reason] = int(row[f"r{i}"])
+    for i, (reason, _) in enumerate(empty or []):
+        if row[f"b{i}"]:
+            health.blanked[reason] = int(row[f"b{i}"])
     newest = row.get("newest")
     health.newest = newest.date() if isinstance(newest, datetime) else newest
     if health.rows_rejected:
         health.examples = _examples(t, checks, entity, health.reasons, source)
     return health
+
+
+def _blank_notes(t: ir.Table, empty: list, entity: Entity, health: DataHealth,
+                 source: Source) -> list[str]:
+    """One note for the cells left empty, with the first few of them (file, row, column, value)."""
+    if not health.blanked:
+        return []
+    shown: list[str] = []
+    for i, (reason, _) in enumerate(empty):
+        if reason not in health.blanked or len(shown) >= MAX_EXAMPLES:
+            continue
+        col = _reason_column(reason, entity)
+        own = source.spec.columns.get(col, col)
+        name = repr(own) if own == col else f"{own!r} ({col})"
+        rows = t.filter(t[f"__blank{i}"]).order_by(ROW).limit(MAX_EXAMPLES - len(shown))
+        for r in rows.select(ROW, val=_raw(t, col)).to_pyarrow().to_pylist():
+            shown.append(f"row {r[ROW]}, column {name} (value {r['val']!r})")
+    total = sum(health.blanked.values())
+    kinds = ", ".join(f"{k}: {v}" for k, v in health.blanked.items())
+    return [f"{where(source)}: {total} cell(s) could not be read and were left empty, their rows "
+            f"kept ({kinds}). First: {'; '.join(shown)}."]
 
 
 def _unexpected_values(t: ir.Table, entity: Entity, source: Source, raw: set[str]) -> list[str]:
