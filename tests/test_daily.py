@@ -251,3 +251,31 @@ def test_the_web_process_runs_the_daily_job_on_its_schedule(project: Path) -> No
                                  "clock, the server's time zone), e.g. 06:30.")
     r = CliRunner().invoke(app, ["serve", "-p", str(project), "--daily-at", "6.30"])
     assert r.exit_code == 1 and "--daily-at: '6.30' is not a time of day." in r.output
+
+
+def test_a_bug_is_one_line_with_its_own_exit_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    import typer
+
+    from healthscore.cli.common import INTERNAL, handle_errors
+
+    cli = typer.Typer()
+
+    @cli.command()
+    @handle_errors
+    def boom(kind: str) -> None:
+        if kind == "bug":
+            raise KeyError("[scores] column")
+        raise HealthScoreError("scores: the [red] band is not configured.")
+
+    runner = CliRunner()
+    r = runner.invoke(cli, ["bug"])
+    assert r.exit_code == INTERNAL == 3
+    said = " ".join(r.output.split())
+    assert said == ("internal error: KeyError: '[scores] column'. This is a bug in healthscore, not "
+                    "in your input: rerun with HEALTHSCORE_DEBUG=1 to see where, and report it.")
+    r = runner.invoke(cli, ["input"])
+    assert r.exit_code == 1 and " ".join(r.output.split()) == (
+        "error: scores: the [red] band is not configured.")  # brackets are text, not markup
+    monkeypatch.setenv("HEALTHSCORE_DEBUG", "1")
+    r = runner.invoke(cli, ["bug"])
+    assert isinstance(r.exception, KeyError)  # the traceback, for whoever debugs it

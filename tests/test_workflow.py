@@ -125,6 +125,30 @@ def test_apply_refuses_a_plan_the_store_has_moved_past(wf: Workflow) -> None:
     assert len(wf.ctas()) == 1  # only the flag: nothing of the plan was written
 
 
+def test_plan_and_apply_plans_again_when_someone_writes_meanwhile(wf: Workflow) -> None:
+    """What 'run' and 'daily' do: a busy team's notes between the plan and its apply make the
+    plan stale; it is made again, not failed (apply --plan FILE keeps the strict check above)."""
+    account = _an_account(wf)
+    rules = wf._svc_rules
+    real, made = rules.plan, []
+
+    def plan_then_a_colleague_writes(*args: Any, **kwargs: Any) -> Any:
+        plan = real(*args, **kwargs)
+        made.append(plan)
+        if len(made) <= 2:  # the first two plans go stale before they are applied
+            wf.log(account, "note", f"busy morning {len(made)}", actor="cara")
+        return plan
+
+    rules.plan = plan_then_a_colleague_writes  # type: ignore[method-assign]
+    summary = wf.plan_and_apply()
+    assert len(made) == 3 and len(summary["opened"]) == len(made[2].open) > 0
+    assert len([t for t in wf.timeline(account) if t["text"].startswith("busy morning")]) == 2
+    made.clear()
+    with pytest.raises(ConflictError, match="changed since this plan was made"):
+        wf.plan_and_apply(attempts=2)  # a store that never stops changing: it gives up
+    assert len(made) == 2
+
+
 def test_closed_cta_cools_down_and_cleared_condition_closes(wf: Workflow) -> None:
     wf.apply(wf.plan())
     cta = next(c for c in wf.ctas() if c["owner"] == "cara")  # one of cara's

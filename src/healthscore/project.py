@@ -165,7 +165,7 @@ class Project:
             progress("applying rules")
             wf = self.workflow(today=today)
             try:
-                result.workflow = wf.apply(wf.plan())
+                result.workflow = wf.plan_and_apply()
             finally:
                 wf.close()
         return result

@@ -4,12 +4,14 @@ one error handler and the project loader. Command modules import this, never eac
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from healthscore.errors import HealthScoreError
 
@@ -22,6 +24,8 @@ out = Console()
 err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
+INTERNAL = 3  # exit code of a bug (1 is a problem with the input, 2 a daily run with warnings)
+
 ProjectOpt = typer.Option(Path("."), "--project", "-p", help="The project folder.")
 
 
@@ -33,8 +37,18 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except HealthScoreError as e:
-            err.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, markup=True,
+                      soft_wrap=True)
             raise typer.Exit(1) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as e:
+            if os.environ.get("HEALTHSCORE_DEBUG"):
+                raise
+            err.print(f"[bold red]internal error:[/] {type(e).__name__}: {escape(str(e))}. This is a bug in "
+                      f"healthscore, not in your input: rerun with HEALTHSCORE_DEBUG=1 to see where, "
+                      f"and report it.", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(INTERNAL) from None
 
     return wrapper  # type: ignore[return-value]
 

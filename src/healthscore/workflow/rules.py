@@ -157,6 +157,18 @@ class RulesService(Service):
         return [no_nan({"account_id": r["account_id"], "from": r["__was"], "to": r["band"],
                          "csm": r.get("csm")}) for _, r in changed.iterrows()]
 
+    def plan_and_apply(self, as_of: date | None = None, *, actor: str = SYSTEM,
+                       attempts: int = 5) -> dict[str, Any]:
+        """Plan and apply in one go (what 'run' and 'daily' do). A write by anyone between the
+        two (a note, a task ticked) makes the plan stale: plan again and apply that, a few
+        times, before giving up. 'apply --plan FILE' keeps the strict check."""
+        for _ in range(attempts - 1):
+            try:
+                return self.apply(self.plan(as_of), actor=actor)
+            except ConflictError:
+                continue  # someone wrote meanwhile: plan again
+        return self.apply(self.plan(as_of), actor=actor)
+
     def apply(self, plan: Plan, *, actor: str = SYSTEM) -> dict[str, Any]:
         """Execute exactly ``plan``: nothing more, nothing less."""
         accounts = self.scores(plan.as_of).set_index("account_id")

@@ -415,5 +415,9 @@ class Workflow(Service):
     def apply(self, plan: Plan, *, actor: str = SYSTEM) -> dict[str, Any]:
         return self._svc_rules.apply(plan, actor=actor)
 
+    def plan_and_apply(self, as_of: date | None = None, *, actor: str = SYSTEM,
+                       attempts: int = 5) -> dict[str, Any]:
+        return self._svc_rules.plan_and_apply(as_of, actor=actor, attempts=attempts)
+
 
 __all__ = ["Plan", "Session", "Workflow"]
