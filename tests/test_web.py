@@ -815,3 +815,19 @@ def test_not_ready_without_a_store_or_scores(project: Project, tmp_path: Path) -
     assert r.status_code == 503
     assert r.json()["problems"] == ["no scores stored yet: run 'healthscore run' or 'healthscore daily'."]
     assert client.get("/healthz").status_code == 200
+
+
+def test_openapi_documents_every_error_with_its_body(site: Site) -> None:
+    spec = site.client.get("/openapi.json").json()
+    assert spec["components"]["schemas"]["ErrorOut"]["required"] == ["error", "message"]
+    ops = [(path, method, op) for path, item in spec["paths"].items() if path.startswith("/api/")
+           for method, op in item.items()]
+    assert len(ops) > 30
+    for path, method, op in ops:
+        for code in ("401", "403", "404", "409", "422", "429"):
+            (content,) = op["responses"][code]["content"].values()  # the CSV twin's too
+            ref = content["schema"]["$ref"]
+            assert ref == "#/components/schemas/ErrorOut", (method, path, code)
+    # and the bodies are that shape
+    body = site.client.get("/api/accounts/NOPE", headers=site.as_(CSM)).json()
+    assert set(body) == {"error", "message", "details"} and body["error"] == "not_found"

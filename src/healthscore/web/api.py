@@ -23,7 +23,28 @@ async def current_user(request: Request) -> User:
 
 
 Me = Annotated[User, Depends(current_user)]
-router = APIRouter(prefix="/api")
+
+
+class ErrorOut(BaseModel):
+    """Every error the API answers: a stable kind, a message that says what and how to fix it,
+    and details (e.g. the fields of a request that failed validation)."""
+
+    error: str = Field(examples=["forbidden"])
+    message: str = Field(examples=["cara: a csm acts only on their own accounts; ACC-1 is lee's."])
+    details: list[Any] = Field(default_factory=list)
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "Not signed in, or an unknown or revoked token."},
+    403: {"model": ErrorOut, "description": "Signed in, but the role or the book does not allow "
+                                            "it, or the CSRF token is missing."},
+    404: {"model": ErrorOut, "description": "No such account, CTA, plan, task or user."},
+    409: {"model": ErrorOut, "description": "Someone changed it meanwhile: reload and try again."},
+    422: {"model": ErrorOut, "description": "The request is not valid: the message and details "
+                                            "name the field."},
+    429: {"model": ErrorOut, "description": "Too many failed sign-ins: wait and try again."},
+}
+router = APIRouter(prefix="/api", responses=ERRORS)
 
 
 def site_of(request: Request) -> Site:
