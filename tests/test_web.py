@@ -831,3 +831,16 @@ def test_openapi_documents_every_error_with_its_body(site: Site) -> None:
     # and the bodies are that shape
     body = site.client.get("/api/accounts/NOPE", headers=site.as_(CSM)).json()
     assert set(body) == {"error", "message", "details"} and body["error"] == "not_found"
+
+
+def test_huge_numbers_in_paths_and_queries_are_refused_not_crashed(site: Site) -> None:
+    h = site.as_(ADMIN)
+    huge = "9" * 30
+    for method, path in (("GET", f"/api/ctas/{huge}"), ("POST", f"/api/ctas/{huge}/close"),
+                         ("POST", f"/api/tasks/{huge}/done"), ("GET", f"/api/success-plans/{huge}"),
+                         ("GET", f"/api/accounts?page={huge}"), ("GET", f"/api/accounts?per_page={huge}"),
+                         ("GET", "/api/ctas/-1")):
+        body = {"outcome": "x"} if path.endswith("/close") else ({} if method == "POST" else None)
+        r = site.client.request(method, path, headers=h, json=body)
+        assert r.status_code in (404, 422), (method, path, r.status_code, r.text[:200])
+        assert r.json()["error"] in ("not_found", "invalid_request"), (path, r.json())

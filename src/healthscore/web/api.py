@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import FileResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -23,6 +23,8 @@ async def current_user(request: Request) -> User:
 
 
 Me = Annotated[User, Depends(current_user)]
+MAX_ID = 2**63 - 1  # the databases' integer ids: a larger number is no id (404/422, not a crash)
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 class ErrorOut(BaseModel):
@@ -143,7 +145,7 @@ def account_filter(
     lifecycle_stage: str | None = None, renewal_days: str | None = None,
     min_coverage: str | None = None, open_ctas: Literal["yes", "no", ""] | None = None,
     q: str | None = None, sort: str = "score", desc: bool = False,
-    page: Annotated[int, Query(ge=1)] = 1, per_page: Annotated[int, Query(ge=1, le=1000)] = 50,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1, per_page: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> AccountFilter:
     """The list's filters; an empty field (as a form sends it) means no filter."""
     days = _number("renewal_days", renewal_days, int, 0, None)
@@ -210,7 +212,7 @@ def success_plans(request: Request, user: Me) -> dict[str, Any]:
 
 
 @router.get("/success-plans/{plan_id}", tags=["pages"])
-def success_plan(plan_id: int, request: Request, user: Me) -> dict[str, Any]:
+def success_plan(plan_id: Id, request: Request, user: Me) -> dict[str, Any]:
     return site_of(request).wf.plan_of(plan_id)
 
 
@@ -236,7 +238,7 @@ def data_health(request: Request, user: Me) -> dict[str, Any]:
 
 
 @router.get("/ctas/{cta_id}", tags=["ctas"])
-def cta(cta_id: int, request: Request, user: Me) -> dict[str, Any]:
+def cta(cta_id: Id, request: Request, user: Me) -> dict[str, Any]:
     return site_of(request).wf.cta(cta_id)
 
 
@@ -330,7 +332,7 @@ class CloseIn(Versioned):
 
 
 @router.post("/ctas/{cta_id}/close", tags=["ctas"])
-def close_cta(cta_id: int, body: CloseIn, request: Request, user: Me) -> dict[str, Any]:
+def close_cta(cta_id: Id, body: CloseIn, request: Request, user: Me) -> dict[str, Any]:
     return acting_on_cta(request, user, cta_id).wf.close_cta(cta_id, body.outcome, actor=user["name"],
                                                              version=body.version)
 
@@ -341,7 +343,7 @@ class SnoozeIn(Versioned):
 
 
 @router.post("/ctas/{cta_id}/snooze", tags=["ctas"])
-def snooze(cta_id: int, body: SnoozeIn, request: Request, user: Me) -> dict[str, Any]:
+def snooze(cta_id: Id, body: SnoozeIn, request: Request, user: Me) -> dict[str, Any]:
     return acting_on_cta(request, user, cta_id).wf.snooze(cta_id, body.until, body.reason,
                                                           actor=user["name"], version=body.version)
 
@@ -351,7 +353,7 @@ class AssignIn(Versioned):
 
 
 @router.post("/ctas/{cta_id}/assign", tags=["ctas"])
-def assign(cta_id: int, body: AssignIn, request: Request, user: Me) -> dict[str, Any]:
+def assign(cta_id: Id, body: AssignIn, request: Request, user: Me) -> dict[str, Any]:
     return acting_on_cta(request, user, cta_id).wf.assign(cta_id, body.owner, actor=user["name"],
                                                           version=body.version)
 
@@ -362,7 +364,7 @@ class EscalateIn(Versioned):
 
 
 @router.post("/ctas/{cta_id}/escalate", tags=["ctas"])
-def escalate(cta_id: int, body: EscalateIn, request: Request, user: Me) -> dict[str, Any]:
+def escalate(cta_id: Id, body: EscalateIn, request: Request, user: Me) -> dict[str, Any]:
     return acting_on_cta(request, user, cta_id).wf.escalate(
         cta_id, actor=user["name"], to=body.to or None, note=body.note, version=body.version)
 
@@ -372,7 +374,7 @@ class DecideIn(Versioned):
 
 
 @router.post("/ctas/{cta_id}/decide", tags=["ctas"])
-def decide(cta_id: int, body: DecideIn, request: Request, user: Me) -> dict[str, Any]:
+def decide(cta_id: Id, body: DecideIn, request: Request, user: Me) -> dict[str, Any]:
     return acting_on_cta(request, user, cta_id).wf.decide(cta_id, body.decision, actor=user["name"],
                                                           version=body.version)
 
@@ -382,7 +384,7 @@ class TaskIn(Versioned):
 
 
 @router.post("/tasks/{task_id}/done", tags=["ctas"])
-def task_done(task_id: int, body: TaskIn, request: Request, user: Me) -> dict[str, Any]:
+def task_done(task_id: Id, body: TaskIn, request: Request, user: Me) -> dict[str, Any]:
     site = site_of(request)
     cta_id, plan_id = site.wf.task_links(task_id)
     if cta_id is not None:
@@ -405,7 +407,7 @@ class GoalIn(Body):
 
 
 @router.post("/success-plans/{plan_id}/goals", tags=["success plans"], status_code=201)
-def add_goal(plan_id: int, body: GoalIn, request: Request, user: Me) -> dict[str, Any]:
+def add_goal(plan_id: Id, body: GoalIn, request: Request, user: Me) -> dict[str, Any]:
     return acting_on_plan(request, user, plan_id).wf.add_goal(plan_id, body.title, actor=user["name"],
                                                               kind=body.kind)
 
@@ -416,13 +418,13 @@ class MilestoneIn(Body):
 
 
 @router.post("/success-plans/{plan_id}/milestones", tags=["success plans"], status_code=201)
-def add_milestone(plan_id: int, body: MilestoneIn, request: Request, user: Me) -> dict[str, Any]:
+def add_milestone(plan_id: Id, body: MilestoneIn, request: Request, user: Me) -> dict[str, Any]:
     return acting_on_plan(request, user, plan_id).wf.add_milestone(plan_id, body.title, body.due_on,
                                                                    actor=user["name"])
 
 
 @router.post("/success-plans/{plan_id}/milestones/{milestone_id}/done", tags=["success plans"])
-def milestone_done(plan_id: int, milestone_id: int, request: Request, user: Me) -> dict[str, Any]:
+def milestone_done(plan_id: Id, milestone_id: Id, request: Request, user: Me) -> dict[str, Any]:
     return acting_on_plan(request, user, plan_id).wf.complete_milestone(plan_id, milestone_id,
                                                                         actor=user["name"])
 
@@ -435,7 +437,7 @@ class CriterionIn(Body):
 
 
 @router.post("/success-plans/{plan_id}/criteria", tags=["success plans"], status_code=201)
-def add_criterion(plan_id: int, body: CriterionIn, request: Request, user: Me) -> dict[str, Any]:
+def add_criterion(plan_id: Id, body: CriterionIn, request: Request, user: Me) -> dict[str, Any]:
     return acting_on_plan(request, user, plan_id).wf.add_criterion(
         plan_id, body.measure, body.op, body.target, body.due_on, actor=user["name"])
 
@@ -503,5 +505,5 @@ def create_token(body: TokenIn, request: Request, user: Me) -> dict[str, Any]:
 
 
 @router.delete("/tokens/{token_id}", tags=["admin"])
-def revoke_token(token_id: int, request: Request, user: Me) -> dict[str, Any]:
+def revoke_token(token_id: Id, request: Request, user: Me) -> dict[str, Any]:
     return site_of(request).wf.revoke_token(token_id, actor=user["name"])

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from healthscore.errors import AuthError, HealthScoreError
 from healthscore.web import api, auth, views
+from healthscore.web.api import Id
 from healthscore.web.i18n import LANGUAGES, Formatter, language_of
 from healthscore.workflow.overrides import REASON_CODES
 
@@ -177,7 +178,7 @@ def success_plans(request: Request, user: dict[str, Any] = Me) -> HTMLResponse:
 
 
 @router.get("/success-plans/{plan_id}")
-def success_plan(plan_id: int, request: Request, user: dict[str, Any] = Me) -> HTMLResponse:
+def success_plan(plan_id: Id, request: Request, user: dict[str, Any] = Me) -> HTMLResponse:
     data = api.success_plan(plan_id, request, user)
     data["can_act"] = _can_act(request, user, data["account_id"])
     return render(request, "plan.html", data, nav="plans")
@@ -285,7 +286,7 @@ async def account_action(account_id: str, action: str, request: Request,
 
 
 @router.post("/ctas/{cta_id}/{action}")
-async def cta_action(cta_id: int, action: str, request: Request, user: dict[str, Any] = Me) -> Response:
+async def cta_action(cta_id: Id, action: str, request: Request, user: dict[str, Any] = Me) -> Response:
     forms: Forms = {
         "close": ("CTA #{id} closed.", lambda f: api.close_cta(cta_id, body(api.CloseIn, f), request, user)),
         "snooze": ("CTA #{id} snoozed.", lambda f: api.snooze(cta_id, body(api.SnoozeIn, f), request, user)),
@@ -300,13 +301,13 @@ async def cta_action(cta_id: int, action: str, request: Request, user: dict[str,
 
 
 @router.post("/tasks/{task_id}/done")
-async def task_done(task_id: int, request: Request, user: dict[str, Any] = Me) -> Response:
+async def task_done(task_id: Id, request: Request, user: dict[str, Any] = Me) -> Response:
     return await act(request, _back(request, "/cockpit"), "Task #{id} {status}.",
                      lambda f: api.task_done(task_id, body(api.TaskIn, f), request, user))
 
 
 @router.post("/success-plans/{plan_id}/{action}")
-async def plan_action(plan_id: int, action: str, request: Request, user: dict[str, Any] = Me) -> Response:
+async def plan_action(plan_id: Id, action: str, request: Request, user: dict[str, Any] = Me) -> Response:
     forms: Forms = {
         "goals": ("Added.", lambda f: api.add_goal(plan_id, body(api.GoalIn, f), request, user)),
         "milestones": ("Milestone added.",
@@ -318,7 +319,7 @@ async def plan_action(plan_id: int, action: str, request: Request, user: dict[st
 
 
 @router.post("/success-plans/{plan_id}/milestones/{milestone_id}/done")
-async def milestone_done(plan_id: int, milestone_id: int, request: Request,
+async def milestone_done(plan_id: Id, milestone_id: Id, request: Request,
                          user: dict[str, Any] = Me) -> Response:
     return await act(request, f"/success-plans/{plan_id}", "Milestone done.",
                      lambda f: api.milestone_done(plan_id, milestone_id, request, user))
@@ -344,7 +345,7 @@ async def create_token(request: Request, user: dict[str, Any] = Me) -> Response:
 
 
 @router.post("/tokens/{token_id}/revoke")
-async def revoke_token(token_id: int, request: Request, user: dict[str, Any] = Me) -> Response:
+async def revoke_token(token_id: Id, request: Request, user: dict[str, Any] = Me) -> Response:
     back = "/admin" if user["role"] == "admin" else "/me"
     return await act(request, back, "Token #{id} revoked.",
                      lambda f: api.revoke_token(token_id, request, user))
