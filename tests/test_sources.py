@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from healthscore import Project
-from healthscore.errors import DataError
+from healthscore.errors import ConfigError, DataError
 from tests.projects import (
     ACCOUNT_COLUMNS,
     ACCOUNTS,
@@ -514,3 +514,26 @@ def test_one_bad_optional_cell_keeps_the_account(tmp_path: Path) -> None:
                                  "{path: data/usage_events.csv, max_rejected_share: 0.5}")})
     _, result = run(tmp_path)
     assert result.health["accounts"].reasons == {"missing account_id": 1}
+
+
+def test_a_latin1_csv_says_so_and_reads_with_its_encoding(tmp_path: Path) -> None:
+    latin = ("account_id,name,segment,start_date\nA1,Caf\xe9 M\xfcller,SMB,2024-01-01\n"
+             "A2,Globex,Enterprise,2024-06-01\nA3,Initech,SMB,2025-01-15\n").encode("latin-1")
+    write_project(tmp_path, {"data/accounts.csv": latin})
+    with pytest.raises(DataError) as err:
+        run(tmp_path)
+    assert err.value.message == (
+        f"healthscore.yml: sources.accounts: {tmp_path / 'data/accounts.csv'} is not UTF-8 text. "
+        f"Give its encoding on the source, e.g. 'accounts: {{path: ..., encoding: latin-1}}' (or "
+        f"cp1252, utf-16), or save the file as UTF-8.")
+    yml = PROJECT_YML.replace("{path: data/accounts.csv}", "{path: data/accounts.csv, encoding: latin-1}")
+    write_project(tmp_path, {"data/accounts.csv": latin, "healthscore.yml": yml})
+    rows, result = run(tmp_path)
+    assert rows == EXPECTED
+    names = Project.load(tmp_path).final_scores().set_index("account_id")["name"]
+    assert names["A1"] == "Café Müller"
+    write_project(tmp_path, {"healthscore.yml": yml.replace("latin-1", "klingon")})
+    with pytest.raises(ConfigError) as bad:
+        Project.load(tmp_path)
+    assert bad.value.message == ("healthscore.yml: sources.accounts.encoding: unknown encoding "
+                                 "'klingon'. Write e.g. utf-8, latin-1, cp1252 or utf-16.")

@@ -83,6 +83,18 @@ def _keep_days(text: str | None) -> int | None:
 # ----------------------------------------------------------------------------- sources
 
 
+def _check_encoding(encoding: str, fmt: str, where: str) -> None:
+    import codecs
+
+    if fmt != "csv":
+        raise ConfigError(f"{where}.encoding: only CSV files take an encoding; this source is {fmt}.")
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise ConfigError(f"{where}.encoding: unknown encoding {encoding!r}. Write e.g. utf-8, "
+                          f"latin-1, cp1252 or utf-16.") from None
+
+
 def _source(root: Path, name: str, spec: specs.SourceSpec, state_dir: Path | None = None,
             workflow_url: str | None = None) -> model.Source:
     where = f"{PROJECT_FILE}: sources.{name}"
@@ -114,6 +126,8 @@ def _source(root: Path, name: str, spec: specs.SourceSpec, state_dir: Path | Non
     fmt = spec.format or _infer_format(spec, where)
     if fmt == "sql" and not (spec.table or spec.query):
         raise ConfigError(f"{where}: a database source needs 'table' or 'query'.")
+    if spec.encoding is not None:
+        _check_encoding(spec.encoding, fmt, where)
     location = _env(spec.url, f"{where}.url") if spec.url else str((root / str(spec.path or ".")).resolve())
     if spec.format == "workflow":
         url = _env(workflow_url, "healthscore.yml: workflow.url") if workflow_url else None

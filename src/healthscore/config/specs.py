@@ -31,6 +31,7 @@ class SourceSpec(Spec):
     columns: dict[str, str] = Field(default_factory=dict)
     refresh: str | None = None
     stale_after: str | None = None
+    encoding: str | None = None  # of a CSV file (default UTF-8), e.g. latin-1, cp1252, utf-16
     max_rejected_share: Annotated[float, Field(ge=0, le=1)] | None = None
     max_rejected_rows: Annotated[int, Field(ge=0)] | None = None
 

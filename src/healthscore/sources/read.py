@@ -62,11 +62,63 @@ def _read_parquet(engine: Engine, source: Source, name: str) -> ibis.Table:
 
 
 def _read_csv(engine: Engine, source: Source, name: str) -> ibis.Table:
-    files = _files(source)
+    files = [_utf8(f, source) for f in _files(source)]
     if len(files) == 1:
-        return engine.read_csv(files[0], name)
+        return _one_csv(engine, files[0], name, source)
     # a folder or glob of CSV parts: read every part, not just the first
-    return ibis.union(*[engine.read_csv(f, f"{name}_{i}") for i, f in enumerate(files)])
+    return ibis.union(*[_one_csv(engine, f, f"{name}_{i}", source) for i, f in enumerate(files)])
+
+
+def _one_csv(engine: Engine, path: str, name: str, source: Source) -> ibis.Table:
+    try:
+        return engine.read_csv(path, name)
+    except Exception as err:
+        if "not utf-8 encoded" in str(err).lower() or "invalid unicode" in str(err).lower():
+            raise DataError(
+                f"{PROJECT_FILE}: sources.{source.entity}: {path} is not UTF-8 text. Give its "
+                f"encoding on the source, e.g. '{source.entity}: {{path: ..., encoding: latin-1}}' "
+                f"(or cp1252, utf-16), or save the file as UTF-8."
+            ) from None
+        raise
+
+
+def _utf8(path: str, source: Source) -> str:
+    """The file itself when it is UTF-8; else a UTF-8 copy beside the run's scratch files
+    (the engines read UTF-8 only), decoded with the source's ``encoding``."""
+    import codecs
+    import tempfile
+
+    encoding = source.spec.encoding
+    if not encoding or codecs.lookup(encoding).name == "utf-8":
+        return path
+    fd, target = tempfile.mkstemp(prefix="healthscore-utf8-", suffix=".csv")
+    try:
+        with open(path, encoding=encoding, newline="") as src, os.fdopen(fd, "w", encoding="utf-8",
+                                                                          newline="") as out:
+            while chunk := src.read(1 << 20):
+                out.write(chunk)
+    except UnicodeDecodeError as err:
+        os.unlink(target)
+        raise DataError(f"{PROJECT_FILE}: sources.{source.entity}: {path} is not {encoding} text "
+                        f"either (byte {err.start}: {err.reason}). Check the encoding.") from None
+    _SCRATCH.append(target)
+    return target
+
+
+_SCRATCH: list[str] = []  # UTF-8 copies of this process's runs, removed when it exits
+
+
+def _remove_scratch() -> None:
+    for path in _SCRATCH:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+import atexit  # noqa: E402
+
+atexit.register(_remove_scratch)
 
 
 def _cell(value: Any) -> str | None:
