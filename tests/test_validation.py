@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,7 @@ from healthscore.validation import metrics, observations
 from healthscore.validation.observations import label
 from healthscore.validation.session import review_warnings
 from healthscore.validation.suggest import flip_scheme
-from healthscore.validation.weights import SuggestedWeights, time_splits
+from healthscore.validation.weights import SuggestedWeights, bootstrap_weights, time_splits
 
 from .projects import csv_text, write_project
 from .test_pipeline import END, _truncated_copy
@@ -107,7 +108,8 @@ def test_suggested_weights_follow_the_estimator_contract_and_flip_a_backwards_me
     y = (rng.uniform(size=n) < 1 / (1 + np.exp(-(risk + 0.5)))).astype(int)
     X = np.column_stack([good, backwards, noise])
     est = SuggestedWeights()
-    assert clone(est).get_params() == {"good_outcome": False, "gap_days": 0}
+    assert clone(est).get_params() == {"good_outcome": False, "gap_days": 0, "C": None,
+                                       "random_state": 0}
     assert est.fit(X, y) is est
     assert not hasattr(SuggestedWeights(), "weights_")
     assert est.weights_.sum() == pytest.approx(100)
@@ -116,6 +118,24 @@ def test_suggested_weights_follow_the_estimator_contract_and_flip_a_backwards_me
     assert est.weights_[2] < 5  # noise gets (almost) nothing
     health = est.health_score(X)
     assert health.min() >= 0 and health.max() <= 100
+
+
+def test_weights_refitted_on_account_resamples_are_seeded_and_show_a_collinear_pair() -> None:
+    rng = np.random.default_rng(5)
+    n = 3000
+    strong = rng.uniform(0, 100, n)
+    twin = np.clip(strong + rng.normal(0, 2, n), 0, 100)  # the same signal twice
+    other = rng.uniform(0, 100, n)
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(0.05 * (strong - 50) + 0.03 * (other - 50)))).astype(int)
+    X = np.column_stack([strong, twin, other])
+    accounts = np.arange(n) // 3
+    fitted = SuggestedWeights(C=0.1).fit(X, y)
+    w, rev = bootstrap_weights(fitted, X, y, accounts, 30, seed=4)
+    again, _ = bootstrap_weights(fitted, X, y, accounts, 30, seed=4)
+    assert w.shape == (30, 3) and (w == again).all() and not rev.any()
+    assert not (w == bootstrap_weights(fitted, X, y, accounts, 30, seed=5)[0]).all()
+    spread = np.percentile(w, 97.5, axis=0) - np.percentile(w, 2.5, axis=0)
+    assert spread[0] > 3 * spread[2]  # the twins trade weight between them; the other does not
 
 
 def test_flipping_a_scheme_reverses_every_kind() -> None:
@@ -216,6 +236,83 @@ def test_observations_never_use_data_after_their_as_of_date(small_demo: Path, tm
                             & (obs.events.event_date <= day + timedelta(days=90))]
         assert set(a[a.label == 1].index.get_level_values(0)) == set(future.account_id) & set(
             a.index.get_level_values(0))
+
+
+NOW = datetime(2026, 11, 2, 8, 30)
+
+
+@pytest.fixture(scope="module")
+def small_validation(small_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, Any]:
+    project = Project.load(_demo_project(tmp_path_factory.mktemp("small-validate") / "p", small_demo))
+    return project, project.validate(start="2025-04-30", end="2026-07-31", horizon="90d", now=NOW)
+
+
+def test_two_runs_write_byte_identical_json_report_and_suggestion(small_validation: tuple,
+                                                                tmp_path: Path) -> None:
+    project, first = small_validation
+    again = project.validate(start="2025-04-30", end="2026-07-31", horizon="90d", now=NOW)
+    runs = []
+    for i, v in enumerate((first, again)):
+        html, js = v.write(tmp_path / f"run{i}")
+        runs.append((js.read_bytes(), html.read_bytes(), v.suggestion_yaml().encode()))
+    assert runs[0] == runs[1]
+    data = json.loads(runs[0][0])
+    assert data["generated_at"] == "2026-11-02T08:30:00"
+    w = data["weights"]
+    assert w["resamples"] == 50
+    for m in w["measures"]:  # every weight with its spread over the account bootstrap
+        lo, hi = m["weight_ci"]
+        assert 0 <= lo <= hi <= 100 and 0 <= m["kept_share"] <= 1 and 0 <= m["reversed_share"] <= 1
+    assert any(m["weight_ci"][1] > m["weight_ci"][0] for m in w["measures"])
+
+
+def test_too_few_outcomes_give_a_note_instead_of_a_bare_auc(small_validation: tuple,
+                                                            tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from healthscore.cli import render
+
+    _, v = small_validation
+    data = v.to_json()
+    seg, cards = data["segments"], data["scorecards"]
+    assert [(n, m["outcomes"]) for n, m in seg.items()] == [("Enterprise", 0), ("Mid-Market", 12),
+                                                            ("SMB", 48)]
+    few = "too few outcomes to judge (12 churn, at least 20 needed)"
+    assert seg["Mid-Market"]["auc_note"] == few
+    assert seg["Enterprise"]["auc_note"] == "too few outcomes to judge (0 churn, at least 20 needed)"
+    assert cards["enterprise"]["auc_note"] == seg["Enterprise"]["auc_note"]
+    for m in [seg["SMB"], cards["default"], data["overall"]]:
+        assert m["auc_note"] is None and m["auc_ci"][0] < m["auc"] < m["auc_ci"][1]
+    assert seg["Mid-Market"]["auc_ci"][0] < seg["Mid-Market"]["auc"]  # kept in the JSON
+    html = (v.write(tmp_path)[0]).read_text()
+    smb = seg["SMB"]
+    assert f'<td><span class="flag">{few}</span></td>' in html
+    assert f"<td>{smb['auc']:.3f} ({smb['auc_ci'][0]:.2f}-{smb['auc_ci'][1]:.2f})</td>" in html
+    console = Console(record=True, width=200)
+    render.validation(console, data)
+    lines = console.export_text().splitlines()
+    assert any("Mid-Market" in line and few in line for line in lines)
+    assert not any("Mid-Market" in line and f"{seg['Mid-Market']['auc']:.3f}" in line for line in lines)
+
+
+def test_too_few_outcomes_and_the_fast_bootstrap_by_hand() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    assert metrics.too_few_outcomes(np.array([1] * 19 + [0] * 30), "churn") == (
+        "too few outcomes to judge (19 churn, at least 20 needed)")
+    assert metrics.too_few_outcomes(np.array([1] * 30 + [0] * 5), "renewal") == (
+        "too few outcomes to judge (5 without renewal, at least 20 needed)")
+    assert metrics.too_few_outcomes(np.array([1] * 20 + [0] * 20), "churn") is None
+    rng = np.random.default_rng(2)
+    y = (rng.uniform(size=600) < 0.2).astype(int)
+    risk = np.round(rng.normal(size=600) + y, 1)  # ties count one half
+    accounts = rng.integers(0, 150, 600)
+    fast = metrics.bootstrap_aucs(y, risk, accounts, 40, seed=9)
+    draw = np.random.default_rng(9)
+    ids, inverse = np.unique(accounts, return_inverse=True)
+    for value in fast[:5]:
+        w = np.bincount(draw.integers(0, len(ids), len(ids)), minlength=len(ids))[inverse]
+        assert value == pytest.approx(roc_auc_score(y[w > 0], risk[w > 0], sample_weight=w[w > 0]))
 
 
 def _demo_project(root: Path, data: Path) -> Path:

@@ -23,11 +23,13 @@ from healthscore.validation.weights import (
     ConfiguredScore,
     L1Logistic,
     SuggestedWeights,
+    bootstrap_weights,
     out_of_sample,
 )
 
 Progress = Callable[[str], None]
 MIN_SEGMENT = 30  # observations a segment needs for its own metrics
+WEIGHT_RESAMPLES = 50  # account-bootstrap refits of the suggested weights (at most bootstrap)
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class Options:
     bootstrap: int = 200
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    now: datetime = field(default_factory=datetime.now)  # when it runs (injected by session)
 
     @property
     def good_outcome(self) -> bool:
@@ -58,7 +61,7 @@ def validate(config: ProjectConfig, options: Options, progress: Progress) -> dic
     primary = obs.primary()
     result: dict[str, Any] = {
         "project": config.name,
-        "generated_at": datetime.now().isoformat(timespec="seconds"),
+        "generated_at": options.now.isoformat(timespec="seconds"),
         "outcome": options.outcome, "horizon_days": options.horizon_days,
         "lead_days": options.lead_days, "observed_until": obs.observed_until.isoformat(),
         "dates": [d.isoformat() for d in obs.dates],
@@ -128,21 +131,23 @@ def _by_segment(primary: pd.DataFrame, config: ProjectConfig, options: Options) 
 
 def score_metrics(rows: pd.DataFrame, bands: list[str], options: Options,
                   lite: bool = False) -> dict[str, Any]:
-    """AUC (with interval), lift, band rates, calibration, false greens, lead time."""
+    """AUC (with interval, and a note when too few outcomes back it), lift, band rates,
+    calibration, false greens, lead time. ``lite`` leaves out the last three."""
     y_all = rows["label"].to_numpy()
     scored = rows[rows["score"].notna()]
     y = scored["label"].to_numpy()
     score = scored["score"].to_numpy(dtype=float)
     risk = score if options.good_outcome else 100 - score
     band = scored["band"].to_numpy()
-    lo, hi = metrics.bootstrap_auc(y, risk, scored["account_id"].to_numpy(),
-                                   0 if lite else options.bootstrap, options.seed)
+    lo, hi = metrics.bootstrap_auc(y, risk, scored["account_id"].to_numpy(), options.bootstrap,
+                                   options.seed)
     rates = metrics.band_rates(y_all, rows["band"].to_numpy(), bands)
     out: dict[str, Any] = {
         "observations": int(len(rows)), "accounts": int(rows["account_id"].nunique()),
         "outcomes": int(y_all.sum()), "base_rate": float(y_all.mean()) if len(y_all) else None,
         "insufficient": int((rows["band"] == INSUFFICIENT).sum()),
         "auc": metrics.auc(y, risk), "auc_ci": [lo, hi] if lo is not None else None,
+        "auc_note": metrics.too_few_outcomes(y, options.outcome),
         "top_decile_lift": metrics.top_decile_lift(y, risk),
         "bands": rates,
         "monotonic": metrics.monotonic(rates, falling=not options.good_outcome),
@@ -173,11 +178,14 @@ def suggest(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, A
     dates = frame["as_of"].to_numpy()
     gap = options.lead_days + options.horizon_days
     good = options.good_outcome
+    seed = options.seed
     contenders = {
         "configured scorecard": (ConfiguredScore(good_outcome=good), configured),
-        "suggested weights": (SuggestedWeights(good_outcome=good, gap_days=gap), scores),
+        "suggested weights": (SuggestedWeights(good_outcome=good, gap_days=gap, random_state=seed),
+                              scores),
         "best single measure": (BestSingleMeasure(good_outcome=good), scores),
-        "L1 logistic regression (measure values)": (L1Logistic(gap_days=gap), raw),
+        "L1 logistic regression (measure values)": (L1Logistic(gap_days=gap, random_state=seed),
+                                                    raw),
     }
     comparison = []
     for label, (est, X) in contenders.items():
@@ -194,8 +202,11 @@ def suggest(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, A
                 f"outcome window between training and testing, so nothing was measured out of "
                 f"sample. Use more dates (--every week, a wider --from/--to) or fewer folds "
                 f"(validation.folds).")
-    final = SuggestedWeights(good_outcome=good, gap_days=gap).fit(scores, y, dates=dates)
-    baseline = L1Logistic(gap_days=gap).fit(raw, y, dates=dates)
+    final = SuggestedWeights(good_outcome=good, gap_days=gap, random_state=seed).fit(
+        scores, y, dates=dates)
+    baseline = L1Logistic(gap_days=gap, random_state=seed).fit(raw, y, dates=dates)
+    resampled, reversed_ = bootstrap_weights(final, scores, y, frame["account_id"].to_numpy(),
+                                             min(WEIGHT_RESAMPLES, options.bootstrap), seed)
     configured_w = signals._effective_weights(sc)
     measures = []
     for j, n in enumerate(names):
@@ -204,6 +215,7 @@ def suggest(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, A
         measures.append({
             "measure": n, "configured_weight": round(configured_w.get(n, 0.0), 2),
             "suggested_weight": w, "flipped": flipped and w > 0,
+            **_spread(resampled[:, j], reversed_[:, j]),
             "effect_of_higher_value": _effect(w, flipped, _direction(raw[:, j], scores[:, j])),
             "l1_coefficient": float(baseline.coef_[j]),
         })
@@ -211,7 +223,17 @@ def suggest(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, A
     flips = {n: bool(final.flipped_[j]) for j, n in enumerate(names)}
     return {"comparison": comparison, "measures": measures, "C": final.C_, "note": note,
             "baseline_C": baseline.C_, "weights": weights, "flipped": flips,
-            "scorecard": sc.name}
+            "scorecard": sc.name, "resamples": int(len(resampled))}
+
+
+def _spread(weights: np.ndarray, reversed_: np.ndarray) -> dict[str, Any]:
+    """A weight's 95% interval over the account-bootstrap refits, and how often they gave it
+    any weight or reversed its scheme."""
+    if not len(weights):
+        return {"weight_ci": None, "kept_share": None, "reversed_share": None}
+    lo, hi = np.percentile(weights, [2.5, 97.5])
+    return {"weight_ci": [round(float(lo), 1), round(float(hi), 1)],
+            "kept_share": float(np.mean(weights > 0)), "reversed_share": float(np.mean(reversed_))}
 
 
 def _direction(values: np.ndarray, scores: np.ndarray) -> float:

@@ -119,14 +119,14 @@ class L1Logistic(BaseEstimator, ClassifierMixin):
     """L1-regularised logistic regression on standardised measure values (missing values get
     the training median), with C chosen on later observations than it is fitted on."""
 
-    def __init__(self, gap_days: int = 0) -> None:
+    def __init__(self, gap_days: int = 0, random_state: int = 0) -> None:
         self.gap_days = gap_days
+        self.random_state = random_state
 
-    @staticmethod
-    def _make(c: float) -> Any:
+    def _make(self, c: float) -> Any:
         return make_pipeline(
             SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
-            LogisticRegression(l1_ratio=1.0, solver="liblinear", C=c),
+            LogisticRegression(l1_ratio=1.0, solver="liblinear", C=c, random_state=self.random_state),
         )
 
     def fit(self, X: np.ndarray, y: np.ndarray, dates: np.ndarray | None = None) -> L1Logistic:
@@ -149,21 +149,28 @@ class SuggestedWeights(BaseEstimator, ClassifierMixin):
     measure whose coefficient says its score works backwards is *flipped* (scored as
     ``100 - score``) so that every weight is non-negative and the result stays an additive
     0-100 health score. Weights are rounded to 0.1 percent, as they would be written down,
-    and the score is computed from the rounded weights."""
+    and the score is computed from the rounded weights.
 
-    def __init__(self, good_outcome: bool = False, gap_days: int = 0) -> None:
+    ``C`` fixes the penalty (else it is chosen on later dates than those fitted);
+    ``random_state`` seeds the solver, so the same data gives the same weights."""
+
+    def __init__(self, good_outcome: bool = False, gap_days: int = 0, C: float | None = None,
+                 random_state: int = 0) -> None:
         self.good_outcome = good_outcome
         self.gap_days = gap_days
+        self.C = C
+        self.random_state = random_state
 
-    @staticmethod
-    def _make(c: float) -> Any:
-        return make_pipeline(StandardScaler(), LogisticRegression(l1_ratio=1.0, solver="liblinear", C=c))
+    def _make(self, c: float) -> Any:
+        return make_pipeline(StandardScaler(), LogisticRegression(
+            l1_ratio=1.0, solver="liblinear", C=c, random_state=self.random_state))
 
     def fit(self, X: np.ndarray, y: np.ndarray, dates: np.ndarray | None = None) -> SuggestedWeights:
         X = np.asarray(X, dtype=float)
         self.fill_ = np.nan_to_num(np.nanmean(X, axis=0), nan=50.0)
         filled = np.where(np.isnan(X), self.fill_, X)
-        self.C_ = _choose_c(self._make, filled, y, dates, self.gap_days)
+        self.C_ = self.C if self.C is not None else _choose_c(self._make, filled, y, dates,
+                                                               self.gap_days)
         model = self._make(self.C_).fit(filled, y)
         scale = model[0].scale_
         per_point = model[-1].coef_[0] / np.where(scale > 0, scale, 1.0)
@@ -184,6 +191,29 @@ class SuggestedWeights(BaseEstimator, ClassifierMixin):
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         return _risk_sign(self.good_outcome) * self.health_score(X)
+
+
+def bootstrap_weights(
+    fitted: SuggestedWeights, X: np.ndarray, y: np.ndarray, accounts: np.ndarray, n: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weights and reversals of ``fitted`` refitted (same penalty, same seed) on ``n`` resamples
+    of whole accounts: arrays of shape (n, measures). Resamples with one class are skipped."""
+    rng = np.random.default_rng([seed, 1])
+    ids, inverse = np.unique(accounts, return_inverse=True)
+    model = clone(fitted).set_params(C=fitted.C_)
+    weights, flipped = [], []
+    for _ in range(n):
+        counts = np.bincount(rng.integers(0, len(ids), len(ids)), minlength=len(ids))
+        rows = np.repeat(np.arange(len(y)), counts[inverse])
+        if len(np.unique(y[rows])) < 2:
+            continue
+        model.fit(X[rows], y[rows])
+        weights.append(model.weights_)
+        flipped.append(model.flipped_ & (model.weights_ > 0))
+    p = X.shape[1]
+    if not weights:
+        return np.empty((0, p)), np.empty((0, p), dtype=bool)
+    return np.vstack(weights), np.vstack(flipped)
 
 
 def _round_percent(raw: np.ndarray) -> np.ndarray:
