@@ -25,7 +25,12 @@ from healthscore.validation import metrics, observations
 from healthscore.validation.observations import label
 from healthscore.validation.session import review_warnings
 from healthscore.validation.suggest import flip_scheme
-from healthscore.validation.weights import SuggestedWeights, bootstrap_weights, time_splits
+from healthscore.validation.weights import (
+    GradientBoosting,
+    SuggestedWeights,
+    bootstrap_weights,
+    time_splits,
+)
 
 from .projects import csv_text, write_project
 from .test_pipeline import END, _truncated_copy
@@ -136,6 +141,33 @@ def test_weights_refitted_on_account_resamples_are_seeded_and_show_a_collinear_p
     assert not (w == bootstrap_weights(fitted, X, y, accounts, 30, seed=5)[0]).all()
     spread = np.percentile(w, 97.5, axis=0) - np.percentile(w, 2.5, axis=0)
     assert spread[0] > 3 * spread[2]  # the twins trade weight between them; the other does not
+
+
+def test_gradient_boosting_follows_the_contract_and_is_reproducible() -> None:
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(800, 3))
+    X[rng.uniform(size=800) < 0.2, 1] = np.nan  # missing values are the trees' business
+    y = (rng.uniform(size=800) < 1 / (1 + np.exp(-2 * X[:, 0] ** 2 + 1))).astype(int)  # U-shaped
+    est = GradientBoosting(random_state=3)
+    assert clone(est).get_params()["random_state"] == 3 and not hasattr(est, "model_")
+    assert est.fit(X, y) is est
+    again = clone(est).fit(X, y)
+    assert (est.decision_function(X) == again.decision_function(X)).all()
+    assert metrics.auc(y, est.decision_function(X)) > 0.75  # an additive linear score cannot
+
+
+def test_black_box_gap_says_how_far_the_additive_score_is_in_one_sentence() -> None:
+    from healthscore.validation.backtest import GBM, black_box_gap
+
+    comp = [{"model": "configured scorecard", "auc": 0.70}, {"model": "suggested weights", "auc": 0.74},
+            {"model": "L1 logistic regression (measure values)", "auc": 0.72}, {"model": GBM, "auc": 0.7512}]
+    assert black_box_gap(comp) == (
+        "The suggested additive score (AUC 0.740) is 0.011 below the best black box, the "
+        "gradient-boosted trees (measure values) (0.751); the configured scorecard (0.700) is "
+        "0.051 below it.")
+    comp[3]["auc"] = None
+    assert black_box_gap(comp).startswith(  # type: ignore[union-attr]
+        "The suggested additive score (AUC 0.740) is 0.020 above the best black box, the L1")
 
 
 def test_flipping_a_scheme_reverses_every_kind() -> None:
@@ -295,6 +327,34 @@ def test_too_few_outcomes_give_a_note_instead_of_a_bare_auc(small_validation: tu
     assert not any("Mid-Market" in line and f"{seg['Mid-Market']['auc']:.3f}" in line for line in lines)
 
 
+def test_black_boxes_sit_beside_the_additive_scores_on_the_same_folds(small_validation: tuple,
+                                                                        tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from healthscore.cli import render
+    from healthscore.validation.backtest import GBM
+
+    _, v = small_validation
+    data = v.to_json()
+    comp = {c["model"]: c for c in data["weights"]["comparison"]}
+    assert list(comp) == ["configured scorecard", "suggested weights", "best single measure",
+                          "L1 logistic regression (measure values)", GBM]
+    folds = [(f["test_from"], f["test"]) for f in comp["suggested weights"]["folds"]]
+    for c in comp.values():
+        assert c["observations"] == comp["configured scorecard"]["observations"] > 500
+        assert [(f["test_from"], f["test"]) for f in c["folds"]] == folds
+        assert c["auc_ci"][0] < c["auc"] < c["auc_ci"][1] and c["top_decile_lift"] > 0
+    sentence = data["weights"]["black_box_gap"]
+    best = max(comp[GBM]["auc"], comp["L1 logistic regression (measure values)"]["auc"])
+    assert sentence.startswith(
+        f"The suggested additive score (AUC {comp['suggested weights']['auc']:.3f}) is ")
+    assert f"({best:.3f}); the configured scorecard" in sentence
+    assert f"<p>{sentence}</p>" in v.write(tmp_path)[0].read_text()
+    console = Console(record=True, width=300)
+    render.validation(console, data)
+    assert sentence in console.export_text()
+
+
 def test_too_few_outcomes_and_the_fast_bootstrap_by_hand() -> None:
     from sklearn.metrics import roc_auc_score
 
@@ -418,6 +478,9 @@ def test_churnsim_suggested_weights_beat_plain_l1_logistic_out_of_sample(churnsi
     baseline = comp["L1 logistic regression (measure values)"]
     assert suggested["observations"] == baseline["observations"] > 3000
     assert [f["test_from"] for f in suggested["folds"]] == [f["test_from"] for f in baseline["folds"]]
+    gbm = comp["gradient-boosted trees (measure values)"]
+    assert [f["test_from"] for f in gbm["folds"]] == [f["test_from"] for f in baseline["folds"]]
+    assert gbm["observations"] == baseline["observations"] and gbm["auc_ci"][0] < gbm["auc"]
     assert suggested["auc"] >= baseline["auc"]
     assert suggested["auc"] > comp["configured scorecard"]["auc"]
     effects = {m["measure"]: m for m in data["weights"]["measures"]}

@@ -258,11 +258,15 @@ def validation(console: Console, data: dict[str, Any]) -> None:
         console.print(t)
     w = data["weights"]
     t = Table(title=f"Out of sample ({data['scorecard']}, time-ordered folds)", title_justify="left")
-    for col in ("ranking", "observations", "AUC", "top-decile lift"):
+    for col in ("ranking", "observations", "AUC", "95% CI", "top-decile lift"):
         t.add_column(col)
     for c in w["comparison"]:
-        t.add_row(c["model"], f"{c['observations']:,}", _num(c["auc"]), _num(c["top_decile_lift"], 2))
+        ci = c.get("auc_ci") or [None, None]
+        t.add_row(c["model"], f"{c['observations']:,}", _num(c["auc"]),
+                  f"{_num(ci[0], 2)}-{_num(ci[1], 2)}", _num(c["top_decile_lift"], 2))
     console.print(t)
+    if w.get("black_box_gap"):
+        console.print(w["black_box_gap"])
     if w.get("note"):
         console.print(f"[yellow]note:[/] {w['note']}")
     t = Table(title="Weights: configured -> suggested", title_justify="left")

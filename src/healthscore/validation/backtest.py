@@ -21,6 +21,7 @@ from healthscore.validation.suggest import scorecard_yaml
 from healthscore.validation.weights import (
     BestSingleMeasure,
     ConfiguredScore,
+    GradientBoosting,
     L1Logistic,
     SuggestedWeights,
     bootstrap_weights,
@@ -30,6 +31,7 @@ from healthscore.validation.weights import (
 Progress = Callable[[str], None]
 MIN_SEGMENT = 30  # observations a segment needs for its own metrics
 WEIGHT_RESAMPLES = 50  # account-bootstrap refits of the suggested weights (at most bootstrap)
+GBM = "gradient-boosted trees (measure values)"
 
 
 @dataclass(frozen=True)
@@ -186,13 +188,18 @@ def suggest(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, A
         "best single measure": (BestSingleMeasure(good_outcome=good), scores),
         "L1 logistic regression (measure values)": (L1Logistic(gap_days=gap, random_state=seed),
                                                     raw),
+        GBM: (GradientBoosting(random_state=seed), raw),
     }
+    accounts = frame["account_id"].to_numpy()
     comparison = []
     for label, (est, X) in contenders.items():
         idx, risk, folds = out_of_sample(est, X, y, dates, options.folds, gap)
+        lo, hi = metrics.bootstrap_auc(y[idx], risk, accounts[idx], options.bootstrap, seed)
         comparison.append({
             "model": label, "observations": int(len(idx)),
             "auc": metrics.auc(y[idx], risk) if len(idx) else None,
+            "auc_ci": [lo, hi] if lo is not None else None,
+            "auc_note": metrics.too_few_outcomes(y[idx], options.outcome) if len(idx) else None,
             "top_decile_lift": metrics.top_decile_lift(y[idx], risk) if len(idx) else None,
             "folds": folds,
         })
@@ -222,8 +229,30 @@ def suggest(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, A
     weights = {n: float(final.weights_[j]) for j, n in enumerate(names)}
     flips = {n: bool(final.flipped_[j]) for j, n in enumerate(names)}
     return {"comparison": comparison, "measures": measures, "C": final.C_, "note": note,
+            "black_box_gap": black_box_gap(comparison),
             "baseline_C": baseline.C_, "weights": weights, "flipped": flips,
             "scorecard": sc.name, "resamples": int(len(resampled))}
+
+
+BLACK_BOXES = ("L1 logistic regression (measure values)", GBM)
+
+
+def black_box_gap(comparison: list[dict[str, Any]]) -> str | None:
+    """One sentence: how far the additive scores are from the best black box out of sample."""
+    auc = {c["model"]: c["auc"] for c in comparison if c["auc"] is not None}
+    boxes = [m for m in BLACK_BOXES if m in auc]
+    if "suggested weights" not in auc or not boxes:
+        return None
+    best = max(boxes, key=lambda m: auc[m])
+    gap = auc["suggested weights"] - auc[best]
+    text = (f"The suggested additive score (AUC {auc['suggested weights']:.3f}) is "
+            f"{abs(gap):.3f} {'below' if gap < 0 else 'above'} the best black box, the {best} "
+            f"({auc[best]:.3f})")
+    if "configured scorecard" in auc:
+        conf = auc["configured scorecard"] - auc[best]
+        text += (f"; the configured scorecard ({auc['configured scorecard']:.3f}) is "
+                 f"{abs(conf):.3f} {'below' if conf < 0 else 'above'} it")
+    return text + "."
 
 
 def _spread(weights: np.ndarray, reversed_: np.ndarray) -> dict[str, Any]:

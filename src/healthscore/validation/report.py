@@ -164,7 +164,7 @@ def _signals(signals: dict[str, Any]) -> str:
 
 
 def _weights(w: dict[str, Any]) -> str:
-    comp = [[escape(c["model"]), f"{c['observations']:,}", _f(c.get("auc")),
+    comp = [[escape(c["model"]), f"{c['observations']:,}", _auc(c),
              _f(c.get("top_decile_lift"), 2),
              ", ".join(_f(f.get("auc")) for f in c.get("folds", []))] for c in w["comparison"]]
     meas = [[escape(m["measure"]), _f(m["configured_weight"], 1) + "%", _f(m["suggested_weight"], 1) + "%",
@@ -173,7 +173,9 @@ def _weights(w: dict[str, Any]) -> str:
     note = f'<p class="flag">{escape(w["note"])}</p>' if w.get("note") else ""
     return (
         "<h3>Out of sample, same splits</h3>" + note
-        + _table(["ranking", "test observations", "AUC", "top-decile lift", "AUC per fold"], comp)
+        + _table(["ranking", "test observations", "AUC (95% CI)", "top-decile lift", "AUC per fold"],
+                 comp)
+        + (f"<p>{escape(w['black_box_gap'])}</p>" if w.get("black_box_gap") else "")
         + "<h3>Suggested weights</h3>"
         + _table(["measure", "configured", "suggested", "95% over resampled accounts", "scheme",
                   "effect of a higher value on health",

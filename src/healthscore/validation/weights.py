@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -134,6 +135,32 @@ class L1Logistic(BaseEstimator, ClassifierMixin):
         self.C_ = _choose_c(self._make, X, y, dates, self.gap_days)
         self.model_ = self._make(self.C_).fit(X, y)
         self.coef_ = self.model_[-1].coef_[0]
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model_.decision_function(np.asarray(X, dtype=float)))
+
+
+class GradientBoosting(BaseEstimator, ClassifierMixin):
+    """Gradient-boosted trees (scikit-learn's HistGradientBoostingClassifier) on the raw
+    measure values: a black box to measure the additive scores against. Missing values are
+    handled by the trees; a fixed ``random_state`` and no early stopping keep it reproducible."""
+
+    def __init__(self, max_iter: int = 150, learning_rate: float = 0.05, max_leaf_nodes: int = 15,
+                 min_samples_leaf: int = 40, random_state: int = 0) -> None:
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.max_leaf_nodes = max_leaf_nodes
+        self.min_samples_leaf = min_samples_leaf
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray, y: np.ndarray, **_: Any) -> GradientBoosting:
+        self.model_ = HistGradientBoostingClassifier(
+            max_iter=self.max_iter, learning_rate=self.learning_rate,
+            max_leaf_nodes=self.max_leaf_nodes, min_samples_leaf=self.min_samples_leaf,
+            early_stopping=False, random_state=self.random_state,
+        ).fit(np.asarray(X, dtype=float), y)
         self.classes_ = np.array([0, 1])
         return self
 
