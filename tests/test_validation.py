@@ -29,10 +29,11 @@ from healthscore.validation.weights import (
     GradientBoosting,
     SuggestedWeights,
     bootstrap_weights,
+    splits,
     time_splits,
 )
 
-from .projects import csv_text, write_project
+from .projects import EVENT_COLUMNS, MEASURES_YML, csv_text, write_project
 from .test_pipeline import END, _truncated_copy
 
 REPO = Path(__file__).parents[1]
@@ -105,6 +106,22 @@ def test_time_splits_never_train_on_later_or_unfinished_observations() -> None:
         assert max(days[train]) + timedelta(days=28) <= min(days[test])
 
 
+def test_account_folds_never_put_an_account_in_train_and_test() -> None:
+    rng = np.random.default_rng(1)
+    accounts = rng.choice([f"A{i}" for i in range(60)], 500)
+    days = np.array([date(2025, 3, 1)] * 500)  # one as-of date: no time-ordered fold
+    y = (rng.uniform(size=500) < 0.3).astype(int)
+    folds, kind = splits(days, accounts, y, folds=4, gap_days=90, seed=0)
+    assert kind == "grouped by account" and len(folds) == 4
+    assert sorted(np.concatenate([test for _, test in folds]).tolist()) == list(range(500))
+    for train, test in folds:
+        assert not set(accounts[train]) & set(accounts[test])
+    again, _ = splits(days, accounts, y, folds=4, gap_days=90, seed=0)
+    assert all((a[1] == b[1]).all() for a, b in zip(folds, again, strict=True))
+    weekly = np.array([date(2025, 1, 5) + timedelta(days=7 * (i % 30)) for i in range(500)])
+    assert splits(weekly, accounts, y, folds=4, gap_days=28)[1] == "time-ordered"
+
+
 def test_suggested_weights_follow_the_estimator_contract_and_flip_a_backwards_measure() -> None:
     rng = np.random.default_rng(3)
     n = 4000
@@ -147,6 +164,7 @@ def test_gradient_boosting_follows_the_contract_and_is_reproducible() -> None:
     rng = np.random.default_rng(8)
     X = rng.normal(size=(800, 3))
     X[rng.uniform(size=800) < 0.2, 1] = np.nan  # missing values are the trees' business
+    X[:, 2] = np.nan  # and a measure with no value at all is left out
     y = (rng.uniform(size=800) < 1 / (1 + np.exp(-2 * X[:, 0] ** 2 + 1))).astype(int)  # U-shaped
     est = GradientBoosting(random_state=3)
     assert clone(est).get_params()["random_state"] == 3 and not hasattr(est, "model_")
@@ -373,6 +391,66 @@ def test_too_few_outcomes_and_the_fast_bootstrap_by_hand() -> None:
     for value in fast[:5]:
         w = np.bincount(draw.integers(0, len(ids), len(ids)), minlength=len(ids))[inverse]
         assert value == pytest.approx(roc_auc_score(y[w > 0], risk[w > 0], sample_weight=w[w > 0]))
+
+
+def _snapshot_project(root: Path, accounts: int = 400, seed: int = 0, leak: bool = False) -> Path:
+    """One as-of date (2025-03-01): logins in February say who churns by the end of May. Two
+    category measures: segment (noise) and industry, which with ``leak`` reads 'closing' for
+    every account about to churn."""
+    rng = np.random.default_rng(seed)
+    rows, events = [], []
+    for i in range(accounts):
+        churns = rng.uniform() < 0.25
+        churn = date(2025, 3, 2) + timedelta(days=int(rng.integers(0, 88))) if churns else None
+        industry = "closing" if leak and churns else rng.choice(["retail", "media", "health"])
+        rows.append((f"A{i:03d}", rng.choice(["SMB", "Enterprise"]), industry, "2024-01-01", churn))
+        for k in range(int(rng.poisson(3 if churns else 7))):
+            events.append((f"A{i:03d}", "u1", "login", f"2025-02-{1 + k % 27:02d} 09:00:00"))
+        for k in range(int(rng.poisson(2))):
+            events.append((f"A{i:03d}", "u1", "export", f"2025-02-{1 + k % 27:02d} 10:00:00"))
+    category = "{type: category, map: {SMB: 40, Enterprise: 80, retail: 60}, default: 50}"
+    return write_project(root, {
+        "healthscore.yml": "name: snapshot\nsources:\n  accounts: {path: data/accounts.csv}\n"
+                           "  usage_events: {path: data/usage_events.csv}\nscorecards: [default]\n"
+                           "validation: {observed_until: 2025-06-30, bootstrap: 100}\n",
+        "measures/usage.yml": MEASURES_YML
+        + "exports_30: {type: count, entity: usage_events, filter: \"event = 'export'\", window: 30d,"
+          " scheme: {type: linear, low: 0, high: 4}}\n"
+        + f"segment_kind: {{type: attribute, column: segment, scheme: {category}}}\n"
+        + f"industry_kind: {{type: attribute, column: industry, scheme: {category}}}\n",
+        "scorecards/default.yml": (
+            "groups:\n  usage: {weight: 80, measures: {logins_30: 50, exports_30: 50}}\n"
+            "  profile: {weight: 20, measures: {segment_kind: 50, industry_kind: 50}}\n"),
+        "data/accounts.csv": csv_text(["account_id", "segment", "industry", "start_date", "churn_date"],
+                                      rows),
+        "data/usage_events.csv": csv_text(EVENT_COLUMNS, events),
+    })
+
+
+def test_a_snapshot_gets_a_full_out_of_sample_section_from_account_folds(tmp_path: Path) -> None:
+    from healthscore.validation.backtest import GBM
+
+    v = Project.load(_snapshot_project(tmp_path)).validate(start="2025-03-01", end="2025-03-01",
+                                                           horizon="90d", now=NOW)
+    data = v.to_json()
+    assert data["dates"] == ["2025-03-01"] and data["overall"]["observations"] == 400
+    w = data["weights"]
+    assert w["splits"] == "grouped by account"
+    assert w["note"].startswith(
+        "too few as-of dates for 4 time-ordered folds with a 90-day outcome window between "
+        "training and testing: the out-of-sample figures come from 4 folds grouped by account "
+        "instead (an account is never in both the training and the test part of a fold).")
+    comp = {c["model"]: c for c in w["comparison"]}
+    assert len(comp) == 5 and GBM in comp
+    for c in comp.values():
+        assert c["observations"] == 400 and len(c["folds"]) == 4
+        assert c["auc_ci"][0] < c["auc"] < c["auc_ci"][1] and c["top_decile_lift"] > 1
+    # the configured linear 0-2 logins saturates: only the black boxes see the whole range
+    assert comp[GBM]["auc"] > 0.85 and comp["configured scorecard"]["auc"] < 0.6
+    assert w["black_box_gap"].startswith("The suggested additive score (AUC ")
+    html = v.write(tmp_path / "report")[0].read_text()
+    assert "Out of sample, same splits (grouped by account folds)" in html
+    assert "Out-of-sample figures come from folds grouped by account" in html
 
 
 def _demo_project(root: Path, data: Path) -> Path:

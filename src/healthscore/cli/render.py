@@ -257,7 +257,8 @@ def validation(console: Console, data: dict[str, Any]) -> None:
             t.add_row(name, f"{m['observations']:,}", f"{m['outcomes']:,}", auc)
         console.print(t)
     w = data["weights"]
-    t = Table(title=f"Out of sample ({data['scorecard']}, time-ordered folds)", title_justify="left")
+    t = Table(title=f"Out of sample ({data['scorecard']}, {w.get('splits') or 'time-ordered'} folds)",
+              title_justify="left")
     for col in ("ranking", "observations", "AUC", "95% CI", "top-decile lift"):
         t.add_column(col)
     for c in w["comparison"]:

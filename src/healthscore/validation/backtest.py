@@ -19,6 +19,7 @@ from healthscore.errors import HealthScoreError
 from healthscore.validation import metrics, observations, signals
 from healthscore.validation.suggest import scorecard_yaml
 from healthscore.validation.weights import (
+    TIME_ORDERED,
     BestSingleMeasure,
     ConfiguredScore,
     GradientBoosting,
@@ -26,6 +27,7 @@ from healthscore.validation.weights import (
     SuggestedWeights,
     bootstrap_weights,
     out_of_sample,
+    splits,
 )
 
 Progress = Callable[[str], None]
@@ -171,18 +173,17 @@ def score_metrics(rows: pd.DataFrame, bands: list[str], options: Options,
 
 
 def suggest(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, Any]:
-    """Out-of-sample comparison of four rankings and the suggested weights themselves."""
+    """Out-of-sample comparison of five rankings and the suggested weights themselves."""
     names = [e.measure for e in sc.all_entries() if f"s__{e.measure}" in frame.columns]
     scores = frame[[f"s__{n}" for n in names]].to_numpy(dtype=float)
     raw = frame[[f"m__{n}" for n in names]].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-    configured = frame[["score"]].to_numpy(dtype=float)
     y = frame["label"].to_numpy()
-    dates = frame["as_of"].to_numpy()
+    dates, accounts = frame["as_of"].to_numpy(), frame["account_id"].to_numpy()
     gap = options.lead_days + options.horizon_days
-    good = options.good_outcome
-    seed = options.seed
+    good, seed = options.good_outcome, options.seed
+    folds, kind = splits(dates, accounts, y, options.folds, gap, seed)
     contenders = {
-        "configured scorecard": (ConfiguredScore(good_outcome=good), configured),
+        "configured scorecard": (ConfiguredScore(good_outcome=good), frame[["score"]].to_numpy(float)),
         "suggested weights": (SuggestedWeights(good_outcome=good, gap_days=gap, random_state=seed),
                               scores),
         "best single measure": (BestSingleMeasure(good_outcome=good), scores),
@@ -190,29 +191,12 @@ def suggest(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, A
                                                     raw),
         GBM: (GradientBoosting(random_state=seed), raw),
     }
-    accounts = frame["account_id"].to_numpy()
-    comparison = []
-    for label, (est, X) in contenders.items():
-        idx, risk, folds = out_of_sample(est, X, y, dates, options.folds, gap)
-        lo, hi = metrics.bootstrap_auc(y[idx], risk, accounts[idx], options.bootstrap, seed)
-        comparison.append({
-            "model": label, "observations": int(len(idx)),
-            "auc": metrics.auc(y[idx], risk) if len(idx) else None,
-            "auc_ci": [lo, hi] if lo is not None else None,
-            "auc_note": metrics.too_few_outcomes(y[idx], options.outcome) if len(idx) else None,
-            "top_decile_lift": metrics.top_decile_lift(y[idx], risk) if len(idx) else None,
-            "folds": folds,
-        })
-    note = None
-    if not any(c["observations"] for c in comparison):
-        note = (f"too few as-of dates for {options.folds} time-ordered folds with a {gap}-day "
-                f"outcome window between training and testing, so nothing was measured out of "
-                f"sample. Use more dates (--every week, a wider --from/--to) or fewer folds "
-                f"(validation.folds).")
+    comparison = [_ranking(label, est, X, y, dates, accounts, folds, options)
+                  for label, (est, X) in contenders.items()]
     final = SuggestedWeights(good_outcome=good, gap_days=gap, random_state=seed).fit(
-        scores, y, dates=dates)
-    baseline = L1Logistic(gap_days=gap, random_state=seed).fit(raw, y, dates=dates)
-    resampled, reversed_ = bootstrap_weights(final, scores, y, frame["account_id"].to_numpy(),
+        scores, y, dates=dates, groups=accounts)
+    baseline = L1Logistic(gap_days=gap, random_state=seed).fit(raw, y, dates=dates, groups=accounts)
+    resampled, reversed_ = bootstrap_weights(final, scores, y, accounts,
                                              min(WEIGHT_RESAMPLES, options.bootstrap), seed)
     configured_w = signals._effective_weights(sc)
     measures = []
@@ -228,10 +212,40 @@ def suggest(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, A
         })
     weights = {n: float(final.weights_[j]) for j, n in enumerate(names)}
     flips = {n: bool(final.flipped_[j]) for j, n in enumerate(names)}
-    return {"comparison": comparison, "measures": measures, "C": final.C_, "note": note,
+    return {"comparison": comparison, "measures": measures, "C": final.C_,
+            "splits": kind, "note": _splits_note(kind, len(folds), options.folds, gap),
             "black_box_gap": black_box_gap(comparison),
             "baseline_C": baseline.C_, "weights": weights, "flipped": flips,
             "scorecard": sc.name, "resamples": int(len(resampled))}
+
+
+def _ranking(label: str, est: Any, X: np.ndarray, y: np.ndarray, dates: np.ndarray,
+             accounts: np.ndarray, folds: list[Any], options: Options) -> dict[str, Any]:
+    idx, risk, facts = out_of_sample(est, X, y, dates, accounts, folds)
+    lo, hi = metrics.bootstrap_auc(y[idx], risk, accounts[idx], options.bootstrap, options.seed)
+    return {
+        "model": label, "observations": int(len(idx)),
+        "auc": metrics.auc(y[idx], risk) if len(idx) else None,
+        "auc_ci": [lo, hi] if lo is not None else None,
+        "auc_note": metrics.too_few_outcomes(y[idx], options.outcome) if len(idx) else None,
+        "top_decile_lift": metrics.top_decile_lift(y[idx], risk) if len(idx) else None,
+        "folds": facts,
+    }
+
+
+def _splits_note(kind: str, made: int, folds: int, gap: int) -> str | None:
+    why = (f"too few as-of dates for {folds} time-ordered folds with a {gap}-day outcome window "
+           f"between training and testing")
+    more = "use more dates (--every week, a wider --from/--to) or fewer folds (validation.folds)"
+    if not made:
+        return f"{why}, and too few accounts with both outcomes to fold them instead, so nothing " \
+               f"was measured out of sample. To measure it, {more}."
+    if kind == TIME_ORDERED:
+        return None
+    return (f"{why}: the out-of-sample figures come from {made} folds grouped by account instead "
+            f"(an account is never in both the training and the test part of a fold). They show "
+            f"how the scores rank accounts they were not fitted on, not how they hold up on later "
+            f"dates; for that, {more}.")
 
 
 BLACK_BOXES = ("L1 logistic regression (measure values)", GBM)

@@ -172,7 +172,8 @@ def _weights(w: dict[str, Any]) -> str:
              _f(m["l1_coefficient"], 3)] for m in w["measures"]]
     note = f'<p class="flag">{escape(w["note"])}</p>' if w.get("note") else ""
     return (
-        "<h3>Out of sample, same splits</h3>" + note
+        f"<h3>Out of sample, same splits ({escape(w.get('splits') or 'time-ordered')} folds)</h3>"
+        + note
         + _table(["ranking", "test observations", "AUC (95% CI)", "top-decile lift", "AUC per fold"],
                  comp)
         + (f"<p>{escape(w['black_box_gap'])}</p>" if w.get("black_box_gap") else "")
@@ -194,6 +195,15 @@ def _spread(m: dict[str, Any]) -> str:
         return "n/a"
     rev = m.get("reversed_share") or 0.0
     return f"{ci[0]:.1f}-{ci[1]:.1f}%" + (f" (reversed in {_pct(rev, 0)})" if rev else "")
+
+
+def _method_folds(w: dict[str, Any]) -> str:
+    if w.get("splits") == "grouped by account":
+        return ("Out-of-sample figures come from folds grouped by account (there were too few "
+                "as-of dates for time-ordered folds): every model is tested on accounts it was "
+                "not fitted on.")
+    return ("Out-of-sample figures come from time-ordered folds: every model is fitted on as-of "
+            "dates whose outcome windows had closed before the dates it is tested on.")
 
 
 def _compare(c: dict[str, Any]) -> str:
@@ -245,9 +255,8 @@ def render(data: dict[str, Any]) -> str:
     parts.append(
         "<h2>Method</h2><p class='note'>Each observation is an account active on an as-of date, "
         "scored with data up to that date only; its label says whether the outcome happened in "
-        "the horizon after the lead. AUC intervals resample whole accounts. Out-of-sample figures "
-        "come from time-ordered folds: every model is fitted on as-of dates whose outcome windows "
-        "had closed before the dates it is tested on.</p>")
+        "the horizon after the lead. AUC intervals resample whole accounts. "
+        + _method_folds(data["weights"]) + "</p>")
     body = "".join(parts)
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Validation - "
             f"{escape(data['project'])}</title><style>{CSS}</style></head><body>{body}</body></html>")

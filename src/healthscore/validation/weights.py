@@ -20,6 +20,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -45,6 +46,33 @@ def time_splits(
         test = np.flatnonzero(np.isin(dates, blocks[k]))
         if len(train) and len(test):
             yield train, test
+
+
+def account_splits(accounts: np.ndarray, folds: int, seed: int = 0
+                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """K folds grouped by account (scikit-learn's GroupKFold, shuffled with ``seed``): an
+    account's observations are all in training or all in testing, never in both."""
+    n = len(np.unique(accounts))
+    if n < 2:
+        return
+    cv = GroupKFold(n_splits=min(folds, n), shuffle=True, random_state=seed)
+    yield from cv.split(np.zeros(len(accounts)), groups=accounts)
+
+
+TIME_ORDERED, BY_ACCOUNT = "time-ordered", "grouped by account"
+
+
+def splits(dates: np.ndarray, accounts: np.ndarray, y: np.ndarray, folds: int, gap_days: int,
+           seed: int = 0) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
+    """Time-ordered folds when the as-of dates allow any whose training data holds both
+    outcomes; else K folds grouped by account. Returns the folds and which kind they are."""
+    usable = [(tr, te) for tr, te in time_splits(dates, folds, gap_days)
+              if len(np.unique(y[tr])) == 2]
+    if usable:
+        return usable, TIME_ORDERED
+    grouped = [(tr, te) for tr, te in account_splits(accounts, folds, seed)
+               if len(np.unique(y[tr])) == 2]
+    return grouped, BY_ACCOUNT
 
 
 def _risk_sign(good_outcome: bool) -> float:
@@ -94,17 +122,21 @@ class BestSingleMeasure(BaseEstimator, ClassifierMixin):
         return self.sign_ * np.where(np.isnan(col), self.fill_[self.measure_index_], col)
 
 
-def _choose_c(make: Any, X: np.ndarray, y: np.ndarray, dates: np.ndarray | None, gap: int) -> float:
-    """C of the L1 penalty with the best AUC on a later block than the one it was fitted on."""
-    if dates is None or len(set(dates)) < 3:
-        return 0.1
-    splits = list(time_splits(dates, 2, gap))
-    if not splits:
+def _choose_c(make: Any, X: np.ndarray, y: np.ndarray, dates: np.ndarray | None, gap: int,
+              groups: np.ndarray | None = None) -> float:
+    """C of the L1 penalty with the best AUC on later observations than those it was fitted on
+    (or, when the dates do not allow that, on other accounts than those)."""
+    inner: list[tuple[np.ndarray, np.ndarray]] = []
+    if dates is not None and len(set(dates)) >= 3:
+        inner = list(time_splits(dates, 2, gap))
+    if not inner and groups is not None:
+        inner = list(account_splits(groups, 3))
+    if not inner:
         return 0.1
     best, best_auc = 0.1, -1.0
     for c in CS:
         scores = []
-        for train, test in splits:
+        for train, test in inner:
             if len(np.unique(y[train])) < 2:
                 continue
             model = make(c).fit(X[train], y[train])
@@ -130,9 +162,10 @@ class L1Logistic(BaseEstimator, ClassifierMixin):
             LogisticRegression(l1_ratio=1.0, solver="liblinear", C=c, random_state=self.random_state),
         )
 
-    def fit(self, X: np.ndarray, y: np.ndarray, dates: np.ndarray | None = None) -> L1Logistic:
+    def fit(self, X: np.ndarray, y: np.ndarray, dates: np.ndarray | None = None,
+            groups: np.ndarray | None = None) -> L1Logistic:
         X = np.asarray(X, dtype=float)
-        self.C_ = _choose_c(self._make, X, y, dates, self.gap_days)
+        self.C_ = _choose_c(self._make, X, y, dates, self.gap_days, groups)
         self.model_ = self._make(self.C_).fit(X, y)
         self.coef_ = self.model_[-1].coef_[0]
         self.classes_ = np.array([0, 1])
@@ -156,16 +189,21 @@ class GradientBoosting(BaseEstimator, ClassifierMixin):
         self.random_state = random_state
 
     def fit(self, X: np.ndarray, y: np.ndarray, **_: Any) -> GradientBoosting:
+        X = np.asarray(X, dtype=float)
+        # a measure with no value at all in the training data says nothing (and trips the binner)
+        self.used_ = ~np.isnan(X).all(axis=0)
         self.model_ = HistGradientBoostingClassifier(
             max_iter=self.max_iter, learning_rate=self.learning_rate,
             max_leaf_nodes=self.max_leaf_nodes, min_samples_leaf=self.min_samples_leaf,
             early_stopping=False, random_state=self.random_state,
-        ).fit(np.asarray(X, dtype=float), y)
+        ).fit(X[:, self.used_] if self.used_.any() else np.zeros((len(X), 1)), y)
         self.classes_ = np.array([0, 1])
         return self
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model_.decision_function(np.asarray(X, dtype=float)))
+        X = np.asarray(X, dtype=float)
+        X = X[:, self.used_] if self.used_.any() else np.zeros((len(X), 1))
+        return np.asarray(self.model_.decision_function(X))
 
 
 class SuggestedWeights(BaseEstimator, ClassifierMixin):
@@ -192,12 +230,13 @@ class SuggestedWeights(BaseEstimator, ClassifierMixin):
         return make_pipeline(StandardScaler(), LogisticRegression(
             l1_ratio=1.0, solver="liblinear", C=c, random_state=self.random_state))
 
-    def fit(self, X: np.ndarray, y: np.ndarray, dates: np.ndarray | None = None) -> SuggestedWeights:
+    def fit(self, X: np.ndarray, y: np.ndarray, dates: np.ndarray | None = None,
+            groups: np.ndarray | None = None) -> SuggestedWeights:
         X = np.asarray(X, dtype=float)
         self.fill_ = np.nan_to_num(np.nanmean(X, axis=0), nan=50.0)
         filled = np.where(np.isnan(X), self.fill_, X)
         self.C_ = self.C if self.C is not None else _choose_c(self._make, filled, y, dates,
-                                                               self.gap_days)
+                                                               self.gap_days, groups)
         model = self._make(self.C_).fit(filled, y)
         scale = model[0].scale_
         per_point = model[-1].coef_[0] / np.where(scale > 0, scale, 1.0)
@@ -254,17 +293,18 @@ def _round_percent(raw: np.ndarray) -> np.ndarray:
 
 
 def out_of_sample(
-    estimator: Any, X: np.ndarray, y: np.ndarray, dates: np.ndarray, folds: int, gap_days: int
+    estimator: Any, X: np.ndarray, y: np.ndarray, dates: np.ndarray, accounts: np.ndarray,
+    folds: list[tuple[np.ndarray, np.ndarray]],
 ) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
-    """Risk predicted for every test observation by a model fitted on earlier ones only.
+    """Risk predicted for every test observation by a model fitted on the training part of
+    its fold only (``folds`` from :func:`splits`).
 
     Returns (indices of the test observations, their risk, per-fold facts)."""
     index, risk, facts = [], [], []
-    for train, test in time_splits(dates, folds, gap_days):
-        if len(np.unique(y[train])) < 2:
-            continue
+    for train, test in folds:
         model = clone(estimator)
-        params = {"dates": dates[train]} if "dates" in _fit_args(model) else {}
+        args = _fit_args(model)
+        params = {k: v[train] for k, v in (("dates", dates), ("groups", accounts)) if k in args}
         model.fit(X[train], y[train], **params)
         r = model.decision_function(X[test])
         index.append(test)
