@@ -453,6 +453,36 @@ def test_a_snapshot_gets_a_full_out_of_sample_section_from_account_folds(tmp_pat
     assert "Out-of-sample figures come from folds grouped by account" in html
 
 
+def test_category_measures_get_coverage_rates_an_auc_a_leak_flag_and_one_hot_baselines(
+        tmp_path: Path) -> None:
+    from healthscore.validation.backtest import GBM
+
+    clean = Project.load(_snapshot_project(tmp_path / "clean")).validate(
+        start="2025-03-01", end="2025-03-01", horizon="90d", now=NOW).to_json()
+    data = Project.load(_snapshot_project(tmp_path / "leak", leak=True)).validate(
+        start="2025-03-01", end="2025-03-01", horizon="90d", now=NOW).to_json()
+    for run in (clean, data):
+        seg = run["signals"]["segment_kind"]
+        assert seg["coverage"] == 1.0 and seg["kind"] == "category"
+        assert not {f["flag"] for f in seg["flags"]} & {"low_coverage", "leaky"}
+        assert {c["category"] for c in seg["categories"]} == {"SMB", "Enterprise"}
+        assert sum(c["observations"] for c in seg["categories"]) == 400
+        assert 0.35 < seg["auc"] < 0.65  # noise
+    leak = data["signals"]["industry_kind"]
+    closing = next(c for c in leak["categories"] if c["category"] == "closing")
+    assert closing["rate"] == 1.0 and closing["outcomes"] == data["overall"]["outcomes"]
+    assert leak["coverage"] == 1.0 and leak["auc"] > 0.95
+    flags = [f["flag"] + ": " + f["why"] for f in leak["flags"]]
+    assert len(flags) == 1 and flags[0].startswith("leaky: separates the outcome almost perfectly")
+    assert not {f["flag"] for f in clean["signals"]["industry_kind"]["flags"]} & {"leaky"}
+    # the black boxes see the categories (one-hot), so they find the leak too
+    comp = {c["model"]: c["auc"] for c in data["weights"]["comparison"]}
+    assert comp["L1 logistic regression (measure values)"] > 0.97 and comp[GBM] > 0.97
+    coef = next(m for m in data["weights"]["measures"] if m["measure"] == "industry_kind")
+    assert set(coef["l1_coefficients"]) == {"closing", "retail", "media", "health"}
+    assert coef["l1_coefficient"] == coef["l1_coefficients"]["closing"] > 0
+
+
 def _demo_project(root: Path, data: Path) -> Path:
     write_template(root, "eight-categories", data)
     return root

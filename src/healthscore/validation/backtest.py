@@ -176,7 +176,7 @@ def suggest(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, A
     """Out-of-sample comparison of five rankings and the suggested weights themselves."""
     names = [e.measure for e in sc.all_entries() if f"s__{e.measure}" in frame.columns]
     scores = frame[[f"s__{n}" for n in names]].to_numpy(dtype=float)
-    raw = frame[[f"m__{n}" for n in names]].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    raw, columns = design(frame, names)
     y = frame["label"].to_numpy()
     dates, accounts = frame["as_of"].to_numpy(), frame["account_id"].to_numpy()
     gap = options.lead_days + options.horizon_days
@@ -203,12 +203,17 @@ def suggest(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, A
     for j, n in enumerate(names):
         w = float(final.weights_[j])
         flipped = bool(final.flipped_[j])
+        mine = [k for k, (m, _) in enumerate(columns) if m == n]
+        coef = {columns[k][1]: float(baseline.coef_[k]) for k in mine}
+        direction = _direction(raw[:, mine[0]], scores[:, j]) if None in coef else 0.0
         measures.append({
             "measure": n, "configured_weight": round(configured_w.get(n, 0.0), 2),
             "suggested_weight": w, "flipped": flipped and w > 0,
             **_spread(resampled[:, j], reversed_[:, j]),
-            "effect_of_higher_value": _effect(w, flipped, _direction(raw[:, j], scores[:, j])),
-            "l1_coefficient": float(baseline.coef_[j]),
+            "effect_of_higher_value": ("by category" if w > 0 and None not in coef
+                                       else _effect(w, flipped, direction)),
+            "l1_coefficient": coef[None] if None in coef else max(coef.values(), key=abs, default=0.0),
+            **({"l1_coefficients": coef} if None not in coef else {}),
         })
     weights = {n: float(final.weights_[j]) for j, n in enumerate(names)}
     flips = {n: bool(final.flipped_[j]) for j, n in enumerate(names)}
@@ -217,6 +222,30 @@ def suggest(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, A
             "black_box_gap": black_box_gap(comparison),
             "baseline_C": baseline.C_, "weights": weights, "flipped": flips,
             "scorecard": sc.name, "resamples": int(len(resampled))}
+
+
+TOP_CATEGORIES = 20  # one-hot columns per category measure; the rarer ones share none
+
+
+def design(frame: pd.DataFrame, names: list[str]) -> tuple[np.ndarray, list[tuple[str, str | None]]]:
+    """The raw measure values as the black boxes see them: numbers as they are, a category
+    measure one-hot (its most frequent categories, a column each; missing: all zeros).
+    Returns the matrix and, per column, (measure, category or None)."""
+    parts: list[np.ndarray] = []
+    columns: list[tuple[str, str | None]] = []
+    for n in names:
+        col = frame[f"m__{n}"]
+        if not signals.is_text(col):  # (an empty measure is not text: a column of NaN)
+            parts.append(pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)[:, None])
+            columns.append((n, None))
+            continue
+        text = col.map(lambda v: None if pd.isna(v) else str(v))
+        counts = text.value_counts()
+        keep = sorted(counts.index, key=lambda c: (-counts[c], c))[:TOP_CATEGORIES]
+        parts.append(np.column_stack([(text == c).to_numpy(dtype=float) for c in keep]))
+        columns += [(n, str(c)) for c in keep]
+    matrix = np.hstack(parts) if parts else np.empty((len(frame), 0))
+    return matrix, columns
 
 
 def _ranking(label: str, est: Any, X: np.ndarray, y: np.ndarray, dates: np.ndarray,

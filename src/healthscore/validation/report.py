@@ -158,9 +158,11 @@ def _signals(signals: dict[str, Any]) -> str:
                             for f in s.get("flags", []))
         rows.append([escape(name), escape(str(s.get("group") or "")), _f(s.get("weight"), 1) + "%",
                      _pct(s.get("coverage"), 0), _f(s.get("auc")), escape(s.get("direction", "")),
-                     _f(s.get("score_auc")), _spark(s.get("deciles", [])), flags or "-"])
+                     _f(s.get("score_auc")), _spark(s.get("deciles") or s.get("categories") or []),
+                     flags or "-"])
     return _table(["measure", "group", "weight", "coverage", "AUC of value", "direction",
-                   "AUC of score", "outcome rate by decile (low to high)", "flags"], rows)
+                   "AUC of score", "outcome rate by decile (low to high; or by category, most "
+                   "frequent first)", "flags"], rows)
 
 
 def _weights(w: dict[str, Any]) -> str:

@@ -84,19 +84,23 @@ def _effective_weights(scorecard: Scorecard) -> dict[str, float]:
     return out
 
 
+def is_text(values: pd.Series) -> bool:
+    """Whether a measure's values are categories (text, dates...) rather than numbers."""
+    present = values.dropna()
+    if not len(present) or values.dtype.kind in "biuf":
+        return False
+    return bool(pd.to_numeric(present, errors="coerce").isna().any())
+
+
 def _measure(frame: pd.DataFrame, name: str, y: np.ndarray, clusters: np.ndarray,
              good_outcome: bool, measure: Measure, dated: frozenset[str] = frozenset()
              ) -> dict[str, Any]:
-    values = pd.to_numeric(frame[f"m__{name}"], errors="coerce").to_numpy(dtype=float)
-    has = ~np.isnan(values)
-    coverage = float(has.mean()) if len(has) else 0.0
-    info: dict[str, Any] = {"coverage": coverage, "flags": []}
-    a = auc(y[has], values[has]) if has.sum() else None
-    info["auc"] = a
-    if a is not None:
-        info["direction"] = "higher: more outcomes" if a > 0.5 else "higher: fewer outcomes"
-        info["separation"] = max(a, 1 - a)
-    info["deciles"] = deciles(values[has], y[has])
+    column = frame[f"m__{name}"]
+    if is_text(column):
+        info = _category_signal(column, y, clusters)
+    else:
+        info = _numeric_signal(pd.to_numeric(column, errors="coerce").to_numpy(dtype=float), y)
+    coverage = info["coverage"]
     score_col = f"s__{name}"
     if score_col in frame.columns:
         score = frame[score_col].to_numpy(dtype=float)
@@ -110,6 +114,70 @@ def _measure(frame: pd.DataFrame, name: str, y: np.ndarray, clusters: np.ndarray
             f"rarely counts. Check its source and window, or drop it.")})
     _flag_leak(info, measure, dated)
     return info
+
+
+def _numeric_signal(values: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    has = ~np.isnan(values)
+    info: dict[str, Any] = {"coverage": float(has.mean()) if len(has) else 0.0, "flags": []}
+    a = auc(y[has], values[has]) if has.sum() else None
+    info["auc"] = a
+    if a is not None:
+        info["direction"] = "higher: more outcomes" if a > 0.5 else "higher: fewer outcomes"
+        info["separation"] = max(a, 1 - a)
+    info["deciles"] = deciles(values[has], y[has])
+    return info
+
+
+def _category_signal(column: pd.Series, y: np.ndarray, clusters: np.ndarray) -> dict[str, Any]:
+    """Coverage, the outcome rate per category and the AUC of the categories: each
+    observation ranked by its category's outcome rate among *other* accounts (out-of-fold,
+    folds grouped by account), so a category held by one account cannot look predictive."""
+    has = column.notna().to_numpy()
+    text = column[has].astype(str).to_numpy()
+    info: dict[str, Any] = {"coverage": float(has.mean()) if len(has) else 0.0, "flags": [],
+                            "kind": "category", "deciles": [], "categories": categories(text, y[has])}
+    a = auc(y[has], out_of_fold_rates(text, y[has], clusters[has])) if has.sum() else None
+    info["auc"] = a
+    if a is not None:
+        info["direction"] = "by category"
+        info["separation"] = a
+    return info
+
+
+def categories(text: np.ndarray, y: np.ndarray, top: int = 20) -> list[dict[str, Any]]:
+    """Outcome rate per category (the most frequent ``top``, then the rest as '(other)')."""
+    counts = pd.Series(text).value_counts(sort=False)
+    keep = sorted(counts.index, key=lambda c: (-counts[c], c))[:top]
+    label = np.where(np.isin(text, keep), text, "(other)")
+    rows = []
+    for cat in [*keep, *(["(other)"] if len(counts) > top else [])]:
+        mask = label == cat
+        n, k = int(mask.sum()), int(y[mask].sum())
+        lo, hi = wilson(k, n)
+        rows.append({"category": str(cat), "observations": n, "outcomes": k, "rate": k / n,
+                     "ci_low": lo, "ci_high": hi})
+    return rows
+
+
+def out_of_fold_rates(text: np.ndarray, y: np.ndarray, clusters: np.ndarray, folds: int = 5,
+                      prior: float = 10.0) -> np.ndarray:
+    """Each observation's category outcome rate learnt on the other folds (grouped by
+    account), shrunk towards the overall rate by ``prior`` pseudo-observations."""
+    out = np.full(len(y), float(np.mean(y)) if len(y) else 0.0)
+    ids = np.unique(clusters)
+    if len(ids) < 2:
+        return out
+    fold_of = dict(zip(ids, np.random.default_rng(0).permutation(len(ids)) % folds, strict=True))
+    fold = np.array([fold_of[c] for c in clusters])
+    for k in range(folds):
+        train, test = fold != k, fold == k
+        if not test.any() or not train.any():
+            continue
+        base = float(np.mean(y[train]))
+        stats = pd.DataFrame({"c": text[train], "y": y[train]}).groupby("c")["y"].agg(["sum", "count"])
+        rate = (stats["sum"] + prior * base) / (stats["count"] + prior)
+        out[test] = pd.Series(text[test]).map(rate).fillna(base).to_numpy(dtype=float)
+    return out
 
 
 def _flag_contradiction(info: dict[str, Any], weight: float) -> None:
