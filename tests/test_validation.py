@@ -483,6 +483,57 @@ def test_category_measures_get_coverage_rates_an_auc_a_leak_flag_and_one_hot_bas
     assert coef["l1_coefficient"] == coef["l1_coefficients"]["closing"] > 0
 
 
+NOISE = [f"noise_{k}" for k in range(8)]
+
+
+def _noise_config(root: Path) -> Any:
+    measures = "".join(f"{n}: {{type: count, entity: usage_events, filter: \"event = '{n}'\", "
+                       f"window: 30d, scheme: {{type: linear, low: 0, high: 10}}}}\n" for n in NOISE)
+    weights = ", ".join(f"{n}: {10 + 5 * (k % 2)}" for k, n in enumerate(NOISE))
+    root = write_project(root, {"measures/usage.yml": measures,
+                                "scorecards/default.yml": f"groups: {{usage: {{weight: 100, measures: "
+                                                          f"{{{weights}}}}}}}\n"})
+    return resolve(load_specs(root))
+
+
+def _noise_frame(seed: int, accounts: int = 500, dates: int = 6) -> pd.DataFrame:
+    """Observations in the shape validate builds them, with no signal at all: each account's
+    measure values and its churn are drawn independently."""
+    rng = np.random.default_rng(seed)
+    n = accounts * dates
+    frame = pd.DataFrame({
+        "account_id": np.repeat([f"A{i:03d}" for i in range(accounts)], dates),
+        "as_of": np.tile([date(2025, 1, 31) + timedelta(days=30 * k) for k in range(dates)], accounts),
+        "label": (rng.uniform(size=n) < 0.06).astype(int),
+    })
+    level = np.repeat(rng.gamma(2.0, 2.0, (accounts, len(NOISE))), dates, axis=0)
+    for j, name in enumerate(NOISE):  # per-account levels: repeated observations, as in life
+        frame[f"m__{name}"] = rng.poisson(level[:, j]).astype(float)
+        frame[f"s__{name}"] = np.clip(frame[f"m__{name}"] * 10, 0, 100)
+    frame["score"] = frame[[f"s__{n}" for n in NOISE]].mean(axis=1)
+    return frame
+
+
+def test_contradicts_fires_on_no_measure_of_pure_noise_in_20_seeded_runs(tmp_path: Path) -> None:
+    from healthscore.validation import signals
+    from healthscore.validation.backtest import Options, flag_reversals, suggest_weights
+
+    config = _noise_config(tmp_path)
+    sc = config.scorecards[0]
+    flagged, reversed_somewhere = {}, 0
+    for seed in range(20):
+        frame = _noise_frame(seed)
+        options = Options(dates=[], horizon_days=30, seed=seed, bootstrap=200)
+        found = signals.discover(frame, sc, config.measures, False, bootstrap=200, seed=seed)
+        weights = suggest_weights(frame, sc, options)
+        flag_reversals(found, weights)
+        reversed_somewhere += sum(m["flipped"] for m in weights["measures"])
+        flagged[seed] = [n for n, info in found.items()
+                         if any(f["flag"] == "contradicts" for f in info["flags"])]
+    assert flagged == {seed: [] for seed in range(20)}
+    assert reversed_somewhere > 0  # the fits do reverse noise now and then: the test is what stops it
+
+
 def _demo_project(root: Path, data: Path) -> Path:
     write_template(root, "eight-categories", data)
     return root

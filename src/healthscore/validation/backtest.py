@@ -86,7 +86,8 @@ def validate(config: ProjectConfig, options: Options, progress: Progress) -> dic
     frame = _target_rows(obs, config, target)
     progress("discovering signals")
     result["signals"] = signals.discover(frame, target, config.measures, options.good_outcome,
-                                         obs.after_churn, obs.dated)
+                                         obs.after_churn, obs.dated, options.bootstrap,
+                                         options.seed)
     result["rows_after_churn"] = obs.after_churn
     result["clusters"] = signals.correlated_clusters(frame, list(result["signals"]))
     progress("fitting suggested weights")
@@ -174,9 +175,20 @@ def score_metrics(rows: pd.DataFrame, bands: list[str], options: Options,
 
 def suggest(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, Any]:
     """Out-of-sample comparison of five rankings and the suggested weights themselves."""
+    return {**rankings(frame, sc, options), **suggest_weights(frame, sc, options)}
+
+
+def _inputs(frame: pd.DataFrame, sc: Scorecard) -> tuple[list[str], np.ndarray, np.ndarray,
+                                                          list[tuple[str, str | None]]]:
     names = [e.measure for e in sc.all_entries() if f"s__{e.measure}" in frame.columns]
     scores = frame[[f"s__{n}" for n in names]].to_numpy(dtype=float)
     raw, columns = design(frame, names)
+    return names, scores, raw, columns
+
+
+def rankings(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, Any]:
+    """The five rankings out of sample on the same folds, and what to make of them."""
+    names, scores, raw, _ = _inputs(frame, sc)
     y = frame["label"].to_numpy()
     dates, accounts = frame["as_of"].to_numpy(), frame["account_id"].to_numpy()
     gap = options.lead_days + options.horizon_days
@@ -193,6 +205,19 @@ def suggest(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, A
     }
     comparison = [_ranking(label, est, X, y, dates, accounts, folds, options)
                   for label, (est, X) in contenders.items()]
+    return {"comparison": comparison, "splits": kind,
+            "note": _splits_note(kind, len(folds), options.folds, gap),
+            "black_box_gap": black_box_gap(comparison)}
+
+
+def suggest_weights(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, Any]:
+    """The suggested weights fitted on every observation, with their spread over refits on
+    resampled accounts, beside the L1 coefficients of the raw values."""
+    names, scores, raw, columns = _inputs(frame, sc)
+    y = frame["label"].to_numpy()
+    dates, accounts = frame["as_of"].to_numpy(), frame["account_id"].to_numpy()
+    gap = options.lead_days + options.horizon_days
+    good, seed = options.good_outcome, options.seed
     final = SuggestedWeights(good_outcome=good, gap_days=gap, random_state=seed).fit(
         scores, y, dates=dates, groups=accounts)
     baseline = L1Logistic(gap_days=gap, random_state=seed).fit(raw, y, dates=dates, groups=accounts)
@@ -217,11 +242,8 @@ def suggest(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, A
         })
     weights = {n: float(final.weights_[j]) for j, n in enumerate(names)}
     flips = {n: bool(final.flipped_[j]) for j, n in enumerate(names)}
-    return {"comparison": comparison, "measures": measures, "C": final.C_,
-            "splits": kind, "note": _splits_note(kind, len(folds), options.folds, gap),
-            "black_box_gap": black_box_gap(comparison),
-            "baseline_C": baseline.C_, "weights": weights, "flipped": flips,
-            "scorecard": sc.name, "resamples": int(len(resampled))}
+    return {"measures": measures, "C": final.C_, "baseline_C": baseline.C_, "weights": weights,
+            "flipped": flips, "scorecard": sc.name, "resamples": int(len(resampled))}
 
 
 TOP_CATEGORIES = 20  # one-hot columns per category measure; the rarer ones share none
@@ -302,10 +324,13 @@ def _spread(weights: np.ndarray, reversed_: np.ndarray) -> dict[str, Any]:
     """A weight's 95% interval over the account-bootstrap refits, and how often they gave it
     any weight or reversed its scheme."""
     if not len(weights):
-        return {"weight_ci": None, "kept_share": None, "reversed_share": None}
+        return {"weight_ci": None, "kept_share": None, "reversed_share": None, "reversal_z": None}
     lo, hi = np.percentile(weights, [2.5, 97.5])
+    signed = np.where(reversed_, -weights, weights)  # the weight on the configured score
+    z = metrics.bootstrap_z(0.0, signed, float(np.mean(signed)))  # SEs it lies below 0
     return {"weight_ci": [round(float(lo), 1), round(float(hi), 1)],
-            "kept_share": float(np.mean(weights > 0)), "reversed_share": float(np.mean(reversed_))}
+            "kept_share": float(np.mean(weights > 0)), "reversed_share": float(np.mean(reversed_)),
+            "reversal_z": round(z, 2) if np.isfinite(z) else z}
 
 
 def _direction(values: np.ndarray, scores: np.ndarray) -> float:
@@ -325,17 +350,23 @@ def _effect(weight: float, flipped: bool, direction: float) -> str:
 
 
 def flag_reversals(signals: dict[str, Any], weights: dict[str, Any]) -> None:
-    """A measure with configured weight that the fitted weights score the other way round."""
-    for m in weights["measures"]:
+    """A measure with configured weight that the fitted weights score the other way round,
+    consistently across the refits on resampled accounts (beyond chance for any of the
+    scorecard's weighted measures)."""
+    weighted = [m for m in weights["measures"] if m["configured_weight"] > 0]
+    for m in weighted:
         info = signals.get(m["measure"])
-        if info is None or not m["flipped"] or m["configured_weight"] <= 0:
+        z = m.get("reversal_z")
+        if info is None or not m["flipped"] or z is None or z < metrics.significance_z(len(weighted)):
             continue
         if any(f["flag"] == "contradicts" for f in info["flags"]):
             continue
         info["flags"].append({"flag": "contradicts", "why": (
             f"with the other measures taken into account, its score works backwards: the fitted "
-            f"weights reverse its scheme ({m['suggested_weight']:.1f}% on the reversed score). "
-            f"Reverse its scheme, or check what it really measures.")})
+            f"weights reverse its scheme ({m['suggested_weight']:.1f}% on the reversed score; "
+            f"reversed in {m['reversed_share']:.0%} of {weights['resamples']} refits on resampled "
+            f"accounts, beyond chance for any of the {len(weighted)} weighted measures). Reverse "
+            f"its scheme, or check what it really measures.")})
 
 
 def suggestion_yaml(result: dict[str, Any], sc: Scorecard) -> str:

@@ -8,6 +8,7 @@ Every function takes plain arrays. ``risk`` is "higher means the outcome is more
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,23 @@ from sklearn.metrics import roc_auc_score
 
 Z95 = 1.959963984540054
 MIN_OUTCOMES = 20  # of each kind (outcome, no outcome) before an AUC is worth judging
+FAMILY_ALPHA = 0.001  # chance of flagging any measure of a scorecard that is pure noise
+
+
+def significance_z(tests: int) -> float:
+    """The z a bootstrap estimate must clear (one-sided) for one of ``tests`` measures tested
+    together to be flagged: Bonferroni at FAMILY_ALPHA for the whole scorecard."""
+    return NormalDist().inv_cdf(1 - FAMILY_ALPHA / max(1, tests))
+
+
+def bootstrap_z(estimate: float, resampled: np.ndarray, null: float = 0.0) -> float:
+    """How many bootstrap standard errors ``estimate`` lies above ``null`` (inf when every
+    resample agrees exactly and it is above, 0 when it equals the null)."""
+    sd = float(np.std(resampled)) if len(resampled) > 1 else 0.0
+    gap = estimate - null
+    if sd > 0:
+        return gap / sd
+    return 0.0 if gap == 0 or not len(resampled) else math.copysign(math.inf, gap)
 
 
 def too_few_outcomes(y: np.ndarray, outcome: str) -> str | None:
