@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from datetime import date, datetime, timedelta
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -331,6 +332,7 @@ def test_too_few_outcomes_give_a_note_instead_of_a_bare_auc(small_validation: tu
     assert seg["Mid-Market"]["auc_note"] == few
     assert seg["Enterprise"]["auc_note"] == "too few outcomes to judge (0 churn, at least 20 needed)"
     assert cards["enterprise"]["auc_note"] == seg["Enterprise"]["auc_note"]
+    assert data["alarm"] is None  # nothing too good here
     for m in [seg["SMB"], cards["default"], data["overall"]]:
         assert m["auc_note"] is None and m["auc_ci"][0] < m["auc"] < m["auc_ci"][1]
     assert seg["Mid-Market"]["auc_ci"][0] < seg["Mid-Market"]["auc"]  # kept in the JSON
@@ -448,7 +450,13 @@ def test_a_snapshot_gets_a_full_out_of_sample_section_from_account_folds(tmp_pat
     # the configured linear 0-2 logins saturates: only the black boxes see the whole range
     assert comp[GBM]["auc"] > 0.85 and comp["configured scorecard"]["auc"] < 0.6
     assert w["black_box_gap"].startswith("The suggested additive score (AUC ")
+    # the scheme of logins is so badly shaped that the black boxes jump far above it
+    assert data["alarm"]["measures"] == ["logins_30"]
+    conf = comp["configured scorecard"]["auc"]
+    assert (f"{GBM} {comp[GBM]['auc']:.3f} ({comp[GBM]['auc'] - conf:.2f} above the configured "
+            f"scorecard's {conf:.3f})") in data["alarm"]["why"]
     html = v.write(tmp_path / "report")[0].read_text()
+    assert f'<p class="flag">{escape(data["alarm"]["why"])}</p>' in html
     assert "Out of sample, same splits (grouped by account folds)" in html
     assert "Out-of-sample figures come from folds grouped by account" in html
 
@@ -478,6 +486,13 @@ def test_category_measures_get_coverage_rates_an_auc_a_leak_flag_and_one_hot_bas
     # the black boxes see the categories (one-hot), so they find the leak too
     comp = {c["model"]: c["auc"] for c in data["weights"]["comparison"]}
     assert comp["L1 logistic regression (measure values)"] > 0.97 and comp[GBM] > 0.97
+    # and so the alarm goes off, naming the leaky measure first
+    alarm = data["alarm"]
+    assert alarm["measures"] == ["industry_kind", "logins_30"]
+    assert alarm["why"].startswith("Too good to be true? Out of sample: ")
+    assert f"{GBM} {comp[GBM]:.3f} (above 0.95)" in alarm["why"]
+    assert ("check first industry_kind (AUC 1.00 on its own, flagged leaky), logins_30 (AUC "
+            in alarm["why"])
     coef = next(m for m in data["weights"]["measures"] if m["measure"] == "industry_kind")
     assert set(coef["l1_coefficients"]) == {"closing", "retail", "media", "health"}
     assert coef["l1_coefficient"] == coef["l1_coefficients"]["closing"] > 0
@@ -692,6 +707,10 @@ def test_planted_leaky_measures_and_a_wrong_sign_weight_are_flagged(tmp_path: Pa
     assert "leaky: 5 rows of manual_values are dated after their account churned" in flags["insider"]
     assert data["rows_after_churn"] == {"manual_values": 5}
     assert "leaky: reads accounts.churn_date" in flags["days_since_churn"]
+    # a copy of the label lifts the suggested weights far above the configured score
+    assert data["alarm"]["measures"][:2] == ["insider", "days_since_churn"]
+    assert "suggested weights" in data["alarm"]["rankings"]
+    assert "above the configured scorecard's" in data["alarm"]["why"]
     assert "contradicts" in flags["unfriends_good"]
 
 

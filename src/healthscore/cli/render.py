@@ -217,6 +217,8 @@ def validation_brief(console: Console, data: dict[str, Any]) -> None:
                       if any(f["flag"] == "contradicts" for f in s["flags"])})
     if flagged:
         console.print(f"Measures that work backwards: {', '.join(flagged)}.")
+    if data.get("alarm"):
+        console.print(data["alarm"]["why"], style="red", markup=False, soft_wrap=True)
 
 
 def validation(console: Console, data: dict[str, Any]) -> None:
@@ -232,6 +234,8 @@ def validation(console: Console, data: dict[str, Any]) -> None:
     fg = o.get("false_green") or o.get("false_red") or {}
     kind = "false green" if "false_green" in o else "false red"
     tail = f", median lead time {_num(lead.get('median_days'), 0)} days" if lead else ""
+    if data.get("alarm"):
+        console.print(data["alarm"]["why"], style="red", markup=False, soft_wrap=True)
     console.print(
         f"{_auc(o)}, top-decile lift "
         f"{_num(o['top_decile_lift'], 2)}x, band rates monotonic: "

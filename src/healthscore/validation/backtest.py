@@ -34,6 +34,9 @@ Progress = Callable[[str], None]
 MIN_SEGMENT = 30  # observations a segment needs for its own metrics
 WEIGHT_RESAMPLES = 50  # account-bootstrap refits of the suggested weights (at most bootstrap)
 GBM = "gradient-boosted trees (measure values)"
+TOO_GOOD = 0.95  # an out-of-sample AUC above this is rarely real for churn or renewal
+TOO_FAR = 0.12  # nor one this far above the configured scorecard's
+SUSPECT = 0.85  # a measure separating the outcome this well on its own is the first suspect
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ def validate(config: ProjectConfig, options: Options, progress: Progress) -> dic
     progress("fitting suggested weights")
     result["weights"] = suggest(frame, target, options)
     flag_reversals(result["signals"], result["weights"])
+    result["alarm"] = too_good(result["weights"]["comparison"], result["signals"])
     return result
 
 
@@ -297,6 +301,44 @@ def _splits_note(kind: str, made: int, folds: int, gap: int) -> str | None:
             f"(an account is never in both the training and the test part of a fold). They show "
             f"how the scores rank accounts they were not fitted on, not how they hold up on later "
             f"dates; for that, {more}.")
+
+
+def too_good(comparison: list[dict[str, Any]], found: dict[str, Any]) -> dict[str, Any] | None:
+    """The alarm when a ranking does better out of sample than real signals do, naming the
+    measures most likely to leak the outcome (flagged leaky, or separating it best alone)."""
+    auc = {c["model"]: c["auc"] for c in comparison if c["auc"] is not None}
+    conf = auc.get("configured scorecard")
+    high = [(m, a) for m, a in auc.items() if a > TOO_GOOD]
+    far = [(m, a) for m, a in auc.items() if conf is not None and a - conf > TOO_FAR and a <= TOO_GOOD]
+    if not high and not far:
+        return None
+    parts = [f"{m} {a:.3f} (above {TOO_GOOD})" for m, a in high]
+    parts += [f"{m} {a:.3f} ({a - conf:.2f} above the configured scorecard's {conf:.3f})"
+              for m, a in far if conf is not None]
+    suspects = _suspects(found)
+    named = ", ".join(f"{n} ({_why_suspect(found[n])})" for n in suspects)
+    why = (f"Too good to be true? Out of sample: {'; '.join(parts)}. Real signals rarely rank "
+           f"this well, or this far above the configured score: check first {named} for data "
+           f"recorded after the outcome or copied from it (if none is, the configured schemes "
+           f"may be badly shaped).")
+    return {"rankings": [m for m, _ in high + far], "measures": suspects, "why": why}
+
+
+def _suspects(found: dict[str, Any], most: int = 3) -> list[str]:
+    def key(n: str) -> tuple[bool, float, str]:
+        leaky = any(f["flag"] == "leaky" for f in found[n]["flags"])
+        return (not leaky, -(found[n].get("separation") or 0.0), n)
+
+    ranked = sorted(found, key=key)
+    strong = [n for n in ranked if key(n)[0] is False or -key(n)[1] >= SUSPECT]
+    return strong or ranked[:most]
+
+
+def _why_suspect(info: dict[str, Any]) -> str:
+    leaky = any(f["flag"] == "leaky" for f in info["flags"])
+    sep = info.get("separation")
+    alone = f"AUC {sep:.2f} on its own" if sep is not None else "no AUC of its own"
+    return f"{alone}, flagged leaky" if leaky else alone
 
 
 BLACK_BOXES = ("L1 logistic regression (measure values)", GBM)

@@ -223,7 +223,9 @@ def render(data: dict[str, Any]) -> str:
             f"(lead {data['lead_days']} days) after each as-of date from {data['dates'][0]} to "
             f"{data['dates'][-1]} ({len(data['dates'])} dates); outcomes known up to "
             f"{data['observed_until']}. Generated {escape(data['generated_at'])}.</p>")
-    parts = [head, _summary(o, outcome),
+    alarm = data.get("alarm")
+    parts = [head, *([f'<p class="flag">{escape(alarm["why"])}</p>'] if alarm else []),
+             _summary(o, outcome),
              f"<h2>{escape(outcome.capitalize())} rate by band</h2>", _bars(o["bands"], "band"),
              _table(["band", "observations", outcome, "rate", "95% CI"],
                     [[escape(b["band"]), f"{b['observations']:,}", f"{b['outcomes']:,}", _pct(b["rate"]),
