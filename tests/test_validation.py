@@ -357,8 +357,8 @@ def test_black_boxes_sit_beside_the_additive_scores_on_the_same_folds(small_vali
     _, v = small_validation
     data = v.to_json()
     comp = {c["model"]: c for c in data["weights"]["comparison"]}
-    assert list(comp) == ["configured scorecard", "suggested weights", "best single measure",
-                          "L1 logistic regression (measure values)", GBM]
+    assert list(comp) == ["configured scorecard", "suggested weights", "suggested schemes and weights",
+                          "best single measure", "L1 logistic regression (measure values)", GBM]
     folds = [(f["test_from"], f["test"]) for f in comp["suggested weights"]["folds"]]
     for c in comp.values():
         assert c["observations"] == comp["configured scorecard"]["observations"] > 500
@@ -443,7 +443,7 @@ def test_a_snapshot_gets_a_full_out_of_sample_section_from_account_folds(tmp_pat
         "training and testing: the out-of-sample figures come from 4 folds grouped by account "
         "instead (an account is never in both the training and the test part of a fold).")
     comp = {c["model"]: c for c in w["comparison"]}
-    assert len(comp) == 5 and GBM in comp
+    assert len(comp) == 6 and GBM in comp
     for c in comp.values():
         assert c["observations"] == 400 and len(c["folds"]) == 4
         assert c["auc_ci"][0] < c["auc"] < c["auc_ci"][1] and c["top_decile_lift"] > 1
@@ -547,6 +547,72 @@ def test_contradicts_fires_on_no_measure_of_pure_noise_in_20_seeded_runs(tmp_pat
                          if any(f["flag"] == "contradicts" for f in info["flags"])]
     assert flagged == {seed: [] for seed in range(20)}
     assert reversed_somewhere > 0  # the fits do reverse noise now and then: the test is what stops it
+
+
+def test_a_learned_shape_is_a_monotone_thresholds_scheme_with_the_cut_where_the_risk_moves() -> None:
+    from healthscore.validation.shapes import apply_shape, learn_shape
+
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0, 100, 5000)
+    y = (rng.uniform(size=5000) < np.where(x < 20, 0.3, 0.05)).astype(int)
+    shape = learn_shape(x, y, good_outcome=False, max_steps=5)
+    assert shape is not None and shape["direction"] == "higher is better"
+    assert shape["scores"] == sorted(shape["scores"]) and shape["scores"][0] == 0.0
+    assert shape["scores"][-1] == 100.0 and len(shape["scores"]) <= 5
+    assert any(abs(c - 20) < 3 for c in shape["cuts"])  # a decile edge next to the true cut
+    scored = apply_shape(shape, np.array([5.0, 50.0, np.nan]))
+    assert scored[0] < scored[1] and np.isnan(scored[2])
+    assert learn_shape(x, rng.permutation(y) * 0, good_outcome=False, max_steps=5) is None  # flat
+
+
+def test_suggested_schemes_are_withheld_when_they_do_not_beat_the_configured_score() -> None:
+    from healthscore.validation.shapes import offer
+
+    rng = np.random.default_rng(6)
+    y = (rng.uniform(size=2000) < 0.1).astype(int)
+    risk = rng.normal(size=2000) + y
+    idx = np.arange(2000)
+    row = {"auc": metrics.auc(y, risk), "_index": idx, "_risk": risk}
+    out = offer(row, dict(row), y, idx // 4, [("red", 0.0), ("yellow", 50.0), ("green", 75.0)],
+                "churn", False, 100, 0)
+    assert out["offered"] is False and out["auc_gain"] == 0.0
+    assert out["why"] == ("Suggested schemes not offered: out of sample they rank +0.000 AUC against "
+                          "the configured scorecard (95% CI of the gain +0.000 to +0.000 over 100 "
+                          "resamples of accounts), not clearly better. Keep the configured schemes.")
+
+
+def test_suggested_schemes_reshape_a_saturated_scheme_and_win_out_of_sample(tmp_path: Path) -> None:
+    from healthscore.validation.backtest import SCHEMES
+
+    root = _snapshot_project(tmp_path / "p")
+    v = Project.load(root).validate(start="2025-03-01", end="2025-03-01", horizon="90d", now=NOW)
+    data = v.to_json()
+    comp = {c["model"]: c["auc"] for c in data["weights"]["comparison"]}
+    s = data["weights"]["schemes"]
+    # linear 0-2 logins saturates at two logins; the learned thresholds see the whole range
+    assert comp[SCHEMES] - comp["configured scorecard"] > 0.25
+    assert comp[SCHEMES] > comp["suggested weights"] + 0.25  # re-weighting alone cannot fix it
+    assert comp[SCHEMES] > max(comp["L1 logistic regression (measure values)"],
+                               comp["gradient-boosted trees (measure values)"]) - 0.02
+    assert s["offered"] is True and s["gain_ci"][0] > 0 and s["bands_monotonic"] is True
+    assert s["why"].startswith("Suggested schemes offered: out of sample they rank +0.")
+    rates = [b["rate"] for b in s["bands"] if b["rate"] is not None]
+    assert rates == sorted(rates, reverse=True)  # churn falls band by band
+    logins = s["measures"]["logins_30"]
+    assert logins["direction"] == "higher is better" and logins["scheme"]["type"] == "thresholds"
+    assert logins["scheme"]["scores"] == sorted(logins["scheme"]["scores"])
+    assert max(logins["scheme"]["cuts"]) > 2  # beyond where the configured scheme stopped looking
+    assert s["measures"]["segment_kind"]["scheme"] is None  # a category keeps its scheme
+    # the suggestion is that scorecard, and it scores as well when run
+    text = v.suggestion_yaml()
+    assert "Suggested schemes offered" in text
+    (root / "scorecards" / "suggested.yml").write_text(text)
+    (root / "healthscore.yml").write_text((root / "healthscore.yml").read_text().replace(
+        "scorecards: [default]", "scorecards: [suggested]"))
+    entries = {e.measure: e for e in resolve(load_specs(root)).scorecards[0].all_entries()}
+    assert list(entries["logins_30"].scheme.cuts) == logins["scheme"]["cuts"]
+    again = Project.load(root).validate(start="2025-03-01", end="2025-03-01", horizon="90d", now=NOW)
+    assert again.to_json()["overall"]["auc"] > 0.85
 
 
 def _demo_project(root: Path, data: Path) -> Path:
@@ -757,7 +823,11 @@ def test_suggestion_is_a_valid_scorecard(churnsim: tuple, tmp_path: Path) -> Non
     config = resolve(load_specs(root))
     weights = {e.measure: e for e in config.scorecards[0].all_entries()}
     assert "unfriends_28d" in weights
-    assert weights["unfriends_28d"].scheme.higher_is_better is False
+    # the suggested schemes win out of sample here, so unfriends gets learned thresholds that
+    # score more unfriends lower (it was: the percentile scheme reversed)
+    scheme = weights["unfriends_28d"].scheme
+    assert scheme.type == "thresholds" and list(scheme.scores) == sorted(scheme.scores, reverse=True)
+    assert scheme.scores[0] > scheme.scores[-1]
 
 
 @needs_churnsim

@@ -272,6 +272,8 @@ def validation(console: Console, data: dict[str, Any]) -> None:
     console.print(t)
     if w.get("black_box_gap"):
         console.print(w["black_box_gap"])
+    if (w.get("schemes") or {}).get("why"):
+        console.print(w["schemes"]["why"], markup=False, soft_wrap=True)
     if w.get("note"):
         console.print(f"[yellow]note:[/] {w['note']}")
     t = Table(title="Weights: configured -> suggested", title_justify="left")

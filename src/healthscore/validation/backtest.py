@@ -16,7 +16,8 @@ import pandas as pd
 
 from healthscore.config.model import INSUFFICIENT, ProjectConfig, Scorecard
 from healthscore.errors import HealthScoreError
-from healthscore.validation import metrics, observations, signals
+from healthscore.validation import metrics, observations, shapes, signals
+from healthscore.validation.shapes import SuggestedSchemes
 from healthscore.validation.suggest import scorecard_yaml
 from healthscore.validation.weights import (
     TIME_ORDERED,
@@ -34,6 +35,7 @@ Progress = Callable[[str], None]
 MIN_SEGMENT = 30  # observations a segment needs for its own metrics
 WEIGHT_RESAMPLES = 50  # account-bootstrap refits of the suggested weights (at most bootstrap)
 GBM = "gradient-boosted trees (measure values)"
+SCHEMES = "suggested schemes and weights"
 TOO_GOOD = 0.95  # an out-of-sample AUC above this is rarely real for churn or renewal
 TOO_FAR = 0.12  # nor one this far above the configured scorecard's
 SUSPECT = 0.85  # a measure separating the outcome this well on its own is the first suspect
@@ -178,8 +180,15 @@ def score_metrics(rows: pd.DataFrame, bands: list[str], options: Options,
 
 
 def suggest(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, Any]:
-    """Out-of-sample comparison of five rankings and the suggested weights themselves."""
-    return {**rankings(frame, sc, options), **suggest_weights(frame, sc, options)}
+    """Out-of-sample comparison of six rankings, the suggested weights and the suggested
+    schemes themselves."""
+    out = {**rankings(frame, sc, options), **suggest_weights(frame, sc, options)}
+    names, scores, _, _ = _inputs(frame, sc)
+    out["schemes"].update(shapes.fit_all(
+        _values(frame, names), scores, frame["label"].to_numpy(), names, options.good_outcome,
+        options.lead_days + options.horizon_days, options.seed, frame["as_of"].to_numpy(),
+        frame["account_id"].to_numpy()))
+    return out
 
 
 def _inputs(frame: pd.DataFrame, sc: Scorecard) -> tuple[list[str], np.ndarray, np.ndarray,
@@ -188,6 +197,14 @@ def _inputs(frame: pd.DataFrame, sc: Scorecard) -> tuple[list[str], np.ndarray, 
     scores = frame[[f"s__{n}" for n in names]].to_numpy(dtype=float)
     raw, columns = design(frame, names)
     return names, scores, raw, columns
+
+
+def _values(frame: pd.DataFrame, names: list[str]) -> np.ndarray:
+    """Each measure's numeric value (NaN throughout for a category measure)."""
+    cols = [np.full(len(frame), np.nan) if signals.is_text(frame[f"m__{n}"])
+            else pd.to_numeric(frame[f"m__{n}"], errors="coerce").to_numpy(dtype=float)
+            for n in names]
+    return np.column_stack(cols) if cols else np.empty((len(frame), 0))
 
 
 def rankings(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, Any]:
@@ -202,6 +219,8 @@ def rankings(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, 
         "configured scorecard": (ConfiguredScore(good_outcome=good), frame[["score"]].to_numpy(float)),
         "suggested weights": (SuggestedWeights(good_outcome=good, gap_days=gap, random_state=seed),
                               scores),
+        SCHEMES: (SuggestedSchemes(good_outcome=good, gap_days=gap, random_state=seed),
+                  np.hstack([_values(frame, names), scores])),
         "best single measure": (BestSingleMeasure(good_outcome=good), scores),
         "L1 logistic regression (measure values)": (L1Logistic(gap_days=gap, random_state=seed),
                                                     raw),
@@ -209,9 +228,15 @@ def rankings(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, 
     }
     comparison = [_ranking(label, est, X, y, dates, accounts, folds, options)
                   for label, (est, X) in contenders.items()]
+    rows = {c["model"]: c for c in comparison}
+    bands = [(b.name, float(b.min)) for b in sorted(sc.bands, key=lambda b: b.min)]
+    offered = shapes.offer(rows[SCHEMES], rows["configured scorecard"], y, accounts, bands,
+                           options.outcome, good, options.bootstrap, seed)
     return {"comparison": comparison, "splits": kind,
             "note": _splits_note(kind, len(folds), options.folds, gap),
-            "black_box_gap": black_box_gap(comparison)}
+            "black_box_gap": black_box_gap(comparison, SCHEMES if offered["offered"]
+                                           else "suggested weights"),
+            "schemes": offered}
 
 
 def suggest_weights(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, Any]:
@@ -279,7 +304,7 @@ def _ranking(label: str, est: Any, X: np.ndarray, y: np.ndarray, dates: np.ndarr
     idx, risk, facts = out_of_sample(est, X, y, dates, accounts, folds)
     lo, hi = metrics.bootstrap_auc(y[idx], risk, accounts[idx], options.bootstrap, options.seed)
     return {
-        "model": label, "observations": int(len(idx)),
+        "model": label, "observations": int(len(idx)), "_index": idx, "_risk": risk,
         "auc": metrics.auc(y[idx], risk) if len(idx) else None,
         "auc_ci": [lo, hi] if lo is not None else None,
         "auc_note": metrics.too_few_outcomes(y[idx], options.outcome) if len(idx) else None,
@@ -344,15 +369,18 @@ def _why_suspect(info: dict[str, Any]) -> str:
 BLACK_BOXES = ("L1 logistic regression (measure values)", GBM)
 
 
-def black_box_gap(comparison: list[dict[str, Any]]) -> str | None:
-    """One sentence: how far the additive scores are from the best black box out of sample."""
+def black_box_gap(comparison: list[dict[str, Any]], additive: str = "suggested weights"
+                  ) -> str | None:
+    """One sentence: how far the suggested additive score (``additive``: the suggested weights,
+    or the schemes when they are offered) and the configured one are from the best black box
+    out of sample."""
     auc = {c["model"]: c["auc"] for c in comparison if c["auc"] is not None}
     boxes = [m for m in BLACK_BOXES if m in auc]
-    if "suggested weights" not in auc or not boxes:
+    if additive not in auc or not boxes:
         return None
     best = max(boxes, key=lambda m: auc[m])
-    gap = auc["suggested weights"] - auc[best]
-    text = (f"The suggested additive score (AUC {auc['suggested weights']:.3f}) is "
+    gap = auc[additive] - auc[best]
+    text = (f"The suggested additive score (AUC {auc[additive]:.3f}) is "
             f"{abs(gap):.3f} {'below' if gap < 0 else 'above'} the best black box, the {best} "
             f"({auc[best]:.3f})")
     if "configured scorecard" in auc:
@@ -414,15 +442,23 @@ def flag_reversals(signals: dict[str, Any], weights: dict[str, Any]) -> None:
 def suggestion_yaml(result: dict[str, Any], sc: Scorecard) -> str:
     w = result["weights"]
     comp = {c["model"]: c for c in w["comparison"]}
+    offered = bool(w.get("schemes", {}).get("offered"))
+    which = SCHEMES if offered else "suggested weights"
     header = (
         f"Suggested by 'healthscore validate' on {result['generated_at'][:10]} for scorecard "
         f"{sc.name}\nfrom {result['overall']['observations']} observations (as-of dates "
         f"{result['dates'][0]} .. {result['dates'][-1]}, outcome {result['outcome']} within "
         f"{result['horizon_days']} days).\nOut-of-sample AUC: configured "
-        f"{_fmt(comp['configured scorecard']['auc'])}, suggested "
-        f"{_fmt(comp['suggested weights']['auc'])}.\nReview it before use: copy it into "
-        f"scorecards/ and list it in healthscore.yml. Nothing is applied automatically."
+        f"{_fmt(comp['configured scorecard']['auc'])}, {which} "
+        f"{_fmt(comp[which]['auc'])}.\n"
+        + (f"{w['schemes']['why']}\n" if w.get("schemes", {}).get("why") else "")
+        + "Review it before use: copy it into scorecards/ and list it in healthscore.yml. "
+          "Nothing is applied automatically."
     )
+    if offered:
+        s = w["schemes"]
+        schemes = {n: m["scheme"] for n, m in s["measures"].items() if m["scheme"] is not None}
+        return scorecard_yaml(sc, s["weights"], s["flipped"], header, schemes)
     return scorecard_yaml(sc, w["weights"], w["flipped"], header)
 
 

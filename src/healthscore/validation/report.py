@@ -179,6 +179,7 @@ def _weights(w: dict[str, Any]) -> str:
         + _table(["ranking", "test observations", "AUC (95% CI)", "top-decile lift", "AUC per fold"],
                  comp)
         + (f"<p>{escape(w['black_box_gap'])}</p>" if w.get("black_box_gap") else "")
+        + _schemes(w.get("schemes"))
         + "<h3>Suggested weights</h3>"
         + _table(["measure", "configured", "suggested", "95% over resampled accounts", "scheme",
                   "effect of a higher value on health",
@@ -189,6 +190,26 @@ def _weights(w: dict[str, Any]) -> str:
         "the suggestion with "
         "<code>--write-suggestion PATH</code>; it is never applied automatically.</p>"
     )
+
+
+def _schemes(s: dict[str, Any] | None) -> str:
+    if not s:
+        return ""
+    rows = [[escape(n), _f(m["weight"], 1) + "%", escape(_cuts(m["scheme"]) if m["scheme"] else
+                                                        "configured scheme kept"),
+             escape(m.get("direction") or "")]
+            for n, m in (s.get("measures") or {}).items()]
+    return (f"<h3>Suggested schemes</h3><p class=\"{'ok' if s.get('offered') else 'note'}\">"
+            f"{escape(s['why'])}</p>"
+            + (_table(["measure", "weight", "learned thresholds (value: score)", "direction"], rows)
+               if rows else ""))
+
+
+def _cuts(scheme: dict[str, Any]) -> str:
+    cuts, scores = scheme["cuts"], scheme["scores"]
+    parts = [f"< {cuts[0]:g}: {scores[0]:g}"] if cuts else [f"all: {scores[0]:g}"]
+    parts += [f">= {c:g}: {v:g}" for c, v in zip(cuts, scores[1:], strict=True)]
+    return "; ".join(parts)
 
 
 def _spread(m: dict[str, Any]) -> str:
