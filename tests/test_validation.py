@@ -579,6 +579,11 @@ def test_suggested_schemes_are_withheld_when_they_do_not_beat_the_configured_sco
     assert out["why"] == ("Suggested schemes not offered: out of sample they rank +0.000 AUC against "
                           "the configured scorecard (95% CI of the gain +0.000 to +0.000 over 100 "
                           "resamples of accounts), not clearly better. Keep the configured schemes.")
+    better = {**row, "_risk": risk + 2 * y, "auc": metrics.auc(y, risk + 2 * y)}  # clearly better...
+    out = offer(better, row, y, idx // 4, [("red", 0.0)], "churn", False, 100, 0, weights_auc=0.99)
+    assert out["offered"] is False and out["gain_ci"][0] > 0  # ...than the configured score, but
+    # re-weighting alone does better still
+    assert "but the suggested weights alone rank better still (0.990 against " in out["why"]
 
 
 def test_suggested_schemes_reshape_a_saturated_scheme_and_win_out_of_sample(tmp_path: Path) -> None:

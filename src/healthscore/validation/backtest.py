@@ -231,7 +231,8 @@ def rankings(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, 
     rows = {c["model"]: c for c in comparison}
     bands = [(b.name, float(b.min)) for b in sorted(sc.bands, key=lambda b: b.min)]
     offered = shapes.offer(rows[SCHEMES], rows["configured scorecard"], y, accounts, bands,
-                           options.outcome, good, options.bootstrap, seed)
+                           options.outcome, good, options.bootstrap, seed,
+                           rows["suggested weights"]["auc"])
     return {"comparison": comparison, "splits": kind,
             "note": _splits_note(kind, len(folds), options.folds, gap),
             "black_box_gap": black_box_gap(comparison, SCHEMES if offered["offered"]

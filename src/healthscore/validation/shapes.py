@@ -153,10 +153,11 @@ def fit_all(values: np.ndarray, scores: np.ndarray, y: np.ndarray, names: list[s
 
 def offer(schemes: dict[str, Any], configured: dict[str, Any], y: np.ndarray, accounts: np.ndarray,
           bands: list[tuple[str, float]], outcome: str, good_outcome: bool, resamples: int,
-          seed: int) -> dict[str, Any]:
+          seed: int, weights_auc: float | None = None) -> dict[str, Any]:
     """Whether the suggested schemes beat the configured scorecard out of sample beyond the
     bootstrap interval of the gain (same test observations, same resamples of accounts) with
-    outcome rates monotone across the bands; and why (not)."""
+    outcome rates monotone across the bands, and rank at least as well as re-weighting alone
+    (``weights_auc``); and why (not)."""
     idx = schemes["_index"]
     if not len(idx) or schemes["auc"] is None or configured["auc"] is None:
         return {"offered": False, "why": "nothing was measured out of sample, so no scheme is "
@@ -181,6 +182,11 @@ def offer(schemes: dict[str, Any], configured: dict[str, Any], y: np.ndarray, ac
         why = (f"not offered: they rank {gain:+.3f} AUC better than the configured scorecard out of "
                f"sample ({ci}), but the {outcome} rate does not "
                f"{'rise' if good_outcome else 'fall'} band by band with them.")
+    elif weights_auc is not None and weights_auc > schemes["auc"]:
+        why = (f"not offered: they rank {gain:+.3f} AUC better than the configured scorecard out of "
+               f"sample ({ci}), but the suggested weights alone rank better still "
+               f"({weights_auc:.3f} against {schemes['auc']:.3f}): re-weighting is suggested.")
+        return {**out, "offered": False, "why": f"Suggested schemes {why}"}
     else:
         why = (f"offered: out of sample they rank {gain:+.3f} AUC better than the configured "
                f"scorecard ({ci}), and the {outcome} rate {'rises' if good_outcome else 'falls'} "
