@@ -450,10 +450,11 @@ def test_a_snapshot_gets_a_full_out_of_sample_section_from_account_folds(tmp_pat
     # the configured linear 0-2 logins saturates: only the black boxes see the whole range
     assert comp[GBM]["auc"] > 0.85 and comp["configured scorecard"]["auc"] < 0.6
     assert w["black_box_gap"].startswith("The suggested additive score (AUC ")
-    # the scheme of logins is so badly shaped that the black boxes jump far above it
+    # the scheme of logins is so badly shaped that the learned schemes jump far above it
     assert data["alarm"]["measures"] == ["logins_30"]
-    conf = comp["configured scorecard"]["auc"]
-    assert (f"{GBM} {comp[GBM]['auc']:.3f} ({comp[GBM]['auc'] - conf:.2f} above the configured "
+    assert data["alarm"]["rankings"] == ["suggested schemes and weights"]  # not the black boxes
+    conf, mine = comp["configured scorecard"]["auc"], comp["suggested schemes and weights"]["auc"]
+    assert (f"suggested schemes and weights {mine:.3f} ({mine - conf:.2f} above the configured "
             f"scorecard's {conf:.3f})") in data["alarm"]["why"]
     html = v.write(tmp_path / "report")[0].read_text()
     assert f'<p class="flag">{escape(data["alarm"]["why"])}</p>' in html
