@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from html import escape
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,9 +26,15 @@ from healthscore.validation import metrics, observations
 from healthscore.validation.observations import label
 from healthscore.validation.session import review_warnings
 from healthscore.validation.suggest import flip_scheme
-from healthscore.validation.weights import SuggestedWeights, time_splits
+from healthscore.validation.weights import (
+    GradientBoosting,
+    SuggestedWeights,
+    bootstrap_weights,
+    splits,
+    time_splits,
+)
 
-from .projects import csv_text, write_project
+from .projects import EVENT_COLUMNS, MEASURES_YML, csv_text, write_project
 from .test_pipeline import END, _truncated_copy
 
 REPO = Path(__file__).parents[1]
@@ -99,6 +107,22 @@ def test_time_splits_never_train_on_later_or_unfinished_observations() -> None:
         assert max(days[train]) + timedelta(days=28) <= min(days[test])
 
 
+def test_account_folds_never_put_an_account_in_train_and_test() -> None:
+    rng = np.random.default_rng(1)
+    accounts = rng.choice([f"A{i}" for i in range(60)], 500)
+    days = np.array([date(2025, 3, 1)] * 500)  # one as-of date: no time-ordered fold
+    y = (rng.uniform(size=500) < 0.3).astype(int)
+    folds, kind = splits(days, accounts, y, folds=4, gap_days=90, seed=0)
+    assert kind == "grouped by account" and len(folds) == 4
+    assert sorted(np.concatenate([test for _, test in folds]).tolist()) == list(range(500))
+    for train, test in folds:
+        assert not set(accounts[train]) & set(accounts[test])
+    again, _ = splits(days, accounts, y, folds=4, gap_days=90, seed=0)
+    assert all((a[1] == b[1]).all() for a, b in zip(folds, again, strict=True))
+    weekly = np.array([date(2025, 1, 5) + timedelta(days=7 * (i % 30)) for i in range(500)])
+    assert splits(weekly, accounts, y, folds=4, gap_days=28)[1] == "time-ordered"
+
+
 def test_suggested_weights_follow_the_estimator_contract_and_flip_a_backwards_measure() -> None:
     rng = np.random.default_rng(3)
     n = 4000
@@ -107,7 +131,8 @@ def test_suggested_weights_follow_the_estimator_contract_and_flip_a_backwards_me
     y = (rng.uniform(size=n) < 1 / (1 + np.exp(-(risk + 0.5)))).astype(int)
     X = np.column_stack([good, backwards, noise])
     est = SuggestedWeights()
-    assert clone(est).get_params() == {"good_outcome": False, "gap_days": 0}
+    assert clone(est).get_params() == {"good_outcome": False, "gap_days": 0, "C": None,
+                                       "random_state": 0}
     assert est.fit(X, y) is est
     assert not hasattr(SuggestedWeights(), "weights_")
     assert est.weights_.sum() == pytest.approx(100)
@@ -116,6 +141,52 @@ def test_suggested_weights_follow_the_estimator_contract_and_flip_a_backwards_me
     assert est.weights_[2] < 5  # noise gets (almost) nothing
     health = est.health_score(X)
     assert health.min() >= 0 and health.max() <= 100
+
+
+def test_weights_refitted_on_account_resamples_are_seeded_and_show_a_collinear_pair() -> None:
+    rng = np.random.default_rng(5)
+    n = 3000
+    strong = rng.uniform(0, 100, n)
+    twin = np.clip(strong + rng.normal(0, 2, n), 0, 100)  # the same signal twice
+    other = rng.uniform(0, 100, n)
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(0.05 * (strong - 50) + 0.03 * (other - 50)))).astype(int)
+    X = np.column_stack([strong, twin, other])
+    accounts = np.arange(n) // 3
+    fitted = SuggestedWeights(C=0.1).fit(X, y)
+    w, rev = bootstrap_weights(fitted, X, y, accounts, 30, seed=4)
+    again, _ = bootstrap_weights(fitted, X, y, accounts, 30, seed=4)
+    assert w.shape == (30, 3) and (w == again).all() and not rev.any()
+    assert not (w == bootstrap_weights(fitted, X, y, accounts, 30, seed=5)[0]).all()
+    spread = np.percentile(w, 97.5, axis=0) - np.percentile(w, 2.5, axis=0)
+    assert spread[0] > 3 * spread[2]  # the twins trade weight between them; the other does not
+
+
+def test_gradient_boosting_follows_the_contract_and_is_reproducible() -> None:
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(800, 3))
+    X[rng.uniform(size=800) < 0.2, 1] = np.nan  # missing values are the trees' business
+    X[:, 2] = np.nan  # and a measure with no value at all is left out
+    y = (rng.uniform(size=800) < 1 / (1 + np.exp(-2 * X[:, 0] ** 2 + 1))).astype(int)  # U-shaped
+    est = GradientBoosting(random_state=3)
+    assert clone(est).get_params()["random_state"] == 3 and not hasattr(est, "model_")
+    assert est.fit(X, y) is est
+    again = clone(est).fit(X, y)
+    assert (est.decision_function(X) == again.decision_function(X)).all()
+    assert metrics.auc(y, est.decision_function(X)) > 0.75  # an additive linear score cannot
+
+
+def test_black_box_gap_says_how_far_the_additive_score_is_in_one_sentence() -> None:
+    from healthscore.validation.backtest import GBM, black_box_gap
+
+    comp = [{"model": "configured scorecard", "auc": 0.70}, {"model": "suggested weights", "auc": 0.74},
+            {"model": "L1 logistic regression (measure values)", "auc": 0.72}, {"model": GBM, "auc": 0.7512}]
+    assert black_box_gap(comp) == (
+        "The suggested additive score (AUC 0.740) is 0.011 below the best black box, the "
+        "gradient-boosted trees (measure values) (0.751); the configured scorecard (0.700) is "
+        "0.051 below it.")
+    comp[3]["auc"] = None
+    assert black_box_gap(comp).startswith(  # type: ignore[union-attr]
+        "The suggested additive score (AUC 0.740) is 0.020 above the best black box, the L1")
 
 
 def test_flipping_a_scheme_reverses_every_kind() -> None:
@@ -216,6 +287,338 @@ def test_observations_never_use_data_after_their_as_of_date(small_demo: Path, tm
                             & (obs.events.event_date <= day + timedelta(days=90))]
         assert set(a[a.label == 1].index.get_level_values(0)) == set(future.account_id) & set(
             a.index.get_level_values(0))
+
+
+NOW = datetime(2026, 11, 2, 8, 30)
+
+
+@pytest.fixture(scope="module")
+def small_validation(small_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, Any]:
+    project = Project.load(_demo_project(tmp_path_factory.mktemp("small-validate") / "p", small_demo))
+    return project, project.validate(start="2025-04-30", end="2026-07-31", horizon="90d", now=NOW)
+
+
+def test_two_runs_write_byte_identical_json_report_and_suggestion(small_validation: tuple,
+                                                                tmp_path: Path) -> None:
+    project, first = small_validation
+    again = project.validate(start="2025-04-30", end="2026-07-31", horizon="90d", now=NOW)
+    runs = []
+    for i, v in enumerate((first, again)):
+        html, js = v.write(tmp_path / f"run{i}")
+        runs.append((js.read_bytes(), html.read_bytes(), v.suggestion_yaml().encode()))
+    assert runs[0] == runs[1]
+    data = json.loads(runs[0][0])
+    assert data["generated_at"] == "2026-11-02T08:30:00"
+    w = data["weights"]
+    assert w["resamples"] == 50
+    for m in w["measures"]:  # every weight with its spread over the account bootstrap
+        lo, hi = m["weight_ci"]
+        assert 0 <= lo <= hi <= 100 and 0 <= m["kept_share"] <= 1 and 0 <= m["reversed_share"] <= 1
+    assert any(m["weight_ci"][1] > m["weight_ci"][0] for m in w["measures"])
+
+
+def test_too_few_outcomes_give_a_note_instead_of_a_bare_auc(small_validation: tuple,
+                                                            tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from healthscore.cli import render
+
+    _, v = small_validation
+    data = v.to_json()
+    seg, cards = data["segments"], data["scorecards"]
+    assert [(n, m["outcomes"]) for n, m in seg.items()] == [("Enterprise", 0), ("Mid-Market", 12),
+                                                            ("SMB", 48)]
+    few = "too few outcomes to judge (12 churn, at least 20 needed)"
+    assert seg["Mid-Market"]["auc_note"] == few
+    assert seg["Enterprise"]["auc_note"] == "too few outcomes to judge (0 churn, at least 20 needed)"
+    assert cards["enterprise"]["auc_note"] == seg["Enterprise"]["auc_note"]
+    assert data["alarm"] is None  # nothing too good here
+    for m in [seg["SMB"], cards["default"], data["overall"]]:
+        assert m["auc_note"] is None and m["auc_ci"][0] < m["auc"] < m["auc_ci"][1]
+    assert seg["Mid-Market"]["auc_ci"][0] < seg["Mid-Market"]["auc"]  # kept in the JSON
+    html = (v.write(tmp_path)[0]).read_text()
+    smb = seg["SMB"]
+    assert f'<td><span class="flag">{few}</span></td>' in html
+    assert f"<td>{smb['auc']:.3f} ({smb['auc_ci'][0]:.2f}-{smb['auc_ci'][1]:.2f})</td>" in html
+    console = Console(record=True, width=200)
+    render.validation(console, data)
+    lines = console.export_text().splitlines()
+    assert any("Mid-Market" in line and few in line for line in lines)
+    assert not any("Mid-Market" in line and f"{seg['Mid-Market']['auc']:.3f}" in line for line in lines)
+
+
+def test_black_boxes_sit_beside_the_additive_scores_on_the_same_folds(small_validation: tuple,
+                                                                        tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from healthscore.cli import render
+    from healthscore.validation.backtest import GBM
+
+    _, v = small_validation
+    data = v.to_json()
+    comp = {c["model"]: c for c in data["weights"]["comparison"]}
+    assert list(comp) == ["configured scorecard", "suggested weights", "suggested schemes and weights",
+                          "best single measure", "L1 logistic regression (measure values)", GBM]
+    folds = [(f["test_from"], f["test"]) for f in comp["suggested weights"]["folds"]]
+    for c in comp.values():
+        assert c["observations"] == comp["configured scorecard"]["observations"] > 500
+        assert [(f["test_from"], f["test"]) for f in c["folds"]] == folds
+        assert c["auc_ci"][0] < c["auc"] < c["auc_ci"][1] and c["top_decile_lift"] > 0
+    sentence = data["weights"]["black_box_gap"]
+    best = max(comp[GBM]["auc"], comp["L1 logistic regression (measure values)"]["auc"])
+    assert sentence.startswith(
+        f"The suggested additive score (AUC {comp['suggested weights']['auc']:.3f}) is ")
+    assert f"({best:.3f}); the configured scorecard" in sentence
+    assert f"<p>{sentence}</p>" in v.write(tmp_path)[0].read_text()
+    console = Console(record=True, width=300)
+    render.validation(console, data)
+    assert sentence in console.export_text()
+
+
+def test_too_few_outcomes_and_the_fast_bootstrap_by_hand() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    assert metrics.too_few_outcomes(np.array([1] * 19 + [0] * 30), "churn") == (
+        "too few outcomes to judge (19 churn, at least 20 needed)")
+    assert metrics.too_few_outcomes(np.array([1] * 30 + [0] * 5), "renewal") == (
+        "too few outcomes to judge (5 without renewal, at least 20 needed)")
+    assert metrics.too_few_outcomes(np.array([1] * 20 + [0] * 20), "churn") is None
+    rng = np.random.default_rng(2)
+    y = (rng.uniform(size=600) < 0.2).astype(int)
+    risk = np.round(rng.normal(size=600) + y, 1)  # ties count one half
+    accounts = rng.integers(0, 150, 600)
+    fast = metrics.bootstrap_aucs(y, risk, accounts, 40, seed=9)
+    draw = np.random.default_rng(9)
+    ids, inverse = np.unique(accounts, return_inverse=True)
+    for value in fast[:5]:
+        w = np.bincount(draw.integers(0, len(ids), len(ids)), minlength=len(ids))[inverse]
+        assert value == pytest.approx(roc_auc_score(y[w > 0], risk[w > 0], sample_weight=w[w > 0]))
+
+
+def _snapshot_project(root: Path, accounts: int = 400, seed: int = 0, leak: bool = False) -> Path:
+    """One as-of date (2025-03-01): logins in February say who churns by the end of May. Two
+    category measures: segment (noise) and industry, which with ``leak`` reads 'closing' for
+    every account about to churn."""
+    rng = np.random.default_rng(seed)
+    rows, events = [], []
+    for i in range(accounts):
+        churns = rng.uniform() < 0.25
+        churn = date(2025, 3, 2) + timedelta(days=int(rng.integers(0, 88))) if churns else None
+        industry = "closing" if leak and churns else rng.choice(["retail", "media", "health"])
+        rows.append((f"A{i:03d}", rng.choice(["SMB", "Enterprise"]), industry, "2024-01-01", churn))
+        for k in range(int(rng.poisson(3 if churns else 7))):
+            events.append((f"A{i:03d}", "u1", "login", f"2025-02-{1 + k % 27:02d} 09:00:00"))
+        for k in range(int(rng.poisson(2))):
+            events.append((f"A{i:03d}", "u1", "export", f"2025-02-{1 + k % 27:02d} 10:00:00"))
+    category = "{type: category, map: {SMB: 40, Enterprise: 80, retail: 60}, default: 50}"
+    return write_project(root, {
+        "healthscore.yml": "name: snapshot\nsources:\n  accounts: {path: data/accounts.csv}\n"
+                           "  usage_events: {path: data/usage_events.csv}\nscorecards: [default]\n"
+                           "validation: {observed_until: 2025-06-30, bootstrap: 100}\n",
+        "measures/usage.yml": MEASURES_YML
+        + "exports_30: {type: count, entity: usage_events, filter: \"event = 'export'\", window: 30d,"
+          " scheme: {type: linear, low: 0, high: 4}}\n"
+        + f"segment_kind: {{type: attribute, column: segment, scheme: {category}}}\n"
+        + f"industry_kind: {{type: attribute, column: industry, scheme: {category}}}\n",
+        "scorecards/default.yml": (
+            "groups:\n  usage: {weight: 80, measures: {logins_30: 50, exports_30: 50}}\n"
+            "  profile: {weight: 20, measures: {segment_kind: 50, industry_kind: 50}}\n"),
+        "data/accounts.csv": csv_text(["account_id", "segment", "industry", "start_date", "churn_date"],
+                                      rows),
+        "data/usage_events.csv": csv_text(EVENT_COLUMNS, events),
+    })
+
+
+def test_a_snapshot_gets_a_full_out_of_sample_section_from_account_folds(tmp_path: Path) -> None:
+    from healthscore.validation.backtest import GBM
+
+    v = Project.load(_snapshot_project(tmp_path)).validate(start="2025-03-01", end="2025-03-01",
+                                                           horizon="90d", now=NOW)
+    data = v.to_json()
+    assert data["dates"] == ["2025-03-01"] and data["overall"]["observations"] == 400
+    w = data["weights"]
+    assert w["splits"] == "grouped by account"
+    assert w["note"].startswith(
+        "too few as-of dates for 4 time-ordered folds with a 90-day outcome window between "
+        "training and testing: the out-of-sample figures come from 4 folds grouped by account "
+        "instead (an account is never in both the training and the test part of a fold).")
+    comp = {c["model"]: c for c in w["comparison"]}
+    assert len(comp) == 6 and GBM in comp
+    for c in comp.values():
+        assert c["observations"] == 400 and len(c["folds"]) == 4
+        assert c["auc_ci"][0] < c["auc"] < c["auc_ci"][1] and c["top_decile_lift"] > 1
+    # the configured linear 0-2 logins saturates: only the black boxes see the whole range
+    assert comp[GBM]["auc"] > 0.85 and comp["configured scorecard"]["auc"] < 0.6
+    assert w["black_box_gap"].startswith("The suggested additive score (AUC ")
+    # the scheme of logins is so badly shaped that the learned schemes jump far above it
+    assert data["alarm"]["measures"] == ["logins_30"]
+    assert data["alarm"]["rankings"] == ["suggested schemes and weights"]  # not the black boxes
+    conf, mine = comp["configured scorecard"]["auc"], comp["suggested schemes and weights"]["auc"]
+    assert (f"suggested schemes and weights {mine:.3f} ({mine - conf:.2f} above the configured "
+            f"scorecard's {conf:.3f})") in data["alarm"]["why"]
+    html = v.write(tmp_path / "report")[0].read_text()
+    assert f'<p class="flag">{escape(data["alarm"]["why"])}</p>' in html
+    assert "Out of sample, same splits (grouped by account folds)" in html
+    assert "Out-of-sample figures come from folds grouped by account" in html
+
+
+def test_category_measures_get_coverage_rates_an_auc_a_leak_flag_and_one_hot_baselines(
+        tmp_path: Path) -> None:
+    from healthscore.validation.backtest import GBM
+
+    clean = Project.load(_snapshot_project(tmp_path / "clean")).validate(
+        start="2025-03-01", end="2025-03-01", horizon="90d", now=NOW).to_json()
+    data = Project.load(_snapshot_project(tmp_path / "leak", leak=True)).validate(
+        start="2025-03-01", end="2025-03-01", horizon="90d", now=NOW).to_json()
+    for run in (clean, data):
+        seg = run["signals"]["segment_kind"]
+        assert seg["coverage"] == 1.0 and seg["kind"] == "category"
+        assert not {f["flag"] for f in seg["flags"]} & {"low_coverage", "leaky"}
+        assert {c["category"] for c in seg["categories"]} == {"SMB", "Enterprise"}
+        assert sum(c["observations"] for c in seg["categories"]) == 400
+        assert 0.35 < seg["auc"] < 0.65  # noise
+    leak = data["signals"]["industry_kind"]
+    closing = next(c for c in leak["categories"] if c["category"] == "closing")
+    assert closing["rate"] == 1.0 and closing["outcomes"] == data["overall"]["outcomes"]
+    assert leak["coverage"] == 1.0 and leak["auc"] > 0.95
+    flags = [f["flag"] + ": " + f["why"] for f in leak["flags"]]
+    assert len(flags) == 1 and flags[0].startswith("leaky: separates the outcome almost perfectly")
+    assert not {f["flag"] for f in clean["signals"]["industry_kind"]["flags"]} & {"leaky"}
+    # the black boxes see the categories (one-hot), so they find the leak too
+    comp = {c["model"]: c["auc"] for c in data["weights"]["comparison"]}
+    assert comp["L1 logistic regression (measure values)"] > 0.97 and comp[GBM] > 0.97
+    # and so the alarm goes off, naming the leaky measure first
+    alarm = data["alarm"]
+    assert alarm["measures"] == ["industry_kind", "logins_30"]
+    assert alarm["why"].startswith("Too good to be true? Out of sample: ")
+    assert f"{GBM} {comp[GBM]:.3f} (above 0.95)" in alarm["why"]
+    assert ("check first industry_kind (AUC 1.00 on its own, flagged leaky), logins_30 (AUC "
+            in alarm["why"])
+    coef = next(m for m in data["weights"]["measures"] if m["measure"] == "industry_kind")
+    assert set(coef["l1_coefficients"]) == {"closing", "retail", "media", "health"}
+    assert coef["l1_coefficient"] == coef["l1_coefficients"]["closing"] > 0
+
+
+NOISE = [f"noise_{k}" for k in range(8)]
+
+
+def _noise_config(root: Path) -> Any:
+    measures = "".join(f"{n}: {{type: count, entity: usage_events, filter: \"event = '{n}'\", "
+                       f"window: 30d, scheme: {{type: linear, low: 0, high: 10}}}}\n" for n in NOISE)
+    weights = ", ".join(f"{n}: {10 + 5 * (k % 2)}" for k, n in enumerate(NOISE))
+    root = write_project(root, {"measures/usage.yml": measures,
+                                "scorecards/default.yml": f"groups: {{usage: {{weight: 100, measures: "
+                                                          f"{{{weights}}}}}}}\n"})
+    return resolve(load_specs(root))
+
+
+def _noise_frame(seed: int, accounts: int = 500, dates: int = 6) -> pd.DataFrame:
+    """Observations in the shape validate builds them, with no signal at all: each account's
+    measure values and its churn are drawn independently."""
+    rng = np.random.default_rng(seed)
+    n = accounts * dates
+    frame = pd.DataFrame({
+        "account_id": np.repeat([f"A{i:03d}" for i in range(accounts)], dates),
+        "as_of": np.tile([date(2025, 1, 31) + timedelta(days=30 * k) for k in range(dates)], accounts),
+        "label": (rng.uniform(size=n) < 0.06).astype(int),
+    })
+    level = np.repeat(rng.gamma(2.0, 2.0, (accounts, len(NOISE))), dates, axis=0)
+    for j, name in enumerate(NOISE):  # per-account levels: repeated observations, as in life
+        frame[f"m__{name}"] = rng.poisson(level[:, j]).astype(float)
+        frame[f"s__{name}"] = np.clip(frame[f"m__{name}"] * 10, 0, 100)
+    frame["score"] = frame[[f"s__{n}" for n in NOISE]].mean(axis=1)
+    return frame
+
+
+def test_contradicts_fires_on_no_measure_of_pure_noise_in_20_seeded_runs(tmp_path: Path) -> None:
+    from healthscore.validation import signals
+    from healthscore.validation.backtest import Options, flag_reversals, suggest_weights
+
+    config = _noise_config(tmp_path)
+    sc = config.scorecards[0]
+    flagged, reversed_somewhere = {}, 0
+    for seed in range(20):
+        frame = _noise_frame(seed)
+        options = Options(dates=[], horizon_days=30, seed=seed, bootstrap=200)
+        found = signals.discover(frame, sc, config.measures, False, bootstrap=200, seed=seed)
+        weights = suggest_weights(frame, sc, options)
+        flag_reversals(found, weights)
+        reversed_somewhere += sum(m["flipped"] for m in weights["measures"])
+        flagged[seed] = [n for n, info in found.items()
+                         if any(f["flag"] == "contradicts" for f in info["flags"])]
+    assert flagged == {seed: [] for seed in range(20)}
+    assert reversed_somewhere > 0  # the fits do reverse noise now and then: the test is what stops it
+
+
+def test_a_learned_shape_is_a_monotone_thresholds_scheme_with_the_cut_where_the_risk_moves() -> None:
+    from healthscore.validation.shapes import apply_shape, learn_shape
+
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0, 100, 5000)
+    y = (rng.uniform(size=5000) < np.where(x < 20, 0.3, 0.05)).astype(int)
+    shape = learn_shape(x, y, good_outcome=False, max_steps=5)
+    assert shape is not None and shape["direction"] == "higher is better"
+    assert shape["scores"] == sorted(shape["scores"]) and shape["scores"][0] == 0.0
+    assert shape["scores"][-1] == 100.0 and len(shape["scores"]) <= 5
+    assert any(abs(c - 20) < 3 for c in shape["cuts"])  # a decile edge next to the true cut
+    scored = apply_shape(shape, np.array([5.0, 50.0, np.nan]))
+    assert scored[0] < scored[1] and np.isnan(scored[2])
+    assert learn_shape(x, rng.permutation(y) * 0, good_outcome=False, max_steps=5) is None  # flat
+
+
+def test_suggested_schemes_are_withheld_when_they_do_not_beat_the_configured_score() -> None:
+    from healthscore.validation.shapes import offer
+
+    rng = np.random.default_rng(6)
+    y = (rng.uniform(size=2000) < 0.1).astype(int)
+    risk = rng.normal(size=2000) + y
+    idx = np.arange(2000)
+    row = {"auc": metrics.auc(y, risk), "_index": idx, "_risk": risk}
+    out = offer(row, dict(row), y, idx // 4, [("red", 0.0), ("yellow", 50.0), ("green", 75.0)],
+                "churn", False, 100, 0)
+    assert out["offered"] is False and out["auc_gain"] == 0.0
+    assert out["why"] == ("Suggested schemes not offered: out of sample they rank +0.000 AUC against "
+                          "the configured scorecard (95% CI of the gain +0.000 to +0.000 over 100 "
+                          "resamples of accounts), not clearly better. Keep the configured schemes.")
+    better = {**row, "_risk": risk + 2 * y, "auc": metrics.auc(y, risk + 2 * y)}  # clearly better...
+    out = offer(better, row, y, idx // 4, [("red", 0.0)], "churn", False, 100, 0, weights_auc=0.99)
+    assert out["offered"] is False and out["gain_ci"][0] > 0  # ...than the configured score, but
+    # re-weighting alone does better still
+    assert "but the suggested weights alone rank better still (0.990 against " in out["why"]
+
+
+def test_suggested_schemes_reshape_a_saturated_scheme_and_win_out_of_sample(tmp_path: Path) -> None:
+    from healthscore.validation.backtest import SCHEMES
+
+    root = _snapshot_project(tmp_path / "p")
+    v = Project.load(root).validate(start="2025-03-01", end="2025-03-01", horizon="90d", now=NOW)
+    data = v.to_json()
+    comp = {c["model"]: c["auc"] for c in data["weights"]["comparison"]}
+    s = data["weights"]["schemes"]
+    # linear 0-2 logins saturates at two logins; the learned thresholds see the whole range
+    assert comp[SCHEMES] - comp["configured scorecard"] > 0.25
+    assert comp[SCHEMES] > comp["suggested weights"] + 0.25  # re-weighting alone cannot fix it
+    assert comp[SCHEMES] > max(comp["L1 logistic regression (measure values)"],
+                               comp["gradient-boosted trees (measure values)"]) - 0.02
+    assert s["offered"] is True and s["gain_ci"][0] > 0 and s["bands_monotonic"] is True
+    assert s["why"].startswith("Suggested schemes offered: out of sample they rank +0.")
+    rates = [b["rate"] for b in s["bands"] if b["rate"] is not None]
+    assert rates == sorted(rates, reverse=True)  # churn falls band by band
+    logins = s["measures"]["logins_30"]
+    assert logins["direction"] == "higher is better" and logins["scheme"]["type"] == "thresholds"
+    assert logins["scheme"]["scores"] == sorted(logins["scheme"]["scores"])
+    assert max(logins["scheme"]["cuts"]) > 2  # beyond where the configured scheme stopped looking
+    assert s["measures"]["segment_kind"]["scheme"] is None  # a category keeps its scheme
+    # the suggestion is that scorecard, and it scores as well when run
+    text = v.suggestion_yaml()
+    assert "Suggested schemes offered" in text
+    (root / "scorecards" / "suggested.yml").write_text(text)
+    (root / "healthscore.yml").write_text((root / "healthscore.yml").read_text().replace(
+        "scorecards: [default]", "scorecards: [suggested]"))
+    entries = {e.measure: e for e in resolve(load_specs(root)).scorecards[0].all_entries()}
+    assert list(entries["logins_30"].scheme.cuts) == logins["scheme"]["cuts"]
+    again = Project.load(root).validate(start="2025-03-01", end="2025-03-01", horizon="90d", now=NOW)
+    assert again.to_json()["overall"]["auc"] > 0.85
 
 
 def _demo_project(root: Path, data: Path) -> Path:
@@ -321,6 +724,9 @@ def test_churnsim_suggested_weights_beat_plain_l1_logistic_out_of_sample(churnsi
     baseline = comp["L1 logistic regression (measure values)"]
     assert suggested["observations"] == baseline["observations"] > 3000
     assert [f["test_from"] for f in suggested["folds"]] == [f["test_from"] for f in baseline["folds"]]
+    gbm = comp["gradient-boosted trees (measure values)"]
+    assert [f["test_from"] for f in gbm["folds"]] == [f["test_from"] for f in baseline["folds"]]
+    assert gbm["observations"] == baseline["observations"] and gbm["auc_ci"][0] < gbm["auc"]
     assert suggested["auc"] >= baseline["auc"]
     assert suggested["auc"] > comp["configured scorecard"]["auc"]
     effects = {m["measure"]: m for m in data["weights"]["measures"]}
@@ -373,6 +779,10 @@ def test_planted_leaky_measures_and_a_wrong_sign_weight_are_flagged(tmp_path: Pa
     assert "leaky: 5 rows of manual_values are dated after their account churned" in flags["insider"]
     assert data["rows_after_churn"] == {"manual_values": 5}
     assert "leaky: reads accounts.churn_date" in flags["days_since_churn"]
+    # a copy of the label lifts the suggested weights far above the configured score
+    assert data["alarm"]["measures"][:2] == ["insider", "days_since_churn"]
+    assert "suggested weights" in data["alarm"]["rankings"]
+    assert "above the configured scorecard's" in data["alarm"]["why"]
     assert "contradicts" in flags["unfriends_good"]
 
 
@@ -419,7 +829,11 @@ def test_suggestion_is_a_valid_scorecard(churnsim: tuple, tmp_path: Path) -> Non
     config = resolve(load_specs(root))
     weights = {e.measure: e for e in config.scorecards[0].all_entries()}
     assert "unfriends_28d" in weights
-    assert weights["unfriends_28d"].scheme.higher_is_better is False
+    # the suggested schemes win out of sample here, so unfriends gets learned thresholds that
+    # score more unfriends lower (it was: the percentile scheme reversed)
+    scheme = weights["unfriends_28d"].scheme
+    assert scheme.type == "thresholds" and list(scheme.scores) == sorted(scheme.scores, reverse=True)
+    assert scheme.scores[0] > scheme.scores[-1]
 
 
 @needs_churnsim

@@ -208,12 +208,14 @@ class Project:
         scorecard: str | None = None,
         compare: str | None = None,
         progress: Callable[[str], None] = _quiet,
+        now: datetime | None = None,
     ) -> Validation:
         """Backtest the scorecards against the outcomes that followed each as-of date.
 
-        Arguments left out come from the project's ``validation:`` section."""
+        Arguments left out come from the project's ``validation:`` section; ``now`` (default
+        the clock) is the time stamped on the result."""
         opts = validation_options(self.config, start=start, end=end, every=every, horizon=horizon,
-                                  lead=lead, outcome=outcome, scorecard=scorecard)
+                                  lead=lead, outcome=outcome, scorecard=scorecard, now=now)
         result = run_validation(self.config, opts, compare, progress)
         if opts.outcome == "churn" and self._has_workflow_store():
             self._judge_overrides(result)

@@ -209,27 +209,34 @@ def _share(x: Any) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
+def _auc(m: dict[str, Any]) -> str:
+    """'AUC 0.701 (95% CI 0.65-0.76)', or the note that too few outcomes back it."""
+    if m.get("auc_note"):
+        return f"AUC: {m['auc_note']}"
+    ci = m.get("auc_ci") or [None, None]
+    return f"AUC {_num(m.get('auc'))} (95% CI {_num(ci[0], 2)}-{_num(ci[1], 2)})"
+
+
 def validation_brief(console: Console, data: dict[str, Any]) -> None:
     """The headline of a validation: does the score predict the outcome?"""
     o = data["overall"]
-    ci = o.get("auc_ci") or [None, None]
     rates = ", ".join(f"{b['band']} {_share(b['rate'])}" for b in o["bands"])
     console.print(
         f"\n[bold]Does the score predict {data['outcome']}?[/] Backtest over {len(data['dates'])} "
-        f"past dates ({o['observations']:,} observations): AUC {_num(o['auc'])} "
-        f"(95% CI {_num(ci[0], 2)}-{_num(ci[1], 2)}); {data['outcome']} within "
+        f"past dates ({o['observations']:,} observations): {_auc(o)}; {data['outcome']} within "
         f"{data['horizon_days']} days by band: {rates}."
     )
     flagged = sorted({n for n, s in data["signals"].items()
                       if any(f["flag"] == "contradicts" for f in s["flags"])})
     if flagged:
         console.print(f"Measures that work backwards: {', '.join(flagged)}.")
+    if data.get("alarm"):
+        console.print(data["alarm"]["why"], style="red", markup=False, soft_wrap=True)
 
 
 def validation(console: Console, data: dict[str, Any]) -> None:
     o = data["overall"]
     outcome = data["outcome"]
-    ci = o.get("auc_ci") or [None, None]
     console.print(
         f"[bold]Validation[/]: {outcome} within {data['horizon_days']} days after "
         f"{len(data['dates'])} as-of dates ({data['dates'][0]} .. {data['dates'][-1]}): "
@@ -240,8 +247,10 @@ def validation(console: Console, data: dict[str, Any]) -> None:
     fg = o.get("false_green") or o.get("false_red") or {}
     kind = "false green" if "false_green" in o else "false red"
     tail = f", median lead time {_num(lead.get('median_days'), 0)} days" if lead else ""
+    if data.get("alarm"):
+        console.print(data["alarm"]["why"], style="red", markup=False, soft_wrap=True)
     console.print(
-        f"AUC {_num(o['auc'])} (95% CI {_num(ci[0], 2)}-{_num(ci[1], 2)}), top-decile lift "
+        f"{_auc(o)}, top-decile lift "
         f"{_num(o['top_decile_lift'], 2)}x, band rates monotonic: "
         f"{'[green]yes[/]' if o['monotonic'] else '[red]no[/]'}, {kind} {_share(fg.get('rate'))}{tail}."
     )
@@ -252,29 +261,50 @@ def validation(console: Console, data: dict[str, Any]) -> None:
         t.add_row(_band(b["band"]), f"{b['observations']:,}", f"{b['outcomes']:,}", _share(b["rate"]),
                   f"{_share(b['ci_low'])} - {_share(b['ci_high'])}")
     console.print(t)
+    parts = [("segment", data.get("segments") or {}), ("scorecard", data.get("scorecards") or {})]
+    for kind, items in parts:
+        if not items:
+            continue
+        t = Table(title=f"By {kind}", title_justify="left")
+        for col in (kind, "observations", outcome, "AUC (95% CI)"):
+            t.add_column(col)
+        for name, m in items.items():
+            ci = m.get("auc_ci") or [None, None]
+            auc = m.get("auc_note") or f"{_num(m.get('auc'))} ({_num(ci[0], 2)}-{_num(ci[1], 2)})"
+            t.add_row(name, f"{m['observations']:,}", f"{m['outcomes']:,}", auc)
+        console.print(t)
     w = data["weights"]
-    t = Table(title=f"Out of sample ({data['scorecard']}, time-ordered folds)", title_justify="left")
-    for col in ("ranking", "observations", "AUC", "top-decile lift"):
+    t = Table(title=f"Out of sample ({data['scorecard']}, {w.get('splits') or 'time-ordered'} folds)",
+              title_justify="left")
+    for col in ("ranking", "observations", "AUC", "95% CI", "top-decile lift"):
         t.add_column(col)
     for c in w["comparison"]:
-        t.add_row(c["model"], f"{c['observations']:,}", _num(c["auc"]), _num(c["top_decile_lift"], 2))
+        ci = c.get("auc_ci") or [None, None]
+        t.add_row(c["model"], f"{c['observations']:,}", _num(c["auc"]),
+                  f"{_num(ci[0], 2)}-{_num(ci[1], 2)}", _num(c["top_decile_lift"], 2))
     console.print(t)
+    if w.get("black_box_gap"):
+        console.print(w["black_box_gap"])
+    if (w.get("schemes") or {}).get("why"):
+        console.print(w["schemes"]["why"], markup=False, soft_wrap=True)
     if w.get("note"):
         console.print(f"[yellow]note:[/] {w['note']}")
     t = Table(title="Weights: configured -> suggested", title_justify="left")
-    for col in ("measure", "configured", "suggested", "effect of a higher value"):
+    for col in ("measure", "configured", "suggested", "95% (resampled accounts)",
+                "effect of a higher value"):
         t.add_column(col)
     for m in w["measures"]:
+        ci = m.get("weight_ci")
         t.add_row(m["measure"], f"{m['configured_weight']:.1f}%", f"{m['suggested_weight']:.1f}%",
-                  m["effect_of_higher_value"])
+                  f"{ci[0]:.1f}-{ci[1]:.1f}%" if ci else "n/a", m["effect_of_higher_value"])
     console.print(t)
     flagged = [(n, f) for n, s in data["signals"].items() for f in s["flags"]]
     for name, f in flagged:
         console.print(f"[yellow]{f['flag']}[/] {name}: {f['why']}", soft_wrap=True)
     if data.get("compare"):
         c = data["compare"]
-        console.print(f"Against {c['other']} on {c['observations']:,} shared observations: AUC "
-                      f"{_num(c['this']['auc'])} (this) vs {_num(c['that']['auc'])} (other).")
+        console.print(f"Against {c['other']} on {c['observations']:,} shared observations: "
+                      f"{_auc(c['this'])} (this) vs {_auc(c['that'])} (other).")
 
 
 def preview(console: Console, data: dict[str, Any], changed: list[str]) -> None:

@@ -63,4 +63,6 @@ DEMO_VALIDATION = {"start": "2025-01-31", "end": "2026-07-31", "every": "month",
 
 
 def validate_demo(project: Project, progress: Callable[[str], None]) -> Validation:
-    return project.validate(progress=progress, **DEMO_VALIDATION)
+    v = DEMO_VALIDATION
+    return project.validate(start=v["start"], end=v["end"], every=v["every"], horizon=v["horizon"],
+                            progress=progress)

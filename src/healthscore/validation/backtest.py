@@ -16,18 +16,29 @@ import pandas as pd
 
 from healthscore.config.model import INSUFFICIENT, ProjectConfig, Scorecard
 from healthscore.errors import HealthScoreError
-from healthscore.validation import metrics, observations, signals
+from healthscore.validation import metrics, observations, shapes, signals
+from healthscore.validation.shapes import SuggestedSchemes
 from healthscore.validation.suggest import scorecard_yaml
 from healthscore.validation.weights import (
+    TIME_ORDERED,
     BestSingleMeasure,
     ConfiguredScore,
+    GradientBoosting,
     L1Logistic,
     SuggestedWeights,
+    bootstrap_weights,
     out_of_sample,
+    splits,
 )
 
 Progress = Callable[[str], None]
 MIN_SEGMENT = 30  # observations a segment needs for its own metrics
+WEIGHT_RESAMPLES = 50  # account-bootstrap refits of the suggested weights (at most bootstrap)
+GBM = "gradient-boosted trees (measure values)"
+SCHEMES = "suggested schemes and weights"
+TOO_GOOD = 0.95  # an out-of-sample AUC above this is rarely real for churn or renewal
+TOO_FAR = 0.12  # nor one this far above the configured scorecard's
+SUSPECT = 0.85  # a measure separating the outcome this well on its own is the first suspect
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,7 @@ class Options:
     bootstrap: int = 200
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    now: datetime = field(default_factory=datetime.now)  # when it runs (injected by session)
 
     @property
     def good_outcome(self) -> bool:
@@ -58,7 +70,7 @@ def validate(config: ProjectConfig, options: Options, progress: Progress) -> dic
     primary = obs.primary()
     result: dict[str, Any] = {
         "project": config.name,
-        "generated_at": datetime.now().isoformat(timespec="seconds"),
+        "generated_at": options.now.isoformat(timespec="seconds"),
         "outcome": options.outcome, "horizon_days": options.horizon_days,
         "lead_days": options.lead_days, "observed_until": obs.observed_until.isoformat(),
         "dates": [d.isoformat() for d in obs.dates],
@@ -79,12 +91,14 @@ def validate(config: ProjectConfig, options: Options, progress: Progress) -> dic
     frame = _target_rows(obs, config, target)
     progress("discovering signals")
     result["signals"] = signals.discover(frame, target, config.measures, options.good_outcome,
-                                         obs.after_churn, obs.dated)
+                                         obs.after_churn, obs.dated, options.bootstrap,
+                                         options.seed)
     result["rows_after_churn"] = obs.after_churn
     result["clusters"] = signals.correlated_clusters(frame, list(result["signals"]))
     progress("fitting suggested weights")
     result["weights"] = suggest(frame, target, options)
     flag_reversals(result["signals"], result["weights"])
+    result["alarm"] = too_good(result["weights"]["comparison"], result["signals"])
     return result
 
 
@@ -128,21 +142,23 @@ def _by_segment(primary: pd.DataFrame, config: ProjectConfig, options: Options) 
 
 def score_metrics(rows: pd.DataFrame, bands: list[str], options: Options,
                   lite: bool = False) -> dict[str, Any]:
-    """AUC (with interval), lift, band rates, calibration, false greens, lead time."""
+    """AUC (with interval, and a note when too few outcomes back it), lift, band rates,
+    calibration, false greens, lead time. ``lite`` leaves out the last three."""
     y_all = rows["label"].to_numpy()
     scored = rows[rows["score"].notna()]
     y = scored["label"].to_numpy()
     score = scored["score"].to_numpy(dtype=float)
     risk = score if options.good_outcome else 100 - score
     band = scored["band"].to_numpy()
-    lo, hi = metrics.bootstrap_auc(y, risk, scored["account_id"].to_numpy(),
-                                   0 if lite else options.bootstrap, options.seed)
+    lo, hi = metrics.bootstrap_auc(y, risk, scored["account_id"].to_numpy(), options.bootstrap,
+                                   options.seed)
     rates = metrics.band_rates(y_all, rows["band"].to_numpy(), bands)
     out: dict[str, Any] = {
         "observations": int(len(rows)), "accounts": int(rows["account_id"].nunique()),
         "outcomes": int(y_all.sum()), "base_rate": float(y_all.mean()) if len(y_all) else None,
         "insufficient": int((rows["band"] == INSUFFICIENT).sum()),
         "auc": metrics.auc(y, risk), "auc_ci": [lo, hi] if lo is not None else None,
+        "auc_note": metrics.too_few_outcomes(y, options.outcome),
         "top_decile_lift": metrics.top_decile_lift(y, risk),
         "bands": rates,
         "monotonic": metrics.monotonic(rates, falling=not options.good_outcome),
@@ -164,54 +180,231 @@ def score_metrics(rows: pd.DataFrame, bands: list[str], options: Options,
 
 
 def suggest(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, Any]:
-    """Out-of-sample comparison of four rankings and the suggested weights themselves."""
+    """Out-of-sample comparison of six rankings, the suggested weights and the suggested
+    schemes themselves."""
+    out = {**rankings(frame, sc, options), **suggest_weights(frame, sc, options)}
+    names, scores, _, _ = _inputs(frame, sc)
+    out["schemes"].update(shapes.fit_all(
+        _values(frame, names), scores, frame["label"].to_numpy(), names, options.good_outcome,
+        options.lead_days + options.horizon_days, options.seed, frame["as_of"].to_numpy(),
+        frame["account_id"].to_numpy()))
+    return out
+
+
+def _inputs(frame: pd.DataFrame, sc: Scorecard) -> tuple[list[str], np.ndarray, np.ndarray,
+                                                          list[tuple[str, str | None]]]:
     names = [e.measure for e in sc.all_entries() if f"s__{e.measure}" in frame.columns]
     scores = frame[[f"s__{n}" for n in names]].to_numpy(dtype=float)
-    raw = frame[[f"m__{n}" for n in names]].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-    configured = frame[["score"]].to_numpy(dtype=float)
+    raw, columns = design(frame, names)
+    return names, scores, raw, columns
+
+
+def _values(frame: pd.DataFrame, names: list[str]) -> np.ndarray:
+    """Each measure's numeric value (NaN throughout for a category measure)."""
+    cols = [np.full(len(frame), np.nan) if signals.is_text(frame[f"m__{n}"])
+            else pd.to_numeric(frame[f"m__{n}"], errors="coerce").to_numpy(dtype=float)
+            for n in names]
+    return np.column_stack(cols) if cols else np.empty((len(frame), 0))
+
+
+def rankings(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, Any]:
+    """The five rankings out of sample on the same folds, and what to make of them."""
+    names, scores, raw, _ = _inputs(frame, sc)
     y = frame["label"].to_numpy()
-    dates = frame["as_of"].to_numpy()
+    dates, accounts = frame["as_of"].to_numpy(), frame["account_id"].to_numpy()
     gap = options.lead_days + options.horizon_days
-    good = options.good_outcome
+    good, seed = options.good_outcome, options.seed
+    folds, kind = splits(dates, accounts, y, options.folds, gap, seed)
     contenders = {
-        "configured scorecard": (ConfiguredScore(good_outcome=good), configured),
-        "suggested weights": (SuggestedWeights(good_outcome=good, gap_days=gap), scores),
+        "configured scorecard": (ConfiguredScore(good_outcome=good), frame[["score"]].to_numpy(float)),
+        "suggested weights": (SuggestedWeights(good_outcome=good, gap_days=gap, random_state=seed),
+                              scores),
+        SCHEMES: (SuggestedSchemes(good_outcome=good, gap_days=gap, random_state=seed),
+                  np.hstack([_values(frame, names), scores])),
         "best single measure": (BestSingleMeasure(good_outcome=good), scores),
-        "L1 logistic regression (measure values)": (L1Logistic(gap_days=gap), raw),
+        "L1 logistic regression (measure values)": (L1Logistic(gap_days=gap, random_state=seed),
+                                                    raw),
+        GBM: (GradientBoosting(random_state=seed), raw),
     }
-    comparison = []
-    for label, (est, X) in contenders.items():
-        idx, risk, folds = out_of_sample(est, X, y, dates, options.folds, gap)
-        comparison.append({
-            "model": label, "observations": int(len(idx)),
-            "auc": metrics.auc(y[idx], risk) if len(idx) else None,
-            "top_decile_lift": metrics.top_decile_lift(y[idx], risk) if len(idx) else None,
-            "folds": folds,
-        })
-    note = None
-    if not any(c["observations"] for c in comparison):
-        note = (f"too few as-of dates for {options.folds} time-ordered folds with a {gap}-day "
-                f"outcome window between training and testing, so nothing was measured out of "
-                f"sample. Use more dates (--every week, a wider --from/--to) or fewer folds "
-                f"(validation.folds).")
-    final = SuggestedWeights(good_outcome=good, gap_days=gap).fit(scores, y, dates=dates)
-    baseline = L1Logistic(gap_days=gap).fit(raw, y, dates=dates)
+    comparison = [_ranking(label, est, X, y, dates, accounts, folds, options)
+                  for label, (est, X) in contenders.items()]
+    rows = {c["model"]: c for c in comparison}
+    bands = [(b.name, float(b.min)) for b in sorted(sc.bands, key=lambda b: b.min)]
+    offered = shapes.offer(rows[SCHEMES], rows["configured scorecard"], y, accounts, bands,
+                           options.outcome, good, options.bootstrap, seed,
+                           rows["suggested weights"]["auc"])
+    return {"comparison": comparison, "splits": kind,
+            "note": _splits_note(kind, len(folds), options.folds, gap),
+            "black_box_gap": black_box_gap(comparison, SCHEMES if offered["offered"]
+                                           else "suggested weights"),
+            "schemes": offered}
+
+
+def suggest_weights(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, Any]:
+    """The suggested weights fitted on every observation, with their spread over refits on
+    resampled accounts, beside the L1 coefficients of the raw values."""
+    names, scores, raw, columns = _inputs(frame, sc)
+    y = frame["label"].to_numpy()
+    dates, accounts = frame["as_of"].to_numpy(), frame["account_id"].to_numpy()
+    gap = options.lead_days + options.horizon_days
+    good, seed = options.good_outcome, options.seed
+    final = SuggestedWeights(good_outcome=good, gap_days=gap, random_state=seed).fit(
+        scores, y, dates=dates, groups=accounts)
+    baseline = L1Logistic(gap_days=gap, random_state=seed).fit(raw, y, dates=dates, groups=accounts)
+    resampled, reversed_ = bootstrap_weights(final, scores, y, accounts,
+                                             min(WEIGHT_RESAMPLES, options.bootstrap), seed)
     configured_w = signals._effective_weights(sc)
     measures = []
     for j, n in enumerate(names):
         w = float(final.weights_[j])
         flipped = bool(final.flipped_[j])
+        mine = [k for k, (m, _) in enumerate(columns) if m == n]
+        coef = {columns[k][1]: float(baseline.coef_[k]) for k in mine}
+        direction = _direction(raw[:, mine[0]], scores[:, j]) if None in coef else 0.0
         measures.append({
             "measure": n, "configured_weight": round(configured_w.get(n, 0.0), 2),
             "suggested_weight": w, "flipped": flipped and w > 0,
-            "effect_of_higher_value": _effect(w, flipped, _direction(raw[:, j], scores[:, j])),
-            "l1_coefficient": float(baseline.coef_[j]),
+            **_spread(resampled[:, j], reversed_[:, j]),
+            "effect_of_higher_value": ("by category" if w > 0 and None not in coef
+                                       else _effect(w, flipped, direction)),
+            "l1_coefficient": coef[None] if None in coef else max(coef.values(), key=abs, default=0.0),
+            **({"l1_coefficients": coef} if None not in coef else {}),
         })
     weights = {n: float(final.weights_[j]) for j, n in enumerate(names)}
     flips = {n: bool(final.flipped_[j]) for j, n in enumerate(names)}
-    return {"comparison": comparison, "measures": measures, "C": final.C_, "note": note,
-            "baseline_C": baseline.C_, "weights": weights, "flipped": flips,
-            "scorecard": sc.name}
+    return {"measures": measures, "C": final.C_, "baseline_C": baseline.C_, "weights": weights,
+            "flipped": flips, "scorecard": sc.name, "resamples": int(len(resampled))}
+
+
+TOP_CATEGORIES = 20  # one-hot columns per category measure; the rarer ones share none
+
+
+def design(frame: pd.DataFrame, names: list[str]) -> tuple[np.ndarray, list[tuple[str, str | None]]]:
+    """The raw measure values as the black boxes see them: numbers as they are, a category
+    measure one-hot (its most frequent categories, a column each; missing: all zeros).
+    Returns the matrix and, per column, (measure, category or None)."""
+    parts: list[np.ndarray] = []
+    columns: list[tuple[str, str | None]] = []
+    for n in names:
+        col = frame[f"m__{n}"]
+        if not signals.is_text(col):  # (an empty measure is not text: a column of NaN)
+            parts.append(pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)[:, None])
+            columns.append((n, None))
+            continue
+        text = col.map(lambda v: None if pd.isna(v) else str(v))
+        counts = text.value_counts()
+        keep = sorted(counts.index, key=lambda c: (-counts[c], c))[:TOP_CATEGORIES]
+        parts.append(np.column_stack([(text == c).to_numpy(dtype=float) for c in keep]))
+        columns += [(n, str(c)) for c in keep]
+    matrix = np.hstack(parts) if parts else np.empty((len(frame), 0))
+    return matrix, columns
+
+
+def _ranking(label: str, est: Any, X: np.ndarray, y: np.ndarray, dates: np.ndarray,
+             accounts: np.ndarray, folds: list[Any], options: Options) -> dict[str, Any]:
+    idx, risk, facts = out_of_sample(est, X, y, dates, accounts, folds)
+    lo, hi = metrics.bootstrap_auc(y[idx], risk, accounts[idx], options.bootstrap, options.seed)
+    return {
+        "model": label, "observations": int(len(idx)), "_index": idx, "_risk": risk,
+        "auc": metrics.auc(y[idx], risk) if len(idx) else None,
+        "auc_ci": [lo, hi] if lo is not None else None,
+        "auc_note": metrics.too_few_outcomes(y[idx], options.outcome) if len(idx) else None,
+        "top_decile_lift": metrics.top_decile_lift(y[idx], risk) if len(idx) else None,
+        "folds": facts,
+    }
+
+
+def _splits_note(kind: str, made: int, folds: int, gap: int) -> str | None:
+    why = (f"too few as-of dates for {folds} time-ordered folds with a {gap}-day outcome window "
+           f"between training and testing")
+    more = "use more dates (--every week, a wider --from/--to) or fewer folds (validation.folds)"
+    if not made:
+        return f"{why}, and too few accounts with both outcomes to fold them instead, so nothing " \
+               f"was measured out of sample. To measure it, {more}."
+    if kind == TIME_ORDERED:
+        return None
+    return (f"{why}: the out-of-sample figures come from {made} folds grouped by account instead "
+            f"(an account is never in both the training and the test part of a fold). They show "
+            f"how the scores rank accounts they were not fitted on, not how they hold up on later "
+            f"dates; for that, {more}.")
+
+
+def too_good(comparison: list[dict[str, Any]], found: dict[str, Any]) -> dict[str, Any] | None:
+    """The alarm when a ranking does better out of sample than real signals do (an AUC above
+    TOO_GOOD, or an additive one TOO_FAR above the configured scorecard's), naming the measures
+    most likely to leak the outcome (flagged leaky, or separating it best alone)."""
+    auc = {c["model"]: c["auc"] for c in comparison if c["auc"] is not None}
+    conf = auc.get("configured scorecard")
+    high = [(m, a) for m, a in auc.items() if a > TOO_GOOD]
+    # a black box far above a badly shaped configured score is no surprise; an additive one is
+    far = [(m, a) for m, a in auc.items() if conf is not None and a - conf > TOO_FAR
+           and a <= TOO_GOOD and m not in BLACK_BOXES]
+    if not high and not far:
+        return None
+    parts = [f"{m} {a:.3f} (above {TOO_GOOD})" for m, a in high]
+    parts += [f"{m} {a:.3f} ({a - conf:.2f} above the configured scorecard's {conf:.3f})"
+              for m, a in far if conf is not None]
+    suspects = _suspects(found)
+    named = ", ".join(f"{n} ({_why_suspect(found[n])})" for n in suspects)
+    why = (f"Too good to be true? Out of sample: {'; '.join(parts)}. Real signals rarely rank "
+           f"this well, or this far above the configured score: check first {named} for data "
+           f"recorded after the outcome or copied from it (if none is, the configured schemes "
+           f"may be badly shaped).")
+    return {"rankings": [m for m, _ in high + far], "measures": suspects, "why": why}
+
+
+def _suspects(found: dict[str, Any], most: int = 3) -> list[str]:
+    def key(n: str) -> tuple[bool, float, str]:
+        leaky = any(f["flag"] == "leaky" for f in found[n]["flags"])
+        return (not leaky, -(found[n].get("separation") or 0.0), n)
+
+    ranked = sorted(found, key=key)
+    strong = [n for n in ranked if key(n)[0] is False or -key(n)[1] >= SUSPECT]
+    return strong or ranked[:most]
+
+
+def _why_suspect(info: dict[str, Any]) -> str:
+    leaky = any(f["flag"] == "leaky" for f in info["flags"])
+    sep = info.get("separation")
+    alone = f"AUC {sep:.2f} on its own" if sep is not None else "no AUC of its own"
+    return f"{alone}, flagged leaky" if leaky else alone
+
+
+BLACK_BOXES = ("L1 logistic regression (measure values)", GBM)
+
+
+def black_box_gap(comparison: list[dict[str, Any]], additive: str = "suggested weights"
+                  ) -> str | None:
+    """One sentence: how far the suggested additive score (``additive``: the suggested weights,
+    or the schemes when they are offered) and the configured one are from the best black box
+    out of sample."""
+    auc = {c["model"]: c["auc"] for c in comparison if c["auc"] is not None}
+    boxes = [m for m in BLACK_BOXES if m in auc]
+    if additive not in auc or not boxes:
+        return None
+    best = max(boxes, key=lambda m: auc[m])
+    gap = auc[additive] - auc[best]
+    text = (f"The suggested additive score (AUC {auc[additive]:.3f}) is "
+            f"{abs(gap):.3f} {'below' if gap < 0 else 'above'} the best black box, the {best} "
+            f"({auc[best]:.3f})")
+    if "configured scorecard" in auc:
+        conf = auc["configured scorecard"] - auc[best]
+        text += (f"; the configured scorecard ({auc['configured scorecard']:.3f}) is "
+                 f"{abs(conf):.3f} {'below' if conf < 0 else 'above'} it")
+    return text + "."
+
+
+def _spread(weights: np.ndarray, reversed_: np.ndarray) -> dict[str, Any]:
+    """A weight's 95% interval over the account-bootstrap refits, and how often they gave it
+    any weight or reversed its scheme."""
+    if not len(weights):
+        return {"weight_ci": None, "kept_share": None, "reversed_share": None, "reversal_z": None}
+    lo, hi = np.percentile(weights, [2.5, 97.5])
+    signed = np.where(reversed_, -weights, weights)  # the weight on the configured score
+    z = metrics.bootstrap_z(0.0, signed, float(np.mean(signed)))  # SEs it lies below 0
+    return {"weight_ci": [round(float(lo), 1), round(float(hi), 1)],
+            "kept_share": float(np.mean(weights > 0)), "reversed_share": float(np.mean(reversed_)),
+            "reversal_z": round(z, 2) if np.isfinite(z) else z}
 
 
 def _direction(values: np.ndarray, scores: np.ndarray) -> float:
@@ -231,31 +424,45 @@ def _effect(weight: float, flipped: bool, direction: float) -> str:
 
 
 def flag_reversals(signals: dict[str, Any], weights: dict[str, Any]) -> None:
-    """A measure with configured weight that the fitted weights score the other way round."""
-    for m in weights["measures"]:
+    """A measure with configured weight that the fitted weights score the other way round,
+    consistently across the refits on resampled accounts (beyond chance for any of the
+    scorecard's weighted measures)."""
+    weighted = [m for m in weights["measures"] if m["configured_weight"] > 0]
+    for m in weighted:
         info = signals.get(m["measure"])
-        if info is None or not m["flipped"] or m["configured_weight"] <= 0:
+        z = m.get("reversal_z")
+        if info is None or not m["flipped"] or z is None or z < metrics.significance_z(len(weighted)):
             continue
         if any(f["flag"] == "contradicts" for f in info["flags"]):
             continue
         info["flags"].append({"flag": "contradicts", "why": (
             f"with the other measures taken into account, its score works backwards: the fitted "
-            f"weights reverse its scheme ({m['suggested_weight']:.1f}% on the reversed score). "
-            f"Reverse its scheme, or check what it really measures.")})
+            f"weights reverse its scheme ({m['suggested_weight']:.1f}% on the reversed score; "
+            f"reversed in {m['reversed_share']:.0%} of {weights['resamples']} refits on resampled "
+            f"accounts, beyond chance for any of the {len(weighted)} weighted measures). Reverse "
+            f"its scheme, or check what it really measures.")})
 
 
 def suggestion_yaml(result: dict[str, Any], sc: Scorecard) -> str:
     w = result["weights"]
     comp = {c["model"]: c for c in w["comparison"]}
+    offered = bool(w.get("schemes", {}).get("offered"))
+    which = SCHEMES if offered else "suggested weights"
     header = (
         f"Suggested by 'healthscore validate' on {result['generated_at'][:10]} for scorecard "
         f"{sc.name}\nfrom {result['overall']['observations']} observations (as-of dates "
         f"{result['dates'][0]} .. {result['dates'][-1]}, outcome {result['outcome']} within "
         f"{result['horizon_days']} days).\nOut-of-sample AUC: configured "
-        f"{_fmt(comp['configured scorecard']['auc'])}, suggested "
-        f"{_fmt(comp['suggested weights']['auc'])}.\nReview it before use: copy it into "
-        f"scorecards/ and list it in healthscore.yml. Nothing is applied automatically."
+        f"{_fmt(comp['configured scorecard']['auc'])}, {which} "
+        f"{_fmt(comp[which]['auc'])}.\n"
+        + (f"{w['schemes']['why']}\n" if w.get("schemes", {}).get("why") else "")
+        + "Review it before use: copy it into scorecards/ and list it in healthscore.yml. "
+          "Nothing is applied automatically."
     )
+    if offered:
+        s = w["schemes"]
+        schemes = {n: m["scheme"] for n, m in s["measures"].items() if m["scheme"] is not None}
+        return scorecard_yaml(sc, s["weights"], s["flipped"], header, schemes)
     return scorecard_yaml(sc, w["weights"], w["flipped"], header)
 
 

@@ -78,6 +78,8 @@ def build(
     frame = label(frame, events, horizon_days, lead_days)
     if churns is not None:
         frame = came_up_for_renewal(frame, churns, horizon_days, lead_days)
+    # one order whatever order the engine returned rows in: fits and tie-breaks depend on it
+    frame = frame.sort_values(["scorecard", "as_of", "account_id"], ignore_index=True)
     dropped = [d for d in dates if d not in keep]
     return Observations(frame, outcome, horizon_days, lead_days, until, keep, dropped, events, after,
                         dated)

@@ -114,8 +114,10 @@ def _summary(o: dict[str, Any], outcome: str) -> str:
     lead = o.get("lead_time") or {}
     fg = o.get("false_green") or o.get("false_red") or {}
     mono = '<span class="ok">yes</span>' if o.get("monotonic") else '<span class="flag">no</span>'
+    auc = ((escape(o["auc_note"]), "AUC") if o.get("auc_note")
+           else (_f(o.get("auc")), f"AUC (95% CI {_f(ci[0], 2)}-{_f(ci[1], 2)})"))
     cards = [
-        (_f(o.get("auc")), f"AUC (95% CI {_f(ci[0], 2)}-{_f(ci[1], 2)})"),
+        auc,
         (_f(o.get("top_decile_lift"), 2) + "x", "top-decile lift"),
         (mono, f"{outcome} rate monotonic across bands"),
         (_pct(fg.get("rate")), f"{outcome} while {fg.get('band', 'green')}"
@@ -128,13 +130,25 @@ def _summary(o: dict[str, Any], outcome: str) -> str:
         f'<div class="card"><b>{v}</b><span>{escape(k)}</span></div>' for v, k in cards) + "</div>"
 
 
+_METRIC_HEAD = ["name", "observations", "outcomes", "AUC (95% CI)", "lift", "rate per band",
+                "monotonic"]
+
+
 def _metrics_rows(items: dict[str, dict[str, Any]]) -> list[list[str]]:
     rows = []
     for name, m in items.items():
         rates = " / ".join(_pct(b["rate"]) for b in m.get("bands", []))
-        rows.append([escape(name), f"{m['observations']:,}", f"{m['outcomes']:,}", _f(m.get("auc")),
+        rows.append([escape(name), f"{m['observations']:,}", f"{m['outcomes']:,}", _auc(m),
                      _f(m.get("top_decile_lift"), 2), rates, "yes" if m.get("monotonic") else "no"])
     return rows
+
+
+def _auc(m: dict[str, Any]) -> str:
+    """An AUC with its interval, or the note that there are too few outcomes to judge it."""
+    if m.get("auc_note"):
+        return f'<span class="flag">{escape(m["auc_note"])}</span>'
+    ci = m.get("auc_ci") or [None, None]
+    return f"{_f(m.get('auc'))} ({_f(ci[0], 2)}-{_f(ci[1], 2)})"
 
 
 def _signals(signals: dict[str, Any]) -> str:
@@ -144,34 +158,80 @@ def _signals(signals: dict[str, Any]) -> str:
                             for f in s.get("flags", []))
         rows.append([escape(name), escape(str(s.get("group") or "")), _f(s.get("weight"), 1) + "%",
                      _pct(s.get("coverage"), 0), _f(s.get("auc")), escape(s.get("direction", "")),
-                     _f(s.get("score_auc")), _spark(s.get("deciles", [])), flags or "-"])
+                     _f(s.get("score_auc")), _spark(s.get("deciles") or s.get("categories") or []),
+                     flags or "-"])
     return _table(["measure", "group", "weight", "coverage", "AUC of value", "direction",
-                   "AUC of score", "outcome rate by decile (low to high)", "flags"], rows)
+                   "AUC of score", "outcome rate by decile (low to high; or by category, most "
+                   "frequent first)", "flags"], rows)
 
 
 def _weights(w: dict[str, Any]) -> str:
-    comp = [[escape(c["model"]), f"{c['observations']:,}", _f(c.get("auc")),
+    comp = [[escape(c["model"]), f"{c['observations']:,}", _auc(c),
              _f(c.get("top_decile_lift"), 2),
              ", ".join(_f(f.get("auc")) for f in c.get("folds", []))] for c in w["comparison"]]
     meas = [[escape(m["measure"]), _f(m["configured_weight"], 1) + "%", _f(m["suggested_weight"], 1) + "%",
-             "reversed" if m["flipped"] else "", escape(m["effect_of_higher_value"]),
+             _spread(m), "reversed" if m["flipped"] else "", escape(m["effect_of_higher_value"]),
              _f(m["l1_coefficient"], 3)] for m in w["measures"]]
     note = f'<p class="flag">{escape(w["note"])}</p>' if w.get("note") else ""
     return (
-        "<h3>Out of sample, same splits</h3>" + note
-        + _table(["ranking", "test observations", "AUC", "top-decile lift", "AUC per fold"], comp)
+        f"<h3>Out of sample, same splits ({escape(w.get('splits') or 'time-ordered')} folds)</h3>"
+        + note
+        + _table(["ranking", "test observations", "AUC (95% CI)", "top-decile lift", "AUC per fold"],
+                 comp)
+        + (f"<p>{escape(w['black_box_gap'])}</p>" if w.get("black_box_gap") else "")
+        + _schemes(w.get("schemes"))
         + "<h3>Suggested weights</h3>"
-        + _table(["measure", "configured", "suggested", "scheme", "effect of a higher value on health",
+        + _table(["measure", "configured", "suggested", "95% over resampled accounts", "scheme",
+                  "effect of a higher value on health",
                   "L1 coefficient (churn, standardised value)"], meas)
         + f'<p class="note">Penalty C = {_f(w.get("C"), 3)} (baseline {_f(w.get("baseline_C"), 3)}), '
-        "chosen on later observations than those fitted. Write the suggestion with "
+        f"chosen on later observations than those fitted. The interval of each weight comes from "
+        f"{w.get('resamples', 0)} refits on resampled accounts (same penalty, same seed). Write "
+        "the suggestion with "
         "<code>--write-suggestion PATH</code>; it is never applied automatically.</p>"
     )
 
 
+def _schemes(s: dict[str, Any] | None) -> str:
+    if not s:
+        return ""
+    rows = [[escape(n), _f(m["weight"], 1) + "%", escape(_cuts(m["scheme"]) if m["scheme"] else
+                                                        "configured scheme kept"),
+             escape(m.get("direction") or "")]
+            for n, m in (s.get("measures") or {}).items()]
+    return (f"<h3>Suggested schemes</h3><p class=\"{'ok' if s.get('offered') else 'note'}\">"
+            f"{escape(s['why'])}</p>"
+            + (_table(["measure", "weight", "learned thresholds (value: score)", "direction"], rows)
+               if rows else ""))
+
+
+def _cuts(scheme: dict[str, Any]) -> str:
+    cuts, scores = scheme["cuts"], scheme["scores"]
+    parts = [f"< {cuts[0]:g}: {scores[0]:g}"] if cuts else [f"all: {scores[0]:g}"]
+    parts += [f">= {c:g}: {v:g}" for c, v in zip(cuts, scores[1:], strict=True)]
+    return "; ".join(parts)
+
+
+def _spread(m: dict[str, Any]) -> str:
+    ci = m.get("weight_ci")
+    if ci is None:
+        return "n/a"
+    rev = m.get("reversed_share") or 0.0
+    return f"{ci[0]:.1f}-{ci[1]:.1f}%" + (f" (reversed in {_pct(rev, 0)})" if rev else "")
+
+
+def _method_folds(w: dict[str, Any]) -> str:
+    if w.get("splits") == "grouped by account":
+        return ("Out-of-sample figures come from folds grouped by account (there were too few "
+                "as-of dates for time-ordered folds): every model is tested on accounts it was "
+                "not fitted on.")
+    return ("Out-of-sample figures come from time-ordered folds: every model is fitted on as-of "
+            "dates whose outcome windows had closed before the dates it is tested on.")
+
+
 def _compare(c: dict[str, Any]) -> str:
     rows = _metrics_rows({"this project": c["this"], escape(c["other"]): c["that"]})
-    head = ["version", "observations", "outcomes", "AUC", "lift", "rate per band", "monotonic"]
+    head = ["version", "observations", "outcomes", "AUC (95% CI)", "lift", "rate per band", "monotonic"]
     return (f"<h2>Compared with {escape(c['other'])}</h2>"
             f"<p>{c['observations']:,} shared observations.</p>" + _table(head, rows))
 
@@ -184,7 +244,9 @@ def render(data: dict[str, Any]) -> str:
             f"(lead {data['lead_days']} days) after each as-of date from {data['dates'][0]} to "
             f"{data['dates'][-1]} ({len(data['dates'])} dates); outcomes known up to "
             f"{data['observed_until']}. Generated {escape(data['generated_at'])}.</p>")
-    parts = [head, _summary(o, outcome),
+    alarm = data.get("alarm")
+    parts = [head, *([f'<p class="flag">{escape(alarm["why"])}</p>'] if alarm else []),
+             _summary(o, outcome),
              f"<h2>{escape(outcome.capitalize())} rate by band</h2>", _bars(o["bands"], "band"),
              _table(["band", "observations", outcome, "rate", "95% CI"],
                     [[escape(b["band"]), f"{b['observations']:,}", f"{b['outcomes']:,}", _pct(b["rate"]),
@@ -193,10 +255,10 @@ def render(data: dict[str, Any]) -> str:
              f"<p class='note'>Dots: observed rate per 10-point score bin; dashed: a logistic fit "
              f"of the score. Brier score {_f((o.get('calibration') or {}).get('brier'), 4)}.</p>",
              "<h2>By segment</h2>",
-             _table(["segment", "observations", outcome, "AUC", "lift", "rate per band", "monotonic"],
+             _table(["segment", "observations", outcome, *_METRIC_HEAD[3:]],
                     _metrics_rows(data.get("segments", {}))),
              "<h2>By scorecard</h2>",
-             _table(["scorecard", "observations", outcome, "AUC", "lift", "rate per band", "monotonic"],
+             _table(["scorecard", "observations", outcome, *_METRIC_HEAD[3:]],
                     _metrics_rows(data.get("scorecards", {}))),
              f"<h2>Weights for {escape(data['scorecard'])}</h2>", _weights(data["weights"]),
              "<h2>Signal discovery</h2>", _signals(data["signals"])]
@@ -218,9 +280,8 @@ def render(data: dict[str, Any]) -> str:
     parts.append(
         "<h2>Method</h2><p class='note'>Each observation is an account active on an as-of date, "
         "scored with data up to that date only; its label says whether the outcome happened in "
-        "the horizon after the lead. AUC intervals resample whole accounts. Out-of-sample figures "
-        "come from time-ordered folds: every model is fitted on as-of dates whose outcome windows "
-        "had closed before the dates it is tested on.</p>")
+        "the horizon after the lead. AUC intervals resample whole accounts. "
+        + _method_folds(data["weights"]) + "</p>")
     body = "".join(parts)
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Validation - "
             f"{escape(data['project'])}</title><style>{CSS}</style></head><body>{body}</body></html>")

@@ -34,8 +34,9 @@ def duration_days(text: str | int, key: str) -> int:
 def options(
     config: ProjectConfig, *, start: date | str | None = None, end: date | str | None = None,
     every: str | None = None, horizon: str | None = None, lead: str | None = None,
-    outcome: str | None = None, scorecard: str | None = None,
+    outcome: str | None = None, scorecard: str | None = None, now: datetime | None = None,
 ) -> backtest.Options:
+    """``now`` is when the validation runs (stamped on its JSON and record); default the clock."""
     v = config.validation
     outcome = outcome or v.outcome
     if outcome not in ("churn", "renewal", "expansion"):
@@ -59,6 +60,7 @@ def options(
         dates=dates, outcome=outcome, horizon_days=horizon_days, lead_days=lead_days,
         observed_until=v.observed_until, scorecard=scorecard, segment_by=v.segment_by,
         folds=v.folds, bootstrap=v.bootstrap, seed=v.seed, extra={"every": every or v.every},
+        now=now or datetime.now(),
     )
 
 
@@ -99,7 +101,7 @@ class Validation:
     def record(self, report_path: Path | None) -> None:
         o = self.result["overall"]
         entry = {
-            "at": datetime.now().isoformat(timespec="seconds"),
+            "at": self.result["generated_at"],
             "versions": self.result["versions"], "outcome": self.result["outcome"],
             "horizon_days": self.result["horizon_days"],
             "dates": [self.result["dates"][0], self.result["dates"][-1]],

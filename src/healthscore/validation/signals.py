@@ -4,7 +4,8 @@ For every measure of the scorecard: the outcome rate by decile of its value (the
 curve), its univariate AUC and direction, and flags:
 
 * ``contradicts`` - its configured score works backwards: accounts it scores higher have the
-  outcome *more* often (for churn), with the interval clear of 0.5;
+  outcome *more* often (for churn), significantly across resamples of accounts (Bonferroni
+  over the scorecard's weighted measures, see ``metrics.significance_z``);
 * ``leaky`` - near-perfect separation, or it reads a column that holds today's state (which
   can reflect the outcome itself) or the outcomes;
 * ``correlated`` - it moves with measures in other groups (|Spearman| >= 0.8): one group
@@ -14,7 +15,6 @@ curve), its univariate AUC and direction, and flags:
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
@@ -23,7 +23,7 @@ import pandas as pd
 
 from healthscore.config.model import Measure, Scorecard
 from healthscore.entities import ENTITIES
-from healthscore.validation.metrics import auc, wilson
+from healthscore.validation.metrics import auc, bootstrap_aucs, bootstrap_z, significance_z, wilson
 
 LEAKY_AUC = 0.95
 CORRELATED = 0.8
@@ -36,9 +36,12 @@ CURRENT_STATE = {"accounts": ("arr", "mrr", "licensed_seats", "lifecycle_stage",
 def discover(
     frame: pd.DataFrame, scorecard: Scorecard, measures: dict[str, Measure], good_outcome: bool,
     after_churn: dict[str, int] | None = None, dated: frozenset[str] = frozenset(),
+    bootstrap: int = 200, seed: int = 0,
 ) -> dict[str, Any]:
     """``dated`` names columns read point-in-time although the entity's are today's state
-    (``accounts.licensed_seats`` from an account_history source): no leak flag for them."""
+    (``accounts.licensed_seats`` from an account_history source): no leak flag for them.
+    ``bootstrap`` resamples of accounts (seeded) give each score AUC its interval and its
+    significance."""
     y = frame["label"].to_numpy()
     clusters = frame["account_id"].to_numpy()
     groups = {e.measure: g.path for g in scorecard.all_groups() for e in g.entries}
@@ -47,16 +50,19 @@ def discover(
     for name in scorecard.measures:
         if f"m__{name}" not in frame.columns:
             continue
-        out[name] = _measure(frame, name, y, clusters, good_outcome, measures[name], dated)
+        out[name] = _measure(frame, name, y, clusters, good_outcome, measures[name], dated,
+                             bootstrap, seed)
         out[name]["group"] = groups.get(name)
         out[name]["weight"] = weights.get(name, 0.0)
-        _flag_contradiction(out[name], weights.get(name, 0.0))
         m = measures[name]
         entity = m.entity or ("manual_values" if m.type == "manual" else None)
         if after_churn and entity in after_churn:
             out[name]["flags"].append({"flag": "leaky", "why": (
                 f"{after_churn[entity]} rows of {entity} are dated after their account churned: data "
                 f"recorded after the outcome. Check how the source stamps its rows.")})
+    tested = [n for n, info in out.items() if info["weight"] > 0 and info.get("score_auc") is not None]
+    for name in tested:
+        _flag_contradiction(out[name], len(tested))
     for cluster in correlated_clusters(frame, list(out)):
         spread = sorted({groups.get(m) or "" for m in cluster["measures"]})
         cluster["groups"] = spread
@@ -84,26 +90,38 @@ def _effective_weights(scorecard: Scorecard) -> dict[str, float]:
     return out
 
 
+def is_text(values: pd.Series) -> bool:
+    """Whether a measure's values are categories (text, dates...) rather than numbers."""
+    present = values.dropna()
+    if not len(present) or values.dtype.kind in "biuf":
+        return False
+    return bool(pd.to_numeric(present, errors="coerce").isna().any())
+
+
 def _measure(frame: pd.DataFrame, name: str, y: np.ndarray, clusters: np.ndarray,
-             good_outcome: bool, measure: Measure, dated: frozenset[str] = frozenset()
-             ) -> dict[str, Any]:
-    values = pd.to_numeric(frame[f"m__{name}"], errors="coerce").to_numpy(dtype=float)
-    has = ~np.isnan(values)
-    coverage = float(has.mean()) if len(has) else 0.0
-    info: dict[str, Any] = {"coverage": coverage, "flags": []}
-    a = auc(y[has], values[has]) if has.sum() else None
-    info["auc"] = a
-    if a is not None:
-        info["direction"] = "higher: more outcomes" if a > 0.5 else "higher: fewer outcomes"
-        info["separation"] = max(a, 1 - a)
-    info["deciles"] = deciles(values[has], y[has])
+             good_outcome: bool, measure: Measure, dated: frozenset[str] = frozenset(),
+             bootstrap: int = 200, seed: int = 0) -> dict[str, Any]:
+    column = frame[f"m__{name}"]
+    if is_text(column):
+        info = _category_signal(column, y, clusters)
+    else:
+        info = _numeric_signal(pd.to_numeric(column, errors="coerce").to_numpy(dtype=float), y)
+    coverage = info["coverage"]
     score_col = f"s__{name}"
     if score_col in frame.columns:
         score = frame[score_col].to_numpy(dtype=float)
         ok = ~np.isnan(score)
         risk = score[ok] if good_outcome else 100 - score[ok]
-        info["score_auc"] = auc(y[ok], risk)
-        info["score_auc_ci"] = _clustered_ci(info["score_auc"], y[ok], clusters[ok])
+        a = info["score_auc"] = auc(y[ok], risk)
+        boot = (bootstrap_aucs(y[ok], risk, clusters[ok], bootstrap, seed) if a is not None
+                else np.array([]))
+        info["score_auc_ci"] = None
+        info["score_auc_z"] = None
+        if a is not None and len(boot):
+            info["score_auc_ci"] = [float(v) for v in np.percentile(boot, [2.5, 97.5])]
+            # standard errors the AUC lies below 0.5 (positive: the score works backwards)
+            info["score_auc_z"] = bootstrap_z(0.5, boot, a)
+        info["resamples"] = len(boot)
     if coverage < MIN_COVERAGE:
         info["flags"].append({"flag": "low_coverage", "why": (
             f"only {coverage:.0%} of observations have a value (under {MIN_COVERAGE:.0%}): it "
@@ -112,14 +130,82 @@ def _measure(frame: pd.DataFrame, name: str, y: np.ndarray, clusters: np.ndarray
     return info
 
 
-def _flag_contradiction(info: dict[str, Any], weight: float) -> None:
-    a, ci = info.get("score_auc"), info.get("score_auc_ci")
-    if weight <= 0 or a is None or ci is None or ci[1] >= 0.5:
+def _numeric_signal(values: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    has = ~np.isnan(values)
+    info: dict[str, Any] = {"coverage": float(has.mean()) if len(has) else 0.0, "flags": []}
+    a = auc(y[has], values[has]) if has.sum() else None
+    info["auc"] = a
+    if a is not None:
+        info["direction"] = "higher: more outcomes" if a > 0.5 else "higher: fewer outcomes"
+        info["separation"] = max(a, 1 - a)
+    info["deciles"] = deciles(values[has], y[has])
+    return info
+
+
+def _category_signal(column: pd.Series, y: np.ndarray, clusters: np.ndarray) -> dict[str, Any]:
+    """Coverage, the outcome rate per category and the AUC of the categories: each
+    observation ranked by its category's outcome rate among *other* accounts (out-of-fold,
+    folds grouped by account), so a category held by one account cannot look predictive."""
+    has = column.notna().to_numpy()
+    text = column[has].astype(str).to_numpy()
+    info: dict[str, Any] = {"coverage": float(has.mean()) if len(has) else 0.0, "flags": [],
+                            "kind": "category", "deciles": [], "categories": categories(text, y[has])}
+    a = auc(y[has], out_of_fold_rates(text, y[has], clusters[has])) if has.sum() else None
+    info["auc"] = a
+    if a is not None:
+        info["direction"] = "by category"
+        info["separation"] = a
+    return info
+
+
+def categories(text: np.ndarray, y: np.ndarray, top: int = 20) -> list[dict[str, Any]]:
+    """Outcome rate per category (the most frequent ``top``, then the rest as '(other)')."""
+    counts = pd.Series(text).value_counts(sort=False)
+    keep = sorted(counts.index, key=lambda c: (-counts[c], c))[:top]
+    label = np.where(np.isin(text, keep), text, "(other)")
+    rows = []
+    for cat in [*keep, *(["(other)"] if len(counts) > top else [])]:
+        mask = label == cat
+        n, k = int(mask.sum()), int(y[mask].sum())
+        lo, hi = wilson(k, n)
+        rows.append({"category": str(cat), "observations": n, "outcomes": k, "rate": k / n,
+                     "ci_low": lo, "ci_high": hi})
+    return rows
+
+
+def out_of_fold_rates(text: np.ndarray, y: np.ndarray, clusters: np.ndarray, folds: int = 5,
+                      prior: float = 10.0) -> np.ndarray:
+    """Each observation's category outcome rate learnt on the other folds (grouped by
+    account), shrunk towards the overall rate by ``prior`` pseudo-observations."""
+    out = np.full(len(y), float(np.mean(y)) if len(y) else 0.0)
+    ids = np.unique(clusters)
+    if len(ids) < 2:
+        return out
+    fold_of = dict(zip(ids, np.random.default_rng(0).permutation(len(ids)) % folds, strict=True))
+    fold = np.array([fold_of[c] for c in clusters])
+    for k in range(folds):
+        train, test = fold != k, fold == k
+        if not test.any() or not train.any():
+            continue
+        base = float(np.mean(y[train]))
+        stats = pd.DataFrame({"c": text[train], "y": y[train]}).groupby("c")["y"].agg(["sum", "count"])
+        rate = (stats["sum"] + prior * base) / (stats["count"] + prior)
+        out[test] = pd.Series(text[test]).map(rate).fillna(base).to_numpy(dtype=float)
+    return out
+
+
+def _flag_contradiction(info: dict[str, Any], tested: int) -> None:
+    """Its score ranks backwards beyond chance: the AUC of the score lies below 0.5 by more
+    bootstrap standard errors than any of the ``tested`` measures would by chance."""
+    a, ci, z = info.get("score_auc"), info.get("score_auc_ci"), info.get("score_auc_z")
+    if a is None or ci is None or z is None or z < significance_z(tested):
         return
     info["flags"].append({"flag": "contradicts", "why": (
         f"its score works backwards: accounts it scores higher have the outcome more often "
-        f"(AUC of its score {a:.2f}, 95% CI {ci[0]:.2f}-{ci[1]:.2f}, below 0.5) yet it carries "
-        f"{weight:.1f}% of the score. Reverse its scheme or drop it.")})
+        f"(AUC of its score {a:.2f}, 95% CI {ci[0]:.2f}-{ci[1]:.2f} over {info['resamples']} "
+        f"resamples of accounts: below 0.5 beyond chance for any of the {tested} weighted "
+        f"measures) yet it carries {info['weight']:.1f}% of the score. Reverse its scheme or "
+        f"drop it.")})
 
 
 def _flag_leak(info: dict[str, Any], measure: Measure, dated: frozenset[str]) -> None:
@@ -165,18 +251,6 @@ def _state_columns() -> dict[str, set[str]]:
     for name, cols in CURRENT_STATE.items():
         out[name] = out.get(name, set()) | set(cols)
     return out
-
-
-def _clustered_ci(a: float | None, y: np.ndarray, clusters: np.ndarray) -> list[float] | None:
-    """Hanley-McNeil interval, widened for repeated observations of the same account."""
-    if a is None:
-        return None
-    n1, n0 = int(y.sum()), int(len(y) - y.sum())
-    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
-    var = (a * (1 - a) + (n1 - 1) * (q1 - a * a) + (n0 - 1) * (q2 - a * a)) / (n0 * n1)
-    deff = len(y) / max(1, len(np.unique(clusters)))
-    se = math.sqrt(max(var, 0.0) * deff)
-    return [max(0.0, a - 1.96 * se), min(1.0, a + 1.96 * se)]
 
 
 def deciles(values: np.ndarray, y: np.ndarray) -> list[dict[str, Any]]:

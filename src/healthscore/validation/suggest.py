@@ -3,7 +3,7 @@
 Each group's weight is the sum of its measures' suggested weights, expressed as percent of
 its parent; a measure or group that gets no weight is left out (and listed in a comment).
 A flipped measure is written with its scheme reversed, so the scorecard stays additive with
-non-negative weights.
+non-negative weights. Suggested schemes (learned thresholds) replace the configured ones.
 """
 
 from __future__ import annotations
@@ -49,29 +49,34 @@ def _shares(items: list[tuple[str, float]]) -> dict[str, float]:
     return {k: float(r) for (k, _), r in zip(kept, rounded, strict=True) if r > 0}
 
 
-def _entry(entry: Entry, weight: float, flipped: bool) -> Any:
-    if not flipped and entry.missing == "skip":
+def _entry(entry: Entry, weight: float, flipped: bool, scheme: dict[str, Any] | None = None) -> Any:
+    if not flipped and scheme is None and entry.missing == "skip":
         return weight
     body: dict[str, Any] = {"weight": weight}
-    if flipped:
+    if scheme is not None:
+        body["scheme"] = ({**scheme, "scores": [round(100 - v, 1) for v in scheme["scores"]]}
+                          if flipped else scheme)
+    elif flipped:
         body["scheme"] = flip_scheme(entry.scheme)
     if entry.missing != "skip":
         body["missing"] = entry.missing
     return body
 
 
-def _group(group: Group, weights: dict[str, float], flipped: dict[str, bool], weight: float) -> dict:
+def _group(group: Group, weights: dict[str, float], flipped: dict[str, bool], weight: float,
+           schemes: dict[str, dict[str, Any]]) -> dict:
     items = [(f"m:{e.measure}", weights.get(e.measure, 0.0)) for e in group.entries]
     items += [(f"g:{g.name}", _subtree(g, weights)) for g in group.groups]
     shares = _shares(items)
     body: dict[str, Any] = {"weight": weight}
     if group.label and group.label != group.name:
         body["label"] = group.label
-    measures = {e.measure: _entry(e, shares[f"m:{e.measure}"], flipped.get(e.measure, False))
+    measures = {e.measure: _entry(e, shares[f"m:{e.measure}"], flipped.get(e.measure, False),
+                                  schemes.get(e.measure))
                 for e in group.entries if f"m:{e.measure}" in shares}
     if measures:
         body["measures"] = measures
-    subs = {g.name: _group(g, weights, flipped, shares[f"g:{g.name}"])
+    subs = {g.name: _group(g, weights, flipped, shares[f"g:{g.name}"], schemes)
             for g in group.groups if f"g:{g.name}" in shares}
     if subs:
         body["groups"] = subs
@@ -79,13 +84,16 @@ def _group(group: Group, weights: dict[str, float], flipped: dict[str, bool], we
 
 
 def scorecard_yaml(
-    scorecard: Scorecard, weights: dict[str, float], flipped: dict[str, bool], header: str
+    scorecard: Scorecard, weights: dict[str, float], flipped: dict[str, bool], header: str,
+    schemes: dict[str, dict[str, Any]] | None = None,
 ) -> str:
-    """YAML text of ``scorecard`` with ``weights`` (percent of the total per measure)."""
+    """YAML text of ``scorecard`` with ``weights`` (percent of the total per measure) and,
+    for the measures in ``schemes``, their learned schemes instead of the configured ones."""
     roots = _shares([(g.name, _subtree(g, weights)) for g in scorecard.groups])
+    what = "schemes and weights" if schemes else "weights"
     body: dict[str, Any] = {
-        "description": f"Suggested weights for {scorecard.name}. {scorecard.description}".strip(),
-        "groups": {g.name: _group(g, weights, flipped, roots[g.name])
+        "description": f"Suggested {what} for {scorecard.name}. {scorecard.description}".strip(),
+        "groups": {g.name: _group(g, weights, flipped, roots[g.name], schemes or {})
                    for g in scorecard.groups if g.name in roots},
     }
     if scorecard.when:

@@ -17,8 +17,10 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -44,6 +46,33 @@ def time_splits(
         test = np.flatnonzero(np.isin(dates, blocks[k]))
         if len(train) and len(test):
             yield train, test
+
+
+def account_splits(accounts: np.ndarray, folds: int, seed: int = 0
+                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """K folds grouped by account (scikit-learn's GroupKFold, shuffled with ``seed``): an
+    account's observations are all in training or all in testing, never in both."""
+    n = len(np.unique(accounts))
+    if n < 2:
+        return
+    cv = GroupKFold(n_splits=min(folds, n), shuffle=True, random_state=seed)
+    yield from cv.split(np.zeros(len(accounts)), groups=accounts)
+
+
+TIME_ORDERED, BY_ACCOUNT = "time-ordered", "grouped by account"
+
+
+def splits(dates: np.ndarray, accounts: np.ndarray, y: np.ndarray, folds: int, gap_days: int,
+           seed: int = 0) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
+    """Time-ordered folds when the as-of dates allow any whose training data holds both
+    outcomes; else K folds grouped by account. Returns the folds and which kind they are."""
+    usable = [(tr, te) for tr, te in time_splits(dates, folds, gap_days)
+              if len(np.unique(y[tr])) == 2]
+    if usable:
+        return usable, TIME_ORDERED
+    grouped = [(tr, te) for tr, te in account_splits(accounts, folds, seed)
+               if len(np.unique(y[tr])) == 2]
+    return grouped, BY_ACCOUNT
 
 
 def _risk_sign(good_outcome: bool) -> float:
@@ -93,17 +122,21 @@ class BestSingleMeasure(BaseEstimator, ClassifierMixin):
         return self.sign_ * np.where(np.isnan(col), self.fill_[self.measure_index_], col)
 
 
-def _choose_c(make: Any, X: np.ndarray, y: np.ndarray, dates: np.ndarray | None, gap: int) -> float:
-    """C of the L1 penalty with the best AUC on a later block than the one it was fitted on."""
-    if dates is None or len(set(dates)) < 3:
-        return 0.1
-    splits = list(time_splits(dates, 2, gap))
-    if not splits:
+def _choose_c(make: Any, X: np.ndarray, y: np.ndarray, dates: np.ndarray | None, gap: int,
+              groups: np.ndarray | None = None) -> float:
+    """C of the L1 penalty with the best AUC on later observations than those it was fitted on
+    (or, when the dates do not allow that, on other accounts than those)."""
+    inner: list[tuple[np.ndarray, np.ndarray]] = []
+    if dates is not None and len(set(dates)) >= 3:
+        inner = list(time_splits(dates, 2, gap))
+    if not inner and groups is not None:
+        inner = list(account_splits(groups, 3))
+    if not inner:
         return 0.1
     best, best_auc = 0.1, -1.0
     for c in CS:
         scores = []
-        for train, test in splits:
+        for train, test in inner:
             if len(np.unique(y[train])) < 2:
                 continue
             model = make(c).fit(X[train], y[train])
@@ -119,19 +152,20 @@ class L1Logistic(BaseEstimator, ClassifierMixin):
     """L1-regularised logistic regression on standardised measure values (missing values get
     the training median), with C chosen on later observations than it is fitted on."""
 
-    def __init__(self, gap_days: int = 0) -> None:
+    def __init__(self, gap_days: int = 0, random_state: int = 0) -> None:
         self.gap_days = gap_days
+        self.random_state = random_state
 
-    @staticmethod
-    def _make(c: float) -> Any:
+    def _make(self, c: float) -> Any:
         return make_pipeline(
             SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
-            LogisticRegression(l1_ratio=1.0, solver="liblinear", C=c),
+            LogisticRegression(l1_ratio=1.0, solver="liblinear", C=c, random_state=self.random_state),
         )
 
-    def fit(self, X: np.ndarray, y: np.ndarray, dates: np.ndarray | None = None) -> L1Logistic:
+    def fit(self, X: np.ndarray, y: np.ndarray, dates: np.ndarray | None = None,
+            groups: np.ndarray | None = None) -> L1Logistic:
         X = np.asarray(X, dtype=float)
-        self.C_ = _choose_c(self._make, X, y, dates, self.gap_days)
+        self.C_ = _choose_c(self._make, X, y, dates, self.gap_days, groups)
         self.model_ = self._make(self.C_).fit(X, y)
         self.coef_ = self.model_[-1].coef_[0]
         self.classes_ = np.array([0, 1])
@@ -139,6 +173,37 @@ class L1Logistic(BaseEstimator, ClassifierMixin):
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(self.model_.decision_function(np.asarray(X, dtype=float)))
+
+
+class GradientBoosting(BaseEstimator, ClassifierMixin):
+    """Gradient-boosted trees (scikit-learn's HistGradientBoostingClassifier) on the raw
+    measure values: a black box to measure the additive scores against. Missing values are
+    handled by the trees; a fixed ``random_state`` and no early stopping keep it reproducible."""
+
+    def __init__(self, max_iter: int = 150, learning_rate: float = 0.05, max_leaf_nodes: int = 15,
+                 min_samples_leaf: int = 40, random_state: int = 0) -> None:
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.max_leaf_nodes = max_leaf_nodes
+        self.min_samples_leaf = min_samples_leaf
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray, y: np.ndarray, **_: Any) -> GradientBoosting:
+        X = np.asarray(X, dtype=float)
+        # a measure with no value at all in the training data says nothing (and trips the binner)
+        self.used_ = ~np.isnan(X).all(axis=0)
+        self.model_ = HistGradientBoostingClassifier(
+            max_iter=self.max_iter, learning_rate=self.learning_rate,
+            max_leaf_nodes=self.max_leaf_nodes, min_samples_leaf=self.min_samples_leaf,
+            early_stopping=False, random_state=self.random_state,
+        ).fit(X[:, self.used_] if self.used_.any() else np.zeros((len(X), 1)), y)
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=float)
+        X = X[:, self.used_] if self.used_.any() else np.zeros((len(X), 1))
+        return np.asarray(self.model_.decision_function(X))
 
 
 class SuggestedWeights(BaseEstimator, ClassifierMixin):
@@ -149,21 +214,29 @@ class SuggestedWeights(BaseEstimator, ClassifierMixin):
     measure whose coefficient says its score works backwards is *flipped* (scored as
     ``100 - score``) so that every weight is non-negative and the result stays an additive
     0-100 health score. Weights are rounded to 0.1 percent, as they would be written down,
-    and the score is computed from the rounded weights."""
+    and the score is computed from the rounded weights.
 
-    def __init__(self, good_outcome: bool = False, gap_days: int = 0) -> None:
+    ``C`` fixes the penalty (else it is chosen on later dates than those fitted);
+    ``random_state`` seeds the solver, so the same data gives the same weights."""
+
+    def __init__(self, good_outcome: bool = False, gap_days: int = 0, C: float | None = None,
+                 random_state: int = 0) -> None:
         self.good_outcome = good_outcome
         self.gap_days = gap_days
+        self.C = C
+        self.random_state = random_state
 
-    @staticmethod
-    def _make(c: float) -> Any:
-        return make_pipeline(StandardScaler(), LogisticRegression(l1_ratio=1.0, solver="liblinear", C=c))
+    def _make(self, c: float) -> Any:
+        return make_pipeline(StandardScaler(), LogisticRegression(
+            l1_ratio=1.0, solver="liblinear", C=c, random_state=self.random_state))
 
-    def fit(self, X: np.ndarray, y: np.ndarray, dates: np.ndarray | None = None) -> SuggestedWeights:
+    def fit(self, X: np.ndarray, y: np.ndarray, dates: np.ndarray | None = None,
+            groups: np.ndarray | None = None) -> SuggestedWeights:
         X = np.asarray(X, dtype=float)
         self.fill_ = np.nan_to_num(np.nanmean(X, axis=0), nan=50.0)
         filled = np.where(np.isnan(X), self.fill_, X)
-        self.C_ = _choose_c(self._make, filled, y, dates, self.gap_days)
+        self.C_ = self.C if self.C is not None else _choose_c(self._make, filled, y, dates,
+                                                               self.gap_days, groups)
         model = self._make(self.C_).fit(filled, y)
         scale = model[0].scale_
         per_point = model[-1].coef_[0] / np.where(scale > 0, scale, 1.0)
@@ -186,6 +259,29 @@ class SuggestedWeights(BaseEstimator, ClassifierMixin):
         return _risk_sign(self.good_outcome) * self.health_score(X)
 
 
+def bootstrap_weights(
+    fitted: SuggestedWeights, X: np.ndarray, y: np.ndarray, accounts: np.ndarray, n: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weights and reversals of ``fitted`` refitted (same penalty, same seed) on ``n`` resamples
+    of whole accounts: arrays of shape (n, measures). Resamples with one class are skipped."""
+    rng = np.random.default_rng([seed, 1])
+    ids, inverse = np.unique(accounts, return_inverse=True)
+    model = clone(fitted).set_params(C=fitted.C_)
+    weights, flipped = [], []
+    for _ in range(n):
+        counts = np.bincount(rng.integers(0, len(ids), len(ids)), minlength=len(ids))
+        rows = np.repeat(np.arange(len(y)), counts[inverse])
+        if len(np.unique(y[rows])) < 2:
+            continue
+        model.fit(X[rows], y[rows])
+        weights.append(model.weights_)
+        flipped.append(model.flipped_ & (model.weights_ > 0))
+    p = X.shape[1]
+    if not weights:
+        return np.empty((0, p)), np.empty((0, p), dtype=bool)
+    return np.vstack(weights), np.vstack(flipped)
+
+
 def _round_percent(raw: np.ndarray) -> np.ndarray:
     """Round to 0.1 keeping the sum at exactly 100 (largest remainders get the spare tenths)."""
     tenths = raw * 10
@@ -197,17 +293,18 @@ def _round_percent(raw: np.ndarray) -> np.ndarray:
 
 
 def out_of_sample(
-    estimator: Any, X: np.ndarray, y: np.ndarray, dates: np.ndarray, folds: int, gap_days: int
+    estimator: Any, X: np.ndarray, y: np.ndarray, dates: np.ndarray, accounts: np.ndarray,
+    folds: list[tuple[np.ndarray, np.ndarray]],
 ) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
-    """Risk predicted for every test observation by a model fitted on earlier ones only.
+    """Risk predicted for every test observation by a model fitted on the training part of
+    its fold only (``folds`` from :func:`splits`).
 
     Returns (indices of the test observations, their risk, per-fold facts)."""
     index, risk, facts = [], [], []
-    for train, test in time_splits(dates, folds, gap_days):
-        if len(np.unique(y[train])) < 2:
-            continue
+    for train, test in folds:
         model = clone(estimator)
-        params = {"dates": dates[train]} if "dates" in _fit_args(model) else {}
+        args = _fit_args(model)
+        params = {k: v[train] for k, v in (("dates", dates), ("groups", accounts)) if k in args}
         model.fit(X[train], y[train], **params)
         r = model.decision_function(X[test])
         index.append(test)
