@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 BAND_STYLE = {"red": "red", "yellow": "yellow", "green": "green", "insufficient data": "dim"}
@@ -17,6 +16,8 @@ BAND_STYLE = {"red": "red", "yellow": "yellow", "green": "green", "insufficient 
 @contextmanager
 def progress(console: Console) -> Iterator[Callable[[str], None]]:
     """A progress display; the callback takes a stage name (optionally 'stage|done|total')."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                    TimeElapsedColumn(), console=console, transient=True,
                    disable=not console.is_terminal)
