@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
+from rich.console import Console
+
+from healthscore.cli.progress import ProgressSteps, progress_bar
 
 HEAVY = ("ibis", "pandas", "sklearn", "fastapi", "duckdb", "numpy", "pyarrow", "sqlalchemy", "scipy")
 
@@ -32,3 +37,38 @@ def test_help_imports_no_engine_web_or_model_library(args: list[str]) -> None:
     loaded = set(json.loads(done.stderr.strip().splitlines()[-1]))
     assert "healthscore" in loaded
     assert sorted(loaded & set(HEAVY)) == []
+
+
+# ----------------------------------------------------------------------------- progress
+
+
+def _bar_text(bar: Any) -> str:
+    shown = Console(width=120, record=True, color_system=None, file=io.StringIO())
+    shown.print(bar.make_tasks_table(bar.tasks))
+    return shown.export_text().strip()
+
+
+def test_progress_shows_done_of_total_elapsed_and_time_left() -> None:
+    now = [100.0]
+    bar = progress_bar(Console(force_terminal=True, file=io.StringIO()), lambda: now[0])
+    step = ProgressSteps(bar)
+    step("reading accounts|0|4")
+    now[0] = 102.0
+    step("reading tickets|2|4")  # 2 of 4 in 2 s: 2 s left
+    assert "reading tickets" in _bar_text(bar)
+    assert _bar_text(bar).endswith("2/4 0:00:02 elapsed 0:00:02 left")
+    now[0] = 105.0
+    step("scoring 12 as-of date(s), pass 1 of 4|0|12")  # a new stage: its own count and clock
+    assert _bar_text(bar).endswith(" 0/12 0:00:00 elapsed -:--:-- left")
+    now[0] = 125.0
+    step("scoring 12 as-of date(s), pass 2 of 4|3|12")  # 3 in 20 s: 9 more take 60 s
+    text = _bar_text(bar)
+    assert "scoring 12 as-of date(s), pass 2 of 4" in text
+    assert text.endswith(" 3/12 0:00:20 elapsed 0:01:00 left")
+    now[0] = 3725.0
+    step("scoring 12 as-of date(s), pass 3 of 4|6|12")
+    assert _bar_text(bar).endswith(" 6/12 1:00:20 elapsed 1:00:20 left")
+    step("applying rules")  # no count: no numbers, and the clock starts again
+    text = _bar_text(bar)
+    assert "applying rules" in text and text.endswith(" 0:00:00 elapsed")
+    assert "/12" not in text and "left" not in text

@@ -23,6 +23,7 @@ from healthscore.sources.subscriptions import observed_until, with_subscription_
 from healthscore.store.snapshots import SnapshotStore
 
 Progress = Callable[[str], None]
+ENGINE_LOG = "engine.log"  # in the state folder: what the engine itself logs (Spark's JVM)
 
 
 @dataclass
@@ -43,7 +44,7 @@ class Loaded:
 
 def open_engine(config: ProjectConfig) -> Engine:
     s = config.settings
-    return make_engine(config.engine, s.memory_limit, s.threads)
+    return make_engine(config.engine, s.memory_limit, s.threads, config.state_dir / ENGINE_LOG)
 
 
 def load_sources(config: ProjectConfig, engine: Engine, progress: Progress) -> Loaded:
@@ -51,8 +52,8 @@ def load_sources(config: ProjectConfig, engine: Engine, progress: Progress) -> L
     loaded = Loaded(engine, {})
     order = ["accounts", *[e for e in config.sources if e != "accounts"]]
     with_subs = "subscriptions" in config.sources
-    for entity in order:
-        progress(f"reading {entity}")
+    for i, entity in enumerate(order):
+        progress(f"reading {entity}|{i}|{len(order)}")
         source = config.sources[entity]
         share = source.spec.max_rejected_share
         share = config.settings.max_rejected_share if share is None else share
@@ -150,11 +151,13 @@ def pass_exprs(
     batches = passes(dates, accounts, config.settings.max_rows_per_pass)
     done = 0
     span = asof.Span(min(dates), max(dates))
-    for batch in batches:
-        progress(f"scoring {len(dates)} as-of date(s)|{done}|{len(dates)}")
+    stage = f"scoring {len(dates)} as-of date(s)"
+    for i, batch in enumerate(batches):
+        step = f"{stage}, pass {i + 1} of {len(batches)}" if len(batches) > 1 else stage
+        progress(f"{step}|{done}|{len(dates)}")  # dates done when this pass starts
         yield scores_expr(config, loaded, batch, span)
         done += len(batch)
-    progress(f"scoring {len(dates)} as-of date(s)|{done}|{len(dates)}")
+    progress(f"{stage}|{done}|{len(dates)}")
 
 
 def score_frame(config: ProjectConfig, loaded: Loaded, dates: list[date],

@@ -14,27 +14,16 @@ BAND_STYLE = {"red": "red", "yellow": "yellow", "green": "green", "insufficient 
 
 
 @contextmanager
-def progress(console: Console) -> Iterator[Callable[[str], None]]:
-    """A progress display; the callback takes a stage name (optionally 'stage|done|total')."""
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+def progress(console: Console, clock: Callable[[], float] | None = None
+             ) -> Iterator[Callable[[str], None]]:
+    """A progress display (only on a terminal) whose callback takes a stage name, or
+    'stage|done|total' for a stage with a count: dates or passes done of all, with the time
+    elapsed and left."""
+    from healthscore.cli.progress import ProgressSteps, progress_bar
 
-    bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                   TimeElapsedColumn(), console=console, transient=True,
-                   disable=not console.is_terminal)
+    bar = progress_bar(console, clock)
     with bar:
-        task = bar.add_task("starting", total=None)
-
-        def step(text: str) -> None:
-            parts = text.split("|")
-            if len(parts) == 3:
-                bar.update(task, description=parts[0], completed=int(parts[1]),
-                           total=int(parts[2]))
-            else:
-                bar.update(task, description=text, total=None)
-            if not console.is_terminal:
-                return
-
-        yield step
+        yield ProgressSteps(bar)
 
 
 def _band(band: str) -> str:
