@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -72,3 +73,84 @@ def test_progress_shows_done_of_total_elapsed_and_time_left() -> None:
     text = _bar_text(bar)
     assert "applying rules" in text and text.endswith(" 0:00:00 elapsed")
     assert "/12" not in text and "left" not in text
+
+
+# ----------------------------------------------------------------------------- 80 columns
+
+
+def _text(render_fn: Any, *args: Any, width: int = 80) -> str:
+    console = Console(width=width, record=True, file=io.StringIO())
+    render_fn(console, *args)
+    return console.export_text()
+
+
+def _cells(text: str, first: str) -> list[str]:
+    """The cells of the table row whose first cell is ``first``."""
+    line = next(line for line in text.splitlines() if line.startswith(f"│ {first} "))
+    return [cell.strip() for cell in line.strip("│").split("│")]
+
+
+def _fits(text: str, width: int) -> None:
+    assert max(len(line) for line in text.splitlines()) <= width
+
+
+MOVERS = [
+    {"account_id": f"ACCOUNT-EMEA-{i:06d}", "name": "Crystal Foods Sp. z o.o. Nordic Holdings",
+     "segment": "Mid-Market Enterprise", "csm": "Anna Maria Kowalska-Nowak", "score": 82.7 - i,
+     "band": "green", "change_30d": 22.7 - i}
+    for i in range(3)
+]
+
+
+def test_movers_keep_whole_account_ids_at_80_columns() -> None:
+    from healthscore.cli import render
+
+    data = {"as_of": "2026-10-31", "accounts": 3, "arr": 1000.0, "average_score": 80.0,
+            "bands": [{"band": "green", "accounts": 3, "arr": 1000.0}], "band_order": ["green"],
+            "by_segment": [], "by_csm": [], "by_lifecycle_stage": [],
+            "movers_down": MOVERS, "movers_up": []}
+    text = _text(render.portfolio, data)
+    _fits(text, 80)
+    for m in MOVERS:
+        assert f"│ {m['account_id']} │" in text  # whole, on one line, copyable into explain
+    assert "+22.7" in text and "82.7" in text
+
+
+def test_measures_lists_every_name_whole_with_entity_columns_window_and_filter() -> None:
+    from healthscore.cli import render
+    from healthscore.config.load import LIBRARY, load_measure_file
+
+    names = list(load_measure_file(LIBRARY, "(built-in library)"))
+    for width in (80, 120):
+        text = _text(render.measures, None, width=width)
+        _fits(text, width)
+        for name in names:
+            assert f"│ {name} " in text, f"{name} is cut at {width} columns"
+        assert "│ logins_30d " in text
+        assert "count of usage_events (timestamp, event)" in text
+        assert "window 30d" in text and "filter event = 'login'" in text
+    assert "ratio active_users_30d / accounts.licensed_seats" in _text(render.measures, None)
+    assert "Logins in the last 30 days." in _text(render.measures, None, width=120)
+    assert "Logins in the last 30 days." not in _text(render.measures, None, width=80)
+
+
+def test_explain_keeps_whole_measure_names_and_numbers_at_80_columns(tmp_path: Path) -> None:
+    from healthscore import Project
+    from healthscore.cli import render
+    from tests.projects import AS_OF, write_project
+
+    long = "customer_initiated_logins_30days"  # as long as the longest built-in name
+    root = write_project(tmp_path, {
+        "measures/long.yml": f"{long}: {{type: count, entity: usage_events, filter: \"event = "
+                             f"'login'\", window: 30d, scheme: {{type: linear, low: 0, high: 4}}}}\n",
+        "scorecards/default.yml": f"groups: {{usage: {{weight: 100, measures: {{logins_30: 60, "
+                                  f"{long}: 40}}}}}}\n"})
+    project = Project.load(root)
+    project.run(as_of=AS_OF)
+    text = _text(render.explanation, project.explain("A1"))
+    _fits(text, 80)
+    # A1: 2 logins: logins_30 scores 100 (weight 60), the long one 50 (weight 40 -> 20 points)
+    assert _cells(text, long) == [long, "2", "50.0", "40", "20", ""]
+    assert "│ logins_30 " in text
+    wide = _text(render.explanation, project.explain("A1"), width=140)
+    assert "contribution" in wide and "usage" in wide

@@ -61,8 +61,11 @@ def daily_summary(console: Console, r: Any) -> None:
 
 def data_health(console: Console, health: dict[str, Any]) -> None:
     t = Table(title="Data health", title_justify="left")
-    for col in ("source", "rows read", "rejected", "newest", "why rejected"):
-        t.add_column(col)
+    _key_column(t, "source", [h.entity for h in health.values()])
+    for col in ("rows read", "rejected"):
+        t.add_column(col, justify="right")
+    t.add_column("newest", no_wrap=True)
+    t.add_column("why rejected", ratio=1)
     for h in health.values():
         why = ", ".join(f"{k}: {v}" for k, v in h.reasons.items())
         t.add_row(h.entity, f"{h.rows_read:,}", f"{h.rows_rejected:,}", str(h.newest or ""), why)
@@ -104,13 +107,25 @@ def _movers(console: Console, rows: list[dict[str, Any]], title: str) -> None:
     if not rows:
         return
     t = Table(title=title, title_justify="left")
-    for col in ("account", "name", "segment", "csm", "score", "band", "30-day change"):
-        t.add_column(col)
+    _key_column(t, "account", [r["account_id"] for r in rows])
+    t.add_column("name", ratio=3)
+    t.add_column("segment", ratio=2)
+    t.add_column("csm", ratio=2)
+    t.add_column("score", justify="right", no_wrap=True)
+    t.add_column("band", no_wrap=True)
+    t.add_column("change", justify="right", no_wrap=True)
     for r in rows:
         t.add_row(r["account_id"], str(r.get("name") or ""), str(r.get("segment") or ""),
                   str(r.get("csm") or ""), f"{r['score']}", _band(r["band"]),
                   f"{r['change_30d']:+.1f}")
     console.print(t)
+
+
+def _key_column(t: Table, header: str, values: list[str], **kw: Any) -> None:
+    """A column of ids or names people copy into the next command: never cut or wrapped
+    (other columns wrap instead)."""
+    width = max([len(header), *(len(v) for v in values)])
+    t.add_column(header, no_wrap=True, min_width=width, **kw)
 
 
 def explanation(console: Console, data: dict[str, Any]) -> None:
@@ -143,18 +158,23 @@ def _card(console: Console, card: dict[str, Any], previous: str | None) -> None:
         g.add_row(grp["group"], f"{grp['weight']:g}", f"{grp['effective_weight']:g}",
                   "no data" if grp["score"] is None else f"{grp['score']}")
     console.print(g)
+    wide = console.width >= 110  # narrower: the group and nominal weight give way to numbers
     m = Table(title="Measures", title_justify="left")
-    for col in ("measure", "group", "value", "score", "weight %", "effective %", "contribution",
-                "change"):
-        m.add_column(col)
+    _key_column(m, "measure", [r["measure"] for r in card["measures"]])
+    heads = ("group", "value", "score", "weight %", "effective %", "contribution", "change")
+    for col in heads if wide else ("value", "score", "weight %", "points", "change"):
+        m.add_column(col, justify="left" if col == "group" else "right")
     for r in card["measures"]:
         v = r["value"]
         value = "no data" if v is None else (v if isinstance(v, str) else f"{v:g}")
         change = r.get("contribution_change")
-        m.add_row(r["measure"], r["group"], value,
-                  "-" if r["score"] is None else f"{r['score']}", f"{r['weight']:g}",
-                  f"{r['effective_weight']:g}", f"{r['contribution']:g}",
-                  "" if not change else f"{change:+g}")
+        score = "-" if r["score"] is None else f"{r['score']}"
+        tail = [f"{r['contribution']:g}", "" if not change else f"{change:+g}"]
+        if wide:
+            m.add_row(r["measure"], r["group"], value, score, f"{r['weight']:g}",
+                      f"{r['effective_weight']:g}", *tail)
+        else:
+            m.add_row(r["measure"], value, score, f"{r['effective_weight']:g}", *tail)
     console.print(m)
     if card["why"]:
         console.print(f"Since {previous} (score {card['previous_score']}):")
@@ -179,16 +199,46 @@ def check(console: Console, result: Any) -> None:
 
 
 def measures(console: Console, project: Path | None) -> None:
+    """One table per category: each measure's name in full, what it computes from which
+    entity and columns, its window and filter; the description where the console is wide."""
     from healthscore.config.load import LIBRARY, load_measure_file, load_measures
 
     found = load_measures(project) if project else load_measure_file(LIBRARY, "(built-in library)")
-    t = Table(title="Measures", title_justify="left")
-    for col in ("name", "type", "entity", "category", "description"):
-        t.add_column(col)
+    by_category: dict[str, list[tuple[str, Any]]] = {}
     for name, src in found.items():
-        s = src.spec
-        t.add_row(name, s.type, getattr(s, "entity", "") or "", s.category or "", s.description)
-    console.print(t)
+        by_category.setdefault(src.spec.category or "other", []).append((name, src.spec))
+    wide = console.width >= 120
+    for category, rows in by_category.items():
+        t = Table(title=f"Measures: {category}", title_justify="left", show_lines=True)
+        t.add_column("name", no_wrap=True, min_width=max(len(n) for n, _ in rows))
+        t.add_column("computes", overflow="fold", ratio=2 if wide else None)
+        if wide:
+            t.add_column("description", ratio=3)
+        for name, spec in rows:
+            t.add_row(name, _computes(spec), *([spec.description] if wide else []))
+        console.print(t)
+
+
+def _computes(spec: Any) -> str:
+    """'count of activities (timestamp, type)' with its window and filter on the next lines;
+    for a measure made of others, what it is made of."""
+    from healthscore.config.model import columns_read, measure_entity
+
+    entity = measure_entity(spec)
+    if spec.type == "ratio":
+        return f"ratio {spec.numerator} / {spec.denominator}"
+    if spec.type == "change":
+        return f"change ({spec.to}) of {spec.of}"
+    if spec.type == "expression":
+        return f"expression {spec.expr}"
+    if spec.type == "manual":
+        return f"manual value {spec.name or '(this name)'} from manual_values, for {spec.max_age}"
+    lines = [f"{spec.type} of {entity} ({', '.join(columns_read(spec))})"]
+    if getattr(spec, "window", None):
+        lines.append(f"window {spec.window}")
+    if getattr(spec, "filter", None):
+        lines.append(f"filter {spec.filter}")
+    return "\n".join(lines)
 
 
 def _num(x: Any, digits: int = 3) -> str:
@@ -252,8 +302,10 @@ def validation(console: Console, data: dict[str, Any]) -> None:
     if w.get("note"):
         console.print(f"[yellow]note:[/] {w['note']}")
     t = Table(title="Weights: configured -> suggested", title_justify="left")
-    for col in ("measure", "configured", "suggested", "effect of a higher value"):
-        t.add_column(col)
+    _key_column(t, "measure", [m["measure"] for m in w["measures"]])
+    for col in ("configured", "suggested"):
+        t.add_column(col, justify="right")
+    t.add_column("effect of a higher value", ratio=1)
     for m in w["measures"]:
         t.add_row(m["measure"], f"{m['configured_weight']:.1f}%", f"{m['suggested_weight']:.1f}%",
                   m["effect_of_higher_value"])
@@ -286,8 +338,10 @@ def preview(console: Console, data: dict[str, Any], changed: list[str]) -> None:
     console.print(m)
     if data["moves"]:
         t = Table(title=f"Biggest score moves (top {len(data['moves'])})", title_justify="left")
-        for col in ("account", "now", "after", "change", "why"):
-            t.add_column(col, overflow="fold")
+        _key_column(t, "account", [r["account_id"] for r in data["moves"]])
+        for col in ("now", "after", "change"):
+            t.add_column(col, no_wrap=True)
+        t.add_column("why", overflow="fold", ratio=1)
         for r in data["moves"]:
             t.add_row(r["account_id"], f"{r['from_score']} {_band(r['from_band'])}",
                       f"{r['to_score']} {_band(r['to_band'])}", f"{r['change']:+.1f}",
