@@ -154,3 +154,43 @@ def test_explain_keeps_whole_measure_names_and_numbers_at_80_columns(tmp_path: P
     assert "│ logins_30 " in text
     wide = _text(render.explanation, project.explain("A1"), width=140)
     assert "contribution" in wide and "usage" in wide
+
+
+# ----------------------------------------------------------------------------- exports
+
+
+def test_exports_round_to_4_decimals_and_the_snapshot_keeps_full_precision(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+    from typer.testing import CliRunner
+
+    from healthscore import Project
+    from healthscore.cli.main import app
+    from tests.projects import AS_OF, PROJECT_YML, write_project
+
+    # linear 0..3 logins: A1 (2 logins) scores 200/3, A2 (1 login) 100/3
+    root = write_project(tmp_path, {
+        "measures/usage.yml": (
+            "logins_30: {type: count, entity: usage_events, filter: \"event = 'login'\", "
+            "window: 30d, scheme: {type: linear, low: 0, high: 3}}\n"
+            "tenure_m: {type: tenure, unit: months, scheme: {type: linear, low: 0, high: 24}}\n"),
+        "scorecards/tenure.yml": "groups: {journey: {weight: 100, measures: {tenure_m: 100}}}\n",
+        "healthscore.yml": PROJECT_YML + "also: [tenure]\n"})
+    project = Project.load(root)
+    project.run(as_of=AS_OF)
+    runner = CliRunner()
+    csv_path, pq_path = tmp_path / "scores.csv", tmp_path / "scores.parquet"
+    for fmt, path in (("csv", csv_path), ("parquet", pq_path)):
+        r = runner.invoke(app, ["export", "-p", str(root), "--format", fmt, "-o", str(path)])
+        assert r.exit_code == 0, r.output
+    text = csv_path.read_text()
+    assert ",66.6667,yellow,,100.0,66.6667,yellow," in text and ",33.3333," in text
+    assert "66.66666" not in text and "33.33333" not in text
+    scores = dict(zip(*pq.read_table(pq_path, columns=["account_id", "score"]).to_pydict().values(),
+                      strict=True))
+    assert scores["A1"] == 66.6667 and scores["A2"] == 33.3333
+    stored = project.scores().to_pandas().set_index("account_id")["score"]
+    assert abs(stored["A1"] - 200 / 3) < 1e-12  # the snapshot is not rounded
+    months = project.measure_rows("A1", "tenure_m")["value"]  # 2024-01-01 .. 2025-03-01
+    assert 13 < months < 15 and round(months, 4) != months
+    shown = runner.invoke(app, ["explain", "A1", "-p", str(root), "--json", "-m", "tenure_m"])
+    assert json.loads(shown.output)["value"] == round(months, 4)

@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from healthscore.cli import render
-from healthscore.cli.common import ProjectOpt, _load, app, handle_errors, out
+from healthscore.cli.common import ProjectOpt, _load, app, handle_errors, json_text, out
 from healthscore.errors import HealthScoreError
 
 AsOpt = typer.Option(None, "--as", help="Who acts (a user name; default: $HEALTHSCORE_USER).")
@@ -57,7 +57,7 @@ def _day(text: str, option: str) -> date:
 
 def _show(data: Any, as_json: bool, title: str = "") -> None:
     if as_json or not isinstance(data, list):
-        out.print_json(json.dumps(data, default=str))
+        out.print_json(json_text(data))
         return
     if not data:
         out.print(f"{title}: none." if title else "None.")
@@ -95,7 +95,7 @@ def plan_cmd(project: Path = ProjectOpt, as_json: bool = JsonOpt,
     if save:
         save.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
     if as_json:
-        out.print_json(json.dumps({**data, "preview": dry} if dry is not None else data, default=str))
+        out.print_json(json_text({**data, "preview": dry} if dry is not None else data))
         return
     out.print(f"Plan as of {data['as_of']} (changes since {data['since'] or 'the previous snapshot'}):")
     out.print(f"  {len(plan.band_changes)} band change(s), {len(plan.open)} CTA(s) to open, "
@@ -465,7 +465,7 @@ def quadrants(project: Path = ProjectOpt, as_json: bool = JsonOpt) -> None:
     with _workflow(project) as wf:
         data = {**wf.quadrants(), "score_ranges": wf.score_ranges()}
     if as_json:
-        out.print_json(json.dumps(data, default=str))
+        out.print_json(json_text(data))
         return
     for axis in ("temperature", "maturity"):
         for cell in data.get(axis, []):
