@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -194,3 +195,51 @@ def test_exports_round_to_4_decimals_and_the_snapshot_keeps_full_precision(tmp_p
     assert 13 < months < 15 and round(months, 4) != months
     shown = runner.invoke(app, ["explain", "A1", "-p", str(root), "--json", "-m", "tenure_m"])
     assert json.loads(shown.output)["value"] == round(months, 4)
+
+
+# ----------------------------------------------------------------------------- workflow lists
+
+
+def _cta(i: int, **kw: Any) -> dict[str, Any]:
+    base = {"id": i, "account_id": f"ACCOUNT-EMEA-{i:06d}", "type": "risk", "priority": "high",
+            "status": "open", "due_on": date(2026, 11, 7), "owner": "Anna Maria Kowalska-Nowak",
+            "reason": "Health score turned red after the sponsor left", "snoozed_until": None,
+            "overdue": False}
+    return {**base, **kw}
+
+
+def test_cta_list_shows_due_date_status_priority_owner_and_a_total() -> None:
+    from healthscore.cli import render
+
+    today = date(2026, 11, 1)
+    rows = [_cta(1), _cta(2, snoozed_until=date(2026, 11, 15)), _cta(3, overdue=True),
+            _cta(4, snoozed_until=date(2026, 11, 1)),  # the snooze ended today: open again
+            _cta(5, status="closed", priority="low", owner=None, due_on=None)]
+    text = _text(render.ctas, rows, today)
+    _fits(text, 80)
+    assert _cells(text, "1")[:5] == ["1", "ACCOUNT-EMEA-000001", "high", "open", "2026-11-07"]
+    assert _cells(text, "2")[3] == "snoozed" and _cells(text, "3")[3] == "overdue"
+    assert _cells(text, "4")[3] == "open"
+    assert _cells(text, "5")[2:6] == ["low", "closed", "-", "-"]
+    assert "Anna Maria" in text and "Kowalska-Nowak" in text
+    wide = _text(render.ctas, rows, today, width=140)
+    assert _cells(wide, "1")[2:5] == ["risk", "high", "open"]
+    assert "│ Health score turned red after the sponsor " in wide
+    assert text.rstrip().endswith("5 CTAs: 2 open, 1 overdue, 1 snoozed, 1 closed")
+    assert _text(render.ctas, rows[:1], today).rstrip().endswith("1 CTA: 1 open")
+    assert _text(render.ctas, [], today).strip() == "No CTAs."
+
+
+def test_plan_lists_what_it_skipped_by_reason_and_rule_with_examples() -> None:
+    from healthscore.cli import render
+
+    skipped = ([{"account_id": f"A{i}", "rule": "turned_red", "why": "already open"} for i in range(5)]
+               + [{"account_id": "B1", "rule": "low_usage", "why": "closed within 14 days"},
+                  {"account_id": "B2", "rule": "turned_red", "why": "closed within 14 days"}])
+    assert _text(render.skipped, skipped).splitlines() == [
+        "  Skipped 7 rule match(es) that would open a CTA again:",
+        "    5 already open (rule turned_red): A0, A1, A2 and 2 more",
+        "    1 closed within 14 days (rule low_usage): B1",
+        "    1 closed within 14 days (rule turned_red): B2",
+    ]
+    assert _text(render.skipped, []) == ""

@@ -386,3 +386,61 @@ def measure_rows(console: Console, data: dict[str, Any]) -> None:
     console.print(t)
     if data["total"] > len(data["rows"]):
         console.print(f"(newest {len(data['rows'])} of {data['total']} shown; --json for the list)")
+
+
+# ----------------------------------------------------------------------------- workflow
+
+
+def cta_state(cta: dict[str, Any], today: Any) -> str:
+    """closed, snoozed (an open CTA before its snooze ends), overdue or open."""
+    if cta["status"] != "open":
+        return str(cta["status"])
+    if cta.get("snoozed_until") is not None and cta["snoozed_until"] > today:
+        return "snoozed"
+    return "overdue" if cta.get("overdue") else "open"
+
+
+def ctas(console: Console, rows: list[dict[str, Any]], today: Any) -> None:
+    """The CTA list: id, account, priority, status, due date, owner (and, from 110 columns,
+    type and reason); then a total."""
+    states = [cta_state(c, today) for c in rows]
+    wide = console.width >= 110
+    if rows:
+        t = Table(title="CTAs", title_justify="left")
+        t.add_column("#", justify="right", no_wrap=True)
+        _key_column(t, "account", [c["account_id"] for c in rows])
+        for col in ("type", "priority", "status", "due") if wide else ("priority", "status", "due"):
+            t.add_column(col, no_wrap=True)
+        t.add_column("owner", ratio=1)
+        if wide:
+            t.add_column("reason", ratio=2)
+        for c, state in zip(rows, states, strict=True):
+            cells = [c["priority"], state, str(c["due_on"] or "-"), c["owner"] or "-"]
+            if wide:
+                cells = [c["type"], *cells, c["reason"]]
+            t.add_row(str(c["id"]), c["account_id"], *cells)
+        console.print(t)
+    console.print(cta_total(states))
+
+
+def cta_total(states: list[str]) -> str:
+    """'42 CTAs: 28 open, 2 overdue, 12 snoozed' (states in that order, those present)."""
+    if not states:
+        return "No CTAs."
+    order = ["open", "overdue", "snoozed", "closed"]
+    counts = {s: states.count(s) for s in [*order, *sorted(set(states) - set(order))]}
+    parts = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    return f"{len(states)} CTA{'s' if len(states) != 1 else ''}: {parts}"
+
+
+def skipped(console: Console, rows: list[dict[str, Any]], examples: int = 3) -> None:
+    """The rule matches that opened no CTA, by reason and rule: how many, and a few accounts."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for r in rows:
+        groups.setdefault((r["why"], r["rule"]), []).append(r["account_id"])
+    if groups:
+        console.print(f"  Skipped {len(rows)} rule match(es) that would open a CTA again:")
+    for (why, rule), accounts in sorted(groups.items(), key=lambda g: (-len(g[1]), g[0])):
+        shown = ", ".join(accounts[:examples])
+        more = f" and {len(accounts) - examples} more" if len(accounts) > examples else ""
+        console.print(f"    {len(accounts)} {why} (rule {rule}): {shown}{more}", highlight=False)

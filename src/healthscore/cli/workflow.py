@@ -107,6 +107,7 @@ def plan_cmd(project: Path = ProjectOpt, as_json: bool = JsonOpt,
         out.print(f"  open  {o['account_id']}: {o['type']} '{o['reason']}' (rule {o['rule']})")
     for c in plan.close[:20]:
         out.print(f"  close #{c['cta_id']} {c['account_id']}: '{c['reason']}' (condition cleared)")
+    render.skipped(out, plan.skipped)
     if save:
         out.print(f"Saved to {save}: 'healthscore apply --plan {save}' executes exactly this.")
 
@@ -202,9 +203,15 @@ def users_list(project: Path = ProjectOpt, as_json: bool = JsonOpt) -> None:
 def cta_list(project: Path = ProjectOpt, status: str = typer.Option("open", "--status"),
              owner: str = typer.Option(None, "--owner"), account: str = typer.Option(None, "--account"),
              as_json: bool = JsonOpt) -> None:
+    """List CTAs (open ones by default; --status all or closed): due date, status, priority,
+    owner, reason, and a total."""
     with _workflow(project) as wf:
-        _show(wf.ctas(status=None if status == "all" else status, owner=owner, account_id=account),
-              as_json, "CTAs")
+        rows = wf.ctas(status=None if status == "all" else status, owner=owner, account_id=account)
+        today = wf.today
+    if as_json:
+        out.print_json(json_text(rows))
+    else:
+        render.ctas(out, rows, today)
 
 
 @cta_app.command("show")
