@@ -243,3 +243,30 @@ def test_plan_lists_what_it_skipped_by_reason_and_rule_with_examples() -> None:
         "    1 closed within 14 days (rule turned_red): B2",
     ]
     assert _text(render.skipped, []) == ""
+
+
+# ----------------------------------------------------------------------------- messages
+
+
+def test_init_then_check_without_data_names_the_data_folder_and_the_option(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from healthscore.cli.main import app
+
+    runner = CliRunner()
+    root = tmp_path / "acme"
+    made = runner.invoke(app, ["init", str(root)])
+    assert made.exit_code == 0, made.output
+    assert " ".join(made.output.split()) == (
+        f"Created project {root} from template starter (2 files). Next: put your data files in "
+        f"{root / 'data'} (named as in {root / 'healthscore.yml'}; or make the project with --data "
+        f"FOLDER to read them where they are), then 'healthscore check -p {root}' and "
+        f"'healthscore run -p {root}'.")
+    checked = runner.invoke(app, ["check", "-p", str(root)])
+    assert checked.exit_code == 1
+    data = root / "data"
+    assert checked.output == (
+        f"error: healthscore.yml: no data yet: none of the 12 file sources has its file in {data} "
+        f"(accounts.csv, account_history.parquet, contacts.parquet, usage_events/ and 8 more). "
+        f"Put the data files in {data}, named as in healthscore.yml, or make the project with "
+        f"'healthscore init PATH --data FOLDER' to read them from the folder that holds them.\n")

@@ -13,12 +13,13 @@ import ibis.expr.types as ir
 
 from healthscore.config.model import ProjectConfig
 from healthscore.engine.adapter import Engine, make_engine, temp_name
+from healthscore.errors import DataError
 from healthscore.measures import asof
 from healthscore.measures.build import MeasureBuilder, active_spine
 from healthscore.measures.contract import unmatched_filters
 from healthscore.scoring.scorecard import primary_of, score_scorecard
 from healthscore.sources.clean import DataHealth, clean
-from healthscore.sources.read import read_source
+from healthscore.sources.read import no_data_yet, read_source
 from healthscore.sources.subscriptions import observed_until, with_subscription_dates
 from healthscore.store.snapshots import SnapshotStore
 
@@ -49,6 +50,9 @@ def open_engine(config: ProjectConfig) -> Engine:
 
 def load_sources(config: ProjectConfig, engine: Engine, progress: Progress) -> Loaded:
     """Read, map, check every source; accounts first (others are checked against it)."""
+    missing = no_data_yet(list(config.sources.values()))
+    if missing:
+        raise DataError(missing)
     loaded = Loaded(engine, {})
     order = ["accounts", *[e for e in config.sources if e != "accounts"]]
     with_subs = "subscriptions" in config.sources

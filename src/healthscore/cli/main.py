@@ -28,8 +28,13 @@ def init(
     written = write_template(path, template, data)
     out.print(f"Created project [bold]{path}[/] from template [bold]{template}[/] "
               f"({len(written)} files).")
-    out.print(f"Next: put your data in {data or path / 'data'}, then "
-              f"'healthscore check -p {path}' and 'healthscore run -p {path}'.")
+    then = f"'healthscore check -p {path}' and 'healthscore run -p {path}'"
+    if data is None:
+        out.print(f"Next: put your data files in {path / 'data'} (named as in {path / 'healthscore.yml'};"
+                  f" or make the project with --data FOLDER to read them where they are), then "
+                  f"{then}.", soft_wrap=True)  # paths whole, to copy
+    else:
+        out.print(f"Next: {then} (the data is read from {data}).", soft_wrap=True)
 
 
 @app.command()
