@@ -270,3 +270,17 @@ def test_init_then_check_without_data_names_the_data_folder_and_the_option(tmp_p
         f"(accounts.csv, account_history.parquet, contacts.parquet, usage_events/ and 8 more). "
         f"Put the data files in {data}, named as in healthscore.yml, or make the project with "
         f"'healthscore init PATH --data FOLDER' to read them from the folder that holds them.\n")
+
+
+def test_workflow_lists_keep_whole_ids_at_80_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    from healthscore.cli import workflow
+
+    console = Console(width=80, record=True, file=io.StringIO())
+    monkeypatch.setattr(workflow, "out", console)
+    rows = [{"id": 1234567, "account_id": "ACCOUNT-EMEA-000001", "title": "Call the new sponsor",
+             "owner": "Anna Maria Kowalska-Nowak", "due_on": "2026-11-07", "status": "open",
+             "role": "csm", "kind": "playbook", "cta": "Health score turned red", "note": "x" * 40}]
+    workflow._show(rows, False, "Open tasks")
+    text = console.export_text()
+    _fits(text, 80)
+    assert "│ 1234567 │ ACCOUNT-EMEA-000001 │" in text

@@ -64,8 +64,8 @@ def _show(data: Any, as_json: bool, title: str = "") -> None:
         return
     keys = [k for k in data[0] if not isinstance(data[0][k], list | dict)][:9]
     t = Table(title=title or None, title_justify="left")
-    for k in keys:
-        t.add_column(k)
+    for k in keys:  # ids are copied into the next command: whole; the rest wraps
+        t.add_column(k, no_wrap=k in ("id", "account_id", "cta_id"))
     for row in data:
         t.add_row(*("" if row[k] is None else str(row[k]) for k in keys))
     out.print(t)
