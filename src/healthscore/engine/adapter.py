@@ -164,13 +164,15 @@ def _start_jvm_logging_to(log_file: Path, settings: dict[str, str]) -> None:
     from pyspark.java_gateway import launch_gateway
 
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(log_file, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    target = str(log_file.resolve())
     for name in ("py4j", "pyspark"):
         logger = logging.getLogger(name)
-        if not any(getattr(h, "baseFilename", None) == handler.baseFilename for h in logger.handlers):
-            logger.addHandler(handler)
         logger.propagate = False
+        if any(getattr(h, "baseFilename", None) == target for h in logger.handlers):
+            continue  # one handler (one open file) per log, however many engines are made
+        handler = logging.FileHandler(target, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
     if SparkContext._active_spark_context is not None or SparkContext._gateway is not None:
         return
     conf = SparkConf(loadDefaults=False).setAll(list(settings.items()))
