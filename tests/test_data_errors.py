@@ -299,3 +299,39 @@ def test_failed_run_creates_no_state_folder(tmp_path: Path) -> None:
     write_project(tmp_path, {"data/usage_events.csv": None})
     fail(tmp_path)
     assert not (tmp_path / ".healthscore").exists()
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def test_validate_without_any_churn_says_so_and_how_to_give_it(tmp_path: Path) -> None:
+    """No churn_date, no outcomes: the message names the missing data, not the date range,
+    and comes before anything is scored."""
+    write_project(tmp_path)
+    seen: list[str] = []
+    with pytest.raises(DataError) as excinfo:
+        Project.load(tmp_path).validate(progress=seen.append)
+    assert str(excinfo.value) == (
+        "validate: the data records no churn, so there is nothing to check the score against: "
+        "no account in the accounts source (data/accounts.csv) has a churn_date. To validate "
+        "against churn, add a churn_date column to the accounts source (the day each lost "
+        "account churned, blank for the others), or an 'outcomes' source with rows of kind "
+        "churn (account_id, kind, occurred_at), or a 'subscriptions' source (churn is derived "
+        "from its periods). See docs/validation.md.")
+    assert not any(step.startswith("scoring") for step in seen)
+
+
+def test_validate_with_outcomes_but_none_of_the_kind_names_the_outcomes_source(tmp_path: Path) -> None:
+    outcomes = "account_id,kind,occurred_at\nA1,churn,2025-02-01\n"
+    write_project(tmp_path, {
+        "healthscore.yml": project_yml("accounts: {path: data/accounts.csv}\n"
+                                       "usage_events: {path: data/usage_events.csv}\n"
+                                       "outcomes: {path: data/outcomes.csv}\n"),
+        "data/outcomes.csv": outcomes})
+    with pytest.raises(DataError) as excinfo:
+        Project.load(tmp_path).validate(outcome="renewal")
+    assert str(excinfo.value) == (
+        "validate: the data records no renewal, so there is nothing to check the score against: "
+        "the outcomes source (data/outcomes.csv) has no row of kind renewal. To validate "
+        "against renewal, add an 'outcomes' source with rows of kind renewal (account_id, kind, "
+        "occurred_at), or a 'subscriptions' source. See docs/validation.md.")

@@ -193,6 +193,35 @@ def test_spark_gives_the_same_scores_as_duckdb_and_sees_no_future(tmp_path: Path
         _same_frames(spark[spark.as_of == day], Project.load(alone).run(as_of=day).to_pandas())
 
 
+_SPARK_QUERY = """
+import sys
+from pathlib import Path
+import pyarrow as pa
+from healthscore.engine.adapter import make_engine
+engine = make_engine("spark", log_file=Path(sys.argv[1]))
+t = engine.register_arrow(pa.table({"a": [1, 2, 3]}), "t")
+print(engine.to_arrow(engine.materialize(t.mutate(b=t.a * 2), "x")).column("b").to_pylist())
+"""
+
+
+@pytest.mark.spark
+def test_spark_logs_go_to_the_engine_log_not_the_terminal(tmp_path: Path) -> None:
+    """Spark's JVM (log4j lines, Java warnings, stage bars) writes to .healthscore/engine.log;
+    the terminal shows only what healthscore prints. A fresh process: a fresh JVM."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("pyspark")
+    if shutil.which("java") is None:
+        pytest.skip("the Spark engine needs Java 17 on the PATH (apt-get install openjdk-17-jre)")
+    log = tmp_path / ".healthscore" / "engine.log"
+    done = subprocess.run([sys.executable, "-c", _SPARK_QUERY, str(log)], capture_output=True,
+                          text=True, timeout=600, check=True)
+    assert done.stdout == "[2, 4, 6]\n"
+    assert done.stderr == ""
+    assert "log4j" in log.read_text()
+
+
 def _same_frames(left_frame: pd.DataFrame, right_frame: pd.DataFrame) -> None:
     key = ["account_id", "as_of", "scorecard"]
     a = left_frame.sort_values(key).reset_index(drop=True)
@@ -223,3 +252,25 @@ def test_many_dates_in_several_passes_give_the_same_scores(demo_data: Path, tmp_
     b = many.to_pandas().sort_values(key).reset_index(drop=True)
     assert len(a) == len(b) > 1000
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_a_run_reports_sources_read_and_dates_done_pass_by_pass(tmp_path: Path) -> None:
+    """The progress a run reports: each source of all, then the dates done of all at the start
+    of every pass (400 accounts, at most 1000 account-dates a pass: 2 dates a pass)."""
+    from tests.projects import ACCOUNT_COLUMNS, csv_text, write_project
+
+    accounts = [(f"A{i}", f"Account {i}", "SMB", "2024-01-01") for i in range(400)]
+    yml = "name: many\nsettings: {max_rows_per_pass: 1000}\nsources:\n" \
+          "  accounts: {path: data/accounts.csv}\n  usage_events: {path: data/usage_events.csv}\n" \
+          "scorecards: [default]\n"
+    root = write_project(tmp_path, {"healthscore.yml": yml,
+                                    "data/accounts.csv": csv_text(ACCOUNT_COLUMNS, accounts)})
+    seen: list[str] = []
+    Project.load(root).run(dates=[date(2025, m, 1) for m in range(1, 6)], progress=seen.append)
+    assert seen == [
+        "reading accounts|0|2", "reading usage_events|1|2",
+        "scoring 5 as-of date(s), pass 1 of 3|0|5",
+        "scoring 5 as-of date(s), pass 2 of 3|2|5",
+        "scoring 5 as-of date(s), pass 3 of 3|4|5",
+        "scoring 5 as-of date(s)|5|5",
+    ]

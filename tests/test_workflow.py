@@ -545,7 +545,15 @@ def test_workflow_from_the_command_line(tmp_path: Path, project: Project) -> Non
     assert "CTA(s) opened" in result.output
     plan = json.loads(cli("plan", "--json").output)
     assert plan["open"] == [] and plan["as_of"] == "2026-10-31"
-    ctas = [c for c in json.loads(cli("cta", "list", "--json").output) if c["owner"] == "cara"]
+    assert plan["skipped"] and {s["why"] for s in plan["skipped"]} == {"already open"}
+    text = cli("plan").output
+    assert f"  Skipped {len(plan['skipped'])} rule match(es) that would open a CTA again:" in text
+    for rule in {s["rule"] for s in plan["skipped"]}:
+        n = sum(s["rule"] == rule for s in plan["skipped"])
+        assert f"    {n} already open (rule {rule}): " in text
+    listed = json.loads(cli("cta", "list", "--json").output)
+    assert cli("cta", "list").output.rstrip().splitlines()[-1].startswith(f"{len(listed)} CTAs: ")
+    ctas = [c for c in listed if c["owner"] == "cara"]
     first = ctas[0]["id"]
     result = cli("cta", "close", str(first), "--outcome", "done")
     assert result.exit_code == 1 and "say who you are: --as NAME, or set HEALTHSCORE_USER." in result.output

@@ -13,16 +13,18 @@ import ibis.expr.types as ir
 
 from healthscore.config.model import ProjectConfig
 from healthscore.engine.adapter import Engine, make_engine, temp_name
+from healthscore.errors import DataError
 from healthscore.measures import asof
 from healthscore.measures.build import MeasureBuilder, active_spine
 from healthscore.measures.contract import unmatched_filters
 from healthscore.scoring.scorecard import primary_of, score_scorecard
 from healthscore.sources.clean import DataHealth, clean
-from healthscore.sources.read import read_source
+from healthscore.sources.read import no_data_yet, read_source
 from healthscore.sources.subscriptions import observed_until, with_subscription_dates
 from healthscore.store.snapshots import SnapshotStore
 
 Progress = Callable[[str], None]
+ENGINE_LOG = "engine.log"  # in the state folder: what the engine itself logs (Spark's JVM)
 
 
 @dataclass
@@ -43,16 +45,19 @@ class Loaded:
 
 def open_engine(config: ProjectConfig) -> Engine:
     s = config.settings
-    return make_engine(config.engine, s.memory_limit, s.threads)
+    return make_engine(config.engine, s.memory_limit, s.threads, config.state_dir / ENGINE_LOG)
 
 
 def load_sources(config: ProjectConfig, engine: Engine, progress: Progress) -> Loaded:
     """Read, map, check every source; accounts first (others are checked against it)."""
+    missing = no_data_yet(list(config.sources.values()))
+    if missing:
+        raise DataError(missing)
     loaded = Loaded(engine, {})
     order = ["accounts", *[e for e in config.sources if e != "accounts"]]
     with_subs = "subscriptions" in config.sources
-    for entity in order:
-        progress(f"reading {entity}")
+    for i, entity in enumerate(order):
+        progress(f"reading {entity}|{i}|{len(order)}")
         source = config.sources[entity]
         share = source.spec.max_rejected_share
         share = config.settings.max_rejected_share if share is None else share
@@ -150,11 +155,13 @@ def pass_exprs(
     batches = passes(dates, accounts, config.settings.max_rows_per_pass)
     done = 0
     span = asof.Span(min(dates), max(dates))
-    for batch in batches:
-        progress(f"scoring {len(dates)} as-of date(s)|{done}|{len(dates)}")
+    stage = f"scoring {len(dates)} as-of date(s)"
+    for i, batch in enumerate(batches):
+        step = f"{stage}, pass {i + 1} of {len(batches)}" if len(batches) > 1 else stage
+        progress(f"{step}|{done}|{len(dates)}")  # dates done when this pass starts
         yield scores_expr(config, loaded, batch, span)
         done += len(batch)
-    progress(f"scoring {len(dates)} as-of date(s)|{done}|{len(dates)}")
+    progress(f"{stage}|{done}|{len(dates)}")
 
 
 def score_frame(config: ProjectConfig, loaded: Loaded, dates: list[date],

@@ -16,6 +16,7 @@ from healthscore.errors import HealthScoreError, NotFoundError
 from healthscore.store.snapshots import SnapshotStore
 
 TREND_DAYS = (7, 30, 90)
+EXPORT_DECIMALS = 4  # export files and --json: enough for a score, none of the float noise
 SUMMARY_COLUMNS = ["account_id", "name", "segment", "industry", "csm", "lifecycle_stage", "arr",
                    "renewal_date", "scorecard", "version", "score", "band", "grade", "coverage"]
 
@@ -296,7 +297,7 @@ def export_frame(store: SnapshotStore, day: date, final: pd.DataFrame | None = N
     frame = with_trends(store, day, final if final is not None else _frame(store, day))
     keep = [c for c in [*SUMMARY_COLUMNS, *FINAL_COLUMNS, "as_of", "change_7d", "change_30d",
                         "change_90d"] if c in frame]
-    return frame[keep]
+    return rounded(frame[keep])  # 4 decimals in every export, files and tables alike
 
 
 def export(store: SnapshotStore, day: date, path: Path, fmt: str,
@@ -313,6 +314,13 @@ def export(store: SnapshotStore, day: date, path: Path, fmt: str,
         pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
     tmp.replace(path)
     return path
+
+
+def rounded(frame: pd.DataFrame, decimals: int = EXPORT_DECIMALS) -> pd.DataFrame:
+    """``frame`` with its decimal columns rounded for a file people import (the snapshots
+    keep full precision: 69.56305463862448 is exported as 69.5631)."""
+    floats = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c])]
+    return frame.assign(**{c: frame[c].round(decimals) for c in floats}) if floats else frame
 
 
 # ----------------------------------------------------------------------------- dry run

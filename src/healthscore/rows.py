@@ -10,8 +10,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from healthscore.config import expressions
-from healthscore.config.model import Measure, ProjectConfig
+from healthscore.config.model import Measure, ProjectConfig, columns_read, measure_entity
 from healthscore.entities import ENTITIES
 from healthscore.errors import NotFoundError
 from healthscore.measures import asof
@@ -29,7 +28,7 @@ def measure_rows(config: ProjectConfig, raw: dict[str, ir.Table], name: str, acc
         raise NotFoundError(f"measure: the project has no measure {name!r}.")
     out: dict[str, Any] = {"account_id": account_id, "measure": name, "type": m.type,
                            "as_of": day.isoformat(), "derived_from": list(m.depends_on)}
-    entity_name = m.entity or ("accounts" if m.type in ("attribute", "tenure") else None)
+    entity_name = measure_entity(m.spec)
     if entity_name is None:
         out.update(entity=None, rows=[], total=0, counted=0)
         return out
@@ -41,7 +40,7 @@ def measure_rows(config: ProjectConfig, raw: dict[str, ir.Table], name: str, acc
                           else_=ibis.null().cast("string")) if checks else ibis.null().cast("string")
     t = t.mutate(__rejected=rejected)
     t = t.filter(t.account_id == account_id)
-    used = _used_columns(m, entity_name)
+    used = columns_read(m.spec)
     when, inside, after, outside = _inside(m, t, day, entity_name)
     matched = measure_filter(m, t).fill_null(False) if getattr(m.spec, "filter", None) else ibis.literal(True)
     t = t.mutate(__in=inside, __match=matched, __after=after)
@@ -57,18 +56,6 @@ def measure_rows(config: ProjectConfig, raw: dict[str, ir.Table], name: str, acc
         filter=getattr(m.spec, "filter", None), total=int(total["n"]), counted=int(total["k"] or 0),
         rows=[_row(r, keep, outside) for r in rows.to_pyarrow().to_pylist()], shown=limit)
     return out
-
-
-def _used_columns(m: Measure, entity: str) -> list[str]:
-    e = ENTITIES[entity]
-    cols = [getattr(m.spec, "time", None) or e.time, getattr(m.spec, "open_from", None)]
-    cols += [e.end] if getattr(m.spec, "mode", "events") == "open" else []
-    cols += [getattr(m.spec, "column", None)]
-    if getattr(m.spec, "filter", None):
-        cols += expressions.columns(expressions.parse(m.spec.filter))
-    if entity == "accounts":
-        cols += ["start_date"]
-    return [c for c in dict.fromkeys(cols) if c]
 
 
 def _inside(m: Measure, t: ir.Table, day: date, entity: str

@@ -4,6 +4,8 @@ one error handler and the project loader. Command modules import this, never eac
 from __future__ import annotations
 
 import functools
+import json
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -57,3 +59,20 @@ def _load(path: Path) -> Any:
     from healthscore.project import Project
 
     return Project.load(path)
+
+
+def json_text(data: Any) -> str:
+    """What --json prints: numbers rounded to the exports' 4 decimals (snapshots, saved plans
+    and the validation report keep full precision)."""
+    from healthscore.report import EXPORT_DECIMALS
+
+    def rounded(value: Any) -> Any:
+        if isinstance(value, float):
+            return round(value, EXPORT_DECIMALS) if math.isfinite(value) else value
+        if isinstance(value, dict):
+            return {k: rounded(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [rounded(v) for v in value]
+        return value
+
+    return json.dumps(rounded(data), default=str)

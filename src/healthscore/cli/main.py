@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import typer
 
 from healthscore.cli import render
-from healthscore.cli.common import ProjectOpt, _load, app, err, handle_errors, out
+from healthscore.cli.common import ProjectOpt, _load, app, err, handle_errors, json_text, out
 from healthscore.errors import HealthScoreError
 
 __all__ = ["ProjectOpt", "_load", "app", "err", "handle_errors", "out"]
@@ -29,8 +28,13 @@ def init(
     written = write_template(path, template, data)
     out.print(f"Created project [bold]{path}[/] from template [bold]{template}[/] "
               f"({len(written)} files).")
-    out.print(f"Next: put your data in {data or path / 'data'}, then "
-              f"'healthscore check -p {path}' and 'healthscore run -p {path}'.")
+    then = f"'healthscore check -p {path}' and 'healthscore run -p {path}'"
+    if data is None:
+        out.print(f"Next: put your data files in {path / 'data'} (named as in {path / 'healthscore.yml'};"
+                  f" or make the project with --data FOLDER to read them where they are), then "
+                  f"{then}.", soft_wrap=True)  # paths whole, to copy
+    else:
+        out.print(f"Next: {then} (the data is read from {data}).", soft_wrap=True)
 
 
 @app.command()
@@ -108,7 +112,7 @@ def daily(
     with render.progress(out if not as_json else err) as step:
         result = run_daily(proj, today=day, wait=wait, progress=step)
     if as_json:
-        out.print_json(json.dumps(result.as_dict()))
+        out.print_json(json_text(result.as_dict()))
     else:
         render.daily_summary(out, result)
     raise typer.Exit(result.exit_code)
@@ -144,7 +148,7 @@ def validate(
         suggestion.parent.mkdir(parents=True, exist_ok=True)
         suggestion.write_text(result.suggestion_yaml(), encoding="utf-8")
     if as_json:
-        out.print_json(json.dumps(result.to_json(), default=str))
+        out.print_json(json_text(result.to_json()))
         return
     render.validation(out, result.to_json())
     out.print(f"\nReport: {html}\nNumbers: {data}")
@@ -162,7 +166,7 @@ def show(
     """Portfolio: accounts and ARR per band, segment, CSM, stage; biggest movers."""
     data = _load(project).portfolio(as_of)
     if as_json:
-        out.print_json(json.dumps(data, default=str))
+        out.print_json(json_text(data))
     else:
         render.portfolio(out, data)
 
@@ -181,13 +185,13 @@ def explain(
     if measure:
         rows = _load(project).measure_rows(account, measure, as_of)
         if as_json:
-            out.print_json(json.dumps(rows, default=str))
+            out.print_json(json_text(rows))
         else:
             render.measure_rows(out, rows)
         return
     data = _load(project).explain(account, as_of)
     if as_json:
-        out.print_json(json.dumps(data, default=str))
+        out.print_json(json_text(data))
     else:
         render.explanation(out, data)
 

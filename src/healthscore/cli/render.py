@@ -8,32 +8,22 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 BAND_STYLE = {"red": "red", "yellow": "yellow", "green": "green", "insufficient data": "dim"}
 
 
 @contextmanager
-def progress(console: Console) -> Iterator[Callable[[str], None]]:
-    """A progress display; the callback takes a stage name (optionally 'stage|done|total')."""
-    bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                   TimeElapsedColumn(), console=console, transient=True,
-                   disable=not console.is_terminal)
+def progress(console: Console, clock: Callable[[], float] | None = None
+             ) -> Iterator[Callable[[str], None]]:
+    """A progress display (only on a terminal) whose callback takes a stage name, or
+    'stage|done|total' for a stage with a count: dates or passes done of all, with the time
+    elapsed and left."""
+    from healthscore.cli.progress import ProgressSteps, progress_bar
+
+    bar = progress_bar(console, clock)
     with bar:
-        task = bar.add_task("starting", total=None)
-
-        def step(text: str) -> None:
-            parts = text.split("|")
-            if len(parts) == 3:
-                bar.update(task, description=parts[0], completed=int(parts[1]),
-                           total=int(parts[2]))
-            else:
-                bar.update(task, description=text, total=None)
-            if not console.is_terminal:
-                return
-
-        yield step
+        yield ProgressSteps(bar)
 
 
 def _band(band: str) -> str:
@@ -71,8 +61,11 @@ def daily_summary(console: Console, r: Any) -> None:
 
 def data_health(console: Console, health: dict[str, Any]) -> None:
     t = Table(title="Data health", title_justify="left")
-    for col in ("source", "rows read", "rejected", "newest", "why rejected"):
-        t.add_column(col)
+    _key_column(t, "source", [h.entity for h in health.values()])
+    for col in ("rows read", "rejected"):
+        t.add_column(col, justify="right")
+    t.add_column("newest", no_wrap=True)
+    t.add_column("why rejected", ratio=1)
     for h in health.values():
         why = ", ".join(f"{k}: {v}" for k, v in h.reasons.items())
         t.add_row(h.entity, f"{h.rows_read:,}", f"{h.rows_rejected:,}", str(h.newest or ""), why)
@@ -114,13 +107,25 @@ def _movers(console: Console, rows: list[dict[str, Any]], title: str) -> None:
     if not rows:
         return
     t = Table(title=title, title_justify="left")
-    for col in ("account", "name", "segment", "csm", "score", "band", "30-day change"):
-        t.add_column(col)
+    _key_column(t, "account", [r["account_id"] for r in rows])
+    t.add_column("name", ratio=3)
+    t.add_column("segment", ratio=2)
+    t.add_column("csm", ratio=2)
+    t.add_column("score", justify="right", no_wrap=True)
+    t.add_column("band", no_wrap=True)
+    t.add_column("change", justify="right", no_wrap=True)
     for r in rows:
         t.add_row(r["account_id"], str(r.get("name") or ""), str(r.get("segment") or ""),
                   str(r.get("csm") or ""), f"{r['score']}", _band(r["band"]),
                   f"{r['change_30d']:+.1f}")
     console.print(t)
+
+
+def _key_column(t: Table, header: str, values: list[str], **kw: Any) -> None:
+    """A column of ids or names people copy into the next command: never cut or wrapped
+    (other columns wrap instead)."""
+    width = max([len(header), *(len(v) for v in values)])
+    t.add_column(header, no_wrap=True, min_width=width, **kw)
 
 
 def explanation(console: Console, data: dict[str, Any]) -> None:
@@ -153,18 +158,23 @@ def _card(console: Console, card: dict[str, Any], previous: str | None) -> None:
         g.add_row(grp["group"], f"{grp['weight']:g}", f"{grp['effective_weight']:g}",
                   "no data" if grp["score"] is None else f"{grp['score']}")
     console.print(g)
+    wide = console.width >= 110  # narrower: the group and nominal weight give way to numbers
     m = Table(title="Measures", title_justify="left")
-    for col in ("measure", "group", "value", "score", "weight %", "effective %", "contribution",
-                "change"):
-        m.add_column(col)
+    _key_column(m, "measure", [r["measure"] for r in card["measures"]])
+    heads = ("group", "value", "score", "weight %", "effective %", "contribution", "change")
+    for col in heads if wide else ("value", "score", "weight %", "points", "change"):
+        m.add_column(col, justify="left" if col == "group" else "right")
     for r in card["measures"]:
         v = r["value"]
         value = "no data" if v is None else (v if isinstance(v, str) else f"{v:g}")
         change = r.get("contribution_change")
-        m.add_row(r["measure"], r["group"], value,
-                  "-" if r["score"] is None else f"{r['score']}", f"{r['weight']:g}",
-                  f"{r['effective_weight']:g}", f"{r['contribution']:g}",
-                  "" if not change else f"{change:+g}")
+        score = "-" if r["score"] is None else f"{r['score']}"
+        tail = [f"{r['contribution']:g}", "" if not change else f"{change:+g}"]
+        if wide:
+            m.add_row(r["measure"], r["group"], value, score, f"{r['weight']:g}",
+                      f"{r['effective_weight']:g}", *tail)
+        else:
+            m.add_row(r["measure"], value, score, f"{r['effective_weight']:g}", *tail)
     console.print(m)
     if card["why"]:
         console.print(f"Since {previous} (score {card['previous_score']}):")
@@ -189,16 +199,46 @@ def check(console: Console, result: Any) -> None:
 
 
 def measures(console: Console, project: Path | None) -> None:
+    """One table per category: each measure's name in full, what it computes from which
+    entity and columns, its window and filter; the description where the console is wide."""
     from healthscore.config.load import LIBRARY, load_measure_file, load_measures
 
     found = load_measures(project) if project else load_measure_file(LIBRARY, "(built-in library)")
-    t = Table(title="Measures", title_justify="left")
-    for col in ("name", "type", "entity", "category", "description"):
-        t.add_column(col)
+    by_category: dict[str, list[tuple[str, Any]]] = {}
     for name, src in found.items():
-        s = src.spec
-        t.add_row(name, s.type, getattr(s, "entity", "") or "", s.category or "", s.description)
-    console.print(t)
+        by_category.setdefault(src.spec.category or "other", []).append((name, src.spec))
+    wide = console.width >= 120
+    for category, rows in by_category.items():
+        t = Table(title=f"Measures: {category}", title_justify="left", show_lines=True)
+        t.add_column("name", no_wrap=True, min_width=max(len(n) for n, _ in rows))
+        t.add_column("computes", overflow="fold", ratio=2 if wide else None)
+        if wide:
+            t.add_column("description", ratio=3)
+        for name, spec in rows:
+            t.add_row(name, _computes(spec), *([spec.description] if wide else []))
+        console.print(t)
+
+
+def _computes(spec: Any) -> str:
+    """'count of activities (timestamp, type)' with its window and filter on the next lines;
+    for a measure made of others, what it is made of."""
+    from healthscore.config.model import columns_read, measure_entity
+
+    entity = measure_entity(spec)
+    if spec.type == "ratio":
+        return f"ratio {spec.numerator} / {spec.denominator}"
+    if spec.type == "change":
+        return f"change ({spec.to}) of {spec.of}"
+    if spec.type == "expression":
+        return f"expression {spec.expr}"
+    if spec.type == "manual":
+        return f"manual value {spec.name or '(this name)'} from manual_values, for {spec.max_age}"
+    lines = [f"{spec.type} of {entity} ({', '.join(columns_read(spec))})"]
+    if getattr(spec, "window", None):
+        lines.append(f"window {spec.window}")
+    if getattr(spec, "filter", None):
+        lines.append(f"filter {spec.filter}")
+    return "\n".join(lines)
 
 
 def _num(x: Any, digits: int = 3) -> str:
@@ -290,9 +330,10 @@ def validation(console: Console, data: dict[str, Any]) -> None:
     if w.get("note"):
         console.print(f"[yellow]note:[/] {w['note']}")
     t = Table(title="Weights: configured -> suggested", title_justify="left")
-    for col in ("measure", "configured", "suggested", "95% (resampled accounts)",
-                "effect of a higher value"):
-        t.add_column(col)
+    _key_column(t, "measure", [m["measure"] for m in w["measures"]])
+    for col in ("configured", "suggested", "95% (resampled accounts)"):
+        t.add_column(col, justify="right")
+    t.add_column("effect of a higher value", ratio=1)
     for m in w["measures"]:
         ci = m.get("weight_ci")
         t.add_row(m["measure"], f"{m['configured_weight']:.1f}%", f"{m['suggested_weight']:.1f}%",
@@ -326,8 +367,10 @@ def preview(console: Console, data: dict[str, Any], changed: list[str]) -> None:
     console.print(m)
     if data["moves"]:
         t = Table(title=f"Biggest score moves (top {len(data['moves'])})", title_justify="left")
-        for col in ("account", "now", "after", "change", "why"):
-            t.add_column(col, overflow="fold")
+        _key_column(t, "account", [r["account_id"] for r in data["moves"]])
+        for col in ("now", "after", "change"):
+            t.add_column(col, no_wrap=True)
+        t.add_column("why", overflow="fold", ratio=1)
         for r in data["moves"]:
             t.add_row(r["account_id"], f"{r['from_score']} {_band(r['from_band'])}",
                       f"{r['to_score']} {_band(r['to_band'])}", f"{r['change']:+.1f}",
@@ -372,3 +415,61 @@ def measure_rows(console: Console, data: dict[str, Any]) -> None:
     console.print(t)
     if data["total"] > len(data["rows"]):
         console.print(f"(newest {len(data['rows'])} of {data['total']} shown; --json for the list)")
+
+
+# ----------------------------------------------------------------------------- workflow
+
+
+def cta_state(cta: dict[str, Any], today: Any) -> str:
+    """closed, snoozed (an open CTA before its snooze ends), overdue or open."""
+    if cta["status"] != "open":
+        return str(cta["status"])
+    if cta.get("snoozed_until") is not None and cta["snoozed_until"] > today:
+        return "snoozed"
+    return "overdue" if cta.get("overdue") else "open"
+
+
+def ctas(console: Console, rows: list[dict[str, Any]], today: Any) -> None:
+    """The CTA list: id, account, priority, status, due date, owner (and, from 110 columns,
+    type and reason); then a total."""
+    states = [cta_state(c, today) for c in rows]
+    wide = console.width >= 110
+    if rows:
+        t = Table(title="CTAs", title_justify="left")
+        t.add_column("#", justify="right", no_wrap=True)
+        _key_column(t, "account", [c["account_id"] for c in rows])
+        for col in ("type", "priority", "status", "due") if wide else ("priority", "status", "due"):
+            t.add_column(col, no_wrap=True)
+        t.add_column("owner", ratio=1)
+        if wide:
+            t.add_column("reason", ratio=2)
+        for c, state in zip(rows, states, strict=True):
+            cells = [c["priority"], state, str(c["due_on"] or "-"), c["owner"] or "-"]
+            if wide:
+                cells = [c["type"], *cells, c["reason"]]
+            t.add_row(str(c["id"]), c["account_id"], *cells)
+        console.print(t)
+    console.print(cta_total(states))
+
+
+def cta_total(states: list[str]) -> str:
+    """'42 CTAs: 28 open, 2 overdue, 12 snoozed' (states in that order, those present)."""
+    if not states:
+        return "No CTAs."
+    order = ["open", "overdue", "snoozed", "closed"]
+    counts = {s: states.count(s) for s in [*order, *sorted(set(states) - set(order))]}
+    parts = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    return f"{len(states)} CTA{'s' if len(states) != 1 else ''}: {parts}"
+
+
+def skipped(console: Console, rows: list[dict[str, Any]], examples: int = 3) -> None:
+    """The rule matches that opened no CTA, by reason and rule: how many, and a few accounts."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for r in rows:
+        groups.setdefault((r["why"], r["rule"]), []).append(r["account_id"])
+    if groups:
+        console.print(f"  Skipped {len(rows)} rule match(es) that would open a CTA again:")
+    for (why, rule), accounts in sorted(groups.items(), key=lambda g: (-len(g[1]), g[0])):
+        shown = ", ".join(accounts[:examples])
+        more = f" and {len(accounts) - examples} more" if len(accounts) > examples else ""
+        console.print(f"    {len(accounts)} {why} (rule {rule}): {shown}{more}", highlight=False)

@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from healthscore.cli import render
-from healthscore.cli.common import ProjectOpt, _load, app, handle_errors, out
+from healthscore.cli.common import ProjectOpt, _load, app, handle_errors, json_text, out
 from healthscore.errors import HealthScoreError
 
 AsOpt = typer.Option(None, "--as", help="Who acts (a user name; default: $HEALTHSCORE_USER).")
@@ -74,15 +74,15 @@ def _day_or_after(text: str, option: str, today: date) -> date:
 
 def _show(data: Any, as_json: bool, title: str = "") -> None:
     if as_json or not isinstance(data, list):
-        out.print_json(json.dumps(data, default=str))
+        out.print_json(json_text(data))
         return
     if not data:
         out.print(f"{title}: none." if title else "None.")
         return
     keys = [k for k in data[0] if not isinstance(data[0][k], list | dict)][:9]
     t = Table(title=title or None, title_justify="left")
-    for k in keys:
-        t.add_column(k)
+    for k in keys:  # ids are copied into the next command: whole; the rest wraps
+        t.add_column(k, no_wrap=k in ("id", "account_id", "cta_id"))
     for row in data:
         t.add_row(*("" if row[k] is None else str(row[k]) for k in keys))
     out.print(t)
@@ -112,7 +112,7 @@ def plan_cmd(project: Path = ProjectOpt, as_json: bool = JsonOpt,
     if save:
         save.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
     if as_json:
-        out.print_json(json.dumps({**data, "preview": dry} if dry is not None else data, default=str))
+        out.print_json(json_text({**data, "preview": dry} if dry is not None else data))
         return
     out.print(f"Plan as of {data['as_of']} (changes since {data['since'] or 'the previous snapshot'}):")
     out.print(f"  {len(plan.band_changes)} band change(s), {len(plan.open)} CTA(s) to open, "
@@ -124,6 +124,7 @@ def plan_cmd(project: Path = ProjectOpt, as_json: bool = JsonOpt,
         out.print(f"  open  {o['account_id']}: {o['type']} '{o['reason']}' (rule {o['rule']})")
     for c in plan.close[:20]:
         out.print(f"  close #{c['cta_id']} {c['account_id']}: '{c['reason']}' (condition cleared)")
+    render.skipped(out, plan.skipped)
     if save:
         out.print(f"Saved to {save}: 'healthscore apply --plan {save}' executes exactly this.")
 
@@ -224,9 +225,15 @@ def users_list(project: Path = ProjectOpt, as_json: bool = JsonOpt) -> None:
 def cta_list(project: Path = ProjectOpt, status: str = typer.Option("open", "--status"),
              owner: str = typer.Option(None, "--owner"), account: str = typer.Option(None, "--account"),
              as_json: bool = JsonOpt) -> None:
+    """List CTAs (open ones by default; --status all or closed): due date, status, priority,
+    owner, reason, and a total."""
     with _workflow(project) as wf:
-        _show(wf.ctas(status=None if status == "all" else status, owner=owner, account_id=account),
-              as_json, "CTAs")
+        rows = wf.ctas(status=None if status == "all" else status, owner=owner, account_id=account)
+        today = wf.today
+    if as_json:
+        out.print_json(json_text(rows))
+    else:
+        render.ctas(out, rows, today)
 
 
 @cta_app.command("show")
@@ -489,7 +496,7 @@ def quadrants(project: Path = ProjectOpt, as_json: bool = JsonOpt) -> None:
     with _workflow(project) as wf:
         data = {**wf.quadrants(), "score_ranges": wf.score_ranges()}
     if as_json:
-        out.print_json(json.dumps(data, default=str))
+        out.print_json(json_text(data))
         return
     for axis in ("temperature", "maturity"):
         for cell in data.get(axis, []):

@@ -58,6 +58,34 @@ class Measure:
         return str(self.spec.description)
 
 
+def measure_entity(spec: Any) -> str | None:
+    """The entity whose rows a measure reads (account columns for attribute and tenure;
+    None for a measure made of other measures)."""
+    if getattr(spec, "entity", None):
+        return str(spec.entity)
+    return "accounts" if spec.type in ("attribute", "tenure") else None
+
+
+def columns_read(spec: Any) -> list[str]:
+    """The data columns a measure reads: what places a row in time (and closes an open row),
+    the column it aggregates and the columns its filter names."""
+    from healthscore.config.expressions import columns, parse
+    from healthscore.entities import ENTITIES
+
+    name = measure_entity(spec)
+    if name is None:
+        return []
+    entity = ENTITIES[name]
+    cols = [getattr(spec, "time", None) or entity.time, getattr(spec, "open_from", None)]
+    cols += [entity.end] if getattr(spec, "mode", "events") == "open" else []
+    cols += [getattr(spec, "column", None)]
+    if getattr(spec, "filter", None):
+        cols += columns(parse(spec.filter))
+    if name == "accounts":
+        cols += ["start_date"]
+    return [c for c in dict.fromkeys(cols) if c]
+
+
 @dataclass(frozen=True)
 class Entry:
     """A measure's place in a scorecard group."""

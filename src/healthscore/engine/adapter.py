@@ -107,7 +107,7 @@ class DuckDBEngine(Engine):
 class SparkEngine(Engine):
     name = "spark"
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self, threads: int | None = None, log_file: Path | None = None) -> None:
         try:
             from pyspark.sql import SparkSession
         except ImportError:
@@ -115,17 +115,23 @@ class SparkEngine(Engine):
                 "engine: spark needs PySpark. Install it with "
                 "'pip install \"healthscore[spark]\"' (Java 17 must be on the PATH)."
             ) from None
-        session = (
-            SparkSession.builder.master(f"local[{threads or 2}]")
-            .appName("healthscore")
-            .config("spark.ui.enabled", "false")
-            .config("spark.sql.session.timeZone", "UTC")
-            .config("spark.sql.shuffle.partitions", "4")
-            .config("spark.sql.ansi.enabled", "false")
-            .config("spark.driver.memory", "2g")
-            .getOrCreate()
-        )
-        session.sparkContext.setLogLevel("ERROR")
+        settings = {
+            "spark.master": f"local[{threads or 2}]",
+            "spark.app.name": "healthscore",
+            "spark.ui.enabled": "false",
+            "spark.ui.showConsoleProgress": "false",  # its stage bars would fight ours
+            "spark.sql.session.timeZone": "UTC",
+            "spark.sql.shuffle.partitions": "4",
+            "spark.sql.ansi.enabled": "false",
+            "spark.driver.memory": "2g",
+        }
+        if log_file is not None:
+            _start_jvm_logging_to(log_file, settings)
+        builder = SparkSession.builder
+        for key, value in settings.items():
+            builder = builder.config(key, value)
+        session = builder.getOrCreate()
+        session.sparkContext.setLogLevel("WARN" if log_file is not None else "ERROR")
         self.session = session
         self.con = ibis.pyspark.connect(session)
 
@@ -148,7 +154,36 @@ class SparkEngine(Engine):
         return self._view(df, temp_name(prefix))
 
 
-def make_engine(kind: str, memory_limit: str = "1500MB", threads: int | None = None) -> Engine:
+def _start_jvm_logging_to(log_file: Path, settings: dict[str, str]) -> None:
+    """Start Spark's JVM with its output (log4j, Java warnings) going to ``log_file``, and
+    send py4j's and pyspark's Python logs there too: none of it reaches the terminal. A JVM
+    already running in this process (started elsewhere) is reused as it is."""
+    import logging
+
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    target = str(log_file.resolve())
+    for name in ("py4j", "pyspark"):
+        logger = logging.getLogger(name)
+        logger.propagate = False
+        if any(getattr(h, "baseFilename", None) == target for h in logger.handlers):
+            continue  # one handler (one open file) per log, however many engines are made
+        handler = logging.FileHandler(target, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    if SparkContext._active_spark_context is not None or SparkContext._gateway is not None:
+        return
+    conf = SparkConf(loadDefaults=False).setAll(list(settings.items()))
+    with open(log_file, "ab") as sink:  # the JVM keeps its own copy of the descriptor
+        gateway = launch_gateway(conf, popen_kwargs={"stdout": sink, "stderr": sink})
+    SparkContext(conf=conf, gateway=gateway)
+
+
+def make_engine(kind: str, memory_limit: str = "1500MB", threads: int | None = None,
+                log_file: Path | None = None) -> Engine:
+    """The engine ``kind``; Spark writes its logs to ``log_file`` (default: the terminal)."""
     if kind == "spark":
-        return SparkEngine(threads)
+        return SparkEngine(threads, log_file)
     return DuckDBEngine(memory_limit, threads)

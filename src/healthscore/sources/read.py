@@ -35,6 +35,28 @@ def read_source(engine: Engine, source: Source) -> ibis.Table:
         ) from None
 
 
+def no_data_yet(sources: list[Source]) -> str | None:
+    """When none of the file sources has a file yet (a project just made by 'init'), what to
+    do about it; else None (a single missing file is reported when it is read)."""
+    files = [s for s in sources if s.spec.path and s.format not in ("query", "workflow")]
+    if not files or any(_found(s.location) for s in files):
+        return None
+    folder = os.path.commonpath([os.path.dirname(s.location.rstrip("/")) for s in files])
+    names = [os.path.relpath(s.location, folder) + ("/" if str(s.spec.path).endswith("/") else "")
+             for s in files]
+    shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    return (
+        f"{PROJECT_FILE}: no data yet: none of the {len(files)} file sources has its file in "
+        f"{folder} ({shown}). Put the data files in {folder}, named as in {PROJECT_FILE}, "
+        f"or make the project with 'healthscore init PATH --data FOLDER' to read them from the "
+        f"folder that holds them."
+    )
+
+
+def _found(location: str) -> bool:
+    return os.path.exists(location) or bool(glob.glob(location))
+
+
 def _where(source: Source) -> str:
     if source.format == "query":
         return "its query"

@@ -66,7 +66,7 @@ def validate(config: ProjectConfig, options: Options, progress: Progress) -> dic
     obs = observations.build(config, options.dates, options.outcome, options.horizon_days,
                              options.lead_days, options.observed_until, progress,
                              options.extra.get("every", "month"))
-    progress("measuring")
+    progress("measuring|0|3")
     primary = obs.primary()
     result: dict[str, Any] = {
         "project": config.name,
@@ -89,13 +89,13 @@ def validate(config: ProjectConfig, options: Options, progress: Progress) -> dic
         if len(rows):
             result["scorecards"][sc.name] = score_metrics(rows, _bands(sc), options)
     frame = _target_rows(obs, config, target)
-    progress("discovering signals")
+    progress("discovering signals|1|3")
     result["signals"] = signals.discover(frame, target, config.measures, options.good_outcome,
                                          obs.after_churn, obs.dated, options.bootstrap,
                                          options.seed)
     result["rows_after_churn"] = obs.after_churn
     result["clusters"] = signals.correlated_clusters(frame, list(result["signals"]))
-    progress("fitting suggested weights")
+    progress("fitting suggested weights|2|3")
     result["weights"] = suggest(frame, target, options)
     flag_reversals(result["signals"], result["weights"])
     result["alarm"] = too_good(result["weights"]["comparison"], result["signals"])

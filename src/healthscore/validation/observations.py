@@ -70,6 +70,8 @@ def build(
         keep = [d for d in dates if d + timedelta(days=lead_days + horizon_days) <= until]
         if not keep:
             raise HealthScoreError(_no_dates(dates, until, horizon_days, lead_days))
+        if events.empty:  # before scoring anything: no date range would help
+            raise DataError(_no_events(config, loaded, outcome))
         frame = pipeline.score_frame(config, loaded, keep, progress)
         after = rows_after_churn(loaded)
         dated = frozenset(f"accounts.{c}" for c in pipeline.history_columns(loaded))
@@ -123,6 +125,31 @@ def _no_dates(dates: list[date], until: date, horizon: int, lead: int) -> str:
         f"(lead {lead}d + horizon {horizon}d). Choose --to {latest} or earlier, a shorter "
         f"--horizon, or set validation.observed_until."
     )
+
+
+def _no_events(config: ProjectConfig, loaded: pipeline.Loaded, outcome: str) -> str:
+    from healthscore.sources.clean import where
+
+    looked = []
+    if "outcomes" in loaded.tables:
+        looked.append(f"the outcomes source ({where(config.sources['outcomes'])}) has no row of "
+                      f"kind {outcome}")
+    if outcome == "churn":
+        looked.append(f"no account in the accounts source ({where(config.sources['accounts'])}) "
+                      f"has a churn_date")
+        how = ("add a churn_date column to the accounts source (the day each lost account "
+               "churned, blank for the others), or an 'outcomes' source with rows of kind churn "
+               "(account_id, kind, occurred_at), or a 'subscriptions' source (churn is derived "
+               "from its periods)")
+    else:
+        if "subscriptions" in loaded.tables:
+            looked.append(f"no {outcome} follows from the subscriptions source "
+                          f"({where(config.sources['subscriptions'])})")
+        how = (f"add an 'outcomes' source with rows of kind {outcome} (account_id, kind, "
+               f"occurred_at), or a 'subscriptions' source")
+    return (f"validate: the data records no {outcome}, so there is nothing to check the score "
+            f"against: {'; '.join(looked)}. To validate against {outcome}, {how}. "
+            f"See docs/validation.md.")
 
 
 # ----------------------------------------------------------------------------- outcomes
