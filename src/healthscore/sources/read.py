@@ -6,8 +6,11 @@ and checks them.
 
 from __future__ import annotations
 
+import atexit
+import codecs
 import glob
 import os
+import tempfile
 from datetime import date, datetime
 from typing import Any
 
@@ -107,9 +110,6 @@ def _one_csv(engine: Engine, path: str, name: str, source: Source) -> ibis.Table
 def _utf8(path: str, source: Source) -> str:
     """The file itself when it is UTF-8; else a UTF-8 copy beside the run's scratch files
     (the engines read UTF-8 only), decoded with the source's ``encoding``."""
-    import codecs
-    import tempfile
-
     encoding = source.spec.encoding
     if not encoding or codecs.lookup(encoding).name == "utf-8":
         return path
@@ -137,8 +137,6 @@ def _remove_scratch() -> None:
         except OSError:
             pass
 
-
-import atexit  # noqa: E402
 
 atexit.register(_remove_scratch)
 
