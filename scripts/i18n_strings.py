@@ -56,10 +56,14 @@ DYNAMIC: dict[str, tuple[str, ...]] = {
     "timeline kinds": ("flag", "cta_opened", "cta_closed", "cta_snoozed", "cta_assigned",
                        "cta_critical", "cta_decided", "cta_escalated", "task_done",
                        "override_set", "override_cleared", "override_lapsed", "plan_change",
-                       "band_change"),
+                       "band_change", "module_marked", "module_mark_cleared",
+                       "module_mark_lapsed"),
     # healthscore.workflow.overrides.REASON_CODES
     "reason codes": ("relationship", "data_gap", "known_issue", "business_change",
                      "renewal_signal", "other"),
+    # healthscore.workflow.marks.MARK_REASONS
+    "mark reasons": ("renewal_risk", "financial_trouble", "reorganisation", "sponsor_left",
+                     "ebr_refused", "not_ready", "known_issue", "relationship", "other"),
     # the lifecycle stages of the demo accounts (healthscore.demo.people)
     "lifecycle stages": ("onboarding", "adoption", "renewal", "churned"),
     # success plan (active), goal and task (open, done, skipped), CTA (open, closed)
@@ -98,7 +102,9 @@ DYNAMIC_CALLS: dict[str, tuple[str, ...]] = {
     "account.html: e.kind": ("touches", "timeline kinds"),
     "account.html: p.status": ("statuses",),
     "account.html: b": ("bands",),
-    "account.html: r": ("reason codes",),
+    "account.html: r": ("reason codes", "mark reasons"),
+    "account.html: m.colour": ("bands",),
+    "account.html: m.mark.reason_code": ("mark reasons",),
     # data.choices: only the bands and lifecycle stages go through _()
     "accounts.html: v": ("bands", "lifecycle stages"),
     "admin.html: r": ("roles",),

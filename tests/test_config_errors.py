@@ -28,7 +28,7 @@ ACCOUNT_COLUMNS = ("account_id, name, segment, industry, plan, region, arr, mrr,
                    "renewal_date, churn_date, lifecycle_stage, licensed_seats, modules_purchased")
 ENTITIES = ("accounts, account_history, contacts, usage_events, activities, tickets, invoices, "
             "surveys, advocacy, milestones, business_outcomes, subscriptions, outcomes, ctas, "
-            "touches, manual_values")
+            "touches, module_marks, manual_values")
 
 
 def logins(extra: str = "", scheme: str = LINEAR, entity: str = "usage_events",

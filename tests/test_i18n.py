@@ -18,7 +18,7 @@ import healthscore.templates
 from healthscore import tables as models
 from healthscore.config.model import DEFAULT_BANDS, INSUFFICIENT
 from healthscore.web.i18n import LANGUAGES, LOCALES, Formatter, catalog, language_of
-from healthscore.workflow import overrides, strategy, success_plans, timeline
+from healthscore.workflow import marks, overrides, strategy, success_plans, timeline
 
 ROOT = Path(__file__).resolve().parent.parent
 NBSP, NNBSP = "\u00a0", "\u202f"  # CLDR's grouping space (pl, ru) and narrow space (en time, ru "г.")
@@ -96,6 +96,7 @@ def test_dynamic_values_follow_the_code() -> None:
     assert d["priorities"] == set(models.PRIORITIES)
     assert d["touches"] == set(timeline.TOUCHES)
     assert d["reason codes"] == set(overrides.REASON_CODES)
+    assert d["mark reasons"] == set(marks.MARK_REASONS)
     assert d["motions"] == {*strategy.TEMPERATURE_MOTIONS.values(), *strategy.MATURITY_MOTIONS.values()}
     assert set(success_plans.DETAILS) <= d["plan elements"]
     assert {b.name for b in DEFAULT_BANDS} | {INSUFFICIENT} | _yaml_bands() <= d["bands"]

@@ -181,6 +181,10 @@ ACTIONS = [
     ("POST /api/accounts/{acc}/override", {"band": "red", "reason_code": "relationship",
                                           "note": "sponsor left", "expires_on": "2026-12-31"}),
     ("POST /api/accounts/{acc}/override/clear", {"note": "back to normal"}),
+    ("POST /api/accounts/{acc}/marks", {"module": "usage", "colour": "red",
+                                       "reason_code": "renewal_risk", "note": "stopped logging in",
+                                       "expires_on": "2026-12-31"}),
+    ("POST /api/accounts/{acc}/marks/clear", {"module": "usage", "note": "back to normal"}),
     ("POST /api/accounts/{acc}/flag", {"reason": "renewal at risk"}),
     ("POST /api/accounts/{acc}/timeline", {"kind": "meeting", "text": "QBR held"}),
     ("POST /api/accounts/{acc}/ctas", {"type": "opportunity", "reason": "wants more seats"}),
@@ -215,6 +219,8 @@ def _targets(site: Site, account: str) -> dict[str, Any]:
         ids[key] = site.cta(account)
     site.wf.set_override(account, actor=ADMIN, reason_code="other", note="set up", band="green",
                          expires_on=date(2026, 12, 1))
+    site.wf.mark_module(account, "usage", "green", actor=ADMIN, reason_code="other",
+                        note="set up", expires_on=date(2026, 12, 1))
     return ids
 
 
@@ -264,6 +270,10 @@ LIBRARY: dict[str, Any] = {
                                                   note="sponsor left", band="red",
                                                   expires_on=date(2026, 12, 31)),
     "override/clear": lambda w, who, i: w.clear_override(i["acc"], actor=who, note="back"),
+    "marks": lambda w, who, i: w.mark_module(i["acc"], "usage", "red", actor=who,
+                                             reason_code="renewal_risk", note="stopped logging in",
+                                             expires_on=date(2026, 12, 31)),
+    "marks/clear": lambda w, who, i: w.clear_mark(i["acc"], "usage", actor=who, note="back"),
     "flag": lambda w, who, i: w.flag(i["acc"], "renewal at risk", actor=who),
     "timeline": lambda w, who, i: w.log(i["acc"], "meeting", "QBR held", actor=who),
     "ctas": lambda w, who, i: w.open_cta(i["acc"], "opportunity", "more seats", actor=who),
@@ -313,6 +323,9 @@ CLI: dict[str, str] = {
     "override": "override set {acc} --band red --reason-code relationship --note sponsor-left "
                 "--expires 2027-06-30",
     "override/clear": "override clear {acc} --note back",
+    "marks": "mark set {acc} usage --colour red --reason-code renewal_risk --note stopped "
+             "--expires 2027-06-30",
+    "marks/clear": "mark clear {acc} usage --note back",
     "flag": "flag {acc} --reason renewal-at-risk",
     "timeline": "log {acc} --kind meeting --text QBR-held",
     "ctas": "cta open {acc} --type opportunity --reason more-seats",
@@ -368,6 +381,9 @@ def test_role_action_matrix_on_the_cli_matches_the_library(site: Site, cli_proje
             if key == "override/clear":  # the library's call cleared the one set up
                 site.wf.set_override(account, actor=ADMIN, reason_code="other", note="again",
                                      band="green", expires_on=date(2027, 6, 30))
+            if key == "marks/clear":
+                site.wf.mark_module(account, "usage", "green", actor=ADMIN, reason_code="other",
+                                    note="again", expires_on=date(2027, 6, 30))
             args = [*line.format(**cli).split(), "--as", who, "-p", str(cli_project)]
             r = runner.invoke(app, args)
             said = " ".join(r.output.split())

@@ -301,6 +301,26 @@ ENTITIES: dict[str, Entity] = {
             time="timestamp",
         ),
         Entity(
+            "module_marks",
+            "A CSM's marks of an account's modules (red, yellow or green, with a reason and an "
+            "expiry) from the workflow store (source 'format: workflow'). Every scorecard reads "
+            "them for its modules' colours, listed here or not.",
+            (
+                _c("mark_id", "string", True),
+                _c("account_id", "string", True),
+                _c("module", "string", True, doc="the group the mark colours"),
+                _c("colour", "string", True, "red, yellow or green",
+                   values=("red", "yellow", "green")),
+                _c("reason_code", "string"),
+                _c("set_at", "timestamp", True),
+                _c("expires_on", "date", True, doc="the mark holds until this day"),
+                _c("ended_at", "timestamp", doc="when it was cleared or replaced"),
+            ),
+            key="mark_id",
+            time="set_at",
+            end="ended_at",
+        ),
+        Entity(
             "manual_values",
             "Values entered by CSMs (e.g. sentiment 1-5), each with the measure it feeds.",
             (

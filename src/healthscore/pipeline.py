@@ -19,7 +19,7 @@ from healthscore.measures.build import MeasureBuilder, active_spine
 from healthscore.measures.contract import unmatched_filters
 from healthscore.scoring.scorecard import primary_of, score_scorecard
 from healthscore.sources.clean import DataHealth, clean
-from healthscore.sources.read import no_data_yet, read_source
+from healthscore.sources.read import no_data_yet, read_source, workflow_rows
 from healthscore.sources.subscriptions import observed_until, with_subscription_dates
 from healthscore.store.snapshots import SnapshotStore
 
@@ -78,7 +78,18 @@ def load_sources(config: ProjectConfig, engine: Engine, progress: Progress) -> L
         loaded.tables["accounts"] = engine.materialize(filled, "accounts")
     for entity, notes in unmatched_filters(config, loaded.tables).items():
         loaded.health[entity].notes.extend(notes)
+    _read_module_state(config, loaded)
     return loaded
+
+
+def _read_module_state(config: ProjectConfig, loaded: Loaded) -> None:
+    """The workflow store's CTAs and marks that colour modules, when not read as sources."""
+    for entity, source in config.module_sources.items():
+        if entity in loaded.tables:
+            continue  # listed as a source: read and checked above
+        rows = workflow_rows(source.location, entity)
+        if rows.num_rows:
+            loaded.tables[entity] = loaded.engine.register_arrow(rows, temp_name(entity))
 
 
 def scores_expr(

@@ -112,7 +112,7 @@ class Project:
         from healthscore.validation.session import duration_days
 
         scored = sorted({m for sc in self.config.all_scorecards for m in sc.measures})
-        load_workflow(self.root, scored)
+        load_workflow(self.root, self.config.rule_names())
         v = self.config.validation
         if v.start and v.end and v.start > v.end:
             raise ConfigError(f"healthscore.yml: validation.from: {v.start} is after "
@@ -145,8 +145,7 @@ class Project:
         then, when the project has rules, apply their plan to the workflow store."""
         grid = dates or date_grid(as_of, start, end, every)
         if apply_rules and self.has_rules():  # a mistake in the rules stops the run before it scores
-            scored = sorted({m for sc in self.config.all_scorecards for m in sc.measures})
-            load_workflow(self.root, scored)
+            load_workflow(self.root, self.config.rule_names())
         began = time.perf_counter()
         engine = pipeline.open_engine(self.config)
         try:

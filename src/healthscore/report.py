@@ -53,6 +53,31 @@ def final_scores(frame: pd.DataFrame, overrides: list[dict[str, Any]],
     return frame
 
 
+def with_marks(frame: pd.DataFrame, marks: list[dict[str, Any]],
+               config: ProjectConfig) -> pd.DataFrame:
+    """``frame`` with the CSMs' active module marks in the modules' colours (``c__MODULE``),
+    and the band recomputed where the scorecard's band follows its modules: what the next run
+    will score, shown from the moment the mark is set."""
+    if not marks or "scorecard" not in frame:
+        return frame
+    frame = frame.copy()
+    cards = {sc.name: sc for sc in config.all_scorecards}
+    where = {a: i for i, a in zip(frame.index, frame["account_id"], strict=True)}
+    for m in marks:
+        i = where.get(m["account_id"])
+        col = f"c__{m['module']}"
+        sc = cards.get(frame.at[i, "scorecard"]) if i is not None else None
+        if sc is None or col not in frame:
+            continue
+        red, yellow, green = sc.colour_names()
+        frame.at[i, col] = {"red": red, "yellow": yellow, "green": green}[m["colour"]]
+        if sc.overall != "weighted":
+            colours = [frame.at[i, f"c__{g.path}"] if f"c__{g.path}" in frame else None
+                       for g in sc.modules]
+            frame.at[i, "band"] = sc.band_from_modules(colours)
+    return frame
+
+
 def band_for(config: ProjectConfig | None, scorecard: str | None, score: float) -> str:
     """The band a score falls in on ``scorecard``'s bands (a value on a cut takes the band
     that starts there)."""
@@ -160,11 +185,31 @@ def explain(store: SnapshotStore, config: ProjectConfig, account_id: str, day: d
     head = mine.iloc[0]
     trends = _trend(store, day, account_id, float(cards[0]["score"] or 0))
     return {
-        "account_id": account_id, "name": head.get("name"), "segment": head.get("segment"),
-        "csm": head.get("csm"), "as_of": day.isoformat(),
+        "account_id": account_id, "name": _text(head.get("name")),
+        "segment": _text(head.get("segment")), "csm": _text(head.get("csm")),
+        "as_of": day.isoformat(),
         "previous_as_of": prev_day.isoformat() if prev_day else None,
         "trend": trends, "scorecards": cards,
     }
+
+
+def red_modules(config: ProjectConfig, frame: pd.DataFrame) -> pd.Series:
+    """How many of each row's modules (top-level groups) are red: in its scorecard's lowest
+    band."""
+    out = pd.Series(0, index=frame.index, dtype="int64")
+    for sc in config.all_scorecards:
+        rows = frame["scorecard"] == sc.name
+        red = sc.bands[0].name
+        for g in sc.modules:
+            col = f"c__{g.path}"
+            if col in frame:
+                out[rows] += (frame.loc[rows, col] == red).astype("int64")
+    return out
+
+
+def _text(v: Any) -> Any:
+    """An attribute as shown: None when missing (never NaN printed as 'nan')."""
+    return None if _isna(v) else v
 
 
 def _previous_row(store: SnapshotStore, prev_day: date | None, account_id: str) -> dict:
@@ -237,8 +282,11 @@ def _walk(nodes: list[dict], row: pd.Series, share: float, measures: list, group
 
 
 def _group_node(g: dict, row: pd.Series, share: float, measures: list, groups: list) -> None:
+    colour = row.get(f"c__{g['path']}")
     groups.append({"group": g["path"], "label": g["label"], "weight": g["weight"],
                    "score": round1(row.get(f"g__{g['path']}")),
+                   "colour": None if _isna(colour) else colour,
+                   "colour_from": g.get("colour", "score"),
                    "effective_weight": round(share * 100, 2)})
     children = [(e, _present(e, row, False)) for e in g["entries"]]
     children += [(s, _present(s, row, True)) for s in g["groups"]]

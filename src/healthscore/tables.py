@@ -141,6 +141,35 @@ class Override(Versioned, Base):
     end_reason: Mapped[str | None] = mapped_column(String(50))  # cleared | lapsed | replaced
 
 
+MARK_COLOURS = ("red", "yellow", "green")  # a CSM's mark of a module (seed 002)
+
+
+class ModuleMark(Versioned, Base):
+    """A CSM's judgement of one module of an account: its colour until the expiry, whatever
+    the module's score and CTAs say (seed 002: the CSM may always mark a module)."""
+
+    __tablename__ = "module_marks"
+    __mapper_args__: dict[str, Any] = {"version_id_col": Versioned.version}
+    # at most one open mark per account and module: the database refuses a second (0005)
+    __table_args__ = (Index("one_open_mark", "account_id", "module", unique=True,
+                            postgresql_where=text("ended_at IS NULL"),
+                            sqlite_where=text("ended_at IS NULL")),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(100), index=True)
+    module: Mapped[str] = mapped_column(String(100))
+    colour: Mapped[str] = mapped_column(String(10))
+    reason_code: Mapped[str] = mapped_column(String(50))
+    note: Mapped[str] = mapped_column(Text)
+    expires_on: Mapped[date] = mapped_column(Date)
+    set_by: Mapped[str] = mapped_column(String(100))
+    set_at: Mapped[datetime] = mapped_column(DateTime)
+    system_colour: Mapped[str | None] = mapped_column(String(50))  # the module's colour then
+    as_of: Mapped[date | None] = mapped_column(Date)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+    ended_by: Mapped[str | None] = mapped_column(String(100))
+    end_reason: Mapped[str | None] = mapped_column(String(50))  # cleared | lapsed | replaced
+
+
 class TimelineEntry(Base):
     __tablename__ = "timeline"
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -283,6 +283,7 @@ def _serve(project: Any, host: str, port: int, secure_cookies: bool | None,
                 forwarded_allow_ips=forwarded_allow_ips or "")
 
 
+from healthscore.cli import marks as _mark_commands  # noqa: E402,F401 - registers commands
 from healthscore.cli import ops as _ops_commands  # noqa: E402,F401 - registers commands
 from healthscore.cli import workflow as _workflow_commands  # noqa: E402,F401 - registers commands
 

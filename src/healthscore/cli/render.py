@@ -152,11 +152,13 @@ def _card(console: Console, card: dict[str, Any], previous: str | None) -> None:
                   f"{' grade ' + card['grade'] if card.get('grade') else ''}, "
                   f"coverage {card['coverage']}%")
     g = Table(title="Groups", title_justify="left")
-    for col in ("group", "weight %", "effective %", "score"):
+    for col in ("group", "weight %", "effective %", "score", "colour"):
         g.add_column(col)
     for grp in card["groups"]:
+        colour = grp.get("colour") or "-"
         g.add_row(grp["group"], f"{grp['weight']:g}", f"{grp['effective_weight']:g}",
-                  "no data" if grp["score"] is None else f"{grp['score']}")
+                  "no data" if grp["score"] is None else f"{grp['score']}",
+                  _band(colour) if colour != "-" else colour)
     console.print(g)
     wide = console.width >= 110  # narrower: the group and nominal weight give way to numbers
     m = Table(title="Measures", title_justify="left")

@@ -64,7 +64,12 @@ def parse(text: str) -> exp.Expression:
 
 
 def columns(tree: exp.Expression) -> list[str]:
-    return sorted({c.name for c in tree.find_all(exp.Column)})
+    return sorted({column_name(c) for c in tree.find_all(exp.Column)})
+
+
+def column_name(node: exp.Column) -> str:
+    """A name as written: ``score``, or qualified like ``module.usage`` in rules."""
+    return f"{node.table}.{node.name}" if node.table else str(node.name)
 
 
 def check_columns(text: str, tree: exp.Expression, valid: list[str], what: str) -> None:
@@ -210,7 +215,7 @@ def _nullif(node: exp.Nullif, cols: Any) -> Any:
 
 
 _HANDLERS: dict[type, Callable[[Any, Any], Any]] = {
-    exp.Column: lambda n, c: c[n.name],
+    exp.Column: lambda n, c: c[column_name(n)],
     exp.Literal: _literal,
     exp.Boolean: lambda n, c: ibis.literal(bool(n.this)),
     exp.Null: lambda n, c: ibis.null(),

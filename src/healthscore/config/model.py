@@ -97,6 +97,13 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class Band:
+    name: str
+    min: float
+    color: str
+
+
+@dataclass(frozen=True)
 class Group:
     name: str
     path: str  # dotted path from the scorecard root, e.g. "usage.adoption"
@@ -104,6 +111,9 @@ class Group:
     label: str
     entries: tuple[Entry, ...] = ()
     groups: tuple[Group, ...] = ()
+    colour: str = "score"  # score | ctas | worst
+    bands: tuple[Band, ...] = ()  # the bands of its colour: score
+    red_at_ctas: int | None = None  # this many open CTAs on the module make it red
 
     def walk(self) -> list[Group]:
         out = [self]
@@ -113,13 +123,6 @@ class Group:
 
     def all_entries(self) -> list[Entry]:
         return [e for g in self.walk() for e in g.entries]
-
-
-@dataclass(frozen=True)
-class Band:
-    name: str
-    min: float
-    color: str
 
 
 INSUFFICIENT = "insufficient data"
@@ -148,6 +151,42 @@ class Scorecard:
     grades: tuple[Grade, ...]
     groups: tuple[Group, ...]
     measures: tuple[str, ...] = field(default=())
+    overall: str = "weighted"  # weighted | worst_module | count
+    count_red: int = 2  # overall: count - this many red modules make the account red
+    count_yellow: int = 1  # ... and this many modules not green make it yellow
+
+    @property
+    def modules(self) -> tuple[Group, ...]:
+        """The top-level groups: seed 002's modules, each with a colour."""
+        return self.groups
+
+    def colour_names(self) -> tuple[str, str, str]:
+        """(red, yellow, green) in the scorecard's band names: the lowest band, the one below
+        the top and the top (seed 002's three colours on any bands)."""
+        names = [b.name for b in self.bands]
+        return names[0], names[-2] if len(names) > 1 else names[0], names[-1]
+
+    def band_from_modules(self, colours: list[str | None]) -> str:
+        """The account's band under ``overall: worst_module`` or ``count`` from its modules'
+        colours (the snapshot's rule, for a mark set since the snapshot was scored)."""
+        names = [b.name for b in self.bands]
+        present = [c for c in colours if isinstance(c, str) and c in names]
+        if not present:
+            return INSUFFICIENT
+        if self.overall == "worst_module":
+            return min(present, key=names.index)
+        red, yellow, green = self.colour_names()
+        if sum(c == red for c in present) >= self.count_red:
+            return red
+        if sum(c != green for c in present) >= self.count_yellow:
+            return yellow
+        return green
+
+    def group_bands(self, g: Group) -> tuple[Band, ...]:
+        return g.bands or self.bands
+
+    def uses_ctas(self) -> bool:
+        return any(g.colour != "score" for g in self.all_groups())
 
     def all_groups(self) -> list[Group]:
         return [g for root in self.groups for g in root.walk()]
@@ -158,6 +197,7 @@ class Scorecard:
     def definition(self, measures: dict[str, Measure]) -> dict[str, Any]:
         """The resolved definition, measures included: what the version hash covers."""
         body = {k: v for k, v in asdict(self).items() if k != "file"}
+        _drop_defaults(body)
         body["measure_specs"] = {
             m: measures[m].spec.model_dump(mode="json") for m in sorted(self.measures)
         }
@@ -166,6 +206,27 @@ class Scorecard:
     def version(self, measures: dict[str, Measure]) -> str:
         text = json.dumps(self.definition(measures), sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+_COLOUR_DEFAULTS = {"colour": "score", "bands": (), "red_at_ctas": None}
+_OVERALL_DEFAULTS = {"overall": "weighted", "count_red": 2, "count_yellow": 1}
+
+
+def _drop_defaults(body: dict[str, Any]) -> None:
+    """Leave out colour settings at their defaults: a scorecard that uses none keeps the
+    version it had before module colours existed."""
+    for k, v in _OVERALL_DEFAULTS.items():
+        if body.get(k) == v:
+            body.pop(k)
+
+    def walk(groups: Any) -> None:
+        for g in groups:
+            for k, v in _COLOUR_DEFAULTS.items():
+                if k in g and (g[k] == v or (k == "bands" and not g[k])):
+                    g.pop(k)
+            walk(g.get("groups", ()))
+
+    walk(body.get("groups", ()))
 
 
 @dataclass(frozen=True)
@@ -196,10 +257,21 @@ class ProjectConfig:
     validation: specs.ValidationSpec = field(default_factory=specs.ValidationSpec)
     workflow: specs.WorkflowSpec = field(default_factory=specs.WorkflowSpec)
     keep_days: int | None = None  # history.keep: older snapshots are removed by 'daily'
+    # read for the modules' colours whether listed as sources or not: module_marks, and ctas
+    # when a group is coloured by its CTAs
+    module_sources: dict[str, Source] = field(default_factory=dict)
 
     @property
     def all_scorecards(self) -> tuple[Scorecard, ...]:
         return self.scorecards + self.also
+
+    def rule_names(self) -> list[str]:
+        """What rules may read besides the fixed facts: every scored measure, and each group's
+        colour and score as ``module.PATH`` and ``group_score.PATH``."""
+        scored = {m for sc in self.all_scorecards for m in sc.measures}
+        paths = {g.path for sc in self.all_scorecards for g in sc.all_groups()}
+        return sorted(scored | {f"module.{p}" for p in paths}
+                      | {f"group_score.{p}" for p in paths})
 
     def used_measures(self) -> list[str]:
         """Every measure any scorecard needs, dependencies first."""

@@ -20,6 +20,7 @@ from healthscore.errors import ConfigError
 
 _FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".xlsx": "excel",
             ".duckdb": "duckdb", ".db": "duckdb"}
+WORKFLOW_ENTITIES = ("ctas", "module_marks", "touches")
 ENTITY_TYPES = {"count", "count_distinct", "sum", "avg", "min", "max", "latest", "days_since"}
 
 
@@ -46,6 +47,13 @@ def resolve(ps: ProjectSpecs) -> model.ProjectConfig:
         if ms.file != LIBRARY_FILE:
             measures[name]  # noqa: B018 - every project measure is checked, used or not
     scorecards = _resolve_scorecards(ps, primary, also, measures)
+    # what colours the modules besides their scores, read from the workflow store even when
+    # not listed as sources: the CTAs (for colour: ctas/worst) and the CSMs' marks
+    need = ["module_marks"]
+    if any(sc.uses_ctas() for sc in scorecards.values()):
+        need.append("ctas")
+    module_sources = {e: sources.get(e) or _source(ps.root, e, specs.SourceSpec(format="workflow"),
+                                                   state_dir, wf_url) for e in need}
     used = {m for sc in scorecards.values() for m in sc.measures}
     closure = _closure(used, measures)
     closure |= {n for n in measures.specs if measures.specs[n].file != LIBRARY_FILE}
@@ -62,6 +70,7 @@ def resolve(ps: ProjectSpecs) -> model.ProjectConfig:
         validation=ps.project.validation,
         workflow=ps.project.workflow,
         keep_days=_keep_days(ps.project.history.keep),
+        module_sources=module_sources,
     )
 
 
@@ -104,10 +113,10 @@ def _source(root: Path, name: str, spec: specs.SourceSpec, state_dir: Path | Non
             f"{where}: unknown entity {name!r}. Valid entities: {', '.join(ENTITIES)}."
         )
     if spec.format == "workflow":
-        if name not in ("ctas", "touches") or spec.path is not None or spec.url is not None:
+        if name not in WORKFLOW_ENTITIES or spec.path is not None or spec.url is not None:
             raise ConfigError(
                 f"{where}: 'format: workflow' reads the project's workflow store and serves only "
-                f"the entities ctas and touches, with no 'path' or 'url'."
+                f"the entities ctas, module_marks and touches, with no 'path' or 'url'."
             )
     elif spec.format == "query":
         if spec.path is not None or spec.url is not None or not spec.query:

@@ -28,8 +28,9 @@ def resolve_scorecard(
     settings: specs.SettingsSpec,
 ) -> model.Scorecard:
     _check_weights(spec.groups, "groups", file)
+    bands = _bands(spec.bands, file)
     groups = tuple(
-        _group(g, gs, g, file, measures) for g, gs in spec.groups.items()
+        _group(g, gs, g, file, measures, bands) for g, gs in spec.groups.items()
     )
     used = tuple(dict.fromkeys(e.measure for g in groups for e in g.all_entries()))
     if spec.when is not None:
@@ -40,10 +41,13 @@ def resolve_scorecard(
         description=spec.description,
         when=spec.when,
         min_coverage=spec.min_coverage if spec.min_coverage is not None else settings.min_coverage,
-        bands=_bands(spec.bands, file),
+        bands=bands,
         grades=_grades(spec.grades, file),
         groups=groups,
         measures=used,
+        overall=spec.overall.policy,
+        count_red=spec.overall.red,
+        count_yellow=spec.overall.yellow,
     )
 
 
@@ -61,7 +65,8 @@ def _weight(v: Any) -> float:
 
 
 def _group(
-    name: str, spec: specs.GroupSpec, path: str, file: str, measures: dict[str, model.Measure]
+    name: str, spec: specs.GroupSpec, path: str, file: str, measures: dict[str, model.Measure],
+    sc_bands: tuple[model.Band, ...],
 ) -> model.Group:
     children: dict[str, Any] = {**spec.measures, **spec.groups}
     if not children:
@@ -78,8 +83,14 @@ def _group(
         for m, e in spec.measures.items()
     )
     subgroups = tuple(
-        _group(g, gs, f"{path}.groups.{g}", file, measures) for g, gs in spec.groups.items()
+        _group(g, gs, f"{path}.groups.{g}", file, measures, sc_bands)
+        for g, gs in spec.groups.items()
     )
+    if spec.red_at_ctas is not None and spec.colour == "score":
+        raise ConfigError(
+            f"{file}: groups.{path}.red_at_ctas: counts the module's open CTAs, which only "
+            f"'colour: ctas' or 'colour: worst' reads. Add one of them, or remove red_at_ctas."
+        )
     return model.Group(
         name=name,
         path=path.replace(".groups.", "."),
@@ -87,7 +98,27 @@ def _group(
         label=spec.label or name.replace("_", " ").capitalize(),
         entries=entries,
         groups=subgroups,
+        colour=spec.colour,
+        bands=_group_bands(spec.bands, sc_bands, f"groups.{path}.bands", file),
+        red_at_ctas=spec.red_at_ctas,
     )
+
+
+def _group_bands(bands: list[specs.BandSpec] | None, sc_bands: tuple[model.Band, ...],
+                 key: str, file: str) -> tuple[model.Band, ...]:
+    """A group's own cuts for its colour; the names are the scorecard's, so that a module's
+    colour and the account's band speak of the same bands."""
+    if bands is None:
+        return ()
+    names = [b.name for b in sc_bands]
+    if [b.name for b in bands] != names:
+        raise ConfigError(
+            f"{file}: {key}: must name the scorecard's bands in the same order "
+            f"({', '.join(names)}); only the mins may differ. Got "
+            f"{', '.join(b.name for b in bands) or 'none'}."
+        )
+    own = _bands(bands, f"{file}: {key[:-len('.bands')]}")
+    return tuple(model.Band(b.name, b.min, s.color) for b, s in zip(own, sc_bands, strict=True))
 
 
 def _entry(

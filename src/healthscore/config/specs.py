@@ -267,17 +267,33 @@ class EntrySpec(Spec):
     missing: Missing | None = None
 
 
-class GroupSpec(Spec):
-    weight: Percent
-    label: str | None = None
-    measures: dict[str, EntrySpec | Percent] = Field(default_factory=dict)
-    groups: dict[str, GroupSpec] = Field(default_factory=dict)
-
-
 class BandSpec(Spec):
     name: str
     min: Percent
     color: str | None = None
+
+
+# how a group (a module) gets its colour: the band of its score, its CTAs and marks (seed 002:
+# no open CTA green, an open CTA yellow, a critical one red), or the worse of the two
+Colour = Literal["score", "ctas", "worst"]
+
+
+class GroupSpec(Spec):
+    weight: Percent
+    label: str | None = None
+    colour: Colour = "score"
+    bands: list[BandSpec] | None = None  # for colour: score; default the scorecard's
+    red_at_ctas: int | None = Field(default=None, ge=1)  # this many open CTAs: red
+    measures: dict[str, EntrySpec | Percent] = Field(default_factory=dict)
+    groups: dict[str, GroupSpec] = Field(default_factory=dict)
+
+
+class OverallSpec(Spec):
+    """How the account's band follows from its score and its modules' colours."""
+
+    policy: Literal["weighted", "worst_module", "count"] = "weighted"
+    red: int = Field(default=2, ge=1)  # count: this many red modules make the account red
+    yellow: int = Field(default=1, ge=1)  # count: this many modules not green make it yellow
 
 
 class GradeSpec(Spec):
@@ -291,7 +307,13 @@ class ScorecardSpec(Spec):
     min_coverage: Percent | None = None
     bands: list[BandSpec] | None = None
     grades: list[GradeSpec] | None = None
+    overall: OverallSpec = Field(default_factory=OverallSpec)
     groups: dict[str, GroupSpec]
+
+    @field_validator("overall", mode="before")
+    @classmethod
+    def _policy_name(cls, v: object) -> object:
+        return {"policy": v} if isinstance(v, str) else v
 
     @field_validator("groups")
     @classmethod

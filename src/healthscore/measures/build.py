@@ -12,6 +12,7 @@ import ibis.expr.types as ir
 from healthscore.config.expressions import compile_filter
 from healthscore.config.model import Measure, ProjectConfig
 from healthscore.measures import asof, history
+from healthscore.measures.modules import is_module_column, module_parts
 from healthscore.measures.parts import (
     MAX,
     SUM,
@@ -92,7 +93,16 @@ class MeasureBuilder:
         if self.history:
             self.parts.extend(history.history_parts(self.tables[history.HISTORY], self.history,
                                                     self.grid))
+        self._collect_modules()
         self._internal = measures
+
+    def _collect_modules(self) -> None:
+        """The CTAs and marks that colour the scorecards' modules (groups)."""
+        groups = [g for sc in self.config.all_scorecards for g in sc.all_groups()]
+        by_ctas = sorted({g.path for g in groups if g.colour != "score"})
+        every = sorted({g.path for g in groups})
+        self.parts.extend(module_parts(self.tables.get("ctas"), self.tables.get("module_marks"),
+                                       by_ctas, every, self.grid))
 
     def _collect_one(self, m: Measure) -> None:
         collect = COLLECT.get(m.type)
@@ -172,7 +182,8 @@ class MeasureBuilder:
         values: dict[str, Any] = {}
         for name in self.measures:
             values[name] = self._final(self.measures[name], wide, values)
-        keep = [c for c in wide.columns if c not in self._columns() and c not in self.measures]
+        keep = [c for c in wide.columns if (c not in self._columns() or is_module_column(c))
+                and c not in self.measures]
         stale = self._stale(wide)
         return wide.select(*keep, **{n: stale(n, v) for n, v in values.items()})
 

@@ -14,7 +14,8 @@ import ibis
 import ibis.expr.types as ir
 
 from healthscore.config.expressions import compile_filter
-from healthscore.config.model import INSUFFICIENT, Group, ProjectConfig, Scorecard
+from healthscore.config.model import INSUFFICIENT, Band, Group, ProjectConfig, Scorecard
+from healthscore.measures.modules import MARK_CODES, critical_col, mark_col, open_col
 from healthscore.scoring.schemes import score as scheme_score
 
 KEYS = ["account_id", "as_of"]
@@ -31,6 +32,10 @@ def score_col(measure: str) -> str:
 
 def group_col(path: str) -> str:
     return f"g__{path}"
+
+
+def colour_col(path: str) -> str:
+    return f"c__{path}"
 
 
 def primary_of(config: ProjectConfig, t: ir.Table) -> Any:
@@ -64,16 +69,18 @@ def score_scorecard(sc: Scorecard, t: ir.Table, version: str, primary: bool,
         ibis.literal(0.0),
     )
     t = t.mutate(score=overall.cast("float64"), coverage=coverage.cast("float64"))
+    t = t.mutate(**{colour_col(g.path): _colour(sc, g, t) for g in sc.all_groups()})
     out: dict[str, Any] = {
         "scorecard": ibis.literal(sc.name),
         "version": ibis.literal(version),
         "is_primary": ibis.literal(primary),
         "score": t.score,
         "coverage": t.coverage,
-        "band": band_of(sc, t.score, t.coverage),
+        "band": _account_band(sc, t),
         "grade": grade_of(sc, t.score),
     }
     out.update({group_col(g.path): t[group_col(g.path)] for g in sc.all_groups()})
+    out.update({colour_col(g.path): t[colour_col(g.path)] for g in sc.all_groups()})
     out.update({value_col(m): _value(t[m]) for m in dict.fromkeys((*sc.measures, *carry))})
     out.update({score_col(e.measure): t[score_col(e.measure)] for e in entries})
     attrs = [c for c in ATTRIBUTES if c in t.columns]
@@ -127,6 +134,69 @@ def _coverage(g: Group, has_data: dict[str, Any], share: float) -> Any:
     for sub in g.groups:
         total = total + _coverage(sub, has_data, mine)
     return total
+
+
+# ----------------------------------------------------------------------------- colours
+# A module's colour is one of the scorecard's bands: the lowest stands for red, the one below
+# the top for yellow, the top for green (seed 002's three colours on any band names).
+
+def _colour(sc: Scorecard, g: Group, t: ir.Table) -> Any:
+    red, yellow, green = sc.colour_names()
+    by_score = _band_or_null(sc.group_bands(g), t[group_col(g.path)])
+    if g.colour == "score":
+        base = by_score
+    else:
+        opened, critical = _state(t, open_col(g.path)), _state(t, critical_col(g.path))
+        too_many = (opened >= g.red_at_ctas) if g.red_at_ctas else ibis.literal(False)
+        by_ctas = ibis.cases(((critical > 0) | too_many, red), (opened > 0, yellow), else_=green)
+        base = by_ctas if g.colour == "ctas" else _worst(sc, [by_score, by_ctas])
+    mark = _state(t, mark_col(g.path))
+    names = {"red": red, "yellow": yellow, "green": green}
+    marked = [(mark == code, ibis.literal(names[c])) for c, code in MARK_CODES.items()]
+    return ibis.cases(*marked, else_=base).cast("string")  # a CSM's mark wins
+
+
+def _state(t: ir.Table, col: str) -> Any:
+    return t[col] if col in t.columns else ibis.literal(0.0)
+
+
+def _band_or_null(bands: tuple[Band, ...], value: Any) -> Any:
+    branches = [(value >= b.min, b.name) for b in reversed(bands)]
+    return ibis.ifelse(value.isnull(), ibis.null().cast("string"),
+                       ibis.cases(*branches, else_=bands[0].name))
+
+
+def _worst(sc: Scorecard, colours: list[Any]) -> Any:
+    """The worst of ``colours`` (by band order, lowest first); null ones are left out."""
+    branches = [(_any(c == b.name for c in colours), b.name) for b in sc.bands]
+    return ibis.cases(*branches, else_=ibis.null().cast("string"))
+
+
+def _any(conditions: Any) -> Any:
+    out = ibis.literal(False)
+    for c in conditions:
+        out = out | c.fill_null(False)
+    return out
+
+
+def _account_band(sc: Scorecard, t: ir.Table) -> Any:
+    """The account's band: from its score (weighted), its worst module, or how many of its
+    modules are red or not green (count). Without any coloured module: insufficient data."""
+    if sc.overall == "weighted":
+        return band_of(sc, t.score, t.coverage)
+    colours = [t[colour_col(g.path)] for g in sc.modules]
+    none = ~_any(c.notnull() for c in colours)
+    if sc.overall == "worst_module":
+        return ibis.ifelse(none, INSUFFICIENT, _worst(sc, colours))
+    red, yellow, green = sc.colour_names()
+    reds = _count(c == red for c in colours)
+    not_green = _count(c.notnull() & (c != green) for c in colours)
+    return ibis.cases((none, INSUFFICIENT), (reds >= sc.count_red, red),
+                      (not_green >= sc.count_yellow, yellow), else_=green)
+
+
+def _count(conditions: Any) -> Any:
+    return sum((ibis.ifelse(c.fill_null(False), 1, 0) for c in conditions), ibis.literal(0))
 
 
 def band_of(sc: Scorecard, overall: Any, coverage: Any) -> Any:

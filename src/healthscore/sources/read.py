@@ -260,8 +260,13 @@ def _workflow_query(entity: str) -> tuple[str, Any]:
     """(table, select) of an entity the workflow store holds, through its SQLAlchemy models."""
     import sqlalchemy as sa
 
-    from healthscore.tables import TOUCHES, Cta, TimelineEntry
+    from healthscore.tables import TOUCHES, Cta, ModuleMark, TimelineEntry
 
+    if entity == "module_marks":
+        m = ModuleMark
+        return m.__tablename__, sa.select(
+            sa.cast(m.id, sa.String(20)).label("mark_id"), m.account_id, m.module, m.colour,
+            m.reason_code, m.set_at, m.expires_on, m.ended_at)
     if entity == "ctas":
         return Cta.__tablename__, sa.select(
             sa.cast(Cta.id, sa.String(20)).label("cta_id"), Cta.account_id, Cta.type, Cta.module,
@@ -273,15 +278,20 @@ def _workflow_query(entity: str) -> tuple[str, Any]:
 
 
 def _read_workflow(engine: Engine, source: Source, name: str) -> ibis.Table:
-    """CTAs or logged touches from the workflow store; empty until the store has any."""
+    """CTAs, module marks or logged touches from the workflow store; empty until it has any."""
+    return engine.register_arrow(workflow_rows(source.location, source.entity), name)
+
+
+def workflow_rows(location: str, entity: str) -> pa.Table:
+    """An entity the workflow store holds, as Arrow: empty until the store has any rows."""
     import sqlalchemy as sa
 
     from healthscore.entities import ENTITIES
 
-    table, query = _workflow_query(source.entity)
-    missing_file = source.location.startswith("sqlite:///") and not os.path.exists(
-        source.location[len("sqlite:///"):])
-    db = sa.create_engine(source.location)
+    table, query = _workflow_query(entity)
+    missing_file = location.startswith("sqlite:///") and not os.path.exists(
+        location[len("sqlite:///"):])
+    db = sa.create_engine(location)
     try:
         if not missing_file and sa.inspect(db).has_table(table):
             with db.connect() as conn:
@@ -289,13 +299,13 @@ def _read_workflow(engine: Engine, source: Source, name: str) -> ibis.Table:
                 names = list(result.keys())
                 rows = result.fetchall()
         else:
-            names, rows = [c.name for c in ENTITIES[source.entity].columns], []
+            names, rows = [c.name for c in ENTITIES[entity].columns], []
     finally:
         db.dispose()
-    types = {c.name: c.type for c in ENTITIES[source.entity].columns}
+    types = {c.name: c.type for c in ENTITIES[entity].columns}
     arrays = [pa.array([_plain_value(row[i], types[n]) for row in rows], type=_ARROW[types[n]])
               for i, n in enumerate(names)]
-    return engine.register_arrow(pa.Table.from_arrays(arrays, names), name)
+    return pa.Table.from_arrays(arrays, names)
 
 
 def _plain_value(value: Any, type_: str) -> Any:
@@ -304,6 +314,8 @@ def _plain_value(value: Any, type_: str) -> Any:
         return None
     if type_ == "timestamp" and isinstance(value, str):
         return datetime.fromisoformat(value)
+    if type_ == "date" and isinstance(value, str):
+        return date.fromisoformat(value)
     if type_ == "bool":
         return bool(value)
     return value

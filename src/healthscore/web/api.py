@@ -146,12 +146,14 @@ def account_filter(
     min_coverage: str | None = None, open_ctas: Literal["yes", "no", ""] | None = None,
     q: str | None = None, sort: str = "score", desc: bool = False,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1, per_page: Annotated[int, Query(ge=1, le=1000)] = 50,
+    red_module: Literal["yes", "no", ""] | None = None,
 ) -> AccountFilter:
     """The list's filters; an empty field (as a form sends it) means no filter."""
     days = _number("renewal_days", renewal_days, int, 0, None)
     coverage = _number("min_coverage", min_coverage, float, 0, 100)
     return AccountFilter(band or None, segment or None, csm or None, lifecycle_stage or None,
-                         days, coverage, open_ctas or None, q or None, sort, desc, page, per_page)
+                         days, coverage, open_ctas or None, q or None, sort, desc, page, per_page,
+                         red_module or None)
 
 
 def _number(name: str, text: str | None, kind: type, low: float, high: float | None) -> Any:
@@ -264,6 +266,42 @@ def set_override(account_id: str, body: OverrideIn, request: Request, user: Me) 
 
 class Note(Body):
     note: str = ""
+
+
+class MarkIn(Body):
+    module: str
+    colour: Literal["red", "yellow", "green"]
+    reason_code: str
+    note: str
+    expires_on: date
+    version: int | None = None  # of the mark you saw: 409 if someone replaced it first
+
+
+class MarkClearIn(Body):
+    module: str
+    note: str = ""
+
+
+@router.post("/accounts/{account_id}/marks", tags=["accounts"], status_code=201)
+def mark_module(account_id: str, body: MarkIn, request: Request, user: Me) -> dict[str, Any]:
+    """Mark one module red, yellow or green by judgement until ``expires_on`` (seed 002)."""
+    return acting(request, user, account_id).wf.mark_module(
+        account_id, body.module, body.colour, actor=user["name"], reason_code=body.reason_code,
+        note=body.note, expires_on=body.expires_on, version=body.version)
+
+
+@router.post("/accounts/{account_id}/marks/clear", tags=["accounts"])
+def clear_mark(account_id: str, body: MarkClearIn, request: Request, user: Me) -> dict[str, Any]:
+    return acting(request, user, account_id).wf.clear_mark(account_id, body.module,
+                                                           actor=user["name"], note=body.note)
+
+
+@router.get("/accounts/{account_id}/marks", tags=["accounts"])
+def marks(account_id: str, request: Request, user: Me) -> list[dict[str, Any]]:
+    """The account's active module marks."""
+    wf = site_of(request).wf
+    wf.account(account_id)  # 404 for an unknown account
+    return wf.marks(account_id)
 
 
 @router.post("/accounts/{account_id}/override/clear", tags=["accounts"])

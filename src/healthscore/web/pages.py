@@ -19,6 +19,7 @@ from healthscore.errors import AuthError, HealthScoreError
 from healthscore.web import api, auth, views
 from healthscore.web.api import Id
 from healthscore.web.i18n import LANGUAGES, Formatter, language_of
+from healthscore.workflow.marks import MARK_REASONS
 from healthscore.workflow.overrides import REASON_CODES
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -146,6 +147,7 @@ def account(account_id: str, request: Request, user: dict[str, Any] = Me) -> HTM
     data = api.account(account_id, request, user)
     site = api.site_of(request)
     data["reason_codes"] = list(REASON_CODES)
+    data["mark_reasons"] = list(MARK_REASONS)
     data["bands"] = site.wf.band_names()
     data["playbooks"] = sorted(site.wf.wf.playbooks)
     data["templates"] = sorted(site.wf.wf.templates)
@@ -274,6 +276,10 @@ async def account_action(account_id: str, action: str, request: Request,
             account_id, body(api.OverrideIn, f), request, user)),
         "override-clear": ("Override cleared.", lambda f: api.clear_override(
             account_id, body(api.Note, f), request, user)),
+        "mark": ("Module marked.", lambda f: api.mark_module(
+            account_id, body(api.MarkIn, f), request, user)),
+        "mark-clear": ("Mark cleared.", lambda f: api.clear_mark(
+            account_id, body(api.MarkClearIn, f), request, user)),
         "flag": ("Flagged for review (CTA #{id}).", lambda f: api.flag(
             account_id, body(api.FlagIn, f), request, user)),
         "timeline": ("Logged.", lambda f: api.log_touch(account_id, body(api.TouchIn, f), request, user)),

@@ -24,7 +24,7 @@ SORTABLE = ("account_id", "name", "segment", "csm", "arr", "score", "band", "cov
             "renewal_date", "change_30d", "change_90d", "open_ctas", "lifecycle_stage")
 LIST_COLUMNS = ["account_id", "name", "segment", "csm", "lifecycle_stage", "arr", "renewal_date",
                 "score", "band", "system_score", "system_band", "override", "coverage",
-                "change_30d", "change_90d"]
+                "change_30d", "change_90d", "red_modules"]
 
 
 @dataclass
@@ -48,7 +48,9 @@ _frames: dict[tuple[Any, ...], pd.DataFrame] = {}
 def scores_frame(site: Site) -> pd.DataFrame:
     """The latest primary scores with 7/30/90-day changes and the final score and band (an
     active override, else the system's; the system's beside them)."""
-    return site.wf.with_overrides(_system_frame(site), site.store.latest())
+    frame = site.wf.with_overrides(_system_frame(site), site.store.latest())
+    frame["red_modules"] = report.red_modules(site.project.config, frame)  # marks included
+    return frame
 
 
 def _system_frame(site: Site) -> pd.DataFrame:
@@ -102,7 +104,7 @@ def portfolio(site: Site) -> dict[str, Any]:
     out["trending_down"] = records(
         frame[(frame["change_30d"] < 0) & (frame["change_90d"] < 0)]
         .sort_values("change_90d").head(10)[["account_id", "name", "csm", "score", "band",
-                                              "change_30d", "change_90d"]])
+                                              "change_30d", "change_90d", "red_modules"]])
     out["renewals_90d"] = _renewals(frame, day, out["band_order"])
     out["quadrants"] = _quadrants(site)
     out["stale"] = staleness(site, day)
@@ -181,6 +183,7 @@ class AccountFilter:
     desc: bool = False
     page: int = 1
     per_page: int = 50
+    red_module: str | None = None  # yes: any module red; no: none
 
 
 def accounts(site: Site, f: AccountFilter, paged: bool = True) -> dict[str, Any]:
@@ -218,6 +221,8 @@ def _mask(frame: pd.DataFrame, f: AccountFilter, day: date) -> pd.Series:
         keep &= _renews_within(frame, day, f.renewal_days)
     if f.min_coverage is not None:
         keep &= frame["coverage"] >= f.min_coverage
+    if f.red_module in ("yes", "no"):
+        keep &= (frame["red_modules"] > 0) == (f.red_module == "yes")
     if f.q:
         text = f.q.strip().lower()
         keep &= (frame["account_id"].str.lower().str.contains(text, regex=False)
@@ -246,7 +251,20 @@ def account(site: Site, account_id: str, user: dict[str, Any]) -> dict[str, Any]
     out["details"] = {k: _clean(head.get(k)) for k in
                       ("arr", "lifecycle_stage", "renewal_date", "industry", "grade") if k in head}
     out["can_act"] = may_act_on(user, out.get("csm"), wf.teams())
+    out["modules"] = module_strip(out["scorecards"][0], wf.account(account_id))
+    out["marks"] = wf.marks(account_id)
+    marked = {m["module"]: m for m in out["marks"]}
+    for m in out["modules"]:
+        m["mark"] = marked.get(m["module"])
     return out
+
+
+def module_strip(card: dict[str, Any], row: dict[str, Any]) -> list[dict[str, Any]]:
+    """The primary scorecard's modules (top-level groups) with their colour (a CSM's active
+    mark included, as the list and the API have it) and score."""
+    return [{"module": g["group"], "label": g["label"],
+             "colour": row.get(f"c__{g['group']}") or g["colour"], "score": g["score"]}
+            for g in card["groups"] if "." not in g["group"]]
 
 
 def measure_rows(site: Site, account_id: str, measure: str) -> dict[str, Any]:

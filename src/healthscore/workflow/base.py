@@ -15,9 +15,9 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from healthscore.config.model import ProjectConfig
 from healthscore.errors import ConflictError, ForbiddenError, NotFoundError
-from healthscore.report import final_scores
+from healthscore.report import final_scores, with_marks
 from healthscore.store.snapshots import SnapshotStore
-from healthscore.tables import Audit, Override, TimelineEntry, User
+from healthscore.tables import Audit, ModuleMark, Override, TimelineEntry, User
 from healthscore.workflow.config import WorkflowConfig, load_workflow
 from healthscore.workflow.db import Store, store_url
 
@@ -57,8 +57,7 @@ class Context:
         self.snapshots = snapshots
         self.spec = config.workflow
         self.store = Store(store_url(config.root, config.state_dir, url or config.workflow.url))
-        scored = sorted({m for sc in config.all_scorecards for m in sc.measures})
-        self.wf: WorkflowConfig = load_workflow(config.root, scored)
+        self.wf: WorkflowConfig = load_workflow(config.root, config.rule_names())
         self.clock = clock or (_on_day(today) if today is not None else system_clock)
 
     @property
@@ -131,7 +130,17 @@ class Context:
                 q = q.where(Override.set_at <= end, Override.expires_on > day,
                             (Override.ended_at.is_(None)) | (Override.ended_at > end))
             active = [row_dict(o) for o in s.scalars(q)]
-        return final_scores(frame, active, self.config)
+        # marks set since the latest snapshot was scored count at once (the next run scores them)
+        marks = self.active_marks() if day >= self.snapshots.latest() else []
+        return final_scores(with_marks(frame, marks, self.config), active, self.config)
+
+    def active_marks(self, account_id: str | None = None) -> list[dict[str, Any]]:
+        with self.store.session() as s:
+            q = select(ModuleMark).where(ModuleMark.ended_at.is_(None),
+                                         ModuleMark.expires_on > self.today)
+            if account_id is not None:
+                q = q.where(ModuleMark.account_id == account_id)
+            return [row_dict(m) for m in s.scalars(q.order_by(ModuleMark.id))]
 
     def account(self, account_id: str) -> dict[str, Any]:
         if not self.snapshots.dates():
@@ -141,6 +150,7 @@ class Context:
         if rows.empty:
             raise NotFoundError(f"no account {account_id!r} in the latest scores "
                                 f"({self.snapshots.latest()}). Check the id.")
+        rows = with_marks(rows, self.active_marks(account_id), self.config)
         return no_nan(dict(rows.iloc[0]))
 
     # ------------------------------------------------------------------ audit and timeline

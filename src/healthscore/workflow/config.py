@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from healthscore.config.errors import raise_config_error
-from healthscore.config.expressions import ExpressionError, parse
+from healthscore.config.expressions import ExpressionError, column_name, parse
 from healthscore.config.load import read_yaml
 from healthscore.config.windows import parse_days
 from healthscore.errors import ConfigError
@@ -80,12 +80,19 @@ def _check_rule(name: str, rule: RuleSpec, rel: str, known: set[str], playbooks:
         raise ConfigError(f"{rel}: {name}.when: {err}") from None
     from sqlglot import exp
 
-    unknown = sorted({c.name for c in tree.find_all(exp.Column)} - known)
+    unknown = sorted({column_name(c) for c in tree.find_all(exp.Column)} - known)
     if unknown:
         raise ConfigError(
             f"{rel}: {name}.when: unknown name {unknown[0]!r} in {rule.when!r}. Use a measure of "
-            f"the project's scorecards or one of: {', '.join(FACTS)}."
+            f"the project's scorecards, module.GROUP (its colour), group_score.GROUP or one "
+            f"of: {', '.join(FACTS)}."
         )
+    module = rule.cta.module
+    groups = sorted(k.removeprefix("module.") for k in known if k.startswith("module."))
+    if module is not None and groups and module not in groups:
+        raise ConfigError(f"{rel}: {name}.cta.module: no group {module!r} in the project's "
+                          f"scorecards: the CTA would colour no module. Groups: "
+                          f"{', '.join(groups)}.")
     if rule.cta.playbook and rule.cta.playbook not in playbooks:
         raise ConfigError(f"{rel}: {name}.cta.playbook: no playbook named {rule.cta.playbook!r}. "
                           f"Playbooks: {', '.join(sorted(playbooks))}.")

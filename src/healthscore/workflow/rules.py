@@ -21,6 +21,7 @@ from healthscore.report import with_trends
 from healthscore.tables import AppliedRun, Audit, Cta
 from healthscore.workflow.base import SYSTEM, Context, Service, no_nan
 from healthscore.workflow.ctas import CtaService
+from healthscore.workflow.marks import MarkService
 from healthscore.workflow.notify import NotifyService
 from healthscore.workflow.overrides import OverrideService
 from healthscore.workflow.success_plans import SuccessPlanService
@@ -34,6 +35,7 @@ class Plan:
     open: list[dict[str, Any]] = field(default_factory=list)
     close: list[dict[str, Any]] = field(default_factory=list)
     lapse: list[int] = field(default_factory=list)
+    lapse_marks: list[int] = field(default_factory=list)  # module marks past their expiry
     escalate: list[int] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)  # duplicates, cooldown
     fingerprint: int = 0  # the newest audit id when the plan was made
@@ -56,8 +58,10 @@ class RulesService(Service):
     """Rules -> a plan (a value) -> apply it in one transaction."""
 
     def __init__(self, ctx: Context, ctas: CtaService, overrides: OverrideService,
-                 success_plans: SuccessPlanService, notify: NotifyService) -> None:
+                 success_plans: SuccessPlanService, notify: NotifyService,
+                 marks: MarkService) -> None:
         super().__init__(ctx)
+        self.marks = marks
         self.ctas, self.overrides = ctas, overrides
         self.success_plans, self.notify = success_plans, notify
 
@@ -69,6 +73,8 @@ class RulesService(Service):
         now = self.scores(day) if scores is None else self.with_overrides(scores, day)
         frame = with_trends(self.snapshots, day, now)
         frame = frame.rename(columns={c: c[3:] for c in frame.columns if c.startswith("m__")})
+        frame = frame.rename(columns={c: f"{_FACT_PREFIX[c[:3]]}.{c[3:]}" for c in frame.columns
+                                      if c[:3] in _FACT_PREFIX})
         prev_day = self._previous_date(day)
         prev = self.scores(prev_day).set_index("account_id")["band"] if prev_day else None
         frame["previous_band"] = frame["account_id"].map(prev) if prev is not None else None
@@ -137,6 +143,7 @@ class RulesService(Service):
                 plan.close.append({"cta_id": c.id, "account_id": c.account_id, "rule": c.rule,
                                    "reason": c.reason})
         plan.lapse = self.overrides.lapsing_overrides()
+        plan.lapse_marks = self.marks.lapsing_marks()
         closing = {c["cta_id"] for c in plan.close}  # a CTA that closes is not escalated too
         plan.escalate = [i for i in self.ctas.overdue_to_escalate()
                          if i not in closing]
@@ -184,6 +191,8 @@ class RulesService(Service):
                                    f"{ch['account_id']}: band {ch['from']} -> {ch['to']}")
             for ov in plan.lapse:
                 self.overrides.lapse(s, ov, SYSTEM)
+            for mark in plan.lapse_marks:
+                self.marks.lapse(s, mark, SYSTEM)
             opened = []
             for o in plan.open:
                 account = {"account_id": o["account_id"],
@@ -213,6 +222,9 @@ TEXT_FACTS = {"account_id", "name", "band", "previous_band", "grade", "scorecard
               "segment", "industry", "csm", "lifecycle_stage", "system_band", "override"}
 
 
+_FACT_PREFIX = {"c__": "module", "g__": "group_score"}  # module.usage, group_score.usage
+
+
 def _plain(frame: pd.DataFrame) -> pd.DataFrame:
     """Only columns a rule can read, with types DuckDB takes as they are."""
     keep = {}
@@ -220,7 +232,7 @@ def _plain(frame: pd.DataFrame) -> pd.DataFrame:
         if col.startswith(("s__", "g__")):
             continue
         series = frame[col]
-        if col in TEXT_FACTS:
+        if col in TEXT_FACTS or col.startswith("module."):
             series = series.map(lambda v: None if v is None or v != v else str(v)).astype("string")
         elif series.dtype == object and (series.isna().all() or col.startswith("change_")):
             series = pd.to_numeric(series, errors="coerce").astype("float64")  # no history yet

@@ -16,6 +16,7 @@ from healthscore.store.snapshots import SnapshotStore
 from healthscore.workflow.access import SESSION_HOURS, AccessService
 from healthscore.workflow.base import SYSTEM, Clock, Context, Service
 from healthscore.workflow.ctas import CtaService
+from healthscore.workflow.marks import MarkService
 from healthscore.workflow.notify import NotifyService
 from healthscore.workflow.overrides import OverrideService
 from healthscore.workflow.rules import Plan, RulesService
@@ -45,8 +46,10 @@ class Workflow(Service):
         self._svc_success_plans = SuccessPlanService(ctx)
         self._svc_ctas = CtaService(ctx, self._svc_notify)
         self._svc_strategy = StrategyService(ctx)
+        self._svc_marks = MarkService(ctx)
         self._svc_rules = RulesService(
-            ctx, self._svc_ctas, self._svc_overrides, self._svc_success_plans, self._svc_notify
+            ctx, self._svc_ctas, self._svc_overrides, self._svc_success_plans, self._svc_notify,
+            self._svc_marks,
         )
 
     # ------------------------------------------------------------------ shared
@@ -170,6 +173,24 @@ class Workflow(Service):
 
     def timeline(self, account_id: str, limit: int = 200) -> list[dict[str, Any]]:
         return self._svc_timeline.timeline(account_id, limit)
+
+    # ------------------------------------------------------------------ module marks
+    def mark_module(self, account_id: str, module: str, colour: str, *, actor: str,
+                    reason_code: str, note: str, expires_on: date,
+                    version: int | None = None) -> dict[str, Any]:
+        return self._svc_marks.mark_module(account_id, module, colour, actor=actor,
+                                           reason_code=reason_code, note=note,
+                                           expires_on=expires_on, version=version)
+
+    def clear_mark(self, account_id: str, module: str, *, actor: str,
+                   note: str = "") -> dict[str, Any]:
+        return self._svc_marks.clear_mark(account_id, module, actor=actor, note=note)
+
+    def marks(self, account_id: str | None = None, active_only: bool = True) -> list[dict[str, Any]]:
+        return self._svc_marks.marks(account_id, active_only)
+
+    def modules(self, scorecard: str | None) -> dict[str, str]:
+        return self._svc_marks.modules(scorecard)
 
     # ------------------------------------------------------------------ overrides
     def set_override(

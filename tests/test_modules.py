@@ -1,0 +1,302 @@
+"""Module colours (seed 002): a module is coloured by its score's band, by its CTAs (none:
+green, open: yellow, critical: red) or by the worse of the two; a CSM's mark wins until it
+expires; the account's band follows from its score or its modules. Point-in-time throughout."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from healthscore.errors import ConfigError, InvalidActionError
+from healthscore.project import Project
+from healthscore.workflow.service import Workflow
+
+from .projects import write_project
+
+D = date(2025, 3, 1)  # the mini project's as-of date: logins score A1 100, A2 50, A3 0
+DATES = [date(2025, 3, 1), date(2025, 3, 2), date(2025, 3, 5)]
+
+MEASURES = (
+    'logins_30: {type: count, entity: usage_events, filter: "event = \'login\'", window: 30d,'
+    " scheme: {type: linear, low: 0, high: 2}}\n"
+    "tenure_days: {type: tenure, unit: days, scheme: {type: linear, low: 0, high: 30}}\n"
+)
+
+
+def card(overall: str = "weighted", onboarding: str = "ctas", extra: str = "") -> str:
+    return (f"overall: {overall}\n"
+            "groups:\n"
+            "  usage: {weight: 50, measures: {logins_30: 100}}\n"
+            f"  onboarding: {{weight: 50, colour: {onboarding}, measures: {{tenure_days: 100}}"
+            f"{extra}}}\n")
+
+
+def make(tmp_path: Path, scorecard: str) -> Project:
+    root = write_project(tmp_path, {"measures/usage.yml": MEASURES,
+                                    "scorecards/default.yml": scorecard})
+    project = Project.load(root)
+    project.run(as_of=date(2025, 1, 31), apply_rules=False)  # the accounts, known to the workflow
+    return project
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.at = datetime(2025, 2, 1, 9)
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+@pytest.fixture
+def history(tmp_path: Path) -> Iterator[tuple[Project, Workflow, Clock]]:
+    """The workflow as it went: CTAs opened, marked critical and closed, a mark set, each on
+    its day."""
+    project = make(tmp_path, card())
+    clock = Clock()
+    w = Workflow(project.config, project.store, today=date(2025, 2, 1), clock=clock)
+    w.add_user("ada", "admin")
+    clock.at = datetime(2025, 2, 1, 9)
+    a3 = w.open_cta("A3", "lifecycle", "Kickoff slipped", actor="ada", module="onboarding")
+    clock.at = datetime(2025, 2, 15, 9)
+    w.mark_critical(a3["id"], actor="ada")
+    clock.at = datetime(2025, 2, 20, 9)
+    w.open_cta("A1", "lifecycle", "Data integration stuck", actor="ada", module="onboarding")
+    clock.at = datetime(2025, 2, 25, 9)
+    w.close_cta(a3["id"], "resolved", actor="ada")
+    clock.at = datetime(2025, 3, 2, 9)  # after D: must not colour D
+    w.open_cta("A2", "lifecycle", "Admin left", actor="ada", module="onboarding")
+    yield project, w, clock
+    w.close()
+
+
+def colours(project: Project, day: date, col: str) -> dict[str, str]:
+    frame = project.scores(day).to_pandas().set_index("account_id")
+    return {str(k): v for k, v in frame[col].items()}
+
+
+def test_a_module_is_coloured_by_its_ctas_point_in_time(history) -> None:
+    project, _, _ = history
+    project.run(dates=DATES, apply_rules=False)
+    # A1: an open CTA -> yellow; A2: its CTA opened the day after D -> green on D;
+    # A3: critical, but closed before D -> green
+    assert colours(project, D, "c__onboarding") == {"A1": "yellow", "A2": "green", "A3": "green"}
+    assert colours(project, date(2025, 3, 2), "c__onboarding")["A2"] == "yellow"
+    # the usage module has colour: score -> its score's band (100 green, 50 yellow, 0 red)
+    assert colours(project, D, "c__usage") == {"A1": "green", "A2": "yellow", "A3": "red"}
+
+
+def test_a_critical_cta_makes_the_module_red_while_it_is_open(history) -> None:
+    project, _, _ = history
+    project.run(dates=[date(2025, 2, 14), date(2025, 2, 15), date(2025, 2, 25)],
+                apply_rules=False)
+    a3 = [colours(project, d, "c__onboarding")["A3"]
+          for d in (date(2025, 2, 14), date(2025, 2, 15), date(2025, 2, 25))]
+    assert a3 == ["yellow", "red", "green"]  # open; marked critical that day; closed that day
+
+
+def test_a_csm_mark_wins_from_its_day_until_its_expiry_day(history) -> None:
+    project, w, clock = history
+    clock.at = datetime(2025, 2, 27, 16)
+    with pytest.raises(InvalidActionError, match=r"^module: A2's scorecard has no module 'sales'"):
+        w.mark_module("A2", "sales", "red", actor="ada", reason_code="renewal_risk",
+                      note="x", expires_on=date(2025, 3, 5))
+    w.mark_module("A2", "usage", "red", actor="ada", reason_code="renewal_risk",
+                  note="Says the tool is too hard", expires_on=date(2025, 3, 5))
+    project.run(dates=[date(2025, 2, 26), *DATES], apply_rules=False)
+    a2 = [colours(project, d, "c__usage")["A2"]
+          for d in (date(2025, 2, 26), date(2025, 3, 1), date(2025, 3, 2), date(2025, 3, 5))]
+    # not before it was set; red from the day it was set; its expiry day the score rules again
+    assert a2[1:] == ["red", "red", "yellow"]
+    assert a2[0] != "red"
+    timeline = [e["kind"] for e in w.timeline("A2")]
+    assert "module_marked" in timeline
+
+
+def test_colour_worst_takes_the_worse_of_score_and_ctas(tmp_path: Path) -> None:
+    project = make(tmp_path, card(onboarding="worst"))
+    w = Workflow(project.config, project.store, today=date(2025, 2, 1),
+                 clock=lambda: datetime(2025, 2, 1, 9))
+    w.add_user("ada", "admin")
+    w.open_cta("A1", "lifecycle", "Kickoff slipped", actor="ada", module="onboarding")
+    w.close()
+    project.run(as_of=D, apply_rules=False)
+    scores = project.scores(D).to_pandas().set_index("account_id")
+    # tenure 30+ days everywhere except A3 (started 2025-01-15: 45 days) -> score green;
+    # A1's open CTA makes it yellow
+    assert scores.loc["A1", "c__onboarding"] == "yellow"
+    assert scores.loc["A2", "c__onboarding"] == "green"
+
+
+@pytest.mark.parametrize(("overall", "expected"), [
+    ("weighted", {"A1": "green", "A2": "green", "A3": "yellow"}),
+    ("worst_module", {"A1": "yellow", "A2": "yellow", "A3": "red"}),
+    ("{policy: count, red: 1, yellow: 2}", {"A1": "green", "A2": "green", "A3": "red"}),
+    ("{policy: count, red: 2, yellow: 1}", {"A1": "yellow", "A2": "yellow", "A3": "yellow"}),
+])
+def test_the_account_band_follows_the_overall_policy(tmp_path: Path, overall: str,
+                                                     expected: dict[str, str]) -> None:
+    project = make(tmp_path, card(overall=overall))
+    w = Workflow(project.config, project.store, today=date(2025, 2, 1),
+                 clock=lambda: datetime(2025, 2, 20, 9))
+    w.add_user("ada", "admin")
+    w.open_cta("A1", "lifecycle", "Kickoff slipped", actor="ada", module="onboarding")
+    w.close()
+    project.run(as_of=D, apply_rules=False)
+    # usage: A1 green (100), A2 yellow (50), A3 red (0); onboarding: A1 yellow (open CTA),
+    # A2 and A3 green. Weighted: A1 100, A2 75 (green from 70), A3 50 (yellow)
+    assert colours(project, D, "band") == expected
+
+
+def test_red_at_ctas_makes_a_busy_module_red(tmp_path: Path) -> None:
+    project = make(tmp_path, card(extra=", red_at_ctas: 2"))
+    w = Workflow(project.config, project.store, today=date(2025, 2, 1),
+                 clock=lambda: datetime(2025, 2, 20, 9))
+    w.add_user("ada", "admin")
+    w.open_cta("A1", "lifecycle", "Kickoff slipped", actor="ada", module="onboarding")
+    w.open_cta("A1", "lifecycle", "No admin named", actor="ada", module="onboarding")
+    w.open_cta("A2", "lifecycle", "No admin named", actor="ada", module="onboarding")
+    w.close()
+    project.run(as_of=D, apply_rules=False)
+    assert colours(project, D, "c__onboarding") == {"A1": "red", "A2": "yellow", "A3": "green"}
+
+
+@pytest.mark.parametrize(("scorecard", "message"), [
+    (card(onboarding="score", extra=", red_at_ctas: 2"),
+     "scorecards/default.yml: groups.onboarding.red_at_ctas: counts the module's open CTAs, "
+     "which only 'colour: ctas' or 'colour: worst' reads. Add one of them, or remove "
+     "red_at_ctas."),
+    (card(extra=", bands: [{name: bad, min: 0}, {name: good, min: 50}]"),
+     "scorecards/default.yml: groups.onboarding.bands: must name the scorecard's bands in the "
+     "same order (red, yellow, green); only the mins may differ. Got bad, good."),
+])
+def test_colour_settings_that_cannot_work_are_refused(tmp_path: Path, scorecard: str,
+                                                      message: str) -> None:
+    root = write_project(tmp_path, {"measures/usage.yml": MEASURES,
+                                    "scorecards/default.yml": scorecard})
+    with pytest.raises(ConfigError) as err:
+        Project.load(root)
+    assert err.value.message == message
+
+
+def test_a_scorecard_without_colours_keeps_its_version(tmp_path: Path) -> None:
+    """Adding module colours changed no existing scorecard's version (history stays one)."""
+    mini = Project.load(write_project(tmp_path / "mini", {}))
+    assert mini.config.scorecards[0].version(mini.config.measures) == "cb1d61dd3bb8"  # as before
+    project = make(tmp_path, "groups: {usage: {weight: 100, measures: {logins_30: 100}}}\n")
+    sc = project.config.scorecards[0]
+    body = sc.definition(project.config.measures)
+    assert "overall" not in body and "colour" not in body["groups"][0]
+    coloured = make(tmp_path / "b", card())
+    groups = coloured.config.scorecards[0].definition(coloured.config.measures)["groups"]
+    assert groups[1]["colour"] == "ctas" and "colour" not in groups[0]
+
+
+def test_rules_read_module_colours_and_group_scores(tmp_path: Path) -> None:
+    rules = ("usage_red:\n  when: \"module.usage = 'red'\"\n"
+             "  cta: {type: risk, reason: Usage module red, module: onboarding}\n"
+             "usage_low:\n  when: \"group_score.usage < 60\"\n"
+             "  cta: {type: risk, reason: Usage score low}\n")
+    root = write_project(tmp_path, {"measures/usage.yml": MEASURES,
+                                    "scorecards/default.yml": card(),
+                                    "rules/modules.yml": rules})
+    project = Project.load(root)
+    project.run(as_of=D, today=D)  # the rules open their CTAs on D
+    w = project.workflow(today=D)
+    try:
+        opened = {(c["account_id"], c["reason"]) for c in w.ctas(status="open")}
+    finally:
+        w.close()
+    # usage: A1 100 green, A2 50 yellow, A3 0 red
+    assert opened == {("A3", "Usage module red"), ("A2", "Usage score low"),
+                      ("A3", "Usage score low")}
+    # the rule's CTA is on the onboarding module: the next run colours it yellow
+    project.run(as_of=D, apply_rules=False)
+    assert colours(project, D, "c__onboarding")["A3"] == "yellow"
+
+
+def test_a_rule_cta_on_a_module_that_does_not_exist_is_refused(tmp_path: Path) -> None:
+    rules = ("r:\n  when: \"score < 50\"\n  cta: {type: risk, reason: x, module: onbording}\n")
+    root = write_project(tmp_path, {"measures/usage.yml": MEASURES,
+                                    "scorecards/default.yml": card(), "rules/r.yml": rules})
+    with pytest.raises(ConfigError) as err:
+        Project.load(root).run(as_of=D)
+    assert err.value.message == (
+        "rules/r.yml: r.cta.module: no group 'onbording' in the project's scorecards: the CTA "
+        "would colour no module. Groups: onboarding, usage.")
+
+
+@settings(max_examples=60, deadline=None)
+@given(policy=st.sampled_from(["worst_module", "count"]), red=st.integers(1, 3),
+       yellow=st.integers(1, 3),
+       rows=st.lists(st.lists(st.sampled_from(["red", "yellow", "green", None]), min_size=3,
+                              max_size=3), min_size=1, max_size=12))
+def test_the_band_from_marks_is_the_band_a_run_would_score(policy: str, red: int, yellow: int,
+                                                           rows: list[list[str | None]]) -> None:
+    """The account band recomputed when a mark is set (pandas) equals the engine's rule."""
+    import pyarrow as pa
+
+    from healthscore.config.model import DEFAULT_BANDS, Group, Scorecard
+    from healthscore.engine.adapter import make_engine
+    from healthscore.scoring.scorecard import _account_band
+
+    groups = tuple(Group(n, n, 100 / 3, n) for n in ("a", "b", "c"))
+    sc = Scorecard("s", "s.yml", "", None, 0, DEFAULT_BANDS, (), groups, overall=policy,
+                   count_red=red, count_yellow=yellow)
+    table = pa.table({f"c__{g}": pa.array([r[i] for r in rows], pa.string())
+                      for i, g in enumerate("abc")} | {"score": [1.0] * len(rows),
+                                                       "coverage": [1.0] * len(rows)})
+    engine = make_engine("duckdb")
+    try:
+        t = engine.register_arrow(table, "cols")
+        got = engine.to_arrow(t.select(band=_account_band(sc, t)))["band"].to_pylist()
+    finally:
+        engine.close()
+    assert got == [sc.band_from_modules(r) for r in rows]
+
+
+def test_a_mark_shows_at_once_in_the_list_account_360_export_and_band(tmp_path: Path) -> None:
+    """One number everywhere: a mark set after the snapshot was scored is in the list filter,
+    the account's module strip and band, the CSV export and the API, before the next run."""
+    from fastapi.testclient import TestClient
+
+    from healthscore.web.app import create_app
+    from healthscore.workflow.access import hash_password
+
+    project = make(tmp_path, card(overall="worst_module"))
+    project.run(as_of=D, apply_rules=False)
+    app = create_app(project, url=f"sqlite:///{tmp_path / 'wf.db'}", today=D)
+    w = app.state.site.wf
+    w.add_user("ada", "admin", password_hash=hash_password("pw-123456789"))
+    token = w.create_token("ada", "t", actor="ada")["token"]
+    client = TestClient(app)
+    auth = {"Authorization": f"Bearer {token}"}
+    before = client.get("/api/accounts?red_module=yes", headers=auth).json()
+    assert [a["account_id"] for a in before["accounts"]] == ["A3"]  # usage 0: red
+    r = client.post("/api/accounts/A1/marks", headers=auth, json={
+        "module": "onboarding", "colour": "red", "reason_code": "not_ready",
+        "note": "No admin named yet", "expires_on": "2025-03-31"})
+    assert r.status_code == 201, r.text
+    after = client.get("/api/accounts?red_module=yes", headers=auth).json()
+    assert sorted(a["account_id"] for a in after["accounts"]) == ["A1", "A3"]
+    row = next(a for a in after["accounts"] if a["account_id"] == "A1")
+    assert (row["band"], row["red_modules"]) == ("red", 1)  # worst_module: A1 is red now
+    a1 = client.get("/api/accounts/A1", headers=auth).json()
+    strip = {m["module"]: (m["colour"], (m["mark"] or {}).get("reason_code"))
+             for m in a1["modules"]}
+    assert strip == {"usage": ("green", None), "onboarding": ("red", "not_ready")}
+    assert a1["final"]["final_band"] == "red"
+    csv = client.get("/api/accounts.csv?red_module=yes", headers=auth).text
+    assert "A1," in csv and "red_modules" in csv.splitlines()[0]
+    page = client.get("/accounts/A1", headers=auth).text
+    assert 'data-module="onboarding" data-colour="red"' in page
+    bad = client.post("/api/accounts/A1/marks", headers=auth, json={
+        "module": "onboarding", "colour": "purple", "reason_code": "not_ready",
+        "note": "x", "expires_on": "2025-03-31"})
+    assert bad.status_code == 422 and "colour" in bad.text
+    client.close()
+    w.close()
