@@ -23,7 +23,7 @@ END = date(2026, 10, 31)
 WINDOW_START = pd.Timestamp("2024-11-01")
 END_EXCL = pd.Timestamp("2026-11-01")
 WRITTEN = [name for name in ENTITIES
-           if name not in ("manual_values", "subscriptions", "ctas", "touches")]
+           if name not in ("manual_values", "subscriptions", "ctas", "touches", "module_marks")]
 ARROW = {
     "string": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(),
     "date": pa.date32(), "timestamp": pa.timestamp("us"),

@@ -294,6 +294,8 @@ def test_a_mark_shows_at_once_in_the_list_account_360_export_and_band(tmp_path: 
     assert "A1," in csv and "red_modules" in csv.splitlines()[0]
     page = client.get("/accounts/A1", headers=auth).text
     assert 'data-module="onboarding" data-colour="red"' in page
+    listed = client.get("/accounts?red_module=yes", headers=auth)  # no renewal dates: no NaT
+    assert listed.status_code == 200 and "A1" in listed.text and "NaT" not in listed.text
     bad = client.post("/api/accounts/A1/marks", headers=auth, json={
         "module": "onboarding", "colour": "purple", "reason_code": "not_ready",
         "note": "x", "expires_on": "2025-03-31"})

@@ -82,10 +82,10 @@ def _clean(v: Any) -> Any:
         return int(v)
     if isinstance(v, np.bool_):
         return bool(v)
+    if v is None or v is pd.NaT or isinstance(v, np.datetime64) and np.isnat(v):
+        return None  # a date column with no date at all comes as datetime64 NaT
     if isinstance(v, date):
         return v.isoformat()
-    if v is pd.NaT or v is None:
-        return None
     return v
 
 
@@ -104,7 +104,7 @@ def portfolio(site: Site) -> dict[str, Any]:
     out["trending_down"] = records(
         frame[(frame["change_30d"] < 0) & (frame["change_90d"] < 0)]
         .sort_values("change_90d").head(10)[["account_id", "name", "csm", "score", "band",
-                                              "change_30d", "change_90d", "red_modules"]])
+                                              "change_30d", "change_90d"]])
     out["renewals_90d"] = _renewals(frame, day, out["band_order"])
     out["quadrants"] = _quadrants(site)
     out["stale"] = staleness(site, day)
