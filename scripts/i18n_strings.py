@@ -57,7 +57,7 @@ DYNAMIC: dict[str, tuple[str, ...]] = {
                        "cta_critical", "cta_decided", "cta_escalated", "task_done",
                        "override_set", "override_cleared", "override_lapsed", "plan_change",
                        "band_change", "module_marked", "module_mark_cleared",
-                       "module_mark_lapsed"),
+                       "module_mark_lapsed", "manual_value"),
     # healthscore.workflow.overrides.REASON_CODES
     "reason codes": ("relationship", "data_gap", "known_issue", "business_change",
                      "renewal_signal", "other"),

@@ -440,8 +440,7 @@ def test_bad_missing_mentions_numbers(tmp_path: Path) -> None:
     "r: {type: ratio, numerator: logins_30, denominator: accounts.seats, "
     "scheme: {type: linear, low: 0, high: 1}}",
     "r: {type: attribute, column: tier, scheme: {type: category, map: {a: 100}}}",
-    "r: {type: manual, scheme: {type: linear, low: 1, high: 5}}",
-], ids=["ratio", "attribute", "manual"])
+], ids=["ratio", "attribute"])
 def test_unknown_account_column_or_source_is_a_config_error(tmp_path: Path, measure: str) -> None:
     write_project(tmp_path, {M: MEASURES_YML + measure + "\n",
                              S: "groups: {usage: {weight: 100, measures: {r: 100}}}\n"})

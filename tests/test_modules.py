@@ -4,6 +4,7 @@ expires; the account's band follows from its score or its modules. Point-in-time
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -36,8 +37,8 @@ def card(overall: str = "weighted", onboarding: str = "ctas", extra: str = "") -
             f"{extra}}}\n")
 
 
-def make(tmp_path: Path, scorecard: str) -> Project:
-    root = write_project(tmp_path, {"measures/usage.yml": MEASURES,
+def make(tmp_path: Path, scorecard: str, measures: str = MEASURES) -> Project:
+    root = write_project(tmp_path, {"measures/usage.yml": measures,
                                     "scorecards/default.yml": scorecard})
     project = Project.load(root)
     project.run(as_of=date(2025, 1, 31), apply_rules=False)  # the accounts, known to the workflow
@@ -302,3 +303,85 @@ def test_a_mark_shows_at_once_in_the_list_account_360_export_and_band(tmp_path: 
     assert bad.status_code == 422 and "colour" in bad.text
     client.close()
     w.close()
+
+
+# ----------------------------------------------------------------------------- manual inputs
+
+SENTIMENT = ("csm_sentiment: {type: manual, max_age: 30d, min: 1, max: 5,"
+             " scheme: {type: linear, low: 1, high: 5}}\n")
+
+
+def test_values_entered_in_the_app_feed_manual_measures_point_in_time(tmp_path: Path) -> None:
+    card_ = "groups: {usage: {weight: 50, measures: {logins_30: 100}},\n" \
+            "         sentiment: {weight: 50, measures: {csm_sentiment: 100}}}\n"
+    root = write_project(tmp_path, {"measures/usage.yml": MEASURES + SENTIMENT,
+                                    "scorecards/default.yml": card_})
+    project = Project.load(root)  # no manual_values source: the store's values are read
+    project.run(as_of=date(2025, 1, 31), apply_rules=False)
+    clock = Clock()
+    w = Workflow(project.config, project.store, today=date(2025, 2, 1), clock=clock)
+    w.add_user("ada", "admin")
+    with pytest.raises(InvalidActionError) as err:
+        w.enter_value("A1", "csm_sentiment", 7, actor="ada")
+    assert err.value.message == "value: csm_sentiment takes values from 1 to 5. Got 7."
+    with pytest.raises(InvalidActionError) as err:
+        w.enter_value("A1", "logins_30", 3, actor="ada")
+    assert err.value.message == ("measure: 'logins_30' is no manual measure of the project. "
+                                 "Manual measures: csm_sentiment.")
+    clock.at = datetime(2025, 2, 20, 15)
+    w.enter_value("A1", "csm_sentiment", 2, actor="ada", note="Unhappy with support")
+    clock.at = datetime(2025, 3, 2, 9)  # the day after D
+    w.enter_value("A1", "csm_sentiment", 5, actor="ada", note="All sorted")
+    assert [v["value"] for v in w.entered_values("A1")] == [5.0, 2.0]
+    assert w.timeline("A1")[0]["text"] == "csm_sentiment = 5: All sorted"
+    w.close()
+    project.run(dates=[date(2025, 2, 19), D, date(2025, 3, 2), date(2025, 3, 25)],
+                apply_rules=False)
+    got = [project.scores(d).to_pandas().set_index("account_id").loc["A1", "m__csm_sentiment"]
+           for d in (date(2025, 2, 19), D, date(2025, 3, 2), date(2025, 3, 25))]
+    # before it was entered: none; on D the first value; then the second; 30 days on: too old
+    assert got[1:3] == [2.0, 5.0]
+    assert math.isnan(got[0])  # nothing entered yet
+    assert got[3] == 5.0  # 23 days old, within max_age 30d
+
+
+def test_only_who_may_act_on_the_account_enters_values_or_marks(tmp_path: Path) -> None:
+    from healthscore.errors import ForbiddenError
+
+    project = make(tmp_path, card(extra=", groups: {mood: {weight: 100, measures: "
+                                        "{csm_sentiment: 100}}}").replace(
+        "measures: {tenure_days: 100}, ", ""), MEASURES + SENTIMENT)
+    w = Workflow(project.config, project.store, today=date(2025, 2, 1))
+    w.add_user("ada", "admin")
+    w.add_user("cara", "csm", actor="ada")  # the mini accounts have no CSM: not hers
+    with pytest.raises(ForbiddenError):
+        w.mark_module("A1", "usage", "red", actor="cara", reason_code="other", note="x",
+                      expires_on=date(2025, 3, 1))
+    with pytest.raises(ForbiddenError):
+        w.enter_value("A1", "csm_sentiment", 3, actor="cara")
+    assert w.marks() == [] and w.entered_values("A1") == []
+    assert not {"module_mark", "manual_value"} & {a["entity"] for a in w.audit()}
+    w.close()
+
+
+def test_entered_values_add_to_a_manual_values_file(tmp_path: Path) -> None:
+    from .projects import csv_text
+
+    card_ = "groups: {sentiment: {weight: 100, measures: {csm_sentiment: 100}}}\n"
+    root = write_project(tmp_path, {
+        "healthscore.yml": "name: mini\nsources:\n  accounts: {path: data/accounts.csv}\n"
+                           "  usage_events: {path: data/usage_events.csv}\n"
+                           "  manual_values: {path: data/manual.csv}\nscorecards: [default]\n",
+        "data/manual.csv": csv_text(["account_id", "measure", "value", "entered_at"],
+                                    [("A2", "csm_sentiment", 4, "2025-02-10 10:00:00")]),
+        "measures/usage.yml": MEASURES + SENTIMENT, "scorecards/default.yml": card_})
+    project = Project.load(root)
+    project.run(as_of=date(2025, 1, 31), apply_rules=False)
+    w = Workflow(project.config, project.store, today=date(2025, 2, 1),
+                 clock=lambda: datetime(2025, 2, 20, 9))
+    w.add_user("ada", "admin")
+    w.enter_value("A1", "csm_sentiment", 1, actor="ada")
+    w.close()
+    project.run(as_of=D, apply_rules=False)
+    values = colours(project, D, "m__csm_sentiment")
+    assert (values["A1"], values["A2"]) == (1.0, 4.0)

@@ -83,13 +83,22 @@ def load_sources(config: ProjectConfig, engine: Engine, progress: Progress) -> L
 
 
 def _read_module_state(config: ProjectConfig, loaded: Loaded) -> None:
-    """The workflow store's CTAs and marks that colour modules, when not read as sources."""
-    for entity, source in config.module_sources.items():
-        if entity in loaded.tables:
-            continue  # listed as a source: read and checked above
+    """What the workflow store holds for scoring: the marks and CTAs that colour modules, the
+    values CSMs entered for manual measures (added to a manual_values file's rows)."""
+    for entity, source in config.store_sources.items():
+        listed = config.sources.get(entity)
+        if listed is not None and listed.format == "workflow":
+            continue  # listed as a workflow source: read and checked above
         rows = workflow_rows(source.location, entity)
-        if rows.num_rows:
-            loaded.tables[entity] = loaded.engine.register_arrow(rows, temp_name(entity))
+        if not rows.num_rows and (entity != "manual_values" or entity in loaded.tables):
+            continue  # nothing to add (a manual measure needs its table, empty or not)
+        table = loaded.engine.register_arrow(rows, temp_name(entity))
+        if entity in loaded.tables:  # a file's rows and the store's, alike
+            have = loaded.tables[entity]
+            table = have.union(table.select(**{
+                c: (table[c] if c in table.columns else ibis.null()).cast(t)
+                for c, t in have.schema().items()}))
+        loaded.tables[entity] = table
 
 
 def scores_expr(

@@ -170,6 +170,20 @@ class ModuleMark(Versioned, Base):
     end_reason: Mapped[str | None] = mapped_column(String(50))  # cleared | lapsed | replaced
 
 
+class ManualValue(Base):
+    """A value a CSM entered for a manual measure (sentiment 1-5, 'EBR refused'...): kept,
+    never changed; the measure reads the latest one until it is older than its max_age."""
+
+    __tablename__ = "manual_values"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(100), index=True)
+    measure: Mapped[str] = mapped_column(String(100))
+    value: Mapped[float] = mapped_column(Float)
+    note: Mapped[str] = mapped_column(Text, default="")
+    entered_by: Mapped[str] = mapped_column(String(100))
+    entered_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 class TimelineEntry(Base):
     __tablename__ = "timeline"
     id: Mapped[int] = mapped_column(primary_key=True)

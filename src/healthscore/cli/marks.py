@@ -1,5 +1,6 @@
-"""Module marks from the command line (seed 002): a CSM marks one module of an account red,
-yellow or green by judgement, with a reason, a note and an expiry."""
+"""What CSMs enter by judgement, from the command line: module marks (seed 002: one module of
+an account red, yellow or green, with a reason, a note and an expiry) and values for manual
+measures."""
 
 from __future__ import annotations
 
@@ -51,3 +52,29 @@ def mark_list(account: str = typer.Argument(None, help="Only this account's mark
         rows = wf.marks(account)
     keys = ("account_id", "module", "colour", "reason_code", "expires_on", "set_by", "note")
     _show([{k: r[k] for k in keys} for r in rows], as_json, "Active module marks")
+
+
+input_app = typer.Typer(help="Values CSMs enter for manual measures (sentiment 1-5...).",
+                        no_args_is_help=True)
+app.add_typer(input_app, name="input")
+
+
+@input_app.command("set")
+@handle_errors
+def input_set(account: str, measure: str, value: float,
+              note: str = typer.Option("", "--note"), project: Path = ProjectOpt,
+              actor: str = AsOpt) -> None:
+    """Enter VALUE for the manual MEASURE of ACCOUNT (the next 'healthscore run' scores it)."""
+    with _workflow(project) as wf:
+        row = wf.enter_value(account, measure, value, actor=_who(actor), note=note)
+    out.print(f"{account}: {row['measure']} = {row['value']:g}, entered by {row['entered_by']}.")
+
+
+@input_app.command("list")
+@handle_errors
+def input_list(account: str, project: Path = ProjectOpt, as_json: bool = JsonOpt) -> None:
+    """The values entered for ACCOUNT, newest first."""
+    with _workflow(project) as wf:
+        rows = wf.entered_values(account)
+    keys = ("id", "measure", "value", "note", "entered_by", "entered_at")
+    _show([{k: r[k] for k in keys} for r in rows], as_json, f"Values entered for {account}")

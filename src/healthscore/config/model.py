@@ -257,9 +257,10 @@ class ProjectConfig:
     validation: specs.ValidationSpec = field(default_factory=specs.ValidationSpec)
     workflow: specs.WorkflowSpec = field(default_factory=specs.WorkflowSpec)
     keep_days: int | None = None  # history.keep: older snapshots are removed by 'daily'
-    # read for the modules' colours whether listed as sources or not: module_marks, and ctas
-    # when a group is coloured by its CTAs
-    module_sources: dict[str, Source] = field(default_factory=dict)
+    # what the workflow store holds that scoring reads whether listed as sources or not: the
+    # CSMs' module marks, the CTAs (when a group is coloured by them) and the values CSMs
+    # enter for manual measures (beside any manual_values file)
+    store_sources: dict[str, Source] = field(default_factory=dict)
 
     @property
     def all_scorecards(self) -> tuple[Scorecard, ...]:

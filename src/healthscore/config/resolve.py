@@ -20,7 +20,7 @@ from healthscore.errors import ConfigError
 
 _FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".xlsx": "excel",
             ".duckdb": "duckdb", ".db": "duckdb"}
-WORKFLOW_ENTITIES = ("ctas", "module_marks", "touches")
+WORKFLOW_ENTITIES = ("ctas", "module_marks", "touches", "manual_values")
 ENTITY_TYPES = {"count", "count_distinct", "sum", "avg", "min", "max", "latest", "days_since"}
 
 
@@ -47,14 +47,16 @@ def resolve(ps: ProjectSpecs) -> model.ProjectConfig:
         if ms.file != LIBRARY_FILE:
             measures[name]  # noqa: B018 - every project measure is checked, used or not
     scorecards = _resolve_scorecards(ps, primary, also, measures)
-    # what colours the modules besides their scores, read from the workflow store even when
-    # not listed as sources: the CTAs (for colour: ctas/worst) and the CSMs' marks
+    # read from the workflow store even when not listed as sources: the CSMs' marks, the CTAs
+    # (for colour: ctas/worst), the values CSMs enter for manual measures
     need = ["module_marks"]
     if any(sc.uses_ctas() for sc in scorecards.values()):
         need.append("ctas")
-    module_sources = {e: sources.get(e) or _source(ps.root, e, specs.SourceSpec(format="workflow"),
-                                                   state_dir, wf_url) for e in need}
     used = {m for sc in scorecards.values() for m in sc.measures}
+    if any(measures[m].type == "manual" for m in _closure(used, measures)):
+        need.append("manual_values")
+    store = specs.SourceSpec(format="workflow")
+    store_sources = {e: _source(ps.root, e, store, state_dir, wf_url) for e in need}
     closure = _closure(used, measures)
     closure |= {n for n in measures.specs if measures.specs[n].file != LIBRARY_FILE}
     return model.ProjectConfig(
@@ -70,7 +72,7 @@ def resolve(ps: ProjectSpecs) -> model.ProjectConfig:
         validation=ps.project.validation,
         workflow=ps.project.workflow,
         keep_days=_keep_days(ps.project.history.keep),
-        module_sources=module_sources,
+        store_sources=store_sources,
     )
 
 
@@ -116,7 +118,7 @@ def _source(root: Path, name: str, spec: specs.SourceSpec, state_dir: Path | Non
         if name not in WORKFLOW_ENTITIES or spec.path is not None or spec.url is not None:
             raise ConfigError(
                 f"{where}: 'format: workflow' reads the project's workflow store and serves only "
-                f"the entities ctas, module_marks and touches, with no 'path' or 'url'."
+                f"the entities ctas, module_marks, touches and manual_values, with no 'path' or 'url'."
             )
     elif spec.format == "query":
         if spec.path is not None or spec.url is not None or not spec.query:
@@ -214,7 +216,9 @@ def _measure(name: str, ms: MeasureSource, sources: dict[str, model.Source]) -> 
         kwargs["open_after_days"] = _duration(parse_days, spec.open_after, f"{where}.open_after")
     if spec.type == "manual":
         kwargs["max_age_days"] = _duration(parse_days, spec.max_age, f"{where}.max_age")
-        _need_source("manual_values", sources, where)
+        if spec.min is not None and spec.max is not None and spec.min > spec.max:
+            raise ConfigError(f"{where}: min ({spec.min:g}) is above max ({spec.max:g}). "
+                              f"Swap them.")
     _check_account_columns(spec, where)
     check_scheme(spec.scheme, f"{where}.scheme")
     if isinstance(spec.scheme, specs.PercentileScheme):
@@ -228,14 +232,6 @@ def _duration(parse: Any, text: str | None, where: str) -> Any:
         return parse(text)
     except ValueError as err:
         raise ConfigError(f"{where}: {err}") from None
-
-
-def _need_source(entity: str, sources: dict[str, model.Source], where: str) -> None:
-    if entity not in sources:
-        raise ConfigError(
-            f"{where}: needs the {entity!r} source. Add '{entity}:' under sources in "
-            f"{PROJECT_FILE}, or remove this measure."
-        )
 
 
 def _check_account_columns(spec: Any, where: str) -> None:

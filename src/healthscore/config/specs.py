@@ -236,6 +236,8 @@ class ManualMeasure(_MeasureBase):
     type: Literal["manual"]
     name: str | None = None
     max_age: str = "90d"
+    min: Number | None = None  # what a CSM may enter in the app or the CLI (e.g. 1-5)
+    max: Number | None = None
 
 
 class ExpressionMeasure(_MeasureBase):

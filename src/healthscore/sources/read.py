@@ -260,8 +260,12 @@ def _workflow_query(entity: str) -> tuple[str, Any]:
     """(table, select) of an entity the workflow store holds, through its SQLAlchemy models."""
     import sqlalchemy as sa
 
-    from healthscore.tables import TOUCHES, Cta, ModuleMark, TimelineEntry
+    from healthscore.tables import TOUCHES, Cta, ManualValue, ModuleMark, TimelineEntry
 
+    if entity == "manual_values":
+        v = ManualValue
+        return v.__tablename__, sa.select(v.account_id, v.measure, v.value, v.entered_at,
+                                          v.entered_by)
     if entity == "module_marks":
         m = ModuleMark
         return m.__tablename__, sa.select(

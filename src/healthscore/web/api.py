@@ -296,6 +296,27 @@ def clear_mark(account_id: str, body: MarkClearIn, request: Request, user: Me) -
                                                            actor=user["name"], note=body.note)
 
 
+class InputIn(Body):
+    measure: str
+    value: float
+    note: str = ""
+
+
+@router.post("/accounts/{account_id}/inputs", tags=["accounts"], status_code=201)
+def enter_value(account_id: str, body: InputIn, request: Request, user: Me) -> dict[str, Any]:
+    """Enter a value for one of the project's manual measures (e.g. CSM sentiment 1-5)."""
+    return acting(request, user, account_id).wf.enter_value(
+        account_id, body.measure, body.value, actor=user["name"], note=body.note)
+
+
+@router.get("/accounts/{account_id}/inputs", tags=["accounts"])
+def entered_values(account_id: str, request: Request, user: Me) -> list[dict[str, Any]]:
+    """The values entered for the account, newest first."""
+    wf = site_of(request).wf
+    wf.account(account_id)  # 404 for an unknown account
+    return wf.entered_values(account_id)
+
+
 @router.get("/accounts/{account_id}/marks", tags=["accounts"])
 def marks(account_id: str, request: Request, user: Me) -> list[dict[str, Any]]:
     """The account's active module marks."""

@@ -148,6 +148,8 @@ def account(account_id: str, request: Request, user: dict[str, Any] = Me) -> HTM
     site = api.site_of(request)
     data["reason_codes"] = list(REASON_CODES)
     data["mark_reasons"] = list(MARK_REASONS)
+    data["manual_measures"] = site.wf.manual_measures()
+    data["entered_values"] = site.wf.entered_values(account_id, limit=10)
     data["bands"] = site.wf.band_names()
     data["playbooks"] = sorted(site.wf.wf.playbooks)
     data["templates"] = sorted(site.wf.wf.templates)
@@ -280,6 +282,8 @@ async def account_action(account_id: str, action: str, request: Request,
             account_id, body(api.MarkIn, f), request, user)),
         "mark-clear": ("Mark cleared.", lambda f: api.clear_mark(
             account_id, body(api.MarkClearIn, f), request, user)),
+        "inputs": ("Value saved.", lambda f: api.enter_value(
+            account_id, body(api.InputIn, f), request, user)),
         "flag": ("Flagged for review (CTA #{id}).", lambda f: api.flag(
             account_id, body(api.FlagIn, f), request, user)),
         "timeline": ("Logged.", lambda f: api.log_touch(account_id, body(api.TouchIn, f), request, user)),

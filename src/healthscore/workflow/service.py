@@ -16,6 +16,7 @@ from healthscore.store.snapshots import SnapshotStore
 from healthscore.workflow.access import SESSION_HOURS, AccessService
 from healthscore.workflow.base import SYSTEM, Clock, Context, Service
 from healthscore.workflow.ctas import CtaService
+from healthscore.workflow.inputs import InputService
 from healthscore.workflow.marks import MarkService
 from healthscore.workflow.notify import NotifyService
 from healthscore.workflow.overrides import OverrideService
@@ -47,6 +48,7 @@ class Workflow(Service):
         self._svc_ctas = CtaService(ctx, self._svc_notify)
         self._svc_strategy = StrategyService(ctx)
         self._svc_marks = MarkService(ctx)
+        self._svc_inputs = InputService(ctx)
         self._svc_rules = RulesService(
             ctx, self._svc_ctas, self._svc_overrides, self._svc_success_plans, self._svc_notify,
             self._svc_marks,
@@ -191,6 +193,17 @@ class Workflow(Service):
 
     def modules(self, scorecard: str | None) -> dict[str, str]:
         return self._svc_marks.modules(scorecard)
+
+    # ------------------------------------------------------------------ manual inputs
+    def enter_value(self, account_id: str, measure: str, value: float, *, actor: str,
+                    note: str = "") -> dict[str, Any]:
+        return self._svc_inputs.enter_value(account_id, measure, value, actor=actor, note=note)
+
+    def entered_values(self, account_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        return self._svc_inputs.entered_values(account_id, limit)
+
+    def manual_measures(self) -> dict[str, dict[str, Any]]:
+        return self._svc_inputs.manual_measures()
 
     # ------------------------------------------------------------------ overrides
     def set_override(
