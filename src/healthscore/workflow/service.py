@@ -347,12 +347,21 @@ class Workflow(Service):
         return self._svc_ctas.close_cta(cta_id, outcome, actor=actor, version=version, session=session)
 
     def snooze(
-        self, cta_id: int, until: date, reason: str, *, actor: str, version: int | None = None
+        self, cta_id: int, until: date, reason: str, *, actor: str, version: int | None = None,
+        session: Session | None = None,
     ) -> dict[str, Any]:
-        return self._svc_ctas.snooze(cta_id, until, reason, actor=actor, version=version)
+        return self._svc_ctas.snooze(cta_id, until, reason, actor=actor, version=version, session=session)
 
-    def assign(self, cta_id: int, owner: str, *, actor: str, version: int | None = None) -> dict[str, Any]:
-        return self._svc_ctas.assign(cta_id, owner, actor=actor, version=version)
+    def assign(self, cta_id: int, owner: str, *, actor: str, version: int | None = None,
+               session: Session | None = None) -> dict[str, Any]:
+        return self._svc_ctas.assign(cta_id, owner, actor=actor, version=version, session=session)
+
+    def set_priority(self, cta_id: int, priority: str, *, actor: str, version: int | None = None,
+                     session: Session | None = None) -> dict[str, Any]:
+        return self._svc_ctas.set_priority(cta_id, priority, actor=actor, version=version, session=session)
+
+    def bulk(self, cta_ids: list[int], action: str, *, actor: str, **args: Any) -> dict[str, Any]:
+        return self._svc_ctas.bulk(cta_ids, action, actor=actor, **args)
 
     def mark_critical(self, cta_id: int, *, actor: str, version: int | None = None) -> dict[str, Any]:
         return self._svc_ctas.mark_critical(cta_id, actor=actor, version=version)
