@@ -54,7 +54,7 @@ DYNAMIC: dict[str, tuple[str, ...]] = {
     "touches": ("note", "call", "meeting", "email"),
     # the kinds the workflow writes to the timeline (WorkflowBase._timeline calls)
     "timeline kinds": ("flag", "cta_opened", "cta_closed", "cta_snoozed", "cta_assigned",
-                       "cta_critical", "cta_decided", "cta_escalated", "task_done",
+                       "cta_critical", "cta_decided", "cta_escalated", "cta_priority", "task_done",
                        "override_set", "override_cleared", "override_lapsed", "plan_change",
                        "band_change"),
     # healthscore.workflow.overrides.REASON_CODES
@@ -94,6 +94,9 @@ DYNAMIC_CALLS: dict[str, tuple[str, ...]] = {
     "_accounts_table.html: a.system_band": ("bands",),
     "_cta.html: cta.type": ("cta types",),
     "_cta.html: cta.priority": ("priorities",),
+    "cockpit.html: cta.type": ("cta types",),
+    "cockpit.html: cta.priority": ("priorities",),
+    "cockpit.html: b": ("bands",),
     "account.html: fin.override.reason_code": ("reason codes",),
     "account.html: e.kind": ("touches", "timeline kinds"),
     "account.html: p.status": ("statuses",),

@@ -230,9 +230,9 @@ def test_csm_overrides_a_band_and_closes_a_cta(page: Page, site: Site) -> None:
     card = page.locator(f"#cta-{site.cta}")
     expect(card).to_be_visible()
     screenshot(page, "06-cockpit")
-    card.locator("summary", has_text="Act").click()
+    card.locator("summary.expand").click()  # a compact row: expand it to act
     card.get_by_label("Outcome").fill("resolved: sponsor re-engaged, renewal call booked")
-    card.get_by_role("button", name="Close", exact=True).click()
+    card.get_by_role("button", name=f"Close CTA #{site.cta}", exact=True).click()
     expect(page.locator(".flash.ok")).to_have_text(f"CTA #{site.cta} closed.")
     expect(page.locator(f"#cta-{site.cta}")).to_have_count(0)
     expect(page).to_have_url(path_is("/cockpit"))
@@ -240,6 +240,60 @@ def test_csm_overrides_a_band_and_closes_a_cta(page: Page, site: Site) -> None:
 
 
 # ----------------------------------------------------------------------------- focused checks
+
+
+def _row_ids(page: Page) -> list[int]:
+    return [int(i.removeprefix("cta-")) for i in
+            page.locator("table.queue tbody.cta").evaluate_all("els => els.map(e => e.id)")]
+
+
+def test_queue_filters_sorts_pages_and_acts_in_bulk_in_place(page: Page, site: Site) -> None:
+    sign_in(page, LEAD)
+    expect(page).to_have_url(path_is("/portfolio"))
+    page.goto("/cockpit?per_page=10")
+    expect(page.locator("input[name=scope][value=team]")).to_be_checked()
+    team = page.request.get("/api/cockpit?per_page=1").json()
+    assert team["total"] > 0 and team["scope"] == "team"
+    expect(page.locator("#queue-summary")).to_contain_text(f"Open CTAs: {team['total']}")
+    page.evaluate("window.__sameDocument = true")
+
+    # everyone's CTAs, sorted by ARR, largest first: the rows the API lists, in its order
+    page.locator("input[name=scope][value=all]").check()
+    expect(page).to_have_url(re.compile(r"/cockpit\?.*scope=all"))
+    header = page.locator("table.queue thead").get_by_role("link", name="ARR", exact=True)
+    header.click()
+    expect(page).to_have_url(re.compile(r"sort=arr&desc=false"))
+    page.locator("table.queue thead").get_by_role("link", name="ARR ▲", exact=True).click()
+    expect(page).to_have_url(re.compile(r"sort=arr&desc=true"))
+    api = page.request.get("/api/cockpit?scope=all&sort=arr&desc=true&per_page=10").json()
+    expect(page.locator("table.queue tbody.cta")).to_have_count(len(api["ctas"]))
+    assert _row_ids(page) == [c["id"] for c in api["ctas"]]
+    assert api["total"] > team["total"]
+
+    # a filter keeps the sort; the next page holds the next rows
+    page.locator("#queue-filters select[name=type]").select_option("risk")
+    expect(page).to_have_url(re.compile(r"type=risk"))
+    expect(page).to_have_url(re.compile(r"sort=arr"))
+    risk = page.request.get("/api/cockpit?scope=all&type=risk&sort=arr&desc=true&per_page=10&page=2").json()
+    assert risk["pages"] > 1, risk["total"]
+    page.locator(".pager").get_by_role("link", name=re.compile("Next")).click()
+    expect(page.locator(".pager")).to_contain_text(f"Page 2 of {risk['pages']}")
+    assert _row_ids(page) == [c["id"] for c in risk["ctas"]]
+
+    # tick two rows the lead may act on and lower their priority in one action
+    boxes = page.locator(f"table.queue input[name=ids]:not([value='{site.cta}'])")
+    chosen = [int(boxes.nth(i).get_attribute("value") or 0) for i in range(2)]
+    for i in range(2):
+        boxes.nth(i).check()
+    bulk = page.locator("#bulk")
+    bulk.get_by_label("Action on the selected CTAs").select_option("priority")
+    bulk.get_by_label("New priority").select_option("low")
+    bulk.get_by_role("button", name="Apply to selected").click()
+    expect(page.locator(".flash.ok")).to_have_text("2 CTAs changed (priority).")
+    assert {page.request.get(f"/api/ctas/{i}").json()["priority"] for i in chosen} == {"low"}
+    expect(page).to_have_url(re.compile(r"sort=arr"))  # back where the lead was
+    assert page.evaluate("window.__sameDocument") is True, "a full page load happened"
+    screenshot(page, "18-cockpit-queue-bulk")
 
 
 def test_wrong_password_shows_an_error_and_stays_on_login(page: Page) -> None:

@@ -161,9 +161,12 @@ def measure_rows(account_id: str, measure: str, request: Request, user: dict[str
 
 
 @router.get("/cockpit")
-def cockpit(request: Request, user: dict[str, Any] = Me, type: str | None = None,
-            priority: str | None = None, due: str | None = None, everyone: bool = False) -> HTMLResponse:
-    data = api.cockpit(request, user, type, priority, due, everyone, 100)
+def cockpit(request: Request, user: dict[str, Any] = Me,
+            f: views.CockpitFilter = Depends(api.cockpit_filter)) -> HTMLResponse:
+    data = api.cockpit(request, user, f)
+    params = request.query_params
+    data["query"] = urlencode({k: v for k, v in params.items() if k not in ("sort", "desc", "page")})
+    data["page_query"] = urlencode({k: v for k, v in params.items() if k != "page"})
     return render(request, "cockpit.html", data, nav="cockpit")
 
 
@@ -225,9 +228,13 @@ def me(request: Request, user: dict[str, Any] = Me) -> HTMLResponse:
 # ----------------------------------------------------------------------------- forms
 
 
-async def act(request: Request, back: str, done: str, call: Callable[[dict[str, Any]], Any]) -> Response:
-    """Run one form's action and go back to ``back`` with a message (or the error)."""
-    form = {k: v for k, v in (await request.form()).items() if k != auth.CSRF_FIELD and v != ""}
+async def act(request: Request, back: str, done: str, call: Callable[[dict[str, Any]], Any],
+              lists: tuple[str, ...] = ()) -> Response:
+    """Run one form's action and go back to ``back`` with a message (or the error). The fields
+    named in ``lists`` (checkboxes) keep every value sent."""
+    sent = await request.form()
+    form: dict[str, Any] = {k: v for k, v in sent.items() if k != auth.CSRF_FIELD and v != ""}
+    form.update({k: sent.getlist(k) for k in lists})
     try:
         result = call(form)
     except ValidationError as err:
@@ -237,7 +244,7 @@ async def act(request: Request, back: str, done: str, call: Callable[[dict[str, 
     except AuthError:
         raise
     except HealthScoreError as err:
-        return redirect(back, "error", err.message)
+        return redirect(back, "error", str(err))
     text = done.format(**result) if isinstance(result, dict) else done
     if isinstance(result, dict) and result.get("prompt"):
         text += " " + str(result["prompt"])
@@ -283,6 +290,12 @@ async def account_action(account_id: str, action: str, request: Request,
             account_id, body(api.PlanIn, f), request, user)),
     }
     return await dispatch(request, forms, action, "accounts", back)
+
+
+@router.post("/ctas/bulk")
+async def bulk(request: Request, user: dict[str, Any] = Me) -> Response:
+    return await act(request, _back(request, "/cockpit"), "{changed} CTAs changed ({action}).",
+                     lambda f: api.bulk(body(api.BulkIn, f), request, user), lists=("ids",))
 
 
 @router.post("/ctas/{cta_id}/{action}")
