@@ -251,14 +251,15 @@ def test_queue_filters_sorts_pages_and_acts_in_bulk_in_place(page: Page, site: S
     sign_in(page, LEAD)
     expect(page).to_have_url(path_is("/portfolio"))
     page.goto("/cockpit?per_page=10")
-    expect(page.locator("input[name=scope][value=team]")).to_be_checked()
+    scopes = page.locator("main nav.scope")
+    expect(scopes.locator("a[aria-current=page]")).to_contain_text("My team")
     team = page.request.get("/api/cockpit?per_page=1").json()
     assert team["total"] > 0 and team["scope"] == "team"
     expect(page.locator("#queue-summary")).to_contain_text(f"Open CTAs: {team['total']}")
     page.evaluate("window.__sameDocument = true")
 
     # everyone's CTAs, sorted by ARR, largest first: the rows the API lists, in its order
-    page.locator("input[name=scope][value=all]").check()
+    scopes.get_by_role("link", name=re.compile(r"^All \(")).click()
     expect(page).to_have_url(re.compile(r"/cockpit\?.*scope=all"))
     header = page.locator("table.queue thead").get_by_role("link", name="ARR", exact=True)
     header.click()
@@ -294,6 +295,18 @@ def test_queue_filters_sorts_pages_and_acts_in_bulk_in_place(page: Page, site: S
     expect(page).to_have_url(re.compile(r"sort=arr"))  # back where the lead was
     assert page.evaluate("window.__sameDocument") is True, "a full page load happened"
     screenshot(page, "18-cockpit-queue-bulk")
+
+    # search as you type: the rows narrow, the box keeps the focus
+    name = page.request.get(f"/api/ctas/{chosen[0]}").json()["account_id"]
+    search = page.locator("#queue-q")
+    search.press_sequentially(name, delay=20)
+    query = f"scope=all&type=risk&sort=arr&desc=true&per_page=10&q={name}"
+    found = page.request.get(f"/api/cockpit?{query}").json()
+    expect(page).to_have_url(re.compile(rf"q={re.escape(name)}"))
+    expect(page.locator("table.queue tbody.cta")).to_have_count(len(found["ctas"]))
+    assert chosen[0] in _row_ids(page)
+    expect(search).to_be_focused()
+    expect(search).to_have_value(name)
 
 
 def test_wrong_password_shows_an_error_and_stays_on_login(page: Page) -> None:

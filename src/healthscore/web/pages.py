@@ -167,6 +167,8 @@ def cockpit(request: Request, user: dict[str, Any] = Me,
     params = request.query_params
     data["query"] = urlencode({k: v for k, v in params.items() if k not in ("sort", "desc", "page")})
     data["page_query"] = urlencode({k: v for k, v in params.items() if k != "page"})
+    data["scope_query"] = urlencode({k: v for k, v in params.items()
+                                     if k not in ("scope", "everyone", "page", "owner")})
     return render(request, "cockpit.html", data, nav="cockpit")
 
 
