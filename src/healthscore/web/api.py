@@ -10,8 +10,9 @@ from fastapi.responses import FileResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from healthscore.errors import InvalidActionError
-from healthscore.web import auth, views
-from healthscore.web.views import AccountFilter, CockpitFilter, Site
+from healthscore.web import auth, queue, views
+from healthscore.web.queue import CockpitFilter
+from healthscore.web.views import AccountFilter, Site
 
 User = dict[str, Any]
 
@@ -200,7 +201,7 @@ def cockpit_filter(
     band: str | None = None, owner: str | None = None, q: str | None = None,
     sort: str = "priority", desc: bool = False,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
-    per_page: Annotated[int, Query(ge=1, le=views.MAX_QUEUE_PAGE)] = 50,
+    per_page: Annotated[int, Query(ge=1, le=queue.MAX_QUEUE_PAGE)] = 50,
     everyone: bool = False,
 ) -> CockpitFilter:
     """The queue's scope, filters, order and page; ``everyone=true`` is ``scope=all``; an empty
@@ -215,12 +216,12 @@ Queue = Annotated[CockpitFilter, Depends(cockpit_filter)]
 
 @router.get("/cockpit", tags=["pages"])
 def cockpit(request: Request, user: Me, f: Queue) -> dict[str, Any]:
-    return views.cockpit(site_of(request), user, f)
+    return queue.cockpit(site_of(request), user, f)
 
 
 @router.get("/review", tags=["pages"])
 def review(request: Request, user: Me) -> dict[str, Any]:
-    return views.review(site_of(request), user)
+    return queue.review(site_of(request), user)
 
 
 @router.get("/success-plans", tags=["pages"])

@@ -16,7 +16,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
 
 from healthscore.errors import AuthError, HealthScoreError
-from healthscore.web import api, auth, views
+from healthscore.web import api, auth, queue, views
 from healthscore.web.api import Id
 from healthscore.web.i18n import LANGUAGES, Formatter, language_of
 from healthscore.workflow.overrides import REASON_CODES
@@ -162,7 +162,7 @@ def measure_rows(account_id: str, measure: str, request: Request, user: dict[str
 
 @router.get("/cockpit")
 def cockpit(request: Request, user: dict[str, Any] = Me,
-            f: views.CockpitFilter = Depends(api.cockpit_filter)) -> HTMLResponse:
+            f: queue.CockpitFilter = Depends(api.cockpit_filter)) -> HTMLResponse:
     data = api.cockpit(request, user, f)
     params = request.query_params
     data["query"] = urlencode({k: v for k, v in params.items() if k not in ("sort", "desc", "page")})
