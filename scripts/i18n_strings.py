@@ -122,6 +122,7 @@ DYNAMIC_CALLS: dict[str, tuple[str, ...]] = {
     "portfolio.html: q[kind]": ("quadrants",),
     "portfolio.html: q.motion": ("motions",),
     "portfolio.html: k": ("lifecycle stages",),
+    "today.html: data.worst_band": ("bands",),
     "validation.html: v.outcome": ("outcomes",),
     "validation.html: h.outcome": ("outcomes",),
 }

@@ -400,7 +400,8 @@ def test_every_page_renders_with_local_assets_only(page: Page, site: Site, recor
     expect_chart(page, "distribution")
     assert page.evaluate("typeof window.Chart") == "function", "the vendored Chart.js did not load"
     assert page.evaluate("typeof window.htmx") == "object", "the vendored htmx did not load"
-    pages = [("/review", "Review meeting", "08-review"),
+    pages = [("/today", "My day", "19-my-day"),
+             ("/review", "Review meeting", "08-review"),
              ("/success-plans", "Success plans", "09-success-plans"),
              ("/validation", "Validation", "10-validation"),
              ("/data-health", "Data health", "11-data-health"),

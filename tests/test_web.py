@@ -509,7 +509,7 @@ def test_data_health_and_missing_validation(site: Site) -> None:
 # ----------------------------------------------------------------------------- pages
 
 
-PAGES = ["/portfolio", "/accounts", "/accounts/{own}", "/cockpit", "/review", "/success-plans",
+PAGES = ["/today", "/portfolio", "/accounts", "/accounts/{own}", "/cockpit", "/review", "/success-plans",
          "/success-plans/{plan}", "/validation", "/data-health", "/admin", "/me"]
 
 
@@ -1000,3 +1000,48 @@ def test_pages_have_a_skip_link_and_are_compressed(site: Site) -> None:
         assert r.headers.get("content-encoding") == "gzip", page
     r = site.client.get("/api/cockpit", headers={"Accept-Encoding": "gzip"})
     assert r.headers.get("content-encoding") == "gzip" and r.json()["total"] == 0
+
+
+# ----------------------------------------------------------------------------- my day
+
+
+def test_my_day_lists_my_book_and_the_switch_widens_it(site: Site) -> None:
+    import pandas as pd
+
+    mine = site.wf.open_cta(site.own, "risk", "overdue call", actor=ADMIN, owner=CSM,
+                            due_on=date(2026, 11, 1), playbook="late_payment")
+    theirs = site.cta(site.other, owner=OTHER_CSM, due_on=date(2026, 11, 5))
+    later = site.cta(site.own, owner=CSM, due_on=date(2026, 12, 31))  # not due this week
+    day = _day(site, CSM)
+    assert day["scope"] == "mine" and [c["id"] for c in day["ctas"]] == [mine["id"]]
+    assert day["ctas"][0]["overdue"] is True and later not in [c["id"] for c in day["ctas"]]
+    due = sorted(t["id"] for t in mine["tasks"] if t["due_on"] <= "2026-11-09" and t["owner"] == CSM)
+    assert due and sorted(t["id"] for t in day["tasks"]) == due
+    assert {t["account_id"] for t in day["tasks"]} == {site.own}
+    scores = site.wf.scores()
+    book = scores[scores["csm"] == CSM]
+    renews = pd.to_datetime(book["renewal_date"])
+    soon = book[(renews >= pd.Timestamp(TODAY)) & (renews <= pd.Timestamp(2027, 1, 31))]
+    expected = soon.sort_values(["renewal_date", "account_id"])["account_id"].head(10).tolist()
+    assert [a["account_id"] for a in day["renewals"]] == expected
+    falling = day["falling"]
+    assert falling and {a["csm"] for a in falling} == {CSM}
+    assert [a["change_30d"] for a in falling if not a["turned"]] == sorted(
+        a["change_30d"] for a in falling if not a["turned"])
+    assert day["accounts"] == len(book)
+    everyone = _day(site, ADMIN)
+    assert everyone["scope"] == "all" and {mine["id"], theirs} <= {c["id"] for c in everyone["ctas"]}
+    assert {mine["id"], theirs} <= {c["id"] for c in _day(site, CSM, "scope=all")["ctas"]}
+    assert _day(site, LEAD)["scope"] == "team"
+    r = site.client.get("/api/today?scope=planet", headers=site.as_(CSM))
+    assert r.status_code == 422
+    assert r.json()["message"] == "scope: must be one of mine, team, all. Got 'planet'."
+    login(site, CSM)
+    html = site.client.get("/today").text
+    assert "overdue call" in html and f'href="/accounts/{site.own}"' in html
+
+
+def _day(site: Site, who: str, query: str = "") -> dict[str, Any]:
+    r = site.client.get(f"/api/today?{query}", headers=site.as_(who))
+    assert r.status_code == 200, r.text
+    return dict(r.json())

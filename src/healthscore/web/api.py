@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from healthscore.errors import InvalidActionError
-from healthscore.web import auth, queue, views
+from healthscore.web import auth, queue, today, views
 from healthscore.web.queue import CockpitFilter
 from healthscore.web.views import AccountFilter, Site
 
@@ -217,6 +217,11 @@ Queue = Annotated[CockpitFilter, Depends(cockpit_filter)]
 @router.get("/cockpit", tags=["pages"])
 def cockpit(request: Request, user: Me, f: Queue) -> dict[str, Any]:
     return queue.cockpit(site_of(request), user, f)
+
+
+@router.get("/today", tags=["pages"])
+def my_day(request: Request, user: Me, scope: str | None = None) -> dict[str, Any]:
+    return today.my_day(site_of(request), user, scope or None)
 
 
 @router.get("/review", tags=["pages"])

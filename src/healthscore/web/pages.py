@@ -172,6 +172,12 @@ def cockpit(request: Request, user: dict[str, Any] = Me,
     return render(request, "cockpit.html", data, nav="cockpit")
 
 
+@router.get("/today")
+def my_day(request: Request, user: dict[str, Any] = Me, scope: str | None = None) -> HTMLResponse:
+    data = api.my_day(request, user, scope)
+    return render(request, "today.html", data, nav="today")
+
+
 @router.get("/review")
 def review(request: Request, user: dict[str, Any] = Me) -> HTMLResponse:
     return render(request, "review.html", api.review(request, user), nav="review")
