@@ -176,9 +176,12 @@ def test_csm_overrides_a_band_and_closes_a_cta(page: Page, site: Site) -> None:
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     screenshot(page, "01-login")
     sign_in(page, site.csm)
-    expect(page).to_have_url(path_is("/portfolio"))
-    expect(page.locator("main h1")).to_have_text("Portfolio")
+    expect(page).to_have_url(path_is("/today"))  # signing in lands on My day
+    expect(page.locator("main h1")).to_have_text("My day")
     expect(page.locator("header.top .who")).to_contain_text(site.csm)
+    screenshot(page, "02-my-day")
+    nav(page, "Portfolio")
+    expect(page.locator("main h1")).to_have_text("Portfolio")
     expect_chart(page, "distribution")
     screenshot(page, "02-portfolio")
 
@@ -249,7 +252,7 @@ def _row_ids(page: Page) -> list[int]:
 
 def test_queue_filters_sorts_pages_and_acts_in_bulk_in_place(page: Page, site: Site) -> None:
     sign_in(page, LEAD)
-    expect(page).to_have_url(path_is("/portfolio"))
+    expect(page).to_have_url(path_is("/today"))
     page.goto("/cockpit?per_page=10")
     scopes = page.locator("main nav.scope")
     expect(scopes.locator("a[aria-current=page]")).to_contain_text("My team")
@@ -321,7 +324,7 @@ def test_wrong_password_shows_an_error_and_stays_on_login(page: Page) -> None:
 
 def test_viewer_sees_no_action_forms(page: Page, site: Site) -> None:
     sign_in(page, VIEWER)
-    expect(page).to_have_url(path_is("/portfolio"))
+    expect(page).to_have_url(path_is("/today"))
     page.goto(f"/accounts/{site.flagged_account}")
     expect(page.locator("#final-band")).to_be_visible()
     expect(page.locator("#ctas .cta").first).to_be_visible()  # there is something to act on...
@@ -336,7 +339,7 @@ def test_viewer_sees_no_action_forms(page: Page, site: Site) -> None:
 
 def test_accounts_filter_swaps_the_table_with_htmx(page: Page, site: Site, recorder: Recorder) -> None:
     sign_in(page, LEAD)
-    expect(page).to_have_url(path_is("/portfolio"))
+    expect(page).to_have_url(path_is("/today"))
     page.goto("/accounts")
     everyone = page.request.get("/api/accounts?per_page=1").json()["total"]
     expected = page.request.get(f"/api/accounts?band={site.filter_band}&per_page=1").json()["total"]
@@ -375,7 +378,7 @@ def choose_polish(page: Page) -> None:
 def test_language_switch_to_polish(page: Page) -> None:
     pl = Formatter("pl")
     sign_in(page, OTHER_LEAD)
-    expect(page).to_have_url(path_is("/portfolio"))
+    expect(page).to_have_url(path_is("/today"))
     choose_polish(page)
     expect(page.locator("main")).to_contain_text(pl.date("2026-11-24"))  # "24 lis 2026"
     expect(page.locator("header.top .menu")).to_contain_text(pl.gettext("Portfolio"))
@@ -389,14 +392,15 @@ def test_language_switch_to_polish(page: Page) -> None:
 
 def test_language_switch_sets_html_lang_at_once(page: Page, site: Site) -> None:
     sign_in(page, site.spare_csm)
-    expect(page).to_have_url(path_is("/portfolio"))
+    expect(page).to_have_url(path_is("/today"))
     choose_polish(page)
     expect(page.locator("html")).to_have_attribute("lang", "pl", timeout=3_000)
 
 
 def test_every_page_renders_with_local_assets_only(page: Page, site: Site, recorder: Recorder) -> None:
     sign_in(page, ADMIN)
-    expect(page).to_have_url(path_is("/portfolio"))
+    expect(page).to_have_url(path_is("/today"))
+    page.goto("/portfolio")
     expect_chart(page, "distribution")
     assert page.evaluate("typeof window.Chart") == "function", "the vendored Chart.js did not load"
     assert page.evaluate("typeof window.htmx") == "object", "the vendored htmx did not load"

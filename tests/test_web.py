@@ -701,7 +701,7 @@ def test_pages_show_the_numbers_of_their_json_twins(site: Site) -> None:
         return html_lib.unescape(site.client.get(path).text)
 
     p = site.client.get("/api/portfolio").json()
-    page = text("/")
+    page = text("/portfolio")  # "/" is My day now
     assert f"{p['accounts']:,} accounts" in page and f"{p['average_score']:,.1f}" in page
     for b in p["bands"]:
         assert f'<p class="big">{b["accounts"]:,}</p>' in page, b
@@ -1045,3 +1045,13 @@ def _day(site: Site, who: str, query: str = "") -> dict[str, Any]:
     r = site.client.get(f"/api/today?{query}", headers=site.as_(who))
     assert r.status_code == 200, r.text
     return dict(r.json())
+
+
+def test_signing_in_lands_on_my_day(site: Site) -> None:
+    page = site.client.get("/login")
+    assert 'name="next" value="/today"' in page.text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    r = site.client.post("/login", data={"name": CSM, "password": PASSWORD, "csrf_token": token},
+                         follow_redirects=False)
+    assert (r.status_code, r.headers["location"]) == (303, "/today")
+    assert site.client.get("/", follow_redirects=False).headers["location"] == "/today"

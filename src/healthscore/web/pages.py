@@ -24,6 +24,7 @@ from healthscore.workflow.overrides import REASON_CODES
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 FLASH = "hs_flash"
 LOGIN_CSRF = "hs_login_csrf"
+LANDING = "/today"  # where signing in leads: My day, in the role's scope
 router = APIRouter(include_in_schema=False)
 
 
@@ -83,11 +84,11 @@ Me = Depends(page_user)
 
 @router.get("/")
 def home() -> RedirectResponse:
-    return RedirectResponse("/portfolio", status_code=303)
+    return RedirectResponse(LANDING, status_code=303)
 
 
 @router.get("/login")
-def login_form(request: Request, next: str = "/portfolio") -> HTMLResponse:
+def login_form(request: Request, next: str = LANDING) -> HTMLResponse:
     token = secrets.token_urlsafe(24)
     response = render(request, "login.html", {"next": _safe_next(next), "login_csrf": token}, user={})
     response.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict", path="/login", max_age=3600)
@@ -97,7 +98,7 @@ def login_form(request: Request, next: str = "/portfolio") -> HTMLResponse:
 @router.post("/login")
 async def login(request: Request) -> Response:
     form = await request.form()
-    target = _safe_next(str(form.get("next") or "/portfolio"))
+    target = _safe_next(str(form.get("next") or LANDING))
     sent, expected = str(form.get(auth.CSRF_FIELD) or ""), request.cookies.get(LOGIN_CSRF) or ""
     if not expected or not secrets.compare_digest(sent, expected):
         return redirect(f"/login?next={quote(target)}", "error",
@@ -112,7 +113,7 @@ async def login(request: Request) -> Response:
 
 
 def _safe_next(target: str) -> str:
-    return target if target.startswith("/") and not target.startswith("//") else "/portfolio"
+    return target if target.startswith("/") and not target.startswith("//") else LANDING
 
 
 @router.post("/logout")
