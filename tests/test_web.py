@@ -1055,3 +1055,31 @@ def test_signing_in_lands_on_my_day(site: Site) -> None:
                          follow_redirects=False)
     assert (r.status_code, r.headers["location"]) == (303, "/today")
     assert site.client.get("/", follow_redirects=False).headers["location"] == "/today"
+
+
+def _button_names(html: str) -> list[str]:
+    """The accessible name of each <button>: its aria-label, else its text."""
+    names = []
+    for attrs, text in re.findall(r"<button([^>]*)>(.*?)</button>", html, re.S):
+        label = re.search(r'aria-label="([^"]*)"', attrs)
+        names.append(label.group(1) if label else re.sub(r"<[^>]+>|\s+", " ", text).strip())
+    return names
+
+
+def test_no_two_buttons_on_a_page_share_a_name(site: Site) -> None:
+    plan = site.plan(site.own)
+    for owner in (CSM, OTHER_CSM):
+        site.wf.open_cta(site.own, "risk", "two of them", actor=ADMIN, owner=owner, playbook="late_payment")
+    site.wf.flag(site.own, "to review", actor=ADMIN, priority="critical")
+    site.wf.create_token(ADMIN, "second", actor=ADMIN)
+    login(site, ADMIN)
+    ids = {"own": site.own, "plan": plan["id"]}
+    wrong = {}
+    for page in PAGES:
+        names = _button_names(site.client.get(page.format(**ids)).text)
+        if page in ("/cockpit", "/accounts/{own}"):  # two CTAs with the same tasks
+            assert sum(n.startswith("Done: ") for n in names) >= 8, (page, names)
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            wrong[page] = twice
+    assert not wrong, wrong
