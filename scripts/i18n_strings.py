@@ -64,6 +64,8 @@ DYNAMIC: dict[str, tuple[str, ...]] = {
     "lifecycle stages": ("onboarding", "adoption", "renewal", "churned"),
     # success plan (active), goal and task (open, done, skipped), CTA (open, closed)
     "statuses": ("active", "open", "done", "skipped", "closed"),
+    # healthscore.web.queue.DUE_BUCKETS: the Cockpit's groups by due date
+    "due buckets": ("overdue", "this week", "later", "no due date"),
     # healthscore.tables.Goal.kind
     "goal kinds": ("goal", "initiative"),
     # healthscore.workflow.strategy: the quadrant axes and their two levels
@@ -97,6 +99,8 @@ DYNAMIC_CALLS: dict[str, tuple[str, ...]] = {
     "cockpit.html: cta.type": ("cta types",),
     "cockpit.html: cta.priority": ("priorities",),
     "cockpit.html: b": ("bands",),
+    # data.group: only the type and due-date groups go through _()
+    "cockpit.html: cta.group": ("cta types", "due buckets"),
     "account.html: fin.override.reason_code": ("reason codes",),
     "account.html: e.kind": ("touches", "timeline kinds"),
     "account.html: p.status": ("statuses",),

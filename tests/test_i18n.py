@@ -17,6 +17,7 @@ import yaml
 import healthscore.templates
 from healthscore import tables as models
 from healthscore.config.model import DEFAULT_BANDS, INSUFFICIENT
+from healthscore.web import queue
 from healthscore.web.i18n import LANGUAGES, LOCALES, Formatter, catalog, language_of
 from healthscore.workflow import overrides, strategy, success_plans, timeline
 
@@ -94,6 +95,7 @@ def test_dynamic_values_follow_the_code() -> None:
     assert d["roles"] == set(models.ROLES)
     assert d["cta types"] == set(models.CTA_TYPES)
     assert d["priorities"] == set(models.PRIORITIES)
+    assert d["due buckets"] == set(queue.DUE_BUCKETS)
     assert d["touches"] == set(timeline.TOUCHES)
     assert d["reason codes"] == set(overrides.REASON_CODES)
     assert d["motions"] == {*strategy.TEMPERATURE_MOTIONS.values(), *strategy.MATURITY_MOTIONS.values()}

@@ -909,6 +909,16 @@ def test_queue_is_sorted_searched_and_filtered_as_asked(site: Site) -> None:
         "2026-11-10", "2026-11-11", "2026-11-12", "2026-11-13"]
     assert [c["reason"] for c in _queue(site, CSM, "q=SORTED 2")["ctas"]] == ["sorted 2"]
     assert [c["priority"] for c in _queue(site, CSM, "priority=high")["ctas"]] == ["high"]
+    site.wf.open_cta(accounts[0], "risk", "late", actor=ADMIN, owner=CSM, due_on=date(2026, 10, 1))
+    site.wf.open_cta(accounts[0], "risk", "soon", actor=ADMIN, owner=CSM, due_on=date(2026, 11, 5))
+    grouped = _queue(site, CSM, "group=due&sort=arr&desc=true")["ctas"]
+    assert [c["group"] for c in grouped] == ["overdue", "this week", *["later"] * 4]
+    assert [c["arr"] for c in grouped[2:]] == sorted((c["arr"] for c in grouped[2:]), reverse=True)
+    html = site.client.get("/cockpit?group=due", headers=site.as_(CSM)).text
+    groups = re.findall(r'scope="colgroup">([^<]+)</th>', html)
+    assert groups == ["overdue", "this week", "later"]
+    by_type = _queue(site, CSM, "group=type")
+    assert by_type["group"] == "type" and {c["group"] for c in by_type["ctas"]} == {"risk"}
     r = site.client.get("/api/cockpit?sort=colour", headers=site.as_(CSM))
     assert r.status_code == 422
     assert r.json()["message"] == ("sort: must be one of priority, due_on, score, arr, renewal_date, "

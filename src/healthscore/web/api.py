@@ -199,6 +199,7 @@ def cockpit_filter(
     priority: str | None = None, due: str | None = None,
     state: Literal["active", "snoozed", "escalated", "flagged", ""] | None = None,
     band: str | None = None, owner: str | None = None, q: str | None = None,
+    group: Literal["account", "type", "due", "owner", ""] | None = None,
     sort: str = "priority", desc: bool = False,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=queue.MAX_QUEUE_PAGE)] = 50,
@@ -208,7 +209,7 @@ def cockpit_filter(
     field (as a form sends it) means no filter."""
     return CockpitFilter(scope or ("all" if everyone else None), type or None, priority or None,
                          due or None, state or None, band or None, owner or None, q or None,
-                         sort, desc, page, per_page)
+                         group or None, sort, desc, page, per_page)
 
 
 Queue = Annotated[CockpitFilter, Depends(cockpit_filter)]

@@ -17,6 +17,8 @@ SCOPES = ("mine", "team", "all")
 QUEUE_SORTS = ("priority", "due_on", "score", "arr", "renewal_date", "account_name", "owner",
                "opened_at", "id")
 STATES = ("active", "snoozed", "escalated", "flagged")
+GROUPS = ("account", "type", "due", "owner")
+DUE_BUCKETS = ("overdue", "this week", "later", "no due date")
 MAX_QUEUE_PAGE = 500
 _RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 _FACTS = ("name", "csm", "score", "band", "arr", "renewal_date")
@@ -35,6 +37,7 @@ class CockpitFilter:
     band: str | None = None
     owner: str | None = None
     q: str | None = None  # account id or name, reason, owner
+    group: str | None = None  # account | type | due | owner: rows of a group together
     sort: str = "priority"
     desc: bool = False
     page: int = 1
@@ -57,12 +60,14 @@ def cockpit(site: Site, user: dict[str, Any], f: CockpitFilter | None = None) ->
     items = _with_accounts(site, [c for c in ctas if _in_scope(c, user, teams, scope)])
     owners = sorted({c["owner"] for c in items if c.get("owner")})
     items = _sorted([c for c in items if _queue_matches(c, f, wf.today)], f.sort, f.desc)
+    items = _grouped(items, f.group, wf.today)
     shown = items[(f.page - 1) * f.per_page: f.page * f.per_page]
     for c in shown:
         c["can_act"] = _may_act_on_cta(user, c, teams)
     return {"user": user["name"], "role": user["role"], "scope": scope, "scopes": counts,
             "everyone": scope == "all", "total": len(items), "page": f.page, "per_page": f.per_page,
             "pages": max(1, -(-len(items) // f.per_page)), "sort": f.sort, "desc": f.desc,
+            "group": f.group,
             "filters": {k: getattr(f, k) for k in ("type", "priority", "due", "state", "band", "owner", "q")},
             "ctas": shown, "owners": owners, "assignable": assignable(site),
             "bands": scores_frame(site).attrs["choices"].get("band", []),
@@ -72,7 +77,7 @@ def cockpit(site: Site, user: dict[str, Any], f: CockpitFilter | None = None) ->
 def _check_queue(f: CockpitFilter, user: dict[str, Any]) -> str:
     scope = f.scope or default_scope(user)
     for name, value, allowed in (("scope", scope, SCOPES), ("sort", f.sort, QUEUE_SORTS),
-                                 ("state", f.state, STATES)):
+                                 ("state", f.state, STATES), ("group", f.group, GROUPS)):
         if value is not None and value not in allowed:
             raise InvalidActionError(f"{name}: must be one of {', '.join(allowed)}. Got {value!r}.")
     if f.due not in (None, "overdue", "week", "none"):
@@ -135,6 +140,33 @@ def _sorted(items: list[dict[str, Any]], sort: str, desc: bool) -> list[dict[str
     text = sort in ("account_name", "owner")
     has.sort(key=lambda c: str(c[sort]).lower() if text else c[sort], reverse=desc)
     return has + [c for c in items if c.get(sort) is None]
+
+
+def _grouped(items: list[dict[str, Any]], group: str | None, today: date) -> list[dict[str, Any]]:
+    """The rows of each group together (groups in order, rows keeping their order within),
+    each row labelled with its group."""
+    if group is None:
+        return items
+    for c in items:
+        c["group"] = _group_of(c, group, today)
+    if group == "due":
+        return sorted(items, key=lambda c: DUE_BUCKETS.index(c["group"]))
+    return sorted(items, key=lambda c: str(c["group"]).lower())
+
+
+def _group_of(c: dict[str, Any], group: str, today: date) -> str:
+    if group == "account":
+        return str(c.get("account_name") or c["account_id"])
+    if group == "due":
+        return _due_bucket(c.get("due_on"), today)
+    return str(c.get(group) or "—")
+
+
+def _due_bucket(due_on: str | None, today: date) -> str:
+    if due_on is None:
+        return "no due date"
+    on = date.fromisoformat(due_on)
+    return "overdue" if on < today else "this week" if on <= today + timedelta(days=7) else "later"
 
 
 def _may_act_on_cta(user: dict[str, Any], cta: dict[str, Any], teams: dict[str, str | None]) -> bool:
