@@ -55,15 +55,17 @@ def cockpit(site: Site, user: dict[str, Any], f: CockpitFilter | None = None) ->
     scope = _check_queue(f, user)
     wf = site.wf
     teams = wf.teams()
-    ctas = wf.ctas(status="open", type=f.type or None)
+    ctas = wf.ctas(status="open", type=f.type or None, with_tasks=False)
     counts = {s: sum(_in_scope(c, user, teams, s) for c in ctas) for s in SCOPES}
     items = _with_accounts(site, [c for c in ctas if _in_scope(c, user, teams, scope)])
     owners = sorted({c["owner"] for c in items if c.get("owner")})
     items = _sorted([c for c in items if _queue_matches(c, f, wf.today)], f.sort, f.desc)
     items = _grouped(items, f.group, wf.today)
     shown = items[(f.page - 1) * f.per_page: f.page * f.per_page]
+    tasks = wf.tasks_of([c["id"] for c in shown])  # only the shown rows' tasks are read
     for c in shown:
         c["can_act"] = _may_act_on_cta(user, c, teams)
+        c["tasks"] = tasks[c["id"]]
     return {"user": user["name"], "role": user["role"], "scope": scope, "scopes": counts,
             "everyone": scope == "all", "total": len(items), "page": f.page, "per_page": f.per_page,
             "pages": max(1, -(-len(items) // f.per_page)), "sort": f.sort, "desc": f.desc,

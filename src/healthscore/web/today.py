@@ -77,7 +77,7 @@ def _previous_bands(site: Site) -> pd.Series:
 def _tasks(site: Site, user: dict[str, Any], teams: Teams, scope: str) -> list[dict[str, Any]]:
     """Open tasks due within a week (overdue first) whose owner is in scope, with their account."""
     until = (site.wf.today + timedelta(days=DUE_DAYS)).isoformat()
-    accounts = {c["id"]: c["account_id"] for c in site.wf.ctas(status="open")}
+    accounts = site.wf.cta_accounts()
     out = []
     for t in site.wf.tasks(status="open"):
         owner = t.get("owner")
@@ -86,7 +86,7 @@ def _tasks(site: Site, user: dict[str, Any], teams: Teams, scope: str) -> list[d
         in_scope = scope == "all" or mine or (scope == "team" and team)
         if not in_scope or not t.get("due_on") or t["due_on"] > until:
             continue
-        out.append({**t, "account_id": accounts.get(t.get("cta_id")),
+        out.append({**t, "account_id": accounts.get(t["cta_id"]) if t.get("cta_id") else None,
                     "overdue": t["due_on"] < site.wf.today.isoformat()})
     return out[:LIST_LENGTH]
 

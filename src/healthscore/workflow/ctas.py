@@ -28,14 +28,33 @@ class CtaService(Service):
     # ------------------------------------------------------------------ reading
 
     def ctas(self, *, status: str | None = "open", account_id: str | None = None,
-             owner: str | None = None, type: str | None = None) -> list[dict[str, Any]]:
+             owner: str | None = None, type: str | None = None,
+             with_tasks: bool = True) -> list[dict[str, Any]]:
+        """CTAs, oldest first; ``with_tasks=False`` leaves their tasks out (``tasks: []``),
+        for lists that show the tasks of a few only (see :meth:`tasks_of`)."""
         with self.store.session() as s:
-            q = select(Cta).order_by(Cta.id).options(selectinload(Cta.tasks))
+            q = select(Cta).order_by(Cta.id)
+            if with_tasks:
+                q = q.options(selectinload(Cta.tasks))
             for col, value in ((Cta.status, status), (Cta.account_id, account_id),
                                (Cta.owner, owner), (Cta.type, type)):
                 if value is not None:
                     q = q.where(col == value)
-            return [self._cta_view(c) for c in s.scalars(q)]
+            return [self._cta_view(c, with_tasks) for c in s.scalars(q)]
+
+    def tasks_of(self, cta_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+        """The tasks of each of these CTAs, in order."""
+        out: dict[int, list[dict[str, Any]]] = {i: [] for i in cta_ids}
+        with self.store.session() as s:
+            for t in s.scalars(select(Task).where(Task.cta_id.in_(cta_ids)).order_by(Task.id)):
+                out[int(t.cta_id or 0)].append(row_dict(t))
+        return out
+
+    def cta_accounts(self, status: str = "open") -> dict[int, str]:
+        """Each CTA's account, by CTA id."""
+        with self.store.session() as s:
+            rows = s.execute(select(Cta.id, Cta.account_id).where(Cta.status == status))
+            return {int(i): a for i, a in rows}
 
     def open_cta_counts(self) -> dict[str, int]:
         """How many open CTAs each account has."""
@@ -59,9 +78,9 @@ class CtaService(Service):
         with self.store.session() as s:
             return self._cta_view(self._get_cta(s, cta_id))
 
-    def _cta_view(self, c: Cta) -> dict[str, Any]:
+    def _cta_view(self, c: Cta, with_tasks: bool = True) -> dict[str, Any]:
         out = row_dict(c)
-        out["tasks"] = [row_dict(t) for t in c.tasks]
+        out["tasks"] = [row_dict(t) for t in c.tasks] if with_tasks else []
         out["overdue"] = c.status == "open" and c.due_on is not None and c.due_on < self.today
         return out
 

@@ -258,8 +258,16 @@ class Workflow(Service):
         account_id: str | None = None,
         owner: str | None = None,
         type: str | None = None,
+        with_tasks: bool = True,
     ) -> list[dict[str, Any]]:
-        return self._svc_ctas.ctas(status=status, account_id=account_id, owner=owner, type=type)
+        return self._svc_ctas.ctas(status=status, account_id=account_id, owner=owner, type=type,
+                                   with_tasks=with_tasks)
+
+    def tasks_of(self, cta_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+        return self._svc_ctas.tasks_of(cta_ids)
+
+    def cta_accounts(self, status: str = "open") -> dict[int, str]:
+        return self._svc_ctas.cta_accounts(status)
 
     def open_cta_counts(self) -> dict[str, int]:
         return self._svc_ctas.open_cta_counts()
