@@ -963,6 +963,12 @@ def test_bulk_refusal_names_each_cta_and_writes_nothing(site: Site) -> None:
     assert (r.status_code, len(r.json()["details"])) == (403, 2)
     r = site.client.post("/api/ctas/bulk", headers=site.as_(CSM), json={"ids": own, "action": "snooze"})
     assert r.status_code == 422 and r.json()["message"] == "until: snooze needs until and reason."
+    r = site.client.post("/api/ctas/bulk", headers=site.as_(CSM), json={"ids": [], "action": "close",
+                                                                       "outcome": "done"})
+    assert r.status_code == 422 and r.json()["message"] == "ids: choose at least one CTA."
+    r = site.client.post("/api/ctas/bulk", headers=site.as_(CSM), json={"ids": list(range(1, 502)),
+                                                                       "action": "close", "outcome": "x"})
+    assert r.status_code == 422 and r.json()["error"] == "invalid_request"
     assert len(site.wf.audit()) == before
 
 

@@ -410,7 +410,7 @@ class BulkIn(Body):
     """One action on many CTAs, all or nothing. Each action reads its own fields: close
     ``outcome``; snooze ``until`` and ``reason``; assign ``owner``; priority ``priority``."""
 
-    ids: list[Id] = Field(min_length=1, max_length=MAX_BULK)
+    ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(max_length=MAX_BULK)
     action: Literal["close", "snooze", "assign", "priority"]
     outcome: str | None = None
     until: date | None = None
