@@ -1099,3 +1099,20 @@ def test_no_two_buttons_on_a_page_share_a_name(site: Site) -> None:
         if twice:
             wrong[page] = twice
     assert not wrong, wrong
+
+
+@pytest.mark.parametrize("who", [ADMIN, LEAD, CSM, VIEWER])
+def test_bulk_follows_the_role_matrix(site: Site, who: str) -> None:
+    """Bulk actions are allowed and refused exactly like the single ones (OWN / OTHER)."""
+    bodies = {"close": {"outcome": "resolved"}, "snooze": {"until": "2026-11-20", "reason": "holiday"},
+              "assign": {"owner": ADMIN}, "priority": {"priority": "high"}}
+    wrong = []
+    for account, allowed in ((site.own, OWN[who]), (site.other, OTHER[who])):
+        for action, fields in bodies.items():
+            ids = [site.cta(account), site.cta(account)]
+            r = site.client.post("/api/ctas/bulk", headers=site.as_(who),
+                                 json={"ids": ids, "action": action, **fields})
+            ok = r.status_code == 200 if allowed else (r.status_code == 403 and len(r.json()["details"]) == 2)
+            if not ok:
+                wrong.append(f"{who} {action} [{account}]: {r.status_code} {r.text[:200]}")
+    assert not wrong, "\n".join(wrong)
