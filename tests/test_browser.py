@@ -312,6 +312,26 @@ def test_queue_filters_sorts_pages_and_acts_in_bulk_in_place(page: Page, site: S
     expect(search).to_have_value(name)
 
 
+def test_my_day_lists_the_csms_work_and_opens_an_account_in_one_click(page: Page, site: Site) -> None:
+    sign_in(page, site.csm)
+    expect(page).to_have_url(path_is("/today"))
+    day = page.request.get("/api/today").json()
+    assert day["scope"] == "mine" and day["falling"], day
+    first = day["falling"][0]
+    rows = page.locator("#falling tbody tr")
+    expect(rows).to_have_count(len(day["falling"]))
+    expect(rows.first).to_contain_text(first["name"])
+    page.locator("main nav.scope").get_by_role("link", name="All", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/today\?scope=all"))
+    expect(page.locator("main nav.scope a[aria-current=page]")).to_have_text("All")
+    page.locator("main nav.scope").get_by_role("link", name="Mine", exact=True).click()
+    expect(page.locator("main nav.scope a[aria-current=page]")).to_have_text("Mine")
+    expect(rows.first).to_contain_text(first["name"])
+    rows.first.get_by_role("link").first.click()
+    expect(page).to_have_url(path_is(f"/accounts/{first['account_id']}"))
+    expect(page.locator("main h1")).to_have_text(first["name"])
+
+
 def test_wrong_password_shows_an_error_and_stays_on_login(page: Page) -> None:
     sign_in(page, ADMIN, "not the password")
     expect(page.locator(".flash.error")).to_have_text("login: wrong user name or password.")
