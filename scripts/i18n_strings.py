@@ -54,7 +54,7 @@ DYNAMIC: dict[str, tuple[str, ...]] = {
     "touches": ("note", "call", "meeting", "email"),
     # the kinds the workflow writes to the timeline (WorkflowBase._timeline calls)
     "timeline kinds": ("flag", "cta_opened", "cta_closed", "cta_snoozed", "cta_assigned",
-                       "cta_critical", "cta_decided", "cta_escalated", "task_done",
+                       "cta_critical", "cta_decided", "cta_escalated", "cta_priority", "task_done",
                        "override_set", "override_cleared", "override_lapsed", "plan_change",
                        "band_change", "module_marked", "module_mark_cleared",
                        "module_mark_lapsed", "manual_value"),
@@ -68,6 +68,8 @@ DYNAMIC: dict[str, tuple[str, ...]] = {
     "lifecycle stages": ("onboarding", "adoption", "renewal", "churned"),
     # success plan (active), goal and task (open, done, skipped), CTA (open, closed)
     "statuses": ("active", "open", "done", "skipped", "closed"),
+    # healthscore.web.queue.DUE_BUCKETS: the Cockpit's groups by due date
+    "due buckets": ("overdue", "this week", "later", "no due date"),
     # healthscore.tables.Goal.kind
     "goal kinds": ("goal", "initiative"),
     # healthscore.workflow.strategy: the quadrant axes and their two levels
@@ -98,6 +100,11 @@ DYNAMIC_CALLS: dict[str, tuple[str, ...]] = {
     "_accounts_table.html: a.system_band": ("bands",),
     "_cta.html: cta.type": ("cta types",),
     "_cta.html: cta.priority": ("priorities",),
+    "cockpit.html: cta.type": ("cta types",),
+    "cockpit.html: cta.priority": ("priorities",),
+    "cockpit.html: b": ("bands",),
+    # data.group: only the type and due-date groups go through _()
+    "cockpit.html: cta.group": ("cta types", "due buckets"),
     "account.html: fin.override.reason_code": ("reason codes",),
     "account.html: e.kind": ("touches", "timeline kinds"),
     "account.html: p.status": ("statuses",),
@@ -125,6 +132,7 @@ DYNAMIC_CALLS: dict[str, tuple[str, ...]] = {
     "portfolio.html: q[kind]": ("quadrants",),
     "portfolio.html: q.motion": ("motions",),
     "portfolio.html: k": ("lifecycle stages",),
+    "today.html: data.worst_band": ("bands",),
     "validation.html: v.outcome": ("outcomes",),
     "validation.html: h.outcome": ("outcomes",),
 }

@@ -176,9 +176,12 @@ def test_csm_overrides_a_band_and_closes_a_cta(page: Page, site: Site) -> None:
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     screenshot(page, "01-login")
     sign_in(page, site.csm)
-    expect(page).to_have_url(path_is("/portfolio"))
-    expect(page.locator("main h1")).to_have_text("Portfolio")
+    expect(page).to_have_url(path_is("/today"))  # signing in lands on My day
+    expect(page.locator("main h1")).to_have_text("My day")
     expect(page.locator("header.top .who")).to_contain_text(site.csm)
+    screenshot(page, "02-my-day")
+    nav(page, "Portfolio")
+    expect(page.locator("main h1")).to_have_text("Portfolio")
     expect_chart(page, "distribution")
     screenshot(page, "02-portfolio")
 
@@ -230,9 +233,9 @@ def test_csm_overrides_a_band_and_closes_a_cta(page: Page, site: Site) -> None:
     card = page.locator(f"#cta-{site.cta}")
     expect(card).to_be_visible()
     screenshot(page, "06-cockpit")
-    card.locator("summary", has_text="Act").click()
+    card.locator("summary.expand").click()  # a compact row: expand it to act
     card.get_by_label("Outcome").fill("resolved: sponsor re-engaged, renewal call booked")
-    card.get_by_role("button", name="Close", exact=True).click()
+    card.get_by_role("button", name=f"Close CTA #{site.cta}", exact=True).click()
     expect(page.locator(".flash.ok")).to_have_text(f"CTA #{site.cta} closed.")
     expect(page.locator(f"#cta-{site.cta}")).to_have_count(0)
     expect(page).to_have_url(path_is("/cockpit"))
@@ -240,6 +243,93 @@ def test_csm_overrides_a_band_and_closes_a_cta(page: Page, site: Site) -> None:
 
 
 # ----------------------------------------------------------------------------- focused checks
+
+
+def _row_ids(page: Page) -> list[int]:
+    return [int(i.removeprefix("cta-")) for i in
+            page.locator("table.queue tbody.cta").evaluate_all("els => els.map(e => e.id)")]
+
+
+def test_queue_filters_sorts_pages_and_acts_in_bulk_in_place(page: Page, site: Site) -> None:
+    sign_in(page, LEAD)
+    expect(page).to_have_url(path_is("/today"))
+    page.goto("/cockpit?per_page=10")
+    scopes = page.locator("main nav.scope")
+    expect(scopes.locator("a[aria-current=page]")).to_contain_text("My team")
+    team = page.request.get("/api/cockpit?per_page=1").json()
+    assert team["total"] > 0 and team["scope"] == "team"
+    expect(page.locator("#queue-summary")).to_contain_text(f"Open CTAs: {team['total']}")
+    page.evaluate("window.__sameDocument = true")
+
+    # everyone's CTAs, sorted by ARR, largest first: the rows the API lists, in its order
+    scopes.get_by_role("link", name=re.compile(r"^All \(")).click()
+    expect(page).to_have_url(re.compile(r"/cockpit\?.*scope=all"))
+    header = page.locator("table.queue thead").get_by_role("link", name="ARR", exact=True)
+    header.click()
+    expect(page).to_have_url(re.compile(r"sort=arr&desc=false"))
+    page.locator("table.queue thead").get_by_role("link", name="ARR ▲", exact=True).click()
+    expect(page).to_have_url(re.compile(r"sort=arr&desc=true"))
+    api = page.request.get("/api/cockpit?scope=all&sort=arr&desc=true&per_page=10").json()
+    expect(page.locator("table.queue tbody.cta")).to_have_count(len(api["ctas"]))
+    assert _row_ids(page) == [c["id"] for c in api["ctas"]]
+    assert api["total"] > team["total"]
+
+    # a filter keeps the sort; the next page holds the next rows
+    page.locator("#queue-filters select[name=type]").select_option("risk")
+    expect(page).to_have_url(re.compile(r"type=risk"))
+    expect(page).to_have_url(re.compile(r"sort=arr"))
+    risk = page.request.get("/api/cockpit?scope=all&type=risk&sort=arr&desc=true&per_page=10&page=2").json()
+    assert risk["pages"] > 1, risk["total"]
+    page.locator(".pager").get_by_role("link", name=re.compile("Next")).click()
+    expect(page.locator(".pager")).to_contain_text(f"Page 2 of {risk['pages']}")
+    assert _row_ids(page) == [c["id"] for c in risk["ctas"]]
+
+    # tick two rows the lead may act on and lower their priority in one action
+    boxes = page.locator(f"table.queue input[name=ids]:not([value='{site.cta}'])")
+    chosen = [int(boxes.nth(i).get_attribute("value") or 0) for i in range(2)]
+    for i in range(2):
+        boxes.nth(i).check()
+    bulk = page.locator("#bulk")
+    bulk.get_by_label("Action on the selected CTAs").select_option("priority")
+    bulk.get_by_label("New priority").select_option("low")
+    bulk.get_by_role("button", name="Apply to selected").click()
+    expect(page.locator(".flash.ok")).to_have_text("2 CTAs changed (priority).")
+    assert {page.request.get(f"/api/ctas/{i}").json()["priority"] for i in chosen} == {"low"}
+    expect(page).to_have_url(re.compile(r"sort=arr"))  # back where the lead was
+    assert page.evaluate("window.__sameDocument") is True, "a full page load happened"
+    screenshot(page, "18-cockpit-queue-bulk")
+
+    # search as you type: the rows narrow, the box keeps the focus
+    name = page.request.get(f"/api/ctas/{chosen[0]}").json()["account_id"]
+    search = page.locator("#queue-q")
+    search.press_sequentially(name, delay=20)
+    query = f"scope=all&type=risk&sort=arr&desc=true&per_page=10&q={name}"
+    found = page.request.get(f"/api/cockpit?{query}").json()
+    expect(page).to_have_url(re.compile(rf"q={re.escape(name)}"))
+    expect(page.locator("table.queue tbody.cta")).to_have_count(len(found["ctas"]))
+    assert chosen[0] in _row_ids(page)
+    expect(search).to_be_focused()
+    expect(search).to_have_value(name)
+
+
+def test_my_day_lists_the_csms_work_and_opens_an_account_in_one_click(page: Page, site: Site) -> None:
+    sign_in(page, site.csm)
+    expect(page).to_have_url(path_is("/today"))
+    day = page.request.get("/api/today").json()
+    assert day["scope"] == "mine" and day["falling"], day
+    first = day["falling"][0]
+    rows = page.locator("#falling tbody tr")
+    expect(rows).to_have_count(len(day["falling"]))
+    expect(rows.first).to_contain_text(first["name"])
+    page.locator("main nav.scope").get_by_role("link", name="All", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/today\?scope=all"))
+    expect(page.locator("main nav.scope a[aria-current=page]")).to_have_text("All")
+    page.locator("main nav.scope").get_by_role("link", name="Mine", exact=True).click()
+    expect(page.locator("main nav.scope a[aria-current=page]")).to_have_text("Mine")
+    expect(rows.first).to_contain_text(first["name"])
+    rows.first.get_by_role("link").first.click()
+    expect(page).to_have_url(path_is(f"/accounts/{first['account_id']}"))
+    expect(page.locator("main h1")).to_have_text(first["name"])
 
 
 def test_wrong_password_shows_an_error_and_stays_on_login(page: Page) -> None:
@@ -254,7 +344,7 @@ def test_wrong_password_shows_an_error_and_stays_on_login(page: Page) -> None:
 
 def test_viewer_sees_no_action_forms(page: Page, site: Site) -> None:
     sign_in(page, VIEWER)
-    expect(page).to_have_url(path_is("/portfolio"))
+    expect(page).to_have_url(path_is("/today"))
     page.goto(f"/accounts/{site.flagged_account}")
     expect(page.locator("#final-band")).to_be_visible()
     expect(page.locator("#ctas .cta").first).to_be_visible()  # there is something to act on...
@@ -269,7 +359,7 @@ def test_viewer_sees_no_action_forms(page: Page, site: Site) -> None:
 
 def test_accounts_filter_swaps_the_table_with_htmx(page: Page, site: Site, recorder: Recorder) -> None:
     sign_in(page, LEAD)
-    expect(page).to_have_url(path_is("/portfolio"))
+    expect(page).to_have_url(path_is("/today"))
     page.goto("/accounts")
     everyone = page.request.get("/api/accounts?per_page=1").json()["total"]
     expected = page.request.get(f"/api/accounts?band={site.filter_band}&per_page=1").json()["total"]
@@ -308,7 +398,7 @@ def choose_polish(page: Page) -> None:
 def test_language_switch_to_polish(page: Page) -> None:
     pl = Formatter("pl")
     sign_in(page, OTHER_LEAD)
-    expect(page).to_have_url(path_is("/portfolio"))
+    expect(page).to_have_url(path_is("/today"))
     choose_polish(page)
     expect(page.locator("main")).to_contain_text(pl.date("2026-11-24"))  # "24 lis 2026"
     expect(page.locator("header.top .menu")).to_contain_text(pl.gettext("Portfolio"))
@@ -322,18 +412,20 @@ def test_language_switch_to_polish(page: Page) -> None:
 
 def test_language_switch_sets_html_lang_at_once(page: Page, site: Site) -> None:
     sign_in(page, site.spare_csm)
-    expect(page).to_have_url(path_is("/portfolio"))
+    expect(page).to_have_url(path_is("/today"))
     choose_polish(page)
     expect(page.locator("html")).to_have_attribute("lang", "pl", timeout=3_000)
 
 
 def test_every_page_renders_with_local_assets_only(page: Page, site: Site, recorder: Recorder) -> None:
     sign_in(page, ADMIN)
-    expect(page).to_have_url(path_is("/portfolio"))
+    expect(page).to_have_url(path_is("/today"))
+    page.goto("/portfolio")
     expect_chart(page, "distribution")
     assert page.evaluate("typeof window.Chart") == "function", "the vendored Chart.js did not load"
     assert page.evaluate("typeof window.htmx") == "object", "the vendored htmx did not load"
-    pages = [("/review", "Review meeting", "08-review"),
+    pages = [("/today", "My day", "19-my-day"),
+             ("/review", "Review meeting", "08-review"),
              ("/success-plans", "Success plans", "09-success-plans"),
              ("/validation", "Validation", "10-validation"),
              ("/data-health", "Data health", "11-data-health"),

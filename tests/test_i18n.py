@@ -17,6 +17,7 @@ import yaml
 import healthscore.templates
 from healthscore import tables as models
 from healthscore.config.model import DEFAULT_BANDS, INSUFFICIENT
+from healthscore.web import queue
 from healthscore.web.i18n import LANGUAGES, LOCALES, Formatter, catalog, language_of
 from healthscore.workflow import marks, overrides, strategy, success_plans, timeline
 
@@ -54,7 +55,7 @@ def test_the_script_and_the_app_agree_on_the_languages() -> None:
 
 def test_extraction_finds_literal_loop_and_dynamic_texts() -> None:
     ids = set(MSGIDS)
-    assert {"Page {page} of {pages}", "within {n} days", "the first {n} shown"} <= ids  # placeholders
+    assert {"Page {page} of {pages}", "within {n} days", "snoozed until {date}"} <= ids  # placeholders
     assert {"What is it for?", "Why clear it", "Mark done"} <= ids  # _('single quotes')
     assert {"Lifecycle stage", "By segment", "within a week", "Open CTAs"} <= ids  # loops over literals
     assert {"csm", "insufficient data", "data_gap", "criteria_left_out", "Minimal touch or let go."} <= ids
@@ -94,6 +95,7 @@ def test_dynamic_values_follow_the_code() -> None:
     assert d["roles"] == set(models.ROLES)
     assert d["cta types"] == set(models.CTA_TYPES)
     assert d["priorities"] == set(models.PRIORITIES)
+    assert d["due buckets"] == set(queue.DUE_BUCKETS)
     assert d["touches"] == set(timeline.TOUCHES)
     assert d["reason codes"] == set(overrides.REASON_CODES)
     assert d["mark reasons"] == set(marks.MARK_REASONS)

@@ -525,7 +525,7 @@ def test_data_health_and_missing_validation(site: Site) -> None:
 # ----------------------------------------------------------------------------- pages
 
 
-PAGES = ["/portfolio", "/accounts", "/accounts/{own}", "/cockpit", "/review", "/success-plans",
+PAGES = ["/today", "/portfolio", "/accounts", "/accounts/{own}", "/cockpit", "/review", "/success-plans",
          "/success-plans/{plan}", "/validation", "/data-health", "/admin", "/me"]
 
 
@@ -717,7 +717,7 @@ def test_pages_show_the_numbers_of_their_json_twins(site: Site) -> None:
         return html_lib.unescape(site.client.get(path).text)
 
     p = site.client.get("/api/portfolio").json()
-    page = text("/")
+    page = text("/portfolio")  # "/" is My day now
     assert f"{p['accounts']:,} accounts" in page and f"{p['average_score']:,.1f}" in page
     for b in p["bands"]:
         assert f'<p class="big">{b["accounts"]:,}</p>' in page, b
@@ -860,3 +860,275 @@ def test_huge_numbers_in_paths_and_queries_are_refused_not_crashed(site: Site) -
         r = site.client.request(method, path, headers=h, json=body)
         assert r.status_code in (404, 422), (method, path, r.status_code, r.text[:200])
         assert r.json()["error"] in ("not_found", "invalid_request"), (path, r.json())
+
+
+# ----------------------------------------------------------------------------- the work queue
+
+
+def _queue(site: Site, who: str, query: str = "") -> dict[str, Any]:
+    r = site.client.get(f"/api/cockpit?{query}", headers=site.as_(who))
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def _own_ctas(site: Site, n: int, owner: str = CSM) -> list[int]:
+    account = site.own if owner == CSM else site.other
+    return [int(site.wf.open_cta(account, "risk", f"queue {i}", actor=ADMIN, owner=owner)["id"])
+            for i in range(n)]
+
+
+def test_queue_pages_reach_every_cta_of_the_team_and_admins_see_all(site: Site) -> None:
+    mine = _own_ctas(site, 130)  # more than the old cap of 100
+    theirs = _own_ctas(site, 3, owner=OTHER_CSM)
+    seen: list[int] = []
+    first = _queue(site, LEAD, "per_page=50")
+    assert (first["scope"], first["total"], first["pages"]) == ("team", 130, 3)
+    for page in range(1, first["pages"] + 1):
+        seen += [c["id"] for c in _queue(site, LEAD, f"per_page=50&page={page}")["ctas"]]
+    assert sorted(seen) == sorted(mine) and len(seen) == len(set(seen))
+    everyone = _queue(site, ADMIN, "per_page=500")  # an admin's default is every open CTA
+    assert everyone["scope"] == "all" and everyone["total"] == 133
+    assert {c["id"] for c in everyone["ctas"]} == {*mine, *theirs}
+    assert everyone["scopes"] == {"mine": 0, "team": 0, "all": 133}
+    assert _queue(site, CSM, "scope=all")["total"] == 133  # reading is open to every role
+    assert _queue(site, OTHER_CSM)["total"] == 3
+
+
+def test_queue_rows_carry_the_accounts_health_arr_and_renewal_and_states(site: Site) -> None:
+    cid = _own_ctas(site, 1)[0]
+    site.wf.snooze(cid, date(2026, 11, 20), "on holiday", actor=ADMIN)
+    site.wf.escalate(cid, actor=ADMIN, note="no answer")
+    (row,) = _queue(site, CSM)["ctas"]
+    account = site.client.get("/api/accounts?per_page=1000", headers=site.as_(CSM)).json()
+    facts = next(a for a in account["accounts"] if a["account_id"] == site.own)
+    assert {k: row[k] for k in ("score", "band", "arr", "renewal_date", "account_name")} == {
+        "score": facts["score"], "band": facts["band"], "arr": facts["arr"],
+        "renewal_date": facts["renewal_date"], "account_name": facts["name"]}
+    assert (row["snoozed"], row["escalated"], row["can_act"]) == (True, True, True)
+    assert [c["id"] for c in _queue(site, CSM, "state=snoozed")["ctas"]] == [cid]
+    assert _queue(site, CSM, "state=active")["ctas"] == []
+    html = site.client.get("/cockpit", headers=site.as_(CSM)).text
+    assert "snoozed until" in html and "escalated" in html
+
+
+def test_queue_is_sorted_searched_and_filtered_as_asked(site: Site) -> None:
+    scores = site.wf.scores().sort_values("arr")
+    accounts = [str(a) for a in scores.loc[scores["csm"] == CSM, "account_id"]][:4]
+    for i, account in enumerate(accounts):
+        site.wf.open_cta(account, "risk", f"sorted {i}", actor=ADMIN, owner=CSM,
+                         priority=["low", "critical", "medium", "high"][i],
+                         due_on=date(2026, 11, 10 + (3 - i)))
+    by_arr = _queue(site, CSM, "sort=arr&desc=true")["ctas"]
+    assert [c["arr"] for c in by_arr] == sorted((c["arr"] for c in by_arr), reverse=True)
+    assert [c["priority"] for c in _queue(site, CSM)["ctas"]] == ["critical", "high", "medium", "low"]
+    assert [c["due_on"] for c in _queue(site, CSM, "sort=due_on")["ctas"]] == [
+        "2026-11-10", "2026-11-11", "2026-11-12", "2026-11-13"]
+    assert [c["reason"] for c in _queue(site, CSM, "q=SORTED 2")["ctas"]] == ["sorted 2"]
+    assert [c["priority"] for c in _queue(site, CSM, "priority=high")["ctas"]] == ["high"]
+    site.wf.open_cta(accounts[0], "risk", "late", actor=ADMIN, owner=CSM, due_on=date(2026, 10, 1))
+    site.wf.open_cta(accounts[0], "risk", "soon", actor=ADMIN, owner=CSM, due_on=date(2026, 11, 5))
+    grouped = _queue(site, CSM, "group=due&sort=arr&desc=true")["ctas"]
+    assert [c["group"] for c in grouped] == ["overdue", "this week", *["later"] * 4]
+    assert [c["arr"] for c in grouped[2:]] == sorted((c["arr"] for c in grouped[2:]), reverse=True)
+    html = site.client.get("/cockpit?group=due", headers=site.as_(CSM)).text
+    groups = re.findall(r'scope="colgroup">([^<]+)</th>', html)
+    assert groups == ["overdue", "this week", "later"]
+    by_type = _queue(site, CSM, "group=type")
+    assert by_type["group"] == "type" and {c["group"] for c in by_type["ctas"]} == {"risk"}
+    r = site.client.get("/api/cockpit?sort=colour", headers=site.as_(CSM))
+    assert r.status_code == 422
+    assert r.json()["message"] == ("sort: must be one of priority, due_on, score, arr, renewal_date, "
+                                   "account_name, owner, opened_at, id. Got 'colour'.")
+
+
+def test_bulk_assign_of_20_ctas_is_one_request(site: Site) -> None:
+    ids = _own_ctas(site, 20)
+    before = len(site.wf.audit("cta"))
+    r = site.client.post("/api/ctas/bulk", headers=site.as_(LEAD),
+                         json={"ids": ids, "action": "assign", "owner": LEAD})
+    assert r.status_code == 200, r.text
+    assert (r.json()["action"], r.json()["changed"]) == ("assign", 20)
+    assert {site.wf.cta(i)["owner"] for i in ids} == {LEAD}
+    assert len(site.wf.audit("cta")) == before + 20
+    r = site.client.post("/api/ctas/bulk", headers=site.as_(LEAD),
+                         json={"ids": ids[:5], "action": "priority", "priority": "critical"})
+    assert r.status_code == 200 and {site.wf.cta(i)["priority"] for i in ids[:5]} == {"critical"}
+    r = site.client.post("/api/ctas/bulk", headers=site.as_(LEAD), json={
+        "ids": ids[5:8], "action": "snooze", "until": "2026-11-30", "reason": "renewal season"})
+    assert r.status_code == 200 and {site.wf.cta(i)["snoozed_until"] for i in ids[5:8]} == {"2026-11-30"}
+    r = site.client.post("/api/ctas/bulk", headers=site.as_(LEAD),
+                         json={"ids": ids[8:], "action": "close", "outcome": "resolved"})
+    assert r.status_code == 200 and {site.wf.cta(i)["status"] for i in ids[8:]} == {"closed"}
+
+
+def test_bulk_refusal_names_each_cta_and_writes_nothing(site: Site) -> None:
+    own, theirs = _own_ctas(site, 2), _own_ctas(site, 1, owner=OTHER_CSM)
+    before = len(site.wf.audit())
+    r = site.client.post("/api/ctas/bulk", headers=site.as_(CSM),
+                         json={"ids": [*own, *theirs], "action": "close", "outcome": "done"})
+    assert r.status_code == 403
+    refusal = f"{CSM}: a csm acts only on their own accounts; {site.other} is {OTHER_CSM}'s."
+    assert r.json() == {
+        "error": "forbidden", "details": [f"CTA #{theirs[0]}: {refusal}"],
+        "message": f"close: 1 of 3 CTAs refused, so none was changed. Leave them out or fix them "
+                   f"and try again. CTA #{theirs[0]}: {refusal}"}
+    assert len(site.wf.audit()) == before
+    assert {site.wf.cta(i)["status"] for i in [*own, *theirs]} == {"open"}
+    r = site.client.post("/api/ctas/bulk", headers=site.as_(VIEWER),
+                         json={"ids": own, "action": "assign", "owner": VIEWER})
+    assert (r.status_code, len(r.json()["details"])) == (403, 2)
+    r = site.client.post("/api/ctas/bulk", headers=site.as_(CSM), json={"ids": own, "action": "snooze"})
+    assert r.status_code == 422 and r.json()["message"] == "until: snooze needs until and reason."
+    r = site.client.post("/api/ctas/bulk", headers=site.as_(CSM), json={"ids": [], "action": "close",
+                                                                       "outcome": "done"})
+    assert r.status_code == 422 and r.json()["message"] == "ids: choose at least one CTA."
+    r = site.client.post("/api/ctas/bulk", headers=site.as_(CSM), json={"ids": list(range(1, 502)),
+                                                                       "action": "close", "outcome": "x"})
+    assert r.status_code == 422 and r.json()["error"] == "invalid_request"
+    assert len(site.wf.audit()) == before
+
+
+def test_bulk_form_on_the_cockpit_changes_every_ticked_cta(site: Site) -> None:
+    ids = _own_ctas(site, 3)
+    login(site, LEAD)
+    page = site.client.get("/cockpit").text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    r = site.client.post("/ctas/bulk", data={"csrf_token": csrf, "ids": [str(i) for i in ids],
+                                            "action": "assign", "owner": LEAD},
+                         headers={"referer": "http://testserver/cockpit?sort=arr"})
+    assert r.status_code == 200 and "3 CTAs changed (assign)." in r.text
+    assert {site.wf.cta(i)["owner"] for i in ids} == {LEAD}
+
+
+def test_controls_a_user_may_not_use_are_not_shown(site: Site) -> None:
+    plays = "late_payment" if "late_payment" in site.wf.wf.playbooks else None
+    mine = site.wf.open_cta(site.own, "risk", "mine", actor=ADMIN, owner=CSM, playbook=plays)
+    theirs = site.wf.open_cta(site.other, "risk", "theirs", actor=ADMIN, owner=OTHER_CSM, playbook=plays)
+    login(site, CSM)
+    html = site.client.get("/cockpit?scope=all").text
+    assert f'action="/ctas/{mine["id"]}/close"' in html and f'value="{mine["id"]}" form="bulk"' in html
+    assert f'action="/ctas/{theirs["id"]}/close"' not in html
+    assert f'value="{theirs["id"]}" form="bulk"' not in html
+    for t in theirs["tasks"]:
+        assert f'action="/tasks/{t["id"]}/done"' not in html
+    # owners are chosen from the users who may own a CTA (not viewers), not typed
+    owners = re.findall(r'<select name="owner" required aria-label="New owner">(.*?)</select>', html)
+    assert owners and set(re.findall(r"<option[^>]*>([^<]+)</option>", owners[0])) == {
+        ADMIN, LEAD, CSM, OTHER_CSM}
+    other = site.client.get(f"/accounts/{site.other}").text
+    assert f'action="/ctas/{theirs["id"]}/close"' not in other
+    # every Done button has a name of its own
+    names = re.findall(r'aria-label="(Done: [^"]+)"', site.client.get(f"/accounts/{site.own}").text)
+    assert len(names) == len(mine["tasks"]) and len(set(names)) == len(names)
+
+
+def test_pages_have_a_skip_link_and_are_compressed(site: Site) -> None:
+    login(site, ADMIN)
+    ids = {"own": site.own, "plan": site.plan(site.own)["id"]}
+    for page in PAGES:
+        r = site.client.get(page.format(**ids), headers={"Accept-Encoding": "gzip"})
+        assert '<a class="skip" href="#main">Skip to content</a>' in r.text, page
+        assert '<main id="main"' in r.text, page
+        assert r.headers.get("content-encoding") == "gzip", page
+    r = site.client.get("/api/cockpit", headers={"Accept-Encoding": "gzip"})
+    assert r.headers.get("content-encoding") == "gzip" and r.json()["total"] == 0
+
+
+# ----------------------------------------------------------------------------- my day
+
+
+def test_my_day_lists_my_book_and_the_switch_widens_it(site: Site) -> None:
+    import pandas as pd
+
+    mine = site.wf.open_cta(site.own, "risk", "overdue call", actor=ADMIN, owner=CSM,
+                            due_on=date(2026, 11, 1), playbook="late_payment")
+    theirs = site.cta(site.other, owner=OTHER_CSM, due_on=date(2026, 11, 5))
+    later = site.cta(site.own, owner=CSM, due_on=date(2026, 12, 31))  # not due this week
+    day = _day(site, CSM)
+    assert day["scope"] == "mine" and [c["id"] for c in day["ctas"]] == [mine["id"]]
+    assert day["ctas"][0]["overdue"] is True and later not in [c["id"] for c in day["ctas"]]
+    due = sorted(t["id"] for t in mine["tasks"] if t["due_on"] <= "2026-11-09" and t["owner"] == CSM)
+    assert due and sorted(t["id"] for t in day["tasks"]) == due
+    assert {t["account_id"] for t in day["tasks"]} == {site.own}
+    scores = site.wf.scores()
+    book = scores[scores["csm"] == CSM]
+    renews = pd.to_datetime(book["renewal_date"])
+    soon = book[(renews >= pd.Timestamp(TODAY)) & (renews <= pd.Timestamp(2027, 1, 31))]
+    expected = soon.sort_values(["renewal_date", "account_id"])["account_id"].head(10).tolist()
+    assert [a["account_id"] for a in day["renewals"]] == expected
+    falling = day["falling"]
+    assert falling and {a["csm"] for a in falling} == {CSM}
+    assert [a["change_30d"] for a in falling if not a["turned"]] == sorted(
+        a["change_30d"] for a in falling if not a["turned"])
+    assert day["accounts"] == len(book)
+    everyone = _day(site, ADMIN)
+    assert everyone["scope"] == "all" and {mine["id"], theirs} <= {c["id"] for c in everyone["ctas"]}
+    assert {mine["id"], theirs} <= {c["id"] for c in _day(site, CSM, "scope=all")["ctas"]}
+    assert _day(site, LEAD)["scope"] == "team"
+    r = site.client.get("/api/today?scope=planet", headers=site.as_(CSM))
+    assert r.status_code == 422
+    assert r.json()["message"] == "scope: must be one of mine, team, all. Got 'planet'."
+    login(site, CSM)
+    html = site.client.get("/today").text
+    assert "overdue call" in html and f'href="/accounts/{site.own}"' in html
+
+
+def _day(site: Site, who: str, query: str = "") -> dict[str, Any]:
+    r = site.client.get(f"/api/today?{query}", headers=site.as_(who))
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def test_signing_in_lands_on_my_day(site: Site) -> None:
+    page = site.client.get("/login")
+    assert 'name="next" value="/today"' in page.text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    r = site.client.post("/login", data={"name": CSM, "password": PASSWORD, "csrf_token": token},
+                         follow_redirects=False)
+    assert (r.status_code, r.headers["location"]) == (303, "/today")
+    assert site.client.get("/", follow_redirects=False).headers["location"] == "/today"
+
+
+def _button_names(html: str) -> list[str]:
+    """The accessible name of each <button>: its aria-label, else its text."""
+    names = []
+    for attrs, text in re.findall(r"<button([^>]*)>(.*?)</button>", html, re.S):
+        label = re.search(r'aria-label="([^"]*)"', attrs)
+        names.append(label.group(1) if label else re.sub(r"<[^>]+>|\s+", " ", text).strip())
+    return names
+
+
+def test_no_two_buttons_on_a_page_share_a_name(site: Site) -> None:
+    plan = site.plan(site.own)
+    for owner in (CSM, OTHER_CSM):
+        site.wf.open_cta(site.own, "risk", "two of them", actor=ADMIN, owner=owner, playbook="late_payment")
+    site.wf.flag(site.own, "to review", actor=ADMIN, priority="critical")
+    site.wf.create_token(ADMIN, "second", actor=ADMIN)
+    login(site, ADMIN)
+    ids = {"own": site.own, "plan": plan["id"]}
+    wrong = {}
+    for page in PAGES:
+        names = _button_names(site.client.get(page.format(**ids)).text)
+        if page in ("/cockpit", "/accounts/{own}"):  # two CTAs with the same tasks
+            assert sum(n.startswith("Done: ") for n in names) >= 8, (page, names)
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            wrong[page] = twice
+    assert not wrong, wrong
+
+
+@pytest.mark.parametrize("who", [ADMIN, LEAD, CSM, VIEWER])
+def test_bulk_follows_the_role_matrix(site: Site, who: str) -> None:
+    """Bulk actions are allowed and refused exactly like the single ones (OWN / OTHER)."""
+    bodies = {"close": {"outcome": "resolved"}, "snooze": {"until": "2026-11-20", "reason": "holiday"},
+              "assign": {"owner": ADMIN}, "priority": {"priority": "high"}}
+    wrong = []
+    for account, allowed in ((site.own, OWN[who]), (site.other, OTHER[who])):
+        for action, fields in bodies.items():
+            ids = [site.cta(account), site.cta(account)]
+            r = site.client.post("/api/ctas/bulk", headers=site.as_(who),
+                                 json={"ids": ids, "action": action, **fields})
+            ok = r.status_code == 200 if allowed else (r.status_code == 403 and len(r.json()["details"]) == 2)
+            if not ok:
+                wrong.append(f"{who} {action} [{account}]: {r.status_code} {r.text[:200]}")
+    assert not wrong, "\n".join(wrong)

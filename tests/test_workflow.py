@@ -690,3 +690,24 @@ def test_the_migration_keeps_the_newest_of_two_open_overrides(tmp_path: Path) ->
         assert [tuple(r) for r in rows] == [(1, 0, "replaced"), (2, 1, None)]
     finally:
         store.close()
+
+
+def test_bulk_is_all_or_nothing_and_names_each_refusal(wf: Workflow) -> None:
+    mine = _an_account(wf)
+    scores = wf.scores()
+    theirs = str(scores.loc[scores["csm"] != "cara", "account_id"].iloc[0])
+    ids = [wf.open_cta(mine, "risk", f"mine {i}", actor="ada")["id"] for i in range(3)]
+    other = wf.open_cta(theirs, "risk", "theirs", actor="ada")["id"]
+    closed = wf.close_cta(wf.open_cta(mine, "risk", "done", actor="ada")["id"], "resolved", actor="ada")["id"]
+    before = len(wf.audit())
+    with pytest.raises(ForbiddenError) as refused:
+        wf.bulk([*ids, other, closed], "priority", actor="cara", priority="critical")
+    assert refused.value.details == [
+        f"CTA #{other}: cara: a csm acts only on their own accounts; {theirs} is "
+        f"{scores.set_index('account_id').at[theirs, 'csm']}'s.",
+        f"CTA #{closed}: CTA #{closed} is closed: cannot reprioritise it."]
+    assert refused.value.message.startswith("priority: 2 of 5 CTAs refused, so none was changed.")
+    assert len(wf.audit()) == before and {wf.cta(i)["priority"] for i in ids} == {"medium"}
+    done = wf.bulk([*ids, ids[0]], "priority", actor="cara", priority="critical")
+    assert done["changed"] == 3 and all(wf.cta(i)["critical"] for i in ids)
+    assert [e["text"] for e in wf.timeline(mine)][:1] == [f"CTA #{ids[-1]} priority set to critical"]

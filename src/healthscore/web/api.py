@@ -10,7 +10,8 @@ from fastapi.responses import FileResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from healthscore.errors import InvalidActionError
-from healthscore.web import auth, views
+from healthscore.web import auth, queue, today, views
+from healthscore.web.queue import CockpitFilter
 from healthscore.web.views import AccountFilter, Site
 
 User = dict[str, Any]
@@ -195,17 +196,40 @@ def measure_rows(account_id: str, measure: str, request: Request, user: Me) -> d
     return views.measure_rows(site_of(request), account_id, measure)
 
 
+def cockpit_filter(
+    scope: Literal["mine", "team", "all", ""] | None = None, type: str | None = None,
+    priority: str | None = None, due: str | None = None,
+    state: Literal["active", "snoozed", "escalated", "flagged", ""] | None = None,
+    band: str | None = None, owner: str | None = None, q: str | None = None,
+    group: Literal["account", "type", "due", "owner", ""] | None = None,
+    sort: str = "priority", desc: bool = False,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=queue.MAX_QUEUE_PAGE)] = 50,
+    everyone: bool = False,
+) -> CockpitFilter:
+    """The queue's scope, filters, order and page; ``everyone=true`` is ``scope=all``; an empty
+    field (as a form sends it) means no filter."""
+    return CockpitFilter(scope or ("all" if everyone else None), type or None, priority or None,
+                         due or None, state or None, band or None, owner or None, q or None,
+                         group or None, sort, desc, page, per_page)
+
+
+Queue = Annotated[CockpitFilter, Depends(cockpit_filter)]
+
+
 @router.get("/cockpit", tags=["pages"])
-def cockpit(request: Request, user: Me, type: str | None = None, priority: str | None = None,
-            due: str | None = None, everyone: bool = False,
-            limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
-    return views.cockpit(site_of(request), user, type or None, priority or None, due or None, everyone,
-                         limit)
+def cockpit(request: Request, user: Me, f: Queue) -> dict[str, Any]:
+    return queue.cockpit(site_of(request), user, f)
+
+
+@router.get("/today", tags=["pages"])
+def my_day(request: Request, user: Me, scope: str | None = None) -> dict[str, Any]:
+    return today.my_day(site_of(request), user, scope or None)
 
 
 @router.get("/review", tags=["pages"])
 def review(request: Request, user: Me) -> dict[str, Any]:
-    return views.review(site_of(request))
+    return queue.review(site_of(request), user)
 
 
 @router.get("/success-plans", tags=["pages"])
@@ -436,6 +460,31 @@ class DecideIn(Versioned):
 def decide(cta_id: Id, body: DecideIn, request: Request, user: Me) -> dict[str, Any]:
     return acting_on_cta(request, user, cta_id).wf.decide(cta_id, body.decision, actor=user["name"],
                                                           version=body.version)
+
+
+MAX_BULK = 500  # CTAs in one bulk action
+
+
+class BulkIn(Body):
+    """One action on many CTAs, all or nothing. Each action reads its own fields: close
+    ``outcome``; snooze ``until`` and ``reason``; assign ``owner``; priority ``priority``."""
+
+    ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(max_length=MAX_BULK)
+    action: Literal["close", "snooze", "assign", "priority"]
+    outcome: str | None = None
+    until: date | None = None
+    reason: str | None = None
+    owner: str | None = None
+    priority: Literal["low", "medium", "high", "critical"] | None = None
+
+
+@router.post("/ctas/bulk", tags=["ctas"])
+def bulk(body: BulkIn, request: Request, user: Me) -> dict[str, Any]:
+    """Close, snooze, assign or reprioritise many CTAs in one request. All or nothing: when the
+    role, the book or a CTA's state refuses any of them, nothing is written and the error's
+    ``details`` name every refused CTA and why."""
+    fields = body.model_dump(exclude={"ids", "action"})
+    return site_of(request).wf.bulk(list(body.ids), body.action, actor=user["name"], **fields)
 
 
 class TaskIn(Versioned):

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.gzip import GZipMiddleware
 
 from healthscore.errors import AuthError, HealthScoreError
 from healthscore.project import Project
@@ -20,6 +21,7 @@ from healthscore.web.auth import LoginLimiter
 from healthscore.web.views import Site
 
 STATIC = Path(__file__).parent / "static"
+GZIP_MIN_BYTES = 1000  # smaller responses are sent as they are
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
        "frame-ancestors 'self'; form-action 'self'; base-uri 'self'")
 # Swagger UI (vendored) starts itself with an inline script
@@ -50,6 +52,7 @@ def create_app(project: Project, *, url: str | None = None, today: date | None =
     app.add_exception_handler(HealthScoreError, _error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.middleware("http")(_headers)
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES)  # outermost: compresses all
     app.router.on_shutdown.append(app.state.site.wf.close)
     app.state.scheduler = None
     if daily_at:

@@ -16,7 +16,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
 
 from healthscore.errors import AuthError, HealthScoreError
-from healthscore.web import api, auth, views
+from healthscore.web import api, auth, queue, views
 from healthscore.web.api import Id
 from healthscore.web.i18n import LANGUAGES, Formatter, language_of
 from healthscore.workflow.marks import MARK_REASONS
@@ -25,6 +25,7 @@ from healthscore.workflow.overrides import REASON_CODES
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 FLASH = "hs_flash"
 LOGIN_CSRF = "hs_login_csrf"
+LANDING = "/today"  # where signing in leads: My day, in the role's scope
 router = APIRouter(include_in_schema=False)
 
 
@@ -84,11 +85,11 @@ Me = Depends(page_user)
 
 @router.get("/")
 def home() -> RedirectResponse:
-    return RedirectResponse("/portfolio", status_code=303)
+    return RedirectResponse(LANDING, status_code=303)
 
 
 @router.get("/login")
-def login_form(request: Request, next: str = "/portfolio") -> HTMLResponse:
+def login_form(request: Request, next: str = LANDING) -> HTMLResponse:
     token = secrets.token_urlsafe(24)
     response = render(request, "login.html", {"next": _safe_next(next), "login_csrf": token}, user={})
     response.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict", path="/login", max_age=3600)
@@ -98,7 +99,7 @@ def login_form(request: Request, next: str = "/portfolio") -> HTMLResponse:
 @router.post("/login")
 async def login(request: Request) -> Response:
     form = await request.form()
-    target = _safe_next(str(form.get("next") or "/portfolio"))
+    target = _safe_next(str(form.get("next") or LANDING))
     sent, expected = str(form.get(auth.CSRF_FIELD) or ""), request.cookies.get(LOGIN_CSRF) or ""
     if not expected or not secrets.compare_digest(sent, expected):
         return redirect(f"/login?next={quote(target)}", "error",
@@ -113,7 +114,7 @@ async def login(request: Request) -> Response:
 
 
 def _safe_next(target: str) -> str:
-    return target if target.startswith("/") and not target.startswith("//") else "/portfolio"
+    return target if target.startswith("/") and not target.startswith("//") else LANDING
 
 
 @router.post("/logout")
@@ -165,10 +166,21 @@ def measure_rows(account_id: str, measure: str, request: Request, user: dict[str
 
 
 @router.get("/cockpit")
-def cockpit(request: Request, user: dict[str, Any] = Me, type: str | None = None,
-            priority: str | None = None, due: str | None = None, everyone: bool = False) -> HTMLResponse:
-    data = api.cockpit(request, user, type, priority, due, everyone, 100)
+def cockpit(request: Request, user: dict[str, Any] = Me,
+            f: queue.CockpitFilter = Depends(api.cockpit_filter)) -> HTMLResponse:
+    data = api.cockpit(request, user, f)
+    params = request.query_params
+    data["query"] = urlencode({k: v for k, v in params.items() if k not in ("sort", "desc", "page")})
+    data["page_query"] = urlencode({k: v for k, v in params.items() if k != "page"})
+    data["scope_query"] = urlencode({k: v for k, v in params.items()
+                                     if k not in ("scope", "everyone", "page", "owner")})
     return render(request, "cockpit.html", data, nav="cockpit")
+
+
+@router.get("/today")
+def my_day(request: Request, user: dict[str, Any] = Me, scope: str | None = None) -> HTMLResponse:
+    data = api.my_day(request, user, scope)
+    return render(request, "today.html", data, nav="today")
 
 
 @router.get("/review")
@@ -229,9 +241,13 @@ def me(request: Request, user: dict[str, Any] = Me) -> HTMLResponse:
 # ----------------------------------------------------------------------------- forms
 
 
-async def act(request: Request, back: str, done: str, call: Callable[[dict[str, Any]], Any]) -> Response:
-    """Run one form's action and go back to ``back`` with a message (or the error)."""
-    form = {k: v for k, v in (await request.form()).items() if k != auth.CSRF_FIELD and v != ""}
+async def act(request: Request, back: str, done: str, call: Callable[[dict[str, Any]], Any],
+              lists: tuple[str, ...] = ()) -> Response:
+    """Run one form's action and go back to ``back`` with a message (or the error). The fields
+    named in ``lists`` (checkboxes) keep every value sent."""
+    sent = await request.form()
+    form: dict[str, Any] = {k: v for k, v in sent.items() if k != auth.CSRF_FIELD and v != ""}
+    form.update({k: sent.getlist(k) for k in lists})
     try:
         result = call(form)
     except ValidationError as err:
@@ -241,7 +257,7 @@ async def act(request: Request, back: str, done: str, call: Callable[[dict[str, 
     except AuthError:
         raise
     except HealthScoreError as err:
-        return redirect(back, "error", err.message)
+        return redirect(back, "error", str(err))
     text = done.format(**result) if isinstance(result, dict) else done
     if isinstance(result, dict) and result.get("prompt"):
         text += " " + str(result["prompt"])
@@ -293,6 +309,12 @@ async def account_action(account_id: str, action: str, request: Request,
             account_id, body(api.PlanIn, f), request, user)),
     }
     return await dispatch(request, forms, action, "accounts", back)
+
+
+@router.post("/ctas/bulk")
+async def bulk(request: Request, user: dict[str, Any] = Me) -> Response:
+    return await act(request, _back(request, "/cockpit"), "{changed} CTAs changed ({action}).",
+                     lambda f: api.bulk(body(api.BulkIn, f), request, user), lists=("ids",))
 
 
 @router.post("/ctas/{cta_id}/{action}")

@@ -75,7 +75,7 @@ def _open_ctas(site: Site) -> pd.Series:
     return pd.Series(counts, dtype="int64")
 
 
-def _clean(v: Any) -> Any:
+def json_value(v: Any) -> Any:
     if isinstance(v, float | np.floating):
         return None if np.isnan(v) else round(float(v), 1)
     if isinstance(v, np.integer):
@@ -90,7 +90,7 @@ def _clean(v: Any) -> Any:
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{k: _clean(v) for k, v in r.items()} for r in frame.to_dict("records")]
+    return [{k: json_value(v) for k, v in r.items()} for r in frame.to_dict("records")]
 
 
 # ----------------------------------------------------------------------------- portfolio
@@ -248,7 +248,7 @@ def account(site: Site, account_id: str, user: dict[str, Any]) -> dict[str, Any]
     out["timeline"] = wf.timeline(account_id, limit=50)
     out["success_plans"] = wf.success_plans(account_id)
     head = site.store.account_rows(site.store.latest(), account_id, primary_only=True).to_pylist()[0]
-    out["details"] = {k: _clean(head.get(k)) for k in
+    out["details"] = {k: json_value(head.get(k)) for k in
                       ("arr", "lifecycle_stage", "renewal_date", "industry", "grade") if k in head}
     out["can_act"] = may_act_on(user, out.get("csm"), wf.teams())
     out["modules"] = module_strip(out["scorecards"][0], wf.account(account_id))
@@ -256,6 +256,9 @@ def account(site: Site, account_id: str, user: dict[str, Any]) -> dict[str, Any]
     marked = {m["module"]: m for m in out["marks"]}
     for m in out["modules"]:
         m["mark"] = marked.get(m["module"])
+    for c in out["ctas"]:
+        c["can_act"] = out["can_act"] or (c.get("owner") == user["name"] and user["role"] != "viewer")
+    out["assignable"] = assignable(site)
     return out
 
 
@@ -273,63 +276,17 @@ def measure_rows(site: Site, account_id: str, measure: str) -> dict[str, Any]:
     return site.project.measure_rows(account_id, measure)
 
 
-# ----------------------------------------------------------------------------- cockpit, review
+# ----------------------------------------------------------------------------- people
 
 
-def cockpit(site: Site, user: dict[str, Any], type: str | None = None, priority: str | None = None,
-            due: str | None = None, everyone: bool = False, limit: int = 100) -> dict[str, Any]:
-    """My CTAs (a lead: the team's; everyone's on request), most urgent first, up to ``limit``."""
-    wf = site.wf
-    ctas = wf.ctas(status="open", type=type or None)
-    teams = wf.teams()
-    if not (everyone and user["role"] in ("admin", "lead", "viewer")):
-        ctas = [c for c in ctas if _mine(c, user, teams)]
-    if priority:
-        ctas = [c for c in ctas if c["priority"] == priority]
-    if due:
-        ctas = [c for c in ctas if _due_matches(c, due, wf.today)]
-    rank = {"critical": 0, "high": 1, "medium": 2, "low": 3}
-    ctas.sort(key=lambda c: (rank.get(c["priority"], 9), c["due_on"] or "9999", c["id"]))
-    out = {"user": user["name"], "role": user["role"], "everyone": everyone, "total": len(ctas),
-            "limit": limit, "ctas": ctas[:limit],
-            "filters": {"type": type, "priority": priority, "due": due},
-            "escalate_to": [*wf.spec.escalation[1:], *wf.spec.departments]}
-    names = _names(site)
-    for c in out["ctas"]:
-        c["account_name"] = names.get(c["account_id"])
-    return out
-
-
-def _mine(cta: dict[str, Any], user: dict[str, Any], teams: dict[str, str | None]) -> bool:
-    owner = cta.get("owner")
-    if owner == user["name"]:
-        return True
-    return user["role"] == "lead" and user.get("team") is not None and teams.get(owner or "") == user["team"]
-
-
-def _due_matches(cta: dict[str, Any], due: str, today: date) -> bool:
-    if due not in ("overdue", "week", "none"):
-        raise InvalidActionError(f"due: must be overdue, week or none. Got {due!r}.")
-    if due == "none":
-        return cta["due_on"] is None
-    if cta["due_on"] is None:
-        return False
-    on = date.fromisoformat(cta["due_on"])
-    return on < today if due == "overdue" else on <= today + timedelta(days=7)
+def assignable(site: Site) -> list[str]:
+    """Who may own a CTA: every user who may act (not viewers), by name."""
+    return [u["name"] for u in site.wf.users() if u["role"] != "viewer"]
 
 
 def _names(site: Site) -> dict[str, str]:
     frame = scores_frame(site)
     return dict(zip(frame["account_id"], frame["name"].fillna(""), strict=False))
-
-
-def review(site: Site) -> dict[str, Any]:
-    items = site.wf.review_list()
-    names = _names(site)
-    for c in items:
-        c["account_name"] = names.get(c["account_id"])
-        c["escalations"] = site.wf.escalations(c["id"])
-    return {"ctas": items}
 
 
 # ----------------------------------------------------------------------------- plans

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import flag_modified
 
 from healthscore.config.windows import parse_days
-from healthscore.errors import InvalidActionError, NotFoundError
+from healthscore.errors import HealthScoreError, InvalidActionError, NotFoundError
 from healthscore.tables import CTA_TYPES, PRIORITIES, Cta, Escalation, Task, User
 from healthscore.workflow.base import SYSTEM, Context, Service, row_dict
 from healthscore.workflow.notify import NotifyService
@@ -28,14 +28,33 @@ class CtaService(Service):
     # ------------------------------------------------------------------ reading
 
     def ctas(self, *, status: str | None = "open", account_id: str | None = None,
-             owner: str | None = None, type: str | None = None) -> list[dict[str, Any]]:
+             owner: str | None = None, type: str | None = None,
+             with_tasks: bool = True) -> list[dict[str, Any]]:
+        """CTAs, oldest first; ``with_tasks=False`` leaves their tasks out (``tasks: []``),
+        for lists that show the tasks of a few only (see :meth:`tasks_of`)."""
         with self.store.session() as s:
-            q = select(Cta).order_by(Cta.id).options(selectinload(Cta.tasks))
+            q = select(Cta).order_by(Cta.id)
+            if with_tasks:
+                q = q.options(selectinload(Cta.tasks))
             for col, value in ((Cta.status, status), (Cta.account_id, account_id),
                                (Cta.owner, owner), (Cta.type, type)):
                 if value is not None:
                     q = q.where(col == value)
-            return [self._cta_view(c) for c in s.scalars(q)]
+            return [self._cta_view(c, with_tasks) for c in s.scalars(q)]
+
+    def tasks_of(self, cta_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+        """The tasks of each of these CTAs, in order."""
+        out: dict[int, list[dict[str, Any]]] = {i: [] for i in cta_ids}
+        with self.store.session() as s:
+            for t in s.scalars(select(Task).where(Task.cta_id.in_(cta_ids)).order_by(Task.id)):
+                out[int(t.cta_id or 0)].append(row_dict(t))
+        return out
+
+    def cta_accounts(self, status: str = "open") -> dict[int, str]:
+        """Each CTA's account, by CTA id."""
+        with self.store.session() as s:
+            rows = s.execute(select(Cta.id, Cta.account_id).where(Cta.status == status))
+            return {int(i): a for i, a in rows}
 
     def open_cta_counts(self) -> dict[str, int]:
         """How many open CTAs each account has."""
@@ -59,9 +78,9 @@ class CtaService(Service):
         with self.store.session() as s:
             return self._cta_view(self._get_cta(s, cta_id))
 
-    def _cta_view(self, c: Cta) -> dict[str, Any]:
+    def _cta_view(self, c: Cta, with_tasks: bool = True) -> dict[str, Any]:
         out = row_dict(c)
-        out["tasks"] = [row_dict(t) for t in c.tasks]
+        out["tasks"] = [row_dict(t) for t in c.tasks] if with_tasks else []
         out["overdue"] = c.status == "open" and c.due_on is not None and c.due_on < self.today
         return out
 
@@ -181,7 +200,7 @@ class CtaService(Service):
         return self._change(cta_id, actor, version, "closed", fn, session)
 
     def snooze(self, cta_id: int, until: date, reason: str, *, actor: str,
-               version: int | None = None) -> dict[str, Any]:
+               version: int | None = None, session: Session | None = None) -> dict[str, Any]:
         def fn(s: Session, c: Cta, actor: str) -> str:
             _must_be_open(c, "snooze")
             if until <= self.today:
@@ -190,16 +209,61 @@ class CtaService(Service):
                 raise InvalidActionError("reason: say why the CTA is snoozed.")
             c.snoozed_until, c.snooze_reason = until, reason
             return f"CTA #{c.id} snoozed until {until}: {reason}"
-        return self._change(cta_id, actor, version, "snoozed", fn)
+        return self._change(cta_id, actor, version, "snoozed", fn, session)
 
-    def assign(self, cta_id: int, owner: str, *, actor: str, version: int | None = None) -> dict[str, Any]:
+    def assign(self, cta_id: int, owner: str, *, actor: str, version: int | None = None,
+               session: Session | None = None) -> dict[str, Any]:
         def fn(s: Session, c: Cta, actor: str) -> str:
             _must_be_open(c, "assign")
             self._user(s, owner)
             c.owner = owner
             self.notify.notify_later(s, owner, "cta_assigned", f"CTA #{c.id} for {c.account_id}: {c.reason}")
             return f"CTA #{c.id} assigned to {owner}"
-        return self._change(cta_id, actor, version, "assigned", fn)
+        return self._change(cta_id, actor, version, "assigned", fn, session)
+
+    def set_priority(self, cta_id: int, priority: str, *, actor: str, version: int | None = None,
+                     session: Session | None = None) -> dict[str, Any]:
+        if priority not in PRIORITIES:
+            raise InvalidActionError(f"priority: must be one of {', '.join(PRIORITIES)}. Got {priority!r}.")
+
+        def fn(s: Session, c: Cta, actor: str) -> str:
+            _must_be_open(c, "reprioritise")
+            if priority == "critical" and c.priority != "critical":
+                c.critical_at = self.now()
+            c.priority, c.critical = priority, priority == "critical"
+            return f"CTA #{c.id} priority set to {priority}"
+        return self._change(cta_id, actor, version, "priority", fn, session)
+
+    def bulk(self, cta_ids: list[int], action: str, *, actor: str, **args: Any) -> dict[str, Any]:
+        """One action on many CTAs, all or nothing: each CTA is checked as if it were changed
+        alone (role, scope, state); if any is refused, nothing is written and the error lists
+        every refusal, one per CTA."""
+        calls = {"close": lambda i, s: self.close_cta(i, args["outcome"], actor=actor, session=s),
+                 "snooze": lambda i, s: self.snooze(i, args["until"], args["reason"], actor=actor,
+                                                    session=s),
+                 "assign": lambda i, s: self.assign(i, args["owner"], actor=actor, session=s),
+                 "priority": lambda i, s: self.set_priority(i, args["priority"], actor=actor,
+                                                            session=s)}
+        needs = {"close": ("outcome",), "snooze": ("until", "reason"), "assign": ("owner",),
+                 "priority": ("priority",)}
+        if action not in calls:
+            raise InvalidActionError(f"action: must be one of {', '.join(calls)}. Got {action!r}.")
+        missing = [k for k in needs[action] if args.get(k) in (None, "")]
+        if missing:
+            raise InvalidActionError(f"{missing[0]}: {action} needs {' and '.join(needs[action])}.")
+        ids = list(dict.fromkeys(cta_ids))
+        if not ids:
+            raise InvalidActionError("ids: choose at least one CTA.")
+        with self._commit_guard(f"{len(ids)} CTAs"), self.store.session() as s:
+            done, refused = [], []
+            for cta_id in ids:
+                try:
+                    done.append(calls[action](cta_id, s))
+                except HealthScoreError as err:
+                    refused.append((cta_id, err))
+            if refused:
+                raise _refusal(action, len(ids), refused)
+            return {"action": action, "changed": len(done), "ctas": done}
 
     def mark_critical(self, cta_id: int, *, actor: str, version: int | None = None) -> dict[str, Any]:
         def fn(s: Session, c: Cta, actor: str) -> str:
@@ -319,6 +383,17 @@ class CtaService(Service):
             items = [self._cta_view(c) for c in s.scalars(q)]
         order = {p: i for i, p in enumerate(reversed(PRIORITIES))}
         return sorted(items, key=lambda c: (order[c["priority"]], -c["escalation_level"], c["id"]))
+
+def _refusal(action: str, asked: int, refused: list[tuple[int, HealthScoreError]]) -> HealthScoreError:
+    """The error of a refused bulk action: the first refusal's kind (so its HTTP status), a
+    count, and one line per refused CTA."""
+    first = refused[0][1]
+    lines = [f"CTA #{i}: {err.message}" for i, err in refused]
+    head = (f"{action}: {len(refused)} of {asked} CTAs refused, so none was changed. "
+            f"Leave them out or fix them and try again. {lines[0]}"
+            + (f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""))
+    return type(first)(head, details=lines)
+
 
 def _must_be_open(c: Cta, what: str) -> None:
     if c.status != "open":

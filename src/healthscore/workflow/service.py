@@ -292,8 +292,16 @@ class Workflow(Service):
         account_id: str | None = None,
         owner: str | None = None,
         type: str | None = None,
+        with_tasks: bool = True,
     ) -> list[dict[str, Any]]:
-        return self._svc_ctas.ctas(status=status, account_id=account_id, owner=owner, type=type)
+        return self._svc_ctas.ctas(status=status, account_id=account_id, owner=owner, type=type,
+                                   with_tasks=with_tasks)
+
+    def tasks_of(self, cta_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+        return self._svc_ctas.tasks_of(cta_ids)
+
+    def cta_accounts(self, status: str = "open") -> dict[int, str]:
+        return self._svc_ctas.cta_accounts(status)
 
     def open_cta_counts(self) -> dict[str, int]:
         return self._svc_ctas.open_cta_counts()
@@ -381,12 +389,21 @@ class Workflow(Service):
         return self._svc_ctas.close_cta(cta_id, outcome, actor=actor, version=version, session=session)
 
     def snooze(
-        self, cta_id: int, until: date, reason: str, *, actor: str, version: int | None = None
+        self, cta_id: int, until: date, reason: str, *, actor: str, version: int | None = None,
+        session: Session | None = None,
     ) -> dict[str, Any]:
-        return self._svc_ctas.snooze(cta_id, until, reason, actor=actor, version=version)
+        return self._svc_ctas.snooze(cta_id, until, reason, actor=actor, version=version, session=session)
 
-    def assign(self, cta_id: int, owner: str, *, actor: str, version: int | None = None) -> dict[str, Any]:
-        return self._svc_ctas.assign(cta_id, owner, actor=actor, version=version)
+    def assign(self, cta_id: int, owner: str, *, actor: str, version: int | None = None,
+               session: Session | None = None) -> dict[str, Any]:
+        return self._svc_ctas.assign(cta_id, owner, actor=actor, version=version, session=session)
+
+    def set_priority(self, cta_id: int, priority: str, *, actor: str, version: int | None = None,
+                     session: Session | None = None) -> dict[str, Any]:
+        return self._svc_ctas.set_priority(cta_id, priority, actor=actor, version=version, session=session)
+
+    def bulk(self, cta_ids: list[int], action: str, *, actor: str, **args: Any) -> dict[str, Any]:
+        return self._svc_ctas.bulk(cta_ids, action, actor=actor, **args)
 
     def mark_critical(self, cta_id: int, *, actor: str, version: int | None = None) -> dict[str, Any]:
         return self._svc_ctas.mark_critical(cta_id, actor=actor, version=version)

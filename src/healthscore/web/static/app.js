@@ -21,3 +21,11 @@
   document.addEventListener("DOMContentLoaded", function () { draw(document); });
   document.addEventListener("htmx:afterSettle", function (e) { draw(e.target); });
 })();
+// A checkbox with data-select-all="NAME" ticks or clears every checkbox named NAME.
+document.addEventListener("change", function (e) {
+  var all = e.target.closest && e.target.closest("input[data-select-all]");
+  if (!all) { return; }
+  document.querySelectorAll('input[type=checkbox][name="' + all.dataset.selectAll + '"]').forEach(function (box) {
+    box.checked = all.checked;
+  });
+});

@@ -1,0 +1,200 @@
+"""The Cockpit's work queue and the review meeting's list: open CTAs with their accounts'
+health, ARR and renewal, in a scope (mine, my team, all), filtered, sorted and paged; and per
+CTA whether the signed-in user may act on it. Like :mod:`healthscore.web.views`, each page's
+dict is what its /api twin returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from healthscore.errors import InvalidActionError
+from healthscore.web.views import Site, assignable, json_value, scores_frame
+from healthscore.workflow.access import may_act_on
+
+SCOPES = ("mine", "team", "all")
+QUEUE_SORTS = ("priority", "due_on", "score", "arr", "renewal_date", "account_name", "owner",
+               "opened_at", "id")
+STATES = ("active", "snoozed", "escalated", "flagged")
+GROUPS = ("account", "type", "due", "owner")
+DUE_BUCKETS = ("overdue", "this week", "later", "no due date")
+MAX_QUEUE_PAGE = 500
+_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+_FACTS = ("name", "csm", "score", "band", "arr", "renewal_date")
+
+
+@dataclass
+class CockpitFilter:
+    """The work queue's scope, filters, order and page. ``scope=None`` is the role's default:
+    a CSM's own CTAs, a lead's team's, everyone's for admins and viewers."""
+
+    scope: str | None = None
+    type: str | None = None
+    priority: str | None = None
+    due: str | None = None  # overdue | week | none
+    state: str | None = None  # active (not snoozed) | snoozed | escalated | flagged
+    band: str | None = None
+    owner: str | None = None
+    q: str | None = None  # account id or name, reason, owner
+    group: str | None = None  # account | type | due | owner: rows of a group together
+    sort: str = "priority"
+    desc: bool = False
+    page: int = 1
+    per_page: int = 50
+
+
+def default_scope(user: dict[str, Any]) -> str:
+    return {"csm": "mine", "lead": "team"}.get(user["role"], "all")
+
+
+def cockpit(site: Site, user: dict[str, Any], f: CockpitFilter | None = None) -> dict[str, Any]:
+    """The open CTAs as a work queue: each with its account's health, ARR and renewal; in the
+    chosen scope, filtered, sorted and paged over all of them; per CTA whether ``user`` may act."""
+    f = f or CockpitFilter()
+    scope = _check_queue(f, user)
+    wf = site.wf
+    teams = wf.teams()
+    ctas = wf.ctas(status="open", type=f.type or None, with_tasks=False)
+    counts = {s: sum(_in_scope(c, user, teams, s) for c in ctas) for s in SCOPES}
+    items = _with_accounts(site, [c for c in ctas if _in_scope(c, user, teams, scope)])
+    owners = sorted({c["owner"] for c in items if c.get("owner")})
+    items = _sorted([c for c in items if _queue_matches(c, f, wf.today)], f.sort, f.desc)
+    items = _grouped(items, f.group, wf.today)
+    shown = items[(f.page - 1) * f.per_page: f.page * f.per_page]
+    tasks = wf.tasks_of([c["id"] for c in shown])  # only the shown rows' tasks are read
+    for c in shown:
+        c["can_act"] = _may_act_on_cta(user, c, teams)
+        c["tasks"] = tasks[c["id"]]
+    return {"user": user["name"], "role": user["role"], "scope": scope, "scopes": counts,
+            "everyone": scope == "all", "total": len(items), "page": f.page, "per_page": f.per_page,
+            "pages": max(1, -(-len(items) // f.per_page)), "sort": f.sort, "desc": f.desc,
+            "group": f.group,
+            "filters": {k: getattr(f, k) for k in ("type", "priority", "due", "state", "band", "owner", "q")},
+            "ctas": shown, "owners": owners, "assignable": assignable(site),
+            "bands": scores_frame(site).attrs["choices"].get("band", []),
+            "escalate_to": [*wf.spec.escalation[1:], *wf.spec.departments]}
+
+
+def _check_queue(f: CockpitFilter, user: dict[str, Any]) -> str:
+    scope = f.scope or default_scope(user)
+    for name, value, allowed in (("scope", scope, SCOPES), ("sort", f.sort, QUEUE_SORTS),
+                                 ("state", f.state, STATES), ("group", f.group, GROUPS)):
+        if value is not None and value not in allowed:
+            raise InvalidActionError(f"{name}: must be one of {', '.join(allowed)}. Got {value!r}.")
+    if f.due not in (None, "overdue", "week", "none"):
+        raise InvalidActionError(f"due: must be overdue, week or none. Got {f.due!r}.")
+    if f.page < 1 or not 1 <= f.per_page <= MAX_QUEUE_PAGE:
+        raise InvalidActionError(f"page must be 1 or more and per_page between 1 and {MAX_QUEUE_PAGE}.")
+    return scope
+
+
+def _in_scope(cta: dict[str, Any], user: dict[str, Any], teams: dict[str, str | None], scope: str) -> bool:
+    """mine: CTAs I own; team: those owned by anyone in my team (mine if I have none); all."""
+    owner = cta.get("owner")
+    if scope == "all" or owner == user["name"]:
+        return True
+    return scope == "team" and user.get("team") is not None and teams.get(owner or "") == user["team"]
+
+
+def _with_accounts(site: Site, ctas: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each CTA with its account's name, CSM, final score and band, ARR and renewal date, and
+    whether it is snoozed and escalated."""
+    frame = scores_frame(site).drop_duplicates("account_id").set_index("account_id")
+    facts = frame.reindex(list({c["account_id"] for c in ctas}))[[c for c in _FACTS if c in frame]]
+    by_id = {k: {c: json_value(v) for c, v in row.items()} for k, row in facts.to_dict("index").items()}
+    today = site.wf.today.isoformat()
+    for c in ctas:
+        acc = by_id.get(c["account_id"], {})
+        c.update({"account_name": acc.get("name"), "account_csm": acc.get("csm"),
+                  "score": acc.get("score"), "band": acc.get("band"), "arr": acc.get("arr"),
+                  "renewal_date": acc.get("renewal_date"),
+                  "snoozed": bool(c.get("snoozed_until") and c["snoozed_until"] > today),
+                  "escalated": (c.get("escalation_level") or 0) > 0})
+    return ctas
+
+
+def _queue_matches(c: dict[str, Any], f: CockpitFilter, today: date) -> bool:
+    if f.priority and c["priority"] != f.priority:
+        return False
+    if f.due and not _due_matches(c, f.due, today):
+        return False
+    if (f.band and c.get("band") != f.band) or (f.owner and c.get("owner") != f.owner):
+        return False
+    if f.state and not (not c["snoozed"] if f.state == "active" else c[f.state]):
+        return False
+    if f.q:
+        text = f.q.strip().lower()
+        where = (c["account_id"], c.get("account_name"), c.get("reason"), c.get("owner"))
+        return any(text in str(w).lower() for w in where if w)
+    return True
+
+
+def _sorted(items: list[dict[str, Any]], sort: str, desc: bool) -> list[dict[str, Any]]:
+    """By ``sort`` (missing values last either way), then priority, due date and id."""
+    def rest(c: dict[str, Any]) -> tuple[Any, ...]:
+        return _RANK.get(c["priority"], 9), c["due_on"] or "9999", c["id"]
+
+    if sort == "priority":
+        return sorted(items, key=rest, reverse=desc)
+    items = sorted(items, key=rest)
+    has = [c for c in items if c.get(sort) is not None]
+    text = sort in ("account_name", "owner")
+    has.sort(key=lambda c: str(c[sort]).lower() if text else c[sort], reverse=desc)
+    return has + [c for c in items if c.get(sort) is None]
+
+
+def _grouped(items: list[dict[str, Any]], group: str | None, today: date) -> list[dict[str, Any]]:
+    """The rows of each group together (groups in order, rows keeping their order within),
+    each row labelled with its group."""
+    if group is None:
+        return items
+    for c in items:
+        c["group"] = _group_of(c, group, today)
+    if group == "due":
+        return sorted(items, key=lambda c: DUE_BUCKETS.index(c["group"]))
+    return sorted(items, key=lambda c: str(c["group"]).lower())
+
+
+def _group_of(c: dict[str, Any], group: str, today: date) -> str:
+    if group == "account":
+        return str(c.get("account_name") or c["account_id"])
+    if group == "due":
+        return _due_bucket(c.get("due_on"), today)
+    return str(c.get(group) or "—")
+
+
+def _due_bucket(due_on: str | None, today: date) -> str:
+    if due_on is None:
+        return "no due date"
+    on = date.fromisoformat(due_on)
+    return "overdue" if on < today else "this week" if on <= today + timedelta(days=7) else "later"
+
+
+def _may_act_on_cta(user: dict[str, Any], cta: dict[str, Any], teams: dict[str, str | None]) -> bool:
+    """The library's rule (``Workflow`` checks it again on every change): the owner of a CTA
+    may act on it, and so may whoever may act on its account."""
+    if user["role"] == "viewer":
+        return False
+    return cta.get("owner") == user["name"] or may_act_on(user, cta.get("account_csm"), teams)
+
+
+def _due_matches(cta: dict[str, Any], due: str, today: date) -> bool:
+    if due not in ("overdue", "week", "none"):
+        raise InvalidActionError(f"due: must be overdue, week or none. Got {due!r}.")
+    if due == "none":
+        return cta["due_on"] is None
+    if cta["due_on"] is None:
+        return False
+    on = date.fromisoformat(cta["due_on"])
+    return on < today if due == "overdue" else on <= today + timedelta(days=7)
+
+
+def review(site: Site, user: dict[str, Any]) -> dict[str, Any]:
+    items = _with_accounts(site, site.wf.review_list())
+    teams = site.wf.teams()
+    for c in items:
+        c["escalations"] = site.wf.escalations(c["id"])
+        c["can_act"] = _may_act_on_cta(user, c, teams)
+    return {"ctas": items, "assignable": assignable(site),
+            "escalate_to": [*site.wf.spec.escalation[1:], *site.wf.spec.departments]}

@@ -1,0 +1,102 @@
+"""My day: what a CSM works on this morning, in one ranked list per kind: their accounts that
+turned to the worst band since the last snapshot or dropped most in 30 days, CTAs overdue or
+due within a week, tasks due within a week, and renewals in the next 90 days. A lead sees the
+team's, an admin or viewer everyone's, each with the mine / my team / all switch."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pandas as pd
+
+from healthscore import report
+from healthscore.errors import InvalidActionError
+from healthscore.web.queue import SCOPES, CockpitFilter, cockpit, default_scope
+from healthscore.web.views import Site, records, scores_frame
+
+RENEWAL_DAYS = 90
+DUE_DAYS = 7
+LIST_LENGTH = 10
+ACCOUNT_COLUMNS = ["account_id", "name", "csm", "score", "band", "arr", "renewal_date", "change_30d"]
+
+
+def my_day(site: Site, user: dict[str, Any], scope: str | None = None) -> dict[str, Any]:
+    scope = scope or default_scope(user)
+    if scope not in SCOPES:
+        raise InvalidActionError(f"scope: must be one of {', '.join(SCOPES)}. Got {scope!r}.")
+    wf = site.wf
+    teams = wf.teams()
+    frame = scores_frame(site)
+    book = frame[_in_book(frame, user, teams, scope)]
+    queue = cockpit(site, user, CockpitFilter(scope=scope, due="week", sort="due_on", per_page=LIST_LENGTH))
+    return {"user": user["name"], "role": user["role"], "scope": scope, "scopes": queue["scopes"],
+            "as_of": site.store.latest().isoformat(), "today": wf.today.isoformat(),
+            "accounts": len(book), "worst_band": report.band_order(frame)[0] if len(frame) else None,
+            "falling": _falling(site, book, frame), "ctas": queue["ctas"], "ctas_total": queue["total"],
+            "tasks": _tasks(site, user, teams, scope), "renewals": _renewals(site, book)}
+
+
+Teams = dict[str, str | None]
+
+
+def _in_book(frame: pd.DataFrame, user: dict[str, Any], teams: Teams, scope: str) -> pd.Series:
+    """mine: accounts I am the CSM of; team: those of my team's CSMs; all."""
+    if scope == "all":
+        return pd.Series(True, index=frame.index)
+    mine = frame["csm"] == user["name"]
+    if scope == "mine" or user.get("team") is None:
+        return mine
+    team = {name for name, t in teams.items() if t == user["team"]}
+    return mine | frame["csm"].isin(team)
+
+
+def _falling(site: Site, book: pd.DataFrame, frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Accounts that turned to the worst band since the previous snapshot first, then the
+    biggest 30-day drops."""
+    if book.empty:
+        return []
+    worst = report.band_order(frame)[0]
+    before = _previous_bands(site)
+    was = book["account_id"].map(before).astype(object)  # no earlier snapshot: all missing
+    turned = (book["band"] == worst) & (was.fillna(worst) != worst)
+    dropped = book["change_30d"].fillna(0) < 0
+    rows = book[turned | dropped].assign(turned=turned)
+    rows = rows.sort_values(["turned", "change_30d", "account_id"], ascending=[False, True, True])
+    return records(rows[[*[c for c in ACCOUNT_COLUMNS if c in rows], "turned"]].head(LIST_LENGTH))
+
+
+def _previous_bands(site: Site) -> pd.Series:
+    store = site.store
+    earlier = [d for d in store.dates() if d < store.latest()]
+    if not earlier:
+        return pd.Series(dtype="object")
+    t = store.read(earlier[-1], columns=["account_id", "band", "is_primary"], primary_only=True)
+    return t.to_pandas().drop_duplicates("account_id").set_index("account_id")["band"]
+
+
+def _tasks(site: Site, user: dict[str, Any], teams: Teams, scope: str) -> list[dict[str, Any]]:
+    """Open tasks due within a week (overdue first) whose owner is in scope, with their account."""
+    until = (site.wf.today + timedelta(days=DUE_DAYS)).isoformat()
+    accounts = site.wf.cta_accounts()
+    out = []
+    for t in site.wf.tasks(status="open"):
+        owner = t.get("owner")
+        mine = owner == user["name"]
+        team = user.get("team") is not None and teams.get(owner or "") == user["team"]
+        in_scope = scope == "all" or mine or (scope == "team" and team)
+        if not in_scope or not t.get("due_on") or t["due_on"] > until:
+            continue
+        out.append({**t, "account_id": accounts.get(t["cta_id"]) if t.get("cta_id") else None,
+                    "overdue": t["due_on"] < site.wf.today.isoformat()})
+    return out[:LIST_LENGTH]
+
+
+def _renewals(site: Site, book: pd.DataFrame) -> list[dict[str, Any]]:
+    if "renewal_date" not in book or book.empty:
+        return []
+    renews = pd.to_datetime(book["renewal_date"], errors="coerce")
+    day = pd.Timestamp(site.wf.today)
+    soon = book[(renews >= day) & (renews <= day + pd.Timedelta(days=RENEWAL_DAYS))]
+    soon = soon.sort_values(["renewal_date", "account_id"])
+    return records(soon[[c for c in ACCOUNT_COLUMNS if c in soon]].head(LIST_LENGTH))
