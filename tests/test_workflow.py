@@ -513,7 +513,7 @@ def test_a_module_colour_comes_from_its_ctas_and_touches_feed_measures(tmp_path:
         assert c1["id"] == 1
     finally:
         w.close()
-    project.run(as_of=date.today().isoformat())  # the CTAs were opened today
+    project.run(as_of=TODAY.isoformat())  # the day the workflow opened the CTAs and logged the call
     after = project.scores().to_pandas().set_index("account_id")
     assert after.loc["A1", "m__onboarding_colour"] == 50.0
     assert after.loc["A2", "m__onboarding_colour"] == 0.0
