@@ -1,15 +1,20 @@
-"""Shared fixtures: the mini project, and PostgreSQL tables that are dropped afterwards."""
+"""Shared fixtures: the mini project, the demo data, and PostgreSQL tables that are dropped
+afterwards; and how 'make test' spreads the tests over its two workers."""
 
 from __future__ import annotations
 
+import stat
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.projects import write_project
+
+DEMO_END = date(2026, 10, 31)
 
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -19,6 +24,20 @@ PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 def mini(tmp_path: Path) -> Path:
     """The working mini project (tests.projects.MINI) written into tmp_path."""
     return write_project(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's data for 150 accounts (seed 11, 24 months to DEMO_END), generated once per
+    worker for every module that scores it. Its files are read-only: copy it to change it."""
+    from healthscore.demo.generate import generate
+
+    data = tmp_path_factory.mktemp("demo") / "data"
+    generate(data, accounts=150, months=24, seed=11, end_date=DEMO_END)
+    for path in data.rglob("*"):
+        if path.is_file():
+            path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    return data
 
 
 @pytest.fixture(scope="session")
@@ -59,8 +78,77 @@ def pg_table(pg_url: str) -> Iterator[Callable[[str, str, list[tuple[Any, ...]]]
         conn.close()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Spark tests share one worker (and so one JVM and SparkSession) under 'make test'."""
+# Groups that cost the most, costliest first: they start first, so that the two workers of
+# 'make test' finish together (the rest follow in file order).
+FIRST = (
+    "spark",
+    "tests/test_web.py::project",
+    "tests/test_validation.py::demo_validation",
+    "tests/test_browser.py::browser",
+    "tests/test_readme.py::folder",
+    "tests/test_workflow.py::project",
+    "tests/test_validation.py::small_validation",
+    "tests/test_validation.py::churnsim",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # xdist would otherwise start the groups with the most tests first, not the longest ones
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (its hook runs first otherwise)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under 'make test' (xdist, --dist loadgroup) the Spark tests share one worker (and so one
+    JVM and SparkSession), and so do the tests of a module-scoped fixture, which is then built
+    once (the demo backtest, the README's demo, the served site); the costliest groups start
+    first."""
+    groups = _fixture_groups(items)
     for item in items:
-        if item.get_closest_marker("spark"):
-            item.add_marker(pytest.mark.xdist_group("spark"))
+        group = "spark" if item.get_closest_marker("spark") else groups.get(item.nodeid)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+            if config.getvalue("loadgroup"):
+                _tell_xdist(item, group)
+    items.sort(key=_rank)
+
+
+def _tell_xdist(item: pytest.Item, group: str) -> None:
+    """xdist groups by an '@group' suffix it writes into ``item._nodeid``, which pytest >= 9.2
+    no longer reads (the id lives in ``item._id``): without this, every group is ignored and
+    each worker builds every module fixture again. The suffix is written where pytest reads it."""
+    if hasattr(item, "_id") and "@" not in item.nodeid:
+        from _pytest.nodeid import NodeId
+
+        item._id = NodeId.parse(f"{item.nodeid}@{group}")
+
+
+def _fixture_groups(items: list[pytest.Item]) -> dict[str, str]:
+    """Test id -> 'module::fixture' for the tests using module-scoped fixtures: tests that share
+    one (directly or through another test's) get the same group, named by its first fixture."""
+    parent: dict[str, str] = {}
+
+    def root(name: str) -> str:
+        while parent.setdefault(name, name) != name:
+            name = parent[name]
+        return name
+
+    used: dict[str, list[str]] = {}
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        module = item.nodeid.split("::")[0]
+        names = sorted(f"{module}::{name}" for name, defs in (info.name2fixturedefs if info else {}).items()
+                       if defs and defs[-1].scope == "module")
+        if names:
+            used[item.nodeid] = names
+            for name in names[1:]:
+                a, b = sorted((root(names[0]), root(name)))
+                parent[b] = a
+    return {nodeid: root(names[0]) for nodeid, names in used.items()}
+
+
+def _rank(item: pytest.Item) -> int:
+    marker = item.get_closest_marker("xdist_group")
+    group = marker.args[0] if marker else None
+    return FIRST.index(group) if group in FIRST else len(FIRST)

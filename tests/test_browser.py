@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +22,6 @@ try:
 except ImportError:  # pragma: no cover - playwright is a dev dependency
     pytest.skip("playwright is not installed (pip install -e '.[dev]')", allow_module_level=True)
 
-from healthscore.demo.generate import generate
 from healthscore.demo.population import CSMS
 from healthscore.demo.project import DEMO_PASSWORD, demo_users
 from healthscore.project import Project
@@ -62,10 +62,9 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("browser")
-    generate(root / "data", accounts=150, months=24, seed=11, end_date=END)
-    write_template(root / "p", "eight-categories", root / "data")
+    write_template(root / "p", "eight-categories", demo_data)
     project = Project.load(root / "p")
     project.run(dates=DATES)  # the template's rules open CTAs owned by each account's CSM
     demo_users(project)

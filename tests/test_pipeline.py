@@ -16,19 +16,12 @@ from typer.testing import CliRunner
 
 from healthscore import Project
 from healthscore.cli.main import app
-from healthscore.demo.generate import generate
 from healthscore.entities import ENTITIES
 from healthscore.templates import TEMPLATES, write_template
 
-END = date(2026, 10, 31)
+from .conftest import DEMO_END as END
+
 DATES = [date(2025, 12, 31), date(2026, 4, 30), date(2026, 9, 15)]
-
-
-@pytest.fixture(scope="module")
-def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = tmp_path_factory.mktemp("demo") / "data"
-    generate(data, accounts=150, months=24, seed=11, end_date=END)
-    return data
 
 
 def _project(root: Path, data: Path, template: str = "eight-categories") -> Path:

@@ -255,23 +255,16 @@ def test_subscriptions_give_start_and_churn_dates_and_outcomes(tmp_path: Path) -
 # ----------------------------------------------------------------------------- point in time
 
 
-@pytest.fixture(scope="module")
-def small_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = tmp_path_factory.mktemp("vdemo") / "data"
-    generate(data, accounts=150, months=24, seed=11, end_date=END)
-    return data
-
-
-def test_observations_never_use_data_after_their_as_of_date(small_demo: Path, tmp_path: Path) -> None:
+def test_observations_never_use_data_after_their_as_of_date(demo_data: Path, tmp_path: Path) -> None:
     """The backtest's observation at D (built from all the data) equals the one built from the
     data as it stood on D: nothing after D reaches a measure, a score or the active set."""
     dates = [date(2025, 6, 30), date(2025, 12, 31)]
-    full = Project.load(_demo_project(tmp_path / "full", small_demo))
+    full = Project.load(_demo_project(tmp_path / "full", demo_data))
     obs = observations.build(full.config, dates, "churn", 90, 0, END, lambda _: None)
     cols = [c for c in obs.frame.columns if c.startswith(("m__", "s__", "g__"))]
     assert len(cols) > 30
     for day in dates:
-        _truncated_copy(small_demo, tmp_path / f"cut-{day}" / "data", day)
+        _truncated_copy(demo_data, tmp_path / f"cut-{day}" / "data", day)
         cut = Project.load(_demo_project(tmp_path / f"cut-{day}" / "p", tmp_path / f"cut-{day}" / "data"))
         alone = observations.build(cut.config, [day], "churn", 90, 0, END, lambda _: None).frame
         a = obs.frame[obs.frame.as_of == day].set_index(["account_id", "scorecard"]).sort_index()
@@ -293,8 +286,8 @@ NOW = datetime(2026, 11, 2, 8, 30)
 
 
 @pytest.fixture(scope="module")
-def small_validation(small_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, Any]:
-    project = Project.load(_demo_project(tmp_path_factory.mktemp("small-validate") / "p", small_demo))
+def small_validation(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, Any]:
+    project = Project.load(_demo_project(tmp_path_factory.mktemp("small-validate") / "p", demo_data))
     return project, project.validate(start="2025-04-30", end="2026-07-31", horizon="90d", now=NOW)
 
 
@@ -638,6 +631,7 @@ def demo_validation(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, 
     return project, result.to_json()
 
 
+@pytest.mark.acceptance
 def test_demo_scorecard_predicts_churn_with_falling_band_rates(demo_validation: tuple) -> None:
     _, data = demo_validation
     o = data["overall"]
@@ -650,6 +644,7 @@ def test_demo_scorecard_predicts_churn_with_falling_band_rates(demo_validation: 
     assert len(data["dates"]) == 19 and o["observations"] > 20000
 
 
+@pytest.mark.acceptance
 def test_demo_validation_flags_the_planted_signals(demo_validation: tuple) -> None:
     _, data = demo_validation
     flags = {n: [f["flag"] for f in s["flags"]] for n, s in data["signals"].items()}
@@ -665,6 +660,7 @@ def test_demo_validation_flags_the_planted_signals(demo_validation: tuple) -> No
     assert comparison["suggested weights"] > comparison["configured scorecard"]
 
 
+@pytest.mark.acceptance
 def test_validate_writes_report_json_record_and_reminds(demo_validation: tuple, tmp_path: Path) -> None:
     project, _ = demo_validation
     assert any("never been validated" in w for w in review_warnings(project.config))
@@ -683,6 +679,7 @@ def test_validate_writes_report_json_record_and_reminds(demo_validation: tuple, 
     assert sum(g["weight"] for g in suggestion["groups"].values()) == pytest.approx(100)
 
 
+@pytest.mark.acceptance
 def test_renewal_outcome_gets_the_mirrored_view(demo_validation: tuple) -> None:
     project, _ = demo_validation
     data = project.validate(start="2025-01-31", end="2026-07-31", outcome="renewal").to_json()

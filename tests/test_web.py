@@ -15,7 +15,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from healthscore.demo.generate import generate
 from healthscore.project import Project
 from healthscore.tables import User
 from healthscore.templates import write_template
@@ -23,18 +22,15 @@ from healthscore.web.app import create_app
 from healthscore.workflow.access import hash_password
 from healthscore.workflow.service import Workflow
 
-from .test_pipeline import END
-
 TODAY = date(2026, 11, 2)
 PASSWORD = "correct horse"
 CSM, OTHER_CSM, LEAD, VIEWER, ADMIN = "Anna Kowalska", "Lars Andersen", "Nora Lindqvist", "vic", "ada"
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+def project(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Project:
     root = tmp_path_factory.mktemp("web")
-    generate(root / "data", accounts=150, months=24, seed=11, end_date=END)
-    write_template(root / "p", "eight-categories", root / "data")
+    write_template(root / "p", "eight-categories", demo_data)
     proj = Project.load(root / "p")
     proj.run(dates=[date(2026, 9, 30), date(2026, 10, 31)], apply_rules=False)
     return proj

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from healthscore.demo.generate import generate
 from healthscore.demo.population import CSMS
 from healthscore.errors import ConflictError, ForbiddenError, InvalidActionError, NotFoundError
 from healthscore.project import Project
@@ -25,16 +24,15 @@ from healthscore.templates import write_template
 from healthscore.workflow.service import Workflow
 
 from .conftest import PG_DSN, PG_URL
-from .test_pipeline import END
 
 TODAY = date(2026, 11, 2)
 DATES = [date(2026, 9, 30), date(2026, 10, 31)]
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+def project(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Project:
     root = tmp_path_factory.mktemp("wf")
-    generate(root / "data", accounts=150, months=24, seed=11, end_date=END)
+    shutil.copytree(demo_data, root / "data", copy_function=shutil.copyfile)  # writable
     hand_book_to(root / "data", CSMS[0], "cara")
     write_template(root / "p", "eight-categories", root / "data")
     proj = Project.load(root / "p")
@@ -515,7 +513,7 @@ def test_a_module_colour_comes_from_its_ctas_and_touches_feed_measures(tmp_path:
         assert c1["id"] == 1
     finally:
         w.close()
-    project.run(as_of=date.today().isoformat())  # the CTAs were opened today
+    project.run(as_of=TODAY.isoformat())  # the day the workflow opened the CTAs and logged the call
     after = project.scores().to_pandas().set_index("account_id")
     assert after.loc["A1", "m__onboarding_colour"] == 50.0
     assert after.loc["A2", "m__onboarding_colour"] == 0.0
