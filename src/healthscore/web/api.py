@@ -6,7 +6,7 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from fastapi.responses import FileResponse, PlainTextResponse
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from healthscore.errors import InvalidActionError
@@ -179,7 +179,11 @@ def accounts(request: Request, user: Me, f: Filter) -> dict[str, Any]:
     return views.accounts(site_of(request), f)
 
 
-@router.get("/accounts.csv", tags=["pages"], response_class=PlainTextResponse)
+CSV: dict[int | str, dict[str, Any]] = {200: {"description": "The filtered list as CSV.",
+             "content": {"text/csv": {"schema": {"type": "string"}}}}}
+
+
+@router.get("/accounts.csv", tags=["pages"], response_class=Response, responses=CSV)
 def accounts_csv(request: Request, user: Me, f: Filter) -> Response:
     text = views.accounts_csv(site_of(request), f)
     return Response(text, media_type="text/csv",

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
 
 from healthscore.errors import AuthError, HealthScoreError
@@ -51,6 +53,7 @@ def create_app(project: Project, *, url: str | None = None, today: date | None =
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(HealthScoreError, _error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.middleware("http")(_headers)
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES)  # outermost: compresses all
     app.router.on_shutdown.append(app.state.site.wf.close)
@@ -100,6 +103,17 @@ def _error(request: Request, err: HealthScoreError) -> Response:
     if isinstance(err, AuthError):
         return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
     return pages.error_page(request, err)
+
+
+async def _http_error(request: Request, err: StarletteHTTPException) -> Response:
+    """A body that is not JSON at all (Starlette's 400) is an invalid request like any other:
+    the same 422 and error body; other HTTP errors (an unknown route...) as FastAPI has them."""
+    if err.status_code == 400 and _is_api(request):
+        message = ("request: the body could not be read as JSON. Send a JSON object in "
+                   "UTF-8 with 'Content-Type: application/json'.")
+        return JSONResponse({"error": "invalid_request", "message": message, "details": []},
+                            status_code=422)
+    return await http_exception_handler(request, err)
 
 
 def _invalid(request: Request, err: RequestValidationError) -> Response:
