@@ -109,7 +109,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         group = "spark" if item.get_closest_marker("spark") else groups.get(item.nodeid)
         if group:
             item.add_marker(pytest.mark.xdist_group(group))
-            if config.getvalue("loadgroup"):
+            if config.getoption("loadgroup", False):
                 _tell_xdist(item, group)
     items.sort(key=_rank)
 
