@@ -663,6 +663,52 @@ def test_a_no_op_change_with_a_stale_version_is_a_conflict(wf: Workflow, project
         other.close()
 
 
+def test_two_snoozes_of_one_cta_at_once_one_wins(wf: Workflow, project: Project) -> None:
+    from functools import partial
+
+    c = wf.open_cta(_an_account(wf), "risk", "Renewal at risk", actor="cara")
+    other = Workflow(project.config, project.store, url=wf.store.url, today=TODAY)
+    try:
+        for i in range(6):
+            fresh = wf.cta(c["id"])
+            wins = _race(partial(wf.snooze, c["id"], TODAY + timedelta(days=3 + i), "holiday",
+                                 actor="cara", version=fresh["version"]),
+                         partial(other.snooze, c["id"], TODAY + timedelta(days=20 + i), "later",
+                                 actor="lee", version=fresh["version"]))
+            assert sorted(type(w).__name__ for w in wins) == ["ConflictError", "dict"], wins
+    finally:
+        other.close()
+
+
+def test_two_marks_of_one_module_at_once_one_wins(wf: Workflow, project: Project) -> None:
+    """Module marks race like overrides: with the version both saw exactly one wins; without
+    one, the database still holds one open mark per account and module."""
+    from functools import partial
+
+    account = _an_account(wf)
+    module = project.config.scorecards[-1].groups[0].path
+    other = Workflow(project.config, project.store, url=wf.store.url, today=TODAY)
+    until = TODAY + timedelta(days=30)
+    red = partial(wf.mark_module, account, module, "red", actor="cara",
+                  reason_code="renewal_risk", note="a", expires_on=until)
+    green = partial(other.mark_module, account, module, "green", actor="lee",
+                    reason_code="relationship", note="b", expires_on=until)
+    try:
+        seen = wf.mark_module(account, module, "yellow", actor="ada", reason_code="other",
+                              note="start", expires_on=until)
+        for _ in range(6):
+            wins = _race(partial(red, version=seen["version"]),
+                         partial(green, version=seen["version"]))
+            assert sorted(type(w).__name__ for w in wins) == ["ConflictError", "dict"], wins
+            assert len(wf.marks(account)) == 1
+            seen = wf.marks(account)[0]
+        for _ in range(4):
+            _race(red, green)
+            assert len(wf.marks(account)) == 1
+    finally:
+        other.close()
+
+
 def test_the_migration_keeps_the_newest_of_two_open_overrides(tmp_path: Path) -> None:
     """A store written before the one-open-override rule may hold two: upgrading keeps the newest."""
     import sqlalchemy as sa

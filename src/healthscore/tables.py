@@ -149,7 +149,10 @@ class ModuleMark(Versioned, Base):
     the module's score and CTAs say (seed 002: the CSM may always mark a module)."""
 
     __tablename__ = "module_marks"
-    __mapper_args__: dict[str, Any] = {"version_id_col": Versioned.version}
+    # like overrides: a module's mark version counts on across the rows that replace each
+    # other (set by the workflow, checked by the store on every update)
+    __mapper_args__: dict[str, Any] = {"version_id_col": Versioned.version,
+                                       "version_id_generator": False}
     # at most one open mark per account and module: the database refuses a second (0005)
     __table_args__ = (Index("one_open_mark", "account_id", "module", unique=True,
                             postgresql_where=text("ended_at IS NULL"),

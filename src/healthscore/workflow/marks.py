@@ -55,7 +55,9 @@ class MarkService(Service):
             for expired in self._open(s, account_id, module, expired=True):
                 self.lapse(s, expired.id, SYSTEM)
             s.flush()  # the one open mark ends before the new one is written
-            m = ModuleMark(version=1, account_id=account_id, module=module, colour=colour,
+            # a replacement made meanwhile is a conflict for whoever saw the mark before it
+            m = ModuleMark(version=old.version if old is not None else 1,
+                           account_id=account_id, module=module, colour=colour,
                            reason_code=reason_code, note=note, expires_on=expires_on,
                            set_by=actor, set_at=self.now(),
                            system_colour=_text(account.get(f"c__{module}")),
@@ -119,7 +121,9 @@ class MarkService(Service):
         return {g.path: g.label for g in card.all_groups()}
 
     def _end(self, m: ModuleMark, actor: str, reason: str) -> None:
+        """End a mark; its version moves on (the store checks it: one writer wins)."""
         m.ended_at, m.ended_by, m.end_reason = self.now(), actor, reason
+        m.version = m.version + 1
 
     def _active(self, s: Session, account_id: str, module: str) -> ModuleMark | None:
         q = select(ModuleMark).where(ModuleMark.account_id == account_id,
