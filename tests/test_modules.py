@@ -75,6 +75,16 @@ def history(tmp_path: Path) -> Iterator[tuple[Project, Workflow, Clock]]:
     w.close()
 
 
+def onboarding_ctas(project: Project, accounts: list[str], at: datetime) -> None:
+    """Open a CTA on the onboarding module of each of ``accounts`` (repeats open more)."""
+    w = Workflow(project.config, project.store, today=date(2025, 2, 1), clock=lambda: at)
+    w.add_user("ada", "admin")
+    for i, account in enumerate(accounts):
+        w.open_cta(account, "lifecycle", f"Kickoff slipped ({i})", actor="ada",
+                   module="onboarding")
+    w.close()
+
+
 def colours(project: Project, day: date, col: str) -> dict[str, str]:
     frame = project.scores(day).to_pandas().set_index("account_id")
     return {str(k): v for k, v in frame[col].items()}
@@ -120,15 +130,11 @@ def test_a_csm_mark_wins_from_its_day_until_its_expiry_day(history) -> None:
 
 def test_colour_worst_takes_the_worse_of_score_and_ctas(tmp_path: Path) -> None:
     project = make(tmp_path, card(onboarding="worst"))
-    w = Workflow(project.config, project.store, today=date(2025, 2, 1),
-                 clock=lambda: datetime(2025, 2, 1, 9))
-    w.add_user("ada", "admin")
-    w.open_cta("A1", "lifecycle", "Kickoff slipped", actor="ada", module="onboarding")
-    w.close()
+    onboarding_ctas(project, ["A1"], datetime(2025, 2, 1, 9))
     project.run(as_of=D, apply_rules=False)
     scores = project.scores(D).to_pandas().set_index("account_id")
-    # tenure 30+ days everywhere except A3 (started 2025-01-15: 45 days) -> score green;
-    # A1's open CTA makes it yellow
+    # every account is 30 days a customer or more: the onboarding score is green; A1's open
+    # CTA makes it yellow
     assert scores.loc["A1", "c__onboarding"] == "yellow"
     assert scores.loc["A2", "c__onboarding"] == "green"
 
@@ -142,11 +148,7 @@ def test_colour_worst_takes_the_worse_of_score_and_ctas(tmp_path: Path) -> None:
 def test_the_account_band_follows_the_overall_policy(tmp_path: Path, overall: str,
                                                      expected: dict[str, str]) -> None:
     project = make(tmp_path, card(overall=overall))
-    w = Workflow(project.config, project.store, today=date(2025, 2, 1),
-                 clock=lambda: datetime(2025, 2, 20, 9))
-    w.add_user("ada", "admin")
-    w.open_cta("A1", "lifecycle", "Kickoff slipped", actor="ada", module="onboarding")
-    w.close()
+    onboarding_ctas(project, ["A1"], datetime(2025, 2, 20, 9))
     project.run(as_of=D, apply_rules=False)
     # usage: A1 green (100), A2 yellow (50), A3 red (0); onboarding: A1 yellow (open CTA),
     # A2 and A3 green. Weighted: A1 100, A2 75 (green from 70), A3 50 (yellow)
@@ -155,13 +157,7 @@ def test_the_account_band_follows_the_overall_policy(tmp_path: Path, overall: st
 
 def test_red_at_ctas_makes_a_busy_module_red(tmp_path: Path) -> None:
     project = make(tmp_path, card(extra=", red_at_ctas: 2"))
-    w = Workflow(project.config, project.store, today=date(2025, 2, 1),
-                 clock=lambda: datetime(2025, 2, 20, 9))
-    w.add_user("ada", "admin")
-    w.open_cta("A1", "lifecycle", "Kickoff slipped", actor="ada", module="onboarding")
-    w.open_cta("A1", "lifecycle", "No admin named", actor="ada", module="onboarding")
-    w.open_cta("A2", "lifecycle", "No admin named", actor="ada", module="onboarding")
-    w.close()
+    onboarding_ctas(project, ["A1", "A1", "A2"], datetime(2025, 2, 20, 9))
     project.run(as_of=D, apply_rules=False)
     assert colours(project, D, "c__onboarding") == {"A1": "red", "A2": "yellow", "A3": "green"}
 
