@@ -381,3 +381,28 @@ def test_entered_values_add_to_a_manual_values_file(tmp_path: Path) -> None:
     project.run(as_of=D, apply_rules=False)
     values = colours(project, D, "m__csm_sentiment")
     assert (values["A1"], values["A2"]) == (1.0, 4.0)
+
+
+def test_the_health_index_template_raises_the_seeds_ctas(demo_data: Path, tmp_path: Path) -> None:
+    """Seed 004 in the template: an NPS below 8 opens a 'find the reason' CTA with its
+    playbook, on the nps module; the tenure stage opens the motion's CTA."""
+    from healthscore.templates import write_template
+
+    end = date(2026, 10, 31)
+    write_template(tmp_path / "p", "health-index", demo_data)
+    project = Project.load(tmp_path / "p")
+    project.run(as_of=end, today=end)
+    scores = project.scores(end).to_pandas().set_index("account_id")
+    w = project.workflow(today=end)
+    try:
+        ctas = w.ctas(status="open")
+    finally:
+        w.close()
+    nps = [c for c in ctas if c["reason"] == "NPS below 8 - find the reason"]
+    assert nps and {c["module"] for c in nps} == {"nps"}
+    assert all(scores.loc[c["account_id"], "m__nps_investigate"] < 8 for c in nps)
+    low = scores[scores["m__nps_investigate"] < 8].index
+    assert sorted(c["account_id"] for c in nps) == sorted(low)
+    assert all(len(c["tasks"]) == 3 for c in nps)
+    early = {c["account_id"] for c in ctas if c["playbook"] == "early_education"}
+    assert early and early == set(scores[scores["m__tenure_months"] < 3].index)
