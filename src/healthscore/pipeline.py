@@ -78,11 +78,11 @@ def load_sources(config: ProjectConfig, engine: Engine, progress: Progress) -> L
         loaded.tables["accounts"] = engine.materialize(filled, "accounts")
     for entity, notes in unmatched_filters(config, loaded.tables).items():
         loaded.health[entity].notes.extend(notes)
-    _read_module_state(config, loaded)
+    _read_store_state(config, loaded)
     return loaded
 
 
-def _read_module_state(config: ProjectConfig, loaded: Loaded) -> None:
+def _read_store_state(config: ProjectConfig, loaded: Loaded) -> None:
     """What the workflow store holds for scoring: the marks and CTAs that colour modules, the
     values CSMs entered for manual measures (added to a manual_values file's rows)."""
     for entity, source in config.store_sources.items():

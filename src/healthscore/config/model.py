@@ -270,9 +270,13 @@ class ProjectConfig:
         """What rules may read besides the fixed facts: every scored measure, and each group's
         colour and score as ``module.PATH`` and ``group_score.PATH``."""
         scored = {m for sc in self.all_scorecards for m in sc.measures}
-        paths = {g.path for sc in self.all_scorecards for g in sc.all_groups()}
+        paths = self.group_paths()
         return sorted(scored | {f"module.{p}" for p in paths}
                       | {f"group_score.{p}" for p in paths})
+
+    def group_paths(self) -> list[str]:
+        """Every group (module) of every scorecard, by path: what a CTA's module may name."""
+        return sorted({g.path for sc in self.all_scorecards for g in sc.all_groups()})
 
     def used_measures(self) -> list[str]:
         """Every measure any scorecard needs, dependencies first."""

@@ -100,9 +100,8 @@ class MeasureBuilder:
         """The CTAs and marks that colour the scorecards' modules (groups)."""
         groups = [g for sc in self.config.all_scorecards for g in sc.all_groups()]
         by_ctas = sorted({g.path for g in groups if g.colour != "score"})
-        every = sorted({g.path for g in groups})
         self.parts.extend(module_parts(self.tables.get("ctas"), self.tables.get("module_marks"),
-                                       by_ctas, every, self.grid))
+                                       by_ctas, self.config.group_paths(), self.grid))
 
     def _collect_one(self, m: Measure) -> None:
         collect = COLLECT.get(m.type)

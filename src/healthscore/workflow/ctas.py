@@ -107,7 +107,7 @@ class CtaService(Service):
         if playbook is not None and playbook not in self.wf.playbooks:
             raise InvalidActionError(f"playbook: no playbook named {playbook!r}. "
                                      f"Playbooks: {', '.join(sorted(self.wf.playbooks))}.")
-        groups = sorted({g.path for sc in self.config.all_scorecards for g in sc.all_groups()})
+        groups = self.config.group_paths()
         if module is not None and module not in groups:
             raise InvalidActionError(f"module: no group {module!r} in the project's scorecards "
                                      f"(a CTA's module is the group it colours). Groups: "

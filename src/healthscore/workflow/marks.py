@@ -52,7 +52,7 @@ class MarkService(Service):
                 before = row_dict(old)
                 self._end(old, actor, "replaced")
                 self._audit(s, actor, "module_mark", old.id, "replaced", before, row_dict(old))
-            for expired in self._open(s, account_id, module, expired=True):
+            for expired in self._expired(s, account_id, module):
                 self.lapse(s, expired.id, SYSTEM)
             s.flush()  # the one open mark ends before the new one is written
             # a replacement made meanwhile is a conflict for whoever saw the mark before it
@@ -131,12 +131,11 @@ class MarkService(Service):
                                      ModuleMark.expires_on > self.today)
         return s.scalar(q.order_by(ModuleMark.id.desc()))
 
-    def _open(self, s: Session, account_id: str, module: str,
-              expired: bool) -> list[ModuleMark]:
+    def _expired(self, s: Session, account_id: str, module: str) -> list[ModuleMark]:
+        """Open marks past their expiry, not yet lapsed by an apply."""
         q = select(ModuleMark).where(ModuleMark.account_id == account_id,
-                                     ModuleMark.module == module, ModuleMark.ended_at.is_(None))
-        if expired:
-            q = q.where(ModuleMark.expires_on <= self.today)
+                                     ModuleMark.module == module, ModuleMark.ended_at.is_(None),
+                                     ModuleMark.expires_on <= self.today)
         return list(s.scalars(q))
 
 
