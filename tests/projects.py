@@ -121,3 +121,14 @@ def xlsx_file(sheets: dict[str, tuple[list[str], Rows]]) -> Callable[[Path], Non
         book.save(path)
 
     return write
+
+
+# the people the built-in playbooks reach besides CSMs and leads (their finance and sales tasks)
+DEPARTMENT_PEOPLE = (("fay", "csm", "finance"), ("sam", "csm", "sales"))
+
+
+def add_department_people(wf: object, actor: str, lead_team: str | None = None) -> None:
+    """Add a finance and a sales person (and a lead of ``lead_team``, when given) to ``wf``."""
+    people = [*DEPARTMENT_PEOPLE, *((("lee", "lead", lead_team),) if lead_team else ())]
+    for name, role, team in people:
+        wf.add_user(name, role, team=team, actor=actor)  # type: ignore[attr-defined]

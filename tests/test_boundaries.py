@@ -127,6 +127,7 @@ def test_a_closed_cta_cools_down_for_exactly_cooldown_days(tmp_path: Path) -> No
     url = f"sqlite:///{tmp_path / 'wf.db'}"
     wf = _at(project, DAY, url, hour=0)  # closed at the first second of the day
     wf.add_user("ada", "admin")
+    wf.add_user("lee", "lead", actor="ada")  # the overdue CTAs escalate to a lead
     wf.apply(wf.plan())
     c = next(c for c in wf.ctas(status="open") if c["account_id"] == "A1")
     wf.close_cta(c["id"], "called them", actor="ada")
@@ -149,6 +150,7 @@ def test_a_cta_closes_on_the_first_run_whose_facts_clear_its_condition(tmp_path:
     url = f"sqlite:///{tmp_path / 'wf.db'}"
     wf = _at(project, DAY, url)
     wf.add_user("ada", "admin")
+    wf.add_user("lee", "lead", actor="ada")  # the overdue CTAs escalate to a lead
     wf.apply(wf.plan())
     assert sorted(c["account_id"] for c in wf.ctas(status="open")) == ["A1", "A2"]
     wf.close()

@@ -24,6 +24,7 @@ from healthscore.workflow.rules import Plan
 from healthscore.workflow.service import Workflow
 
 from .conftest import PG_DSN, PG_URL
+from .projects import add_department_people
 
 TODAY = date(2026, 11, 2)
 
@@ -93,6 +94,7 @@ def test_a_killed_apply_leaves_none_of_its_plan(project: Project, url: str, tmp_
     w = Workflow(project.config, project.store, url=url, today=TODAY)
     try:
         w.add_user("ada", "admin")
+        add_department_people(w, "ada", lead_team="emea")
         plan = w.plan()
         n = len(plan.open)
         assert n >= 10, n

@@ -22,6 +22,8 @@ from healthscore.web.app import create_app
 from healthscore.workflow.access import hash_password
 from healthscore.workflow.service import Workflow
 
+from .projects import add_department_people
+
 TODAY = date(2026, 11, 2)
 PASSWORD = "correct horse"
 CSM, OTHER_CSM, LEAD, VIEWER, ADMIN = "Anna Kowalska", "Lars Andersen", "Nora Lindqvist", "vic", "ada"
@@ -49,6 +51,7 @@ class Site:
                                  (VIEWER, "viewer", None)):
             self.wf.add_user(name, role, team=team, password_hash=digest,
                              actor="healthscore" if role == "admin" else ADMIN)
+        add_department_people(self.wf, ADMIN)
         self.tokens = {n: self.wf.create_token(n, "tests", actor=n)["token"]
                        for n in (ADMIN, LEAD, CSM, OTHER_CSM, VIEWER)}
         scores = self.wf.scores()
@@ -1010,7 +1013,7 @@ def test_controls_a_user_may_not_use_are_not_shown(site: Site) -> None:
     # owners are chosen from the users who may own a CTA (not viewers), not typed
     owners = re.findall(r'<select name="owner" required aria-label="New owner">(.*?)</select>', html)
     assert owners and set(re.findall(r"<option[^>]*>([^<]+)</option>", owners[0])) == {
-        ADMIN, LEAD, CSM, OTHER_CSM}
+        ADMIN, LEAD, CSM, OTHER_CSM, "fay", "sam"}
     other = site.client.get(f"/accounts/{site.other}").text
     assert f'action="/ctas/{theirs["id"]}/close"' not in other
     # every Done button has a name of its own

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from healthscore.demo.population import CSMS
-from healthscore.errors import ConflictError, ForbiddenError, InvalidActionError, NotFoundError
+from healthscore.errors import ConfigError, ConflictError, ForbiddenError, InvalidActionError, NotFoundError
 from healthscore.project import Project
 from healthscore.templates import write_template
 from healthscore.workflow.service import Workflow
@@ -74,6 +74,8 @@ def wf(request: pytest.FixtureRequest, project: Project, tmp_path: Path) -> Iter
     w.add_user("lee", "lead", team="emea", actor="ada")
     w.add_user("cara", "csm", team="emea", actor="ada")
     w.add_user("vic", "viewer", actor="ada")
+    w.add_user("fay", "csm", team="finance", actor="ada")  # the playbooks' finance owner
+    w.add_user("sam", "csm", team="sales", actor="ada")  # and sales
     try:
         yield w
     finally:
@@ -319,6 +321,79 @@ def test_success_plan_from_template_with_criteria_checked_on_apply(wf: Workflow)
     assert checked["value"] == pytest.approx(logins) and checked["met"] == (logins >= 20)
 
 
+def test_every_owner_is_a_person_the_work_reaches(wf: Workflow) -> None:
+    """Playbook, success-plan and escalation owners resolve to users (seed 002's teams, the
+    lead, the VP CS and the CEO), never to the owner's name itself."""
+    account = _an_account(wf)
+    c = wf.open_cta(account, "risk", "Invoice 45 days late", actor="cara", playbook="late_payment")
+    assert [(t["role"], t["owner"]) for t in c["tasks"]] == [
+        ("csm", "cara"), ("csm", "cara"), ("csm", "cara"), ("finance", "fay"), ("finance", "fay")]
+    p = wf.create_success_plan(account, actor="cara", template="recovery")
+    assert [(t["role"], t["owner"]) for t in p["tasks"]] == [
+        ("lead", "lee"), ("csm", "cara"), ("csm", "cara")]
+    wf.escalate(c["id"], actor="cara")
+    wf.escalate(c["id"], actor="lee")  # -> vp_cs: an admin by default
+    up = wf.escalate(c["id"], actor="lee", to="finance", note="payment plan?")
+    assert [(e["to"], e["holder"]) for e in wf.escalations(c["id"])] == [
+        ("lead", "lee"), ("vp_cs", "ada"), ("finance", "fay")]
+    assert up["escalation_level"] == 2
+    said = [t["text"] for t in wf.timeline(account)]
+    assert f"CTA #{c['id']} escalated to finance (fay) by lee: payment plan?" in said
+    with pytest.raises(InvalidActionError) as err:
+        wf.open_cta(account, "risk", "Who?", actor="cara", owner="nobody")
+    assert err.value.message == ("owner: no user or owner named 'nobody'. Owners: csm, ceo, finance, "
+                                 "lead, product, sales, support, vp_cs; or a user's name.")
+
+
+def test_an_owner_nobody_holds_stops_the_plan(wf: Workflow) -> None:
+    wf.update_user("fay", actor="ada", team="billing")  # finance is left with nobody
+    with pytest.raises(ConfigError) as err:
+        wf.plan()
+    assert err.value.message == (
+        "healthscore.yml: workflow.owners.finance: nobody holds it: it is the team 'finance', which "
+        "has no user. Add one (healthscore users add NAME --role csm --team finance) or point it "
+        "at a person in healthscore.yml (workflow: {owners: {finance: {user: NAME}}}).")
+    assert wf.ctas() == []
+    with pytest.raises(ConfigError, match="workflow.owners.finance: nobody holds it"):
+        wf.open_cta(_an_account(wf), "risk", "Late", actor="cara", playbook="late_payment")
+    assert wf.ctas() == []  # nothing half-written
+
+
+def test_owner_names_are_checked_when_the_project_loads(tmp_path: Path) -> None:
+    from healthscore.config.specs import WorkflowSpec
+    from healthscore.workflow.config import load_workflow
+
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "playbooks" / "legal.yml").write_text(
+        "contract_review:\n  tasks:\n    - {title: Read the contract, role: legal}\n")
+    with pytest.raises(ConfigError) as err:
+        load_workflow(tmp_path, [])
+    assert err.value.message == (
+        "playbooks/legal.yml: contract_review.tasks[0].role: no owner named 'legal', so its work "
+        "would go to nobody. Owners: csm, ceo, finance, lead, product, sales, support, vp_cs. "
+        "Declare it in healthscore.yml: workflow: {owners: {legal: {user: NAME}}} (or team: TEAM, "
+        "or role: lead).")
+    spec = WorkflowSpec.model_validate({"owners": {"legal": {"team": "legal"}}})
+    assert load_workflow(tmp_path, [], spec).owners["legal"].team == "legal"
+    with pytest.raises(ConfigError, match=r"escalation\[2\]: no owner named 'coo'"):
+        load_workflow(tmp_path, [], WorkflowSpec(escalation=["csm", "lead", "coo"]))
+
+
+def test_an_owner_is_one_user_team_or_role(tmp_path: Path) -> None:
+    from healthscore.config.load import load_project_spec as load_project
+
+    root = tmp_path / "p"
+    write_template(root, "starter", tmp_path / "none")
+    text = (root / "healthscore.yml").read_text()
+    (root / "healthscore.yml").write_text(
+        text + "workflow:\n  owners:\n    vp_cs: {user: Maria, team: leadership}\n")
+    with pytest.raises(ConfigError) as err:
+        load_project(root)
+    assert err.value.message == (
+        "healthscore.yml: workflow.owners.vp_cs: give exactly one of user, team or role, e.g. "
+        "{team: finance}. Got user, team.")
+
+
 def test_timeline_holds_everything_newest_first(wf: Workflow) -> None:
     account = _an_account(wf)
     wf.log(account, "call", "Quarterly check-in, all good", actor="cara")
@@ -538,6 +613,16 @@ def test_workflow_from_the_command_line(tmp_path: Path, project: Project) -> Non
 
     assert cli("users", "add", "ada", "--role", "admin").exit_code == 0
     assert cli("users", "add", "cara", "--role", "csm", "--as", "ada").exit_code == 0
+    # the rules' playbooks need finance, sales and a lead: the run stops before it scores
+    result = cli("run", "--as-of", "2026-10-31")
+    assert result.exit_code == 1 and " ".join(result.output.split()) == (
+        "error: healthscore.yml: workflow.owners.finance: nobody holds it: it is the team "
+        "'finance', which has no user. Add one (healthscore users add NAME --role csm --team "
+        "finance) or point it at a person in healthscore.yml (workflow: {owners: {finance: "
+        "{user: NAME}}}).")
+    assert not (root / ".healthscore" / "snapshots").exists()
+    for name, role, team in (("lee", "lead", "emea"), ("fay", "csm", "finance"), ("sam", "csm", "sales")):
+        assert cli("users", "add", name, "--role", role, "--team", team, "--as", "ada").exit_code == 0
     result = cli("run", "--as-of", "2026-10-31")
     assert result.exit_code == 0, result.output
     assert "CTA(s) opened" in result.output

@@ -112,7 +112,7 @@ class Project:
         from healthscore.validation.session import duration_days
 
         scored = sorted({m for sc in self.config.all_scorecards for m in sc.measures})
-        load_workflow(self.root, self.config.rule_names())
+        load_workflow(self.root, self.config.rule_names(), self.config.workflow)
         v = self.config.validation
         if v.start and v.end and v.start > v.end:
             raise ConfigError(f"healthscore.yml: validation.from: {v.start} is after "
@@ -145,7 +145,13 @@ class Project:
         then, when the project has rules, apply their plan to the workflow store."""
         grid = dates or date_grid(as_of, start, end, every)
         if apply_rules and self.has_rules():  # a mistake in the rules stops the run before it scores
-            load_workflow(self.root, self.config.rule_names())
+            load_workflow(self.root, self.config.rule_names(), self.config.workflow)
+            if self._has_workflow_store():  # and so does work that would go to nobody
+                wf = self.workflow(today=today)
+                try:
+                    wf.check_owners()
+                finally:
+                    wf.close()
         began = time.perf_counter()
         engine = pipeline.open_engine(self.config)
         try:
@@ -277,16 +283,18 @@ class Project:
         return bool(self.config.workflow.url) or (self.config.state_dir / "workflow.db").exists()
 
     def _judge_overrides(self, validation: Validation) -> None:
-        """How often CSMs' overrides were right, beside the score's own record."""
-        from healthscore.validation.overrides import track_record
+        """How often CSMs' overrides and module marks were right, beside the score's own record."""
+        from healthscore.validation.overrides import mark_record, track_record
 
         r = validation.result
         wf = self.workflow()
         try:
             overrides = wf.overrides(active_only=False)
             bands = [b.name for b in sorted(self.config.scorecards[-1].bands, key=lambda b: b.min)]
-            r["overrides"] = track_record(overrides, r["_events"], date.fromisoformat(r["observed_until"]),
-                                          r["horizon_days"], bands, wf.band_of)
+            until = date.fromisoformat(r["observed_until"])
+            r["overrides"] = track_record(overrides, r["_events"], until, r["horizon_days"], bands,
+                                          wf.band_of)
+            r["marks"] = mark_record(wf.marks(active_only=False), r["_events"], until, r["horizon_days"])
         finally:
             wf.close()
 

@@ -107,6 +107,7 @@ class Escalation(Base):
     cta_id: Mapped[int] = mapped_column(ForeignKey("ctas.id"), index=True)
     level: Mapped[int] = mapped_column(Integer)
     to: Mapped[str] = mapped_column(String(100))
+    holder: Mapped[str | None] = mapped_column(String(100))  # the person who holds 'to'
     by: Mapped[str] = mapped_column(String(100))
     at: Mapped[datetime] = mapped_column(DateTime)
     automatic: Mapped[bool] = mapped_column(Boolean, default=False)

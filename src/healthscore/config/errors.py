@@ -97,6 +97,8 @@ def describe(err: dict[str, Any], where: str) -> str:
     if kind in ("bool_parsing", "bool_type"):
         return f"must be true or false. Got {_got(value)}."
     msg = err.get("msg", "is invalid").removeprefix("Value error, ")
+    if kind == "value_error" and " Got " in msg:  # a check across keys says what it got
+        return f"{msg}."
     return f"{msg}. Got {_got(value)}."
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Number = Annotated[float, Field(allow_inf_nan=False)]
 Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
@@ -89,8 +89,40 @@ DEFAULT_RANGES = [
 ]
 
 
+class OwnerSpec(Spec):
+    """Who holds an owner name that rules, playbooks, success plans and escalation use: one
+    user, a team (its lead, else its first member) or an app role (the holder in the account's
+    CSM's team, else the first one)."""
+
+    user: str | None = None
+    team: str | None = None
+    role: Literal["admin", "lead", "csm"] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> OwnerSpec:
+        given = [k for k in ("user", "team", "role") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of user, team or role, e.g. {team: finance}. "
+                             f"Got {', '.join(given) or 'none'}")
+        return self
+
+
+# the owner names the built-in playbooks, templates and escalation chain use; 'csm' (the
+# account's CSM) is built in and needs no entry
+DEFAULT_OWNERS = {
+    "lead": OwnerSpec(role="lead"),
+    "vp_cs": OwnerSpec(role="admin"),
+    "ceo": OwnerSpec(role="admin"),
+    "finance": OwnerSpec(team="finance"),
+    "sales": OwnerSpec(team="sales"),
+    "support": OwnerSpec(team="support"),
+    "product": OwnerSpec(team="product"),
+}
+
+
 class WorkflowSpec(Spec):
     url: str | None = None  # default: a SQLite file in the state folder
+    owners: dict[str, OwnerSpec] = Field(default_factory=dict)  # added to / replacing DEFAULT_OWNERS
     escalation: list[str] = Field(default_factory=lambda: ["csm", "lead", "vp_cs", "ceo"])
     departments: list[str] = Field(default_factory=lambda: ["support", "product", "finance"])
     escalate_after_days: Annotated[int, Field(ge=1)] | None = 7

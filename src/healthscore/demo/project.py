@@ -37,13 +37,17 @@ DEMO_PASSWORD = "healthscore-demo"
 
 
 def demo_users(project: Project) -> dict[str, str]:
-    """Sign-ins for the demo: an admin, a lead per team, every CSM of the data, a viewer."""
+    """Sign-ins for the demo: an admin (who holds vp_cs and ceo by default), a lead per team,
+    every CSM of the data, a person in each department that playbooks and escalation reach
+    (finance, sales, support, product) and a viewer."""
     from healthscore.demo.population import CSMS
     from healthscore.workflow.access import hash_password
 
     half = len(CSMS) // 2
     people = [("admin", "admin", None), ("Nora Lindqvist", "lead", "North"),
-              ("Samuel Okafor", "lead", "South"), ("Victor Viewer", "viewer", None)]
+              ("Samuel Okafor", "lead", "South"), ("Victor Viewer", "viewer", None),
+              ("Helga Jensen", "csm", "finance"), ("Rafael Silva", "csm", "sales"),
+              ("Mei Zhang", "csm", "support"), ("Kofi Mensah", "csm", "product")]
     people += [(name, "csm", "North" if i < half else "South") for i, name in enumerate(CSMS)]
     digest = hash_password(DEMO_PASSWORD)
     wf = project.workflow()

@@ -57,7 +57,7 @@ class Context:
         self.snapshots = snapshots
         self.spec = config.workflow
         self.store = Store(store_url(config.root, config.state_dir, url or config.workflow.url))
-        self.wf: WorkflowConfig = load_workflow(config.root, config.rule_names())
+        self.wf: WorkflowConfig = load_workflow(config.root, config.rule_names(), config.workflow)
         self.clock = clock or (_on_day(today) if today is not None else system_clock)
 
     @property

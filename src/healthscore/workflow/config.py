@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 from healthscore.config.errors import raise_config_error
 from healthscore.config.expressions import ExpressionError, column_name, parse
 from healthscore.config.load import read_yaml
+from healthscore.config.specs import DEFAULT_OWNERS, OwnerSpec, WorkflowSpec
 from healthscore.config.windows import parse_days
 from healthscore.errors import ConfigError
 from healthscore.workflow.specs import PlanTemplateSpec, PlaybookSpec, RuleSpec
@@ -28,6 +29,7 @@ class WorkflowConfig:
     rules: dict[str, tuple[RuleSpec, str]]
     playbooks: dict[str, PlaybookSpec]
     templates: dict[str, PlanTemplateSpec]
+    owners: dict[str, OwnerSpec]  # owner name -> who holds it (defaults + workflow.owners)
 
 
 def _load_folder(root: Path, folder: str, model: type[M], builtin: str | None) -> dict[str, tuple[M, str]]:
@@ -46,9 +48,11 @@ def _load_folder(root: Path, folder: str, model: type[M], builtin: str | None) -
     return out
 
 
-def load_workflow(root: Path, measures: list[str]) -> WorkflowConfig:
+def load_workflow(root: Path, measures: list[str], spec: WorkflowSpec | None = None) -> WorkflowConfig:
+    spec = spec or WorkflowSpec()
     rules = _load_folder(root, "rules", RuleSpec, None)
-    playbooks = {k: v for k, (v, _) in _load_folder(root, "playbooks", PlaybookSpec, "playbooks.yml").items()}
+    books = _load_folder(root, "playbooks", PlaybookSpec, "playbooks.yml")
+    playbooks = {k: v for k, (v, _) in books.items()}
     loaded = _load_folder(root, "success_plans", PlanTemplateSpec, "success_plans.yml")
     templates = {k: v for k, (v, _) in loaded.items()}
     known = set(FACTS) | set(measures)
@@ -63,7 +67,32 @@ def load_workflow(root: Path, measures: list[str]) -> WorkflowConfig:
             _duration(c.due_in, f"{rel}: {name}.criteria[{i}].due_in")
         for i, m in enumerate(tpl.milestones):
             _duration(m.due_in, f"{rel}: {name}.milestones[{i}].due_in")
-    return WorkflowConfig(rules, playbooks, templates)
+    owners = {**DEFAULT_OWNERS, **spec.owners}
+    _check_owners(owners, _owner_uses(spec, rules, books, loaded))
+    return WorkflowConfig(rules, playbooks, templates, owners)
+
+
+def _owner_uses(spec: WorkflowSpec, rules: dict[str, tuple[RuleSpec, str]],
+                books: dict[str, tuple[PlaybookSpec, str]],
+                plans: dict[str, tuple[PlanTemplateSpec, str]]) -> list[tuple[str, str]]:
+    """Every owner name the workflow's YAML uses, with where it is written."""
+    uses = [(name, f"healthscore.yml: workflow.escalation[{i}]") for i, name in enumerate(spec.escalation)]
+    uses += [(name, f"healthscore.yml: workflow.departments[{i}]") for i, name in enumerate(spec.departments)]
+    uses += [(rule.cta.owner, f"{rel}: {name}.cta.owner") for name, (rule, rel) in rules.items()]
+    for folder in (books, plans):
+        for name, (body, rel) in folder.items():
+            uses += [(t.role, f"{rel}: {name}.tasks[{i}].role") for i, t in enumerate(body.tasks)]
+    return uses
+
+
+def _check_owners(owners: dict[str, OwnerSpec], uses: list[tuple[str, str]]) -> None:
+    known = ["csm", *sorted(owners)]
+    for name, where in uses:
+        if name not in known:
+            raise ConfigError(f"{where}: no owner named {name!r}, so its work would go to nobody. "
+                              f"Owners: {', '.join(known)}. Declare it in healthscore.yml: "
+                              f"workflow: {{owners: {{{name}: {{user: NAME}}}}}} (or team: TEAM, "
+                              f"or role: lead).")
 
 
 def _duration(text: str, where: str) -> None:

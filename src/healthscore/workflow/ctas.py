@@ -12,18 +12,19 @@ from sqlalchemy.orm.attributes import flag_modified
 
 from healthscore.config.windows import parse_days
 from healthscore.errors import HealthScoreError, InvalidActionError, NotFoundError
-from healthscore.tables import CTA_TYPES, PRIORITIES, Cta, Escalation, Task, User
+from healthscore.tables import CTA_TYPES, PRIORITIES, Cta, Escalation, Task
 from healthscore.workflow.base import SYSTEM, Context, Service, row_dict
 from healthscore.workflow.notify import NotifyService
+from healthscore.workflow.owners import OwnerService
 
 
 class CtaService(Service):
     """CTAs: open (by hand or from a rule, with a playbook's tasks), change (close, snooze,
     assign, escalate, mark critical, decide), tasks, the review meeting's list."""
 
-    def __init__(self, ctx: Context, notify: NotifyService) -> None:
+    def __init__(self, ctx: Context, notify: NotifyService, owners: OwnerService) -> None:
         super().__init__(ctx)
-        self.notify = notify
+        self.notify, self.owners = notify, owners
 
     # ------------------------------------------------------------------ reading
 
@@ -122,7 +123,7 @@ class CtaService(Service):
               flagged: bool, rule: str | None) -> dict[str, Any]:
         account_id = account["account_id"]
         actor = self._actor(s, actor, account_id=account_id)
-        who = self._owner(s, owner or "csm", account)
+        who = self.owners.resolve(s, owner or "csm", account)
         c = Cta(account_id=account_id, type=type, reason=reason, module=module,
                 source="rule" if rule else "manual", rule=rule, priority=priority, owner=who,
                 flagged=flagged, critical=priority == "critical", playbook=playbook, due_on=due,
@@ -145,22 +146,10 @@ class CtaService(Service):
         return self.open_cta(account_id, "risk", reason, actor=actor, priority=priority, flagged=True,
                              owner=actor)
 
-    def _owner(self, s: Session, owner: str, account: dict[str, Any]) -> str | None:
-        """'csm' -> the account's CSM; a role -> the user with it in the CSM's team (else the
-        first one with it); otherwise a user name."""
-        if owner == "csm":
-            return account.get("csm") or None
-        with_role = select(User).where(User.role == owner).order_by(User.id)
-        team = s.scalar(select(User.team).where(User.name == account.get("csm")))
-        by_role = (s.scalar(with_role.where(User.team == team)) if team else None) or s.scalar(with_role)
-        if by_role is not None:
-            return by_role.name
-        return owner
-
     def _add_playbook_tasks(self, s: Session, c: Cta, account: dict[str, Any]) -> None:
         book = self.wf.playbooks[c.playbook or ""]
         for t in book.tasks:
-            owner = c.owner if t.role == "csm" else self._owner(s, t.role, account)
+            owner = c.owner if t.role == "csm" else self.owners.resolve(s, t.role, account)
             c.tasks.append(Task(title=t.title, instructions=t.instructions, role=t.role, side=t.side,
                                 owner=owner, due_on=self.today + timedelta(days=t.offset_days),
                                 status="open"))
@@ -297,13 +286,14 @@ class CtaService(Service):
             target = to or chain[c.escalation_level + 1]
             if target in chain:
                 c.escalation_level = chain.index(target)
-            s.add(Escalation(cta_id=c.id, level=c.escalation_level, to=target, by=actor, at=self.now(),
-                             automatic=automatic, note=note))
-            holder = self._owner(s, target, {"csm": c.owner})
+            holder = self.owners.resolve(s, target, {"csm": c.owner})
+            s.add(Escalation(cta_id=c.id, level=c.escalation_level, to=target, holder=holder, by=actor,
+                             at=self.now(), automatic=automatic, note=note))
+            to_whom = f"{target} ({holder})" if holder and holder != target else target
             self.notify.notify_later(s, holder, "cta_escalated",
-                               f"CTA #{c.id} for {c.account_id} escalated to {target}: {c.reason}")
+                               f"CTA #{c.id} for {c.account_id} escalated to {to_whom}: {c.reason}")
             how = "automatically (overdue)" if automatic else f"by {actor}"
-            return f"CTA #{c.id} escalated to {target} {how}" + (f": {note}" if note else "")
+            return f"CTA #{c.id} escalated to {to_whom} {how}" + (f": {note}" if note else "")
         return self._change(cta_id, actor, version, "escalated", fn, session)
 
     def escalations(self, cta_id: int) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ from healthscore.workflow.ctas import CtaService
 from healthscore.workflow.marks import MarkService
 from healthscore.workflow.notify import NotifyService
 from healthscore.workflow.overrides import OverrideService
+from healthscore.workflow.owners import OwnerService
 from healthscore.workflow.success_plans import SuccessPlanService
 
 
@@ -59,9 +60,9 @@ class RulesService(Service):
 
     def __init__(self, ctx: Context, ctas: CtaService, overrides: OverrideService,
                  success_plans: SuccessPlanService, notify: NotifyService,
-                 marks: MarkService) -> None:
+                 marks: MarkService, owners: OwnerService) -> None:
         super().__init__(ctx)
-        self.marks = marks
+        self.marks, self.owners = marks, owners
         self.ctas, self.overrides = ctas, overrides
         self.success_plans, self.notify = success_plans, notify
 
@@ -147,7 +148,18 @@ class RulesService(Service):
         closing = {c["cta_id"] for c in plan.close}  # a CTA that closes is not escalated too
         plan.escalate = [i for i in self.ctas.overdue_to_escalate()
                          if i not in closing]
+        self._check_owners(plan)
         return plan
+
+    def _check_owners(self, plan: Plan) -> None:
+        """Everyone the plan gives work to exists: the owners of the CTAs it opens and of their
+        playbooks' tasks, and the next step of each escalation. Nothing goes to nobody."""
+        chain = self.spec.escalation
+        with self.store.session() as s:
+            levels = s.scalars(select(Cta.escalation_level).where(Cta.id.in_(plan.escalate)))
+            steps = [chain[level + 1] for level in levels if level + 1 < len(chain)]
+            self.owners.check(s, self.owners.needed_by_rules(sorted({o["rule"] for o in plan.open}))
+                              + steps)
 
     def _band_changes(self, frame: pd.DataFrame, day: date, since: date | None) -> list[dict[str, Any]]:
         """Bands that changed since the last applied snapshot (or the one before ``day``)."""

@@ -20,6 +20,7 @@ from healthscore.workflow.inputs import InputService
 from healthscore.workflow.marks import MarkService
 from healthscore.workflow.notify import NotifyService
 from healthscore.workflow.overrides import OverrideService
+from healthscore.workflow.owners import OwnerService
 from healthscore.workflow.rules import Plan, RulesService
 from healthscore.workflow.strategy import StrategyService
 from healthscore.workflow.success_plans import SuccessPlanService
@@ -44,14 +45,15 @@ class Workflow(Service):
         self._svc_notify = NotifyService(ctx)
         self._svc_timeline = TimelineService(ctx)
         self._svc_overrides = OverrideService(ctx)
-        self._svc_success_plans = SuccessPlanService(ctx)
-        self._svc_ctas = CtaService(ctx, self._svc_notify)
+        self._svc_owners = OwnerService(ctx)
+        self._svc_success_plans = SuccessPlanService(ctx, self._svc_owners)
+        self._svc_ctas = CtaService(ctx, self._svc_notify, self._svc_owners)
         self._svc_strategy = StrategyService(ctx)
         self._svc_marks = MarkService(ctx)
         self._svc_inputs = InputService(ctx)
         self._svc_rules = RulesService(
             ctx, self._svc_ctas, self._svc_overrides, self._svc_success_plans, self._svc_notify,
-            self._svc_marks,
+            self._svc_marks, self._svc_owners,
         )
 
     # ------------------------------------------------------------------ shared
@@ -108,6 +110,12 @@ class Workflow(Service):
         return self._svc_access.update_user(
             name, actor=actor, role=role, team=team, email=email, language=language
         )
+
+    def owners(self) -> dict[str, str | None]:
+        return self._svc_owners.holders()
+
+    def check_owners(self) -> None:
+        self._svc_owners.check_rules()
 
     def teams(self) -> dict[str, str | None]:
         return self._svc_access.teams()

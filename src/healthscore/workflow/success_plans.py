@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from healthscore.config.windows import parse_days
 from healthscore.errors import InvalidActionError, NotFoundError
 from healthscore.tables import Criterion, Goal, Milestone, SuccessPlan, Task
-from healthscore.workflow.base import Service, row_dict
+from healthscore.workflow.base import Context, Service, row_dict
+from healthscore.workflow.owners import OwnerService
 
 GOAL_KINDS = ("goal", "initiative")
 
@@ -26,9 +27,13 @@ DETAILS = ("roles", "reporting", "communication", "education", "tools")
 class SuccessPlanService(Service):
     """Success plans: goals, milestones, criteria checked against the scores, plan elements."""
 
+    def __init__(self, ctx: Context, owners: OwnerService) -> None:
+        super().__init__(ctx)
+        self.owners = owners
+
     def create_success_plan(self, account_id: str, *, actor: str, template: str | None = None,
                     title: str | None = None) -> dict[str, Any]:
-        self.account(account_id)
+        account = self.account(account_id)
         if template is not None and template not in self.wf.templates:
             raise InvalidActionError(f"template: no success-plan template named {template!r}. "
                                      f"Templates: {', '.join(sorted(self.wf.templates))}.")
@@ -42,20 +47,21 @@ class SuccessPlanService(Service):
             s.add(plan)
             s.flush()
             if tpl:
-                self._fill(plan, tpl)
+                self._fill(s, plan, tpl, account)
             s.flush()
             self._audit(s, actor, "plan", plan.id, "create", None, row_dict(plan))
             self._timeline(s, account_id, "plan_change", actor,
                            f"Success plan #{plan.id} created: {plan.title}", plan_id=plan.id)
             return self._success_plan_view(plan)
 
-    def _fill(self, plan: SuccessPlan, tpl: Any) -> None:
+    def _fill(self, s: Session, plan: SuccessPlan, tpl: Any, account: dict[str, Any]) -> None:
         day = self.today
         plan.goals.extend([Goal(title=g, kind="goal") for g in tpl.goals]
                           + [Goal(title=g, kind="initiative") for g in tpl.initiatives])
         plan.milestones.extend(Milestone(title=m.title, due_on=day + timedelta(days=parse_days(m.due_in)))
                                for m in tpl.milestones)
         plan.tasks.extend(Task(title=t.title, instructions=t.instructions, role=t.role, side=t.side,
+                               owner=self.owners.resolve(s, t.role, account),
                                due_on=day + timedelta(days=t.offset_days), status="open") for t in tpl.tasks)
         scored = {m for sc in self.config.all_scorecards for m in sc.measures}
         plan.criteria.extend(Criterion(measure=c.measure, op=c.op, target=c.target,
