@@ -884,3 +884,31 @@ def test_override_track_record_by_hand() -> None:
     assert [r["right"] for r in rec["overrides"]] == [True, True, False, False]
     assert rec["by_reason"] == {"relationship": {"judged": 3, "right": 2},
                                 "known_issue": {"judged": 1, "right": 0}}
+
+
+def test_module_mark_track_record_by_hand() -> None:
+    """Seed 002's CSM marks judged like overrides: a mark to a worse colour than the module had
+    is right when churn follows within the horizon, one to a better colour when it does not."""
+    from healthscore.validation.overrides import mark_record
+
+    def mark(i: int, account: str, was: str | None, to: str, set_at: str,
+             reason: str = "relationship") -> dict:
+        return {"id": i, "account_id": account, "module": "sentiment", "system_colour": was,
+                "colour": to, "set_at": set_at, "reason_code": reason, "set_by": "cara"}
+
+    marks = [
+        mark(1, "A", "green", "red", "2025-01-10T09:00:00"),     # worse, churned 02-01: right
+        mark(2, "B", "yellow", "green", "2025-01-10T09:00:00", "known_issue"),  # better, stayed: right
+        mark(3, "C", "green", "yellow", "2025-01-10T09:00:00"),  # worse, stayed: wrong
+        mark(4, "D", "red", "red", "2025-01-10T09:00:00"),       # no change: not judged
+        mark(5, "E", None, "red", "2025-01-10T09:00:00"),        # colour unknown then: not judged
+        mark(6, "A", "green", "red", "2025-02-01T09:00:00"),     # churn on the mark's day: wrong
+        mark(7, "F", "green", "red", "2025-03-20T09:00:00"),     # window not over: not judged
+    ]
+    events = pd.DataFrame({"account_id": ["A", "F"], "event_date": [date(2025, 2, 1), date(2025, 4, 1)]})
+    rec = mark_record(marks, events, date(2025, 5, 31), 90)
+    assert (rec["judged"], rec["right"], rec["share_right"]) == (4, 2, 0.5)
+    assert [(r["mark_id"], r["module"], r["right"]) for r in rec["marks"]] == [
+        (1, "sentiment", True), (2, "sentiment", True), (3, "sentiment", False), (6, "sentiment", False)]
+    assert rec["by_reason"] == {"relationship": {"judged": 3, "right": 1},
+                                "known_issue": {"judged": 1, "right": 1}}

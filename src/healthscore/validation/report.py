@@ -277,6 +277,15 @@ def render(data: dict[str, Any]) -> str:
             f"{escape(outcome)} within {ov['horizon_days']} days, one to a better band was not.</p>"
             + _table(["reason code", "judged", "right"],
                      [[escape(k), str(v["judged"]), str(v["right"])] for k, v in ov["by_reason"].items()]))
+    marks = data.get("marks")
+    if marks and marks.get("judged"):
+        parts.append(
+            f"<h2>Module marks</h2><p>{marks['right']} of {marks['judged']} module marks that changed "
+            f"a module's colour were right ({_pct(marks['share_right'])}): a mark to a worse colour "
+            f"was followed by {escape(outcome)} within {marks['horizon_days']} days, one to a better "
+            f"colour was not.</p>"
+            + _table(["reason code", "judged", "right"],
+                     [[escape(k), str(v["judged"]), str(v["right"])] for k, v in marks["by_reason"].items()]))
     parts.append(
         "<h2>Method</h2><p class='note'>Each observation is an account active on an as-of date, "
         "scored with data up to that date only; its label says whether the outcome happened in "
