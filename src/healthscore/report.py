@@ -397,8 +397,8 @@ def compare_scores(old: pd.DataFrame, new: pd.DataFrame, definition: Any, limit:
     moved = moved.reindex(moved["change"].abs().sort_values(ascending=False).index)
     moves = []
     for _, r in moved.head(limit).iterrows():
-        if not r["change"] or r["change"] != r["change"]:
-            break
+        if r["change"] != r["change"] or not round1(r["change"]):
+            break  # no move left that shows (float noise of another summing order is none)
         moves.append({
             "account_id": r["account_id"], "name": r.get("name_new"),
             "from_score": round1(r["score_old"]), "to_score": round1(r["score_new"]),

@@ -80,6 +80,15 @@ def _risk_sign(good_outcome: bool) -> float:
     return 1.0 if good_outcome else -1.0
 
 
+def column_means(X: np.ndarray) -> np.ndarray:
+    """Each column's mean over its known values; 50 (a neutral score) for a column with none,
+    e.g. a manual measure nobody has entered yet."""
+    known = ~np.isnan(X)
+    counts = known.sum(axis=0)
+    sums = np.where(known, X, 0.0).sum(axis=0)
+    return np.where(counts > 0, sums / np.maximum(counts, 1), 50.0)
+
+
 class ConfiguredScore(BaseEstimator, ClassifierMixin):
     """The scorecard as configured: nothing to learn, risk comes from its ``score`` column."""
 
@@ -104,7 +113,7 @@ class BestSingleMeasure(BaseEstimator, ClassifierMixin):
 
     def fit(self, X: np.ndarray, y: np.ndarray, **_: Any) -> BestSingleMeasure:
         X = np.asarray(X, dtype=float)
-        self.fill_ = np.nan_to_num(np.nanmean(X, axis=0), nan=50.0)
+        self.fill_ = column_means(X)
         filled = np.where(np.isnan(X), self.fill_, X)
         best, sign, best_auc = 0, 1.0, -1.0
         for j in range(X.shape[1]):
@@ -245,7 +254,7 @@ class SuggestedWeights(BaseEstimator, ClassifierMixin):
     def fit(self, X: np.ndarray, y: np.ndarray, dates: np.ndarray | None = None,
             groups: np.ndarray | None = None) -> SuggestedWeights:
         X = np.asarray(X, dtype=float)
-        self.fill_ = np.nan_to_num(np.nanmean(X, axis=0), nan=50.0)
+        self.fill_ = column_means(X)
         filled = np.where(np.isnan(X), self.fill_, X)
         self.C_ = self.C if self.C is not None else _choose_c(self._make, filled, y, dates,
                                                                self.gap_days, groups)
