@@ -112,6 +112,8 @@ DYNAMIC_CALLS: dict[str, tuple[str, ...]] = {
     "account.html: r": ("reason codes", "mark reasons"),
     "account.html: m.colour": ("bands",),
     "account.html: m.mark.reason_code": ("mark reasons",),
+    "review.html: m.colour": ("bands",),
+    "review.html: m.reason_code": ("mark reasons",),
     # data.choices: only the bands and lifecycle stages go through _()
     "accounts.html: v": ("bands", "lifecycle stages"),
     "admin.html: r": ("roles",),

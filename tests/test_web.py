@@ -7,7 +7,7 @@ import csv
 import io
 import re
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -692,6 +692,29 @@ def test_rows_behind_a_measure_page_and_twin(site: Site) -> None:
     assert (r.status_code, r.json()["message"]) == (
         404, "measure: the project has no measure 'nope'.")
     assert site.client.get("/api/accounts/NOPE/measures/logins_30d", headers=h).status_code == 404
+
+
+def test_the_review_meeting_lists_modules_csms_marked(site: Site) -> None:
+    """Seed 002: a CSM may flag a module by judgement, with no CTA behind it; the review meeting
+    sees it beside the flagged and escalated CTAs, red before yellow, a green mark not at all."""
+    until = TODAY + timedelta(days=30)
+    for account, module, colour in ((site.own, "engagement", "yellow"), (site.own, "sentiment", "red"),
+                                     (site.own, "usage", "green")):
+        site.wf.mark_module(account, module, colour, actor=CSM, reason_code="relationship",
+                            note=f"{module} by judgement", expires_on=until)
+    data = site.client.get("/api/review", headers=site.as_(LEAD)).json()
+    seen = [(m["account_id"], m["module"], m["colour"], m["label"], m["set_by"]) for m in data["marks"]]
+    assert seen == [(site.own, "sentiment", "red", "Sentiment", CSM),
+                    (site.own, "engagement", "yellow", "Engagement", CSM)]
+    assert data["ctas"] == []
+    login(site, LEAD)
+    page = site.client.get("/review").text
+    assert "Modules marked by CSMs" in page and "Nothing to review." in page
+    assert page.count(f'<a href="/accounts/{site.own}">') == 2 and "sentiment by judgement" in page
+    assert "usage by judgement" not in page
+    site.wf.clear_mark(site.own, "sentiment", actor=CSM)
+    assert [m["module"] for m in site.client.get("/api/review", headers=site.as_(LEAD)).json()["marks"]] == [
+        "engagement"]
 
 
 def test_dry_run_page_for_leads_and_admins(site: Site) -> None:

@@ -196,5 +196,9 @@ def review(site: Site, user: dict[str, Any]) -> dict[str, Any]:
     for c in items:
         c["escalations"] = site.wf.escalations(c["id"])
         c["can_act"] = _may_act_on_cta(user, c, teams)
-    return {"ctas": items, "assignable": assignable(site),
+    marks = _with_accounts(site, site.wf.review_marks())
+    labels = site.wf.modules(None)
+    for m in marks:
+        m["label"] = labels.get(m["module"], m["module"])
+    return {"ctas": items, "marks": marks, "assignable": assignable(site),
             "escalate_to": [*site.wf.spec.escalation[1:], *site.wf.spec.departments]}

@@ -97,6 +97,14 @@ class MarkService(Service):
                 q = q.where(ModuleMark.ended_at.is_(None), ModuleMark.expires_on > self.today)
             return [row_dict(m) for m in s.scalars(q)]
 
+    def review_marks(self) -> list[dict[str, Any]]:
+        """Open marks that make a module red or yellow, red first, then oldest first: what the
+        review meeting looks at beside flagged and escalated CTAs (seed 002: the CSM may always
+        flag a module, with or without a CTA)."""
+        order = {"red": 0, "yellow": 1}
+        marks = [m for m in self.marks() if m["colour"] in order]
+        return sorted(marks, key=lambda m: (order[m["colour"]], m["set_at"], m["id"]))
+
     def lapsing_marks(self) -> list[int]:
         with self.store.session() as s:
             q = select(ModuleMark.id).where(ModuleMark.ended_at.is_(None),

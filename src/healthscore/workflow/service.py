@@ -454,6 +454,9 @@ class Workflow(Service):
     def review_list(self) -> list[dict[str, Any]]:
         return self._svc_ctas.review_list()
 
+    def review_marks(self) -> list[dict[str, Any]]:
+        return self._svc_marks.review_marks()
+
     # ------------------------------------------------------------------ strategy
     def quadrants(self) -> dict[str, Any]:
         return self._svc_strategy.quadrants()
