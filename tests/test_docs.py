@@ -77,3 +77,22 @@ def test_every_key_of_every_spec_model_is_documented() -> None:
             for name, info in m.model_fields.items()]
     missing = [f"{m}.{k}" for m, k in keys if not re.search(rf"\b{re.escape(k)}\b", ALL_DOCS)]
     assert len(keys) > 100 and not missing, missing
+
+
+def test_every_signal_in_the_docs_names_library_measures_that_the_cli_lists() -> None:
+    """The literature's checklist (seed 001) and seed 000's signals: each row of the table in
+    configuration.md names measures of the library, and `healthscore measures` lists them."""
+    import re
+
+    from typer.testing import CliRunner
+
+    from healthscore.config.load import load_measure_file
+
+    table = DOC.split("The signals the literature lists each have a measure:", 1)[1].split("\n\n")[1]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "`" in line]
+    library = load_measure_file(Path(specs.__file__).parent / "library.yml", "library.yml")
+    listed = CliRunner().invoke(app, ["measures"], env={"COLUMNS": "200"}).output
+    assert len(rows) == 15
+    for row in rows:
+        for name in re.findall(r"`([a-z0-9_]+)`", row.split("|")[2]):
+            assert name in library and f" {name} " in listed, (row, name)
