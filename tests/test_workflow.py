@@ -840,3 +840,59 @@ def test_bulk_is_all_or_nothing_and_names_each_refusal(wf: Workflow) -> None:
     done = wf.bulk([*ids, ids[0]], "priority", actor="cara", priority="critical")
     assert done["changed"] == 3 and all(wf.cta(i)["critical"] for i in ids)
     assert [e["text"] for e in wf.timeline(mine)][:1] == [f"CTA #{ids[-1]} priority set to critical"]
+
+
+def _touch_project(tmp_path: Path, touch: str, line: str | None = "segment = 'Enterprise'") -> Project:
+    from .projects import EVENTS, csv_text, write_project
+
+    root = write_project(tmp_path, {
+        "healthscore.yml": f"""\
+            name: mini
+            sources:
+              accounts: {{path: data/accounts.csv}}
+              usage_events: {{path: data/usage_events.csv}}
+            scorecards: [default]
+            workflow: {{high_touch: {json.dumps(line)}}}
+            """.replace("workflow: {high_touch: null}", ""),
+        "measures/usage.yml": """\
+            exports_30: {type: count, entity: usage_events, filter: "event = 'export'", window: 30d,
+                         scheme: {type: linear, low: 0, high: 1}}
+            """,
+        "scorecards/default.yml": "groups: {usage: {weight: 100, measures: {exports_30: 100}}}\n",
+        "rules/default.yml": f"""\
+            exporter:
+              when: "exports_30 >= 1"
+              touch: {touch}
+              cta: {{type: opportunity, reason: Exports data, due_in: 7d}}
+            """,
+        "data/usage_events.csv": csv_text(["account_id", "user_id", "event", "timestamp"], EVENTS),
+    })
+    return Project.load(root)
+
+
+@pytest.mark.parametrize(("touch", "opened"), [("all", ["A1", "A2"]), ("low", ["A1"]), ("high", ["A2"])])
+def test_the_large_customer_line_decides_which_rules_raise_ctas(tmp_path: Path, touch: str,
+                                                                 opened: list[str]) -> None:
+    """Seed 002: above the line (A2, Enterprise) CSMs raise CTAs from the success plan's
+    objectives; below it (A1, SMB) the rules raise them. Both export, so both match the rule."""
+    project = _touch_project(tmp_path / "p", touch)
+    project.run(as_of="2025-03-01", apply_rules=False)
+    wf = Workflow(project.config, project.store, url=f"sqlite:///{tmp_path / 'wf.db'}",
+                  today=date(2025, 3, 2))
+    try:
+        assert [o["account_id"] for o in wf.plan().open] == opened
+    finally:
+        wf.close()
+
+
+def test_the_large_customer_line_is_checked_at_load(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        _touch_project(tmp_path / "a", "low", line=None).check_config()  # as 'check' and 'run' do
+    assert err.value.message == (
+        "rules/default.yml: exporter.touch: 'low' needs the large-customer line: set "
+        "workflow.high_touch in healthscore.yml (e.g. \"arr >= 100000\"), or drop touch.")
+    with pytest.raises(ConfigError) as err:
+        _touch_project(tmp_path / "b", "low", line="revenue >= 100000").check_config()
+    assert err.value.message.startswith(
+        "healthscore.yml: workflow.high_touch: unknown name 'revenue' in 'revenue >= 100000'. Use a "
+        "measure of the project's scorecards")

@@ -123,6 +123,9 @@ DEFAULT_OWNERS = {
 class WorkflowSpec(Spec):
     url: str | None = None  # default: a SQLite file in the state folder
     owners: dict[str, OwnerSpec] = Field(default_factory=dict)  # added to / replacing DEFAULT_OWNERS
+    # the large-customer line (a condition over the rules' facts, e.g. "arr >= 100000"): above
+    # it CSMs raise CTAs from success-plan objectives, so rules with 'touch: low' skip it
+    high_touch: str | None = None
     escalation: list[str] = Field(default_factory=lambda: ["csm", "lead", "vp_cs", "ceo"])
     departments: list[str] = Field(default_factory=lambda: ["support", "product", "finance"])
     escalate_after_days: Annotated[int, Field(ge=1)] | None = 7

@@ -31,9 +31,11 @@ def project_yaml(path: Path, name: str, data: Path | None) -> str:
         f"engine: duckdb        # or spark\n"
         f"state_dir: .healthscore\n"
         f"scorecards: {yaml.safe_dump(meta['scorecards'], default_flow_style=True).strip()}\n"
-        f"settings:\n  min_coverage: 50\n  max_rejected_share: 0.05\n\n"
+        f"settings:\n  min_coverage: 50\n  max_rejected_share: 0.05\n"
     )
-    return head + sources
+    if meta.get("workflow"):  # e.g. the template's large-customer line
+        head += yaml.safe_dump({"workflow": meta["workflow"]}, sort_keys=False, width=100)
+    return head + "\n" + sources
 
 
 def write_template(path: Path, name: str, data: Path | None = None) -> list[Path]:

@@ -58,6 +58,12 @@ def load_workflow(root: Path, measures: list[str], spec: WorkflowSpec | None = N
     known = set(FACTS) | set(measures)
     for name, (rule, rel) in rules.items():
         _check_rule(name, rule, rel, known, playbooks)
+        if rule.touch != "all" and spec.high_touch is None:
+            raise ConfigError(f"{rel}: {name}.touch: {rule.touch!r} needs the large-customer line: "
+                              f"set workflow.high_touch in healthscore.yml (e.g. \"arr >= 100000\"), "
+                              f"or drop touch.")
+    if spec.high_touch is not None:
+        _check_condition(spec.high_touch, "healthscore.yml: workflow.high_touch", known)
     for name, (tpl, rel) in loaded.items():
         for i, c in enumerate(tpl.criteria):
             if c.measure not in measures and not rel.startswith("(built-in"):
@@ -102,20 +108,24 @@ def _duration(text: str, where: str) -> None:
         raise ConfigError(f"{where}: {err}") from None
 
 
-def _check_rule(name: str, rule: RuleSpec, rel: str, known: set[str], playbooks: dict[str, Any]) -> None:
+def _check_condition(text: str, where: str, known: set[str]) -> None:
     try:
-        tree = parse(rule.when)
+        tree = parse(text)
     except ExpressionError as err:
-        raise ConfigError(f"{rel}: {name}.when: {err}") from None
+        raise ConfigError(f"{where}: {err}") from None
     from sqlglot import exp
 
     unknown = sorted({column_name(c) for c in tree.find_all(exp.Column)} - known)
     if unknown:
         raise ConfigError(
-            f"{rel}: {name}.when: unknown name {unknown[0]!r} in {rule.when!r}. Use a measure of "
+            f"{where}: unknown name {unknown[0]!r} in {text!r}. Use a measure of "
             f"the project's scorecards, module.GROUP (its colour), group_score.GROUP or one "
             f"of: {', '.join(FACTS)}."
         )
+
+
+def _check_rule(name: str, rule: RuleSpec, rel: str, known: set[str], playbooks: dict[str, Any]) -> None:
+    _check_condition(rule.when, f"{rel}: {name}.when", known)
     module = rule.cta.module
     groups = sorted(k.removeprefix("module.") for k in known if k.startswith("module."))
     if module is not None and groups and module not in groups:

@@ -105,8 +105,12 @@ class RulesService(Service):
             table = engine.register_arrow(pa.Table.from_pandas(_plain(frame), preserve_index=False),
                                           "facts")
             out = {}
+            line = self.spec.high_touch
+            high = compile_filter(line, table).fill_null(False) if line else None
             for name, (rule, _) in self.wf.rules.items():
                 cond = compile_filter(rule.when, table).fill_null(False)
+                if high is not None and rule.touch != "all":  # the large-customer line
+                    cond = cond & (high if rule.touch == "high" else ~high)
                 ids = engine.to_arrow(table.filter(cond).select("account_id"))["account_id"].to_pylist()
                 out[name] = set(ids)
             return out

@@ -31,6 +31,9 @@ class RuleSpec(Spec):
     when: str
     cta: CtaSpec
     close_when_clear: bool = True  # close the rule's open CTA once the condition no longer holds
+    # which accounts of the workflow.high_touch line the rule serves: all, those below it (low,
+    # where rules raise CTAs automatically) or those above it (high)
+    touch: Literal["all", "low", "high"] = "all"
 
 
 class TaskTemplateSpec(Spec):
