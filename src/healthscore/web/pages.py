@@ -177,6 +177,21 @@ def cockpit(request: Request, user: dict[str, Any] = Me,
     return render(request, "cockpit.html", data, nav="cockpit")
 
 
+@router.get("/cockpit/board")
+def board(request: Request, user: dict[str, Any] = Me,
+          f: queue.CockpitFilter = Depends(api.cockpit_filter)) -> HTMLResponse:
+    data = api.board(request, user, f)
+    data["list_query"] = urlencode(dict(request.query_params))
+    data["scope_query"] = urlencode({k: v for k, v in request.query_params.items()
+                                     if k not in ("scope", "everyone", "owner")})
+    return render(request, "board.html", data, nav="cockpit")
+
+
+@router.get("/ctas/{cta_id}")
+def cta(cta_id: Id, request: Request, user: dict[str, Any] = Me) -> HTMLResponse:
+    return render(request, "cta.html", api.cta(cta_id, request, user), nav="cockpit")
+
+
 @router.get("/today")
 def my_day(request: Request, user: dict[str, Any] = Me, scope: str | None = None) -> HTMLResponse:
     data = api.my_day(request, user, scope)
@@ -328,6 +343,7 @@ async def cta_action(cta_id: Id, action: str, request: Request, user: dict[str, 
                      lambda f: api.escalate(cta_id, body(api.EscalateIn, f), request, user)),
         "decide": ("Decision recorded on CTA #{id}.",
                    lambda f: api.decide(cta_id, body(api.DecideIn, f), request, user)),
+        "comments": ("Comment added.", lambda f: api.comment(cta_id, body(api.CommentIn, f), request, user)),
     }
     return await dispatch(request, forms, action, "CTAs", _back(request, "/cockpit"))
 
