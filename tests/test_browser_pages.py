@@ -18,17 +18,12 @@ try:
 except ImportError:  # pragma: no cover - playwright is a dev dependency
     pytest.skip("playwright is not installed (pip install -e '.[dev]')", allow_module_level=True)
 
+from . import test_browser as served
 from .browser_support import Recorder, path_is, screenshot
-from .test_browser import (  # noqa: F401 - fixtures
-    ADMIN,
-    TIMEOUT_MS,
-    Site,
-    browser,
-    page,
-    recorder,
-    sign_in,
-    site,
-)
+from .test_browser import ADMIN, TIMEOUT_MS, Site, sign_in
+
+# the served demo site and its browser, shared with tests/test_browser.py
+site, browser, page, recorder = served.site, served.browser, served.page, served.recorder
 
 PHONE = {"width": 390, "height": 844}
 AXE = "/static/vendor/axe.min.js"
@@ -61,19 +56,23 @@ def axe_violations(page: Page) -> list[dict[str, Any]]:
     return [v for v in found if v["impact"] in BLOCKING]
 
 
+def _lines(violations: list[dict[str, Any]]) -> list[str]:
+    return [f"{v['impact']} {v['id']}: {v['help']} {v['nodes']}" for v in violations]
+
+
 @pytest.mark.parametrize("who", ["csm", ADMIN])
 def test_axe_finds_no_serious_violation_on_any_page(page: Page, site: Site, who: str) -> None:
     name = site.csm if who == "csm" else ADMIN
     page.goto("/login")
     report: dict[str, list[str]] = {}
     if who == "csm":  # signed out: the sign-in page
-        report["/login"] = [f"{v['impact']} {v['id']}: {v['help']} {v['nodes']}" for v in axe_violations(page)]
+        report["/login"] = _lines(axe_violations(page))
     sign_in(page, name)
     expect(page).to_have_url(path_is("/today"))
     for path in app_pages(page, site, name):
         page.goto(path, timeout=SLOW_MS)
         expect(page.locator("main h1").first).to_be_visible()
-        report[path] = [f"{v['impact']} {v['id']}: {v['help']} {v['nodes']}" for v in axe_violations(page)]
+        report[path] = _lines(axe_violations(page))
     bad = {p: v for p, v in report.items() if v}
     assert not bad, "\n".join(f"{p}: {v}" for p, v in bad.items())
     assert len(report) >= 14
