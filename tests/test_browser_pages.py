@@ -146,3 +146,30 @@ def test_a_cta_page_ticks_a_task_and_takes_a_comment_in_place(page: Page, site: 
     after = page.request.get(f"/api/ctas/{site.cta}").json()
     assert [c["text"] for c in after["comments"]][-1] == "Sponsor answered: renewal call on Friday"
     screenshot(page, "20-cta-page")
+
+
+def test_a_cta_form_in_error_keeps_the_typed_text_and_focuses_the_field(page: Page, site: Site) -> None:
+    sign_in(page, site.csm)
+    expect(page).to_have_url(path_is("/today"))
+    page.goto(f"/ctas/{site.cta}")
+    page.evaluate("window.__sameDocument = true")
+    act = page.locator("#cta-act")
+    act.get_by_label("Until").fill("2026-10-01")  # before the app's today
+    act.get_by_label("Why").fill("Customer on holiday until the 20th")
+    act.get_by_role("button", name=f"Snooze CTA #{site.cta}").click()
+    error = page.locator("#error-snooze-until")
+    expect(error).to_have_text("until: 2026-10-01 is not in the future. Snooze to a later date.")
+    expect(act.get_by_label("Until")).to_be_focused()
+    expect(act.get_by_label("Until")).to_have_value("2026-10-01")
+    expect(act.get_by_label("Why")).to_have_value("Customer on holiday until the 20th")
+    expect(act.get_by_label("Until")).to_have_attribute("aria-describedby", "error-snooze-until")
+    assert page.evaluate("window.__sameDocument") is True, "a full page load happened"
+    expect(page).to_have_url(path_is(f"/ctas/{site.cta}"))
+    screenshot(page, "21-cta-page-error")
+    # fixed, it goes through
+    act.get_by_label("Until").fill("2026-11-20")
+    act.get_by_role("button", name=f"Snooze CTA #{site.cta}").click()
+    expect(page.locator("#cta-detail .flash.ok")).to_have_text(f"CTA #{site.cta} snoozed.")
+    expect(page.locator("#cta-detail .tag.snoozed")).to_be_visible()
+    assert page.request.get(f"/api/ctas/{site.cta}").json()["snooze_reason"] == (
+        "Customer on holiday until the 20th")

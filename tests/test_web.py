@@ -1280,3 +1280,36 @@ def test_board_puts_the_queue_in_columns_by_status(site: Site) -> None:
         assert f'href="/ctas/{cid}"' in html
     assert f'href="/ctas/{long_ago}"' not in html
     assert 'href="/cockpit/board?' in site.client.get("/cockpit?sort=arr").text  # the switch
+
+
+def test_a_cta_form_in_error_keeps_what_was_typed_beside_the_error(site: Site) -> None:
+    cid = site.cta(site.own, owner=CSM)
+    login(site, CSM)
+    page = site.client.get(f"/ctas/{cid}").text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    htmx = {"HX-Request": "true", "referer": f"http://testserver/ctas/{cid}"}
+    r = site.client.post(f"/ctas/{cid}/snooze", headers=htmx, data={
+        "csrf_token": csrf, "until": "2026-10-01", "reason": "Customer on holiday"})
+    assert r.status_code == 200 and str(r.url).endswith(f"/ctas/{cid}/snooze")  # no redirect
+    assert r.headers["HX-Replace-Url"] == f"/ctas/{cid}"  # the address bar keeps the CTA's page
+    html = r.text
+    assert re.search(r'<input type="date" name="until" [^>]*value="2026-10-01" aria-invalid="true" '
+                     r'aria-describedby="error-snooze-until" autofocus>', html)
+    assert ('<small class="field-error" id="error-snooze-until" role="alert">until: 2026-10-01 is not '
+            'in the future. Snooze to a later date.</small>') in html
+    assert re.search(r'name="reason" [^>]*value="Customer on holiday">', html)
+    assert 'value="Customer on holiday"' not in html.split('action="/ctas/')[0]  # only in its form
+    assert site.wf.cta(cid)["snoozed_until"] is None
+    # a comment of blanks: the error under the box (the box keeps nothing but blanks)
+    r = site.client.post(f"/ctas/{cid}/comments", headers=htmx, data={"csrf_token": csrf, "text": "   "})
+    assert 'id="error-comments-text" role="alert">text: write the comment.</small>' in r.text
+    assert 'aria-describedby="error-comments-text" autofocus>   </textarea>' in r.text
+    # an error of no field of the form shows at the top of the CTA's part
+    r = site.client.post(f"/ctas/{cid}/close", headers=htmx,
+                         data={"csrf_token": csrf, "outcome": "done", "version": "99"})
+    assert re.search(r'<p class="flash error" role="alert">CTA #\d+[^<]*</p>', r.text), r.text[:2000]
+    assert 'value="done"' in r.text and site.wf.cta(cid)["status"] == "open"
+    # without htmx: back to the page with the message, as every form
+    r = site.client.post(f"/ctas/{cid}/snooze", headers={"referer": f"http://testserver/ctas/{cid}"},
+                         data={"csrf_token": csrf, "until": "2026-10-01", "reason": "x"})
+    assert str(r.url).endswith(f"/ctas/{cid}") and "is not in the future" in r.text
