@@ -109,6 +109,8 @@ DYNAMIC_CALLS: dict[str, tuple[str, ...]] = {
     "cta.html: cta.priority": ("priorities",),
     "cta.html: cta.status": ("statuses",),
     "cta.html: t.status": ("statuses",),
+    # healthscore.web.ctas._kind: the history's changes named like the timeline's
+    "cta.html: h.kind": ("timeline kinds",),
     # data.group: only the type and due-date groups go through _()
     "cockpit.html: cta.group": ("cta types", "due buckets"),
     "account.html: fin.override.reason_code": ("reason codes",),

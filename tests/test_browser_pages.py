@@ -134,7 +134,7 @@ def test_a_cta_page_ticks_a_task_and_takes_a_comment_in_place(page: Page, site: 
     expect(page.locator("#cta-detail .flash.ok")).to_contain_text(f"Task #{task['id']} done.")
     expect(page.locator(f"#task-{task['id']}")).to_contain_text("✓")
     expect(page.locator("#cta-detail .flash.ok")).to_be_focused()
-    expect(page.locator("#cta-history")).to_contain_text(f"Task #{task['id']}: done")
+    expect(page.locator("#cta-history")).to_contain_text(f"Task #{task['id']}: Task done")
     box = page.get_by_label("Add a comment")
     box.fill("Sponsor answered: renewal call on Friday")
     page.get_by_role("button", name="Add comment").click()

@@ -1170,6 +1170,8 @@ def test_cta_page_shows_account_tasks_comments_escalations_and_history(site: Sit
     assert [(h["entity"], h["action"], h["actor"]) for h in cta["history"]] == [
         ("cta", "open", ADMIN), ("task", "done", CSM), ("cta", "comment", CSM),
         ("cta", "escalated", CSM), ("cta", "snoozed", CSM)]
+    assert [h["kind"] for h in cta["history"]] == [
+        "cta_opened", "task_done", "cta_comment", "cta_escalated", "cta_snoozed"]
     changes = {h["action"]: h["changes"] for h in cta["history"]}
     assert changes["snoozed"] == {"snoozed_until": [None, "2026-11-20"], "snooze_reason": [None, "holiday"]}
     assert changes["escalated"] == {"escalation_level": [0, 1]}

@@ -34,8 +34,16 @@ def history(site: Site, cta_id: int, task_ids: list[int]) -> list[dict[str, Any]
         rows += site.wf.audit("task", str(task_id))
     rows.sort(key=lambda a: (a["at"], a["id"]))
     return [{"at": a["at"], "actor": a["actor"], "entity": a["entity"],
-             "entity_id": int(a["entity_id"]), "action": a["action"],
+             "entity_id": int(a["entity_id"]), "action": a["action"], "kind": _kind(a),
              "changes": _changes(a.get("before"), a.get("after"))} for a in rows]
+
+
+def _kind(audit: dict[str, Any]) -> str:
+    """The timeline kind of the same change (its label in every language): cta_opened,
+    cta_closed, cta_comment, task_done..."""
+    if audit["entity"] == "task":
+        return "task_done"
+    return {"open": "cta_opened", "comment": "cta_comment"}.get(audit["action"], f"cta_{audit['action']}")
 
 
 def _changes(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, list[Any]]:
