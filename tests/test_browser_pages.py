@@ -173,3 +173,25 @@ def test_a_cta_form_in_error_keeps_the_typed_text_and_focuses_the_field(page: Pa
     expect(page.locator("#cta-detail .tag.snoozed")).to_be_visible()
     assert page.request.get(f"/api/ctas/{site.cta}").json()["snooze_reason"] == (
         "Customer on holiday until the 20th")
+
+
+def test_the_cockpit_switches_to_a_board_that_keeps_the_filters(page: Page, site: Site) -> None:
+    sign_in(page, ADMIN)
+    expect(page).to_have_url(path_is("/today"))
+    page.goto("/cockpit?type=risk&priority=high")
+    page.locator("main nav.switch").get_by_role("link", name="Board", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/cockpit/board\?.*type=risk.*priority=high"))
+    api = page.request.get("/api/cockpit/board?type=risk&priority=high").json()
+    for column in api["columns"]:
+        cards = page.locator(f"section.column:has(#col-{column['status']}) article.card")
+        expect(cards).to_have_count(len(column["ctas"]))
+    page.evaluate("window.__sameDocument = true")
+    page.locator("#queue-filters select[name=priority]").select_option("")  # the board swaps in place
+    expect(page).to_have_url(re.compile(r"/cockpit/board\?.*priority=&"))
+    everything = page.request.get("/api/cockpit/board?type=risk").json()
+    expect(page.locator("#board > p.muted")).to_have_text(f"CTAs: {everything['total']}")
+    assert page.evaluate("window.__sameDocument") is True, "a full page load happened"
+    screenshot(page, "22-cockpit-board")
+    page.locator("main nav.switch").get_by_role("link", name="List", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/cockpit\?.*type=risk"))
+    expect(page.locator("#queue-filters select[name=type]")).to_have_value("risk")
