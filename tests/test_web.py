@@ -1281,6 +1281,8 @@ def test_board_puts_the_queue_in_columns_by_status(site: Site) -> None:
     for cid in (active, snoozed, escalated, both, closed):
         assert f'href="/ctas/{cid}"' in html
     assert f'href="/ctas/{long_ago}"' not in html
+    more = site.client.get("/cockpit/board?per_page=1").text  # one escalated CTA left out: a link
+    assert '<a href="/cockpit?per_page=1&amp;state=escalated">1 more</a>' in more
     assert 'href="/cockpit/board?' in site.client.get("/cockpit?sort=arr").text  # the switch
 
 
