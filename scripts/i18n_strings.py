@@ -57,7 +57,7 @@ DYNAMIC: dict[str, tuple[str, ...]] = {
                        "cta_critical", "cta_decided", "cta_escalated", "cta_priority", "task_done",
                        "override_set", "override_cleared", "override_lapsed", "plan_change",
                        "band_change", "module_marked", "module_mark_cleared",
-                       "module_mark_lapsed", "manual_value"),
+                       "module_mark_lapsed", "manual_value", "cta_comment"),
     # healthscore.workflow.overrides.REASON_CODES
     "reason codes": ("relationship", "data_gap", "known_issue", "business_change",
                      "renewal_signal", "other"),
@@ -102,7 +102,15 @@ DYNAMIC_CALLS: dict[str, tuple[str, ...]] = {
     "_cta.html: cta.priority": ("priorities",),
     "cockpit.html: cta.type": ("cta types",),
     "cockpit.html: cta.priority": ("priorities",),
-    "cockpit.html: b": ("bands",),
+    "_queue_filters.html: b": ("bands",),
+    "board.html: cta.type": ("cta types",),
+    "board.html: cta.priority": ("priorities",),
+    "cta.html: cta.type": ("cta types",),
+    "cta.html: cta.priority": ("priorities",),
+    "cta.html: cta.status": ("statuses",),
+    "cta.html: t.status": ("statuses",),
+    # healthscore.web.ctas._kind: the history's changes named like the timeline's
+    "cta.html: h.kind": ("timeline kinds",),
     # data.group: only the type and due-date groups go through _()
     "cockpit.html: cta.group": ("cta types", "due buckets"),
     "account.html: fin.override.reason_code": ("reason codes",),

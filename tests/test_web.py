@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from markupsafe import escape
 from sqlalchemy import select
 
 from healthscore.project import Project
@@ -174,7 +175,8 @@ def test_password_change_signs_out_everywhere(site: Site) -> None:
 
 
 READ = ["GET /api/portfolio", "GET /api/accounts", "GET /api/accounts.csv", "GET /api/accounts/{own}",
-        "GET /api/cockpit", "GET /api/review", "GET /api/success-plans", "GET /api/success-plans/{plan}",
+        "GET /api/cockpit", "GET /api/cockpit/board", "GET /api/review", "GET /api/success-plans",
+        "GET /api/success-plans/{plan}",
         "GET /api/data-health", "GET /api/ctas/{cta}", "GET /api/me", "GET /api/tokens"]
 ACTIONS = [
     ("POST /api/accounts/{acc}/override", {"band": "red", "reason_code": "relationship",
@@ -193,6 +195,7 @@ ACTIONS = [
     ("POST /api/ctas/{assign}/assign", {"owner": "ada"}),
     ("POST /api/ctas/{escalate}/escalate", {"note": "no answer"}),
     ("POST /api/ctas/{decide}/decide", {"decision": "call the CFO"}),
+    ("POST /api/ctas/{comment}/comments", {"text": "left a voicemail"}),
     ("POST /api/tasks/{task}/done", {}),
     ("POST /api/success-plans/{plan}/goals", {"title": "Go live"}),
     ("POST /api/success-plans/{plan}/milestones", {"title": "Kick-off", "due_on": "2026-11-30"}),
@@ -214,7 +217,7 @@ def _targets(site: Site, account: str) -> dict[str, Any]:
         if "late_payment" in site.wf.wf.playbooks else site.wf.open_cta(account, "risk", "t", actor=ADMIN)
     ids: dict[str, Any] = {"acc": account, "plan": plan["id"], "milestone": plan["milestones"][0]["id"],
                            "task": task_cta["tasks"][0]["id"] if task_cta["tasks"] else None}
-    for key in ("close", "snooze", "assign", "escalate", "decide"):
+    for key in ("close", "snooze", "assign", "escalate", "decide", "comment"):
         ids[key] = site.cta(account)
     site.wf.set_override(account, actor=ADMIN, reason_code="other", note="set up", band="green",
                          expires_on=date(2026, 12, 1))
@@ -524,13 +527,13 @@ def test_data_health_and_missing_validation(site: Site) -> None:
 # ----------------------------------------------------------------------------- pages
 
 
-PAGES = ["/today", "/portfolio", "/accounts", "/accounts/{own}", "/cockpit", "/review", "/success-plans",
-         "/success-plans/{plan}", "/validation", "/data-health", "/admin", "/me"]
+PAGES = ["/today", "/portfolio", "/accounts", "/accounts/{own}", "/cockpit", "/cockpit/board", "/ctas/{cta}",
+         "/review", "/success-plans", "/success-plans/{plan}", "/validation", "/data-health", "/admin", "/me"]
 
 
 def test_every_page_renders_and_matches_its_json_twin(site: Site) -> None:
     login(site, ADMIN)
-    ids = {"own": site.own, "plan": site.plan(site.own)["id"]}
+    ids = {"own": site.own, "plan": site.plan(site.own)["id"], "cta": site.cta(site.own)}
     for page in PAGES:
         r = site.client.get(page.format(**ids))
         assert r.status_code == 200, (page, r.text[:300])
@@ -1046,14 +1049,14 @@ def test_controls_a_user_may_not_use_are_not_shown(site: Site) -> None:
 
 def test_pages_have_a_skip_link_and_are_compressed(site: Site) -> None:
     login(site, ADMIN)
-    ids = {"own": site.own, "plan": site.plan(site.own)["id"]}
+    ids = {"own": site.own, "plan": site.plan(site.own)["id"], "cta": site.cta(site.own)}
     for page in PAGES:
         r = site.client.get(page.format(**ids), headers={"Accept-Encoding": "gzip"})
         assert '<a class="skip" href="#main">Skip to content</a>' in r.text, page
         assert '<main id="main"' in r.text, page
         assert r.headers.get("content-encoding") == "gzip", page
     r = site.client.get("/api/cockpit", headers={"Accept-Encoding": "gzip"})
-    assert r.headers.get("content-encoding") == "gzip" and r.json()["total"] == 0
+    assert r.headers.get("content-encoding") == "gzip" and r.json()["total"] == 1
 
 
 # ----------------------------------------------------------------------------- my day
@@ -1127,7 +1130,7 @@ def test_no_two_buttons_on_a_page_share_a_name(site: Site) -> None:
     site.wf.flag(site.own, "to review", actor=ADMIN, priority="critical")
     site.wf.create_token(ADMIN, "second", actor=ADMIN)
     login(site, ADMIN)
-    ids = {"own": site.own, "plan": plan["id"]}
+    ids = {"own": site.own, "plan": plan["id"], "cta": site.cta(site.own)}
     wrong = {}
     for page in PAGES:
         names = _button_names(site.client.get(page.format(**ids)).text)
@@ -1154,3 +1157,189 @@ def test_bulk_follows_the_role_matrix(site: Site, who: str) -> None:
             if not ok:
                 wrong.append(f"{who} {action} [{account}]: {r.status_code} {r.text[:200]}")
     assert not wrong, "\n".join(wrong)
+
+
+# ----------------------------------------------------------------------------- a CTA's page
+
+
+def _cta_page(site: Site, who: str, cta_id: int) -> dict[str, Any]:
+    r = site.client.get(f"/api/ctas/{cta_id}", headers=site.as_(who))
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def test_cta_page_shows_account_tasks_comments_escalations_and_history(site: Site) -> None:
+    opened = site.wf.open_cta(site.own, "risk", "late payment", actor=ADMIN, owner=CSM,
+                              priority="high", playbook="late_payment", due_on=date(2026, 11, 9))
+    cid, first = opened["id"], opened["tasks"][0]
+    h = site.as_(CSM)
+    assert site.client.post(f"/api/tasks/{first['id']}/done", json={}, headers=h).status_code == 200
+    r = site.client.post(f"/api/ctas/{cid}/comments", json={"text": "Left a voicemail"}, headers=h)
+    assert r.status_code == 201 and r.json()["kind"] == "cta_comment"
+    assert site.client.post(f"/api/ctas/{cid}/escalate", json={"note": "no answer"},
+                            headers=h).status_code == 200
+    assert site.client.post(f"/api/ctas/{cid}/snooze", json={"until": "2026-11-20", "reason": "holiday"},
+                            headers=h).status_code == 200
+    cta = _cta_page(site, CSM, cid)
+    facts = next(a for a in site.client.get("/api/accounts?per_page=1000", headers=h).json()["accounts"]
+                 if a["account_id"] == site.own)
+    assert {k: cta[k] for k in ("account_name", "band", "score", "arr", "renewal_date")} == {
+        "account_name": facts["name"], "band": facts["band"], "score": facts["score"],
+        "arr": facts["arr"], "renewal_date": facts["renewal_date"]}
+    assert (cta["reason"], cta["status"], cta["owner"], cta["priority"], cta["due_on"]) == (
+        "late payment", "open", CSM, "high", "2026-11-09")
+    assert (cta["snoozed"], cta["escalated"], cta["can_act"]) == (True, True, True)
+    assert [t["status"] for t in cta["tasks"]] == ["done"] + ["open"] * (len(cta["tasks"]) - 1)
+    assert [(c["actor"], c["text"]) for c in cta["comments"]] == [(CSM, "Left a voicemail")]
+    assert [(e["level"], e["to"], e["by"], e["note"]) for e in cta["escalations"]] == [
+        (1, "lead", CSM, "no answer")]
+    assert [(h["entity"], h["action"], h["actor"]) for h in cta["history"]] == [
+        ("cta", "open", ADMIN), ("task", "done", CSM), ("cta", "comment", CSM),
+        ("cta", "escalated", CSM), ("cta", "snoozed", CSM)]
+    assert [h["kind"] for h in cta["history"]] == [
+        "cta_opened", "task_done", "cta_comment", "cta_escalated", "cta_snoozed"]
+    changes = {h["action"]: h["changes"] for h in cta["history"]}
+    assert changes["snoozed"] == {"snoozed_until": [None, "2026-11-20"], "snooze_reason": [None, "holiday"]}
+    assert changes["escalated"] == {"escalation_level": [0, 1]}
+    assert changes["comment"] == {"text": [None, "Left a voicemail"]}
+    assert changes["done"]["status"] == ["open", "done"]
+    assert sorted(cta["assignable"]) == sorted([ADMIN, LEAD, CSM, OTHER_CSM])
+    # another team's CSM reads it all but may act on nothing
+    theirs = _cta_page(site, OTHER_CSM, cid)
+    assert (theirs["can_act"], theirs["assignable"], theirs["escalate_to"]) == (False, [], [])
+    assert theirs["history"] == cta["history"]
+
+
+def test_cta_page_renders_its_twin_with_controls_only_for_who_may_act(site: Site) -> None:
+    opened = site.wf.open_cta(site.own, "risk", "late payment", actor=ADMIN, owner=CSM,
+                              playbook="late_payment")
+    cid = opened["id"]
+    site.wf.comment(cid, "Sponsor on leave until the 20th", actor=CSM)
+    login(site, CSM)
+    html = site.client.get(f"/ctas/{cid}").text
+    cta = _cta_page(site, CSM, cid)
+    assert f"CTA #{cid}" in html and cta["account_name"] in html and "Sponsor on leave until the 20th" in html
+    for t in cta["tasks"]:
+        assert f'action="/tasks/{t["id"]}/done"' in html and str(escape(t["title"])) in html
+    for action in ("close", "snooze", "assign", "escalate", "comments"):
+        assert f'action="/ctas/{cid}/{action}"' in html
+    assert 'hx-target="#cta-detail" hx-select="#cta-detail"' in html  # the forms act in place
+    login(site, OTHER_CSM)
+    other = site.client.get(f"/ctas/{cid}").text
+    assert "Sponsor on leave until the 20th" in other and f'action="/ctas/{cid}/' not in other
+    assert 'action="/tasks/' not in other and "<textarea" not in other
+    # the Cockpit's rows and Account 360 link to it
+    login(site, CSM)
+    assert f'href="/ctas/{cid}"' in site.client.get("/cockpit").text
+    assert f'href="/ctas/{cid}"' in site.client.get(f"/accounts/{site.own}").text
+    r = site.client.get("/ctas/999999")
+    assert r.status_code == 404 and "no CTA #999999" in r.text
+
+
+def test_comments_keep_the_cta_version_and_say_what_is_wrong(site: Site) -> None:
+    cid = site.cta(site.own, owner=CSM)
+    version = site.wf.cta(cid)["version"]
+    h = site.as_(CSM)
+    r = site.client.post(f"/api/ctas/{cid}/comments", json={"text": "  "}, headers=h)
+    assert (r.status_code, r.json()["message"]) == (422, "text: write the comment.")
+    r = site.client.post(f"/api/ctas/{cid}/comments", json={"text": "hi"}, headers=site.as_(VIEWER))
+    assert (r.status_code, r.json()["message"]) == (
+        403, f"{VIEWER} is a viewer: this needs a csm, lead or admin.")
+    r = site.client.post(f"/api/ctas/{cid}/comments", json={"text": "hi"}, headers=site.as_(OTHER_CSM))
+    assert r.status_code == 403
+    assert site.wf.comments(cid) == []
+    site.client.post(f"/api/ctas/{cid}/comments", json={"text": "one"}, headers=h)
+    site.wf.close_cta(cid, "resolved", actor=CSM)
+    site.client.post(f"/api/ctas/{cid}/comments", json={"text": "after closing"}, headers=h)
+    assert [c["text"] for c in site.wf.comments(cid)] == ["one", "after closing"]
+    assert site.wf.cta(cid)["version"] == version + 1  # the close only
+    # the form comes back to the CTA's page with a message
+    login(site, CSM)
+    page = site.client.get(f"/ctas/{cid}").text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    r = site.client.post(f"/ctas/{cid}/comments", data={"csrf_token": csrf, "text": "third"},
+                         headers={"referer": f"http://testserver/ctas/{cid}"})
+    assert r.status_code == 200 and "Comment added." in r.text and "third" in r.text
+    assert str(r.url).endswith(f"/ctas/{cid}")
+
+
+# ----------------------------------------------------------------------------- the board
+
+
+def _board(site: Site, who: str, query: str = "") -> dict[str, list[int]]:
+    r = site.client.get(f"/api/cockpit/board?{query}", headers=site.as_(who))
+    assert r.status_code == 200, r.text
+    data = r.json()
+    assert data["total"] == sum(c["total"] for c in data["columns"])
+    return {c["status"]: [x["id"] for x in c["ctas"]] for c in data["columns"]}
+
+
+def test_board_puts_the_queue_in_columns_by_status(site: Site) -> None:
+    from healthscore.tables import Cta
+
+    active, snoozed, escalated, both, closed, long_ago = _own_ctas(site, 6)
+    theirs = _own_ctas(site, 1, owner=OTHER_CSM)[0]
+    site.wf.snooze(snoozed, date(2026, 11, 20), "holiday", actor=CSM)
+    site.wf.escalate(escalated, actor=CSM, note="no answer")
+    site.wf.snooze(both, date(2026, 11, 20), "holiday", actor=CSM)
+    site.wf.escalate(both, actor=CSM, note="no answer")
+    site.wf.set_priority(active, "critical", actor=CSM)
+    for cid in (closed, long_ago):
+        site.wf.close_cta(cid, "resolved", actor=CSM)
+    with site.wf.store.session() as s:  # closed eight days before the app's today
+        s.get(Cta, long_ago).closed_at = s.get(Cta, long_ago).closed_at.replace(day=1, month=10)  # type: ignore[union-attr]
+        s.commit()
+    assert _board(site, CSM) == {"open": [active], "snoozed": [snoozed],
+                                 "escalated": [escalated, both], "closed": [closed]}
+    assert _board(site, OTHER_CSM) == {"open": [theirs], "snoozed": [], "escalated": [], "closed": []}
+    everyone = _board(site, ADMIN)
+    assert everyone["open"] == [active, theirs]  # sorted like the queue: priority first
+    # the queue's filters, and per_page per column
+    assert _board(site, CSM, "priority=critical") == {"open": [active], "snoozed": [], "escalated": [],
+                                                      "closed": []}
+    assert _board(site, CSM, "per_page=1")["escalated"] == [escalated]
+    r = site.client.get("/api/cockpit/board?per_page=1", headers=site.as_(CSM)).json()
+    assert [c["total"] for c in r["columns"]] == [1, 1, 2, 1]
+    assert _board(site, ADMIN, f"q={site.other}") == {"open": [theirs], "snoozed": [], "escalated": [],
+                                                      "closed": []}
+    login(site, CSM)
+    html = site.client.get("/cockpit/board").text
+    for cid in (active, snoozed, escalated, both, closed):
+        assert f'href="/ctas/{cid}"' in html
+    assert f'href="/ctas/{long_ago}"' not in html
+    more = site.client.get("/cockpit/board?per_page=1").text  # one escalated CTA left out: a link
+    assert '<a href="/cockpit?per_page=1&amp;state=escalated">1 more</a>' in more
+    assert 'href="/cockpit/board?' in site.client.get("/cockpit?sort=arr").text  # the switch
+
+
+def test_a_cta_form_in_error_keeps_what_was_typed_beside_the_error(site: Site) -> None:
+    cid = site.cta(site.own, owner=CSM)
+    login(site, CSM)
+    page = site.client.get(f"/ctas/{cid}").text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    htmx = {"HX-Request": "true", "referer": f"http://testserver/ctas/{cid}"}
+    r = site.client.post(f"/ctas/{cid}/snooze", headers=htmx, data={
+        "csrf_token": csrf, "until": "2026-10-01", "reason": "Customer on holiday"})
+    assert r.status_code == 200 and str(r.url).endswith(f"/ctas/{cid}/snooze")  # no redirect
+    assert r.headers["HX-Replace-Url"] == f"/ctas/{cid}"  # the address bar keeps the CTA's page
+    html = r.text
+    assert re.search(r'<input type="date" name="until" [^>]*value="2026-10-01" aria-invalid="true" '
+                     r'aria-describedby="error-snooze-until" autofocus>', html)
+    assert ('<small class="field-error" id="error-snooze-until" role="alert">until: 2026-10-01 is not '
+            'in the future. Snooze to a later date.</small>') in html
+    assert re.search(r'name="reason" [^>]*value="Customer on holiday">', html)
+    assert 'value="Customer on holiday"' not in html.split('action="/ctas/')[0]  # only in its form
+    assert site.wf.cta(cid)["snoozed_until"] is None
+    # a comment of blanks: the error under the box (the box keeps nothing but blanks)
+    r = site.client.post(f"/ctas/{cid}/comments", headers=htmx, data={"csrf_token": csrf, "text": "   "})
+    assert 'id="error-comments-text" role="alert">text: write the comment.</small>' in r.text
+    assert 'aria-describedby="error-comments-text" autofocus>   </textarea>' in r.text
+    # an error of no field of the form shows at the top of the CTA's part
+    r = site.client.post(f"/ctas/{cid}/close", headers=htmx,
+                         data={"csrf_token": csrf, "outcome": "done", "version": "99"})
+    assert re.search(r'<p class="flash error" role="alert">CTA #\d+[^<]*</p>', r.text), r.text[:2000]
+    assert 'value="done"' in r.text and site.wf.cta(cid)["status"] == "open"
+    # without htmx: back to the page with the message, as every form
+    r = site.client.post(f"/ctas/{cid}/snooze", headers={"referer": f"http://testserver/ctas/{cid}"},
+                         data={"csrf_token": csrf, "until": "2026-10-01", "reason": "x"})
+    assert str(r.url).endswith(f"/ctas/{cid}") and "is not in the future" in r.text

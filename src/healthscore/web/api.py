@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from healthscore.errors import InvalidActionError
-from healthscore.web import auth, queue, today, views
+from healthscore.web import auth, ctas, queue, today, views
 from healthscore.web.queue import CockpitFilter
 from healthscore.web.views import AccountFilter, Site
 
@@ -226,6 +226,13 @@ def cockpit(request: Request, user: Me, f: Queue) -> dict[str, Any]:
     return queue.cockpit(site_of(request), user, f)
 
 
+@router.get("/cockpit/board", tags=["pages"])
+def board(request: Request, user: Me, f: Queue) -> dict[str, Any]:
+    """The queue's CTAs in columns by status (open, snoozed, escalated, closed recently), in
+    the same scope and filters; ``per_page`` CTAs per column."""
+    return queue.board(site_of(request), user, f)
+
+
 @router.get("/today", tags=["pages"])
 def my_day(request: Request, user: Me, scope: str | None = None) -> dict[str, Any]:
     return today.my_day(site_of(request), user, scope or None)
@@ -269,7 +276,9 @@ def data_health(request: Request, user: Me) -> dict[str, Any]:
 
 @router.get("/ctas/{cta_id}", tags=["ctas"])
 def cta(cta_id: Id, request: Request, user: Me) -> dict[str, Any]:
-    return site_of(request).wf.cta(cta_id)
+    """The CTA with its account's health, ARR and renewal, tasks, comments, escalations and
+    history, and whether you may act on it (``can_act``)."""
+    return ctas.cta(site_of(request), user, cta_id)
 
 
 # ----------------------------------------------------------------------------- account actions
@@ -464,6 +473,16 @@ class DecideIn(Versioned):
 def decide(cta_id: Id, body: DecideIn, request: Request, user: Me) -> dict[str, Any]:
     return acting_on_cta(request, user, cta_id).wf.decide(cta_id, body.decision, actor=user["name"],
                                                           version=body.version)
+
+
+class CommentIn(Body):
+    text: str
+
+
+@router.post("/ctas/{cta_id}/comments", tags=["ctas"], status_code=201)
+def comment(cta_id: Id, body: CommentIn, request: Request, user: Me) -> dict[str, Any]:
+    """Comment on a CTA (open or closed); it does not change the CTA's version."""
+    return acting_on_cta(request, user, cta_id).wf.comment(cta_id, body.text, actor=user["name"])
 
 
 MAX_BULK = 500  # CTAs in one bulk action

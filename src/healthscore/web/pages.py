@@ -177,6 +177,21 @@ def cockpit(request: Request, user: dict[str, Any] = Me,
     return render(request, "cockpit.html", data, nav="cockpit")
 
 
+@router.get("/cockpit/board")
+def board(request: Request, user: dict[str, Any] = Me,
+          f: queue.CockpitFilter = Depends(api.cockpit_filter)) -> HTMLResponse:
+    data = api.board(request, user, f)
+    data["list_query"] = urlencode(dict(request.query_params))
+    data["scope_query"] = urlencode({k: v for k, v in request.query_params.items()
+                                     if k not in ("scope", "everyone", "owner")})
+    return render(request, "board.html", data, nav="cockpit")
+
+
+@router.get("/ctas/{cta_id}")
+def cta(cta_id: Id, request: Request, user: dict[str, Any] = Me) -> HTMLResponse:
+    return render(request, "cta.html", api.cta(cta_id, request, user), nav="cockpit")
+
+
 @router.get("/today")
 def my_day(request: Request, user: dict[str, Any] = Me, scope: str | None = None) -> HTMLResponse:
     data = api.my_day(request, user, scope)
@@ -241,10 +256,14 @@ def me(request: Request, user: dict[str, Any] = Me) -> HTMLResponse:
 # ----------------------------------------------------------------------------- forms
 
 
+Again = Callable[[dict[str, Any], str], Response]
+
+
 async def act(request: Request, back: str, done: str, call: Callable[[dict[str, Any]], Any],
-              lists: tuple[str, ...] = ()) -> Response:
+              lists: tuple[str, ...] = (), again: Again | None = None) -> Response:
     """Run one form's action and go back to ``back`` with a message (or the error). The fields
-    named in ``lists`` (checkboxes) keep every value sent."""
+    named in ``lists`` (checkboxes) keep every value sent. On an error, ``again`` (when given)
+    answers instead: the page again with what was typed and the error beside its field."""
     sent = await request.form()
     form: dict[str, Any] = {k: v for k, v in sent.items() if k != auth.CSRF_FIELD and v != ""}
     form.update({k: sent.getlist(k) for k in lists})
@@ -253,11 +272,12 @@ async def act(request: Request, back: str, done: str, call: Callable[[dict[str, 
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(x) for x in first.get("loc", ()))
-        return redirect(back, "error", f"{where}: {first.get('msg')}")
+        message = f"{where}: {first.get('msg')}"
+        return again(form, message) if again else redirect(back, "error", message)
     except AuthError:
         raise
     except HealthScoreError as err:
-        return redirect(back, "error", str(err))
+        return again(form, str(err)) if again else redirect(back, "error", str(err))
     text = done.format(**result) if isinstance(result, dict) else done
     if isinstance(result, dict) and result.get("prompt"):
         text += " " + str(result["prompt"])
@@ -267,12 +287,36 @@ async def act(request: Request, back: str, done: str, call: Callable[[dict[str, 
 Forms = dict[str, tuple[str, Callable[[dict[str, Any]], Any]]]
 
 
-async def dispatch(request: Request, forms: Forms, action: str, what: str, back: str) -> Response:
+async def dispatch(request: Request, forms: Forms, action: str, what: str, back: str,
+                   again: Again | None = None) -> Response:
     """The form named ``action`` of a table of (message, call) pairs."""
     if action not in forms:
         raise HealthScoreError(f"no action {action!r} on {what}.")
     done, call = forms[action]
-    return await act(request, back, done, call)
+    return await act(request, back, done, call, again=again)
+
+
+def cta_again(request: Request, user: dict[str, Any], cta_id: int, action: str, back: str) -> Again | None:
+    """For a form of the CTA's page sent by htmx: the page again, the form holding what was
+    typed and the error beside its field (``form``); otherwise None (back with a message)."""
+    if not request.headers.get("HX-Request") or back.split("?")[0] != f"/ctas/{cta_id}":
+        return None
+
+    def again(form: dict[str, Any], message: str) -> Response:
+        data = api.cta(cta_id, request, user)
+        field = message.split(":", 1)[0] if ":" in message else ""
+        values = {k: v for k, v in form.items() if k != "version" and isinstance(v, str)}
+        data["form"] = {"action": action, "values": values, "error": message,
+                        "field": field if field in values or field in FIELDS.get(action, ()) else ""}
+        response = render(request, "cta.html", data, nav="cockpit")
+        response.headers["HX-Replace-Url"] = f"/ctas/{cta_id}"  # not the form's own address
+        return response
+    return again
+
+
+# the typed fields of the CTA page's forms, by action: an error naming one is shown beside it
+FIELDS = {"close": ("outcome",), "snooze": ("until", "reason"), "escalate": ("note",),
+          "comments": ("text",)}
 
 
 def body(model: type[BaseModel], form: dict[str, Any]) -> Any:
@@ -328,8 +372,11 @@ async def cta_action(cta_id: Id, action: str, request: Request, user: dict[str, 
                      lambda f: api.escalate(cta_id, body(api.EscalateIn, f), request, user)),
         "decide": ("Decision recorded on CTA #{id}.",
                    lambda f: api.decide(cta_id, body(api.DecideIn, f), request, user)),
+        "comments": ("Comment added.", lambda f: api.comment(cta_id, body(api.CommentIn, f), request, user)),
     }
-    return await dispatch(request, forms, action, "CTAs", _back(request, "/cockpit"))
+    back = _back(request, "/cockpit")
+    return await dispatch(request, forms, action, "CTAs", back,
+                          cta_again(request, user, cta_id, action, back))
 
 
 @router.post("/tasks/{task_id}/done")

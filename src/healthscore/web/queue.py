@@ -5,7 +5,7 @@ dict is what its /api twin returns."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -20,6 +20,8 @@ STATES = ("active", "snoozed", "escalated", "flagged")
 GROUPS = ("account", "type", "due", "owner")
 DUE_BUCKETS = ("overdue", "this week", "later", "no due date")
 MAX_QUEUE_PAGE = 500
+BOARD_COLUMNS = ("open", "snoozed", "escalated", "closed")
+RECENT_DAYS = 7  # the board's closed column: CTAs closed in the last week
 _RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 _FACTS = ("name", "csm", "score", "band", "arr", "renewal_date")
 
@@ -57,14 +59,14 @@ def cockpit(site: Site, user: dict[str, Any], f: CockpitFilter | None = None) ->
     teams = wf.teams()
     ctas = wf.ctas(status="open", type=f.type or None, with_tasks=False)
     counts = {s: sum(_in_scope(c, user, teams, s) for c in ctas) for s in SCOPES}
-    items = _with_accounts(site, [c for c in ctas if _in_scope(c, user, teams, scope)])
+    items = with_accounts(site, [c for c in ctas if _in_scope(c, user, teams, scope)])
     owners = sorted({c["owner"] for c in items if c.get("owner")})
     items = _sorted([c for c in items if _queue_matches(c, f, wf.today)], f.sort, f.desc)
     items = _grouped(items, f.group, wf.today)
     shown = items[(f.page - 1) * f.per_page: f.page * f.per_page]
     tasks = wf.tasks_of([c["id"] for c in shown])  # only the shown rows' tasks are read
     for c in shown:
-        c["can_act"] = _may_act_on_cta(user, c, teams)
+        c["can_act"] = may_act_on_cta(user, c, teams)
         c["tasks"] = tasks[c["id"]]
     return {"user": user["name"], "role": user["role"], "scope": scope, "scopes": counts,
             "everyone": scope == "all", "total": len(items), "page": f.page, "per_page": f.per_page,
@@ -74,6 +76,41 @@ def cockpit(site: Site, user: dict[str, Any], f: CockpitFilter | None = None) ->
             "ctas": shown, "owners": owners, "assignable": assignable(site),
             "bands": scores_frame(site).attrs["choices"].get("band", []),
             "escalate_to": [*wf.spec.escalation[1:], *wf.spec.departments]}
+
+
+def board(site: Site, user: dict[str, Any], f: CockpitFilter | None = None) -> dict[str, Any]:
+    """The queue as a board: its CTAs in one column per status — open, snoozed, escalated (an
+    escalated CTA is in that column even when snoozed) and closed in the last RECENT_DAYS days —
+    in the same scope and filters (but ``state``: the columns are the states), each column
+    sorted like the queue, its count and first ``per_page`` CTAs."""
+    f = f or CockpitFilter()
+    scope = _check_queue(f, user)
+    wf = site.wf
+    teams = wf.teams()
+    since = (wf.today - timedelta(days=RECENT_DAYS)).isoformat()
+    closed = [c for c in wf.ctas(status="closed", type=f.type or None, with_tasks=False)
+              if (c.get("closed_at") or "") >= since]
+    ctas = [*wf.ctas(status="open", type=f.type or None, with_tasks=False), *closed]
+    items = with_accounts(site, [c for c in ctas if _in_scope(c, user, teams, scope)])
+    owners = sorted({c["owner"] for c in items if c.get("owner")})
+    everything = replace(f, state=None)
+    items = _sorted([c for c in items if _queue_matches(c, everything, wf.today)], f.sort, f.desc)
+    columns: dict[str, list[dict[str, Any]]] = {k: [] for k in BOARD_COLUMNS}
+    for c in items:
+        c["can_act"] = c["status"] == "open" and may_act_on_cta(user, c, teams)
+        columns[_column(c)].append(c)
+    return {"user": user["name"], "role": user["role"], "scope": scope, "total": len(items),
+            "recent_days": RECENT_DAYS, "per_page": f.per_page, "sort": f.sort, "desc": f.desc,
+            "filters": {k: getattr(f, k) for k in ("type", "priority", "due", "band", "owner", "q")},
+            "columns": [{"status": k, "total": len(v), "ctas": v[:f.per_page]}
+                        for k, v in columns.items()],
+            "owners": owners, "bands": scores_frame(site).attrs["choices"].get("band", [])}
+
+
+def _column(c: dict[str, Any]) -> str:
+    if c["status"] != "open":
+        return "closed"
+    return "escalated" if c["escalated"] else "snoozed" if c["snoozed"] else "open"
 
 
 def _check_queue(f: CockpitFilter, user: dict[str, Any]) -> str:
@@ -97,7 +134,7 @@ def _in_scope(cta: dict[str, Any], user: dict[str, Any], teams: dict[str, str | 
     return scope == "team" and user.get("team") is not None and teams.get(owner or "") == user["team"]
 
 
-def _with_accounts(site: Site, ctas: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def with_accounts(site: Site, ctas: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each CTA with its account's name, CSM, final score and band, ARR and renewal date, and
     whether it is snoozed and escalated."""
     frame = scores_frame(site).drop_duplicates("account_id").set_index("account_id")
@@ -171,7 +208,7 @@ def _due_bucket(due_on: str | None, today: date) -> str:
     return "overdue" if on < today else "this week" if on <= today + timedelta(days=7) else "later"
 
 
-def _may_act_on_cta(user: dict[str, Any], cta: dict[str, Any], teams: dict[str, str | None]) -> bool:
+def may_act_on_cta(user: dict[str, Any], cta: dict[str, Any], teams: dict[str, str | None]) -> bool:
     """The library's rule (``Workflow`` checks it again on every change): the owner of a CTA
     may act on it, and so may whoever may act on its account."""
     if user["role"] == "viewer":
@@ -191,12 +228,12 @@ def _due_matches(cta: dict[str, Any], due: str, today: date) -> bool:
 
 
 def review(site: Site, user: dict[str, Any]) -> dict[str, Any]:
-    items = _with_accounts(site, site.wf.review_list())
+    items = with_accounts(site, site.wf.review_list())
     teams = site.wf.teams()
     for c in items:
         c["escalations"] = site.wf.escalations(c["id"])
-        c["can_act"] = _may_act_on_cta(user, c, teams)
-    marks = _with_accounts(site, site.wf.review_marks())
+        c["can_act"] = may_act_on_cta(user, c, teams)
+    marks = with_accounts(site, site.wf.review_marks())
     labels = site.wf.modules(None)
     for m in marks:
         m["label"] = labels.get(m["module"], m["module"])

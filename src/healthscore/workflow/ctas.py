@@ -12,7 +12,7 @@ from sqlalchemy.orm.attributes import flag_modified
 
 from healthscore.config.windows import parse_days
 from healthscore.errors import HealthScoreError, InvalidActionError, NotFoundError
-from healthscore.tables import CTA_TYPES, PRIORITIES, Cta, Escalation, Task
+from healthscore.tables import CTA_TYPES, PRIORITIES, Cta, Escalation, Task, TimelineEntry
 from healthscore.workflow.base import SYSTEM, Context, Service, row_dict
 from healthscore.workflow.notify import NotifyService
 from healthscore.workflow.owners import OwnerService
@@ -300,6 +300,33 @@ class CtaService(Service):
         with self.store.session() as s:
             q = select(Escalation).where(Escalation.cta_id == cta_id).order_by(Escalation.id)
             return [row_dict(e) for e in s.scalars(q)]
+
+    # ------------------------------------------------------------------ comments
+
+    def comment(self, cta_id: int, text: str, *, actor: str) -> dict[str, Any]:
+        """A comment on a CTA, open or closed, by whoever may act on it: kept on its account's
+        timeline (kind ``cta_comment``) and audited; the CTA itself (and its version) is not
+        changed, so a comment never makes a colleague's form out of date."""
+        if not text.strip():
+            raise InvalidActionError("text: write the comment.")
+        with self._commit_guard(f"CTA #{cta_id}"), self.store.session() as s:
+            c = self._get_cta(s, cta_id)
+            actor = self._actor(s, actor, account_id=c.account_id, owner=c.owner)
+            entry = TimelineEntry(account_id=c.account_id, at=self.now(), kind="cta_comment",
+                                  actor=actor, text=text, data={"cta_id": c.id})
+            s.add(entry)
+            s.flush()
+            self._audit(s, actor, "cta", c.id, "comment", None, {"text": text})
+            return row_dict(entry)
+
+    def comments(self, cta_id: int) -> list[dict[str, Any]]:
+        """A CTA's comments, oldest first."""
+        with self.store.session() as s:
+            c = self._get_cta(s, cta_id)
+            q = (select(TimelineEntry).where(TimelineEntry.account_id == c.account_id,
+                                             TimelineEntry.kind == "cta_comment")
+                 .order_by(TimelineEntry.at, TimelineEntry.id))
+            return [row_dict(e) for e in s.scalars(q) if (e.data or {}).get("cta_id") == cta_id]
 
     def overdue_to_escalate(self) -> list[int]:
         """Open CTAs overdue by ``escalate_after_days`` and not yet at the top of the chain."""

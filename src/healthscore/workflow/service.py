@@ -437,6 +437,12 @@ class Workflow(Service):
     def escalations(self, cta_id: int) -> list[dict[str, Any]]:
         return self._svc_ctas.escalations(cta_id)
 
+    def comment(self, cta_id: int, text: str, *, actor: str) -> dict[str, Any]:
+        return self._svc_ctas.comment(cta_id, text, actor=actor)
+
+    def comments(self, cta_id: int) -> list[dict[str, Any]]:
+        return self._svc_ctas.comments(cta_id)
+
     def overdue_to_escalate(self) -> list[int]:
         return self._svc_ctas.overdue_to_escalate()
 

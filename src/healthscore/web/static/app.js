@@ -29,3 +29,14 @@ document.addEventListener("change", function (e) {
     box.checked = all.checked;
   });
 });
+// After a form inside a [data-focus-flash] block acted in place, focus goes to the field in
+// error, else to the block's message, when the control that had it is gone (htmx keeps the
+// focus of a field with an id).
+document.addEventListener("htmx:afterSettle", function () {
+  var block = document.querySelector("[data-focus-flash]");
+  if (!block || (document.activeElement && document.activeElement !== document.body)) { return; }
+  var flash = block.querySelector("[autofocus]") || block.querySelector(".flash") || block.querySelector("h1");
+  if (!flash) { return; }
+  if (!flash.matches("input, textarea, select")) { flash.setAttribute("tabindex", "-1"); }
+  flash.focus({ preventScroll: true });
+});
