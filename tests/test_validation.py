@@ -912,3 +912,9 @@ def test_module_mark_track_record_by_hand() -> None:
         (1, "sentiment", True), (2, "sentiment", True), (3, "sentiment", False), (6, "sentiment", False)]
     assert rec["by_reason"] == {"relationship": {"judged": 3, "right": 1},
                                 "known_issue": {"judged": 1, "right": 1}}
+    from healthscore.validation.report import _track_record
+
+    html = _track_record(rec, "Module marks", "module marks", "a module's colour", "colour", "churn")
+    assert html.startswith("<h2>Module marks</h2><p>2 of 4 module marks that changed a module's colour "
+                           "were right (50.0%): a module mark to a worse colour was followed by churn "
+                           "within 90 days, one to a better colour was not.</p>")

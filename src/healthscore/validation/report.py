@@ -269,23 +269,12 @@ def render(data: dict[str, Any]) -> str:
             for c in clusters) + "</ul>")
     if data.get("compare"):
         parts.append(_compare(data["compare"]))
-    ov = data.get("overrides")
-    if ov and ov.get("judged"):
-        parts.append(
-            f"<h2>Overrides</h2><p>{ov['right']} of {ov['judged']} overrides that changed the band "
-            f"were right ({_pct(ov['share_right'])}): an override to a worse band was followed by "
-            f"{escape(outcome)} within {ov['horizon_days']} days, one to a better band was not.</p>"
-            + _table(["reason code", "judged", "right"],
-                     [[escape(k), str(v["judged"]), str(v["right"])] for k, v in ov["by_reason"].items()]))
-    marks = data.get("marks")
-    if marks and marks.get("judged"):
-        parts.append(
-            f"<h2>Module marks</h2><p>{marks['right']} of {marks['judged']} module marks that changed "
-            f"a module's colour were right ({_pct(marks['share_right'])}): a mark to a worse colour "
-            f"was followed by {escape(outcome)} within {marks['horizon_days']} days, one to a better "
-            f"colour was not.</p>"
-            + _table(["reason code", "judged", "right"],
-                     [[escape(k), str(v["judged"]), str(v["right"])] for k, v in marks["by_reason"].items()]))
+    for key, title, what, change, scale in (("overrides", "Overrides", "overrides", "the band", "band"),
+                                            ("marks", "Module marks", "module marks",
+                                             "a module's colour", "colour")):
+        rec = data.get(key)
+        if rec and rec.get("judged"):
+            parts.append(_track_record(rec, title, what, change, scale, outcome))
     parts.append(
         "<h2>Method</h2><p class='note'>Each observation is an account active on an as-of date, "
         "scored with data up to that date only; its label says whether the outcome happened in "
@@ -294,3 +283,15 @@ def render(data: dict[str, Any]) -> str:
     body = "".join(parts)
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Validation - "
             f"{escape(data['project'])}</title><style>{CSS}</style></head><body>{body}</body></html>")
+
+
+def _track_record(rec: dict[str, Any], title: str, what: str, change: str, scale: str,
+                  outcome: str) -> str:
+    """How often the CSMs' calls (overrides, module marks) were right, per reason code."""
+    one = what.removesuffix("s")
+    return (f"<h2>{title}</h2><p>{rec['right']} of {rec['judged']} {what} that changed {change} "
+            f"were right ({_pct(rec['share_right'])}): {'an' if one[0] in 'aeiou' else 'a'} {one} "
+            f"to a worse {scale} was followed by {escape(outcome)} within {rec['horizon_days']} "
+            f"days, one to a better {scale} was not.</p>"
+            + _table(["reason code", "judged", "right"],
+                     [[escape(k), str(v["judged"]), str(v["right"])] for k, v in rec["by_reason"].items()]))
