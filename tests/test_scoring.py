@@ -171,12 +171,14 @@ def test_every_scheme_type_has_one_compiler() -> None:
     assert kinds == set(SCHEMES)
 
 
-def test_every_measure_type_has_one_finisher() -> None:
+def test_every_measure_type_has_one_class_and_one_compiler() -> None:
     import typing
 
     from healthscore.config import specs
-    from healthscore.measures.build import FINAL
+    from healthscore.config.model import MEASURE_TYPES
+    from healthscore.measures.build import COMPILERS
 
     kinds = {k for m in typing.get_args(typing.get_args(specs.MeasureSpec)[0])
              for k in typing.get_args(m.model_fields["type"].annotation)}
-    assert kinds == set(FINAL)
+    assert kinds == set(COMPILERS)
+    assert kinds == set(MEASURE_TYPES)

@@ -151,7 +151,7 @@ def _entry(
         check_scheme(scheme, f"{file}: {key}.scheme")
         if isinstance(scheme, specs.PercentileScheme):
             check_account_column(scheme.by, f"{file}: {key}.scheme.by")
-    missing = spec.missing if spec.missing is not None else measure.spec.missing
+    missing = spec.missing if spec.missing is not None else measure.missing
     return model.Entry(name, float(spec.weight), scheme, missing)
 
 
