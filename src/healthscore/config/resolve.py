@@ -223,8 +223,6 @@ def _measure(name: str, ms: MeasureSource, sources: dict[str, model.Source]) -> 
                               f"Swap them.")
     _check_account_columns(spec, where)
     check_scheme(spec.scheme, f"{where}.scheme")
-    if isinstance(spec.scheme, specs.PercentileScheme):
-        check_account_column(spec.scheme.by, f"{where}.scheme.by")
     deps = _dependencies(spec, where)
     return _typed(name, spec, ms.file, depends_on=deps, **kwargs)
 
