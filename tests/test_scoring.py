@@ -182,3 +182,16 @@ def test_every_measure_type_has_one_class_and_one_compiler() -> None:
              for k in typing.get_args(m.model_fields["type"].annotation)}
     assert kinds == set(COMPILERS)
     assert kinds == set(MEASURE_TYPES)
+
+
+def test_the_engine_reads_typed_measures_never_their_specs() -> None:
+    import re
+    from pathlib import Path
+
+    import healthscore
+
+    root = Path(healthscore.__file__).parent
+    reads = [f"{path.relative_to(root)}:{i}" for package in ("measures", "scoring")
+             for path in sorted((root / package).glob("*.py"))
+             for i, line in enumerate(path.read_text().splitlines(), 1) if re.search(r"\.spec\b", line)]
+    assert reads == []

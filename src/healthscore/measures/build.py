@@ -127,6 +127,7 @@ class MeasureBuilder:
             self.parts.append(open_part(t, m, self.grid))
 
     def _batch(self, m: Count | Aggregate, t: Any) -> None:
+        """(An average over open rows is not defined: it collects nothing.)"""
         if m.mode == "events":
             self.events.setdefault((m.entity, time_column(m)), []).append(m)
 
