@@ -171,12 +171,27 @@ def test_every_scheme_type_has_one_compiler() -> None:
     assert kinds == set(SCHEMES)
 
 
-def test_every_measure_type_has_one_finisher() -> None:
+def test_every_measure_type_has_one_class_and_one_compiler() -> None:
     import typing
 
     from healthscore.config import specs
-    from healthscore.measures.build import FINAL
+    from healthscore.config.model import MEASURE_TYPES
+    from healthscore.measures.build import COMPILERS
 
     kinds = {k for m in typing.get_args(typing.get_args(specs.MeasureSpec)[0])
              for k in typing.get_args(m.model_fields["type"].annotation)}
-    assert kinds == set(FINAL)
+    assert kinds == set(COMPILERS)
+    assert kinds == set(MEASURE_TYPES)
+
+
+def test_the_engine_reads_typed_measures_never_their_specs() -> None:
+    import re
+    from pathlib import Path
+
+    import healthscore
+
+    root = Path(healthscore.__file__).parent
+    reads = [f"{path.relative_to(root)}:{i}" for package in ("measures", "scoring")
+             for path in sorted((root / package).glob("*.py"))
+             for i, line in enumerate(path.read_text().splitlines(), 1) if re.search(r"\.spec\b", line)]
+    assert reads == []

@@ -72,7 +72,7 @@ def _inside(m: Measure, t: ir.Table, day: date, entity: str
     d = ibis.literal(day)
     if getattr(m.spec, "mode", "events") == "open" and e.end:
         end = t[e.end].date() if t[e.end].type().is_timestamp() else t[e.end]
-        start = seen + ibis.interval(days=m.open_after_days)
+        start = seen + ibis.interval(days=getattr(m, "open_after_days", 0))
         return time_col, (start <= d) & (end.isnull() | (end > d)), seen > d, "not open on the date"
     inside = seen <= d
     if not m.window.unbounded:

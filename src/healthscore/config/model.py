@@ -34,28 +34,113 @@ class Window:
 ALL_TIME = Window()
 
 
-@dataclass(frozen=True)
+# ----------------------------------------------------------------------------- measures
+# One frozen class per measure type, built from its spec by config/resolve.py: the engine
+# (measures/, scoring/) reads these typed fields only. A new type is its Spec class in
+# specs.py, its class here (keys named as the spec's are copied from it) and its line in
+# MEASURE_TYPES, its compiler in measures/build.py (COMPILERS) and its line in the docs.
+
+
+@dataclass(frozen=True, kw_only=True)
 class Measure:
     name: str
     type: str
-    spec: Any  # the MeasureSpec it came from
     file: str
-    window: Window = ALL_TIME
+    spec: Any  # what it was written as: the version hash covers it; the engine never reads it
+    description: str = ""
+    category: str | None = None
+    scheme: Scheme | None = None
+    missing: str | float = "skip"
+    window: Window = ALL_TIME  # over the rows it reads (all time for a derived measure)
+    entity: str | None = None  # an entity measure's; None for the others (attribute and
+    # tenure read the accounts on the spine: see measure_entity)
+    depends_on: tuple[str, ...] = ()  # the measures it is made of
+
+
+@dataclass(frozen=True, kw_only=True)
+class EntityMeasure(Measure):
+    """A measure over an entity's rows, dated by ``time`` (default the entity's)."""
+
+    entity: str
+    filter: str | None = None
+    case_sensitive: bool = False  # text in the filter matches 'Login' and 'login' alike
+    time: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Count(EntityMeasure):
+    mode: str = "events"  # events: rows dated in the window; open: rows open on the date
+    open_from: str | None = None
     open_after_days: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class CountDistinct(EntityMeasure):
+    column: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Aggregate(EntityMeasure):
+    """sum, avg, min or max of a column."""
+
+    column: str
+    mode: str = "events"
+    open_from: str | None = None
+    open_after_days: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Latest(EntityMeasure):
+    column: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DaysSince(EntityMeasure):
+    column: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ratio(Measure):
+    numerator: str  # a measure, or accounts.COLUMN
+    denominator: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Change(Measure):
+    of: str
+    to: str = "percent"  # percent | absolute
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tenure(Measure):
+    unit: str = "days"  # days | months | years
+
+
+@dataclass(frozen=True, kw_only=True)
+class Attribute(Measure):
+    column: str  # of accounts
+
+
+@dataclass(frozen=True, kw_only=True)
+class Manual(Measure):
+    stored_as: str  # the name its values are entered under (the spec's 'name', or its own)
     max_age_days: int = 0
-    depends_on: tuple[str, ...] = ()
+    min: float | None = None
+    max: float | None = None
 
-    @property
-    def entity(self) -> str | None:
-        return getattr(self.spec, "entity", None)
 
-    @property
-    def scheme(self) -> Scheme | None:
-        return self.spec.scheme  # type: ignore[no-any-return]
+@dataclass(frozen=True, kw_only=True)
+class Expression(Measure):
+    expr: str
 
-    @property
-    def description(self) -> str:
-        return str(self.spec.description)
+
+# measure type -> its resolved class
+MEASURE_TYPES: dict[str, type[Measure]] = {
+    "count": Count, "count_distinct": CountDistinct,
+    "sum": Aggregate, "avg": Aggregate, "min": Aggregate, "max": Aggregate,
+    "latest": Latest, "days_since": DaysSince, "ratio": Ratio, "change": Change,
+    "tenure": Tenure, "attribute": Attribute, "manual": Manual, "expression": Expression,
+}
 
 
 def measure_entity(spec: Any) -> str | None:

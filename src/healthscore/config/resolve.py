@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from healthscore.errors import ConfigError
 _FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".xlsx": "excel",
             ".duckdb": "duckdb", ".db": "duckdb"}
 WORKFLOW_ENTITIES = ("ctas", "module_marks", "touches", "manual_values")
-ENTITY_TYPES = {"count", "count_distinct", "sum", "avg", "min", "max", "latest", "days_since"}
+ENTITY_TYPES = {t for t, c in model.MEASURE_TYPES.items() if issubclass(c, model.EntityMeasure)}
 
 
 def resolve(ps: ProjectSpecs) -> model.ProjectConfig:
@@ -216,15 +217,23 @@ def _measure(name: str, ms: MeasureSource, sources: dict[str, model.Source]) -> 
         kwargs["open_after_days"] = _duration(parse_days, spec.open_after, f"{where}.open_after")
     if spec.type == "manual":
         kwargs["max_age_days"] = _duration(parse_days, spec.max_age, f"{where}.max_age")
+        kwargs["stored_as"] = spec.name or name
         if spec.min is not None and spec.max is not None and spec.min > spec.max:
             raise ConfigError(f"{where}: min ({spec.min:g}) is above max ({spec.max:g}). "
                               f"Swap them.")
     _check_account_columns(spec, where)
     check_scheme(spec.scheme, f"{where}.scheme")
-    if isinstance(spec.scheme, specs.PercentileScheme):
-        check_account_column(spec.scheme.by, f"{where}.scheme.by")
     deps = _dependencies(spec, where)
-    return model.Measure(name, spec.type, spec, ms.file, depends_on=deps, **kwargs)
+    return _typed(name, spec, ms.file, depends_on=deps, **kwargs)
+
+
+def _typed(name: str, spec: Any, file: str, **resolved: Any) -> model.Measure:
+    """The measure type's class, its keys copied from the spec where they are named alike
+    (``resolved`` gives those parsed here: window, days, dependencies)."""
+    cls = model.MEASURE_TYPES[spec.type]
+    keys = {f.name for f in dataclasses.fields(cls)} - {"name", "window", *resolved}
+    copied = {k: getattr(spec, k) for k in keys if k in type(spec).model_fields}
+    return cls(name=name, file=file, spec=spec, **copied, **resolved)
 
 
 def _duration(parse: Any, text: str | None, where: str) -> Any:
@@ -311,16 +320,16 @@ def _is_attribute(name: str) -> bool:
 
 
 def _check_change(m: model.Measure, of: model.Measure) -> None:
-    if m.type != "change":
+    if not isinstance(m, model.Change):
         return
-    if of.type not in {"count", "sum", "count_distinct"} or getattr(of.spec, "mode", "") == "open":
+    if of.type not in {"count", "sum", "count_distinct"} or getattr(of, "mode", "") == "open":
         raise ConfigError(
             f"{m.file}: {m.name}.of: 'change' needs a windowed count, count_distinct or sum "
-            f"measure over events. Got {m.spec.of!r} of type {of.type!r}."
+            f"measure over events. Got {m.of!r} of type {of.type!r}."
         )
     if of.window.unbounded:
         raise ConfigError(
-            f"{m.file}: {m.name}.of: {m.spec.of!r} has no window, so there is no previous "
+            f"{m.file}: {m.name}.of: {m.of!r} has no window, so there is no previous "
             f"window to compare with. Give it a window such as '30d'."
         )
 

@@ -149,9 +149,7 @@ def _entry(
         )
     if spec.scheme is not None:
         check_scheme(scheme, f"{file}: {key}.scheme")
-        if isinstance(scheme, specs.PercentileScheme):
-            check_account_column(scheme.by, f"{file}: {key}.scheme.by")
-    missing = spec.missing if spec.missing is not None else measure.spec.missing
+    missing = spec.missing if spec.missing is not None else measure.missing
     return model.Entry(name, float(spec.weight), scheme, missing)
 
 
@@ -197,16 +195,8 @@ def _grades(grades: list[specs.GradeSpec] | None, file: str) -> tuple[model.Grad
     return tuple(model.Grade(g.grade, g.min) for g in ordered)
 
 
-def check_scheme(scheme: Any, where: str) -> None:
-    if scheme is None:
-        return
-    if scheme.type == "thresholds":
-        if list(scheme.cuts) != sorted(scheme.cuts) or len(set(scheme.cuts)) != len(scheme.cuts):
-            raise ConfigError(f"{where}.cuts: must be in increasing order. Got {scheme.cuts}.")
-        if len(scheme.scores) != len(scheme.cuts) + 1:
-            raise ConfigError(
-                f"{where}.scores: needs one score more than there are cuts "
-                f"({len(scheme.cuts) + 1}). Got {len(scheme.scores)}."
-            )
-    if scheme.type == "linear" and scheme.low == scheme.high:
-        raise ConfigError(f"{where}: low and high must differ. Got {scheme.low} for both.")
+def check_scheme(scheme: specs.Scheme | None, where: str) -> None:
+    found = scheme.problem() if scheme is not None else None
+    if found is not None:
+        key, what = found
+        raise ConfigError(f"{where}{key}: {what}")

@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from healthscore.entities import ENTITIES
+
 Number = Annotated[float, Field(allow_inf_nan=False)]
 Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
 
@@ -159,39 +161,66 @@ class ProjectSpec(Spec):
 # ----------------------------------------------------------------------------- scoring schemes
 
 
-class ThresholdsScheme(Spec):
+class _SchemeBase(Spec):
+    def problem(self) -> tuple[str, str] | None:
+        """(the key, what is wrong with it) for what the types alone do not check; None when
+        the scheme is sound."""
+        return None
+
+
+class ThresholdsScheme(_SchemeBase):
     type: Literal["thresholds"]
     cuts: list[Number]
     scores: list[Percent]
 
+    def problem(self) -> tuple[str, str] | None:
+        if list(self.cuts) != sorted(self.cuts) or len(set(self.cuts)) != len(self.cuts):
+            return ".cuts", f"must be in increasing order. Got {self.cuts}."
+        if len(self.scores) != len(self.cuts) + 1:
+            return ".scores", (f"needs one score more than there are cuts "
+                               f"({len(self.cuts) + 1}). Got {len(self.scores)}.")
+        return None
 
-class LinearScheme(Spec):
+
+class LinearScheme(_SchemeBase):
     type: Literal["linear"]
     low: Number
     high: Number
 
+    def problem(self) -> tuple[str, str] | None:
+        if self.low == self.high:
+            return "", f"low and high must differ. Got {self.low} for both."
+        return None
 
-class PercentileScheme(Spec):
+
+class PercentileScheme(_SchemeBase):
     type: Literal["percentile"]
     by: str = "segment"
     higher_is_better: bool = True
 
+    def problem(self) -> tuple[str, str] | None:
+        valid = ENTITIES["accounts"].column_names
+        if self.by not in valid:
+            return ".by", f"accounts has no column {self.by!r}. Valid: {', '.join(valid)}."
+        return None
 
-class BooleanScheme(Spec):
+
+class BooleanScheme(_SchemeBase):
     type: Literal["boolean"]
     if_true: Percent = 100
     if_false: Percent = 0
 
 
-class CategoryScheme(Spec):
+class CategoryScheme(_SchemeBase):
     type: Literal["category"]
     map: dict[str, Percent]
     default: Percent | None = None
     case_sensitive: bool = False  # 'Pro' matches the key 'pro' unless this is true
 
 
-# the one list of schemes: a new scheme is a Spec class here, a compiler in scoring/schemes.py
-# (SCHEMES, keyed by its type) and a line in docs/configuration.md
+# the one list of schemes: a new scheme is a Spec class here (with its problem() if the types
+# alone cannot check it), a compiler in scoring/schemes.py (SCHEMES, keyed by its type) and a
+# line in docs/configuration.md. The specs, frozen and checked, are also the resolved schemes.
 Scheme = ThresholdsScheme | LinearScheme | PercentileScheme | BooleanScheme | CategoryScheme
 SchemeSpec = Annotated[Scheme, Field(discriminator="type")]
 

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import ibis
 import ibis.expr.types as ir
 
 from healthscore.config.expressions import compile_filter
-from healthscore.config.model import Measure, ProjectConfig
+from healthscore.config.model import (
+    Aggregate,
+    Change,
+    Count,
+    CountDistinct,
+    EntityMeasure,
+    Manual,
+    Measure,
+    ProjectConfig,
+)
+from healthscore.entities import ENTITIES
 from healthscore.measures import asof, history
 from healthscore.measures.modules import is_module_column, module_parts
 from healthscore.measures.parts import (
@@ -20,6 +31,7 @@ from healthscore.measures.parts import (
     distinct_direct,
     distinct_part,
     event_parts,
+    latest_of,
     latest_part,
     minmax_part,
     open_part,
@@ -27,7 +39,6 @@ from healthscore.measures.parts import (
 )
 
 ACCOUNT_KEYS = ("account_id", "k", "as_of")
-EVENT_TYPES = {"count", "sum", "avg"}
 
 
 def left_join(left: ir.Table, right: ir.Table, keys: list[str]) -> ir.Table:
@@ -71,22 +82,21 @@ class MeasureBuilder:
         self.span: asof.Span | None = None  # when set, rows no as-of date can see are skipped
         self.n_dates = 0
         self.history: list[str] = []  # account columns an account_history source gives
+        # event measures by (entity, time column): one pass over each entity's rows for them all
+        self.events: dict[tuple[str, str], list[EntityMeasure]] = {}
 
     # ------------------------------------------------------------------ collection
 
     def collect(self) -> None:
         measures = dict(self.measures)
         for m in list(measures.values()):
-            if m.type == "change":
-                prev = dataclasses.replace(measures[m.spec.of], name=f"{m.spec.of}__prev")
+            if isinstance(m, Change):
+                prev = dataclasses.replace(measures[m.of], name=f"{m.of}__prev")
                 measures[prev.name] = prev
-        by_entity: dict[tuple[str, str], list[Measure]] = {}
+        self.events = {}
         for m in measures.values():
-            if m.type in EVENT_TYPES and getattr(m.spec, "mode", "events") == "events":
-                by_entity.setdefault((m.spec.entity, time_column(m)), []).append(m)
-            else:
-                self._collect_one(m)
-        for (entity, _), group in by_entity.items():
+            self._collect_one(m)
+        for (entity, _), group in self.events.items():
             self.parts.extend(
                 event_parts(self.tables[entity], group, self.grid, self.materialize, self.span)
             )
@@ -104,17 +114,30 @@ class MeasureBuilder:
                                        by_ctas, self.config.group_paths(), self.grid))
 
     def _collect_one(self, m: Measure) -> None:
-        collect = COLLECT.get(m.type)
+        collect = COMPILERS[m.type].collect
         if collect is not None:  # derived measures (ratio, change, expression...) collect nothing
-            collect(self, m, self.tables.get(getattr(m.spec, "entity", "") or ""))
+            collect(self, m, self.tables.get(m.entity or ""))
 
-    def _distinct(self, m: Measure, t: Any) -> None:
+    def _event(self, m: Count | Aggregate, t: Any) -> None:
+        """An event measure waits for the others over the same rows; one over open rows
+        (mode: open) is collected now."""
+        if m.mode == "events":
+            self._batch(m, t)
+        else:
+            self.parts.append(open_part(t, m, self.grid))
+
+    def _batch(self, m: Count | Aggregate, t: Any) -> None:
+        """(An average over open rows is not defined: it collects nothing.)"""
+        if m.mode == "events":
+            self.events.setdefault((m.entity, time_column(m)), []).append(m)
+
+    def _distinct(self, m: CountDistinct, t: Any) -> None:
         if self.span is not None and self._sparse_grid(m):
             self.side.append((m.name, distinct_direct(t, m, self.grid, self.span, self.materialize)))
         else:
             self.parts.append(distinct_part(t, m, self.grid, self.span, self.materialize))
 
-    def _sparse_grid(self, m: Measure) -> bool:
+    def _sparse_grid(self, m: CountDistinct) -> bool:
         """Whether a window holds so few as-of dates that joining days to dates is cheaper."""
         if self.span is None or m.window.unbounded:
             return False
@@ -123,13 +146,10 @@ class MeasureBuilder:
         gap = max((self.span.last - self.span.first).days / (self.n_dates - 1), 1)
         return (m.window.days + 30 * m.window.months) / gap <= 3
 
-    def _manual_part(self, m: Measure) -> Part:
+    def _manual_part(self, m: Manual) -> Part:
         t = self.tables["manual_values"]
-        t = t.filter(t.measure == (m.spec.name or m.name))
-        proxy = dataclasses.replace(
-            m, spec=_Proxy(entity="manual_values", filter=None, time=None)
-        )
-        return latest_part(t, proxy, self.grid, "value")
+        t = t.filter(t.account_id.notnull() & (t.measure == m.stored_as))
+        return latest_of(t, m.name, str(ENTITIES["manual_values"].time), self.grid, "value")
 
     # ------------------------------------------------------------------ resolution
 
@@ -187,16 +207,13 @@ class MeasureBuilder:
         return wide.select(*keep, **{n: stale(n, v) for n, v in values.items()})
 
     def _final(self, m: Measure, w: ir.Table, done: dict[str, Any]) -> Any:
-        final = FINAL.get(m.type)
-        if final is None:
-            raise ValueError(f"unknown measure type {m.type}")
-        return final(m, w, done)
+        return COMPILERS[m.type].finish(m, w, done)
 
     def _stale(self, wide: ir.Table) -> Any:
         flags = self.stale_flags
 
         def apply(name: str, value: Any) -> Any:
-            entity = getattr(self.measures[name].spec, "entity", None)
+            entity = self.measures[name].entity
             if entity in flags:
                 return ibis.ifelse(wide.as_of.isin(flags[entity]), ibis.null(), value)
             return value
@@ -204,57 +221,75 @@ class MeasureBuilder:
         return apply
 
 
-# ----------------------------------------------------------------------------- dispatch tables
-# A measure type's entry here (how it collects parts; how its value is finished on the wide
-# table), its Spec class in config/specs.py and its line in docs/configuration.md are all a
-# new type needs.
-
-Collect = Callable[[MeasureBuilder, Measure, Any], None]
-COLLECT: dict[str, Collect] = {
-    "count": lambda b, m, t: b.parts.append(open_part(t, m, b.grid)),  # mode: open
-    "sum": lambda b, m, t: b.parts.append(open_part(t, m, b.grid)),  # mode: open
-    "count_distinct": lambda b, m, t: b._distinct(m, t),
-    "latest": lambda b, m, t: b.parts.append(latest_part(t, m, b.grid, m.spec.column)),
-    "days_since": lambda b, m, t: b.parts.append(latest_part(t, m, b.grid, None)),
-    "min": lambda b, m, t: b.side.append((m.name, minmax_part(t, m, b.grid))),
-    "max": lambda b, m, t: b.side.append((m.name, minmax_part(t, m, b.grid))),
-    "manual": lambda b, m, t: b.parts.append(b._manual_part(m)),
-}
+# ----------------------------------------------------------------------------- compilers
+# A measure type's compiler (how it collects parts; how its value is finished on the wide
+# table), its Spec class in config/specs.py, its resolved class in config/model.py and its line
+# in docs/configuration.md are all a new type needs.
 
 
-def _avg(m: Measure, w: ir.Table, done: dict[str, Any]) -> Any:
+@dataclass(frozen=True)
+class Compiler:
+    """How a measure type compiles. ``collect(builder, measure, its entity's table)`` adds
+    its parts (None: it is made of other measures); ``finish(measure, wide, done)`` gives its
+    value from the running columns and the measures finished before it."""
+
+    finish: Callable[[Any, ir.Table, dict[str, Any]], Any]
+    collect: Callable[[MeasureBuilder, Any, Any], None] | None = None
+
+
+def _avg(m: Aggregate, w: ir.Table, done: dict[str, Any]) -> Any:
     n = w[f"{m.name}__n"]
     return ibis.ifelse(n > 0, w[f"{m.name}__sum"] / n, ibis.null())
 
 
-def _days_since(m: Measure, w: ir.Table, done: dict[str, Any]) -> Any:
+def _days_since(m: EntityMeasure, w: ir.Table, done: dict[str, Any]) -> Any:
     days = w.as_of.delta(w[m.name], unit="day").cast("float64")
-    return _within(w, m, days, w[f"{m.name}__ts"])
+    return _within(w, m, days)
 
 
-def _tenure(m: Measure, w: ir.Table, done: dict[str, Any]) -> Any:
+def _tenure(m: Any, w: ir.Table, done: dict[str, Any]) -> Any:
     days = w.as_of.delta(w.start_date, unit="day").cast("float64")
-    return days / {"days": 1, "months": 30.4375, "years": 365.25}[m.spec.unit]
+    return days / {"days": 1, "months": 30.4375, "years": 365.25}[m.unit]
 
 
 def _as_is(m: Measure, w: ir.Table, done: dict[str, Any]) -> Any:
     return w[m.name]
 
 
-def _latest(m: Measure, w: ir.Table, done: dict[str, Any]) -> Any:
-    return _within(w, m, w[m.name], w[f"{m.name}__ts"])
+def _latest(m: EntityMeasure, w: ir.Table, done: dict[str, Any]) -> Any:
+    return _within(w, m, w[m.name])
 
 
-Final = Callable[[Measure, ir.Table, dict[str, Any]], Any]
-FINAL: dict[str, Final] = {
-    "count": _as_is, "sum": _as_is, "min": _as_is, "max": _as_is, "avg": _avg,
-    "count_distinct": lambda m, w, done: w[m.name].fill_null(0),
-    "latest": _latest, "manual": _latest, "days_since": _days_since, "tenure": _tenure,
-    "attribute": lambda m, w, done: w[m.spec.column],
-    "ratio": lambda m, w, done: _ratio(_operand(m.spec.numerator, w, done),
-                                       _operand(m.spec.denominator, w, done)),
-    "change": lambda m, w, done: _change(w[m.spec.of], w[f"{m.spec.of}__prev"], m.spec.to),
-    "expression": lambda m, w, done: compile_filter(m.spec.expr, done).cast("float64"),
+def _manual(m: Manual, w: ir.Table, done: dict[str, Any]) -> Any:
+    """The latest value entered, until it is older than the measure's max_age."""
+    limit = w.as_of - ibis.interval(days=m.max_age_days)
+    return ibis.ifelse(w[f"{m.name}__ts"].date() > limit, w[m.name], ibis.null())
+
+
+def _minmax(b: MeasureBuilder, m: Aggregate, t: Any) -> None:
+    b.side.append((m.name, minmax_part(t, m, b.grid)))
+
+
+def _latest_value(b: MeasureBuilder, m: Any, t: Any) -> None:
+    b.parts.append(latest_part(t, m, b.grid))
+
+
+COMPILERS: dict[str, Compiler] = {
+    "count": Compiler(_as_is, MeasureBuilder._event),
+    "sum": Compiler(_as_is, MeasureBuilder._event),
+    "avg": Compiler(_avg, MeasureBuilder._batch),  # over events only
+    "min": Compiler(_as_is, _minmax),
+    "max": Compiler(_as_is, _minmax),
+    "count_distinct": Compiler(lambda m, w, done: w[m.name].fill_null(0), MeasureBuilder._distinct),
+    "latest": Compiler(_latest, _latest_value),
+    "days_since": Compiler(_days_since, _latest_value),
+    "manual": Compiler(_manual, lambda b, m, t: b.parts.append(b._manual_part(m))),
+    "tenure": Compiler(_tenure),
+    "attribute": Compiler(lambda m, w, done: w[m.column]),
+    "ratio": Compiler(lambda m, w, done: _ratio(_operand(m.numerator, w, done),
+                                                _operand(m.denominator, w, done))),
+    "change": Compiler(lambda m, w, done: _change(w[m.of], w[f"{m.of}__prev"], m.to)),
+    "expression": Compiler(lambda m, w, done: compile_filter(m.expr, done).cast("float64")),
 }
 
 
@@ -279,20 +314,12 @@ def _sparse(t: ir.Table, cols: dict[str, tuple[str, str]], merged: bool = False)
     return t.group_by(["account_id", "k"]).aggregate(**aggs)
 
 
-class _Proxy:
-    def __init__(self, **kw: Any) -> None:
-        self.__dict__.update(kw)
-
-
-def _within(w: ir.Table, m: Measure, value: Any, ts: Any) -> Any:
-    window = m.window if m.type != "manual" else None
-    if m.type == "manual":
-        limit = w.as_of - ibis.interval(days=m.max_age_days)
-    elif window is None or window.unbounded:
+def _within(w: ir.Table, m: EntityMeasure, value: Any) -> Any:
+    """``value`` while the row it came from is inside the measure's window, else null."""
+    if m.window.unbounded:
         return value
-    else:
-        limit = asof.shift(w.as_of, window, -1)
-    return ibis.ifelse(ts.date() > limit, value, ibis.null())
+    limit = asof.shift(w.as_of, m.window, -1)
+    return ibis.ifelse(w[f"{m.name}__ts"].date() > limit, value, ibis.null())
 
 
 def _operand(name: str, w: ir.Table, done: dict[str, Any]) -> Any:

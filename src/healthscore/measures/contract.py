@@ -9,7 +9,7 @@ import ibis
 import ibis.expr.types as ir
 
 from healthscore.config import expressions
-from healthscore.config.model import Measure, ProjectConfig
+from healthscore.config.model import EntityMeasure, ProjectConfig
 from healthscore.measures.parts import measure_filter
 
 SHOWN = 5
@@ -17,10 +17,10 @@ SHOWN = 5
 
 def unmatched_filters(config: ProjectConfig, tables: dict[str, ir.Table]) -> dict[str, list[str]]:
     """entity -> a note for every used measure whose filter matches none of its rows."""
-    by_entity: dict[str, list[Measure]] = {}
+    by_entity: dict[str, list[EntityMeasure]] = {}
     for m in (config.measures[n] for n in config.used_measures()):
-        if m.entity in tables and getattr(m.spec, "filter", None):
-            by_entity.setdefault(str(m.entity), []).append(m)
+        if isinstance(m, EntityMeasure) and m.entity in tables and m.filter:
+            by_entity.setdefault(m.entity, []).append(m)
     out: dict[str, list[str]] = {}
     for entity, measures in sorted(by_entity.items()):
         t = tables[entity]
@@ -36,12 +36,12 @@ def unmatched_filters(config: ProjectConfig, tables: dict[str, ir.Table]) -> dic
     return out
 
 
-def _note(m: Measure, t: ir.Table, entity: str, rows: int) -> str:
-    text = m.spec.filter
+def _note(m: EntityMeasure, t: ir.Table, entity: str, rows: int) -> str:
+    text = str(m.filter)
     cols = [c for c in expressions.columns(expressions.parse(text))
             if c in t.columns and t[c].type().is_string()]
     seen = "; ".join(f"{c}: {_values(t, c)}" for c in cols)
-    how = "" if m.spec.case_sensitive else " (text is compared ignoring case)"
+    how = "" if m.case_sensitive else " (text is compared ignoring case)"
     return (f"{m.file}: {m.name}: filter {text!r} matches none of the {rows} rows of {entity}"
             f"{how}, so the measure is 0 or missing for every account."
             + (f" Values seen: {seen}." if seen else "")

@@ -14,7 +14,16 @@ import ibis
 import ibis.expr.types as ir
 
 from healthscore.config.expressions import compile_filter
-from healthscore.config.model import Measure, Window
+from healthscore.config.model import (
+    Aggregate,
+    Count,
+    CountDistinct,
+    DaysSince,
+    EntityMeasure,
+    Latest,
+    Measure,
+    Window,
+)
 from healthscore.entities import ENTITIES
 from healthscore.measures import asof
 
@@ -31,25 +40,27 @@ def _day(t: ir.Table, col: str) -> ir.DateValue:
     return t[col].date() if t[col].type().is_timestamp() else t[col]
 
 
-def time_column(m: Measure) -> str:
+def time_column(m: EntityMeasure) -> str:
     """The column that places a row in time for this measure."""
-    return str(m.spec.time or ENTITIES[m.spec.entity].time)
+    return str(m.time or ENTITIES[m.entity].time)
 
 
 def measure_filter(m: Measure, t: ir.Table) -> ir.Value:
     """The measure's row filter; text comparisons ignore case unless it says otherwise."""
-    return compile_filter(m.spec.filter, t, fold_case=not m.spec.case_sensitive)
+    if not isinstance(m, EntityMeasure) or not m.filter:
+        raise TypeError(f"measure {m.name!r} has no row filter")
+    return compile_filter(m.filter, t, fold_case=not m.case_sensitive)
 
 
-def _filtered(t: ir.Table, m: Measure) -> ir.Table:
+def _filtered(t: ir.Table, m: EntityMeasure) -> ir.Table:
     t = t.filter(t.account_id.notnull())
-    if m.spec.filter:
+    if m.filter:
         t = t.filter(measure_filter(m, t))
     return t
 
 
 def event_parts(
-    t: ir.Table, measures: list[Measure], grid: ir.Table,
+    t: ir.Table, measures: list[EntityMeasure], grid: ir.Table,
     materialize: Callable[[ir.Table, str], ir.Table], span: asof.Span | None = None,
 ) -> list[Part]:
     """count/sum/avg over event rows: one pass over the rows to (account, day) aggregates,
@@ -74,12 +85,12 @@ def event_parts(
     return out
 
 
-def _reach_days(m: Measure) -> int:
+def _reach_days(m: EntityMeasure) -> int:
     return (m.window.days + 31 * m.window.months) * (_shift_of(m) + 1)
 
 
-def _by_window(measures: list[Measure]) -> dict[tuple[Window, int], list[Measure]]:
-    groups: dict[tuple[Window, int], list[Measure]] = {}
+def _by_window(measures: list[EntityMeasure]) -> dict[tuple[Window, int], list[EntityMeasure]]:
+    groups: dict[tuple[Window, int], list[EntityMeasure]] = {}
     for m in measures:
         groups.setdefault((m.window, _shift_of(m)), []).append(m)
     return groups
@@ -95,29 +106,32 @@ def _event_columns(m: Measure, times: int) -> list[str]:
     return [m.name]
 
 
-def _daily(t: ir.Table, measures: list[Measure], time_col: str) -> ir.Table:
+def _daily(t: ir.Table, measures: list[EntityMeasure], time_col: str) -> ir.Table:
     t = t.filter(t.account_id.notnull() & t[time_col].notnull())
     t = t.mutate(day=_day(t, time_col))
     aggs: dict[str, Any] = {}
     for m in measures:
-        cond = measure_filter(m, t) if m.spec.filter else None
-        if m.type == "count":
-            aggs[m.name] = t.count(where=cond)
-        elif m.type == "sum":
-            aggs[m.name] = t[m.spec.column].sum(where=cond)
-        elif m.type == "avg":
-            aggs[f"{m.name}__sum"] = t[m.spec.column].sum(where=cond)
-            aggs[f"{m.name}__n"] = t[m.spec.column].count(where=cond)
+        cond = measure_filter(m, t) if m.filter else None
+        aggs.update(DAILY[m.type](m, t, cond))
     return t.group_by(["account_id", "day"]).aggregate(**aggs)
 
 
-def open_part(t: ir.Table, m: Measure, grid: ir.Table) -> Part:
+# an event measure's (account, day) aggregates, by its type
+DAILY: dict[str, Callable[[Any, ir.Table, Any], dict[str, Any]]] = {
+    "count": lambda m, t, cond: {m.name: t.count(where=cond)},
+    "sum": lambda m, t, cond: {m.name: t[m.column].sum(where=cond)},
+    "avg": lambda m, t, cond: {f"{m.name}__sum": t[m.column].sum(where=cond),
+                               f"{m.name}__n": t[m.column].count(where=cond)},
+}
+
+
+def open_part(t: ir.Table, m: Count | Aggregate, grid: ir.Table) -> Part:
     """count/sum of rows open on the as-of date: from ``open_from`` (+ delay) until ``end``."""
-    entity = ENTITIES[m.spec.entity]
+    entity = ENTITIES[m.entity]
     t = _filtered(t, m)
-    start_col = m.spec.open_from or entity.time or ""
+    start_col = m.open_from or entity.time or ""
     start = _day(t, start_col) + ibis.interval(days=m.open_after_days)
-    value = ibis.literal(1.0) if m.type == "count" else t[m.spec.column].cast("float64")
+    value = t[m.column].cast("float64") if isinstance(m, Aggregate) else ibis.literal(1.0)
     rows = t.filter(t[start_col].notnull()).select(
         "account_id", start=start, end=_day(t, entity.end or ""), **{m.name: value}
     )
@@ -126,17 +140,17 @@ def open_part(t: ir.Table, m: Measure, grid: ir.Table) -> Part:
     return Part(asof.deltas(rows, grid, [m.name]), {m.name: (SUM, "float64")})
 
 
-def _values_seen(t: ir.Table, m: Measure, span: asof.Span | None) -> ir.Table:
+def _values_seen(t: ir.Table, m: CountDistinct, span: asof.Span | None) -> ir.Table:
     """(account_id, v, day) for every non-null value of the measure's column."""
     t = _filtered(t, m)
-    t = t.filter(t[m.spec.column].notnull())
-    seen = t.select("account_id", v=t[m.spec.column], day=_day(t, time_column(m)))
+    t = t.filter(t[m.column].notnull())
+    seen = t.select("account_id", v=t[m.column], day=_day(t, time_column(m)))
     if span is not None:
         seen = seen.filter(span.holds(seen.day, m.window, _shift_of(m) + 1))
     return seen
 
 
-def _seen_spans(seen: ir.Table, m: Measure, grid: ir.Table,
+def _seen_spans(seen: ir.Table, m: CountDistinct, grid: ir.Table,
                 materialize: Callable[[ir.Table, str], ir.Table]) -> ir.Table:
     """Distinct (account, value, day) with the as-of index range each one counts for."""
     n = _shift_of(m)
@@ -147,7 +161,7 @@ def _seen_spans(seen: ir.Table, m: Measure, grid: ir.Table,
 
 
 def distinct_part(
-    t: ir.Table, m: Measure, grid: ir.Table, span: asof.Span | None = None,
+    t: ir.Table, m: CountDistinct, grid: ir.Table, span: asof.Span | None = None,
     materialize: Callable[[ir.Table, str], ir.Table] = lambda t, _: t,
 ) -> Part:
     """count_distinct: a value counts on an as-of date when it was seen within the window."""
@@ -161,7 +175,7 @@ def distinct_part(
 
 
 def distinct_direct(
-    t: ir.Table, m: Measure, grid: ir.Table, span: asof.Span,
+    t: ir.Table, m: CountDistinct, grid: ir.Table, span: asof.Span,
     materialize: Callable[[ir.Table, str], ir.Table] = lambda t, _: t,
 ) -> ir.Table:
     """count_distinct per (account, as-of index) by joining each day to the few as-of dates
@@ -195,25 +209,30 @@ def _index_islands(spans: ir.Table, name: str) -> ir.Table:
     return opened.union(closed)
 
 
-def latest_part(t: ir.Table, m: Measure, grid: ir.Table, column: str | None) -> Part:
-    """latest value (or, with column None, latest day) of the rows seen so far."""
-    t = _filtered(t, m)
-    time_col = time_column(m)
+def latest_part(t: ir.Table, m: Latest | DaysSince, grid: ir.Table) -> Part:
+    """latest value of the measure's column (or, with none, latest day) of the rows seen so far."""
+    column = m.column if isinstance(m, Latest) else None
+    return latest_of(_filtered(t, m), m.name, time_column(m), grid, column)
+
+
+def latest_of(t: ir.Table, name: str, time_col: str, grid: ir.Table, column: str | None) -> Part:
+    """The latest ``column`` (or, with None, the latest day) of the rows ``t`` (their accounts
+    known) as ``name``, by ``time_col``."""
     t = t.filter(t[time_col].notnull())
     if column is None:
-        rows = t.select("account_id", **{m.name: _day(t, time_col)})
-        rows = rows.mutate(__ts=rows[m.name].cast("timestamp"))
+        rows = t.select("account_id", **{name: _day(t, time_col)})
+        rows = rows.mutate(__ts=rows[name].cast("timestamp"))
     else:
-        rows = t.select("account_id", **{m.name: t[column], "__ts": t[time_col]})
-    part = asof.latest_at(rows, grid, m.name, "__ts")
-    value_type = str(part[m.name].type())
-    return Part(part, {m.name: (LATEST, value_type), f"{m.name}__ts": (MAX, "timestamp")})
+        rows = t.select("account_id", **{name: t[column], "__ts": t[time_col]})
+    part = asof.latest_at(rows, grid, name, "__ts")
+    value_type = str(part[name].type())
+    return Part(part, {name: (LATEST, value_type), f"{name}__ts": (MAX, "timestamp")})
 
 
-def minmax_part(t: ir.Table, m: Measure, grid: ir.Table) -> ir.Table:
+def minmax_part(t: ir.Table, m: Aggregate, grid: ir.Table) -> ir.Table:
     """Windowed min/max by a range join (running sums cannot do min/max)."""
     t = _filtered(t, m)
-    rows = t.select("account_id", v=t[m.spec.column].cast("float64"),
+    rows = t.select("account_id", v=t[m.column].cast("float64"),
                     day=_day(t, time_column(m)))
     rows = rows.filter(rows.v.notnull() & rows.day.notnull())
     if m.window.unbounded:
