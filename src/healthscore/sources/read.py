@@ -66,7 +66,8 @@ def _where(source: Source) -> str:
     return source.shown
 
 
-def _files(source: Source) -> list[str]:
+def source_files(source: Source) -> list[str]:
+    """The files a file source reads, in order (a folder's or a glob's parts sorted)."""
     loc = source.location
     if os.path.isdir(loc):
         files = sorted(glob.glob(os.path.join(loc, "**", f"*.{source.format}"), recursive=True))
@@ -83,11 +84,11 @@ def _files(source: Source) -> list[str]:
 
 
 def _read_parquet(engine: Engine, source: Source, name: str) -> ibis.Table:
-    return engine.read_parquet(_files(source), name)
+    return engine.read_parquet(source_files(source), name)
 
 
 def _read_csv(engine: Engine, source: Source, name: str) -> ibis.Table:
-    files = [_utf8(f, source) for f in _files(source)]
+    files = [_utf8(f, source) for f in source_files(source)]
     if len(files) == 1:
         return _one_csv(engine, files[0], name, source)
     # a folder or glob of CSV parts: read every part, not just the first
@@ -156,7 +157,7 @@ def _cell(value: Any) -> str | None:
 def _read_excel(engine: Engine, source: Source, name: str) -> ibis.Table:
     import openpyxl
 
-    book = openpyxl.load_workbook(_files(source)[0], read_only=True, data_only=True)
+    book = openpyxl.load_workbook(source_files(source)[0], read_only=True, data_only=True)
     try:
         sheet = book[source.spec.sheet] if source.spec.sheet else book.worksheets[0]
     except KeyError:
@@ -192,7 +193,7 @@ def _read_duckdb(engine: Engine, source: Source, name: str) -> ibis.Table:
         raise DataError(
             f"{PROJECT_FILE}: sources.{source.entity}: a DuckDB file needs 'table' or 'query'."
         )
-    con = duckdb.connect(_files(source)[0], read_only=True)
+    con = duckdb.connect(source_files(source)[0], read_only=True)
     try:
         table = con.sql(sql_text(source, "duckdb")).to_arrow_table()
     finally:
