@@ -90,6 +90,22 @@ def test_sqlite_reads_through_adbc(tmp_path: Path, no_sqlalchemy: None) -> None:
     assert_same_scores(tmp_path)
 
 
+def test_other_databases_are_read_through_sqlalchemy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the path of a database without an ADBC driver here (MySQL, SQL Server...), on SQLite
+    from healthscore.sources import sql
+
+    monkeypatch.setattr(sql, "driver_uri", lambda source: ("other", source.location))
+    monkeypatch.setattr(sql, "BATCH_ROWS", 2)  # several batches, one with a NULL-only column
+    db = tmp_path / "crm.sqlite"
+    write_project(tmp_path, {
+        "healthscore.yml": project_yml(f"accounts: {{url: 'sqlite:///{db}', table: crm_accounts}}\n"
+                                       f"usage_events: {{url: 'sqlite:///{db}', table: events}}\n"),
+        "crm.sqlite": _sqlite_file,
+    })
+    assert_same_scores(tmp_path)
+
+
 def test_sqlite_column_whose_type_changes_after_the_first_batch(tmp_path: Path) -> None:
     # the driver types a column from its first 1,024 rows: a text value after them is read
     # again as text, and the one bad cell of an optional column is left empty

@@ -179,7 +179,7 @@ def _read_sqlalchemy(engine: Engine, source: Source, name: str) -> ibis.Table:
     try:
         with db.connect() as conn:
             result = conn.execution_options(yield_per=BATCH_ROWS).execute(
-                sa.text(sql_text(source, db.dialect.name)))
+                sa.text(sql_text(source, _sqlglot_dialect(db.dialect.name))))
             names = list(result.keys())
             batches = [_batch(rows, names) for rows in result.partitions()]
     finally:
@@ -187,6 +187,16 @@ def _read_sqlalchemy(engine: Engine, source: Source, name: str) -> ibis.Table:
     if not batches:
         return engine.register_arrow(pa.table({n: pa.array([], pa.string()) for n in names}), name)
     return engine.register_arrow(_unified(batches), name)
+
+
+def _sqlglot_dialect(name: str) -> str:
+    """sqlglot's name of a SQLAlchemy dialect (the default dialect for one it does not know)."""
+    name = {"postgresql": "postgres", "mssql": "tsql", "mariadb": "mysql"}.get(name, name)
+    try:
+        sqlglot.Dialect.get_or_raise(name)
+    except ValueError:
+        return ""
+    return name
 
 
 def _batch(rows: Sequence[Any], names: list[str]) -> pa.Table:
