@@ -89,8 +89,11 @@ def _load_one(name: str, project: Path) -> int:
 def spawn(name: str, project: Path, work: Path) -> dict[str, Any]:
     out = work / f"{name}.json"
     began = time.perf_counter()
+    # every variant runs the same frozen copy of the code (see bench_history.freeze_code)
+    path = os.pathsep.join(filter(None, [str(work / "code"), os.environ.get("PYTHONPATH")]))
     proc = subprocess.Popen([sys.executable, __file__, "--variant", name, "--project", str(project),
-                             "--out", str(out)], env={**os.environ, "TMPDIR": str(work)})
+                             "--out", str(out)],
+                            env={**os.environ, "TMPDIR": str(work), "PYTHONPATH": path})
     _, status, usage = os.wait4(proc.pid, 0)
     if status != 0:
         raise SystemExit(f"{name} failed (status {status})")
@@ -173,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     data = args.data or HERE.parent / f"bench-data-{args.accounts}"
     work = Path(tempfile.mkdtemp(prefix="healthscore-bench-sources-"))
     try:
+        _, code = bench_history.freeze_code(work)
+        print(f"code: {code}", flush=True)
         if not args.skip_cache:
             bench_history.ensure_data(data, args.accounts)
             bench_history.warm_cache(data)

@@ -159,7 +159,7 @@ def test_postgresql_reads_through_adbc_with_a_quoted_mixed_case_table(
             Project.load(tmp_path).check()
         assert err.value.message == (
             f"healthscore.yml: sources.usage_events: cannot read {pg_url} table "
-            f"{events.lower()}: NOT_FOUND: Failed to prepare query: "
+            f"{events.lower()}: Failed to prepare query: "
             f'ERROR:  relation "{events.lower()}" does not exist')
     finally:
         conn.execute(f'DROP TABLE IF EXISTS public."{events}"')

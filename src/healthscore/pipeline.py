@@ -83,8 +83,7 @@ def load_sources(config: ProjectConfig, engine: Engine, progress: Progress,
         loaded.tables[entity] = table
         loaded.health[entity] = health
     if store is not None:
-        store.save_file_digests()
-        store.prune_entities(set(order))
+        store.save(engine, set(order))
     if with_subs:
         subs = loaded.tables["subscriptions"]
         loaded.observed_until = observed_until(subs)

@@ -14,9 +14,10 @@ from the cached newest row, and the rejection limits are checked again.
 Files only (CSV, Parquet, Excel, a DuckDB file): a database or a DuckDB query has no
 content to hash short of reading it, and the workflow store changes with every action.
 
-An entry is written in a staging folder and renamed into place whole, so a run killed while
-writing leaves no entry (its staging folder is removed by a later run); an entry that does
-not read back (a damaged file, its health unreadable, the row count not the one recorded) is
+Entries are written once every source of the run is read and checked (a run that fails on
+a source stores nothing), each in a staging folder renamed into place whole, so a run killed
+while writing leaves no entry (its staging folder is removed by a later run); an entry that
+does not read back (a damaged file, its health unreadable, the row count not the one recorded) is
 ignored, removed and built again.
 """
 
@@ -28,8 +29,6 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -65,12 +64,23 @@ class Entry:
 
 
 @dataclass
+class Pending:
+    """A source read and checked in this run, stored once every source is."""
+
+    entity: str
+    key: str
+    table: ir.Table
+    health: dict[str, Any]  # as it was checked (before the run adds its measure notes)
+
+
+@dataclass
 class SourceCache:
     """The cache of one state folder; ``read=False`` builds every source again (and stores
     the fresh entries)."""
 
     root: Path
     read: bool = True
+    pending: list[Pending] = field(default_factory=list)
     _files: dict[str, list[Any]] = field(default_factory=dict)
     _files_changed: bool = False
 
@@ -142,37 +152,38 @@ class SourceCache:
             return None
         return Entry(rows, health)
 
-    @contextmanager
-    def writing(self, entity: str, key: str) -> Iterator[Path]:
-        """A staging folder to write ``rows.parquet`` into; on success the health is
-        written (see :meth:`commit`) and the folder renamed into place."""
-        parent = self.root / entity
+    def save(self, engine: Engine, entities: set[str]) -> None:
+        """Store the sources read and checked in this run (every source of the project was
+        loaded: a run that fails on one stores none), and forget those it no longer has."""
+        for p in self.pending:
+            self._store(engine, p)
+        self.pending.clear()
+        self.save_file_digests()
+        self.prune_entities(entities)
+
+    def _store(self, engine: Engine, pending: Pending) -> None:
+        """Write an entry in a staging folder and rename it into place whole; older entries
+        of the entity (and staging folders of runs that died) are then removed."""
+        parent = self.root / pending.entity
         parent.mkdir(parents=True, exist_ok=True)
         stage = parent / f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         stage.mkdir()
         try:
-            yield stage
+            rows = write_rows(engine, pending.table, stage)
+            saved = {"size": rows.stat().st_size, "rows": _row_count(rows),
+                     "health": pending.health}
+            _fsync_file(rows)
+            _checkpoint("rows written")
+            _write_atomically(stage / HEALTH, json.dumps(saved).encode())
+            _checkpoint("health written")
+            try:
+                stage.rename(parent / pending.key)
+            except OSError:  # another run stored the same entry meanwhile: keep that one
+                pass
+            _checkpoint("renamed")
         finally:
             shutil.rmtree(stage, ignore_errors=True)  # gone unless renamed into place
-
-    def commit(self, stage: Path, entity: str, key: str, health: DataHealth) -> Path:
-        """Write the entry's health beside its rows and rename the folder into place; older
-        entries of the entity (and staging folders of runs that died) are removed."""
-        rows = stage / ROWS
-        saved = {"size": rows.stat().st_size, "rows": _row_count(rows),
-                 "health": _health_dict(health)}
-        _fsync_file(rows)
-        _checkpoint("rows written")
-        _write_atomically(stage / HEALTH, json.dumps(saved).encode())
-        _checkpoint("health written")
-        final = self.root / entity / key
-        try:
-            stage.rename(final)
-        except OSError:  # another run stored the same entry meanwhile: keep that one
-            pass
-        _checkpoint("renamed")
-        self._prune(entity, keep=key)
-        return final
+        self._prune(pending.entity, keep=pending.key)
 
     def _prune(self, entity: str, keep: str) -> None:
         for folder in (self.root / entity).iterdir():
@@ -204,29 +215,22 @@ def load_source(engine: Engine, source: Source, accounts: ir.Table | None, limit
                 ) -> tuple[ir.Table, DataHealth, bool]:
     """(clean rows, data health, whether they came from the cache) of one source: read and
     checked, or taken from the cache when nothing they depend on changed. ``ids`` is the
-    hash of the known account ids (see :func:`accounts_key`)."""
+    hash of the known account ids (see :func:`accounts_key`). A source read and checked is
+    stored by :meth:`SourceCache.save`, once every source is."""
     key = cache.key(source, engine, optional, ids) if cache is not None else None
-    name = temp_name(f"clean_{source.entity}")
     if cache is not None and key is not None:
         hit = cache.get(source.entity, key)
         if hit is not None:
             hit.health.stale_after_days = source.stale_after_days  # staleness: per run
             check_limits(source, hit.health, limits.share, limits.rows)
-            return read_rows(engine, hit.rows, name), hit.health, True
+            rows = read_rows(engine, hit.rows, temp_name(f"clean_{source.entity}"))
+            return rows, hit.health, True
     raw = read_source(engine, source)
-    if cache is None or key is None:
-        table, health = clean(raw, source, accounts, limits.share, engine.materialize, optional,
-                              limits.rows)
-        return table, health, False
-    with cache.writing(source.entity, key) as stage:
-
-        def write(expr: ir.Table, _: str) -> ir.Table:
-            write_rows(engine, expr, stage)
-            return expr
-
-        _, health = clean(raw, source, accounts, limits.share, write, optional, limits.rows)
-        final = cache.commit(stage, source.entity, key, health)
-    return read_rows(engine, final / ROWS, name), health, False
+    table, health = clean(raw, source, accounts, limits.share, engine.materialize, optional,
+                          limits.rows)
+    if cache is not None and key is not None:
+        cache.pending.append(Pending(source.entity, key, table, _health_dict(health)))
+    return table, health, False
 
 
 def write_rows(engine: Engine, expr: ir.Table, stage: Path) -> Path:

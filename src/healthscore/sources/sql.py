@@ -11,6 +11,7 @@ read through it, a batch of rows at a time.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -94,7 +95,7 @@ def check_credentials(source: Source) -> None:
 def _read_postgresql(engine: Engine, source: Source, uri: str, name: str) -> ibis.Table:
     import adbc_driver_postgresql.dbapi as pg
 
-    with pg.connect(uri) as conn, conn.cursor() as cur:
+    with _connect(pg.connect, uri, source) as conn, conn.cursor() as cur:
         _execute(cur, source, "postgres")
         return engine.register_batches(plain_batches(cur.fetch_record_batch()), name)
 
@@ -106,7 +107,7 @@ def _read_sqlite(engine: Engine, source: Source, uri: str, name: str) -> ibis.Ta
     import adbc_driver_sqlite.dbapi as sqlite
 
     text = sql_text(source, "sqlite")
-    with sqlite.connect(uri) as conn, conn.cursor() as cur:
+    with _connect(sqlite.connect, uri, source) as conn, conn.cursor() as cur:
         _execute(cur, source, "sqlite")
         batches = cur.fetch_record_batch()
         columns = batches.schema.names
@@ -124,6 +125,23 @@ def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
+def _connect(connect: Any, uri: str, source: Source) -> Any:
+    """The driver's connection; its error without the ADBC status code, and never with the
+    URL's password."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return connect(uri)
+    except Exception as err:
+        text = str(err).strip()
+        first = re.sub(r"^[A-Z_]+: ", "", text.splitlines()[0]) if text else type(err).__name__
+        password = make_url(source.location).password
+        if password:
+            first = first.replace(str(password), "***")
+        raise DataError(f"{PROJECT_FILE}: sources.{source.entity}: cannot read "
+                        f"{source.shown}: {first}") from None
+
+
 def _execute(cur: Any, source: Source, dialect: str) -> None:
     try:
         cur.execute(sql_text(source, dialect))
@@ -132,11 +150,12 @@ def _execute(cur: Any, source: Source, dialect: str) -> None:
     except Exception as err:
         text = str(err)
         first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+        first = re.sub(r"^[A-Z_]+: ", "", first)  # the ADBC status code (INVALID_ARGUMENT...)
         table = source.spec.table
         missing = "does not exist" in text or "no such table" in text
         hint = (f" Table names are read as written, case and all: check {table!r}."
                 if table and missing and table != table.lower() else "")
-        what = f"table {table}" if table else "its query"
+        what = f"table {table}" if table else "query"
         raise DataError(f"{PROJECT_FILE}: sources.{source.entity}: cannot read "
                         f"{source.shown} {what}: {first}{hint}") from None
 
