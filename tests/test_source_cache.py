@@ -251,3 +251,20 @@ def test_demo_scores_are_identical_with_and_without_the_cache(
     assert result.cached == sorted(healths[0])  # every demo source is a file
     pd.testing.assert_frame_equal(frames[0], frames[1])
     assert healths[0] == healths[1]
+
+
+@pytest.mark.spark
+def test_spark_reads_its_own_cache(tmp_path: Path, reads: list[str]) -> None:
+    pytest.importorskip("pyspark")
+    import shutil
+
+    if shutil.which("java") is None:
+        pytest.skip("the Spark engine needs Java 17 on the PATH (apt-get install openjdk-17-jre)")
+    write_project(tmp_path, {"healthscore.yml": project_yml(
+        "accounts: {path: data/accounts.csv}\nusage_events: {path: data/usage_events.csv}\n",
+        "scorecards: [default]\nengine: spark")})
+    rows, health, _ = _run(tmp_path)
+    reads.clear()
+    again, health_again, result = _run(tmp_path)
+    assert reads == [] and result.cached == ["accounts", "usage_events"]
+    assert again == rows and health_again == health
