@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import date
@@ -48,7 +49,8 @@ VERSION = 1  # of the entry layout
 CACHED_FORMATS = ("csv", "parquet", "excel", "duckdb")
 ROWS = "rows.parquet"
 HEALTH = "health.json"
-FILES = "files.json"  # path -> [size, mtime_ns, sha256]: files not hashed again while unchanged
+FILES = "files.json"  # path -> [size, mtime_ns, sha256, hashed at]: not hashed again unchanged
+RACY_NS = 2_000_000_000  # a file modified this close to its hashing is hashed again
 _NOT_SPEC = {"refresh", "stale_after", "max_rejected_share", "max_rejected_rows"}  # per run
 
 
@@ -114,14 +116,20 @@ class SourceCache:
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     def _digest(self, path: str) -> str:
+        """The file's SHA-256; not computed again while its size and modification time are
+        the ones recorded, unless it was modified within RACY_NS of being hashed (a clock
+        tick holds several writes: the same size and time could hide a change, so such a
+        file is hashed again, as git does with its racily clean entries)."""
         st = os.stat(path)
         real = os.path.realpath(path)
         memo = self._files.get(real)
-        if memo and memo[0] == st.st_size and memo[1] == st.st_mtime_ns:
+        if (memo and len(memo) == 4 and memo[0] == st.st_size and memo[1] == st.st_mtime_ns
+                and st.st_mtime_ns + RACY_NS < memo[3]):
             return str(memo[2])
+        hashed_at = time.time_ns()
         with open(path, "rb") as fh:
             digest = hashlib.file_digest(fh, "sha256").hexdigest()
-        self._files[real] = [st.st_size, st.st_mtime_ns, digest]
+        self._files[real] = [st.st_size, st.st_mtime_ns, digest, hashed_at]
         self._files_changed = True
         return digest
 
