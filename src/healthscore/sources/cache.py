@@ -88,9 +88,10 @@ class SourceCache:
 
     def __post_init__(self) -> None:
         try:
-            self._files = json.loads((self.root / FILES).read_text(encoding="utf-8"))
+            files = json.loads((self.root / FILES).read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            self._files = {}
+            files = {}
+        self._files = files if isinstance(files, dict) else {}  # a damaged file: hash again
 
     # ------------------------------------------------------------------ keys
 
