@@ -18,8 +18,10 @@ from healthscore.measures import asof
 from healthscore.measures.build import MeasureBuilder, active_spine
 from healthscore.measures.contract import unmatched_filters
 from healthscore.scoring.scorecard import primary_of, score_scorecard
-from healthscore.sources.clean import DataHealth, clean
-from healthscore.sources.read import no_data_yet, read_source, workflow_rows
+from healthscore.sources.cache import FOLDER as CACHE_FOLDER
+from healthscore.sources.cache import Limits, SourceCache, accounts_key, load_source
+from healthscore.sources.clean import DataHealth
+from healthscore.sources.read import no_data_yet, workflow_rows
 from healthscore.sources.subscriptions import observed_until, with_subscription_dates
 from healthscore.store.snapshots import SnapshotStore
 
@@ -34,6 +36,7 @@ class Loaded:
     health: dict[str, DataHealth] = field(default_factory=dict)
     cache: dict[Any, ir.Table] = field(default_factory=dict)
     observed_until: date | None = None  # renewals known up to (from subscriptions)
+    cached: set[str] = field(default_factory=set)  # sources taken from the source cache
 
     def materialize_once(self, expr: ir.Table, prefix: str) -> ir.Table:
         """Materialise an intermediate table; the same expression again reuses it."""
@@ -48,14 +51,20 @@ def open_engine(config: ProjectConfig) -> Engine:
     return make_engine(config.engine, s.memory_limit, s.threads, config.state_dir / ENGINE_LOG)
 
 
-def load_sources(config: ProjectConfig, engine: Engine, progress: Progress) -> Loaded:
-    """Read, map, check every source; accounts first (others are checked against it)."""
+def load_sources(config: ProjectConfig, engine: Engine, progress: Progress,
+                 cache: bool = True) -> Loaded:
+    """Read, map, check every source; accounts first (others are checked against it). An
+    unchanged file source is taken from the source cache (``cache=False``: every source is
+    read and checked again, and the cache refreshed)."""
     missing = no_data_yet(list(config.sources.values()))
     if missing:
         raise DataError(missing)
     loaded = Loaded(engine, {})
     order = ["accounts", *[e for e in config.sources if e != "accounts"]]
     with_subs = "subscriptions" in config.sources
+    store = SourceCache(config.state_dir / CACHE_FOLDER, read=cache) \
+        if config.settings.source_cache else None
+    ids = None
     for i, entity in enumerate(order):
         progress(f"reading {entity}|{i}|{len(order)}")
         source = config.sources[entity]
@@ -63,12 +72,18 @@ def load_sources(config: ProjectConfig, engine: Engine, progress: Progress) -> L
         share = config.settings.max_rejected_share if share is None else share
         rows = source.spec.max_rejected_rows
         rows = config.settings.max_rejected_rows if rows is None else rows
-        raw = read_source(engine, source)
         accounts = loaded.tables.get("accounts")
         optional = frozenset({"start_date"}) if with_subs and entity == "accounts" else frozenset()
-        table, health = clean(raw, source, accounts, share, engine.materialize, optional, rows)
+        table, health, cached = load_source(engine, source, accounts, Limits(share, rows),
+                                            optional, store, ids)
+        if cached:
+            loaded.cached.add(entity)
+        if entity == "accounts" and store is not None and len(order) > 1:
+            ids = accounts_key(engine, table)
         loaded.tables[entity] = table
         loaded.health[entity] = health
+    if store is not None:
+        store.save(engine, set(order))
     if with_subs:
         subs = loaded.tables["subscriptions"]
         loaded.observed_until = observed_until(subs)

@@ -44,6 +44,7 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
     reminders: list[str] = field(default_factory=list)  # e.g. the scorecard is due for review
     workflow: dict[str, Any] | None = None  # what applying the rules did
+    cached: list[str] = field(default_factory=list)  # sources unchanged: from the source cache
 
     def to_arrow(self, primary_only: bool = False) -> pa.Table:
         tables = [self.store.read(d, primary_only=primary_only) for d in self.dates]
@@ -57,6 +58,7 @@ class RunResult:
 class CheckResult:
     config: ProjectConfig
     health: dict[str, DataHealth]
+    cached: list[str] = field(default_factory=list)  # sources unchanged: from the source cache
 
     @property
     def warnings(self) -> list[str]:
@@ -94,17 +96,19 @@ class Project:
 
     # ------------------------------------------------------------------ computing
 
-    def check(self, progress: Callable[[str], None] = _quiet) -> CheckResult:
+    def check(self, progress: Callable[[str], None] = _quiet, *, cache: bool = True) -> CheckResult:
         """Validate the project and read every source, without scoring or writing: every file
         and key any command reads (rules, playbooks, success-plan templates, the validation:
-        and workflow: sections too), so what passes check does not fail later on config."""
+        and workflow: sections too), so what passes check does not fail later on config.
+        ``cache=False`` reads and checks every source again, not taking unchanged ones from
+        the source cache."""
         self.check_config()
         engine = pipeline.open_engine(self.config)
         try:
-            loaded = pipeline.load_sources(self.config, engine, progress)
+            loaded = pipeline.load_sources(self.config, engine, progress, cache)
         finally:
             engine.close()
-        return CheckResult(self.config, loaded.health)
+        return CheckResult(self.config, loaded.health, sorted(loaded.cached))
 
     def check_config(self) -> None:
         """The parts of the configuration read only by some commands, checked now."""
@@ -140,9 +144,11 @@ class Project:
         progress: Callable[[str], None] = _quiet,
         apply_rules: bool = True,
         today: date | None = None,
+        cache: bool = True,
     ) -> RunResult:
         """Score every account for one or many as-of dates and store one snapshot per date;
-        then, when the project has rules, apply their plan to the workflow store."""
+        then, when the project has rules, apply their plan to the workflow store.
+        ``cache=False`` reads and checks every source again (see :meth:`check`)."""
         grid = dates or date_grid(as_of, start, end, every)
         if apply_rules and self.has_rules():  # a mistake in the rules stops the run before it scores
             load_workflow(self.root, self.config.rule_names(), self.config.workflow)
@@ -155,7 +161,7 @@ class Project:
         began = time.perf_counter()
         engine = pipeline.open_engine(self.config)
         try:
-            loaded = pipeline.load_sources(self.config, engine, progress)
+            loaded = pipeline.load_sources(self.config, engine, progress, cache)
             with self.store.staging() as stage:
                 pipeline.score_in_passes(self.config, loaded, sorted(set(grid)), stage, progress)
                 written = _count_rows(stage)
@@ -164,7 +170,8 @@ class Project:
             engine.close()
         seconds = time.perf_counter() - began
         result = RunResult(grid, written, seconds, loaded.health, self.store,
-                           data_warnings(loaded.health, max(grid)), review_warnings(self.config))
+                           data_warnings(loaded.health, max(grid)), review_warnings(self.config),
+                           cached=sorted(loaded.cached))
         self._log_run(result)
         if apply_rules and self.has_rules():
             progress("applying rules")

@@ -79,11 +79,14 @@ def run(
     start: str = typer.Option(None, "--from", help="First as-of date of a range."),
     end: str = typer.Option(None, "--to", help="Last as-of date of a range."),
     every: str = typer.Option("month", "--every", help="day, week or month."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Read and check every source again, "
+                                  "even those unchanged since the last run (refreshes the cache)."),
 ) -> None:
     """Score every account and store one snapshot per as-of date."""
     proj = _load(project)
     with render.progress(out) as step:
-        result = proj.run(as_of, start=start, end=end, every=every, progress=step)
+        result = proj.run(as_of, start=start, end=end, every=every, progress=step,
+                          cache=not no_cache)
     render.run_summary(out, result)
 
 
@@ -220,11 +223,15 @@ def export(
 
 @app.command()
 @handle_errors
-def check(project: Path = ProjectOpt) -> None:
+def check(
+    project: Path = ProjectOpt,
+    no_cache: bool = typer.Option(False, "--no-cache", help="Read and check every source again, "
+                                  "even those unchanged since the last run (refreshes the cache)."),
+) -> None:
     """Validate the project and read the data, without scoring anything."""
     proj = _load(project)
     with render.progress(out) as step:
-        result = proj.check(step)
+        result = proj.check(step, cache=not no_cache)
     render.check(out, result)
 
 

@@ -49,6 +49,7 @@ class SettingsSpec(Spec):
     max_rows_per_pass: Annotated[int, Field(ge=1000)] = 3_000_000
     threads: Annotated[int, Field(ge=1, le=256)] | None = None
     renewal_grace_days: Annotated[int, Field(ge=0)] = 7
+    source_cache: bool = True  # keep clean tables of unchanged file sources between runs
 
 
 class ValidationSpec(Spec):

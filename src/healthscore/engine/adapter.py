@@ -38,6 +38,10 @@ class Engine:
     def register_arrow(self, table: pa.Table, name: str) -> ibis.Table:
         raise NotImplementedError
 
+    def register_batches(self, batches: pa.RecordBatchReader, name: str) -> ibis.Table:
+        """A table made from a stream of Arrow batches (a database query's result)."""
+        return self.register_arrow(batches.read_all(), name)
+
     def materialize(self, expr: ibis.Table, prefix: str) -> ibis.Table:
         raise NotImplementedError
 
@@ -73,6 +77,17 @@ class DuckDBEngine(Engine):
 
     def register_arrow(self, table: pa.Table, name: str) -> ibis.Table:
         return self.con.create_table(name, table, temp=True, overwrite=True)
+
+    def register_batches(self, batches: pa.RecordBatchReader, name: str) -> ibis.Table:
+        """Streamed into a table batch by batch: the whole result is never in Python's memory."""
+        raw = self.con.con
+        stream = f"{name}_stream"
+        raw.register(stream, batches)
+        try:
+            raw.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" AS SELECT * FROM "{stream}"')
+        finally:
+            raw.unregister(stream)
+        return self.con.table(name)
 
     def materialize(self, expr: ibis.Table, prefix: str) -> ibis.Table:
         return self.con.create_table(temp_name(prefix), expr, temp=True)

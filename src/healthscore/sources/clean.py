@@ -197,7 +197,7 @@ def clean(
 
     ``optional`` names required columns that another source can fill in (an account's
     start date from its subscriptions)."""
-    entity = _relaxed(ENTITIES[source.entity], optional)
+    entity = contract(source, optional)
     t = with_first_of_duplicates(typed(map_columns(raw, source, entity), entity), entity)
     checks = reasons(t, entity, accounts)
     flags = {f"__bad{i}": cond.fill_null(False) for i, (_, cond) in enumerate(checks)}
@@ -210,12 +210,22 @@ def clean(
     health.notes += _unexpected_values(t.filter(~t["__bad"]), entity, source, set(raw.columns))
     health.columns = [c.name for c in entity.columns
                       if source.spec.columns.get(c.name, c.name) in raw.columns]
-    too_many = health.rows_read and health.rows_rejected / health.rows_read > max_share
-    if too_many or (max_rows is not None and health.rows_rejected > max_rows):
-        raise DataError(_too_many(source, health, max_share, max_rows), details=health.examples)
+    check_limits(source, health, max_share, max_rows)
     # only the good rows and the entity's columns are kept (in memory, or spilled to disk)
     good = materialize(t.filter(~t["__bad"]).select(*entity.column_names), f"clean_{source.entity}")
     return good, health
+
+
+def check_limits(source: Source, health: DataHealth, max_share: float, max_rows: int | None) -> None:
+    """Fail when more rows were rejected than ``max_share`` of the source or ``max_rows``."""
+    too_many = health.rows_read and health.rows_rejected / health.rows_read > max_share
+    if too_many or (max_rows is not None and health.rows_rejected > max_rows):
+        raise DataError(_too_many(source, health, max_share, max_rows), details=health.examples)
+
+
+def contract(source: Source, optional: frozenset[str] = frozenset()) -> Entity:
+    """The entity a source is checked against (``optional`` columns relaxed)."""
+    return _relaxed(ENTITIES[source.entity], optional)
 
 
 def _relaxed(entity: Entity, optional: frozenset[str]) -> Entity:

@@ -19,9 +19,9 @@ import pyarrow as pa
 
 from healthscore.config.load import PROJECT_FILE
 from healthscore.config.model import Source
-from healthscore.config.secrets import redact_url
 from healthscore.engine.adapter import Engine, temp_name
 from healthscore.errors import DataError
+from healthscore.sources.sql import read_sql, sql_text
 
 
 def read_source(engine: Engine, source: Source) -> ibis.Table:
@@ -66,7 +66,8 @@ def _where(source: Source) -> str:
     return source.shown
 
 
-def _files(source: Source) -> list[str]:
+def source_files(source: Source) -> list[str]:
+    """The files a file source reads, in order (a folder's or a glob's parts sorted)."""
     loc = source.location
     if os.path.isdir(loc):
         files = sorted(glob.glob(os.path.join(loc, "**", f"*.{source.format}"), recursive=True))
@@ -83,11 +84,11 @@ def _files(source: Source) -> list[str]:
 
 
 def _read_parquet(engine: Engine, source: Source, name: str) -> ibis.Table:
-    return engine.read_parquet(_files(source), name)
+    return engine.read_parquet(source_files(source), name)
 
 
 def _read_csv(engine: Engine, source: Source, name: str) -> ibis.Table:
-    files = [_utf8(f, source) for f in _files(source)]
+    files = [_utf8(f, source) for f in source_files(source)]
     if len(files) == 1:
         return _one_csv(engine, files[0], name, source)
     # a folder or glob of CSV parts: read every part, not just the first
@@ -156,7 +157,7 @@ def _cell(value: Any) -> str | None:
 def _read_excel(engine: Engine, source: Source, name: str) -> ibis.Table:
     import openpyxl
 
-    book = openpyxl.load_workbook(_files(source)[0], read_only=True, data_only=True)
+    book = openpyxl.load_workbook(source_files(source)[0], read_only=True, data_only=True)
     try:
         sheet = book[source.spec.sheet] if source.spec.sheet else book.worksheets[0]
     except KeyError:
@@ -177,48 +178,6 @@ def _read_excel(engine: Engine, source: Source, name: str) -> ibis.Table:
     return engine.register_arrow(table, name)
 
 
-def _sql_text(source: Source) -> str:
-    if source.spec.query:
-        return source.spec.query
-    return f"SELECT * FROM {source.spec.table}"
-
-
-def _read_sql(engine: Engine, source: Source, name: str) -> ibis.Table:
-    import sqlalchemy as sa
-
-    _check_credentials(source)
-    db = sa.create_engine(source.location)
-    try:
-        with db.connect() as conn:
-            result = conn.execute(sa.text(_sql_text(source)))
-            names = list(result.keys())
-            rows = result.fetchall()
-    finally:
-        db.dispose()
-    # straight to Arrow, not through pandas: pandas turns an integer column with NULLs into
-    # floats (id 1001 -> "1001.0") and fails on columns of mixed types (SQLite)
-    arrays = [_sql_column([row[i] for row in rows]) for i in range(len(names))]
-    return engine.register_arrow(_no_null_types(pa.Table.from_arrays(arrays, names)), name)
-
-
-def _check_credentials(source: Source) -> None:
-    """An '@' inside the user or password ends it early for SQLAlchemy, which then shows the
-    rest of the password in its error (as a host or a port): stop before that."""
-    rest = source.location.split("://", 1)[-1]
-    if "://" in source.location and not rest.startswith("/") and "@" in rest.rsplit("@", 1)[0]:
-        raise DataError(
-            f"{PROJECT_FILE}: sources.{source.entity}.url: the user name or password in "
-            f"{redact_url(source.location)} contains '@'. Write it as %40 in a URL."
-        )
-
-
-def _sql_column(values: list[Any]) -> pa.Array:
-    try:
-        return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        return pa.array([None if v is None else str(v) for v in values], type=pa.string())
-
-
 def _no_null_types(table: pa.Table) -> pa.Table:
     """Give all-NULL columns a type: the engine cannot create a table with NULL-typed columns."""
     for i, f in enumerate(table.schema):
@@ -234,9 +193,9 @@ def _read_duckdb(engine: Engine, source: Source, name: str) -> ibis.Table:
         raise DataError(
             f"{PROJECT_FILE}: sources.{source.entity}: a DuckDB file needs 'table' or 'query'."
         )
-    con = duckdb.connect(_files(source)[0], read_only=True)
+    con = duckdb.connect(source_files(source)[0], read_only=True)
     try:
-        table = con.sql(_sql_text(source)).to_arrow_table()
+        table = con.sql(sql_text(source, "duckdb")).to_arrow_table()
     finally:
         con.close()
     return engine.register_arrow(_no_null_types(table), name)
@@ -250,7 +209,7 @@ def _read_query(engine: Engine, source: Source, name: str) -> ibis.Table:
     con = duckdb.connect()
     try:
         con.execute("SET file_search_path = ?", [source.location])
-        table = con.sql(_sql_text(source)).to_arrow_table()
+        table = con.sql(str(source.spec.query)).to_arrow_table()
     finally:
         con.close()
     return engine.register_arrow(_no_null_types(table), name)
@@ -334,6 +293,6 @@ _READERS = {
     "parquet": _read_parquet,
     "csv": _read_csv,
     "excel": _read_excel,
-    "sql": _read_sql,
+    "sql": read_sql,
     "duckdb": _read_duckdb,
 }

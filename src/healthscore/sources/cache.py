@@ -1,0 +1,327 @@
+"""Clean tables kept between runs, so that an unchanged source is read and checked once.
+
+An entry is a source's good rows (Parquet) and its data health (JSON), in
+``<state>/.source-cache/<entity>/<key>/``. The key is a hash of everything the rows and the
+health depend on: the files' contents (SHA-256; a file whose size and modification time are
+unchanged is not hashed again), the source's spec (path, format, table, sheet, mapping,
+encoding...), the entity contract it is checked against, the code that reads and checks
+it, the engine, and, for every source but accounts, the set of known account ids (rows of
+unknown accounts are rejected). So a changed file, mapping or contract changes exactly that
+source's key, and a new account id the keys of the sources checked against the accounts.
+What depends on the run is not cached: staleness is computed against each run's as-of dates
+from the cached newest row, and the rejection limits are checked again.
+
+Files only (CSV, Parquet, Excel, a DuckDB file): a database or a DuckDB query has no
+content to hash short of reading it, and the workflow store changes with every action.
+
+Entries are written once every source of the run is read and checked (a run that fails on
+a source stores nothing), each in a staging folder renamed into place whole, so a run killed
+while writing leaves no entry (its staging folder is removed by a later run); an entry that
+does not read back (a damaged file, its health unreadable, the row count not the one recorded) is
+ignored, removed and built again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+
+from healthscore.config.model import Source
+from healthscore.engine.adapter import Engine, temp_name
+from healthscore.sources.clean import DataHealth, check_limits, clean, contract
+from healthscore.sources.read import read_source, source_files
+
+FOLDER = ".source-cache"  # in the state folder; a dot: not in backups
+VERSION = 1  # of the entry layout
+CACHED_FORMATS = ("csv", "parquet", "excel", "duckdb")
+ROWS = "rows.parquet"
+HEALTH = "health.json"
+FILES = "files.json"  # path -> [size, mtime_ns, sha256, hashed at]: not hashed again unchanged
+RACY_NS = 2_000_000_000  # a file modified this close to its hashing is hashed again
+_NOT_SPEC = {"refresh", "stale_after", "max_rejected_share", "max_rejected_rows"}  # per run
+
+
+def _checkpoint(step: str) -> None:
+    """A point in writing an entry (tests stop a process here to prove no half entry is read)."""
+    return None
+
+
+@dataclass
+class Entry:
+    rows: Path
+    health: DataHealth
+
+
+@dataclass
+class Pending:
+    """A source read and checked in this run, stored once every source is."""
+
+    entity: str
+    key: str
+    table: ir.Table
+    health: dict[str, Any]  # as it was checked (before the run adds its measure notes)
+
+
+@dataclass
+class SourceCache:
+    """The cache of one state folder; ``read=False`` builds every source again (and stores
+    the fresh entries)."""
+
+    root: Path
+    read: bool = True
+    pending: list[Pending] = field(default_factory=list)
+    _files: dict[str, list[Any]] = field(default_factory=dict)
+    _files_changed: bool = False
+
+    def __post_init__(self) -> None:
+        try:
+            files = json.loads((self.root / FILES).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            files = {}
+        self._files = files if isinstance(files, dict) else {}  # a damaged file: hash again
+
+    # ------------------------------------------------------------------ keys
+
+    def key(self, source: Source, engine: Engine, optional: frozenset[str],
+            accounts: str | None) -> str | None:
+        """The source's cache key; None for a source that is not cached."""
+        if source.format not in CACHED_FORMATS:
+            return None
+        files = source_files(source)
+        if source.format in ("excel", "duckdb"):
+            files = files[:1]
+        if source.format == "duckdb" and os.path.exists(files[0] + ".wal"):
+            files.append(files[0] + ".wal")  # changes not yet checkpointed into the file
+        spec = source.spec.model_dump(mode="json", exclude=_NOT_SPEC)
+        parts = {
+            "version": VERSION, "code": _code_digest(), "engine": engine.name,
+            "entity": repr(contract(source, optional)), "spec": spec, "format": source.format,
+            "location": source.location, "accounts": accounts,
+            "files": [[os.path.relpath(f, source.location) if os.path.isdir(source.location)
+                       else os.path.basename(f), self._digest(f)] for f in files],
+        }
+        text = json.dumps(parts, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def _digest(self, path: str) -> str:
+        """The file's SHA-256; not computed again while its size and modification time are
+        the ones recorded, unless it was modified within RACY_NS of being hashed (a clock
+        tick holds several writes: the same size and time could hide a change, so such a
+        file is hashed again, as git does with its racily clean entries)."""
+        st = os.stat(path)
+        real = os.path.realpath(path)
+        memo = self._files.get(real)
+        if (memo and len(memo) == 4 and memo[0] == st.st_size and memo[1] == st.st_mtime_ns
+                and st.st_mtime_ns + RACY_NS < memo[3]):
+            return str(memo[2])
+        hashed_at = time.time_ns()
+        with open(path, "rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        self._files[real] = [st.st_size, st.st_mtime_ns, digest, hashed_at]
+        self._files_changed = True
+        return digest
+
+    def save_file_digests(self) -> None:
+        if not self._files_changed:
+            return
+        known = {p: v for p, v in self._files.items() if os.path.exists(p)}
+        _write_atomically(self.root / FILES, json.dumps(known, sort_keys=True).encode())
+        self._files_changed = False
+
+    # ------------------------------------------------------------------ entries
+
+    def get(self, entity: str, key: str) -> Entry | None:
+        """The entry of ``key``, when it reads back whole; a damaged one is removed."""
+        if not self.read:
+            return None
+        folder = self.root / entity / key
+        if not folder.is_dir():
+            return None
+        try:
+            saved = json.loads((folder / HEALTH).read_text(encoding="utf-8"))
+            rows = folder / ROWS
+            if rows.stat().st_size != saved["size"] or _row_count(rows) != saved["rows"]:
+                raise ValueError("rows.parquet is not the file written")
+            health = _health(saved["health"])
+        except (OSError, ValueError, KeyError, TypeError, pa.ArrowException):
+            shutil.rmtree(folder, ignore_errors=True)
+            return None
+        return Entry(rows, health)
+
+    def save(self, engine: Engine, entities: set[str]) -> None:
+        """Store the sources read and checked in this run (every source of the project was
+        loaded: a run that fails on one stores none), and forget those it no longer has."""
+        for p in self.pending:
+            self._store(engine, p)
+        self.pending.clear()
+        self.save_file_digests()
+        self.prune_entities(entities)
+
+    def _store(self, engine: Engine, pending: Pending) -> None:
+        """Write an entry in a staging folder and rename it into place whole; older entries
+        of the entity (and staging folders of runs that died) are then removed."""
+        parent = self.root / pending.entity
+        parent.mkdir(parents=True, exist_ok=True)
+        stage = parent / f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        stage.mkdir()
+        try:
+            rows = write_rows(engine, pending.table, stage)
+            saved = {"size": rows.stat().st_size, "rows": _row_count(rows),
+                     "health": pending.health}
+            _fsync_file(rows)
+            _checkpoint("rows written")
+            _write_atomically(stage / HEALTH, json.dumps(saved).encode())
+            _checkpoint("health written")
+            try:
+                stage.rename(parent / pending.key)
+            except OSError:  # another run stored the same entry meanwhile: keep that one
+                pass
+            _checkpoint("renamed")
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)  # gone unless renamed into place
+        self._prune(pending.entity, keep=pending.key)
+
+    def _prune(self, entity: str, keep: str) -> None:
+        for folder in (self.root / entity).iterdir():
+            if folder.name == keep:
+                continue
+            if folder.name.startswith(".tmp-") and _pid_alive(folder.name.split("-")[1]):
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def prune_entities(self, entities: set[str]) -> None:
+        """Remove the entries of sources the project no longer has."""
+        if not self.root.is_dir():
+            return
+        for folder in self.root.iterdir():
+            if folder.is_dir() and folder.name not in entities:
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How many rejected rows fail the run: a share of the source, and a count (or None)."""
+
+    share: float
+    rows: int | None
+
+
+def load_source(engine: Engine, source: Source, accounts: ir.Table | None, limits: Limits,
+                optional: frozenset[str], cache: SourceCache | None, ids: str | None
+                ) -> tuple[ir.Table, DataHealth, bool]:
+    """(clean rows, data health, whether they came from the cache) of one source: read and
+    checked, or taken from the cache when nothing they depend on changed. ``ids`` is the
+    hash of the known account ids (see :func:`accounts_key`). A source read and checked is
+    stored by :meth:`SourceCache.save`, once every source is."""
+    key = cache.key(source, engine, optional, ids) if cache is not None else None
+    if cache is not None and key is not None:
+        hit = cache.get(source.entity, key)
+        if hit is not None:
+            hit.health.stale_after_days = source.stale_after_days  # staleness: per run
+            check_limits(source, hit.health, limits.share, limits.rows)
+            rows = read_rows(engine, hit.rows, temp_name(f"clean_{source.entity}"))
+            return rows, hit.health, True
+    raw = read_source(engine, source)
+    table, health = clean(raw, source, accounts, limits.share, engine.materialize, optional,
+                          limits.rows)
+    if cache is not None and key is not None:
+        cache.pending.append(Pending(source.entity, key, table, _health_dict(health)))
+    return table, health, False
+
+
+def write_rows(engine: Engine, expr: ir.Table, stage: Path) -> Path:
+    """Write the clean rows into the staging folder, streamed by the engine."""
+    path = stage / ROWS
+    engine.con.to_parquet(expr, str(path))
+    return path
+
+
+def read_rows(engine: Engine, rows: Path, name: str) -> ibis.Table:
+    return engine.read_parquet([str(rows)], name)
+
+
+def accounts_key(engine: Engine, accounts: ir.Table) -> str:
+    """A hash of the known account ids (what other sources are checked against)."""
+    ids = engine.to_arrow(accounts.select("account_id").order_by("account_id"))
+    ids = ids.combine_chunks()
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, ids.schema) as writer:
+        writer.write_table(ids)
+    return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
+
+
+_CODE: list[str] = []
+
+
+def _code_digest() -> str:
+    """A hash of the modules that read and check sources: a new version rebuilds every entry."""
+    if not _CODE:
+        here = Path(__file__).parent
+        digest = hashlib.sha256()
+        for name in ("read.py", "sql.py", "clean.py", "cache.py"):
+            digest.update((here / name).read_bytes())
+        _CODE.append(digest.hexdigest())
+    return _CODE[0]
+
+
+def _row_count(path: Path) -> int:
+    import pyarrow.dataset as ds
+
+    return int(ds.dataset(str(path), format="parquet").count_rows())
+
+
+def _health_dict(health: DataHealth) -> dict[str, Any]:
+    out = dataclasses.asdict(health)
+    out["newest"] = health.newest.isoformat() if health.newest else None
+    return out
+
+
+def _health(saved: dict[str, Any]) -> DataHealth:
+    saved = dict(saved)
+    saved["newest"] = date.fromisoformat(saved["newest"]) if saved["newest"] else None
+    return DataHealth(**saved)
+
+
+def _write_atomically(path: Path, body: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(body)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _fsync_file(path: Path) -> None:
+    if path.is_file():
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _pid_alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
