@@ -34,6 +34,9 @@ class SourceSpec(Spec):
     encoding: str | None = None  # of a CSV file (default UTF-8), e.g. latin-1, cp1252, utf-16
     max_rejected_share: Annotated[float, Field(ge=0, le=1)] | None = None
     max_rejected_rows: Annotated[int, Field(ge=0)] | None = None
+    # accounts only: the project's own columns kept as attributes, each with its type
+    attributes: dict[str, Literal["string", "int", "float", "bool", "date"]] = Field(
+        default_factory=dict)
 
 
 MEMORY = r"^\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$"

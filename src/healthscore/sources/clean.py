@@ -14,7 +14,7 @@ import ibis.expr.types as ir
 from healthscore.config.load import PROJECT_FILE
 from healthscore.config.model import Source
 from healthscore.config.secrets import redact_url
-from healthscore.entities import ENTITIES, Entity
+from healthscore.entities import Entity
 from healthscore.errors import DataError
 
 IBIS_TYPES = {
@@ -62,7 +62,7 @@ class DataHealth:
 
 def map_columns(raw: ir.Table, source: Source, entity: Entity | None = None) -> ir.Table:
     """Rename the source's columns to the entity's and add a row number."""
-    entity = entity or ENTITIES[source.entity]
+    entity = entity or source.definition
     have = set(raw.columns)
     exprs: dict[str, Any] = {ROW: ibis.row_number() + 1}
     for col in entity.columns:
@@ -197,7 +197,7 @@ def clean(
 
     ``optional`` names required columns that another source can fill in (an account's
     start date from its subscriptions)."""
-    entity = _relaxed(ENTITIES[source.entity], optional)
+    entity = _relaxed(source.definition, optional)
     t = with_first_of_duplicates(typed(map_columns(raw, source, entity), entity), entity)
     checks = reasons(t, entity, accounts)
     flags = {f"__bad{i}": cond.fill_null(False) for i, (_, cond) in enumerate(checks)}
