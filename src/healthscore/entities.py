@@ -271,11 +271,15 @@ ENTITIES: dict[str, Entity] = {
                 _c("end_date", "timestamp", doc="day the period ends; empty if open-ended"),
                 _c("mrr", "float", doc="monthly recurring revenue of the period"),
                 _c("quantity", "float", doc="seats or units"),
+                _c("discount", "float", doc="the period's discount, as your billing records it "
+                   "(an amount or a share of the list price)"),
+                _c("billing_period", "string", doc="how often the period is billed: monthly, "
+                   "quarterly, annual...", values=("monthly", "quarterly", "annual"), closed=False),
             ),
             key="subscription_id",
             time="start_date",
             end="end_date",
-            nonnegative=("mrr", "quantity"),
+            nonnegative=("mrr", "quantity", "discount"),
         ),
         Entity(
             "outcomes",
