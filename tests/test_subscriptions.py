@@ -21,7 +21,8 @@ SUBS = [
 def test_discount_and_billing_period_feed_measures_as_of_each_date(tmp_path: Path) -> None:
     write_project(tmp_path, {
         "healthscore.yml": "name: subs\nsources:\n  accounts: {path: data/accounts.csv}\n"
-                           "  subscriptions: {path: data/subs.csv, max_rejected_share: 0.5}\nscorecards: [default]\n",
+                           "  subscriptions: {path: data/subs.csv, max_rejected_share: 0.5}\n"
+                           "scorecards: [default]\n",
         "measures/billing.yml": """\
             discount_now: {type: sum, entity: subscriptions, column: discount, mode: open,
                            scheme: {type: linear, low: 0.5, high: 0}}

@@ -43,6 +43,7 @@ def resolve(ps: ProjectSpecs) -> model.ProjectConfig:
             f"{PROJECT_FILE}: sources: has no 'accounts' source. Every project needs one: "
             f"add 'accounts: {{path: data/accounts.csv}}' under sources."
         )
+    _check_churn(ps.project.validation.churn, sources)
     measures = _LazyMeasures(ps.measures, sources)
     primary = _scorecard_list(ps, ps.project.scorecards, "scorecards")
     also = _scorecard_list(ps, ps.project.also, "also")
@@ -124,8 +125,8 @@ def _attributes(sources: dict[str, specs.SourceSpec]) -> tuple[tuple[str, str], 
                 f"columns as attributes (an account_history source gives their past values). "
                 f"Move 'attributes:' to sources.accounts."
             )
-    spec = sources.get("accounts")
-    declared = spec.attributes if spec is not None else {}
+    accounts_spec = sources.get("accounts")
+    declared = accounts_spec.attributes if accounts_spec is not None else {}
     accounts = ENTITIES["accounts"]
     for name in declared:
         where = f"{PROJECT_FILE}: sources.accounts.attributes.{name}"
@@ -189,6 +190,26 @@ def _source(root: Path, name: str, spec: specs.SourceSpec, state_dir: Path | Non
     except ValueError as err:
         raise ConfigError(f"{where}.{key}: {err}") from None
     return model.Source(name, spec, location, fmt, stale, attributes)
+
+
+def _check_churn(spec: specs.ChurnSpec | None, sources: dict[str, model.Source]) -> None:
+    """validation.churn: a duration, and an entity with dated rows that the project reads."""
+    if spec is None:
+        return
+    where = f"{PROJECT_FILE}: validation.churn"
+    days = _duration(parse_days, spec.inactive_for, f"{where}.inactive_for")
+    if days < 1:
+        raise ConfigError(f"{where}.inactive_for: must be at least one day. Got {spec.inactive_for!r}.")
+    entity = ENTITIES.get(spec.entity)
+    dated = [n for n in sources if ENTITIES[n].time and n not in ("account_history", "outcomes")]
+    if entity is None or spec.entity not in dated:
+        raise ConfigError(
+            f"{where}.entity: {spec.entity!r} is not a source of dated rows in this project, so "
+            f"it cannot tell when an account was last active. Sources with dated rows: "
+            f"{', '.join(dated) or 'none'}."
+        )
+    if spec.filter:
+        _check_filter(spec.filter, sources[spec.entity].definition, f"{where}.filter")
 
 
 def _env(url: str, where: str) -> str:

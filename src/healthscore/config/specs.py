@@ -52,6 +52,15 @@ class SettingsSpec(Spec):
     renewal_grace_days: Annotated[int, Field(ge=0)] = 7
 
 
+class ChurnSpec(Spec):
+    """Churn without contracts: an account churns once it has had no activity (no row of
+    ``entity``, or none matching ``filter``) for ``inactive_for``."""
+
+    inactive_for: str
+    entity: str = "usage_events"
+    filter: str | None = None
+
+
 class ValidationSpec(Spec):
     """Defaults for `healthscore validate`; the command's options override them."""
 
@@ -67,6 +76,7 @@ class ValidationSpec(Spec):
     folds: Annotated[int, Field(ge=2, le=20)] = 4
     bootstrap: Annotated[int, Field(ge=0, le=5000)] = 200
     seed: int = 0
+    churn: ChurnSpec | None = None  # churn as inactivity (no contracts), instead of churn dates
 
 
 class NotifySpec(Spec):

@@ -22,6 +22,7 @@ from healthscore import pipeline
 from healthscore.config.model import ProjectConfig
 from healthscore.dates import date_grid, minus_months
 from healthscore.errors import DataError, HealthScoreError
+from healthscore.validation import lapses
 
 Progress = Callable[[str], None]
 
@@ -61,9 +62,16 @@ def build(
     engine = pipeline.open_engine(config)
     try:
         loaded = pipeline.load_sources(config, engine, progress)
-        events = outcome_events(loaded, outcome)
+        lapse = config.validation.churn if outcome == "churn" else None
+        if lapse is not None:  # churn as inactivity: the events follow from the activity
+            days = lapses.activity_days(config, loaded.tables, loaded.engine, lapse)
+            until = observed_until or lapses.newest_activity(config, loaded.tables,
+                                                             loaded.engine, lapse) or date.min
+            events = lapses.events(days, lapses.inactive_days(lapse), until)
+        else:
+            events = outcome_events(loaded, outcome)
+            until = observed_until or _default_until(loaded, events)
         churns = outcome_events(loaded, "churn") if outcome == "renewal" else None
-        until = observed_until or _default_until(loaded, events)
         if not dates:  # the last twelve months whose outcome windows are over
             last = until - timedelta(days=lead_days + horizon_days)
             dates = date_grid(None, minus_months(last, 11, False), last, every)
@@ -71,8 +79,10 @@ def build(
         if not keep:
             raise HealthScoreError(_no_dates(dates, until, horizon_days, lead_days))
         if events.empty:  # before scoring anything: no date range would help
-            raise DataError(_no_events(config, loaded, outcome))
+            raise DataError(_no_lapses(lapse, until) if lapse else _no_events(config, loaded, outcome))
         frame = pipeline.score_frame(config, loaded, keep, progress)
+        if lapse is not None:  # only the accounts that were customers (active) on each date
+            frame = lapses.active(frame, days, lapses.inactive_days(lapse))
         after = rows_after_churn(loaded)
         dated = frozenset(f"accounts.{c}" for c in pipeline.history_columns(loaded))
     finally:
@@ -125,6 +135,13 @@ def _no_dates(dates: list[date], until: date, horizon: int, lead: int) -> str:
         f"(lead {lead}d + horizon {horizon}d). Choose --to {latest} or earlier, a shorter "
         f"--horizon, or set validation.observed_until."
     )
+
+
+def _no_lapses(spec: Any, until: date) -> str:
+    rows = f"{spec.entity} rows" + (f" matching {spec.filter!r}" if spec.filter else "")
+    return (f"validate: no account went {spec.inactive_for} without {rows} by {until}, so "
+            f"there is no churn (validation.churn) to check the score against. Shorten "
+            f"validation.churn.inactive_for, or check the entity and filter.")
 
 
 def _no_events(config: ProjectConfig, loaded: pipeline.Loaded, outcome: str) -> str:
