@@ -3,6 +3,7 @@ observations and metrics on a small project computed by hand, and point-in-time.
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -35,7 +36,8 @@ LOGINS = {
 EXPORTS = [("A2", date(2025, 3, 1))]
 
 
-def _project(root: Path, churn: str = CHURN, until: date | None = UNTIL) -> Path:
+def _project(root: Path, churn: str = CHURN, until: date | None = UNTIL,
+             start: str = "2024-12-01") -> Path:
     rows = [(a, "u", "login", f"{d} 09:00:00") for a, ds in LOGINS.items() for d in ds]
     rows += [(a, "u", "export", f"{d} 09:00:00") for a, d in EXPORTS]
     until = f"  observed_until: {until}\n" if until else ""
@@ -46,7 +48,7 @@ def _project(root: Path, churn: str = CHURN, until: date | None = UNTIL) -> Path
         "measures/usage.yml": "logins_30: {type: count, entity: usage_events, filter: \"event = "
                               "'login'\", window: 30d, scheme: {type: linear, low: 0, high: 8}}\n",
         "data/accounts.csv": csv_text(["account_id", "name", "segment", "start_date"],
-                                      [(a, a, "SMB", "2024-12-01") for a in LOGINS]),
+                                      [(a, a, "SMB", start) for a in LOGINS]),
         "data/usage_events.csv": csv_text(["account_id", "user_id", "event", "timestamp"], rows),
     })
 
@@ -109,16 +111,25 @@ def test_every_metric_is_reported_for_inactivity_churn(tmp_path: Path) -> None:
     LOGINS.clear()
     LOGINS.update(logins)
     try:
-        root = _project(tmp_path)
+        root = _project(tmp_path, start="2023-01-01")
     finally:
         LOGINS.clear()
         LOGINS.update(original)
     v = Project.load(root).validate(start=JAN, end=MAR, horizon="30d")
-    overall = v.to_json()["overall"]
+    data = v.to_json()
+    overall = data["overall"]
     assert overall["outcomes"] > 0 and overall["auc"] > 0.5
     assert overall["top_decile_lift"] > 1
     assert overall["false_green"]["outcomes"] == overall["outcomes"]
     assert overall["lead_time"]["accounts"] > 0 and overall["lead_time"]["warned"] > 0
+    # seed 000's question opens the report: the 30 always active stayed two years, and so did
+    # the fading ones whose lapse falls after the last outcome window
+    q = data["question"]
+    assert (q["years"], q["verdict"]) == (2, "yes") and q["stayed"] >= 30
+    html, written = v.write(tmp_path / "report")
+    text = html.read_text()
+    assert text.index("Do customers who stayed for years score high") < text.index("Churn rate by band")
+    assert json.loads(written.read_text())["question"]["answer"] == q["answer"]
 
 
 def test_no_lapse_is_a_data_error(tmp_path: Path) -> None:

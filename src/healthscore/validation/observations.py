@@ -81,6 +81,7 @@ def build(
         if events.empty:  # before scoring anything: no date range would help
             raise DataError(_no_lapses(lapse, until) if lapse else _no_events(config, loaded, outcome))
         frame = pipeline.score_frame(config, loaded, keep, progress)
+        frame = _with_start_dates(frame, loaded)
         if lapse is not None:  # only the accounts that were customers (active) on each date
             frame = lapses.active(frame, days, lapses.inactive_days(lapse))
         after = rows_after_churn(loaded)
@@ -95,6 +96,14 @@ def build(
     dropped = [d for d in dates if d not in keep]
     return Observations(frame, outcome, horizon_days, lead_days, until, keep, dropped, events, after,
                         dated)
+
+
+def _with_start_dates(frame: pd.DataFrame, loaded: pipeline.Loaded) -> pd.DataFrame:
+    """Each observation's account start date (for how long it has been a customer)."""
+    a = loaded.tables["accounts"]
+    starts = loaded.engine.to_arrow(a.select("account_id", "start_date")).to_pandas()
+    starts["start_date"] = pd.to_datetime(starts["start_date"]).dt.date
+    return frame.merge(starts, on="account_id", how="left")
 
 
 def came_up_for_renewal(frame: pd.DataFrame, churns: pd.DataFrame, horizon_days: int,
