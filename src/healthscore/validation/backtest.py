@@ -94,7 +94,7 @@ def validate(config: ProjectConfig, options: Options, progress: Progress) -> dic
     progress("discovering signals|1|3")
     result["signals"] = signals.discover(frame, target, config.measures, options.good_outcome,
                                          obs.after_churn, obs.dated, options.bootstrap,
-                                         options.seed)
+                                         options.seed, obs.after_churn_by_measure)
     result["rows_after_churn"] = obs.after_churn
     result["clusters"] = signals.correlated_clusters(frame, list(result["signals"]))
     progress("fitting suggested weights|2|3")

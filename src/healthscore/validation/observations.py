@@ -41,6 +41,7 @@ class Observations:
     events: pd.DataFrame  # account_id, event_date: every outcome event known
     after_churn: dict[str, int] = field(default_factory=dict)  # entity -> rows dated after churn
     dated: frozenset[str] = frozenset()  # accounts.<column> read point-in-time from a history
+    after_churn_by_measure: dict[str, int] = field(default_factory=dict)  # of the rows it reads
 
     def primary(self) -> pd.DataFrame:
         return self.frame[self.frame["is_primary"]]
@@ -85,6 +86,7 @@ def build(
         if lapse is not None:  # only the accounts that were customers (active) on each date
             frame = lapses.active(frame, days, lapses.inactive_days(lapse))
         after = rows_after_churn(loaded)
+        after_by_measure = measure_rows_after_churn(loaded, config.measures)
         dated = frozenset(f"accounts.{c}" for c in pipeline.history_columns(loaded))
     finally:
         engine.close()
@@ -95,7 +97,7 @@ def build(
     frame = frame.sort_values(["scorecard", "as_of", "account_id"], ignore_index=True)
     dropped = [d for d in dates if d not in keep]
     return Observations(frame, outcome, horizon_days, lead_days, until, keep, dropped, events, after,
-                        dated)
+                        dated, after_by_measure)
 
 
 def _with_start_dates(frame: pd.DataFrame, loaded: pipeline.Loaded) -> pd.DataFrame:
@@ -120,20 +122,55 @@ def rows_after_churn(loaded: pipeline.Loaded) -> dict[str, int]:
     the outcome, which a measure can leak into a backtest."""
     from healthscore.entities import ENTITIES
 
-    accounts = loaded.tables["accounts"]
-    gone = accounts.filter(accounts.churn_date.notnull()).select("account_id", __churn=accounts.churn_date)
+    gone = _churn_dates(loaded)
     out = {}
     for name, table in loaded.tables.items():
         e = ENTITIES[name]
         if name in ("accounts", "outcomes") or e.time is None or "account_id" not in table.columns:
             continue
-        j = table.join(gone, "account_id")
-        at = j[e.time]
-        day = at if at.type().is_date() else at.date()
-        n = j.filter(day > j["__churn"]).count().to_pyarrow().as_py()
+        n = _count_after(table, e.time, gone)
         if n:
-            out[name] = int(n)
+            out[name] = n
     return out
+
+
+def measure_rows_after_churn(loaded: pipeline.Loaded, measures: dict[str, Any]) -> dict[str, int]:
+    """For each measure that reads dated rows: how many of the rows it reads (its entity's,
+    through its filter) are stamped after their account churned. Rows of the entity that the
+    measure does not read do not make it suspect."""
+    from healthscore.measures.parts import measure_filter, time_column
+
+    gone = _churn_dates(loaded)
+    out = {}
+    for name, m in measures.items():
+        if m.type == "manual" and "manual_values" in loaded.tables:
+            t = loaded.tables["manual_values"]
+            out[name] = _count_after(t.filter(t.measure == (m.spec.name or m.name)), "entered_at", gone)
+        elif m.entity and m.entity in loaded.tables and m.entity not in ("accounts", "outcomes"):
+            t = loaded.tables[m.entity]
+            if getattr(m.spec, "filter", None):
+                t = t.filter(measure_filter(m, t).fill_null(False))
+            out[name] = _count_after(t, time_column(m), gone)
+    return out
+
+
+def _churn_dates(loaded: pipeline.Loaded) -> Any:
+    """account_id, __churn: each churned account's churn day (its churn_date, or its first
+    churn in the outcomes)."""
+    a = loaded.tables["accounts"]
+    parts = [a.filter(a.churn_date.notnull()).select("account_id", __churn=a.churn_date)]
+    if "outcomes" in loaded.tables:
+        o = loaded.tables["outcomes"]
+        parts.append(o.filter(o.kind == "churn").select("account_id", __churn=o.occurred_at.date()))
+    u = ibis.union(*parts)
+    return u.group_by("account_id").aggregate(__churn=u["__churn"].min())
+
+
+def _count_after(table: Any, time: str, gone: Any) -> int:
+    j = table.join(gone, "account_id")
+    at = j[time]
+    day = at if at.type().is_date() else at.date()
+    return int(j.filter(day > j["__churn"]).count().to_pyarrow().as_py())
 
 
 def _no_dates(dates: list[date], until: date, horizon: int, lead: int) -> str:
