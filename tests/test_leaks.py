@@ -25,7 +25,7 @@ def _project(root: Path) -> Path:
     for i in range(80):
         a = f"A{i:02d}"
         churn = date(2025, 2, 15) + timedelta(days=4 * i) if i % 2 else None
-        accounts.append((a, a, "SMB", "2023-01-01", churn or ""))
+        accounts.append((a, a, "SMB", "2023-01-01", churn or "", "gold" if i % 4 < 2 else "silver"))
         last = (churn - timedelta(days=1)) if churn else END
         slow = churn - timedelta(days=60) if churn else END  # churners log in less at the end
         days = _every(START + timedelta(days=i % 3), min(slow, last), 3)
@@ -39,9 +39,10 @@ def _project(root: Path) -> Path:
         if not churn and i % 16 == 0:  # a few stayers visit the page too
             events.append((a, "cancel_page", date(2025, 3, 1) + timedelta(days=i)))
     return write_project(root, {
-        "healthscore.yml": "name: leaks\nsources:\n  accounts: {path: data/accounts.csv}\n"
+        "healthscore.yml": "name: leaks\nsources:\n  accounts: {path: data/accounts.csv, "
+                           "attributes: {tier: string}}\n"
                            "  usage_events: {path: data/usage_events.csv}\nscorecards: [default]\n"
-                           f"validation: {{observed_until: {END}, bootstrap: 50}}\n",
+                           f"validation: {{observed_until: {END}, bootstrap: 50, segment_by: tier}}\n",
         "measures/usage.yml": """\
             logins_30: {type: count, entity: usage_events, filter: "event = 'login'", window: 30d,
                         scheme: {type: linear, low: 0, high: 10}}
@@ -52,7 +53,8 @@ def _project(root: Path) -> Path:
             """,
         "scorecards/default.yml": "groups: {usage: {weight: 100, measures: {logins_30: 60, "
                                   "exports_30: 20, cancel_90: 20}}}\n",
-        "data/accounts.csv": csv_text(["account_id", "name", "segment", "start_date", "churn_date"],
+        "data/accounts.csv": csv_text(["account_id", "name", "segment", "start_date", "churn_date",
+                                       "tier"],
                                       accounts),
         "data/usage_events.csv": csv_text(["account_id", "event", "timestamp"],
                                           [(a, e, f"{d} 10:00:00") for a, e, d in events]),
@@ -92,3 +94,10 @@ def test_rows_after_the_churn_flag_only_the_measures_that_read_them(leaks: dict)
             ) in _flags(leaks, "cancel_90")
     # logins and exports come from the same source but none of their rows is after a churn
     assert not any(f.startswith("leaky") for f in _flags(leaks, "exports_30"))
+
+
+def test_an_extra_account_column_splits_the_metrics_by_segment(leaks: dict) -> None:
+    """validation.segment_by names the project's own attribute 'tier' (sources.accounts)."""
+    segments = leaks["segments"]
+    assert sorted(segments) == ["gold", "silver"]
+    assert sum(s["observations"] for s in segments.values()) == leaks["overall"]["observations"]
