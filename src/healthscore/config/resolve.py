@@ -197,12 +197,9 @@ def _check_churn(spec: specs.ChurnSpec | None, sources: dict[str, model.Source])
     if spec is None:
         return
     where = f"{PROJECT_FILE}: validation.churn"
-    days = _duration(parse_days, spec.inactive_for, f"{where}.inactive_for")
-    if days < 1:
-        raise ConfigError(f"{where}.inactive_for: must be at least one day. Got {spec.inactive_for!r}.")
-    entity = ENTITIES.get(spec.entity)
+    _duration(parse_days, spec.inactive_for, f"{where}.inactive_for")
     dated = [n for n in sources if ENTITIES[n].time and n not in ("account_history", "outcomes")]
-    if entity is None or spec.entity not in dated:
+    if spec.entity not in dated:
         raise ConfigError(
             f"{where}.entity: {spec.entity!r} is not a source of dated rows in this project, so "
             f"it cannot tell when an account was last active. Sources with dated rows: "

@@ -65,10 +65,7 @@ def build(
         loaded = pipeline.load_sources(config, engine, progress)
         lapse = config.validation.churn if outcome == "churn" else None
         if lapse is not None:  # churn as inactivity: the events follow from the activity
-            days = lapses.activity_days(config, loaded.tables, loaded.engine, lapse)
-            until = observed_until or lapses.newest_activity(config, loaded.tables,
-                                                             loaded.engine, lapse) or date.min
-            events = lapses.events(days, lapses.inactive_days(lapse), until)
+            days, events, until = _lapses(config, loaded, lapse, observed_until)
         else:
             events = outcome_events(loaded, outcome)
             until = observed_until or _default_until(loaded, events)
@@ -98,6 +95,15 @@ def build(
     dropped = [d for d in dates if d not in keep]
     return Observations(frame, outcome, horizon_days, lead_days, until, keep, dropped, events, after,
                         dated, after_by_measure)
+
+
+def _lapses(config: ProjectConfig, loaded: pipeline.Loaded, spec: Any,
+            observed_until: date | None) -> tuple[pd.DataFrame, pd.DataFrame, date]:
+    """Activity days, lapses (the churns) and up to when they are known (validation.churn)."""
+    days = lapses.activity_days(config, loaded.tables, loaded.engine, spec)
+    newest = lapses.newest_activity(config, loaded.tables, loaded.engine, spec)
+    until = observed_until or newest or date.min
+    return days, lapses.events(days, lapses.inactive_days(spec), until), until
 
 
 def _with_start_dates(frame: pd.DataFrame, loaded: pipeline.Loaded) -> pd.DataFrame:
