@@ -170,3 +170,12 @@ def test_a_declared_attribute_missing_from_the_file_is_a_data_error(tmp_path: Pa
         "healthscore.yml: sources.accounts: ")
     assert "has no column 'Contract' (from 'columns: {contract_type: Contract}'), needed for " \
            "accounts.contract_type." in str(err.value)
+
+
+def test_the_rows_behind_an_attribute_measure_show_the_attribute(tmp_path: Path) -> None:
+    write_project(tmp_path, _files())
+    project = Project.load(tmp_path)
+    project.run(dates=[LATE], apply_rules=False)
+    rows = project.measure_rows("A2", "contract", LATE)
+    assert "contract_type" in rows["columns"]
+    assert [r["values"]["contract_type"] for r in rows["rows"]] == ["Month-to-month"]
