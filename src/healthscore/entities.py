@@ -9,6 +9,9 @@ lies after D.
 
 from __future__ import annotations
 
+import dataclasses
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 # Column types: string, int, float, bool, date, timestamp.
@@ -56,6 +59,26 @@ HISTORY_ATTRIBUTES = (
     ("renewal_date", "date"), ("lifecycle_stage", "string"), ("licensed_seats", "int"),
     ("modules_purchased", "int"),
 )
+
+# a project's own account columns (contract type, payment method...): their types, and the
+# entities that carry them (accounts, and account_history for their values on each date)
+ATTRIBUTE_TYPES = ("string", "int", "float", "bool", "date")
+ATTRIBUTE_ENTITIES = ("accounts", "account_history")
+ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# names the scored rows already use: an attribute may not take them
+RESERVED = frozenset({"as_of", "k", "scorecard", "version", "is_primary", "score", "coverage",
+                      "band", "grade", "valid_from", "label", "event_date"})
+
+
+def with_attributes(entity: Entity, attributes: Mapping[str, str]) -> Entity:
+    """accounts (or account_history) with the project's own attribute columns added, optional
+    and typed as declared; any other entity unchanged."""
+    if not attributes or entity.name not in ATTRIBUTE_ENTITIES:
+        return entity
+    extra = tuple(Column(name, type_, doc="the project's own attribute")
+                  for name, type_ in attributes.items())
+    return dataclasses.replace(entity, columns=entity.columns + extra)
+
 
 ENTITIES: dict[str, Entity] = {
     e.name: e
@@ -248,11 +271,15 @@ ENTITIES: dict[str, Entity] = {
                 _c("end_date", "timestamp", doc="day the period ends; empty if open-ended"),
                 _c("mrr", "float", doc="monthly recurring revenue of the period"),
                 _c("quantity", "float", doc="seats or units"),
+                _c("discount", "float", doc="the period's discount, as your billing records it "
+                   "(an amount or a share of the list price)"),
+                _c("billing_period", "string", doc="how often the period is billed: monthly, "
+                   "quarterly, annual...", values=("monthly", "quarterly", "annual"), closed=False),
             ),
             key="subscription_id",
             time="start_date",
             end="end_date",
-            nonnegative=("mrr", "quantity"),
+            nonnegative=("mrr", "quantity", "discount"),
         ),
         Entity(
             "outcomes",

@@ -138,19 +138,18 @@ def scores_expr(
     every = tuple(dict.fromkeys(m for sc in config.all_scorecards for m in sc.measures))
     for sc in config.scorecards:
         rows = wide.filter(wide["__primary"] == sc.name)
-        parts.append(score_scorecard(sc, rows, sc.version(config.measures), True, every))
+        parts.append(score_scorecard(sc, rows, sc.version(config.measures), True, every,
+                                     config.attributes))
     for sc in config.also:
-        parts.append(score_scorecard(sc, wide, sc.version(config.measures), False))
+        parts.append(score_scorecard(sc, wide, sc.version(config.measures), False,
+                                     attributes=config.attributes))
     return _union_aligned(parts)
 
 
 def history_columns(loaded: Loaded) -> list[str]:
     """The account attributes the project's account_history source gives (none without one)."""
-    from healthscore.entities import HISTORY_ATTRIBUTES
-
     h = loaded.health.get("account_history")
-    have = set(h.columns) if h is not None else set()
-    return [name for name, _ in HISTORY_ATTRIBUTES if name in have]
+    return [c for c in (h.columns if h is not None else []) if c not in ("account_id", "valid_from")]
 
 
 def _stale_dates(health: dict[str, DataHealth], dates: list[date]) -> dict[str, list[date]]:

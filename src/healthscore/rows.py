@@ -33,7 +33,7 @@ def measure_rows(config: ProjectConfig, raw: dict[str, ir.Table], name: str, acc
         out.update(entity=None, rows=[], total=0, counted=0)
         return out
     source = config.sources[entity_name]
-    entity = ENTITIES[entity_name]
+    entity = source.definition  # with the project's own account attributes
     t = with_first_of_duplicates(typed(map_columns(raw[entity_name], source, entity), entity), entity)
     checks = reasons(t, entity, None)
     rejected = ibis.cases(*((cond.fill_null(False), why) for why, cond in checks),

@@ -14,6 +14,7 @@ from typing import Any
 
 from healthscore.config import specs
 from healthscore.config.secrets import redact_url
+from healthscore.entities import ENTITIES, Entity, with_attributes
 
 Scheme = specs.Scheme
 
@@ -321,6 +322,13 @@ class Source:
     location: str  # absolute path or URL (with its password: only for connecting)
     format: str
     stale_after_days: int | None
+    attributes: tuple[tuple[str, str], ...] = ()  # the project's own account columns, typed
+
+    @property
+    def definition(self) -> Entity:
+        """The entity the source maps onto, with the project's own attributes (accounts and
+        account_history)."""
+        return with_attributes(ENTITIES[self.entity], dict(self.attributes))
 
     @property
     def shown(self) -> str:
@@ -346,6 +354,16 @@ class ProjectConfig:
     # CSMs' module marks, the CTAs (when a group is coloured by them) and the values CSMs
     # enter for manual measures (beside any manual_values file)
     store_sources: dict[str, Source] = field(default_factory=dict)
+
+    @property
+    def attributes(self) -> tuple[str, ...]:
+        """The project's own account columns (sources.accounts.attributes), by name."""
+        return tuple(name for name, _ in self.sources["accounts"].attributes)
+
+    def entity(self, name: str) -> Entity:
+        """An entity as this project reads it (accounts with its own attributes)."""
+        source = self.sources.get(name)
+        return source.definition if source is not None else ENTITIES[name]
 
     @property
     def all_scorecards(self) -> tuple[Scorecard, ...]:

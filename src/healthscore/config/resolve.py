@@ -16,7 +16,13 @@ from healthscore.config.scorecards import (
 )
 from healthscore.config.secrets import expand_env
 from healthscore.config.windows import parse_days, parse_window, stale_after_days
-from healthscore.entities import ENTITIES
+from healthscore.entities import (
+    ATTRIBUTE_ENTITIES,
+    ATTRIBUTE_NAME,
+    ENTITIES,
+    RESERVED,
+    with_attributes,
+)
 from healthscore.errors import ConfigError
 
 _FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".xlsx": "excel",
@@ -30,13 +36,15 @@ def resolve(ps: ProjectSpecs) -> model.ProjectConfig:
     wf_url = ps.project.workflow.url
     if wf_url:
         _env(wf_url, "healthscore.yml: workflow.url")  # a missing ${NAME} is a config error
-    sources = {name: _source(ps.root, name, spec, state_dir, wf_url)
+    attributes = _attributes(ps.project.sources)
+    sources = {name: _source(ps.root, name, spec, state_dir, wf_url, attributes)
                for name, spec in ps.project.sources.items()}
     if "accounts" not in sources:
         raise ConfigError(
             f"{PROJECT_FILE}: sources: has no 'accounts' source. Every project needs one: "
             f"add 'accounts: {{path: data/accounts.csv}}' under sources."
         )
+    _check_churn(ps.project.validation.churn, sources)
     measures = _LazyMeasures(ps.measures, sources)
     primary = _scorecard_list(ps, ps.project.scorecards, "scorecards")
     also = _scorecard_list(ps, ps.project.also, "also")
@@ -47,7 +55,8 @@ def resolve(ps: ProjectSpecs) -> model.ProjectConfig:
     for name, ms in ps.measures.items():
         if ms.file != LIBRARY_FILE:
             measures[name]  # noqa: B018 - every project measure is checked, used or not
-    scorecards = _resolve_scorecards(ps, primary, also, measures)
+    accounts = sources["accounts"].definition.column_names
+    scorecards = _resolve_scorecards(ps, primary, also, measures, accounts)
     # read from the workflow store even when not listed as sources: the CSMs' marks, the CTAs
     # (for colour: ctas/worst), the values CSMs enter for manual measures
     need = ["module_marks"]
@@ -107,14 +116,46 @@ def _check_encoding(encoding: str, fmt: str, where: str) -> None:
                           f"latin-1, cp1252 or utf-16.") from None
 
 
+def _attributes(sources: dict[str, specs.SourceSpec]) -> tuple[tuple[str, str], ...]:
+    """The project's own account columns (sources.accounts.attributes), checked: names that
+    expressions can name and that no column or scored value already uses."""
+    for name, spec in sources.items():
+        if spec.attributes and name != "accounts":
+            raise ConfigError(
+                f"{PROJECT_FILE}: sources.{name}.attributes: only the accounts source keeps extra "
+                f"columns as attributes (an account_history source gives their past values). "
+                f"Move 'attributes:' to sources.accounts."
+            )
+    accounts_spec = sources.get("accounts")
+    declared = accounts_spec.attributes if accounts_spec is not None else {}
+    accounts = ENTITIES["accounts"]
+    for name in declared:
+        where = f"{PROJECT_FILE}: sources.accounts.attributes.{name}"
+        if accounts.column(name) is not None or name in RESERVED:
+            raise ConfigError(
+                f"{where}: {name!r} is already a column of accounts or of the scores. Give the "
+                f"attribute another name and map it: 'columns: {{<new name>: {name}}}'."
+            )
+        if not ATTRIBUTE_NAME.match(name) or "__" in name:
+            raise ConfigError(
+                f"{where}: an attribute's name must be lower-case letters, digits and single "
+                f"underscores, starting with a letter, so that 'when:' and filters can name it. "
+                f"Name it e.g. 'contract_type' and map your column: "
+                f"'columns: {{contract_type: <your column name>}}'."
+            )
+    return tuple(declared.items())
+
+
 def _source(root: Path, name: str, spec: specs.SourceSpec, state_dir: Path | None = None,
-            workflow_url: str | None = None) -> model.Source:
+            workflow_url: str | None = None,
+            attributes: tuple[tuple[str, str], ...] = ()) -> model.Source:
     where = f"{PROJECT_FILE}: sources.{name}"
-    entity = ENTITIES.get(name)
-    if entity is None:
+    if name not in ENTITIES:
         raise ConfigError(
             f"{where}: unknown entity {name!r}. Valid entities: {', '.join(ENTITIES)}."
         )
+    attributes = attributes if name in ATTRIBUTE_ENTITIES else ()
+    entity = with_attributes(ENTITIES[name], dict(attributes))
     if spec.format == "workflow":
         if name not in WORKFLOW_ENTITIES or spec.path is not None or spec.url is not None:
             raise ConfigError(
@@ -149,7 +190,24 @@ def _source(root: Path, name: str, spec: specs.SourceSpec, state_dir: Path | Non
         stale = stale_after_days(spec.refresh, spec.stale_after)
     except ValueError as err:
         raise ConfigError(f"{where}.{key}: {err}") from None
-    return model.Source(name, spec, location, fmt, stale)
+    return model.Source(name, spec, location, fmt, stale, attributes)
+
+
+def _check_churn(spec: specs.ChurnSpec | None, sources: dict[str, model.Source]) -> None:
+    """validation.churn: a duration, and an entity with dated rows that the project reads."""
+    if spec is None:
+        return
+    where = f"{PROJECT_FILE}: validation.churn"
+    _duration(parse_days, spec.inactive_for, f"{where}.inactive_for")
+    dated = [n for n in sources if ENTITIES[n].time and n not in ("account_history", "outcomes")]
+    if spec.entity not in dated:
+        raise ConfigError(
+            f"{where}.entity: {spec.entity!r} is not a source of dated rows in this project, so "
+            f"it cannot tell when an account was last active. Sources with dated rows: "
+            f"{', '.join(dated) or 'none'}."
+        )
+    if spec.filter:
+        _check_filter(spec.filter, sources[spec.entity].definition, f"{where}.filter")
 
 
 def _env(url: str, where: str) -> str:
@@ -221,8 +279,11 @@ def _measure(name: str, ms: MeasureSource, sources: dict[str, model.Source]) -> 
         if spec.min is not None and spec.max is not None and spec.min > spec.max:
             raise ConfigError(f"{where}: min ({spec.min:g}) is above max ({spec.max:g}). "
                               f"Swap them.")
-    _check_account_columns(spec, where)
+    accounts = sources["accounts"].definition.column_names
+    _check_account_columns(spec, where, accounts)
     check_scheme(spec.scheme, f"{where}.scheme")
+    if isinstance(spec.scheme, specs.PercentileScheme):
+        check_account_column(spec.scheme.by, f"{where}.scheme.by", accounts)
     deps = _dependencies(spec, where)
     return _typed(name, spec, ms.file, depends_on=deps, **kwargs)
 
@@ -243,7 +304,7 @@ def _duration(parse: Any, text: str | None, where: str) -> Any:
         raise ConfigError(f"{where}: {err}") from None
 
 
-def _check_account_columns(spec: Any, where: str) -> None:
+def _check_account_columns(spec: Any, where: str, accounts: list[str]) -> None:
     refs: list[tuple[str, str]] = []
     if spec.type == "attribute":
         refs.append(("column", spec.column))
@@ -251,7 +312,7 @@ def _check_account_columns(spec: Any, where: str) -> None:
         refs += [(k, getattr(spec, k).split(".", 1)[1]) for k in ("numerator", "denominator")
                  if _is_attribute(getattr(spec, k))]
     for key, col in refs:
-        check_account_column(col, f"{where}.{key}")
+        check_account_column(col, f"{where}.{key}", accounts)
 
 
 def _check_entity_measure(spec: Any, sources: dict[str, model.Source], where: str) -> None:
@@ -375,7 +436,8 @@ def _scorecard_list(ps: ProjectSpecs, names: list[str], key: str) -> list[str]:
 
 
 def _resolve_scorecards(
-    ps: ProjectSpecs, primary: list[str], also: list[str], measures: dict[str, model.Measure]
+    ps: ProjectSpecs, primary: list[str], also: list[str], measures: dict[str, model.Measure],
+    accounts: list[str],
 ) -> dict[str, model.Scorecard]:
     if not primary:
         if len(ps.scorecards) != 1:
@@ -385,7 +447,7 @@ def _resolve_scorecards(
             )
         primary.append(next(iter(ps.scorecards)))
     out = {
-        n: resolve_scorecard(n, *ps.scorecards[n], measures, ps.project.settings)
+        n: resolve_scorecard(n, *ps.scorecards[n], measures, ps.project.settings, accounts)
         for n in [*primary, *also]
     }
     last = out[primary[-1]]

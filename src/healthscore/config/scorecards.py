@@ -26,15 +26,19 @@ def resolve_scorecard(
     file: str,
     measures: dict[str, model.Measure],
     settings: specs.SettingsSpec,
+    accounts: list[str] | None = None,
 ) -> model.Scorecard:
+    """``accounts`` names the account columns (with the project's own attributes) that
+    ``when:`` and a percentile's ``by:`` may read."""
+    accounts = accounts or ENTITIES["accounts"].column_names
     _check_weights(spec.groups, "groups", file)
     bands = _bands(spec.bands, file)
     groups = tuple(
-        _group(g, gs, g, file, measures, bands) for g, gs in spec.groups.items()
+        _group(g, gs, g, file, measures, bands, accounts) for g, gs in spec.groups.items()
     )
     used = tuple(dict.fromkeys(e.measure for g in groups for e in g.all_entries()))
     if spec.when is not None:
-        _check_when(spec.when, f"{file}: when")
+        _check_when(spec.when, f"{file}: when", accounts)
     return model.Scorecard(
         name=name,
         file=file,
@@ -66,7 +70,7 @@ def _weight(v: Any) -> float:
 
 def _group(
     name: str, spec: specs.GroupSpec, path: str, file: str, measures: dict[str, model.Measure],
-    sc_bands: tuple[model.Band, ...],
+    sc_bands: tuple[model.Band, ...], accounts: list[str],
 ) -> model.Group:
     children: dict[str, Any] = {**spec.measures, **spec.groups}
     if not children:
@@ -79,11 +83,11 @@ def _group(
         )
     _check_weights(children, f"groups.{path}", file)
     entries = tuple(
-        _entry(m, e, f"groups.{path}.measures.{m}", file, measures)
+        _entry(m, e, f"groups.{path}.measures.{m}", file, measures, accounts)
         for m, e in spec.measures.items()
     )
     subgroups = tuple(
-        _group(g, gs, f"{path}.groups.{g}", file, measures, sc_bands)
+        _group(g, gs, f"{path}.groups.{g}", file, measures, sc_bands, accounts)
         for g, gs in spec.groups.items()
     )
     if spec.red_at_ctas is not None and spec.colour == "score":
@@ -122,7 +126,8 @@ def _group_bands(bands: list[specs.BandSpec] | None, sc_bands: tuple[model.Band,
 
 
 def _entry(
-    name: str, spec: Any, key: str, file: str, measures: dict[str, model.Measure]
+    name: str, spec: Any, key: str, file: str, measures: dict[str, model.Measure],
+    accounts: list[str],
 ) -> model.Entry:
     if name not in measures:
         raise ConfigError(
@@ -149,22 +154,21 @@ def _entry(
         )
     if spec.scheme is not None:
         check_scheme(scheme, f"{file}: {key}.scheme")
+        if isinstance(scheme, specs.PercentileScheme):
+            check_account_column(scheme.by, f"{file}: {key}.scheme.by", accounts)
     missing = spec.missing if spec.missing is not None else measure.missing
     return model.Entry(name, float(spec.weight), scheme, missing)
 
 
-def check_account_column(col: str, where: str) -> None:
-    valid = ENTITIES["accounts"].column_names
+def check_account_column(col: str, where: str, valid: list[str]) -> None:
     if col not in valid:
         raise ConfigError(f"{where}: accounts has no column {col!r}. Valid: {', '.join(valid)}.")
 
 
-def _check_when(text: str, where: str) -> None:
+def _check_when(text: str, where: str, accounts: list[str]) -> None:
     try:
         tree = expressions.parse(text)
-        expressions.check_columns(
-            text, tree, ENTITIES["accounts"].column_names, "account column"
-        )
+        expressions.check_columns(text, tree, accounts, "account column")
     except expressions.ExpressionError as err:
         raise ConfigError(f"{where}: {err}") from None
 

@@ -10,8 +10,6 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from healthscore.entities import ENTITIES
-
 Number = Annotated[float, Field(allow_inf_nan=False)]
 Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
 
@@ -36,6 +34,9 @@ class SourceSpec(Spec):
     encoding: str | None = None  # of a CSV file (default UTF-8), e.g. latin-1, cp1252, utf-16
     max_rejected_share: Annotated[float, Field(ge=0, le=1)] | None = None
     max_rejected_rows: Annotated[int, Field(ge=0)] | None = None
+    # accounts only: the project's own columns kept as attributes, each with its type
+    attributes: dict[str, Literal["string", "int", "float", "bool", "date"]] = Field(
+        default_factory=dict)
 
 
 MEMORY = r"^\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$"
@@ -50,6 +51,15 @@ class SettingsSpec(Spec):
     threads: Annotated[int, Field(ge=1, le=256)] | None = None
     renewal_grace_days: Annotated[int, Field(ge=0)] = 7
     source_cache: bool = True  # keep clean tables of unchanged file sources between runs
+
+
+class ChurnSpec(Spec):
+    """Churn without contracts: an account churns once it has had no activity (no row of
+    ``entity``, or none matching ``filter``) for ``inactive_for``."""
+
+    inactive_for: str
+    entity: str = "usage_events"
+    filter: str | None = None
 
 
 class ValidationSpec(Spec):
@@ -67,6 +77,7 @@ class ValidationSpec(Spec):
     folds: Annotated[int, Field(ge=2, le=20)] = 4
     bootstrap: Annotated[int, Field(ge=0, le=5000)] = 200
     seed: int = 0
+    churn: ChurnSpec | None = None  # churn as inactivity (no contracts), instead of churn dates
 
 
 class NotifySpec(Spec):
@@ -199,11 +210,8 @@ class PercentileScheme(_SchemeBase):
     by: str = "segment"
     higher_is_better: bool = True
 
-    def problem(self) -> tuple[str, str] | None:
-        valid = ENTITIES["accounts"].column_names
-        if self.by not in valid:
-            return ".by", f"accounts has no column {self.by!r}. Valid: {', '.join(valid)}."
-        return None
+    # 'by' is checked where the accounts' declared attributes are known (config.resolve and
+    # config.scorecards: check_account_column)
 
 
 class BooleanScheme(_SchemeBase):

@@ -49,11 +49,12 @@ def primary_of(config: ProjectConfig, t: ir.Table) -> Any:
 
 
 def score_scorecard(sc: Scorecard, t: ir.Table, version: str, primary: bool,
-                    carry: tuple[str, ...] = ()) -> ir.Table:
+                    carry: tuple[str, ...] = (), attributes: tuple[str, ...] = ()) -> ir.Table:
     """One row per input row: scores for ``sc``; ``t`` holds measure values by name.
 
     ``carry`` names more measures whose values the rows keep (a primary row carries every
-    measure computed for the account, so rules, quadrants and plans see them all).
+    measure computed for the account, so rules, quadrants and plans see them all);
+    ``attributes``, the project's own account columns the rows keep beside the usual ones.
 
     Built in steps (measure scores, then groups from the deepest up, then the total), each
     step reading the columns of the one before, so the expression stays linear in size.
@@ -83,7 +84,7 @@ def score_scorecard(sc: Scorecard, t: ir.Table, version: str, primary: bool,
     out.update({colour_col(g.path): t[colour_col(g.path)] for g in sc.all_groups()})
     out.update({value_col(m): _value(t[m]) for m in dict.fromkeys((*sc.measures, *carry))})
     out.update({score_col(e.measure): t[score_col(e.measure)] for e in entries})
-    attrs = [c for c in ATTRIBUTES if c in t.columns]
+    attrs = [c for c in (*ATTRIBUTES, *attributes) if c in t.columns]
     return t.select(*KEYS, *attrs, **out)
 
 

@@ -14,7 +14,7 @@ import ibis.expr.types as ir
 from healthscore.config.load import PROJECT_FILE
 from healthscore.config.model import Source
 from healthscore.config.secrets import redact_url
-from healthscore.entities import ENTITIES, Entity
+from healthscore.entities import Entity
 from healthscore.errors import DataError
 
 IBIS_TYPES = {
@@ -62,7 +62,7 @@ class DataHealth:
 
 def map_columns(raw: ir.Table, source: Source, entity: Entity | None = None) -> ir.Table:
     """Rename the source's columns to the entity's and add a row number."""
-    entity = entity or ENTITIES[source.entity]
+    entity = entity or source.definition
     have = set(raw.columns)
     exprs: dict[str, Any] = {ROW: ibis.row_number() + 1}
     for col in entity.columns:
@@ -224,8 +224,9 @@ def check_limits(source: Source, health: DataHealth, max_share: float, max_rows:
 
 
 def contract(source: Source, optional: frozenset[str] = frozenset()) -> Entity:
-    """The entity a source is checked against (``optional`` columns relaxed)."""
-    return _relaxed(ENTITIES[source.entity], optional)
+    """The entity a source is checked against: its columns and the declared attributes
+    (``optional`` columns relaxed)."""
+    return _relaxed(source.definition, optional)
 
 
 def _relaxed(entity: Entity, optional: frozenset[str]) -> Entity:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from healthscore.config.model import INSUFFICIENT, ProjectConfig, Scorecard
 from healthscore.errors import HealthScoreError
-from healthscore.validation import metrics, observations, shapes, signals
+from healthscore.validation import metrics, observations, question, shapes, signals
 from healthscore.validation.shapes import SuggestedSchemes
 from healthscore.validation.suggest import scorecard_yaml
 from healthscore.validation.weights import (
@@ -78,6 +78,8 @@ def validate(config: ProjectConfig, options: Options, progress: Progress) -> dic
         "scorecard": target.name,
         "versions": {sc.name: sc.version(config.measures) for sc in config.all_scorecards},
         "overall": score_metrics(primary, _bands(config.scorecards[-1]), options),
+        "question": None if options.good_outcome else
+        question.answer(primary, _bands(config.scorecards[-1])),
         "segments": _by_segment(primary, config, options),
         "scorecards": {},
         "_primary": primary,
@@ -92,7 +94,7 @@ def validate(config: ProjectConfig, options: Options, progress: Progress) -> dic
     progress("discovering signals|1|3")
     result["signals"] = signals.discover(frame, target, config.measures, options.good_outcome,
                                          obs.after_churn, obs.dated, options.bootstrap,
-                                         options.seed)
+                                         options.seed, obs.after_churn_by_measure)
     result["rows_after_churn"] = obs.after_churn
     result["clusters"] = signals.correlated_clusters(frame, list(result["signals"]))
     progress("fitting suggested weights|2|3")

@@ -22,6 +22,7 @@ from healthscore import pipeline
 from healthscore.config.model import ProjectConfig
 from healthscore.dates import date_grid, minus_months
 from healthscore.errors import DataError, HealthScoreError
+from healthscore.validation import lapses
 
 Progress = Callable[[str], None]
 
@@ -40,6 +41,7 @@ class Observations:
     events: pd.DataFrame  # account_id, event_date: every outcome event known
     after_churn: dict[str, int] = field(default_factory=dict)  # entity -> rows dated after churn
     dated: frozenset[str] = frozenset()  # accounts.<column> read point-in-time from a history
+    after_churn_by_measure: dict[str, int] = field(default_factory=dict)  # of the rows it reads
 
     def primary(self) -> pd.DataFrame:
         return self.frame[self.frame["is_primary"]]
@@ -61,9 +63,13 @@ def build(
     engine = pipeline.open_engine(config)
     try:
         loaded = pipeline.load_sources(config, engine, progress)
-        events = outcome_events(loaded, outcome)
+        lapse = config.validation.churn if outcome == "churn" else None
+        if lapse is not None:  # churn as inactivity: the events follow from the activity
+            days, events, until = _lapses(config, loaded, lapse, observed_until)
+        else:
+            events = outcome_events(loaded, outcome)
+            until = observed_until or _default_until(loaded, events)
         churns = outcome_events(loaded, "churn") if outcome == "renewal" else None
-        until = observed_until or _default_until(loaded, events)
         if not dates:  # the last twelve months whose outcome windows are over
             last = until - timedelta(days=lead_days + horizon_days)
             dates = date_grid(None, minus_months(last, 11, False), last, every)
@@ -71,9 +77,13 @@ def build(
         if not keep:
             raise HealthScoreError(_no_dates(dates, until, horizon_days, lead_days))
         if events.empty:  # before scoring anything: no date range would help
-            raise DataError(_no_events(config, loaded, outcome))
+            raise DataError(_no_lapses(lapse, until) if lapse else _no_events(config, loaded, outcome))
         frame = pipeline.score_frame(config, loaded, keep, progress)
+        frame = _with_start_dates(frame, loaded)
+        if lapse is not None:  # only the accounts that were customers (active) on each date
+            frame = lapses.active(frame, days, lapses.inactive_days(lapse))
         after = rows_after_churn(loaded)
+        after_by_measure = measure_rows_after_churn(loaded, config.measures)
         dated = frozenset(f"accounts.{c}" for c in pipeline.history_columns(loaded))
     finally:
         engine.close()
@@ -84,7 +94,24 @@ def build(
     frame = frame.sort_values(["scorecard", "as_of", "account_id"], ignore_index=True)
     dropped = [d for d in dates if d not in keep]
     return Observations(frame, outcome, horizon_days, lead_days, until, keep, dropped, events, after,
-                        dated)
+                        dated, after_by_measure)
+
+
+def _lapses(config: ProjectConfig, loaded: pipeline.Loaded, spec: Any,
+            observed_until: date | None) -> tuple[pd.DataFrame, pd.DataFrame, date]:
+    """Activity days, lapses (the churns) and up to when they are known (validation.churn)."""
+    days = lapses.activity_days(config, loaded.tables, loaded.engine, spec)
+    newest = lapses.newest_activity(config, loaded.tables, loaded.engine, spec)
+    until = observed_until or newest or date.min
+    return days, lapses.events(days, lapses.inactive_days(spec), until), until
+
+
+def _with_start_dates(frame: pd.DataFrame, loaded: pipeline.Loaded) -> pd.DataFrame:
+    """Each observation's account start date (for how long it has been a customer)."""
+    a = loaded.tables["accounts"]
+    starts = loaded.engine.to_arrow(a.select("account_id", "start_date")).to_pandas()
+    starts["start_date"] = pd.to_datetime(starts["start_date"]).dt.date
+    return frame.merge(starts, on="account_id", how="left")
 
 
 def came_up_for_renewal(frame: pd.DataFrame, churns: pd.DataFrame, horizon_days: int,
@@ -101,20 +128,55 @@ def rows_after_churn(loaded: pipeline.Loaded) -> dict[str, int]:
     the outcome, which a measure can leak into a backtest."""
     from healthscore.entities import ENTITIES
 
-    accounts = loaded.tables["accounts"]
-    gone = accounts.filter(accounts.churn_date.notnull()).select("account_id", __churn=accounts.churn_date)
+    gone = _churn_dates(loaded)
     out = {}
     for name, table in loaded.tables.items():
         e = ENTITIES[name]
         if name in ("accounts", "outcomes") or e.time is None or "account_id" not in table.columns:
             continue
-        j = table.join(gone, "account_id")
-        at = j[e.time]
-        day = at if at.type().is_date() else at.date()
-        n = j.filter(day > j["__churn"]).count().to_pyarrow().as_py()
+        n = _count_after(table, e.time, gone)
         if n:
-            out[name] = int(n)
+            out[name] = n
     return out
+
+
+def measure_rows_after_churn(loaded: pipeline.Loaded, measures: dict[str, Any]) -> dict[str, int]:
+    """For each measure that reads dated rows: how many of the rows it reads (its entity's,
+    through its filter) are stamped after their account churned. Rows of the entity that the
+    measure does not read do not make it suspect."""
+    from healthscore.measures.parts import measure_filter, time_column
+
+    gone = _churn_dates(loaded)
+    out = {}
+    for name, m in measures.items():
+        if m.type == "manual" and "manual_values" in loaded.tables:
+            t = loaded.tables["manual_values"]
+            out[name] = _count_after(t.filter(t.measure == (m.spec.name or m.name)), "entered_at", gone)
+        elif m.entity and m.entity in loaded.tables and m.entity not in ("accounts", "outcomes"):
+            t = loaded.tables[m.entity]
+            if getattr(m.spec, "filter", None):
+                t = t.filter(measure_filter(m, t).fill_null(False))
+            out[name] = _count_after(t, time_column(m), gone)
+    return out
+
+
+def _churn_dates(loaded: pipeline.Loaded) -> Any:
+    """account_id, __churn: each churned account's churn day (its churn_date, or its first
+    churn in the outcomes)."""
+    a = loaded.tables["accounts"]
+    parts = [a.filter(a.churn_date.notnull()).select("account_id", __churn=a.churn_date)]
+    if "outcomes" in loaded.tables:
+        o = loaded.tables["outcomes"]
+        parts.append(o.filter(o.kind == "churn").select("account_id", __churn=o.occurred_at.date()))
+    u = ibis.union(*parts)
+    return u.group_by("account_id").aggregate(__churn=u["__churn"].min())
+
+
+def _count_after(table: Any, time: str, gone: Any) -> int:
+    j = table.join(gone, "account_id")
+    at = j[time]
+    day = at if at.type().is_date() else at.date()
+    return int(j.filter(day > j["__churn"]).count().to_pyarrow().as_py())
 
 
 def _no_dates(dates: list[date], until: date, horizon: int, lead: int) -> str:
@@ -125,6 +187,13 @@ def _no_dates(dates: list[date], until: date, horizon: int, lead: int) -> str:
         f"(lead {lead}d + horizon {horizon}d). Choose --to {latest} or earlier, a shorter "
         f"--horizon, or set validation.observed_until."
     )
+
+
+def _no_lapses(spec: Any, until: date) -> str:
+    rows = f"{spec.entity} rows" + (f" matching {spec.filter!r}" if spec.filter else "")
+    return (f"validate: no account went {spec.inactive_for} without {rows} by {until}, so "
+            f"there is no churn (validation.churn) to check the score against. Shorten "
+            f"validation.churn.inactive_for, or check the entity and filter.")
 
 
 def _no_events(config: ProjectConfig, loaded: pipeline.Loaded, outcome: str) -> str:

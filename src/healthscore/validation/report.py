@@ -236,6 +236,18 @@ def _compare(c: dict[str, Any]) -> str:
             f"<p>{c['observations']:,} shared observations.</p>" + _table(head, rows))
 
 
+def _question(q: dict[str, Any] | None) -> str:
+    """Seed 000's question in plain words, then the share of each group in each band."""
+    if not q:
+        return ""
+    years = "two years" if q["years"] == 2 else "a year"
+    return (f"<h2>{escape(q['question'])}</h2><p class='answer'>{escape(q['answer'])}</p>"
+            + _table(["band", f"stayed {years} or more ({q['stayed']:,})",
+                      f"left ({q['left']:,})"],
+                     [[escape(b["band"]), _pct(b["stayed"]["share"], 0), _pct(b["left"]["share"], 0)]
+                      for b in q["bands"]]))
+
+
 def render(data: dict[str, Any]) -> str:
     o = data["overall"]
     outcome = data["outcome"]
@@ -245,7 +257,8 @@ def render(data: dict[str, Any]) -> str:
             f"{data['dates'][-1]} ({len(data['dates'])} dates); outcomes known up to "
             f"{data['observed_until']}. Generated {escape(data['generated_at'])}.</p>")
     alarm = data.get("alarm")
-    parts = [head, *([f'<p class="flag">{escape(alarm["why"])}</p>'] if alarm else []),
+    parts = [head, _question(data.get("question")),
+             *([f'<p class="flag">{escape(alarm["why"])}</p>'] if alarm else []),
              _summary(o, outcome),
              f"<h2>{escape(outcome.capitalize())} rate by band</h2>", _bars(o["bands"], "band"),
              _table(["band", "observations", outcome, "rate", "95% CI"],

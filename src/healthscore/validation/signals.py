@@ -7,7 +7,9 @@ curve), its univariate AUC and direction, and flags:
   outcome *more* often (for churn), significantly across resamples of accounts (Bonferroni
   over the scorecard's weighted measures, see ``metrics.significance_z``);
 * ``leaky`` - near-perfect separation, or it reads a column that holds today's state (which
-  can reflect the outcome itself) or the outcomes;
+  can reflect the outcome itself) or the outcomes; or partial leaks: rows it reads are dated
+  after their account churned, or its value tells the outcome apart only in the last days
+  before it (a value that moves once the outcome is under way: a back-dated feed);
 * ``correlated`` - it moves with measures in other groups (|Spearman| >= 0.8): one group
   should hold them, or one should go;
 * ``low_coverage`` - too few observations have a value for it to matter.
@@ -28,6 +30,10 @@ from healthscore.validation.metrics import auc, bootstrap_aucs, bootstrap_z, sig
 LEAKY_AUC = 0.95
 CORRELATED = 0.8
 MIN_COVERAGE = 0.25
+# a partial leak: separation this strong within NEAR_DAYS of the outcome and this weak before
+NEAR_DAYS = 30
+LATE_NEAR, LATE_FAR = 0.8, 0.6
+MIN_LATE = 10  # outcome observations each side needs
 # account columns that hold the state of today, not of the as-of date
 CURRENT_STATE = {"accounts": ("arr", "mrr", "licensed_seats", "lifecycle_stage", "renewal_date",
                               "churn_date", "modules_purchased", "plan")}
@@ -36,7 +42,7 @@ CURRENT_STATE = {"accounts": ("arr", "mrr", "licensed_seats", "lifecycle_stage",
 def discover(
     frame: pd.DataFrame, scorecard: Scorecard, measures: dict[str, Measure], good_outcome: bool,
     after_churn: dict[str, int] | None = None, dated: frozenset[str] = frozenset(),
-    bootstrap: int = 200, seed: int = 0,
+    bootstrap: int = 200, seed: int = 0, after_by_measure: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """``dated`` names columns read point-in-time although the entity's are today's state
     (``accounts.licensed_seats`` from an account_history source): no leak flag for them.
@@ -54,12 +60,8 @@ def discover(
                              bootstrap, seed)
         out[name]["group"] = groups.get(name)
         out[name]["weight"] = weights.get(name, 0.0)
-        m = measures[name]
-        entity = m.entity or ("manual_values" if m.type == "manual" else None)
-        if after_churn and entity in after_churn:
-            out[name]["flags"].append({"flag": "leaky", "why": (
-                f"{after_churn[entity]} rows of {entity} are dated after their account churned: data "
-                f"recorded after the outcome. Check how the source stamps its rows.")})
+        _flag_rows_after_churn(out[name], measures[name], after_churn or {}, after_by_measure)
+        _flag_late_mover(out[name], frame, name, y)
     tested = [n for n, info in out.items() if info["weight"] > 0 and info.get("score_auc") is not None]
     for name in tested:
         _flag_contradiction(out[name], len(tested))
@@ -73,6 +75,55 @@ def discover(
                     f"moves with {others} (|Spearman| >= {cluster['min_abs_rho']:.2f}) but they sit "
                     f"in different groups ({', '.join(spread)}): group them, or keep one.")})
     return out
+
+
+def _flag_rows_after_churn(info: dict[str, Any], m: Measure, after_churn: dict[str, int],
+                           after_by_measure: dict[str, int] | None) -> None:
+    """Rows recorded after the outcome among those the measure reads (through its filter,
+    when counted per measure; else any of its entity's)."""
+    entity = m.entity or ("manual_values" if m.type == "manual" else None)
+    if after_by_measure is not None and m.name in after_by_measure:
+        n = after_by_measure[m.name]
+    else:
+        n = after_churn.get(entity or "", 0)
+    if not n:
+        return
+    which = " matching its filter" if getattr(m.spec, "filter", None) else ""
+    info["flags"].append({"flag": "leaky", "why": (
+        f"{n} rows of {entity}{which} are dated after their account churned: data recorded "
+        f"after the outcome. Check how the source stamps its rows.")})
+
+
+def _flag_late_mover(info: dict[str, Any], frame: pd.DataFrame, name: str, y: np.ndarray) -> None:
+    """A partial leak: the value tells the outcome apart only in the last ``NEAR_DAYS`` before
+    it (a value that moves once the outcome is under way, typically rows written after it and
+    stamped earlier), not further ahead. ``info['by_distance']`` keeps both AUCs."""
+    values = pd.to_numeric(frame[f"m__{name}"], errors="coerce").to_numpy(dtype=float)
+    if info.get("kind") == "category" or info.get("auc") is None or "event_date" not in frame:
+        return
+    ahead = (pd.to_datetime(frame["event_date"]) - pd.to_datetime(frame["as_of"])).dt.days.to_numpy()
+    sign = 1.0 if info["auc"] >= 0.5 else -1.0
+    ok = ~np.isnan(values)
+    rest = ok & (y == 0)
+    near = ok & (y == 1) & (ahead <= NEAR_DAYS)
+    far = ok & (y == 1) & (ahead > NEAR_DAYS)
+    if min(near.sum(), far.sum()) < MIN_LATE or not rest.any():
+        return
+
+    def separation(part: np.ndarray) -> float | None:
+        keep = part | rest
+        return auc(part[keep].astype(int), sign * values[keep])
+
+    a_near, a_far = separation(near), separation(far)
+    info["by_distance"] = {"near_days": NEAR_DAYS, "auc_near": a_near, "auc_far": a_far,
+                           "outcomes_near": int(near.sum()), "outcomes_far": int(far.sum())}
+    if a_near is None or a_far is None or a_near < LATE_NEAR or a_far >= LATE_FAR:
+        return
+    info["flags"].append({"flag": "leaky", "why": (
+        f"tells the outcome apart only in the last {NEAR_DAYS} days before it (AUC {a_near:.2f}, "
+        f"against {a_far:.2f} further ahead): its value moves only once the outcome is under "
+        f"way, as rows written after it and stamped earlier (a back-dated feed) do. Check when "
+        f"its rows are really recorded.")})
 
 
 def _effective_weights(scorecard: Scorecard) -> dict[str, float]:
