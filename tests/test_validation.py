@@ -674,7 +674,8 @@ def test_validate_writes_report_json_record_and_reminds(demo_validation: tuple, 
     assert review_warnings(project.config) == []
     later = date.today() + timedelta(days=120)
     warning = review_warnings(project.config, today=later)
-    assert len(warning) == 2 and "days ago (review every 90 days)" in warning[0]
+    assert len(warning) == len(project.config.scorecards) == 4  # one per scorecard
+    assert "days ago (review every 90 days)" in warning[0]
     suggestion = yaml.safe_load(result.suggestion_yaml())
     assert sum(g["weight"] for g in suggestion["groups"].values()) == pytest.approx(100)
 

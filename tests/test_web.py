@@ -1203,7 +1203,7 @@ def test_cta_page_shows_account_tasks_comments_escalations_and_history(site: Sit
     assert changes["escalated"] == {"escalation_level": [0, 1]}
     assert changes["comment"] == {"text": [None, "Left a voicemail"]}
     assert changes["done"]["status"] == ["open", "done"]
-    assert sorted(cta["assignable"]) == sorted([ADMIN, LEAD, CSM, OTHER_CSM])
+    assert sorted(cta["assignable"]) == sorted([ADMIN, LEAD, CSM, OTHER_CSM, "fay", "sam"])
     # another team's CSM reads it all but may act on nothing
     theirs = _cta_page(site, OTHER_CSM, cid)
     assert (theirs["can_act"], theirs["assignable"], theirs["escalate_to"]) == (False, [], [])

@@ -473,16 +473,20 @@ def _fmt(x: float | None) -> str:
 
 
 def to_json(result: dict[str, Any]) -> dict[str, Any]:
-    """The result without private entries, with numpy values made plain."""
+    """The result without private entries, with numpy values made plain and floats given to
+    12 significant digits: the last bits of a sum depend on the order the engine's threads
+    add in, and they must not change the file (two runs write the same bytes)."""
     def clean(v: Any) -> Any:
         if isinstance(v, dict):
             return {str(k): clean(x) for k, x in v.items() if not str(k).startswith("_")}
         if isinstance(v, list | tuple):
             return [clean(x) for x in v]
         if isinstance(v, np.generic):
-            return v.item()
+            v = v.item()
         if isinstance(v, float) and (np.isnan(v) or np.isinf(v)):
             return None
+        if isinstance(v, float):
+            return float(f"{v:.12g}")
         if isinstance(v, date):
             return v.isoformat()
         return v
