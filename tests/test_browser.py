@@ -11,9 +11,11 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -128,12 +130,10 @@ def recorder() -> Recorder:
     return Recorder()
 
 
-@pytest.fixture
-def page(browser: Browser, site: Site, recorder: Recorder, request: pytest.FixtureRequest) -> Iterator[Page]:
-    """A fresh browser context (no cookies) on the app; fails the test if anything the
-    recorder watches went wrong (an xfail test checks that itself)."""
-    context = browser.new_context(base_url=site.url, viewport={"width": 1280, "height": 900},
-                                  locale="en-US")
+@contextmanager
+def watched_tab(browser: Browser, site: Site, recorder: Recorder, **context_args: Any) -> Iterator[Page]:
+    """A tab in a fresh browser context (no cookies) on the app, watched by ``recorder``."""
+    context = browser.new_context(base_url=site.url, locale="en-US", **context_args)
     context.set_default_timeout(TIMEOUT_MS)
     recorder.watch_context(context)
     tab = context.new_page()
@@ -142,6 +142,14 @@ def page(browser: Browser, site: Site, recorder: Recorder, request: pytest.Fixtu
         yield tab
     finally:
         context.close()
+
+
+@pytest.fixture
+def page(browser: Browser, site: Site, recorder: Recorder, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A fresh browser context (no cookies) on the app; fails the test if anything the
+    recorder watches went wrong (an xfail test checks that itself)."""
+    with watched_tab(browser, site, recorder, viewport={"width": 1280, "height": 900}) as tab:
+        yield tab
     if request.node.get_closest_marker("xfail") is None:
         assert not recorder.problems(), "\n".join(recorder.problems())
 

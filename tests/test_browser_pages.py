@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - playwright is a dev dependency
 
 from . import test_browser as served
 from .browser_support import Recorder, path_is, screenshot
-from .test_browser import ADMIN, TIMEOUT_MS, Site, sign_in
+from .test_browser import ADMIN, Site, sign_in
 
 # the served demo site and its browser, shared with tests/test_browser.py
 site, browser, page, recorder = served.site, served.browser, served.page, served.recorder
@@ -89,16 +89,8 @@ WIDER = """() => [...document.querySelectorAll("body *")]
 
 @pytest.fixture
 def phone(browser: Browser, site: Site, recorder: Recorder) -> Iterator[Page]:
-    context = browser.new_context(base_url=site.url, viewport=PHONE, locale="en-US",
-                                  is_mobile=True, has_touch=True)
-    context.set_default_timeout(TIMEOUT_MS)
-    recorder.watch_context(context)
-    tab = context.new_page()
-    recorder.watch_page(tab)
-    try:
+    with served.watched_tab(browser, site, recorder, viewport=PHONE, is_mobile=True, has_touch=True) as tab:
         yield tab
-    finally:
-        context.close()
     assert not recorder.problems(), "\n".join(recorder.problems())
 
 

@@ -69,10 +69,17 @@ class EntityMeasure(Measure):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Count(EntityMeasure):
+class RowsMeasure(EntityMeasure):
+    """A measure over rows dated in its window, or (mode open) the rows open on the date."""
+
     mode: str = "events"  # events: rows dated in the window; open: rows open on the date
     open_from: str | None = None
     open_after_days: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Count(RowsMeasure):
+    pass
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,13 +88,10 @@ class CountDistinct(EntityMeasure):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Aggregate(EntityMeasure):
+class Aggregate(RowsMeasure):
     """sum, avg, min or max of a column."""
 
     column: str
-    mode: str = "events"
-    open_from: str | None = None
-    open_after_days: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
