@@ -336,6 +336,7 @@ def test_too_few_outcomes_give_a_note_instead_of_a_bare_auc(small_validation: tu
     console = Console(record=True, width=200)
     render.validation(console, data)
     lines = console.export_text().splitlines()
+    assert lines[1] == f"{data['question']['question']} {data['question']['answer']}"  # seed 000's
     assert any("Mid-Market" in line and few in line for line in lines)
     assert not any("Mid-Market" in line and f"{seg['Mid-Market']['auc']:.3f}" in line for line in lines)
 

@@ -268,12 +268,20 @@ def validation_brief(console: Console, data: dict[str, Any]) -> None:
         f"past dates ({o['observations']:,} observations): {_auc(o)}; {data['outcome']} within "
         f"{data['horizon_days']} days by band: {rates}."
     )
+    _question(console, data)
     flagged = sorted({n for n, s in data["signals"].items()
                       if any(f["flag"] == "contradicts" for f in s["flags"])})
     if flagged:
         console.print(f"Measures that work backwards: {', '.join(flagged)}.")
     if data.get("alarm"):
         console.print(data["alarm"]["why"], style="red", markup=False, soft_wrap=True)
+
+
+def _question(console: Console, data: dict[str, Any]) -> None:
+    """Seed 000's question in plain words, as the report opens with it."""
+    q = data.get("question")
+    if q and q.get("answer"):
+        console.print(f"{q['question']} {q['answer']}", markup=False, soft_wrap=True)
 
 
 def validation(console: Console, data: dict[str, Any]) -> None:
@@ -285,6 +293,7 @@ def validation(console: Console, data: dict[str, Any]) -> None:
         f"{o['observations']:,} observations of {o['accounts']:,} accounts, "
         f"{o['outcomes']:,} with {outcome} ({_share(o['base_rate'])})."
     )
+    _question(console, data)
     lead = o.get("lead_time") or {}
     fg = o.get("false_green") or o.get("false_red") or {}
     kind = "false green" if "false_green" in o else "false red"
