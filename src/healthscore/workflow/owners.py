@@ -44,6 +44,14 @@ def nobody(name: str, spec: OwnerSpec) -> str:
             f"(workflow: {{owners: {{{name}: {{user: NAME}}}}}}).")
 
 
+def _users(s: Session) -> list[User]:
+    """The store's users by id, read once per session (a plan's CTAs and their tasks resolve
+    their owners in one session: one read, not one per task)."""
+    if "users" not in s.info:
+        s.info["users"] = list(s.scalars(select(User).order_by(User.id)))
+    return list(s.info["users"])
+
+
 class OwnerService(Service):
     """Owner names -> the users who hold them."""
 
@@ -53,7 +61,7 @@ class OwnerService(Service):
         rules without the app) nobody holds anything: None."""
         if name == CSM:
             return account.get("csm") or None
-        users = list(s.scalars(select(User).order_by(User.id)))
+        users = _users(s)
         spec = self.wf.owners.get(name)
         if spec is None:
             if any(u.name == name for u in users):
@@ -70,7 +78,7 @@ class OwnerService(Service):
 
     def check(self, s: Session, names: list[str]) -> None:
         """Every one of these owner names has a holder (when the store has users at all)."""
-        users = list(s.scalars(select(User).order_by(User.id)))
+        users = _users(s)
         if not users:
             return
         for name in dict.fromkeys(names):
