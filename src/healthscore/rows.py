@@ -28,7 +28,7 @@ def measure_rows(config: ProjectConfig, raw: dict[str, ir.Table], name: str, acc
         raise NotFoundError(f"measure: the project has no measure {name!r}.")
     out: dict[str, Any] = {"account_id": account_id, "measure": name, "type": m.type,
                            "as_of": day.isoformat(), "derived_from": list(m.depends_on)}
-    entity_name = measure_entity(m.spec)
+    entity_name = measure_entity(m)
     if entity_name is None:
         out.update(entity=None, rows=[], total=0, counted=0)
         return out
@@ -40,9 +40,9 @@ def measure_rows(config: ProjectConfig, raw: dict[str, ir.Table], name: str, acc
                           else_=ibis.null().cast("string")) if checks else ibis.null().cast("string")
     t = t.mutate(__rejected=rejected)
     t = t.filter(t.account_id == account_id)
-    used = columns_read(m.spec)
+    used = columns_read(m)
     when, inside, after, outside = _inside(m, t, day, entity_name)
-    matched = measure_filter(m, t).fill_null(False) if getattr(m.spec, "filter", None) else ibis.literal(True)
+    matched = measure_filter(m, t).fill_null(False) if getattr(m, "filter", None) else ibis.literal(True)
     t = t.mutate(__in=inside, __match=matched, __after=after)
     t = t.mutate(__counted=t["__in"] & t["__match"] & t["__rejected"].isnull())
     order = [ibis.desc(when)] if when else [ROW]
@@ -53,7 +53,7 @@ def measure_rows(config: ProjectConfig, raw: dict[str, ir.Table], name: str, acc
     out.update(
         entity=entity_name, source=where(source), columns=keep,
         window=m.window.label if not m.window.unbounded else "all time",
-        filter=getattr(m.spec, "filter", None), total=int(total["n"]), counted=int(total["k"] or 0),
+        filter=getattr(m, "filter", None), total=int(total["n"]), counted=int(total["k"] or 0),
         rows=[_row(r, keep, outside) for r in rows.to_pyarrow().to_pylist()], shown=limit)
     return out
 
@@ -66,11 +66,11 @@ def _inside(m: Measure, t: ir.Table, day: date, entity: str
     if entity == "accounts":
         return None, ibis.literal(True), ibis.literal(False), ""
     e = ENTITIES[entity]
-    time_col = str(getattr(m.spec, "open_from", None) or getattr(m.spec, "time", None) or e.time)
+    time_col = str(getattr(m, "open_from", None) or getattr(m, "time", None) or e.time)
     value = t[time_col]
     seen = value.date() if value.type().is_timestamp() else value
     d = ibis.literal(day)
-    if getattr(m.spec, "mode", "events") == "open" and e.end:
+    if getattr(m, "mode", "events") == "open" and e.end:
         end = t[e.end].date() if t[e.end].type().is_timestamp() else t[e.end]
         start = seen + ibis.interval(days=getattr(m, "open_after_days", 0))
         return time_col, (start <= d) & (end.isnull() | (end > d)), seen > d, "not open on the date"

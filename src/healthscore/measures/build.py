@@ -178,7 +178,7 @@ class MeasureBuilder:
         parts = [self._aligned(_sparse(_clamped(p.table, bounds), p.columns), cols)
                  for p in self.parts]
         # after the union, each (account, index) holds at most one value per latest column
-        sparse = _sparse(ibis.union(*parts), cols, merged=True)
+        sparse = self.materialize(_sparse(ibis.union(*parts), cols, merged=True), "sparse")
         joined = left_join(spine, sparse, ["account_id", "k"])
         w = ibis.window(group_by="account_id", order_by="k", rows=(None, 0))
         running: dict[str, Any] = {}

@@ -151,10 +151,10 @@ def measure_rows_after_churn(loaded: pipeline.Loaded, measures: dict[str, Any]) 
     for name, m in measures.items():
         if m.type == "manual" and "manual_values" in loaded.tables:
             t = loaded.tables["manual_values"]
-            out[name] = _count_after(t.filter(t.measure == (m.spec.name or m.name)), "entered_at", gone)
+            out[name] = _count_after(t.filter(t.measure == m.stored_as), "entered_at", gone)
         elif m.entity and m.entity in loaded.tables and m.entity not in ("accounts", "outcomes"):
             t = loaded.tables[m.entity]
-            if getattr(m.spec, "filter", None):
+            if getattr(m, "filter", None):
                 t = t.filter(measure_filter(m, t).fill_null(False))
             out[name] = _count_after(t, time_column(m), gone)
     return out

@@ -17,6 +17,7 @@ curve), its univariate AUC and direction, and flags:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -88,7 +89,7 @@ def _flag_rows_after_churn(info: dict[str, Any], m: Measure, after_churn: dict[s
         n = after_churn.get(entity or "", 0)
     if not n:
         return
-    which = " matching its filter" if getattr(m.spec, "filter", None) else ""
+    which = " matching its filter" if getattr(m, "filter", None) else ""
     info["flags"].append({"flag": "leaky", "why": (
         f"{n} rows of {entity}{which} are dated after their account churned: data recorded "
         f"after the outcome. Check how the source stamps its rows.")})
@@ -278,13 +279,19 @@ def _current_state_columns(measure: Measure) -> list[str]:
     entity = measure.entity or ("accounts" if measure.type == "attribute" else None)
     if entity == "outcomes":
         return ["the outcomes"]
-    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_.]*", " ".join(_strings(measure.spec.model_dump()))))
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_.]*", " ".join(_strings(_definition(measure)))))
     found = set()
     for name, cols in _state_columns().items():
         found |= {f"{name}.{c}" for c in cols if f"{name}.{c}" in words}
         if name == entity:
             found |= {f"{name}.{c}" for c in cols if c in words}
     return sorted(found)
+
+
+def _definition(measure: Measure) -> dict[str, Any]:
+    """What the measure reads and computes, from its typed fields (not where or how it was written)."""
+    skip = {"spec", "file", "description", "scheme", "window", "category", "missing", "depends_on"}
+    return {f.name: getattr(measure, f.name) for f in dataclasses.fields(measure) if f.name not in skip}
 
 
 def _strings(value: Any) -> list[str]:
