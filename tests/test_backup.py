@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from healthscore import Project
-from healthscore.backup import backup, restore
 from healthscore.cli.main import app
-from healthscore.daily import run_daily
 from healthscore.errors import HealthScoreError
+from healthscore.project.backup import backup, restore
+from healthscore.project.daily import run_daily
 from healthscore.tables import Base
 
 from .conftest import PG_DSN, PG_URL

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from healthscore import Project
 from healthscore.cli.main import app
-from healthscore.daily import LOCK, LOG, run_daily
 from healthscore.errors import HealthScoreError
+from healthscore.project.daily import LOCK, LOG, run_daily
 
 from .projects import PROJECT_YML, write_project
 
@@ -99,7 +99,7 @@ KILLED = """
 import os, sys
 from datetime import date
 from healthscore import Project
-from healthscore.daily import run_daily
+from healthscore.project.daily import run_daily
 from healthscore.store import snapshots
 
 def checkpoint(step):

@@ -64,7 +64,7 @@ def _load(path: Path) -> Any:
 def json_text(data: Any) -> str:
     """What --json prints: numbers rounded to the exports' 4 decimals (snapshots, saved plans
     and the validation report keep full precision)."""
-    from healthscore.report import EXPORT_DECIMALS
+    from healthscore.store.report import EXPORT_DECIMALS
 
     def rounded(value: Any) -> Any:
         if isinstance(value, float):

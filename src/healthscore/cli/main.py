@@ -103,7 +103,7 @@ def daily(
     warnings (a stale source, rejected rows, notifications that could not be sent)."""
     from datetime import date
 
-    from healthscore.daily import run_daily
+    from healthscore.project.daily import run_daily
 
     day = None
     if as_of:

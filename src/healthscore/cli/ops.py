@@ -16,7 +16,7 @@ def backup(project: Path = ProjectOpt,
            to: Path = typer.Option(None, "--to", help="The .tar.gz to write "
                                    "(default: healthscore-backup-YYYYMMDD-HHMMSS.tar.gz here).")) -> None:
     """Back up the state folder (snapshots, versions, logs) and the workflow store in one file."""
-    from healthscore.backup import backup as write_backup
+    from healthscore.project.backup import backup as write_backup
 
     target = to or Path(f"healthscore-backup-{datetime.now():%Y%m%d-%H%M%S}.tar.gz")
     made = write_backup(_load(project), target)
@@ -31,7 +31,7 @@ def restore(source: Path = typer.Argument(..., help="A file made by 'healthscore
             project: Path = ProjectOpt,
             force: bool = typer.Option(False, "--force", help="Replace what the project holds.")) -> None:
     """Restore a backup into the project (its workflow store may be another database)."""
-    from healthscore.backup import restore as read_backup
+    from healthscore.project.backup import restore as read_backup
 
     made = read_backup(_load(project), source, force=force)
     rows = sum(made["tables"].values())

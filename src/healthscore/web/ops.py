@@ -15,8 +15,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from healthscore.daily import last_daily
 from healthscore.errors import HealthScoreError
+from healthscore.project.daily import last_daily
 from healthscore.web.views import Site
 
 router = APIRouter(include_in_schema=False)

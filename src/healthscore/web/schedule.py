@@ -12,11 +12,11 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from healthscore.daily import run_daily
 from healthscore.errors import HealthScoreError
 from healthscore.project import Project
+from healthscore.project.daily import run_daily
 
-log = logging.getLogger("healthscore.daily")
+log = logging.getLogger("healthscore.project.daily")
 TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 

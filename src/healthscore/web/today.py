@@ -10,8 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from healthscore import report
 from healthscore.errors import InvalidActionError
+from healthscore.store import report
 from healthscore.web.queue import SCOPES, CockpitFilter, cockpit, default_scope
 from healthscore.web.views import Site, records, scores_frame
 

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from healthscore import report
 from healthscore.config.secrets import redact_url
 from healthscore.errors import HealthScoreError, InvalidActionError, NotFoundError
 from healthscore.project import Project, data_warnings
+from healthscore.store import report
 from healthscore.workflow.access import may_act_on
 from healthscore.workflow.service import Workflow
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from healthscore.config.model import ProjectConfig
 from healthscore.errors import ConflictError, ForbiddenError, NotFoundError
-from healthscore.report import final_scores, with_marks
+from healthscore.store.report import final_scores, with_marks
 from healthscore.store.snapshots import SnapshotStore
 from healthscore.tables import Audit, ModuleMark, Override, TimelineEntry, User
 from healthscore.workflow.config import WorkflowConfig, load_workflow

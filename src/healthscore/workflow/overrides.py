@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from healthscore.errors import InvalidActionError, NotFoundError
-from healthscore.report import band_for
+from healthscore.store.report import band_for
 from healthscore.tables import Override
 from healthscore.workflow.base import SYSTEM, Service, row_dict
 

@@ -17,7 +17,7 @@ from healthscore.config.expressions import compile_filter
 from healthscore.config.windows import parse_days
 from healthscore.engine.adapter import make_engine
 from healthscore.errors import ConflictError
-from healthscore.report import with_trends
+from healthscore.store.report import with_trends
 from healthscore.tables import AppliedRun, Audit, Cta
 from healthscore.workflow.base import SYSTEM, Context, Service, no_nan
 from healthscore.workflow.ctas import CtaService

@@ -13,13 +13,14 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from healthscore import pipeline, report
+from healthscore import pipeline
 from healthscore.config.load import load_specs
 from healthscore.config.model import ProjectConfig
 from healthscore.config.resolve import resolve
 from healthscore.dates import date_grid
 from healthscore.errors import HealthScoreError
 from healthscore.sources.clean import DataHealth
+from healthscore.store import report
 from healthscore.store.snapshots import SnapshotStore
 from healthscore.validation.session import Validation, review_warnings
 from healthscore.validation.session import options as validation_options
@@ -314,8 +315,8 @@ class Project:
     def measure_rows(self, account_id: str, measure: str, as_of: date | str | None = None,
                      limit: int = 200) -> dict[str, Any]:
         """The source rows behind one account's measure as of a date, each saying whether it
-        counted (see :func:`healthscore.rows.measure_rows`)."""
-        from healthscore.rows import measure_rows
+        counted (see :func:`healthscore.measures.rows.measure_rows`)."""
+        from healthscore.measures.rows import measure_rows
         from healthscore.sources.read import read_source
 
         day = self._day(as_of)

@@ -1,9 +1,9 @@
-"""The scoring pipeline: sources -> measures -> scores -> snapshots, for many dates at once."""
+"""Score many as-of dates at once, in set-based passes: measures -> scorecards ->
+snapshots (streamed to Parquet)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -12,108 +12,13 @@ import ibis
 import ibis.expr.types as ir
 
 from healthscore.config.model import ProjectConfig
-from healthscore.engine.adapter import Engine, make_engine, temp_name
-from healthscore.errors import DataError
+from healthscore.engine.adapter import Engine, temp_name
 from healthscore.measures import asof
 from healthscore.measures.build import MeasureBuilder, active_spine
-from healthscore.measures.contract import unmatched_filters
+from healthscore.pipeline.load import Loaded, Progress
 from healthscore.scoring.scorecard import primary_of, score_scorecard
-from healthscore.sources.cache import FOLDER as CACHE_FOLDER
-from healthscore.sources.cache import Limits, SourceCache, accounts_key, load_source
 from healthscore.sources.clean import DataHealth
-from healthscore.sources.read import no_data_yet, workflow_rows
-from healthscore.sources.subscriptions import observed_until, with_subscription_dates
 from healthscore.store.snapshots import SnapshotStore
-
-Progress = Callable[[str], None]
-ENGINE_LOG = "engine.log"  # in the state folder: what the engine itself logs (Spark's JVM)
-
-
-@dataclass
-class Loaded:
-    engine: Engine
-    tables: dict[str, ir.Table]
-    health: dict[str, DataHealth] = field(default_factory=dict)
-    cache: dict[Any, ir.Table] = field(default_factory=dict)
-    observed_until: date | None = None  # renewals known up to (from subscriptions)
-    cached: set[str] = field(default_factory=set)  # sources taken from the source cache
-
-    def materialize_once(self, expr: ir.Table, prefix: str) -> ir.Table:
-        """Materialise an intermediate table; the same expression again reuses it."""
-        key = expr.op()
-        if key not in self.cache:
-            self.cache[key] = self.engine.materialize(expr, prefix)
-        return self.cache[key]
-
-
-def open_engine(config: ProjectConfig) -> Engine:
-    s = config.settings
-    return make_engine(config.engine, s.memory_limit, s.threads, config.state_dir / ENGINE_LOG)
-
-
-def load_sources(config: ProjectConfig, engine: Engine, progress: Progress,
-                 cache: bool = True) -> Loaded:
-    """Read, map, check every source; accounts first (others are checked against it). An
-    unchanged file source is taken from the source cache (``cache=False``: every source is
-    read and checked again, and the cache refreshed)."""
-    missing = no_data_yet(list(config.sources.values()))
-    if missing:
-        raise DataError(missing)
-    loaded = Loaded(engine, {})
-    order = ["accounts", *[e for e in config.sources if e != "accounts"]]
-    with_subs = "subscriptions" in config.sources
-    store = SourceCache(config.state_dir / CACHE_FOLDER, read=cache) \
-        if config.settings.source_cache else None
-    ids = None
-    for i, entity in enumerate(order):
-        progress(f"reading {entity}|{i}|{len(order)}")
-        source = config.sources[entity]
-        share = source.spec.max_rejected_share
-        share = config.settings.max_rejected_share if share is None else share
-        rows = source.spec.max_rejected_rows
-        rows = config.settings.max_rejected_rows if rows is None else rows
-        accounts = loaded.tables.get("accounts")
-        optional = frozenset({"start_date"}) if with_subs and entity == "accounts" else frozenset()
-        table, health, cached = load_source(engine, source, accounts, Limits(share, rows),
-                                            optional, store, ids)
-        if cached:
-            loaded.cached.add(entity)
-        if entity == "accounts" and store is not None and len(order) > 1:
-            ids = accounts_key(engine, table)
-        loaded.tables[entity] = table
-        loaded.health[entity] = health
-    if store is not None:
-        store.save(engine, set(order))
-    if with_subs:
-        subs = loaded.tables["subscriptions"]
-        loaded.observed_until = observed_until(subs)
-        filled = with_subscription_dates(
-            loaded.tables["accounts"], subs, config.settings.renewal_grace_days, loaded.observed_until
-        )
-        loaded.tables["accounts"] = engine.materialize(filled, "accounts")
-    for entity, notes in unmatched_filters(config, loaded.tables).items():
-        loaded.health[entity].notes.extend(notes)
-    _read_store_state(config, loaded)
-    return loaded
-
-
-def _read_store_state(config: ProjectConfig, loaded: Loaded) -> None:
-    """What the workflow store holds for scoring: the marks and CTAs that colour modules, the
-    values CSMs entered for manual measures (added to a manual_values file's rows)."""
-    for entity, source in config.store_sources.items():
-        listed = config.sources.get(entity)
-        if listed is not None and listed.format == "workflow":
-            continue  # listed as a workflow source: read and checked above
-        rows = workflow_rows(source.location, entity)
-        if not rows.num_rows and (entity != "manual_values" or entity in loaded.tables):
-            continue  # nothing to add (a manual measure needs its table, empty or not)
-        table = loaded.engine.register_arrow(rows, temp_name(entity))
-        if entity in loaded.tables:  # a file's rows and the store's, alike
-            have = loaded.tables[entity]
-            table = have.union(table.select(**{
-                c: (table[c] if c in table.columns else ibis.null()).cast(t)
-                for c, t in have.schema().items()}))
-        loaded.tables[entity] = table
 
 
 def scores_expr(
