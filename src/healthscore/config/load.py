@@ -33,20 +33,29 @@ class ProjectSpecs:
     scorecards: dict[str, tuple[specs.ScorecardSpec, str]]
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML loader that refuses a key given twice in one mapping (YAML keeps the last)."""
+class _UniqueKeys:
+    """Refuses a key given twice in one mapping (YAML keeps the last)."""
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         seen: set[Any] = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[attr-defined]
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r} (the first one would be ignored)",
                     key_node.start_mark,
                 )
             seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+        return super().construct_mapping(node, deep=deep)  # type: ignore[misc]
+
+
+class _UniqueKeyLoader(_UniqueKeys, yaml.SafeLoader):
+    """The pure-Python loader: its error messages are the ones users see."""
+
+
+# libyaml's parser, about ten times faster; a file it refuses is read again by the loader
+# above, so the error names the same problem and line either way
+_FastLoader: type = type("_FastLoader", (_UniqueKeys, getattr(yaml, "CSafeLoader", yaml.SafeLoader)), {})
 
 
 def read_yaml(path: Path, rel: str) -> Any:
@@ -59,6 +68,10 @@ def read_yaml(path: Path, rel: str) -> Any:
             f"{rel}: is not UTF-8 text. Save it with UTF-8 encoding (most editors: 'Save with "
             f"encoding' > UTF-8)."
         ) from None
+    try:
+        return yaml.load(text, Loader=_FastLoader)  # noqa: S506 - a SafeLoader
+    except yaml.YAMLError:
+        pass
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as err:
