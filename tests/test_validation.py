@@ -30,6 +30,7 @@ from healthscore.validation.weights import (
     GradientBoosting,
     SuggestedWeights,
     bootstrap_weights,
+    out_of_sample,
     splits,
     time_splits,
 )
@@ -623,6 +624,39 @@ def test_contradicts_fires_on_no_measure_of_pure_noise_in_20_seeded_runs(tmp_pat
                          if any(f["flag"] == "contradicts" for f in info["flags"])]
     assert flagged == {seed: [] for seed in range(20)}
     assert reversed_somewhere > 0  # the fits do reverse noise now and then: the test is what stops it
+
+
+def _panel(accounts: int = 300, months: int = 8, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Monthly observations of two measures; churn is likely below 20 on the first (whose
+    configured score saturates at 5) and above 70 on the second. X as SuggestedScorecard reads it."""
+    rng = np.random.default_rng(seed)
+    acc = np.repeat(np.arange(accounts), months)
+    dates = np.array([date(2025, 1, 1) + timedelta(days=30 * k) for k in range(months)] * accounts)
+    x1, x2 = rng.uniform(0, 100, len(acc)), rng.uniform(0, 100, len(acc))
+    y = (rng.uniform(size=len(acc)) < np.where(x1 < 20, 0.25, 0.04) + np.where(x2 > 70, 0.05, 0)
+         ).astype(int)
+    s1, s2 = np.clip(x1 / 5 * 100, 0, 100), 100 - x2
+    return np.column_stack([x1, x2, s1, s2, (s1 + s2) / 2]), y, dates, acc
+
+
+def test_the_suggested_scorecard_chooses_on_later_dates_and_never_sees_the_test_fold() -> None:
+    from healthscore.validation.choose import RESHAPE, SuggestedScorecard
+
+    X, y, dates, acc = _panel()
+    model = SuggestedScorecard(gap_days=30).fit(X, y, dates=dates, groups=acc)
+    assert model.choice_ == RESHAPE and any(abs(c - 20) < 3 for c in model.shapes_[0]["cuts"])
+    assert model.inner_auc_ == max(model.inner_aucs_.values())
+    assert model.inner_aucs_["keep the configured scorecard"] < model.inner_auc_ - 0.1
+    folds, _ = splits(dates, acc, y, 3, 30)
+    idx, risk, _ = out_of_sample(SuggestedScorecard(gap_days=30), X, y, dates, acc, folds)
+    assert metrics.auc(y[idx], risk) > metrics.auc(y, -X[:, 4]) + 0.1  # re-shaped, it gains
+    # other outcomes on the last fold's test dates change nothing chosen or predicted there
+    train, test = folds[-1]
+    shuffled = y.copy()
+    shuffled[test] = np.random.default_rng(1).permutation(y[test])
+    idx2, risk2, _ = out_of_sample(SuggestedScorecard(gap_days=30), X, shuffled, dates, acc, folds)
+    assert np.array_equal(idx2, idx) and np.array_equal(risk2, risk)
+    assert max(dates[train]) < min(dates[test])
 
 
 def test_a_learned_shape_is_a_monotone_thresholds_scheme_with_the_cut_where_the_risk_moves() -> None:
