@@ -474,6 +474,9 @@ def test_an_additive_suggestion_that_reshapes_a_far_off_cut_is_offered(tmp_path:
     cuts = s["measures"]["logins_30"]["scheme"]["cuts"]
     assert any(5 <= c <= 6 for c in cuts)  # the learned cut where churn falls
     assert "# Suggested scorecard offered" in v.suggestion_yaml()
+    html = v.write(tmp_path / "report")[0].read_text()
+    assert f'<p class="ok">{escape(s["why"])}</p>' in html
+    assert f"Chosen on later dates than fitted: {escape(s['chosen'])} (AUC " in html
 
 
 def test_the_suggestion_is_withheld_when_an_interaction_lets_the_black_box_win(tmp_path: Path) -> None:
