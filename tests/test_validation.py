@@ -30,6 +30,7 @@ from healthscore.validation.weights import (
     GradientBoosting,
     SuggestedWeights,
     bootstrap_weights,
+    out_of_sample,
     splits,
     time_splits,
 )
@@ -346,13 +347,14 @@ def test_black_boxes_sit_beside_the_additive_scores_on_the_same_folds(small_vali
     from rich.console import Console
 
     from healthscore.cli import render
-    from healthscore.validation.backtest import GBM
+    from healthscore.validation.backtest import GBM, SUGGESTED
 
     _, v = small_validation
     data = v.to_json()
     comp = {c["model"]: c for c in data["weights"]["comparison"]}
-    assert list(comp) == ["configured scorecard", "suggested weights", "suggested schemes and weights",
-                          "best single measure", "L1 logistic regression (measure values)", GBM]
+    assert list(comp) == ["configured scorecard", SUGGESTED, "suggested weights",
+                          "suggested schemes and weights", "best single measure",
+                          "L1 logistic regression (measure values)", GBM]
     folds = [(f["test_from"], f["test"]) for f in comp["suggested weights"]["folds"]]
     for c in comp.values():
         assert c["observations"] == comp["configured scorecard"]["observations"] > 500
@@ -361,7 +363,7 @@ def test_black_boxes_sit_beside_the_additive_scores_on_the_same_folds(small_vali
     sentence = data["weights"]["black_box_gap"]
     best = max(comp[GBM]["auc"], comp["L1 logistic regression (measure values)"]["auc"])
     assert sentence.startswith(
-        f"The suggested additive score (AUC {comp['suggested weights']['auc']:.3f}) is ")
+        f"The suggested additive score (AUC {comp[SUGGESTED]['auc']:.3f}) is ")
     assert f"({best:.3f}); the configured scorecard" in sentence
     assert f"<p>{sentence}</p>" in v.write(tmp_path)[0].read_text()
     console = Console(record=True, width=300)
@@ -423,6 +425,88 @@ def _snapshot_project(root: Path, accounts: int = 400, seed: int = 0, leak: bool
     })
 
 
+def _two_measure_project(root: Path, churn_rate: Any, accounts: int = 800, seed: int = 3) -> Path:
+    """One as-of date (2025-03-01); each account logs in 0-12 times and exports 0-8 times in
+    February, and churns by the end of May with probability ``churn_rate(logins, exports)``.
+    The configured schemes saturate: logins linear 0-2, exports linear 0-4."""
+    rng = np.random.default_rng(seed)
+    rows, events = [], []
+    for i in range(accounts):
+        logins, exports = int(rng.integers(0, 13)), int(rng.integers(0, 9))
+        churns = rng.uniform() < churn_rate(logins, exports)
+        churn = date(2025, 3, 2) + timedelta(days=int(rng.integers(0, 88))) if churns else None
+        rows.append((f"A{i:03d}", "SMB", "2024-01-01", churn))
+        events += [(f"A{i:03d}", "u1", "login", f"2025-02-{1 + k:02d} 09:00:00") for k in range(logins)]
+        events += [(f"A{i:03d}", "u1", "export", f"2025-02-{1 + k:02d} 10:00:00") for k in range(exports)]
+    return write_project(root, {
+        "healthscore.yml": "name: two\nsources:\n  accounts: {path: data/accounts.csv}\n"
+                           "  usage_events: {path: data/usage_events.csv}\nscorecards: [default]\n"
+                           "validation: {observed_until: 2025-06-30, bootstrap: 100}\n",
+        "measures/usage.yml": MEASURES_YML
+        + "exports_30: {type: count, entity: usage_events, filter: \"event = 'export'\", window: 30d,"
+          " scheme: {type: linear, low: 0, high: 4}}\n",
+        "scorecards/default.yml": "groups:\n  usage: {weight: 100, measures: "
+                                  "{logins_30: 50, exports_30: 50}}\n",
+        "data/accounts.csv": csv_text(["account_id", "segment", "start_date", "churn_date"], rows),
+        "data/usage_events.csv": csv_text(EVENT_COLUMNS, events),
+    })
+
+
+def _offer_run(root: Path) -> tuple[Any, dict[str, Any], dict[str, float]]:
+    v = Project.load(root).validate(start="2025-03-01", end="2025-03-01", horizon="90d", now=NOW)
+    data = v.to_json()
+    return v, data, {c["model"]: c["auc"] for c in data["weights"]["comparison"]}
+
+
+def test_an_additive_suggestion_that_reshapes_a_far_off_cut_is_offered(tmp_path: Path) -> None:
+    from healthscore.validation.backtest import GBM, L1, SUGGESTED
+
+    # churn falls at 6 logins (the configured scheme stops looking at 2) and, less, with exports
+    v, data, comp = _offer_run(_two_measure_project(
+        tmp_path / "p", lambda logins, exports: (0.45 if logins < 6 else 0.08) + 0.02 * (8 - exports)))
+    s = data["weights"]["schemes"]
+    assert s["choice"] == "re-shape and re-weight"
+    assert comp[SUGGESTED] - comp["configured scorecard"] > 0.1  # re-shaped, it gains out of sample
+    assert comp[SUGGESTED] >= comp[L1] and comp[SUGGESTED] >= comp[GBM] - 0.01
+    assert s["offered"] is True and s["failed"] == [] and s["bands_monotonic"] is True
+    assert s["why"].startswith(f"Suggested scorecard offered: out of sample it ranks "
+                               f"{comp[SUGGESTED] - comp['configured scorecard']:+.3f} AUC better")
+    cuts = s["measures"]["logins_30"]["scheme"]["cuts"]
+    assert any(5 <= c <= 6 for c in cuts)  # the learned cut where churn falls
+    assert "# Suggested scorecard offered" in v.suggestion_yaml()
+    html = v.write(tmp_path / "report")[0].read_text()
+    assert f'<p class="ok">{escape(s["why"])}</p>' in html
+    assert f"Chosen on later dates than fitted: {escape(s['chosen'])} (AUC " in html
+
+
+def test_the_suggestion_is_withheld_when_an_interaction_lets_the_black_box_win(tmp_path: Path) -> None:
+    from healthscore.validation.backtest import GBM, L1, SUGGESTED
+
+    # churn when exactly one of the two is low: no additive monotone score can rank that
+    v, data, comp = _offer_run(_two_measure_project(
+        tmp_path / "p", lambda logins, exports: 0.5 if (logins < 6) != (exports < 4) else 0.05))
+    s = data["weights"]["schemes"]
+    assert comp[GBM] - comp[SUGGESTED] > 0.1
+    assert s["offered"] is False and "gbm" in s["failed"]
+    gbm = (f"{comp[SUGGESTED]:.3f} out of sample is {comp[GBM] - comp[SUGGESTED]:.3f} below the "
+           f"gradient-boosted model ({comp[GBM]:.3f}): the data has interactions or shapes an "
+           f"additive monotone scorecard cannot express")
+    assert s["why"].startswith("Suggested scorecard withheld: ") and gbm in s["why"]
+    assert s["why"] == "Suggested scorecard withheld: " + "; ".join(
+        {"configured": f"{comp[SUGGESTED]:.3f} out of sample is "
+                       f"{comp[SUGGESTED] - comp['configured scorecard']:+.3f} against the "
+                       f"configured scorecard ({comp['configured scorecard']:.3f}; 95% CI of the "
+                       f"gain {s['gain_ci'][0]:+.3f} to {s['gain_ci'][1]:+.3f} over 100 resamples "
+                       f"of accounts): not clearly better, keep the configured scorecard",
+         "l1": f"{comp[SUGGESTED]:.3f} out of sample is {comp[L1] - comp[SUGGESTED]:.3f} below the "
+               f"L1 logistic regression ({comp[L1]:.3f}): a plain linear model of the raw values "
+               f"ranks better",
+         "gbm": gbm,
+         "bands": "the churn rate does not fall band by band with it"}[k] for k in s["failed"]) + "."
+    text = v.suggestion_yaml()
+    assert f"# {s['why']}" in text and "# Written because it was asked for" in text
+
+
 def test_a_snapshot_gets_a_full_out_of_sample_section_from_account_folds(tmp_path: Path) -> None:
     from healthscore.validation.backtest import GBM
 
@@ -437,7 +521,7 @@ def test_a_snapshot_gets_a_full_out_of_sample_section_from_account_folds(tmp_pat
         "training and testing: the out-of-sample figures come from 4 folds grouped by account "
         "instead (an account is never in both the training and the test part of a fold).")
     comp = {c["model"]: c for c in w["comparison"]}
-    assert len(comp) == 6 and GBM in comp
+    assert len(comp) == 7 and GBM in comp
     for c in comp.values():
         assert c["observations"] == 400 and len(c["folds"]) == 4
         assert c["auc_ci"][0] < c["auc"] < c["auc_ci"][1] and c["top_decile_lift"] > 1
@@ -446,7 +530,8 @@ def test_a_snapshot_gets_a_full_out_of_sample_section_from_account_folds(tmp_pat
     assert w["black_box_gap"].startswith("The suggested additive score (AUC ")
     # the scheme of logins is so badly shaped that the learned schemes jump far above it
     assert data["alarm"]["measures"] == ["logins_30"]
-    assert data["alarm"]["rankings"] == ["suggested schemes and weights"]  # not the black boxes
+    assert data["alarm"]["rankings"] == [  # not the black boxes
+        "suggested scorecard (chosen on later dates)", "suggested schemes and weights"]
     conf, mine = comp["configured scorecard"]["auc"], comp["suggested schemes and weights"]["auc"]
     assert (f"suggested schemes and weights {mine:.3f} ({mine - conf:.2f} above the configured "
             f"scorecard's {conf:.3f})") in data["alarm"]["why"]
@@ -544,6 +629,39 @@ def test_contradicts_fires_on_no_measure_of_pure_noise_in_20_seeded_runs(tmp_pat
     assert reversed_somewhere > 0  # the fits do reverse noise now and then: the test is what stops it
 
 
+def _panel(accounts: int = 300, months: int = 8, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Monthly observations of two measures; churn is likely below 20 on the first (whose
+    configured score saturates at 5) and above 70 on the second. X as SuggestedScorecard reads it."""
+    rng = np.random.default_rng(seed)
+    acc = np.repeat(np.arange(accounts), months)
+    dates = np.array([date(2025, 1, 1) + timedelta(days=30 * k) for k in range(months)] * accounts)
+    x1, x2 = rng.uniform(0, 100, len(acc)), rng.uniform(0, 100, len(acc))
+    y = (rng.uniform(size=len(acc)) < np.where(x1 < 20, 0.25, 0.04) + np.where(x2 > 70, 0.05, 0)
+         ).astype(int)
+    s1, s2 = np.clip(x1 / 5 * 100, 0, 100), 100 - x2
+    return np.column_stack([x1, x2, s1, s2, (s1 + s2) / 2]), y, dates, acc
+
+
+def test_the_suggested_scorecard_chooses_on_later_dates_and_never_sees_the_test_fold() -> None:
+    from healthscore.validation.choose import RESHAPE, SuggestedScorecard
+
+    X, y, dates, acc = _panel()
+    model = SuggestedScorecard(gap_days=30).fit(X, y, dates=dates, groups=acc)
+    assert model.choice_ == RESHAPE and any(abs(c - 20) < 3 for c in model.shapes_[0]["cuts"])
+    assert model.inner_auc_ == max(model.inner_aucs_.values())
+    assert model.inner_aucs_["keep the configured scorecard"] < model.inner_auc_ - 0.1
+    folds, _ = splits(dates, acc, y, 3, 30)
+    idx, risk, _ = out_of_sample(SuggestedScorecard(gap_days=30), X, y, dates, acc, folds)
+    assert metrics.auc(y[idx], risk) > metrics.auc(y, -X[:, 4]) + 0.1  # re-shaped, it gains
+    # other outcomes on the last fold's test dates change nothing chosen or predicted there
+    train, test = folds[-1]
+    shuffled = y.copy()
+    shuffled[test] = np.random.default_rng(1).permutation(y[test])
+    idx2, risk2, _ = out_of_sample(SuggestedScorecard(gap_days=30), X, shuffled, dates, acc, folds)
+    assert np.array_equal(idx2, idx) and np.array_equal(risk2, risk)
+    assert max(dates[train]) < min(dates[test])
+
+
 def test_a_learned_shape_is_a_monotone_thresholds_scheme_with_the_cut_where_the_risk_moves() -> None:
     from healthscore.validation.shapes import apply_shape, learn_shape
 
@@ -560,29 +678,46 @@ def test_a_learned_shape_is_a_monotone_thresholds_scheme_with_the_cut_where_the_
     assert learn_shape(x, rng.permutation(y) * 0, good_outcome=False, max_steps=5) is None  # flat
 
 
-def test_suggested_schemes_are_withheld_when_they_do_not_beat_the_configured_score() -> None:
-    from healthscore.validation.shapes import offer
+def test_the_offer_rule_names_every_condition_that_failed_with_its_numbers() -> None:
+    from healthscore.validation.choose import offer
 
     rng = np.random.default_rng(6)
     y = (rng.uniform(size=2000) < 0.1).astype(int)
     risk = rng.normal(size=2000) + y
     idx = np.arange(2000)
-    row = {"auc": metrics.auc(y, risk), "_index": idx, "_risk": risk}
-    out = offer(row, dict(row), y, idx // 4, [("red", 0.0), ("yellow", 50.0), ("green", 75.0)],
-                "churn", False, 100, 0)
-    assert out["offered"] is False and out["auc_gain"] == 0.0
-    assert out["why"] == ("Suggested schemes not offered: out of sample they rank +0.000 AUC against "
-                          "the configured scorecard (95% CI of the gain +0.000 to +0.000 over 100 "
-                          "resamples of accounts), not clearly better. Keep the configured schemes.")
-    better = {**row, "_risk": risk + 2 * y, "auc": metrics.auc(y, risk + 2 * y)}  # clearly better...
-    out = offer(better, row, y, idx // 4, [("red", 0.0)], "churn", False, 100, 0, weights_auc=0.99)
-    assert out["offered"] is False and out["gain_ci"][0] > 0  # ...than the configured score, but
-    # re-weighting alone does better still
-    assert "but the suggested weights alone rank better still (0.990 against " in out["why"]
+
+    def row(r: np.ndarray) -> dict[str, Any]:
+        return {"auc": metrics.auc(y, r), "_index": idx, "_risk": r}
+
+    bands = [("red", 0.0), ("yellow", 50.0), ("green", 75.0)]
+    same = offer(row(risk), row(risk), None, None, y, idx // 4, bands, "churn", False, 100, 0)
+    assert same["offered"] is False and same["auc_gain"] == 0.0 and same["failed"] == ["configured"]
+    mine = same["auc"]
+    assert same["why"] == (f"Suggested scorecard withheld: {mine:.3f} out of sample is +0.000 "
+                           f"against the configured scorecard ({mine:.3f}; 95% CI of the gain "
+                           f"+0.000 to +0.000 over 100 resamples of accounts): not clearly better, "
+                           f"keep the configured scorecard.")
+    better = row(risk + 2 * y)  # clearly better than the configured score...
+    boxes = row(risk + 3 * y)  # ...but the black boxes rank better still
+    out = offer(better, row(risk), boxes, boxes, y, idx // 4, [("red", 0.0)], "churn", False, 100, 0)
+    assert out["offered"] is False and out["gain_ci"][0] > 0 and out["failed"] == ["l1", "gbm"]
+    a, b = better["auc"], boxes["auc"]
+    assert out["why"] == (
+        f"Suggested scorecard withheld: {a:.3f} out of sample is {b - a:.3f} below the L1 logistic "
+        f"regression ({b:.3f}): a plain linear model of the raw values ranks better; {a:.3f} out "
+        f"of sample is {b - a:.3f} below the gradient-boosted model ({b:.3f}): the data has "
+        f"interactions or shapes an additive monotone scorecard cannot express.")
+    near = row(risk + 2 * y - 0.05 * rng.normal(size=2000))  # within 0.01 of the trees, above L1
+    assert better["auc"] - near["auc"] < 0.01 < better["auc"] - row(risk)["auc"]
+    out = offer(better, row(risk), row(risk), near, y, idx // 4, [("red", 0.0)], "churn", False,
+                100, 0)
+    assert out["offered"] is True and out["failed"] == []
+    assert out["why"].startswith(f"Suggested scorecard offered: out of sample it ranks "
+                                 f"{a - row(risk)['auc']:+.3f} AUC better than the configured ")
 
 
 def test_suggested_schemes_reshape_a_saturated_scheme_and_win_out_of_sample(tmp_path: Path) -> None:
-    from healthscore.validation.backtest import SCHEMES
+    from healthscore.validation.backtest import L1, SCHEMES, SUGGESTED
 
     root = _snapshot_project(tmp_path / "p")
     v = Project.load(root).validate(start="2025-03-01", end="2025-03-01", horizon="90d", now=NOW)
@@ -594,8 +729,14 @@ def test_suggested_schemes_reshape_a_saturated_scheme_and_win_out_of_sample(tmp_
     assert comp[SCHEMES] > comp["suggested weights"] + 0.25  # re-weighting alone cannot fix it
     assert comp[SCHEMES] > max(comp["L1 logistic regression (measure values)"],
                                comp["gradient-boosted trees (measure values)"]) - 0.02
-    assert s["offered"] is True and s["gain_ci"][0] > 0 and s["bands_monotonic"] is True
-    assert s["why"].startswith("Suggested schemes offered: out of sample they rank +0.")
+    assert s["choice"] == "re-shape and re-weight" and s["chosen"].startswith("re-shape and re-weight (")
+    assert comp[SUGGESTED] - comp["configured scorecard"] > 0.25  # chosen on other accounts
+    assert s["gain_ci"][0] > 0 and s["bands_monotonic"] is True
+    # but the true effect of logins is linear, and the L1 logistic ranks a little better still
+    assert s["offered"] is False and s["failed"] == ["l1"] and comp[L1] > comp[SUGGESTED]
+    assert s["why"] == (f"Suggested scorecard withheld: {comp[SUGGESTED]:.3f} out of sample is "
+                        f"{comp[L1] - comp[SUGGESTED]:.3f} below the L1 logistic regression "
+                        f"({comp[L1]:.3f}): a plain linear model of the raw values ranks better.")
     rates = [b["rate"] for b in s["bands"] if b["rate"] is not None]
     assert rates == sorted(rates, reverse=True)  # churn falls band by band
     logins = s["measures"]["logins_30"]
@@ -605,7 +746,7 @@ def test_suggested_schemes_reshape_a_saturated_scheme_and_win_out_of_sample(tmp_
     assert s["measures"]["segment_kind"]["scheme"] is None  # a category keeps its scheme
     # the suggestion is that scorecard, and it scores as well when run
     text = v.suggestion_yaml()
-    assert "Suggested schemes offered" in text
+    assert f"# Chosen on later dates than fitted: {s['chosen']}." in text
     (root / "scorecards" / "suggested.yml").write_text(text)
     (root / "healthscore.yml").write_text((root / "healthscore.yml").read_text().replace(
         "scorecards: [default]", "scorecards: [suggested]"))
@@ -828,8 +969,8 @@ def test_suggestion_is_a_valid_scorecard(churnsim: tuple, tmp_path: Path) -> Non
     config = resolve(load_specs(root))
     weights = {e.measure: e for e in config.scorecards[0].all_entries()}
     assert "unfriends_28d" in weights
-    # the suggested schemes win out of sample here, so unfriends gets learned thresholds that
-    # score more unfriends lower (it was: the percentile scheme reversed)
+    # the suggestion re-shapes here (chosen on the later dates), so unfriends gets learned
+    # thresholds that score more unfriends lower (it was: the percentile scheme reversed)
     scheme = weights["unfriends_28d"].scheme
     assert scheme.type == "thresholds" and list(scheme.scores) == sorted(scheme.scores, reverse=True)
     assert scheme.scores[0] > scheme.scores[-1]

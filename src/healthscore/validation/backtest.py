@@ -16,7 +16,7 @@ import pandas as pd
 
 from healthscore.config.model import INSUFFICIENT, ProjectConfig, Scorecard
 from healthscore.errors import HealthScoreError
-from healthscore.validation import metrics, observations, question, shapes, signals
+from healthscore.validation import choose, metrics, observations, question, signals
 from healthscore.validation.shapes import SuggestedSchemes
 from healthscore.validation.suggest import scorecard_yaml
 from healthscore.validation.weights import (
@@ -36,6 +36,8 @@ MIN_SEGMENT = 30  # observations a segment needs for its own metrics
 WEIGHT_RESAMPLES = 50  # account-bootstrap refits of the suggested weights (at most bootstrap)
 GBM = "gradient-boosted trees (measure values)"
 SCHEMES = "suggested schemes and weights"
+SUGGESTED = "suggested scorecard (chosen on later dates)"
+L1 = "L1 logistic regression (measure values)"
 TOO_GOOD = 0.95  # an out-of-sample AUC above this is rarely real for churn or renewal
 TOO_FAR = 0.12  # nor one this far above the configured scorecard's
 SUSPECT = 0.85  # a measure separating the outcome this well on its own is the first suspect
@@ -182,15 +184,21 @@ def score_metrics(rows: pd.DataFrame, bands: list[str], options: Options,
 
 
 def suggest(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, Any]:
-    """Out-of-sample comparison of six rankings, the suggested weights and the suggested
-    schemes themselves."""
+    """Out-of-sample comparison of seven rankings, the suggested weights and the suggested
+    scorecard itself (fitted on every observation, its choices made on the later ones)."""
     out = {**rankings(frame, sc, options), **suggest_weights(frame, sc, options)}
     names, scores, _, _ = _inputs(frame, sc)
-    out["schemes"].update(shapes.fit_all(
-        _values(frame, names), scores, frame["label"].to_numpy(), names, options.good_outcome,
+    out["schemes"].update(choose.fit_final(
+        _chooser_input(frame, names, scores), frame["label"].to_numpy(), names,
+        signals._effective_weights(sc), options.good_outcome,
         options.lead_days + options.horizon_days, options.seed, frame["as_of"].to_numpy(),
         frame["account_id"].to_numpy()))
     return out
+
+
+def _chooser_input(frame: pd.DataFrame, names: list[str], scores: np.ndarray) -> np.ndarray:
+    """What :class:`choose.SuggestedScorecard` reads: values, measure scores, the score."""
+    return np.hstack([_values(frame, names), scores, frame[["score"]].to_numpy(float)])
 
 
 def _inputs(frame: pd.DataFrame, sc: Scorecard) -> tuple[list[str], np.ndarray, np.ndarray,
@@ -210,7 +218,8 @@ def _values(frame: pd.DataFrame, names: list[str]) -> np.ndarray:
 
 
 def rankings(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, Any]:
-    """The five rankings out of sample on the same folds, and what to make of them."""
+    """The seven rankings out of sample on the same folds, and whether the suggestion is
+    offered."""
     names, scores, raw, _ = _inputs(frame, sc)
     y = frame["label"].to_numpy()
     dates, accounts = frame["as_of"].to_numpy(), frame["account_id"].to_numpy()
@@ -219,26 +228,26 @@ def rankings(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, 
     folds, kind = splits(dates, accounts, y, options.folds, gap, seed)
     contenders = {
         "configured scorecard": (ConfiguredScore(good_outcome=good), frame[["score"]].to_numpy(float)),
+        SUGGESTED: (choose.SuggestedScorecard(good_outcome=good, gap_days=gap, random_state=seed),
+                    _chooser_input(frame, names, scores)),
         "suggested weights": (SuggestedWeights(good_outcome=good, gap_days=gap, random_state=seed),
                               scores),
         SCHEMES: (SuggestedSchemes(good_outcome=good, gap_days=gap, random_state=seed),
                   np.hstack([_values(frame, names), scores])),
         "best single measure": (BestSingleMeasure(good_outcome=good), scores),
-        "L1 logistic regression (measure values)": (L1Logistic(gap_days=gap, random_state=seed),
-                                                    raw),
+        L1: (L1Logistic(gap_days=gap, random_state=seed), raw),
         GBM: (GradientBoosting(random_state=seed), raw),
     }
     comparison = [_ranking(label, est, X, y, dates, accounts, folds, options)
                   for label, (est, X) in contenders.items()]
     rows = {c["model"]: c for c in comparison}
     bands = [(b.name, float(b.min)) for b in sorted(sc.bands, key=lambda b: b.min)]
-    offered = shapes.offer(rows[SCHEMES], rows["configured scorecard"], y, accounts, bands,
-                           options.outcome, good, options.bootstrap, seed,
-                           rows["suggested weights"]["auc"])
+    offered = choose.offer(rows[SUGGESTED], rows["configured scorecard"], rows.get(L1),
+                           rows.get(GBM), y, accounts, bands, options.outcome, good,
+                           options.bootstrap, seed)
     return {"comparison": comparison, "splits": kind,
             "note": _splits_note(kind, len(folds), options.folds, gap),
-            "black_box_gap": black_box_gap(comparison, SCHEMES if offered["offered"]
-                                           else "suggested weights"),
+            "black_box_gap": black_box_gap(comparison, SUGGESTED),
             "schemes": offered}
 
 
@@ -372,7 +381,7 @@ def _why_suspect(info: dict[str, Any]) -> str:
     return f"{alone}, flagged leaky" if leaky else alone
 
 
-BLACK_BOXES = ("L1 logistic regression (measure values)", GBM)
+BLACK_BOXES = (L1, GBM)
 
 
 def black_box_gap(comparison: list[dict[str, Any]], additive: str = "suggested weights"
@@ -446,26 +455,26 @@ def flag_reversals(signals: dict[str, Any], weights: dict[str, Any]) -> None:
 
 
 def suggestion_yaml(result: dict[str, Any], sc: Scorecard) -> str:
+    """The suggested scorecard (fitted on every observation) as YAML, its header saying whether
+    it is offered and why (not); withheld, it is written only because it was asked for."""
     w = result["weights"]
     comp = {c["model"]: c for c in w["comparison"]}
-    offered = bool(w.get("schemes", {}).get("offered"))
-    which = SCHEMES if offered else "suggested weights"
+    s = w["schemes"]
     header = (
         f"Suggested by 'healthscore validate' on {result['generated_at'][:10]} for scorecard "
         f"{sc.name}\nfrom {result['overall']['observations']} observations (as-of dates "
         f"{result['dates'][0]} .. {result['dates'][-1]}, outcome {result['outcome']} within "
-        f"{result['horizon_days']} days).\nOut-of-sample AUC: configured "
-        f"{_fmt(comp['configured scorecard']['auc'])}, {which} "
-        f"{_fmt(comp[which]['auc'])}.\n"
-        + (f"{w['schemes']['why']}\n" if w.get("schemes", {}).get("why") else "")
-        + "Review it before use: copy it into scorecards/ and list it in healthscore.yml. "
-          "Nothing is applied automatically."
+        f"{result['horizon_days']} days).\nChosen on later dates than fitted: {s['chosen']}.\n"
+        f"Out-of-sample AUC: configured {_fmt(comp['configured scorecard']['auc'])}, suggested "
+        f"{_fmt(comp[SUGGESTED]['auc'])}, L1 logistic {_fmt(comp[L1]['auc'])}, gradient-boosted "
+        f"{_fmt(comp[GBM]['auc'])}.\n{s['why']}\n"
+        + ("Review it before use: copy it into scorecards/ and list it in healthscore.yml. "
+           "Nothing is applied automatically." if s["offered"] else
+           "Written because it was asked for: keep the configured scorecard unless the reason "
+           "above no longer holds.")
     )
-    if offered:
-        s = w["schemes"]
-        schemes = {n: m["scheme"] for n, m in s["measures"].items() if m["scheme"] is not None}
-        return scorecard_yaml(sc, s["weights"], s["flipped"], header, schemes)
-    return scorecard_yaml(sc, w["weights"], w["flipped"], header)
+    schemes = {n: m["scheme"] for n, m in s["measures"].items() if m["scheme"] is not None}
+    return scorecard_yaml(sc, s["weights"], s["flipped"], header, schemes)
 
 
 def _fmt(x: float | None) -> str:

@@ -199,8 +199,10 @@ def _schemes(s: dict[str, Any] | None) -> str:
                                                         "configured scheme kept"),
              escape(m.get("direction") or "")]
             for n, m in (s.get("measures") or {}).items()]
-    return (f"<h3>Suggested schemes</h3><p class=\"{'ok' if s.get('offered') else 'note'}\">"
-            f"{escape(s['why'])}</p>"
+    chosen = (f"<p>Chosen on later dates than fitted: {escape(s['chosen'])} (AUC "
+              f"{_f(s.get('inner_auc'))} there).</p>" if s.get("chosen") else "")
+    return (f"<h3>Suggested scorecard</h3><p class=\"{'ok' if s.get('offered') else 'note'}\">"
+            f"{escape(s['why'])}</p>" + chosen
             + (_table(["measure", "weight", "learned thresholds (value: score)", "direction"], rows)
                if rows else ""))
 

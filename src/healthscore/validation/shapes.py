@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.isotonic import IsotonicRegression
+from threadpoolctl import threadpool_limits
 
-from healthscore.validation.metrics import band_rates, bootstrap_aucs, monotonic
 from healthscore.validation.weights import SuggestedWeights
 
 BINS = 10  # candidate cuts: the deciles of a measure's values
@@ -36,17 +37,38 @@ def learn_shape(x: np.ndarray, y: np.ndarray, good_outcome: bool, max_steps: int
     healthier ('higher is better') or not."""
     ok = ~np.isnan(x)
     x, y = x[ok], y[ok]
-    if len(x) < 2 * MIN_BIN or len(np.unique(x)) < 2 or len(np.unique(y)) < 2:
+    if not _learnable(x, y):
         return None
+    rates, n, edges = _binned(x, y.astype(float))
+    return _step_scheme(rates, n, edges, _rising(x, y), good_outcome, max_steps)
+
+
+def _learnable(x: np.ndarray, y: np.ndarray) -> bool:
+    return len(x) >= 2 * MIN_BIN and len(np.unique(x)) >= 2 and len(np.unique(y)) >= 2
+
+
+def _rising(x: np.ndarray, y: np.ndarray) -> bool:
+    """Whether the outcome rises with the value (Spearman's sign; rising when unclear)."""
+    rho = pd.Series(x).corr(pd.Series(y), method="spearman")
+    return bool(rho >= 0) if not np.isnan(rho) else True
+
+
+def _binned(x: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[float | None]]:
+    """The mean of ``v`` per decile bin of ``x`` (empty bins left out), the bins' sizes and
+    their lower edges."""
     cuts = np.unique(np.quantile(x, np.linspace(0, 1, BINS + 1)[1:-1]))
     cuts = cuts[cuts > x.min()]
     which = np.searchsorted(cuts, x, side="right")
     n = np.bincount(which, minlength=len(cuts) + 1).astype(float)
-    k = np.bincount(which, weights=y, minlength=len(cuts) + 1)
+    k = np.bincount(which, weights=v, minlength=len(cuts) + 1)
     keep = n > 0
-    rates, n, edges = k[keep] / n[keep], n[keep], _edges(cuts, keep)
-    rho = pd.Series(x).corr(pd.Series(y), method="spearman")
-    rising = bool(rho >= 0) if not np.isnan(rho) else True  # outcome rises with the value
+    return k[keep] / n[keep], n[keep], _edges(cuts, keep)
+
+
+def _step_scheme(rates: np.ndarray, n: np.ndarray, edges: list[float | None], rising: bool,
+                 good_outcome: bool, max_steps: int) -> dict[str, Any] | None:
+    """Per-bin outcome rates (or log-odds) made monotone (isotonic regression, weighted by the
+    bins' sizes), merged into at most ``max_steps`` steps and scaled to 0-100 health."""
     fitted = IsotonicRegression(increasing=rising).fit(np.arange(len(rates)), rates,
                                                        sample_weight=n).predict(np.arange(len(rates)))
     steps = _merge(list(zip(fitted, n, strict=True)), edges, max_steps)
@@ -59,6 +81,41 @@ def learn_shape(x: np.ndarray, y: np.ndarray, good_outcome: bool, max_steps: int
     return {"cuts": [float(c) for _, _, c in steps[1:] if c is not None],
             "scores": [round(float(h), 1) for h in health],
             "direction": "higher is better" if rising == good_outcome else "lower is better"}
+
+
+def additive_shapes(X: np.ndarray, y: np.ndarray, good_outcome: bool, max_steps: int,
+                    random_state: int = 0) -> list[dict[str, Any] | None]:
+    """Every numeric measure's shape learned together, as an additive model: scikit-learn's
+    HistGradientBoostingClassifier with no interactions (``interaction_cst``, one measure per
+    tree: a GAM), each shape monotone (``monotonic_cst``) in the direction the data gives the
+    measure alone, with few leaves. Each measure's shape function (the model's log-odds as its
+    value moves, the others held still) is averaged over the decile bins of its values and
+    turned into a few-step thresholds scheme like :func:`learn_shape`'s. Unlike the outcome
+    rate of a measure alone, it is the measure's effect with the others taken into account."""
+    X = np.asarray(X, dtype=float)
+    usable = [j for j in range(X.shape[1]) if _learnable(X[~np.isnan(X[:, j]), j],
+                                                         y[~np.isnan(X[:, j])])]
+    out: list[dict[str, Any] | None] = [None] * X.shape[1]
+    if not usable or len(np.unique(y)) < 2:
+        return out
+    sub = X[:, usable]
+    rising = [_rising(sub[~np.isnan(sub[:, k]), k], y[~np.isnan(sub[:, k])])
+              for k in range(len(usable))]
+    model = HistGradientBoostingClassifier(
+        max_iter=100, learning_rate=0.1, max_leaf_nodes=3, min_samples_leaf=MIN_BIN,
+        interaction_cst=[[k] for k in range(len(usable))],
+        monotonic_cst=[1 if r else -1 for r in rising], early_stopping=False,
+        random_state=random_state)
+    with threadpool_limits(limits=1, user_api="openmp"):
+        model.fit(sub, y)
+        for k, j in enumerate(usable):
+            ok = ~np.isnan(sub[:, k])
+            probe = np.full((int(ok.sum()), len(usable)), np.nan)
+            probe[:, k] = sub[ok, k]
+            effect = model.decision_function(probe)  # the others at their missing-value leaf
+            rates, n, edges = _binned(sub[ok, k], effect)
+            out[j] = _step_scheme(rates, n, edges, rising[k], good_outcome, max_steps)
+    return out
 
 
 def _edges(cuts: np.ndarray, keep: np.ndarray) -> list[float | None]:
@@ -96,24 +153,42 @@ def apply_shape(shape: dict[str, Any], x: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(x), np.nan, out)
 
 
+ISOTONIC, ADDITIVE_TREES = "isotonic", "additive trees"
+
+
+def learn_shapes(values: np.ndarray, y: np.ndarray, good_outcome: bool, max_steps: int,
+                 learner: str = ISOTONIC, random_state: int = 0) -> list[dict[str, Any] | None]:
+    """A shape per column of ``values``: each measure alone (``isotonic``, :func:`learn_shape`)
+    or all together (``additive trees``, :func:`additive_shapes`)."""
+    if learner == ADDITIVE_TREES:
+        return additive_shapes(values, y, good_outcome, max_steps, random_state)
+    return [learn_shape(values[:, j], y, good_outcome, max_steps) for j in range(values.shape[1])]
+
+
 class SuggestedSchemes(BaseEstimator, ClassifierMixin):
     """A learned monotone thresholds scheme per numeric measure, then suggested weights on
-    the reshaped scores (see the module docstring for ``X``)."""
+    the reshaped scores (see the module docstring for ``X``). ``learner`` says how the shapes
+    are learned (see :func:`learn_shapes`); ``C`` fixes the weights' penalty (else chosen on
+    later dates than those fitted)."""
 
     def __init__(self, good_outcome: bool = False, gap_days: int = 0, max_steps: int = 5,
-                 random_state: int = 0) -> None:
+                 learner: str = ISOTONIC, C: float | None = None, random_state: int = 0) -> None:
         self.good_outcome = good_outcome
         self.gap_days = gap_days
         self.max_steps = max_steps
+        self.learner = learner
+        self.C = C
         self.random_state = random_state
 
     def fit(self, X: np.ndarray, y: np.ndarray, dates: np.ndarray | None = None,
             groups: np.ndarray | None = None) -> SuggestedSchemes:
         X = np.asarray(X, dtype=float)
         p = X.shape[1] // 2
-        self.shapes_ = [learn_shape(X[:, j], y, self.good_outcome, self.max_steps) for j in range(p)]
+        self.shapes_ = learn_shapes(X[:, :p], y, self.good_outcome, self.max_steps, self.learner,
+                                    self.random_state)
         self.weights_model_ = SuggestedWeights(
-            good_outcome=self.good_outcome, gap_days=self.gap_days, random_state=self.random_state,
+            good_outcome=self.good_outcome, gap_days=self.gap_days, C=self.C,
+            random_state=self.random_state,
         ).fit(self.transform(X), y, dates=dates, groups=groups)
         self.classes_ = np.array([0, 1])
         return self
@@ -131,64 +206,3 @@ class SuggestedSchemes(BaseEstimator, ClassifierMixin):
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         return self.weights_model_.decision_function(self.transform(X))
-
-
-def fit_all(values: np.ndarray, scores: np.ndarray, y: np.ndarray, names: list[str],
-            good_outcome: bool, gap_days: int, seed: int, dates: np.ndarray,
-            accounts: np.ndarray) -> dict[str, Any]:
-    """The suggested schemes and weights fitted on every observation."""
-    model = SuggestedSchemes(good_outcome=good_outcome, gap_days=gap_days, random_state=seed).fit(
-        np.hstack([values, scores]), y, dates=dates, groups=accounts)
-    w = model.weights_model_
-    return {
-        "measures": {n: {"scheme": ({"type": "thresholds", "cuts": s["cuts"], "scores": s["scores"]}
-                                    if s is not None else None),
-                         "direction": s["direction"] if s is not None else None,
-                         "weight": float(w.weights_[j]), "flipped": bool(w.flipped_[j] and w.weights_[j] > 0)}
-                     for j, (n, s) in enumerate(zip(names, model.shapes_, strict=True))},
-        "weights": {n: float(w.weights_[j]) for j, n in enumerate(names)},
-        "flipped": {n: bool(w.flipped_[j]) for j, n in enumerate(names)},
-    }
-
-
-def offer(schemes: dict[str, Any], configured: dict[str, Any], y: np.ndarray, accounts: np.ndarray,
-          bands: list[tuple[str, float]], outcome: str, good_outcome: bool, resamples: int,
-          seed: int, weights_auc: float | None = None) -> dict[str, Any]:
-    """Whether the suggested schemes beat the configured scorecard out of sample beyond the
-    bootstrap interval of the gain (same test observations, same resamples of accounts) with
-    outcome rates monotone across the bands, and rank at least as well as re-weighting alone
-    (``weights_auc``); and why (not)."""
-    idx = schemes["_index"]
-    if not len(idx) or schemes["auc"] is None or configured["auc"] is None:
-        return {"offered": False, "why": "nothing was measured out of sample, so no scheme is "
-                                         "suggested."}
-    mine = bootstrap_aucs(y[idx], schemes["_risk"], accounts[idx], resamples, seed)
-    theirs = bootstrap_aucs(y[idx], configured["_risk"], accounts[idx], resamples, seed)
-    gain = schemes["auc"] - configured["auc"]
-    lo, hi = (np.percentile(mine - theirs, [2.5, 97.5]) if len(mine) == len(theirs) and len(mine)
-              else (np.nan, np.nan))
-    health = schemes["_risk"] if good_outcome else -schemes["_risk"]
-    names = [b for b, _ in bands]
-    which = np.searchsorted(np.array([m for _, m in bands]), health, side="right") - 1
-    rates = band_rates(y[idx], np.array(names, dtype=object)[np.clip(which, 0, len(names) - 1)], names)
-    falls = monotonic(rates, falling=not good_outcome)
-    out = {"auc_gain": float(gain), "gain_ci": [float(lo), float(hi)], "bands": rates,
-           "bands_monotonic": falls}
-    ci = f"95% CI of the gain {lo:+.3f} to {hi:+.3f} over {len(mine)} resamples of accounts"
-    if not lo > 0:
-        why = (f"not offered: out of sample they rank {gain:+.3f} AUC against the configured "
-               f"scorecard ({ci}), not clearly better. Keep the configured schemes.")
-    elif not falls:
-        why = (f"not offered: they rank {gain:+.3f} AUC better than the configured scorecard out of "
-               f"sample ({ci}), but the {outcome} rate does not "
-               f"{'rise' if good_outcome else 'fall'} band by band with them.")
-    elif weights_auc is not None and weights_auc > schemes["auc"]:
-        why = (f"not offered: they rank {gain:+.3f} AUC better than the configured scorecard out of "
-               f"sample ({ci}), but the suggested weights alone rank better still "
-               f"({weights_auc:.3f} against {schemes['auc']:.3f}): re-weighting is suggested.")
-        return {**out, "offered": False, "why": f"Suggested schemes {why}"}
-    else:
-        why = (f"offered: out of sample they rank {gain:+.3f} AUC better than the configured "
-               f"scorecard ({ci}), and the {outcome} rate {'rises' if good_outcome else 'falls'} "
-               f"band by band.")
-    return {**out, "offered": bool(lo > 0 and falls), "why": f"Suggested schemes {why}"}
