@@ -265,6 +265,7 @@ def _explain_row(store: SnapshotStore, row: pd.Series, prev: pd.Series | None) -
         "previous_score": None if prev is None else round1(prev["score"]),
         "groups": groups, "measures": measures,
         "why": [_why(m) for m in changes[:5]],
+        "changes": [_change(m) for m in changes[:5]],
     }
 
 
@@ -324,6 +325,13 @@ def _walk_changes(nodes: list[dict], prev: pd.Series, measures: list) -> None:
         m["previous_value"] = o["value"]
         m["previous_score"] = o["score"]
         m["contribution_change"] = round(m["contribution"] - o["contribution"], 2)
+
+
+def _change(m: dict[str, Any]) -> dict[str, Any]:
+    """The facts of one line of "why", for a reader's language (the web app words them)."""
+    return {"measure": m["measure"], "before": m.get("previous_value"), "after": m["value"],
+            "score_before": m.get("previous_score"), "score_after": m["score"],
+            "points": m["contribution_change"]}
 
 
 def _why(m: dict[str, Any]) -> str:

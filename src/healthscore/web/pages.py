@@ -35,6 +35,7 @@ def render(request: Request, template: str, data: dict[str, Any], *, status: int
     fmt = Formatter(language_of(user, request.headers.get("accept-language", "")))
     flash = _read_flash(request)
     context = {"request": request, "data": data, "user": user, "nav": nav, "_": fmt.gettext,
+               "_n": fmt.ngettext, "stored": fmt.stored, "why": fmt.why,
                "fmt": fmt, "lang": fmt.lang, "languages": LANGUAGES, "flash": flash,
                "csrf": getattr(request.state, "csrf", None), "json": _json, **fmt.filters()}
     response = TEMPLATES.TemplateResponse(request, template, context, status_code=status)
