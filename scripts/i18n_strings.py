@@ -153,6 +153,9 @@ DYNAMIC_CALLS: dict[str, tuple[str, ...]] = {
     "portfolio.html: q.motion": ("motions",),
     "portfolio.html: k": ("lifecycle stages",),
     "today.html: data.worst_band": ("bands",),
+    # data.choices: only the lifecycle stages go through _()
+    "trends.html: v": ("lifecycle stages",),
+    "trends.html: b": ("bands",),
     "validation.html: v.outcome": ("outcomes",),
     "validation.html: h.outcome": ("outcomes",),
 }

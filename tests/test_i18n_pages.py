@@ -102,7 +102,7 @@ def _data_words(project: Project, client: TestClient, rows_pages: list[str]) -> 
         for col in ("account_id", "name", "csm", "segment", "industry", "scorecard"):
             if col in scores:
                 texts += [str(v) for v in scores[col].dropna().unique()]
-        texts += [u["name"] for u in wf.users()]
+        texts += [u["name"] for u in wf.users()] + [u["team"] for u in wf.users() if u.get("team")]
         texts += [*wf.spec.escalation, *wf.spec.departments]  # owner names: the project's ids
     finally:
         wf.close()
@@ -142,12 +142,12 @@ def pages(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         wf.close()
     client = TestClient(create_app(project, today=TODAY))
     csrf = client.post("/api/login", json={"name": ADMIN, "password": DEMO_PASSWORD}).json()["csrf_token"]
-    paths = ["/today", "/portfolio", "/accounts", f"/accounts/{account}",
+    paths = ["/today", "/portfolio", "/portfolio/trends", "/accounts", f"/accounts/{account}",
              f"/accounts/{account}/measures/{measure}", "/cockpit", "/cockpit/board",
              f"/ctas/{cta['id']}", "/review", "/success-plans", f"/success-plans/{plan['id']}",
              "/validation", "/data-health", "/me", "/validation/preview", "/admin"]
     try:
-        yield Pages(client, csrf, paths, _data_words(project, client, [paths[4]]))
+        yield Pages(client, csrf, paths, _data_words(project, client, [paths[5]]))
     finally:
         client.close()
 

@@ -16,7 +16,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
 
 from healthscore.errors import AuthError, HealthScoreError
-from healthscore.web import api, auth, queue, views
+from healthscore.web import api, auth, queue, trends, views
 from healthscore.web.api import Id
 from healthscore.web.i18n import LANGUAGES, Formatter, language_of
 from healthscore.workflow.marks import MARK_REASONS
@@ -131,6 +131,14 @@ def logout(request: Request, user: dict[str, Any] = Me) -> Response:
 @router.get("/portfolio")
 def portfolio(request: Request, user: dict[str, Any] = Me) -> HTMLResponse:
     return render(request, "portfolio.html", api.portfolio(request, user), nav="portfolio")
+
+
+@router.get("/portfolio/trends")
+def portfolio_trends(request: Request, user: dict[str, Any] = Me,
+                     f: trends.TrendFilter = Depends(api.trend_filter)) -> HTMLResponse:
+    data = api.portfolio_trends(request, user, f)
+    data["query"] = urlencode({k: v for k, v in request.query_params.items() if v})
+    return render(request, "trends.html", data, nav="portfolio")
 
 
 @router.get("/accounts")
