@@ -98,6 +98,17 @@ DYNAMIC: dict[str, tuple[str, ...]] = {
     # healthscore.web.i18n.STORED: the timeline's sentences, shown by Formatter.stored, and
     # PLAN_CHANGES, the changes its success-plan sentence names
     "stored sentences": (*STORED, *PLAN_CHANGES),
+    # the messages of the forms in healthscore.web.pages (tests/test_i18n.py reads them there)
+    "form messages": (
+        "Override saved.", "Override cleared.", "Module marked.", "Mark cleared.", "Value saved.",
+        "Flagged for review (CTA #{id}).", "Logged.", "CTA #{id} opened.",
+        "Success plan #{id} created.", "{changed} CTAs changed ({action}).", "CTA #{id} closed.",
+        "CTA #{id} snoozed.", "CTA #{id} assigned to {owner}.", "CTA #{id} escalated.",
+        "Decision recorded on CTA #{id}.", "Comment added.", "Task #{id} {status}.", "Added.",
+        "Milestone added.", "Success criterion added.", "Milestone done.", "Added {name} ({role}).",
+        "Saved {name}.", "API token #{id} for {user}: {token} — copy it now, it is not shown again.",
+        "Token #{id} revoked.", "Saved.", "Password changed.",
+        "close", "snooze", "assign", "priority"),
     # healthscore.web.i18n.WHY and POINTS: the lines of "What changed and why" (Formatter.why)
     "why": (*WHY.values(), PLURAL_SEP.join(POINTS)),
 }

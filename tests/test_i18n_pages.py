@@ -266,3 +266,14 @@ def test_the_accounts_page_counts_in_the_language(pages: Pages, lang: str) -> No
         texts = visible_text(pages.client.get(f"/accounts{query}").text)
         shown = Formatter(lang).ngettext("{n} account", "{n} accounts", total)
         assert f"{shown} ·" in texts, (query, total, texts[:30])
+
+
+@pytest.mark.parametrize(("lang", "said"), [("en", "Logged."), ("ru", "Записано."), ("zh", "已记录。")])
+def test_a_forms_message_speaks_the_readers_language(pages: Pages, lang: str, said: str) -> None:
+    r = pages.client.patch("/api/me", json={"language": lang}, headers={"X-CSRF-Token": pages.csrf})
+    assert r.status_code == 200
+    account = pages.paths[4]
+    r = pages.client.post(f"{account}/timeline", data={"csrf_token": pages.csrf, "kind": "call",
+                                                       "text": FLAG})
+    assert r.status_code == 200 and r.url.path == account
+    assert f'<p class="flash ok" role="status">{said}</p>' in r.text

@@ -118,11 +118,11 @@ class Formatter:
         self.locale = BABEL[self.lang]
         self.texts = catalog(self.lang)
 
-    def gettext(self, text: str, **values: Any) -> str:
+    def gettext(self, text: str, /, **values: Any) -> str:
         out = self.texts.get(text) or text
         return out.format(**values) if values else out
 
-    def ngettext(self, singular: str, plural: str, n: float, **values: Any) -> str:
+    def ngettext(self, singular: str, plural: str, n: float, /, **values: Any) -> str:
         """The form of ``singular|plural`` that CLDR's plural rules of the language give for
         ``n``; ``{n}`` is the number, formatted for the locale."""
         msgid = f"{singular}{PLURAL_SEP}{plural}"

@@ -287,10 +287,24 @@ async def act(request: Request, back: str, done: str, call: Callable[[dict[str, 
         raise
     except HealthScoreError as err:
         return again(form, str(err)) if again else redirect(back, "error", str(err))
-    text = done.format(**result) if isinstance(result, dict) else done
+    text = _done(request, done, result if isinstance(result, dict) else {})
     if isinstance(result, dict) and result.get("prompt"):
         text += " " + str(result["prompt"])
     return redirect(back, "ok", text)
+
+
+# the values of a form's message that are identifiers with a label of their own
+DONE_LABELLED = ("status", "role", "action")
+
+
+def _done(request: Request, done: str, result: dict[str, Any]) -> str:
+    """A form's message in the user's language (its values kept; a status, role or bulk
+    action named by its label)."""
+    user = getattr(request.state, "user", None)
+    fmt = Formatter(language_of(user, request.headers.get("accept-language", "")))
+    values = {k: fmt.gettext(v) if k in DONE_LABELLED and isinstance(v, str) else v
+              for k, v in result.items()}
+    return fmt.gettext(done, **values) if values else fmt.gettext(done)
 
 
 Forms = dict[str, tuple[str, Callable[[dict[str, Any]], Any]]]
