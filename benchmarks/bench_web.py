@@ -1,10 +1,13 @@
-"""Benchmark: server time of the accounts list and Account 360 (JSON and HTML) against baselines.
+"""Benchmark: server time of the app's pages (JSON and HTML) against baselines.
 
     python benchmarks/bench_web.py                    # 50,000 accounts, 24 monthly snapshots
     python benchmarks/bench_web.py --accounts 2000    # a CI-sized smoke run
 
 Target (issue): with 50k accounts and 24 monthly snapshots, the accounts list and Account 360
-respond in <= 300 ms server time, median of 20 requests.
+respond in <= 300 ms server time, median of 20 requests; My day, the Cockpit (its first page
+and pages across the whole queue), the board, a CTA's page and the portfolio's 12-month trends
+in <= 300 ms at the 95th percentile. Every page's weight is reported as sent (gzip) and
+uncompressed.
 
 The project (demo data + the eight-categories template, scored on the 24 month ends up to
 2026-10-31) is built once into ``--work`` (default benchmarks/.work/web-<N>/, which holds its
@@ -68,10 +71,11 @@ APP_CACHE = {"app": 8, "app-nocache": 0}
 
 @dataclass(frozen=True)
 class Endpoint:
-    key: str  # list, list-filtered, list-html, account, account-html
+    key: str  # list, list-filtered, list-html, account, account-html, today-html, ...
     label: str
     html: bool = False
     per_account: bool = False
+    app_only: bool = False  # no floor does this work: the app's figures only
 
 
 ENDPOINTS = [
@@ -80,7 +84,19 @@ ENDPOINTS = [
     Endpoint("list-html", "GET /accounts (HTML)", html=True),
     Endpoint("account", "GET /api/accounts/{id} (Account 360)", per_account=True),
     Endpoint("account-html", "GET /accounts/{id} (HTML)", html=True, per_account=True),
+    Endpoint("today-html", "GET /today (HTML, My day, all)", html=True, app_only=True),
+    Endpoint("cockpit-html", "GET /cockpit (HTML, first page)", html=True, app_only=True),
+    Endpoint("cockpit-paged", "GET /cockpit?page=N (HTML, pages across the queue)", html=True,
+             app_only=True),
+    Endpoint("board-html", "GET /cockpit/board (HTML)", html=True, app_only=True),
+    Endpoint("cta-html", "GET /ctas/{id} (HTML, CTA page)", html=True, app_only=True),
+    Endpoint("trends", "GET /api/portfolio/trends (12 months)", app_only=True),
+    Endpoint("trends-html", "GET /portfolio/trends (HTML)", html=True, app_only=True),
 ]
+
+
+# the endpoints whose target is on the median (the first issue's); the others' is on the p95
+MEDIAN_TARGETS = {e.label for e in ENDPOINTS if not e.app_only}
 
 
 # ----------------------------------------------------------------------------- build
@@ -207,9 +223,31 @@ def make_plan(work: Path, requests: int) -> dict[str, Any]:
             "dates": len(list(snaps.glob("as_of=*"))), "requests": requests}
 
 
+def add_queue(plan: dict[str, Any], get: Callable[[str], Any]) -> dict[str, Any]:
+    """The Cockpit pages and CTAs the queue endpoints ask for, read from the app itself (the
+    open CTAs are in the workflow store, not in the snapshots): pages spread over the whole
+    queue, and as many CTAs spread over it."""
+    n = plan["requests"] + 1
+    first = get("/api/cockpit?per_page=50")
+    pages = int(first["pages"])
+    paged = [1 + (i * (pages - 1)) // max(1, n - 1) for i in range(n)]
+    ids = [int(c["id"]) for c in get("/api/cockpit?per_page=500&sort=id")["ctas"]]
+    step = max(1, len(ids) // n)
+    return {**plan, "cockpit_pages": paged, "queue_total": int(first["total"]),
+            "cta_ids": [ids[(i * step) % len(ids)] for i in range(n)] if ids else []}
+
+
 def urls(e: Endpoint, plan: dict[str, Any]) -> list[str]:
     """Warm-up URL first, then the measured ones."""
     n = plan["requests"] + 1
+    fixed = {"today-html": "/today", "cockpit-html": "/cockpit", "board-html": "/cockpit/board",
+             "trends": "/api/portfolio/trends", "trends-html": "/portfolio/trends"}
+    if e.key in fixed:
+        return [fixed[e.key]] * n
+    if e.key == "cockpit-paged":
+        return [f"/cockpit?page={p}" for p in plan["cockpit_pages"]]
+    if e.key == "cta-html":
+        return [f"/ctas/{i}" for i in plan["cta_ids"]]
     if e.key == "list":
         return ["/api/accounts"] * n
     if e.key == "list-filtered":
@@ -231,6 +269,12 @@ def server_ms(response: Any) -> float:
         if part.strip().startswith("dur="):
             return float(part.strip()[4:])
     raise RuntimeError(f"no Server-Timing dur in {header!r}")
+
+
+def wire_bytes(response: Any) -> int:
+    """The body's size as sent: the bytes the client read before decoding (httpx hands back
+    the decompressed body as ``content``)."""
+    return int(response.num_bytes_downloaded)
 
 
 def rss_mb(field: str = "VmRSS") -> float:
@@ -267,18 +311,24 @@ def run_app_variant(name: str, work: Path, plan: dict[str, Any]) -> dict[str, An
         if r.status_code != 200:
             raise RuntimeError(f"login: {r.status_code} {r.text}")
         out["rss_after_login_mb"] = rss_mb()
+        plan = add_queue(plan, lambda url: client.get(url).json())
+        out["queue_total"] = plan["queue_total"]
         for e in ENDPOINTS:
-            times, client_ms, sizes = [], [], []
+            if e.key in ("cta-html",) and not plan["cta_ids"]:
+                continue
+            times, client_ms, sizes, sent = [], [], [], []
             for url in urls(e, plan):
                 t0 = time.perf_counter()
-                r = client.get(url)
+                r = client.get(url, headers={"Accept-Encoding": "gzip"})
                 client_ms.append((time.perf_counter() - t0) * 1000)
                 if r.status_code != 200:
                     raise RuntimeError(f"GET {url}: {r.status_code} {r.text[:300]}")
                 times.append(server_ms(r))
                 sizes.append(len(r.content))
+                sent.append(wire_bytes(r))
             out["endpoints"][e.key] = {"ms": times, "client_ms": client_ms,
                                        "bytes": statistics.median(sizes),
+                                       "gzip_bytes": statistics.median(sent),
                                        "answer": answer(e, r.json()) if not e.html else None}
             print(f"  {e.label}: first {times[0]:.0f} ms, median "
                   f"{statistics.median(times[1:]):.0f} ms", flush=True)
@@ -362,6 +412,8 @@ class Floor:
 
 def answer(e: Endpoint, body: dict[str, Any]) -> str:
     """What the last response said, in short: to check that a floor did the app's work."""
+    if e.key == "trends":
+        return ",".join(f"{p['as_of']}:{p['accounts']}" for p in body["points"])
     if e.per_account:
         scores = [None if v is None else round(v, 1) for v in
                   (h["score"] if isinstance(h, dict) else h for h in body["history"])]
@@ -429,8 +481,14 @@ def run_profile(name: str, work: Path, plan: dict[str, Any], requests: int) -> d
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
             r = await c.post("/api/login", json={"name": "admin", "password": DEMO_PASSWORD})
             r.raise_for_status()
+            queue = {}
+            for url in ("/api/cockpit?per_page=50", "/api/cockpit?per_page=500&sort=id"):
+                queue[url] = (await c.get(url)).json()
+            full = add_queue(plan, queue.__getitem__)
             for e in ENDPOINTS:
-                todo = urls(e, plan)
+                if e.key == "cta-html" and not full["cta_ids"]:
+                    continue
+                todo = urls(e, full)
                 await c.get(todo[0])  # warm: the profile is of the steady state
                 prof = cProfile.Profile()
                 ms = []
@@ -516,11 +574,12 @@ def fmt_ms(v: float | None) -> str:
 
 def tables(results: dict[str, dict[str, Any]]) -> tuple[list[list[str]], list[list[str]]]:
     """The full table (variant x endpoint) and the side-by-side table of medians."""
-    full = [["variant", "endpoint", "first ms", "median ms", "p95 ms", "target <= 300 ms met?"]]
+    full = [["variant", "endpoint", "first ms", "median ms", "p95 ms", "target <= 300 ms met?",
+             "p95 <= 300 ms?"]]
     side = [["endpoint", *results]]
     for name, r in results.items():
         if r.get("status") != "ok":
-            full.append([name, "(all)", "-", "-", "-", f"n/a: {r.get('status')}"])
+            full.append([name, "(all)", "-", "-", "-", f"n/a: {r.get('status')}", "-"])
             continue
         for e in ENDPOINTS:
             got = r["endpoints"].get(e.key)
@@ -529,7 +588,8 @@ def tables(results: dict[str, dict[str, Any]]) -> tuple[list[list[str]], list[li
             ms = got["ms"]
             med = statistics.median(ms[1:])
             met = "yes" if med <= TARGET_MS else "**NO**"
-            full.append([name, e.label, fmt_ms(ms[0]), fmt_ms(med), fmt_ms(p95(ms[1:])), met])
+            met95 = "yes" if p95(ms[1:]) <= TARGET_MS else "**NO**"
+            full.append([name, e.label, fmt_ms(ms[0]), fmt_ms(med), fmt_ms(p95(ms[1:])), met, met95])
     for e in ENDPOINTS:
         row = [e.label]
         for r in results.values():
@@ -537,6 +597,21 @@ def tables(results: dict[str, dict[str, Any]]) -> tuple[list[list[str]], list[li
             row.append(fmt_ms(statistics.median(got["ms"][1:])) if got else "n/a")
         side.append(row)
     return full, side
+
+
+def weights(results: dict[str, dict[str, Any]]) -> str:
+    """Each app endpoint's median body: as sent (gzip, Accept-Encoding: gzip) and uncompressed."""
+    app = results.get("app", {})
+    if app.get("status") != "ok":
+        return "- not measured: the app variant did not run"
+    rows = [["endpoint", "sent (gzip) KB", "uncompressed KB", "ratio"]]
+    for e in ENDPOINTS:
+        got = app["endpoints"].get(e.key)
+        if got and "gzip_bytes" in got:
+            rows.append([e.label, f"{got['gzip_bytes'] / 1024:,.1f}", f"{got['bytes'] / 1024:,.1f}",
+                         f"{got['bytes'] / max(1, got['gzip_bytes']):.1f}x"])
+    queue = f"The Cockpit's queue (admin, all): {app.get('queue_total', 0):,} open CTAs.\n\n"
+    return queue + markdown(rows, 1)
 
 
 def markdown(rows: list[list[str]], text_columns: int = 2) -> str:
@@ -585,6 +660,7 @@ def report(results: dict[str, dict[str, Any]], plan: dict[str, Any], build: dict
     parts = ["# bench_web results", "", *environment(plan, build, code, work), "",
              f"Reproduce: `{command}`", "", "## Median server time (ms), side by side", "",
              markdown(side, 1), "", "## All figures", "", markdown(full), "",
+             "## Page weight (app)", "", weights(results), "",
              "## Processes", ""]
     for name, r in results.items():
         extra = ""
@@ -608,14 +684,16 @@ def report(results: dict[str, dict[str, Any]], plan: dict[str, Any], build: dict
                   and e.key not in same and not e.html]
         parts.append(f"- {name}: same as app: {', '.join(same) or 'none'}"
                      + (f"; DIFFERENT: {', '.join(differ)}" if differ else ""))
-    misses = [row for row in full[1:] if row[0] == "app" and row[5] != "yes"]
+    misses = [row for row in full[1:] if row[0] == "app"
+              and (row[5] != "yes" if row[1] in MEDIAN_TARGETS else row[6] != "yes")]
     parts += ["", "## Target", ""]
     if "app" not in results or results["app"].get("status") != "ok":
         parts.append("- not measured: the app variant did not run")
     elif misses:
-        parts += [f"- NOT met: {row[1]} median {row[3]} ms" for row in misses]
+        parts += [f"- NOT met: {row[1]} median {row[3]} ms, p95 {row[4]} ms" for row in misses]
     else:
-        parts.append("- met: every endpoint of the app has a median <= 300 ms server time")
+        parts.append("- met: the accounts list and Account 360 have a median <= 300 ms server "
+                     "time, every other page a p95 <= 300 ms")
     return "\n".join(parts) + "\n"
 
 

@@ -6,7 +6,10 @@ Two kinds of msgid:
 * literal ones, read from the templates (src/healthscore/web/templates/*.html) with Jinja's own
   parser: ``_("...")`` or ``_('...')``, plus ``_(x)`` where ``x`` is the variable of a
   ``{% for %}`` loop over a literal list (``{% for p in ["low", "high"] %}`` or
-  ``{% for col, label in [("band", "Band"), ...] %}``);
+  ``{% for col, label in [("band", "Band"), ...] %}``); and ``_n("{n} day", "{n} days", n)``,
+  a count, whose msgid is the two joined by "|" and whose translation lists the forms of the
+  language's CLDR plural categories (one|few|many|other for Polish and Russian, one form for
+  Chinese) joined the same way;
 * dynamic ones, values the code hands the templates and the templates translate (``_(cta.type)``,
   ``_(user.role)``, ...). They are listed below in DYNAMIC; DYNAMIC_CALLS says which template
   expression draws on which group, so tests/test_i18n.py fails when a template starts to
@@ -32,6 +35,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from jinja2 import Environment, nodes
+
+from healthscore.web.i18n import PLAN_CHANGES, PLURAL_SEP, POINTS, STORED, WHY
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "src" / "healthscore" / "web" / "templates"
@@ -90,6 +95,22 @@ DYNAMIC: dict[str, tuple[str, ...]] = {
     # measures a built-in template names that the project does not score
     "plan elements": ("roles", "reporting", "communication", "education", "tools",
                       "criteria_left_out"),
+    # healthscore.web.i18n.STORED: the timeline's sentences, shown by Formatter.stored, and
+    # PLAN_CHANGES, the changes its success-plan sentence names
+    "stored sentences": (*STORED, *PLAN_CHANGES),
+    # the messages of the forms in healthscore.web.pages (tests/test_i18n.py reads them there)
+    "form messages": (
+        "Override saved.", "Override cleared.", "Module marked.", "Mark cleared.", "Value saved.",
+        "Flagged for review (CTA #{id}).", "Logged.", "CTA #{id} opened.",
+        "Success plan #{id} created.", "{changed} CTAs changed ({action}).", "CTA #{id} closed.",
+        "CTA #{id} snoozed.", "CTA #{id} assigned to {owner}.", "CTA #{id} escalated.",
+        "Decision recorded on CTA #{id}.", "Comment added.", "Task #{id} {status}.", "Added.",
+        "Milestone added.", "Success criterion added.", "Milestone done.", "Added {name} ({role}).",
+        "Saved {name}.", "API token #{id} for {user}: {token} — copy it now, it is not shown again.",
+        "Token #{id} revoked.", "Saved.", "Password changed.",
+        "close", "snooze", "assign", "priority"),
+    # healthscore.web.i18n.WHY and POINTS: the lines of "What changed and why" (Formatter.why)
+    "why": (*WHY.values(), PLURAL_SEP.join(POINTS)),
 }
 
 # "template: expression" of every non-literal _() call -> the DYNAMIC groups it draws on
@@ -143,6 +164,9 @@ DYNAMIC_CALLS: dict[str, tuple[str, ...]] = {
     "portfolio.html: q.motion": ("motions",),
     "portfolio.html: k": ("lifecycle stages",),
     "today.html: data.worst_band": ("bands",),
+    # data.choices: only the lifecycle stages go through _()
+    "trends.html: v": ("lifecycle stages",),
+    "trends.html: b": ("bands",),
     "validation.html: v.outcome": ("outcomes",),
     "validation.html: h.outcome": ("outcomes",),
 }
@@ -205,6 +229,9 @@ def _calls(node: nodes.Node, bound: dict[str, list[str] | None]) -> Iterator[tup
         for child in node.else_:
             yield from _calls(child, bound)
         return
+    if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) and node.node.name == "_n":
+        texts = [a.value for a in node.args[:2] if isinstance(a, nodes.Const) and isinstance(a.value, str)]
+        yield (PLURAL_SEP.join(texts), "") if len(texts) == 2 else (None, _expr(node))
     if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) and node.node.name == "_":
         if node.args:
             arg = node.args[0]

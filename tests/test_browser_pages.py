@@ -38,9 +38,9 @@ def app_pages(page: Page, site: Site, who: str) -> list[str]:
     page.goto(account)
     measure = page.locator(f'a[href^="{account}/measures/"]').first.get_attribute("href")
     plan = page.request.get("/api/success-plans").json()["plans"][0]["id"]
-    pages = ["/today", "/portfolio", "/accounts", account, str(measure), "/cockpit", "/cockpit/board",
-             f"/ctas/{site.cta}", "/review", "/success-plans", f"/success-plans/{plan}", "/validation",
-             "/data-health", "/me"]
+    pages = ["/today", "/portfolio", "/portfolio/trends", "/accounts", account, str(measure), "/cockpit",
+             "/cockpit/board", f"/ctas/{site.cta}", "/review", "/success-plans", f"/success-plans/{plan}",
+             "/validation", "/data-health", "/me"]
     return pages + (["/validation/preview", "/admin"] if who == ADMIN else [])
 
 

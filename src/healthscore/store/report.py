@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -265,6 +266,7 @@ def _explain_row(store: SnapshotStore, row: pd.Series, prev: pd.Series | None) -
         "previous_score": None if prev is None else round1(prev["score"]),
         "groups": groups, "measures": measures,
         "why": [_why(m) for m in changes[:5]],
+        "changes": [_change(m) for m in changes[:5]],
     }
 
 
@@ -324,6 +326,13 @@ def _walk_changes(nodes: list[dict], prev: pd.Series, measures: list) -> None:
         m["previous_value"] = o["value"]
         m["previous_score"] = o["score"]
         m["contribution_change"] = round(m["contribution"] - o["contribution"], 2)
+
+
+def _change(m: dict[str, Any]) -> dict[str, Any]:
+    """The facts of one line of "why", for a reader's language (the web app words them)."""
+    return {"measure": m["measure"], "before": m.get("previous_value"), "after": m["value"],
+            "score_before": m.get("previous_score"), "score_after": m["score"],
+            "points": m["contribution_change"]}
 
 
 def _why(m: dict[str, Any]) -> str:
@@ -447,3 +456,75 @@ def _reason(name: str, a: dict[str, Any] | None, b: dict[str, Any] | None, delta
     else:
         why = f"scored {fmt(a['score'])} -> {fmt(b['score'])}"
     return f"{name}: {why} ({delta:+.1f} points)"
+
+
+# ----------------------------------------------------------------------------- trends
+
+
+TREND_COLUMNS = ["account_id", "name", "score", "band", "arr", "csm", "segment", "lifecycle_stage"]
+MOVERS = 10
+
+
+def month_ends(dates: list[date], end: date, months: int) -> list[date]:
+    """The last stored as-of date of each of the ``months`` calendar months up to ``end``'s
+    (months without a snapshot are left out), oldest first."""
+    first = (end.year * 12 + end.month - 1) - (months - 1)
+    last_of: dict[int, date] = {}
+    for d in dates:
+        key = d.year * 12 + d.month - 1
+        if first <= key and d <= end:
+            last_of[key] = max(last_of.get(key, d), d)
+    return [last_of[k] for k in sorted(last_of)]
+
+
+Keep = Callable[[pd.DataFrame], pd.Series]
+
+
+def trend_frame(store: SnapshotStore, day: date, keep: Keep | None) -> pd.DataFrame:
+    table = store.read(day, primary_only=True)
+    frame = table.select([c for c in TREND_COLUMNS if c in table.column_names]).to_pandas()
+    for c in TREND_COLUMNS:
+        if c not in frame:
+            frame[c] = None
+    return frame[keep(frame)] if keep is not None and len(frame) else frame
+
+
+def trends(store: SnapshotStore, end: date, months: int = 12, keep: Keep | None = None) -> dict[str, Any]:
+    """The stored primary scores at each month-end of the last ``months`` months up to ``end``:
+    accounts per band, the average score and the ARR at risk (the ARR of the accounts in the
+    worst band); and the movers, the biggest score drops and rises between the snapshot of
+    ``end`` and the one before it. ``keep`` picks the accounts (scope and filters) in each
+    snapshot by that snapshot's own attributes."""
+    days = month_ends(store.dates(), end, months)
+    every = {d: trend_frame(store, d, None) for d in days}
+    both = pd.concat([f for f in every.values() if len(f)] or [pd.DataFrame(columns=TREND_COLUMNS)])
+    order = band_order(both) if len(both) else []  # of every account: a filter keeps every band
+    frames = {d: f[keep(f)] if keep is not None and len(f) else f for d, f in every.items()}
+    worst = next((b for b in order if b != INSUFFICIENT), None)
+    points = [_trend_point(d, f, order, worst) for d, f in frames.items()]
+    return {"end": end.isoformat(), "months": months, "band_order": order, "worst_band": worst,
+            "points": points, **_movers(store, end, frames.get(end), keep)}
+
+
+def _trend_point(day: date, frame: pd.DataFrame, order: list[str], worst: str | None) -> dict[str, Any]:
+    counts = frame["band"].value_counts()
+    at_risk = frame.loc[frame["band"] == worst, "arr"].fillna(0).sum() if worst else 0.0
+    return {"as_of": day.isoformat(), "accounts": int(len(frame)),
+            "bands": {b: int(counts.get(b, 0)) for b in order},
+            "average_score": round1(frame["score"].mean()) if len(frame) else None,
+            "arr": float(frame["arr"].fillna(0).sum()), "arr_at_risk": float(at_risk)}
+
+
+def _movers(store: SnapshotStore, end: date, now: pd.DataFrame | None, keep: Keep | None) -> dict[str, Any]:
+    earlier = [d for d in store.dates() if d < end]
+    if now is None or not earlier:
+        return {"previous": None, "drops": [], "rises": []}
+    before = trend_frame(store, earlier[-1], None)[["account_id", "score", "band"]]
+    both = now.merge(before.rename(columns={"score": "previous_score", "band": "previous_band"}),
+                     on="account_id", how="inner").dropna(subset=["score", "previous_score"])
+    both["change"] = both["score"] - both["previous_score"]
+    cols = ["account_id", "name", "csm", "previous_score", "score", "previous_band", "band", "change"]
+    ranked = both.sort_values(["change", "account_id"])
+    return {"previous": earlier[-1].isoformat(),
+            "drops": _records(ranked[ranked["change"] < 0].head(MOVERS)[cols]),
+            "rises": _records(ranked[ranked["change"] > 0].iloc[::-1].head(MOVERS)[cols])}

@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from healthscore.errors import InvalidActionError
-from healthscore.web import auth, ctas, queue, today, views
+from healthscore.web import auth, ctas, queue, today, trends, views
 from healthscore.web.queue import CockpitFilter
 from healthscore.web.views import AccountFilter, Site
 
@@ -181,6 +181,29 @@ def accounts(request: Request, user: Me, f: Filter) -> dict[str, Any]:
 
 CSV: dict[int | str, dict[str, Any]] = {200: {"description": "The filtered list as CSV.",
              "content": {"text/csv": {"schema": {"type": "string"}}}}}
+
+
+def trend_filter(team: str | None = None, csm: str | None = None, segment: str | None = None,
+                 lifecycle_stage: str | None = None,
+                 months: Annotated[int, Query(ge=1, le=120)] = trends.MONTHS) -> trends.TrendFilter:
+    """The trends' filters; an empty field (as a form sends it) means no filter."""
+    return trends.TrendFilter(team=team or None, csm=csm or None, segment=segment or None,
+                              lifecycle_stage=lifecycle_stage or None, months=months)
+
+
+Trends = Annotated[trends.TrendFilter, Depends(trend_filter)]
+
+
+@router.get("/portfolio/trends", tags=["pages"])
+def portfolio_trends(request: Request, user: Me, f: Trends) -> dict[str, Any]:
+    return trends.portfolio_trends(site_of(request), user, f)
+
+
+@router.get("/portfolio/trends.csv", tags=["pages"], response_class=Response, responses=CSV)
+def portfolio_trends_csv(request: Request, user: Me, f: Trends) -> Response:
+    text = trends.trends_csv(trends.portfolio_trends(site_of(request), user, f))
+    return Response(text, media_type="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="portfolio-trends.csv"'})
 
 
 @router.get("/accounts.csv", tags=["pages"], response_class=Response, responses=CSV)

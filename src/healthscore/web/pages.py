@@ -16,7 +16,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
 
 from healthscore.errors import AuthError, HealthScoreError
-from healthscore.web import api, auth, queue, views
+from healthscore.web import api, auth, queue, trends, views
 from healthscore.web.api import Id
 from healthscore.web.i18n import LANGUAGES, Formatter, language_of
 from healthscore.workflow.marks import MARK_REASONS
@@ -35,6 +35,7 @@ def render(request: Request, template: str, data: dict[str, Any], *, status: int
     fmt = Formatter(language_of(user, request.headers.get("accept-language", "")))
     flash = _read_flash(request)
     context = {"request": request, "data": data, "user": user, "nav": nav, "_": fmt.gettext,
+               "_n": fmt.ngettext, "stored": fmt.stored, "why": fmt.why,
                "fmt": fmt, "lang": fmt.lang, "languages": LANGUAGES, "flash": flash,
                "csrf": getattr(request.state, "csrf", None), "json": _json, **fmt.filters()}
     response = TEMPLATES.TemplateResponse(request, template, context, status_code=status)
@@ -130,6 +131,14 @@ def logout(request: Request, user: dict[str, Any] = Me) -> Response:
 @router.get("/portfolio")
 def portfolio(request: Request, user: dict[str, Any] = Me) -> HTMLResponse:
     return render(request, "portfolio.html", api.portfolio(request, user), nav="portfolio")
+
+
+@router.get("/portfolio/trends")
+def portfolio_trends(request: Request, user: dict[str, Any] = Me,
+                     f: trends.TrendFilter = Depends(api.trend_filter)) -> HTMLResponse:
+    data = api.portfolio_trends(request, user, f)
+    data["query"] = urlencode({k: v for k, v in request.query_params.items() if v})
+    return render(request, "trends.html", data, nav="portfolio")
 
 
 @router.get("/accounts")
@@ -278,10 +287,24 @@ async def act(request: Request, back: str, done: str, call: Callable[[dict[str, 
         raise
     except HealthScoreError as err:
         return again(form, str(err)) if again else redirect(back, "error", str(err))
-    text = done.format(**result) if isinstance(result, dict) else done
+    text = _done(request, done, result if isinstance(result, dict) else {})
     if isinstance(result, dict) and result.get("prompt"):
         text += " " + str(result["prompt"])
     return redirect(back, "ok", text)
+
+
+# the values of a form's message that are identifiers with a label of their own
+DONE_LABELLED = ("status", "role", "action")
+
+
+def _done(request: Request, done: str, result: dict[str, Any]) -> str:
+    """A form's message in the user's language (its values kept; a status, role or bulk
+    action named by its label)."""
+    user = getattr(request.state, "user", None)
+    fmt = Formatter(language_of(user, request.headers.get("accept-language", "")))
+    values = {k: fmt.gettext(v) if k in DONE_LABELLED and isinstance(v, str) else v
+              for k, v in result.items()}
+    return fmt.gettext(done, **values) if values else fmt.gettext(done)
 
 
 Forms = dict[str, tuple[str, Callable[[dict[str, Any]], Any]]]

@@ -77,10 +77,11 @@ def _previous_bands(site: Site) -> pd.Series:
 
 def _tasks(site: Site, user: dict[str, Any], teams: Teams, scope: str) -> list[dict[str, Any]]:
     """Open tasks due within a week (overdue first) whose owner is in scope, with their account."""
-    until = (site.wf.today + timedelta(days=DUE_DAYS)).isoformat()
+    due_by = site.wf.today + timedelta(days=DUE_DAYS)
+    until = due_by.isoformat()
     accounts = site.wf.cta_accounts()
     out = []
-    for t in site.wf.tasks(status="open"):
+    for t in site.wf.tasks(status="open", due_by=due_by):  # the store drops the later ones
         owner = t.get("owner")
         mine = owner == user["name"]
         team = user.get("team") is not None and teams.get(owner or "") == user["team"]

@@ -219,6 +219,17 @@ def may_act_on(user: dict[str, Any], csm: str | None, team_of: dict[str, str | N
     return False
 
 
+def book_of(user: dict[str, Any], team_of: dict[str, str | None]) -> set[str] | None:
+    """The CSMs whose accounts ``user`` oversees: a CSM their own, a lead their own and their
+    team's; admins (the VP) and viewers every account (None)."""
+    if user["role"] == "csm":
+        return {user["name"]}
+    if user["role"] == "lead":
+        team = user.get("team")
+        return {user["name"]} | ({c for c, t in team_of.items() if t == team} if team else set())
+    return None
+
+
 def _person(user: User) -> dict[str, Any]:
     return {"name": user.name, "role": user.role, "team": user.team}
 

@@ -383,11 +383,15 @@ class CtaService(Service):
                 raise NotFoundError(f"no task #{task_id}.")
             return t.cta_id, t.plan_id
 
-    def tasks(self, owner: str | None = None, status: str = "open") -> list[dict[str, Any]]:
+    def tasks(self, owner: str | None = None, status: str = "open",
+              due_by: date | None = None) -> list[dict[str, Any]]:
+        """Tasks in ``status`` (of ``owner``; due on or before ``due_by``), soonest due first."""
         with self.store.session() as s:
             q = select(Task).where(Task.status == status).order_by(Task.due_on, Task.id)
             if owner:
                 q = q.where(Task.owner == owner)
+            if due_by is not None:
+                q = q.where(Task.due_on.is_not(None), Task.due_on <= due_by)
             return [row_dict(t) for t in s.scalars(q)]
 
     # ------------------------------------------------------------------ review meeting

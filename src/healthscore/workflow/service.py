@@ -454,8 +454,9 @@ class Workflow(Service):
     def task_links(self, task_id: int) -> tuple[int | None, int | None]:
         return self._svc_ctas.task_links(task_id)
 
-    def tasks(self, owner: str | None = None, status: str = "open") -> list[dict[str, Any]]:
-        return self._svc_ctas.tasks(owner, status)
+    def tasks(self, owner: str | None = None, status: str = "open",
+              due_by: date | None = None) -> list[dict[str, Any]]:
+        return self._svc_ctas.tasks(owner, status, due_by)
 
     def review_list(self) -> list[dict[str, Any]]:
         return self._svc_ctas.review_list()
