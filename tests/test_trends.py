@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from healthscore.project import Project
-from healthscore.report import month_ends
+from healthscore.store.report import month_ends
 from healthscore.templates import write_template
 
 from .test_web import ADMIN, CSM, LEAD, OTHER_CSM, VIEWER, Site

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from healthscore import report
+from healthscore.store import report
 from healthscore.errors import InvalidActionError
 from healthscore.web.views import Site
 from healthscore.workflow.base import book_of
