@@ -143,6 +143,12 @@ DYNAMIC_CALLS: dict[str, tuple[str, ...]] = {
     "portfolio.html: q.motion": ("motions",),
     "portfolio.html: k": ("lifecycle stages",),
     "today.html: data.worst_band": ("bands",),
+    "today.html: a.band": ("bands",),
+    "_why.html: data.band": ("bands",),
+    "_why.html: c.type": ("cta types",),
+    "cta.html: b": ("bands",),
+    "cta.html: k": ("touches",),
+    "cta.html: r": ("reason codes",),
     "validation.html: v.outcome": ("outcomes",),
     "validation.html: h.outcome": ("outcomes",),
 }

@@ -1098,6 +1098,35 @@ def test_my_day_lists_my_book_and_the_switch_widens_it(site: Site) -> None:
     assert "overdue call" in html and f'href="/accounts/{site.own}"' in html
 
 
+def test_my_day_ranks_the_worst_band_and_says_why_in_place(site: Site) -> None:
+    scores = site.wf.scores().drop_duplicates("account_id")
+    worst_band = _day(site, ADMIN)["worst_band"]
+    red = scores[scores["band"] == worst_band].sort_values(["arr", "score", "account_id"],
+                                                            ascending=[False, True, True])
+    assert [a["account_id"] for a in _day(site, ADMIN)["worst"]] == red["account_id"].head(10).tolist()
+    mine = _day(site, CSM)["worst"]
+    assert {a["csm"] for a in mine} <= {CSM} and all(a["band"] == worst_band for a in mine)
+    account = str(red["account_id"].iloc[0])
+    own = site.wf.open_cta(account, "risk", "why test", actor=ADMIN, owner=OTHER_CSM, playbook="late_payment")
+    why = site.client.get(f"/api/today/why/{account}", headers=site.as_(OTHER_CSM)).json()
+    assert why["band"] == site.wf.final(account)["final_band"] and why["account_id"] == account
+    lost = [m["points_lost"] for m in why["weakest"]]
+    assert lost == sorted(lost, reverse=True) and all(x > 0 for x in lost) and len(lost) <= 3
+    card = site.client.get(f"/api/accounts/{account}", headers=site.as_(ADMIN)).json()["scorecards"][0]
+    perfect = {m["measure"]: m["effective_weight"] * (100 - m["score"]) / 100
+               for m in card["measures"] if m["has_data"]}
+    assert why["weakest"][0]["measure"] == max(sorted(perfect), key=lambda k: perfect[k])
+    ctas = {c["id"]: c for c in why["ctas"]}
+    assert own["id"] in ctas and {c["account_id"] for c in why["ctas"]} == {account}
+    assert ctas[own["id"]]["can_act"] is True  # the owner may act on it, not being the account's CSM
+    viewer = site.client.get(f"/api/today/why/{account}", headers=site.as_(VIEWER)).json()
+    assert not any(c["can_act"] for c in viewer["ctas"])
+    login(site, CSM)
+    html = site.client.get(f"/today/why/{account}", headers={"HX-Request": "true", "HX-Target": "why-3"}).text
+    assert html.lstrip().startswith("{#") is False and '<tr id="why-3" class="why">' in html
+    assert f'href="/ctas/{own["id"]}"' in html
+
+
 def _day(site: Site, who: str, query: str = "") -> dict[str, Any]:
     r = site.client.get(f"/api/today?{query}", headers=site.as_(who))
     assert r.status_code == 200, r.text

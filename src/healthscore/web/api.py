@@ -238,6 +238,13 @@ def my_day(request: Request, user: Me, scope: str | None = None) -> dict[str, An
     return today.my_day(site_of(request), user, scope or None)
 
 
+@router.get("/today/why/{account_id}", tags=["pages"])
+def my_day_why(account_id: str, request: Request, user: Me) -> dict[str, Any]:
+    """Why an account of My day has its band: its weakest measures (points lost against a
+    perfect score), what moved its score, and its open CTAs with their tasks."""
+    return today.why(site_of(request), user, account_id)
+
+
 @router.get("/review", tags=["pages"])
 def review(request: Request, user: Me) -> dict[str, Any]:
     return queue.review(site_of(request), user)

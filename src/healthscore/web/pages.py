@@ -145,6 +145,11 @@ def accounts(request: Request, user: dict[str, Any] = Me,
 
 @router.get("/accounts/{account_id}")
 def account(account_id: str, request: Request, user: dict[str, Any] = Me) -> HTMLResponse:
+    return render(request, "account.html", account_page_data(request, user, account_id), nav="accounts")
+
+
+def account_page_data(request: Request, user: dict[str, Any], account_id: str) -> dict[str, Any]:
+    """Account 360's data: the /api twin's, and the choices its forms offer."""
     data = api.account(account_id, request, user)
     site = api.site_of(request)
     data["reason_codes"] = list(REASON_CODES)
@@ -155,7 +160,7 @@ def account(account_id: str, request: Request, user: dict[str, Any] = Me) -> HTM
     data["playbooks"] = sorted(site.wf.wf.playbooks)
     data["templates"] = sorted(site.wf.wf.templates)
     data["escalate_to"] = [*site.wf.spec.escalation[1:], *site.wf.spec.departments]
-    return render(request, "account.html", data, nav="accounts")
+    return data
 
 
 @router.get("/accounts/{account_id}/measures/{measure}")
@@ -196,6 +201,12 @@ def cta(cta_id: Id, request: Request, user: dict[str, Any] = Me) -> HTMLResponse
 def my_day(request: Request, user: dict[str, Any] = Me, scope: str | None = None) -> HTMLResponse:
     data = api.my_day(request, user, scope)
     return render(request, "today.html", data, nav="today")
+
+
+@router.get("/today/why/{account_id}")
+def my_day_why(account_id: str, request: Request, user: dict[str, Any] = Me) -> HTMLResponse:
+    """The row of My day that an account's "Why?" button opens in place."""
+    return render(request, "_why.html", api.my_day_why(account_id, request, user), nav="today")
 
 
 @router.get("/review")
@@ -301,22 +312,53 @@ def cta_again(request: Request, user: dict[str, Any], cta_id: int, action: str, 
     typed and the error beside its field (``form``); otherwise None (back with a message)."""
     if not request.headers.get("HX-Request") or back.split("?")[0] != f"/ctas/{cta_id}":
         return None
+    return _again_on_cta(request, user, cta_id, action)
 
+
+def _again_on_cta(request: Request, user: dict[str, Any], cta_id: int, action: str) -> Again:
     def again(form: dict[str, Any], message: str) -> Response:
         data = api.cta(cta_id, request, user)
-        field = message.split(":", 1)[0] if ":" in message else ""
-        values = {k: v for k, v in form.items() if k != "version" and isinstance(v, str)}
-        data["form"] = {"action": action, "values": values, "error": message,
-                        "field": field if field in values or field in FIELDS.get(action, ()) else ""}
+        data["form"] = form_state(action, form, message)
         response = render(request, "cta.html", data, nav="cockpit")
         response.headers["HX-Replace-Url"] = f"/ctas/{cta_id}"  # not the form's own address
         return response
     return again
 
 
-# the typed fields of the CTA page's forms, by action: an error naming one is shown beside it
+def account_again(request: Request, user: dict[str, Any], account_id: str, action: str,
+                  back: str) -> Again | None:
+    """For an account's form sent by htmx from its Account 360 page or from one of its CTA's
+    pages: that page again, the form holding what was typed and the error beside its field."""
+    if not request.headers.get("HX-Request"):
+        return None
+    path = back.split("?")[0]
+    if path.startswith("/ctas/") and path[len("/ctas/"):].isdigit():
+        return _again_on_cta(request, user, int(path[len("/ctas/"):]), action)
+    if path != f"/accounts/{quote(account_id)}":
+        return None
+
+    def again(form: dict[str, Any], message: str) -> Response:
+        data = account_page_data(request, user, account_id)
+        data["form"] = form_state(action, form, message)
+        response = render(request, "account.html", data, nav="accounts")
+        response.headers["HX-Replace-Url"] = path
+        return response
+    return again
+
+
+def form_state(action: str, form: dict[str, Any], message: str) -> dict[str, Any]:
+    """What a form in error shows again: the values typed, the message, and the field it names
+    (when the form has that field; else the message stands above the forms)."""
+    field = message.split(":", 1)[0] if ":" in message else ""
+    values = {k: v for k, v in form.items() if k != "version" and isinstance(v, str)}
+    known = field in values or field in FIELDS.get(action, ())
+    return {"action": action, "values": values, "error": message, "field": field if known else ""}
+
+
+# the typed fields of the forms that act in place, by action: an error naming one is shown beside it
 FIELDS = {"close": ("outcome",), "snooze": ("until", "reason"), "escalate": ("note",),
-          "comments": ("text",)}
+          "comments": ("text",), "override": ("band", "score", "reason_code", "note", "expires_on"),
+          "mark": ("module", "colour", "reason_code", "note", "expires_on"), "timeline": ("kind", "text")}
 
 
 def body(model: type[BaseModel], form: dict[str, Any]) -> Any:
@@ -332,7 +374,7 @@ def _back(request: Request, default: str) -> str:
 @router.post("/accounts/{account_id}/{action}")
 async def account_action(account_id: str, action: str, request: Request,
                          user: dict[str, Any] = Me) -> Response:
-    back = f"/accounts/{quote(account_id)}"
+    back = _back(request, f"/accounts/{quote(account_id)}")  # the account's page or one of its CTAs'
     forms: Forms = {
         "override": ("Override saved.", lambda f: api.set_override(
             account_id, body(api.OverrideIn, f), request, user)),
@@ -352,7 +394,8 @@ async def account_action(account_id: str, action: str, request: Request,
         "success-plans": ("Success plan #{id} created.", lambda f: api.create_success_plan(
             account_id, body(api.PlanIn, f), request, user)),
     }
-    return await dispatch(request, forms, action, "accounts", back)
+    return await dispatch(request, forms, action, "accounts", back,
+                          account_again(request, user, account_id, action, back))
 
 
 @router.post("/ctas/bulk")
