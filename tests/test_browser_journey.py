@@ -7,6 +7,7 @@ Uses the served demo site of tests/test_browser.py (its fixtures are imported he
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -270,3 +271,24 @@ def test_a_module_mark_in_error_keeps_the_typed_text_beside_the_field(page: Page
     expect(form.get_by_label("Colour")).to_have_value("red")
     expect(form.get_by_label("Reason")).to_have_value("sponsor_left")
     _stayed(page, site)
+
+
+def test_a_cockpit_form_in_error_keeps_the_typed_text_beside_the_field(page: Page, site: Site) -> None:
+    served.sign_in(page, site.csm)
+    expect(page).to_have_url(path_is("/today"))
+    page.goto(f"/cockpit?q={site.account}&sort=due_on")
+    row = page.locator(f"#cta-{site.cta}")
+    row.locator("summary.expand").click()
+    page.evaluate("window.__sameDocument = true")
+    row.get_by_label("Until").fill("2026-10-01")  # before the app's today
+    row.get_by_label("Why").fill("Customer on holiday until the 20th")
+    row.get_by_role("button", name=f"Snooze CTA #{site.cta}").click()
+    error = page.locator(f"#error-snooze-{site.cta}-until")
+    expect(error).to_have_text("until: 2026-10-01 is not in the future. Snooze to a later date.")
+    row = page.locator(f"#cta-{site.cta}")
+    expect(row.get_by_label("Until")).to_be_focused()
+    expect(row.get_by_label("Until")).to_have_value("2026-10-01")
+    expect(row.get_by_label("Why")).to_have_value("Customer on holiday until the 20th")
+    assert page.evaluate("window.__sameDocument === true") is True, "a full page load happened"
+    expect(page).to_have_url(re.compile(rf"/cockpit\?q={site.account}&sort=due_on$"))
+    expect(page.locator("#queue th[aria-sort]")).to_contain_text("Due")  # the queue kept its order

@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -174,12 +174,17 @@ def measure_rows(account_id: str, measure: str, request: Request, user: dict[str
 def cockpit(request: Request, user: dict[str, Any] = Me,
             f: queue.CockpitFilter = Depends(api.cockpit_filter)) -> HTMLResponse:
     data = api.cockpit(request, user, f)
-    params = request.query_params
+    _queue_links(data, str(request.url.query))
+    return render(request, "cockpit.html", data, nav="cockpit")
+
+
+def _queue_links(data: dict[str, Any], query: str) -> None:
+    """The Cockpit's links keep its filters: for sorting, paging and the scope switch."""
+    params = dict(parse_qsl(query, keep_blank_values=True))
     data["query"] = urlencode({k: v for k, v in params.items() if k not in ("sort", "desc", "page")})
     data["page_query"] = urlencode({k: v for k, v in params.items() if k != "page"})
     data["scope_query"] = urlencode({k: v for k, v in params.items()
                                      if k not in ("scope", "everyone", "page", "owner")})
-    return render(request, "cockpit.html", data, nav="cockpit")
 
 
 @router.get("/cockpit/board")
@@ -308,11 +313,43 @@ async def dispatch(request: Request, forms: Forms, action: str, what: str, back:
 
 
 def cta_again(request: Request, user: dict[str, Any], cta_id: int, action: str, back: str) -> Again | None:
-    """For a form of the CTA's page sent by htmx: the page again, the form holding what was
-    typed and the error beside its field (``form``); otherwise None (back with a message)."""
-    if not request.headers.get("HX-Request") or back.split("?")[0] != f"/ctas/{cta_id}":
+    """For a form of the CTA's page or of the Cockpit sent by htmx: that page again, the form
+    holding what was typed and the error beside its field (``form``); otherwise None (back
+    with a message)."""
+    if not request.headers.get("HX-Request"):
         return None
-    return _again_on_cta(request, user, cta_id, action)
+    path, _, query = back.partition("?")
+    if path == f"/ctas/{cta_id}":
+        return _again_on_cta(request, user, cta_id, action)
+    if path != "/cockpit":
+        return None
+
+    def again(form: dict[str, Any], message: str) -> Response:
+        data = api.cockpit(request, user, _queue_of(query))
+        _queue_links(data, query)
+        data["form"] = {**form_state(f"{action}-{cta_id}", form, message), "cta": cta_id}
+        if data["form"]["field"] not in FIELDS.get(action, ()):
+            data["form"]["field"] = ""
+        response = render(request, "cockpit.html", data, nav="cockpit")
+        response.headers["HX-Replace-Url"] = back
+        return response
+    return again
+
+
+def _queue_of(query: str) -> queue.CockpitFilter:
+    """The Cockpit's filter of a query string (the page a form was sent from)."""
+    params: dict[str, Any] = {k: v for k, v in parse_qsl(query) if k in _QUEUE_PARAMS}
+    for name in ("page", "per_page"):
+        if name in params:
+            params[name] = int(params[name]) if params[name].isdigit() else 1
+    for name in ("desc", "everyone"):
+        if name in params:
+            params[name] = params[name] == "true"
+    return api.cockpit_filter(**params)
+
+
+_QUEUE_PARAMS = {"scope", "type", "priority", "due", "state", "band", "owner", "q", "group", "sort",
+                 "desc", "page", "per_page", "everyone"}
 
 
 def _again_on_cta(request: Request, user: dict[str, Any], cta_id: int, action: str) -> Again:
