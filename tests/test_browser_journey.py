@@ -292,3 +292,88 @@ def test_a_cockpit_form_in_error_keeps_the_typed_text_beside_the_field(page: Pag
     assert page.evaluate("window.__sameDocument === true") is True, "a full page load happened"
     expect(page).to_have_url(re.compile(rf"/cockpit\?q={site.account}&sort=due_on$"))
     expect(page.locator("#queue th[aria-sort]")).to_contain_text("Due")  # the queue kept its order
+
+
+# ----------------------------------------------------------------------------- search
+
+
+def test_the_top_bar_finds_an_account_by_keyboard_from_any_page(page: Page, site: Site) -> None:
+    served.sign_in(page, site.csm)
+    expect(page).to_have_url(path_is("/today"))
+    page.goto("/portfolio")
+    page.evaluate("window.__sameDocument = true")
+    for _ in range(40):  # Tab from the top of the page to the search box
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "global-search":
+            break
+    box = page.locator("#global-search")
+    expect(box).to_be_focused()
+    words = site.account_name.split()[0]
+    page.keyboard.type(words.lower(), delay=20)
+    first = page.locator("#search-suggestions a").first
+    expect(first).to_be_visible()
+    found = page.request.get(f"/api/search?q={words.lower()}").json()["accounts"]
+    expect(page.locator("#search-suggestions li a[href^='/accounts/A']")).to_have_count(len(found))
+    expect(first).to_have_attribute("href", f"/accounts/{found[0]['account_id']}")
+    screenshot(page, "33-search-suggestions")
+    page.keyboard.press("Tab")  # the first suggestion
+    expect(first).to_be_focused()
+    box.focus()
+    box.fill(site.account)
+    page.keyboard.press("Enter")  # the best match: the account whose id it is
+    expect(page).to_have_url(path_is(f"/accounts/{site.account}"))
+    expect(page.locator("main h1")).to_have_text(site.account_name)
+    assert page.evaluate("window.__sameDocument === true") is True, "a full page load happened"
+
+
+# ----------------------------------------------------------------------------- the accounts list
+
+
+def test_the_accounts_list_opens_on_my_book_and_a_filter_keeps_the_sort(page: Page, site: Site) -> None:
+    served.sign_in(page, site.csm)
+    expect(page).to_have_url(path_is("/today"))
+    served.nav(page, "Accounts")
+    expect(page.locator("main nav.scope a[aria-current=page]")).to_contain_text("Mine")
+    book = page.request.get("/api/accounts?per_page=1000").json()
+    assert book["scope"] == "mine" and {a["csm"] for a in book["accounts"]} == {site.csm}
+    expect(page.locator("#account-table tbody tr")).to_have_count(book["total"])
+    page.locator("#account-table th a", has_text="ARR").click()
+    expect(page).to_have_url(re.compile(r"/accounts\?.*sort=arr"))
+    page.evaluate("window.__sameDocument = true")
+    page.locator("#filters select[name=band]").select_option(site.band)
+    expect(page).to_have_url(re.compile(rf"/accounts\?.*sort=arr.*band={site.band}|/accounts\?.*band={site.band}.*sort=arr"))
+    wanted = page.request.get(f"/api/accounts?band={site.band}&sort=arr").json()["accounts"]
+    names = page.locator("#account-table tbody tr td:first-child a")
+    expect(names).to_have_count(len(wanted))
+    expect(names.first).to_have_text(wanted[0]["name"] or wanted[0]["account_id"])
+    assert page.evaluate("window.__sameDocument === true") is True, "a full page load happened"
+    page.locator("main nav.scope").get_by_role("link", name=re.compile(r"^All")).click()
+    expect(page).to_have_url(re.compile(r"scope=all"))
+    expect(page).to_have_url(re.compile(r"sort=arr"))
+    every = page.request.get(f"/api/accounts?band={site.band}&sort=arr&scope=all&per_page=1").json()["total"]
+    expect(page.locator("#account-table > p.muted")).to_contain_text(f"{every} accounts")
+
+
+def test_a_saved_view_of_the_accounts_list_opens_and_is_deleted(page: Page, site: Site) -> None:
+    served.sign_in(page, site.csm)
+    expect(page).to_have_url(path_is("/today"))
+    page.goto("/accounts?sort=arr&desc=true")
+    page.locator("#filters select[name=band]").select_option(site.band)  # in place: the URL follows
+    expect(page).to_have_url(re.compile(rf"band={site.band}"))
+    views = page.locator("#saved-views")
+    if views.get_attribute("open") is None:
+        views.locator("summary").click()
+    views.get_by_label("Name of this view").fill("My band by ARR")
+    views.get_by_role("button", name="Save this view").click()
+    expect(page.locator(".flash.ok")).to_have_text("View “My band by ARR” saved.")
+    saved = page.request.get("/api/views/accounts").json()
+    assert [(v["name"], dict(p.split("=") for p in v["query"].split("&"))) for v in saved] == [
+        ("My band by ARR", {"sort": "arr", "desc": "true", "band": site.band, "scope": "mine"})]
+    page.goto("/accounts")
+    page.locator("#saved-views").get_by_role("link", name="My band by ARR").click()
+    expect(page).to_have_url(re.compile(rf"/accounts\?.*band={site.band}"))
+    expect(page.locator("#filters select[name=band]")).to_have_value(site.band)
+    expect(page.locator("#account-table th a", has_text="ARR")).to_contain_text("▼")
+    page.locator("#saved-views").get_by_role("button", name="Delete the view My band by ARR").click()
+    expect(page.locator(".flash.ok")).to_have_text("View “My band by ARR” deleted.")
+    assert page.request.get("/api/views/accounts").json() == []

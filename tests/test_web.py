@@ -653,7 +653,7 @@ def test_an_override_is_the_band_on_every_surface(site: Site, project: Project, 
         "band": "red", "reason_code": "known_issue", "note": "CEO said they are leaving",
         "expires_on": "2026-12-31"})
     assert r.status_code == 201, r.text
-    red = site.client.get("/api/accounts?band=red&per_page=1000", headers=h).json()
+    red = site.client.get("/api/accounts?band=red&per_page=1000&scope=all", headers=h).json()
     row = next(a for a in red["accounts"] if a["account_id"] == account)
     assert (row["band"], row["system_band"]) == ("red", system)
     want = int((before["band"] == "red").sum()) + 1
@@ -1372,3 +1372,73 @@ def test_a_cta_form_in_error_keeps_what_was_typed_beside_the_error(site: Site) -
     r = site.client.post(f"/ctas/{cid}/snooze", headers={"referer": f"http://testserver/ctas/{cid}"},
                          data={"csrf_token": csrf, "until": "2026-10-01", "reason": "x"})
     assert str(r.url).endswith(f"/ctas/{cid}") and "is not in the future" in r.text
+
+
+def test_search_finds_accounts_by_name_or_id_in_the_users_scope(site: Site) -> None:
+    scores = site.wf.scores().drop_duplicates("account_id").set_index("account_id")
+    other_name = str(scores.at[site.other, "name"])
+    mine = site.client.get("/api/search", params={"q": other_name}, headers=site.as_(CSM)).json()
+    assert mine["scope"] == "mine" and site.other not in [a["account_id"] for a in mine["accounts"]]
+    assert all(a["csm"] == CSM for a in mine["accounts"])
+    every = site.client.get("/api/search", params={"q": other_name, "scope": "all"},
+                            headers=site.as_(CSM)).json()
+    assert every["accounts"][0]["account_id"] == site.other
+    by_id = site.client.get("/api/search", params={"q": site.own.lower()}, headers=site.as_(CSM)).json()
+    assert by_id["accounts"][0]["account_id"] == site.own  # the id itself first
+    assert by_id["accounts"][0]["band"] == scores.at[site.own, "band"]
+    admin = site.client.get("/api/search", params={"q": other_name}, headers=site.as_(ADMIN)).json()
+    assert admin["scope"] == "all" and admin["accounts"][0]["account_id"] == site.other
+    lead = site.client.get("/api/search", params={"q": site.own}, headers=site.as_(LEAD)).json()
+    assert lead["scope"] == "team" and lead["accounts"][0]["account_id"] == site.own  # Anna is in North
+    assert site.client.get("/api/search", params={"q": "   "}, headers=site.as_(CSM)).json()["accounts"] == []
+    r = site.client.get("/api/search", params={"q": "a", "scope": "planet"}, headers=site.as_(CSM))
+    assert r.status_code == 422
+    login(site, CSM)
+    r = site.client.get("/search", params={"q": site.own}, follow_redirects=False)
+    assert (r.status_code, r.headers["location"]) == (303, f"/accounts/{site.own}")
+    r = site.client.get("/search", params={"q": "no such account anywhere"}, follow_redirects=False)
+    assert r.headers["location"] == "/accounts?q=no+such+account+anywhere"
+    html = site.client.get("/search/suggest", params={"q": other_name}).text
+    assert "No account in your book matches." in html and "Search every account" in html
+
+
+def test_the_accounts_list_opens_on_my_book_and_switches_scope(site: Site) -> None:
+    scores = site.wf.scores().drop_duplicates("account_id")
+    mine = site.client.get("/api/accounts?per_page=1000", headers=site.as_(CSM)).json()
+    assert mine["scope"] == "mine" and {a["csm"] for a in mine["accounts"]} == {CSM}
+    assert mine["total"] == int((scores["csm"] == CSM).sum()) == mine["scopes"]["mine"]
+    north = {u["name"] for u in site.wf.users() if u.get("team") == "North"}
+    team = site.client.get("/api/accounts?per_page=1000", headers=site.as_(LEAD)).json()
+    assert team["scope"] == "team" and {a["csm"] for a in team["accounts"]} <= north
+    assert team["total"] == int(scores["csm"].isin(north).sum())
+    every = site.client.get("/api/accounts?scope=all&per_page=1", headers=site.as_(CSM)).json()
+    assert every["total"] == len(scores) == mine["scopes"]["all"]
+    assert site.client.get("/api/accounts?per_page=1", headers=site.as_(ADMIN)).json()["scope"] == "all"
+    csv = site.client.get("/api/accounts.csv", headers=site.as_(CSM)).text
+    assert len(csv.strip().splitlines()) == mine["total"] + 1  # the CSV is the same book
+    r = site.client.get("/api/accounts?scope=planet", headers=site.as_(CSM))
+    assert r.status_code == 422
+    login(site, CSM)
+    html = site.client.get("/accounts?sort=arr&desc=true&band=red").text
+    assert '<input type="hidden" name="sort" value="arr">' in html
+    assert '<input type="hidden" name="desc" value="true">' in html
+    assert 'href="/accounts?sort=arr&amp;desc=true&amp;band=red&scope=all"' in html
+
+
+def test_saved_views_of_the_accounts_list_are_saved_opened_and_deleted(site: Site) -> None:
+    r = site.client.post("/api/views/accounts", headers=site.as_(CSM),
+                         json={"name": "Red book", "query": "band=red&sort=arr&page=2"})
+    assert r.status_code == 201 and r.json()["query"] == "band=red&sort=arr"
+    view = r.json()
+    mine = site.client.get("/api/views/accounts", headers=site.as_(CSM)).json()
+    assert [v["name"] for v in mine] == ["Red book"]
+    assert site.client.get("/api/views/accounts", headers=site.as_(OTHER_CSM)).json() == []
+    r = site.client.delete(f"/api/views/accounts/{view['id']}", headers=site.as_(OTHER_CSM))
+    assert r.status_code == 404
+    login(site, CSM)
+    html = site.client.get("/accounts?band=red&sort=arr").text
+    assert '<a href="/accounts?band=red&amp;sort=arr">Red book</a>' in html
+    assert '<input type="hidden" name="query" value="band=red&amp;sort=arr">' in html
+    r = site.client.delete(f"/api/views/accounts/{view['id']}", headers=site.as_(CSM))
+    assert r.status_code == 200
+    assert site.client.get("/api/views/accounts", headers=site.as_(CSM)).json() == []

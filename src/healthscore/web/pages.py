@@ -139,6 +139,10 @@ def accounts(request: Request, user: dict[str, Any] = Me,
     query = {k: v for k, v in request.query_params.items() if k not in ("sort", "desc", "page")}
     data["query"] = urlencode(query)
     data["csv_query"] = urlencode({k: v for k, v in request.query_params.items() if k != "page"})
+    data["scope_query"] = urlencode({k: v for k, v in request.query_params.items()
+                                     if k not in ("scope", "page")})
+    data["views"] = api.saved_views("accounts", request, user)
+    data["view_query"] = urlencode({k: v for k, v in request.query_params.items() if k != "page"})
     partial = request.headers.get("HX-Request") and request.headers.get("HX-Target") == "account-table"
     return render(request, "_accounts_table.html" if partial else "accounts.html", data, nav="accounts")
 
@@ -206,6 +210,23 @@ def cta(cta_id: Id, request: Request, user: dict[str, Any] = Me) -> HTMLResponse
 def my_day(request: Request, user: dict[str, Any] = Me, scope: str | None = None) -> HTMLResponse:
     data = api.my_day(request, user, scope)
     return render(request, "today.html", data, nav="today")
+
+
+@router.get("/search")
+def search(request: Request, user: dict[str, Any] = Me, q: str = "", scope: str = "") -> Response:
+    """Enter in the top bar's search: the best match's Account 360, else the accounts list
+    searched for the text."""
+    found = api.search_accounts(request, user, q, scope, 1)  # type: ignore[arg-type]
+    if found["accounts"]:
+        return RedirectResponse(f"/accounts/{quote(found['accounts'][0]['account_id'])}", status_code=303)
+    return RedirectResponse(f"/accounts?{urlencode({'q': q})}", status_code=303)
+
+
+@router.get("/search/suggest")
+def search_suggest(request: Request, user: dict[str, Any] = Me, q: str = "", scope: str = "") -> HTMLResponse:
+    """The top bar's suggestions as the user types (htmx swaps them under the box)."""
+    data = api.search_accounts(request, user, q, scope)  # type: ignore[arg-type]
+    return render(request, "_search.html", data)
 
 
 @router.get("/today/why/{account_id}")
@@ -433,6 +454,18 @@ async def account_action(account_id: str, action: str, request: Request,
     }
     return await dispatch(request, forms, action, "accounts", back,
                           account_again(request, user, account_id, action, back))
+
+
+@router.post("/views/{page}")
+async def save_view(page: str, request: Request, user: dict[str, Any] = Me) -> Response:
+    return await act(request, _back(request, f"/{page}"), "View “{name}” saved.",
+                     lambda f: api.save_view(page, body(api.ViewIn, f), request, user))
+
+
+@router.post("/views/{page}/{view_id}/delete")
+async def delete_view(page: str, view_id: Id, request: Request, user: dict[str, Any] = Me) -> Response:
+    return await act(request, _back(request, f"/{page}"), "View “{name}” deleted.",
+                     lambda f: api.delete_view(page, view_id, request, user))
 
 
 @router.post("/ctas/bulk")

@@ -16,7 +16,7 @@ import pandas as pd
 from healthscore import report
 from healthscore.errors import InvalidActionError
 from healthscore.web.queue import SCOPES, CockpitFilter, cockpit, default_scope, may_act_on_cta, with_accounts
-from healthscore.web.views import Site, records, scores_frame
+from healthscore.web.views import Site, in_book, records, scores_frame
 
 RENEWAL_DAYS = 90
 DUE_DAYS = 7
@@ -32,7 +32,7 @@ def my_day(site: Site, user: dict[str, Any], scope: str | None = None) -> dict[s
     wf = site.wf
     teams = wf.teams()
     frame = scores_frame(site)
-    book = frame[_in_book(frame, user, teams, scope)]
+    book = frame[in_book(frame, user, teams, scope)]
     queue = cockpit(site, user, CockpitFilter(scope=scope, due="week", sort="due_on", per_page=LIST_LENGTH))
     return {"user": user["name"], "role": user["role"], "scope": scope, "scopes": queue["scopes"],
             "as_of": site.store.latest().isoformat(), "today": wf.today.isoformat(),
@@ -43,17 +43,6 @@ def my_day(site: Site, user: dict[str, Any], scope: str | None = None) -> dict[s
 
 
 Teams = dict[str, str | None]
-
-
-def _in_book(frame: pd.DataFrame, user: dict[str, Any], teams: Teams, scope: str) -> pd.Series:
-    """mine: accounts I am the CSM of; team: those of my team's CSMs; all."""
-    if scope == "all":
-        return pd.Series(True, index=frame.index)
-    mine = frame["csm"] == user["name"]
-    if scope == "mine" or user.get("team") is None:
-        return mine
-    team = {name for name, t in teams.items() if t == user["team"]}
-    return mine | frame["csm"].isin(team)
 
 
 def _falling(site: Site, book: pd.DataFrame, frame: pd.DataFrame) -> list[dict[str, Any]]:
