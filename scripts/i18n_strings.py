@@ -167,6 +167,12 @@ DYNAMIC_CALLS: dict[str, tuple[str, ...]] = {
     # data.choices: only the lifecycle stages go through _()
     "trends.html: v": ("lifecycle stages",),
     "trends.html: b": ("bands",),
+    "today.html: a.band": ("bands",),
+    "_why.html: data.band": ("bands",),
+    "_why.html: c.type": ("cta types",),
+    "cta.html: b": ("bands",),
+    "cta.html: k": ("touches",),
+    "cta.html: r": ("reason codes",),
     "validation.html: v.outcome": ("outcomes",),
     "validation.html: h.outcome": ("outcomes",),
 }

@@ -653,7 +653,7 @@ def test_an_override_is_the_band_on_every_surface(site: Site, project: Project, 
         "band": "red", "reason_code": "known_issue", "note": "CEO said they are leaving",
         "expires_on": "2026-12-31"})
     assert r.status_code == 201, r.text
-    red = site.client.get("/api/accounts?band=red&per_page=1000", headers=h).json()
+    red = site.client.get("/api/accounts?band=red&per_page=1000&scope=all", headers=h).json()
     row = next(a for a in red["accounts"] if a["account_id"] == account)
     assert (row["band"], row["system_band"]) == ("red", system)
     want = int((before["band"] == "red").sum()) + 1
@@ -1098,6 +1098,35 @@ def test_my_day_lists_my_book_and_the_switch_widens_it(site: Site) -> None:
     assert "overdue call" in html and f'href="/accounts/{site.own}"' in html
 
 
+def test_my_day_ranks_the_worst_band_and_says_why_in_place(site: Site) -> None:
+    scores = site.wf.scores().drop_duplicates("account_id")
+    worst_band = _day(site, ADMIN)["worst_band"]
+    red = scores[scores["band"] == worst_band].sort_values(["arr", "score", "account_id"],
+                                                            ascending=[False, True, True])
+    assert [a["account_id"] for a in _day(site, ADMIN)["worst"]] == red["account_id"].head(10).tolist()
+    mine = _day(site, CSM)["worst"]
+    assert {a["csm"] for a in mine} <= {CSM} and all(a["band"] == worst_band for a in mine)
+    account = str(red["account_id"].iloc[0])
+    own = site.wf.open_cta(account, "risk", "why test", actor=ADMIN, owner=OTHER_CSM, playbook="late_payment")
+    why = site.client.get(f"/api/today/why/{account}", headers=site.as_(OTHER_CSM)).json()
+    assert why["band"] == site.wf.final(account)["final_band"] and why["account_id"] == account
+    lost = [m["points_lost"] for m in why["weakest"]]
+    assert lost == sorted(lost, reverse=True) and all(x > 0 for x in lost) and len(lost) <= 3
+    card = site.client.get(f"/api/accounts/{account}", headers=site.as_(ADMIN)).json()["scorecards"][0]
+    perfect = {m["measure"]: m["effective_weight"] * (100 - m["score"]) / 100
+               for m in card["measures"] if m["has_data"]}
+    assert why["weakest"][0]["measure"] == max(sorted(perfect), key=lambda k: perfect[k])
+    ctas = {c["id"]: c for c in why["ctas"]}
+    assert own["id"] in ctas and {c["account_id"] for c in why["ctas"]} == {account}
+    assert ctas[own["id"]]["can_act"] is True  # the owner may act on it, not being the account's CSM
+    viewer = site.client.get(f"/api/today/why/{account}", headers=site.as_(VIEWER)).json()
+    assert not any(c["can_act"] for c in viewer["ctas"])
+    login(site, CSM)
+    html = site.client.get(f"/today/why/{account}", headers={"HX-Request": "true", "HX-Target": "why-3"}).text
+    assert html.lstrip().startswith("{#") is False and '<tr id="why-3" class="why">' in html
+    assert f'href="/ctas/{own["id"]}"' in html
+
+
 def _day(site: Site, who: str, query: str = "") -> dict[str, Any]:
     r = site.client.get(f"/api/today?{query}", headers=site.as_(who))
     assert r.status_code == 200, r.text
@@ -1343,3 +1372,73 @@ def test_a_cta_form_in_error_keeps_what_was_typed_beside_the_error(site: Site) -
     r = site.client.post(f"/ctas/{cid}/snooze", headers={"referer": f"http://testserver/ctas/{cid}"},
                          data={"csrf_token": csrf, "until": "2026-10-01", "reason": "x"})
     assert str(r.url).endswith(f"/ctas/{cid}") and "is not in the future" in r.text
+
+
+def test_search_finds_accounts_by_name_or_id_in_the_users_scope(site: Site) -> None:
+    scores = site.wf.scores().drop_duplicates("account_id").set_index("account_id")
+    other_name = str(scores.at[site.other, "name"])
+    mine = site.client.get("/api/search", params={"q": other_name}, headers=site.as_(CSM)).json()
+    assert mine["scope"] == "mine" and site.other not in [a["account_id"] for a in mine["accounts"]]
+    assert all(a["csm"] == CSM for a in mine["accounts"])
+    every = site.client.get("/api/search", params={"q": other_name, "scope": "all"},
+                            headers=site.as_(CSM)).json()
+    assert every["accounts"][0]["account_id"] == site.other
+    by_id = site.client.get("/api/search", params={"q": site.own.lower()}, headers=site.as_(CSM)).json()
+    assert by_id["accounts"][0]["account_id"] == site.own  # the id itself first
+    assert by_id["accounts"][0]["band"] == scores.at[site.own, "band"]
+    admin = site.client.get("/api/search", params={"q": other_name}, headers=site.as_(ADMIN)).json()
+    assert admin["scope"] == "all" and admin["accounts"][0]["account_id"] == site.other
+    lead = site.client.get("/api/search", params={"q": site.own}, headers=site.as_(LEAD)).json()
+    assert lead["scope"] == "team" and lead["accounts"][0]["account_id"] == site.own  # Anna is in North
+    assert site.client.get("/api/search", params={"q": "   "}, headers=site.as_(CSM)).json()["accounts"] == []
+    r = site.client.get("/api/search", params={"q": "a", "scope": "planet"}, headers=site.as_(CSM))
+    assert r.status_code == 422
+    login(site, CSM)
+    r = site.client.get("/search", params={"q": site.own}, follow_redirects=False)
+    assert (r.status_code, r.headers["location"]) == (303, f"/accounts/{site.own}")
+    r = site.client.get("/search", params={"q": "no such account anywhere"}, follow_redirects=False)
+    assert r.headers["location"] == "/accounts?q=no+such+account+anywhere"
+    html = site.client.get("/search/suggest", params={"q": other_name}).text
+    assert "No account in your book matches." in html and "Search every account" in html
+
+
+def test_the_accounts_list_opens_on_my_book_and_switches_scope(site: Site) -> None:
+    scores = site.wf.scores().drop_duplicates("account_id")
+    mine = site.client.get("/api/accounts?per_page=1000", headers=site.as_(CSM)).json()
+    assert mine["scope"] == "mine" and {a["csm"] for a in mine["accounts"]} == {CSM}
+    assert mine["total"] == int((scores["csm"] == CSM).sum()) == mine["scopes"]["mine"]
+    north = {u["name"] for u in site.wf.users() if u.get("team") == "North"}
+    team = site.client.get("/api/accounts?per_page=1000", headers=site.as_(LEAD)).json()
+    assert team["scope"] == "team" and {a["csm"] for a in team["accounts"]} <= north
+    assert team["total"] == int(scores["csm"].isin(north).sum())
+    every = site.client.get("/api/accounts?scope=all&per_page=1", headers=site.as_(CSM)).json()
+    assert every["total"] == len(scores) == mine["scopes"]["all"]
+    assert site.client.get("/api/accounts?per_page=1", headers=site.as_(ADMIN)).json()["scope"] == "all"
+    csv = site.client.get("/api/accounts.csv", headers=site.as_(CSM)).text
+    assert len(csv.strip().splitlines()) == mine["total"] + 1  # the CSV is the same book
+    r = site.client.get("/api/accounts?scope=planet", headers=site.as_(CSM))
+    assert r.status_code == 422
+    login(site, CSM)
+    html = site.client.get("/accounts?sort=arr&desc=true&band=red").text
+    assert '<input type="hidden" name="sort" value="arr">' in html
+    assert '<input type="hidden" name="desc" value="true">' in html
+    assert 'href="/accounts?sort=arr&amp;desc=true&amp;band=red&scope=all"' in html
+
+
+def test_saved_views_of_the_accounts_list_are_saved_opened_and_deleted(site: Site) -> None:
+    r = site.client.post("/api/views/accounts", headers=site.as_(CSM),
+                         json={"name": "Red book", "query": "band=red&sort=arr&page=2"})
+    assert r.status_code == 201 and r.json()["query"] == "band=red&sort=arr"
+    view = r.json()
+    mine = site.client.get("/api/views/accounts", headers=site.as_(CSM)).json()
+    assert [v["name"] for v in mine] == ["Red book"]
+    assert site.client.get("/api/views/accounts", headers=site.as_(OTHER_CSM)).json() == []
+    r = site.client.delete(f"/api/views/accounts/{view['id']}", headers=site.as_(OTHER_CSM))
+    assert r.status_code == 404
+    login(site, CSM)
+    html = site.client.get("/accounts?band=red&sort=arr").text
+    assert '<a href="/accounts?band=red&amp;sort=arr">Red book</a>' in html
+    assert '<input type="hidden" name="query" value="band=red&amp;sort=arr">' in html
+    r = site.client.delete(f"/api/views/accounts/{view['id']}", headers=site.as_(CSM))
+    assert r.status_code == 200
+    assert site.client.get("/api/views/accounts", headers=site.as_(CSM)).json() == []

@@ -896,3 +896,25 @@ def test_the_large_customer_line_is_checked_at_load(tmp_path: Path) -> None:
     assert err.value.message.startswith(
         "healthscore.yml: workflow.high_touch: unknown name 'revenue' in 'revenue >= 100000'. Use a "
         "measure of the project's scorecards")
+
+
+def test_saved_views_are_each_users_own(wf: Workflow) -> None:
+    first = wf.save_view("cara", "accounts", " Red renewals ", "?band=red&renewal_days=90&sort=arr&page=3&q=")
+    assert (first["name"], first["query"]) == ("Red renewals", "band=red&renewal_days=90&sort=arr")
+    again = wf.save_view("cara", "accounts", "Red renewals", "band=red&sort=score")  # same name: replaced
+    assert again["id"] == first["id"] and again["query"] == "band=red&sort=score"
+    wf.save_view("cara", "accounts", "All mine", "scope=mine")
+    wf.save_view("lee", "accounts", "Red renewals", "band=red")
+    assert [v["name"] for v in wf.saved_views("cara", "accounts")] == ["All mine", "Red renewals"]
+    assert [v["owner"] for v in wf.saved_views("lee")] == ["lee"]
+    with pytest.raises(NotFoundError) as err:
+        wf.delete_view("lee", first["id"])  # not lee's
+    assert err.value.message == f"saved view #{first['id']}: lee has no such view."
+    assert wf.delete_view("cara", first["id"])["name"] == "Red renewals"
+    assert [v["name"] for v in wf.saved_views("cara")] == ["All mine"]
+    with pytest.raises(InvalidActionError) as bad:
+        wf.save_view("cara", "portfolio", "x", "")
+    assert bad.value.message == "page: must be one of accounts. Got 'portfolio'."
+    with pytest.raises(InvalidActionError) as unnamed:
+        wf.save_view("cara", "accounts", "  ", "band=red")
+    assert unnamed.value.message == "name: give the view a name of 1 to 100 characters."

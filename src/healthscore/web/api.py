@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from healthscore.errors import InvalidActionError
-from healthscore.web import auth, ctas, queue, today, trends, views
+from healthscore.web import auth, ctas, queue, search, today, trends, views
 from healthscore.web.queue import CockpitFilter
 from healthscore.web.views import AccountFilter, Site
 
@@ -148,13 +148,14 @@ def account_filter(
     q: str | None = None, sort: str = "score", desc: bool = False,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1, per_page: Annotated[int, Query(ge=1, le=1000)] = 50,
     red_module: Literal["yes", "no", ""] | None = None,
+    scope: Literal["mine", "team", "all", ""] | None = None,
 ) -> AccountFilter:
     """The list's filters; an empty field (as a form sends it) means no filter."""
     days = _number("renewal_days", renewal_days, int, 0, None)
     coverage = _number("min_coverage", min_coverage, float, 0, 100)
     return AccountFilter(band or None, segment or None, csm or None, lifecycle_stage or None,
                          days, coverage, open_ctas or None, q or None, sort, desc, page, per_page,
-                         red_module or None)
+                         red_module or None, scope or None)
 
 
 def _number(name: str, text: str | None, kind: type, low: float, high: float | None) -> Any:
@@ -176,7 +177,7 @@ Filter = Annotated[AccountFilter, Depends(account_filter)]
 
 @router.get("/accounts", tags=["pages"])
 def accounts(request: Request, user: Me, f: Filter) -> dict[str, Any]:
-    return views.accounts(site_of(request), f)
+    return views.accounts(site_of(request), f, user)
 
 
 CSV: dict[int | str, dict[str, Any]] = {200: {"description": "The filtered list as CSV.",
@@ -204,11 +205,31 @@ def portfolio_trends_csv(request: Request, user: Me, f: Trends) -> Response:
     text = trends.trends_csv(trends.portfolio_trends(site_of(request), user, f))
     return Response(text, media_type="text/csv",
                     headers={"Content-Disposition": 'attachment; filename="portfolio-trends.csv"'})
+class ViewIn(Body):
+    name: str
+    query: str = ""  # the list's query string: filters, sort, scope
+
+
+@router.get("/views/{page}", tags=["saved views"])
+def saved_views(page: str, request: Request, user: Me) -> list[dict[str, Any]]:
+    """Your saved views of a list page (``accounts``), by name."""
+    return site_of(request).wf.saved_views(user["name"], page)
+
+
+@router.post("/views/{page}", tags=["saved views"], status_code=201)
+def save_view(page: str, body: ViewIn, request: Request, user: Me) -> dict[str, Any]:
+    """Save the list's query string under a name (the same name replaces it)."""
+    return site_of(request).wf.save_view(user["name"], page, body.name, body.query)
+
+
+@router.delete("/views/{page}/{view_id}", tags=["saved views"])
+def delete_view(page: str, view_id: Id, request: Request, user: Me) -> dict[str, Any]:
+    return site_of(request).wf.delete_view(user["name"], view_id)
 
 
 @router.get("/accounts.csv", tags=["pages"], response_class=Response, responses=CSV)
 def accounts_csv(request: Request, user: Me, f: Filter) -> Response:
-    text = views.accounts_csv(site_of(request), f)
+    text = views.accounts_csv(site_of(request), f, user)
     return Response(text, media_type="text/csv",
                     headers={"Content-Disposition": 'attachment; filename="accounts.csv"'})
 
@@ -259,6 +280,22 @@ def board(request: Request, user: Me, f: Queue) -> dict[str, Any]:
 @router.get("/today", tags=["pages"])
 def my_day(request: Request, user: Me, scope: str | None = None) -> dict[str, Any]:
     return today.my_day(site_of(request), user, scope or None)
+
+
+@router.get("/search", tags=["pages"])
+def search_accounts(request: Request, user: Me, q: str = "", scope: Literal["mine", "team", "all", ""] = "",
+                    limit: Annotated[int, Query(ge=1, le=search.MAX_RESULTS)] = search.SUGGESTIONS
+                    ) -> dict[str, Any]:
+    """Accounts whose id or name contains ``q``, best matches first, in ``scope`` (default: a
+    CSM's book, a lead's team's, everyone's for admins and viewers, as the accounts list)."""
+    return search.search(site_of(request), user, q, scope or None, limit)
+
+
+@router.get("/today/why/{account_id}", tags=["pages"])
+def my_day_why(account_id: str, request: Request, user: Me) -> dict[str, Any]:
+    """Why an account of My day has its band: its weakest measures (points lost against a
+    perfect score), what moved its score, and its open CTAs with their tasks."""
+    return today.why(site_of(request), user, account_id)
 
 
 @router.get("/review", tags=["pages"])

@@ -6,18 +6,28 @@ from __future__ import annotations
 
 from typing import Any
 
+from healthscore.tables import TOUCHES
 from healthscore.web.queue import may_act_on_cta, with_accounts
 from healthscore.web.views import Site, assignable
+from healthscore.workflow.access import may_act_on
+from healthscore.workflow.overrides import REASON_CODES
 
 _UNCHANGED = {"version"}  # moves on every change: not worth a line of the history
 
 
 def cta(site: Site, user: dict[str, Any], cta_id: int) -> dict[str, Any]:
     """The CTA as the work queue shows it, plus its tasks, comments (oldest first), escalations
-    and history (what each change did, oldest first); controls only for who may act on it."""
+    and history (what each change did, oldest first); controls only for who may act on it.
+    ``can_act_account``: the user may also act on the account (log a touch, override its band)
+    from here; then ``bands``, ``reason_codes`` and ``touches`` are the choices those forms offer."""
     wf = site.wf
     out = with_accounts(site, [wf.cta(cta_id)])[0]
-    out["can_act"] = may_act_on_cta(user, out, wf.teams())
+    teams = wf.teams()
+    out["can_act"] = may_act_on_cta(user, out, teams)
+    out["can_act_account"] = may_act_on(user, out.get("account_csm"), teams)
+    out["bands"] = wf.band_names() if out["can_act_account"] else []
+    out["reason_codes"] = list(REASON_CODES) if out["can_act_account"] else []
+    out["touches"] = list(TOUCHES) if out["can_act_account"] else []
     out["comments"] = wf.comments(cta_id)
     out["escalations"] = wf.escalations(cta_id)
     out["history"] = history(site, cta_id, [t["id"] for t in out["tasks"]])

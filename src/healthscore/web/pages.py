@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -148,12 +148,21 @@ def accounts(request: Request, user: dict[str, Any] = Me,
     query = {k: v for k, v in request.query_params.items() if k not in ("sort", "desc", "page")}
     data["query"] = urlencode(query)
     data["csv_query"] = urlencode({k: v for k, v in request.query_params.items() if k != "page"})
+    data["scope_query"] = urlencode({k: v for k, v in request.query_params.items()
+                                     if k not in ("scope", "page")})
+    data["views"] = api.saved_views("accounts", request, user)
+    data["view_query"] = urlencode({k: v for k, v in request.query_params.items() if k != "page"})
     partial = request.headers.get("HX-Request") and request.headers.get("HX-Target") == "account-table"
     return render(request, "_accounts_table.html" if partial else "accounts.html", data, nav="accounts")
 
 
 @router.get("/accounts/{account_id}")
 def account(account_id: str, request: Request, user: dict[str, Any] = Me) -> HTMLResponse:
+    return render(request, "account.html", account_page_data(request, user, account_id), nav="accounts")
+
+
+def account_page_data(request: Request, user: dict[str, Any], account_id: str) -> dict[str, Any]:
+    """Account 360's data: the /api twin's, and the choices its forms offer."""
     data = api.account(account_id, request, user)
     site = api.site_of(request)
     data["reason_codes"] = list(REASON_CODES)
@@ -164,7 +173,7 @@ def account(account_id: str, request: Request, user: dict[str, Any] = Me) -> HTM
     data["playbooks"] = sorted(site.wf.wf.playbooks)
     data["templates"] = sorted(site.wf.wf.templates)
     data["escalate_to"] = [*site.wf.spec.escalation[1:], *site.wf.spec.departments]
-    return render(request, "account.html", data, nav="accounts")
+    return data
 
 
 @router.get("/accounts/{account_id}/measures/{measure}")
@@ -178,12 +187,17 @@ def measure_rows(account_id: str, measure: str, request: Request, user: dict[str
 def cockpit(request: Request, user: dict[str, Any] = Me,
             f: queue.CockpitFilter = Depends(api.cockpit_filter)) -> HTMLResponse:
     data = api.cockpit(request, user, f)
-    params = request.query_params
+    _queue_links(data, str(request.url.query))
+    return render(request, "cockpit.html", data, nav="cockpit")
+
+
+def _queue_links(data: dict[str, Any], query: str) -> None:
+    """The Cockpit's links keep its filters: for sorting, paging and the scope switch."""
+    params = dict(parse_qsl(query, keep_blank_values=True))
     data["query"] = urlencode({k: v for k, v in params.items() if k not in ("sort", "desc", "page")})
     data["page_query"] = urlencode({k: v for k, v in params.items() if k != "page"})
     data["scope_query"] = urlencode({k: v for k, v in params.items()
                                      if k not in ("scope", "everyone", "page", "owner")})
-    return render(request, "cockpit.html", data, nav="cockpit")
 
 
 @router.get("/cockpit/board")
@@ -205,6 +219,29 @@ def cta(cta_id: Id, request: Request, user: dict[str, Any] = Me) -> HTMLResponse
 def my_day(request: Request, user: dict[str, Any] = Me, scope: str | None = None) -> HTMLResponse:
     data = api.my_day(request, user, scope)
     return render(request, "today.html", data, nav="today")
+
+
+@router.get("/search")
+def search(request: Request, user: dict[str, Any] = Me, q: str = "", scope: str = "") -> Response:
+    """Enter in the top bar's search: the best match's Account 360, else the accounts list
+    searched for the text."""
+    found = api.search_accounts(request, user, q, scope, 1)  # type: ignore[arg-type]
+    if found["accounts"]:
+        return RedirectResponse(f"/accounts/{quote(found['accounts'][0]['account_id'])}", status_code=303)
+    return RedirectResponse(f"/accounts?{urlencode({'q': q})}", status_code=303)
+
+
+@router.get("/search/suggest")
+def search_suggest(request: Request, user: dict[str, Any] = Me, q: str = "", scope: str = "") -> HTMLResponse:
+    """The top bar's suggestions as the user types (htmx swaps them under the box)."""
+    data = api.search_accounts(request, user, q, scope)  # type: ignore[arg-type]
+    return render(request, "_search.html", data)
+
+
+@router.get("/today/why/{account_id}")
+def my_day_why(account_id: str, request: Request, user: dict[str, Any] = Me) -> HTMLResponse:
+    """The row of My day that an account's "Why?" button opens in place."""
+    return render(request, "_why.html", api.my_day_why(account_id, request, user), nav="today")
 
 
 @router.get("/review")
@@ -320,26 +357,89 @@ async def dispatch(request: Request, forms: Forms, action: str, what: str, back:
 
 
 def cta_again(request: Request, user: dict[str, Any], cta_id: int, action: str, back: str) -> Again | None:
-    """For a form of the CTA's page sent by htmx: the page again, the form holding what was
-    typed and the error beside its field (``form``); otherwise None (back with a message)."""
-    if not request.headers.get("HX-Request") or back.split("?")[0] != f"/ctas/{cta_id}":
+    """For a form of the CTA's page or of the Cockpit sent by htmx: that page again, the form
+    holding what was typed and the error beside its field (``form``); otherwise None (back
+    with a message)."""
+    if not request.headers.get("HX-Request"):
+        return None
+    path, _, query = back.partition("?")
+    if path == f"/ctas/{cta_id}":
+        return _again_on_cta(request, user, cta_id, action)
+    if path != "/cockpit":
         return None
 
     def again(form: dict[str, Any], message: str) -> Response:
+        data = api.cockpit(request, user, _queue_of(query))
+        _queue_links(data, query)
+        data["form"] = {**form_state(f"{action}-{cta_id}", form, message), "cta": cta_id}
+        if data["form"]["field"] not in FIELDS.get(action, ()):
+            data["form"]["field"] = ""
+        response = render(request, "cockpit.html", data, nav="cockpit")
+        response.headers["HX-Replace-Url"] = back
+        return response
+    return again
+
+
+def _queue_of(query: str) -> queue.CockpitFilter:
+    """The Cockpit's filter of a query string (the page a form was sent from)."""
+    params: dict[str, Any] = {k: v for k, v in parse_qsl(query) if k in _QUEUE_PARAMS}
+    for name in ("page", "per_page"):
+        if name in params:
+            params[name] = int(params[name]) if params[name].isdigit() else 1
+    for name in ("desc", "everyone"):
+        if name in params:
+            params[name] = params[name] == "true"
+    return api.cockpit_filter(**params)
+
+
+_QUEUE_PARAMS = {"scope", "type", "priority", "due", "state", "band", "owner", "q", "group", "sort",
+                 "desc", "page", "per_page", "everyone"}
+
+
+def _again_on_cta(request: Request, user: dict[str, Any], cta_id: int, action: str) -> Again:
+    def again(form: dict[str, Any], message: str) -> Response:
         data = api.cta(cta_id, request, user)
-        field = message.split(":", 1)[0] if ":" in message else ""
-        values = {k: v for k, v in form.items() if k != "version" and isinstance(v, str)}
-        data["form"] = {"action": action, "values": values, "error": message,
-                        "field": field if field in values or field in FIELDS.get(action, ()) else ""}
+        data["form"] = form_state(action, form, message)
         response = render(request, "cta.html", data, nav="cockpit")
         response.headers["HX-Replace-Url"] = f"/ctas/{cta_id}"  # not the form's own address
         return response
     return again
 
 
-# the typed fields of the CTA page's forms, by action: an error naming one is shown beside it
+def account_again(request: Request, user: dict[str, Any], account_id: str, action: str,
+                  back: str) -> Again | None:
+    """For an account's form sent by htmx from its Account 360 page or from one of its CTA's
+    pages: that page again, the form holding what was typed and the error beside its field."""
+    if not request.headers.get("HX-Request"):
+        return None
+    path = back.split("?")[0]
+    if path.startswith("/ctas/") and path[len("/ctas/"):].isdigit():
+        return _again_on_cta(request, user, int(path[len("/ctas/"):]), action)
+    if path != f"/accounts/{quote(account_id)}":
+        return None
+
+    def again(form: dict[str, Any], message: str) -> Response:
+        data = account_page_data(request, user, account_id)
+        data["form"] = form_state(action, form, message)
+        response = render(request, "account.html", data, nav="accounts")
+        response.headers["HX-Replace-Url"] = path
+        return response
+    return again
+
+
+def form_state(action: str, form: dict[str, Any], message: str) -> dict[str, Any]:
+    """What a form in error shows again: the values typed, the message, and the field it names
+    (when the form has that field; else the message stands above the forms)."""
+    field = message.split(":", 1)[0] if ":" in message else ""
+    values = {k: v for k, v in form.items() if k != "version" and isinstance(v, str)}
+    known = field in values or field in FIELDS.get(action, ())
+    return {"action": action, "values": values, "error": message, "field": field if known else ""}
+
+
+# the typed fields of the forms that act in place, by action: an error naming one is shown beside it
 FIELDS = {"close": ("outcome",), "snooze": ("until", "reason"), "escalate": ("note",),
-          "comments": ("text",)}
+          "comments": ("text",), "override": ("band", "score", "reason_code", "note", "expires_on"),
+          "mark": ("module", "colour", "reason_code", "note", "expires_on"), "timeline": ("kind", "text")}
 
 
 def body(model: type[BaseModel], form: dict[str, Any]) -> Any:
@@ -355,7 +455,7 @@ def _back(request: Request, default: str) -> str:
 @router.post("/accounts/{account_id}/{action}")
 async def account_action(account_id: str, action: str, request: Request,
                          user: dict[str, Any] = Me) -> Response:
-    back = f"/accounts/{quote(account_id)}"
+    back = _back(request, f"/accounts/{quote(account_id)}")  # the account's page or one of its CTAs'
     forms: Forms = {
         "override": ("Override saved.", lambda f: api.set_override(
             account_id, body(api.OverrideIn, f), request, user)),
@@ -375,7 +475,20 @@ async def account_action(account_id: str, action: str, request: Request,
         "success-plans": ("Success plan #{id} created.", lambda f: api.create_success_plan(
             account_id, body(api.PlanIn, f), request, user)),
     }
-    return await dispatch(request, forms, action, "accounts", back)
+    return await dispatch(request, forms, action, "accounts", back,
+                          account_again(request, user, account_id, action, back))
+
+
+@router.post("/views/{page}")
+async def save_view(page: str, request: Request, user: dict[str, Any] = Me) -> Response:
+    return await act(request, _back(request, f"/{page}"), "View “{name}” saved.",
+                     lambda f: api.save_view(page, body(api.ViewIn, f), request, user))
+
+
+@router.post("/views/{page}/{view_id}/delete")
+async def delete_view(page: str, view_id: Id, request: Request, user: dict[str, Any] = Me) -> Response:
+    return await act(request, _back(request, f"/{page}"), "View “{name}” deleted.",
+                     lambda f: api.delete_view(page, view_id, request, user))
 
 
 @router.post("/ctas/bulk")

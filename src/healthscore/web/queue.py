@@ -10,10 +10,9 @@ from datetime import date, timedelta
 from typing import Any
 
 from healthscore.errors import InvalidActionError
-from healthscore.web.views import Site, assignable, json_value, scores_frame
+from healthscore.web.views import SCOPES, Site, assignable, default_scope, json_value, scores_frame
 from healthscore.workflow.access import may_act_on
 
-SCOPES = ("mine", "team", "all")
 QUEUE_SORTS = ("priority", "due_on", "score", "arr", "renewal_date", "account_name", "owner",
                "opened_at", "id")
 STATES = ("active", "snoozed", "escalated", "flagged")
@@ -44,10 +43,6 @@ class CockpitFilter:
     desc: bool = False
     page: int = 1
     per_page: int = 50
-
-
-def default_scope(user: dict[str, Any]) -> str:
-    return {"csm": "mine", "lead": "team"}.get(user["role"], "all")
 
 
 def cockpit(site: Site, user: dict[str, Any], f: CockpitFilter | None = None) -> dict[str, Any]:

@@ -1,7 +1,10 @@
 """My day: what a CSM works on this morning, in one ranked list per kind: their accounts that
 turned to the worst band since the last snapshot or dropped most in 30 days, CTAs overdue or
 due within a week, tasks due within a week, and renewals in the next 90 days. A lead sees the
-team's, an admin or viewer everyone's, each with the mine / my team / all switch."""
+team's, an admin or viewer everyone's, each with the mine / my team / all switch.
+
+The accounts in the worst band (most ARR first) each open their "why" in place (:func:`why`):
+the score's weakest measures, what moved it, and the account's open CTAs with their tasks."""
 
 from __future__ import annotations
 
@@ -12,12 +15,13 @@ import pandas as pd
 
 from healthscore.errors import InvalidActionError
 from healthscore.store import report
-from healthscore.web.queue import SCOPES, CockpitFilter, cockpit, default_scope
-from healthscore.web.views import Site, records, scores_frame
+from healthscore.web.queue import SCOPES, CockpitFilter, cockpit, default_scope, may_act_on_cta, with_accounts
+from healthscore.web.views import Site, in_book, records, scores_frame
 
 RENEWAL_DAYS = 90
 DUE_DAYS = 7
 LIST_LENGTH = 10
+WEAKEST = 3  # measures the "why" names: those that lose the most points
 ACCOUNT_COLUMNS = ["account_id", "name", "csm", "score", "band", "arr", "renewal_date", "change_30d"]
 
 
@@ -28,27 +32,17 @@ def my_day(site: Site, user: dict[str, Any], scope: str | None = None) -> dict[s
     wf = site.wf
     teams = wf.teams()
     frame = scores_frame(site)
-    book = frame[_in_book(frame, user, teams, scope)]
+    book = frame[in_book(frame, user, teams, scope)]
     queue = cockpit(site, user, CockpitFilter(scope=scope, due="week", sort="due_on", per_page=LIST_LENGTH))
     return {"user": user["name"], "role": user["role"], "scope": scope, "scopes": queue["scopes"],
             "as_of": site.store.latest().isoformat(), "today": wf.today.isoformat(),
             "accounts": len(book), "worst_band": report.band_order(frame)[0] if len(frame) else None,
-            "falling": _falling(site, book, frame), "ctas": queue["ctas"], "ctas_total": queue["total"],
+            "worst": _worst(book, frame), "falling": _falling(site, book, frame),
+            "ctas": queue["ctas"], "ctas_total": queue["total"],
             "tasks": _tasks(site, user, teams, scope), "renewals": _renewals(site, book)}
 
 
 Teams = dict[str, str | None]
-
-
-def _in_book(frame: pd.DataFrame, user: dict[str, Any], teams: Teams, scope: str) -> pd.Series:
-    """mine: accounts I am the CSM of; team: those of my team's CSMs; all."""
-    if scope == "all":
-        return pd.Series(True, index=frame.index)
-    mine = frame["csm"] == user["name"]
-    if scope == "mine" or user.get("team") is None:
-        return mine
-    team = {name for name, t in teams.items() if t == user["team"]}
-    return mine | frame["csm"].isin(team)
 
 
 def _falling(site: Site, book: pd.DataFrame, frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -64,6 +58,44 @@ def _falling(site: Site, book: pd.DataFrame, frame: pd.DataFrame) -> list[dict[s
     rows = book[turned | dropped].assign(turned=turned)
     rows = rows.sort_values(["turned", "change_30d", "account_id"], ascending=[False, True, True])
     return records(rows[[*[c for c in ACCOUNT_COLUMNS if c in rows], "turned"]].head(LIST_LENGTH))
+
+
+def _worst(book: pd.DataFrame, frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The book's accounts in the worst band, most ARR first (then the lowest score)."""
+    if book.empty:
+        return []
+    rows = book[book["band"] == report.band_order(frame)[0]]
+    keys = [c for c in ("arr", "score", "account_id") if c in rows]
+    rows = rows.sort_values(keys, ascending=[c != "arr" for c in keys], na_position="last")
+    return records(rows[[c for c in ACCOUNT_COLUMNS if c in rows]].head(LIST_LENGTH))
+
+
+def why(site: Site, user: dict[str, Any], account_id: str) -> dict[str, Any]:
+    """Why the account has its band, in a few lines: its primary score and band, the measures
+    that lose the most points against a perfect score (value, score, points lost), what moved
+    the score since the previous snapshot, and its open CTAs (with their tasks) each with
+    whether ``user`` may act on it."""
+    wf = site.wf
+    explained = report.explain(site.store, site.project.config, account_id, site.store.latest())
+    card = explained["scorecards"][0]
+    teams = wf.teams()
+    ctas = with_accounts(site, wf.ctas(status="open", account_id=account_id))
+    for c in ctas:
+        c["can_act"] = may_act_on_cta(user, c, teams)
+    final = wf.final(account_id)
+    return {"account_id": account_id, "name": explained.get("name"), "csm": explained.get("csm"),
+            "score": final.get("final_score"), "band": final.get("final_band"),
+            "weakest": weakest(card), "changes": card.get("why", []), "ctas": ctas}
+
+
+def weakest(card: dict[str, Any], n: int = WEAKEST) -> list[dict[str, Any]]:
+    """The scorecard's measures with data, by points lost against a perfect score (a measure's
+    effective weight times what its score misses of 100), the most first."""
+    out = [{"measure": m["measure"], "group": m["group"], "value": m["value"], "score": m["score"],
+            "points_lost": round(m["effective_weight"] * (100 - m["score"]) / 100, 2)}
+           for m in card["measures"] if m["has_data"] and m["score"] is not None]
+    out = [m for m in out if m["points_lost"] > 0]
+    return sorted(out, key=lambda m: (-m["points_lost"], m["measure"]))[:n]
 
 
 def _previous_bands(site: Site) -> pd.Series:

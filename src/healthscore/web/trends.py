@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from healthscore.store import report
 from healthscore.errors import InvalidActionError
+from healthscore.store import report
 from healthscore.web.views import Site
 from healthscore.workflow.base import book_of
 

@@ -184,16 +184,44 @@ class AccountFilter:
     page: int = 1
     per_page: int = 50
     red_module: str | None = None  # yes: any module red; no: none
+    scope: str | None = None  # mine | team | all; None: the user's default (default_scope)
 
 
-def accounts(site: Site, f: AccountFilter, paged: bool = True) -> dict[str, Any]:
+SCOPES = ("mine", "team", "all")
+
+
+def default_scope(user: dict[str, Any]) -> str:
+    """Whose accounts and CTAs a page shows first: a CSM their book, a lead their team's,
+    admins and viewers everyone's."""
+    return {"csm": "mine", "lead": "team"}.get(user["role"], "all")
+
+
+def in_book(frame: pd.DataFrame, user: dict[str, Any], teams: dict[str, str | None], scope: str) -> pd.Series:
+    """mine: accounts I am the CSM of; team: those of my team's CSMs (mine if I have no team); all."""
+    if scope == "all":
+        return pd.Series(True, index=frame.index)
+    mine = frame["csm"] == user["name"]
+    if scope == "mine" or user.get("team") is None:
+        return mine
+    team = {name for name, t in teams.items() if t == user["team"]}
+    return mine | frame["csm"].isin(team)
+
+
+def accounts(site: Site, f: AccountFilter, user: dict[str, Any], paged: bool = True) -> dict[str, Any]:
+    """The accounts in ``f.scope`` of ``user`` (their default scope when None) that pass the
+    filters, sorted and paged; ``scopes`` counts the accounts in each scope."""
+    scope = f.scope or default_scope(user)
+    if scope not in SCOPES:
+        raise InvalidActionError(f"scope: must be one of {', '.join(SCOPES)}. Got {scope!r}.")
     if f.sort not in SORTABLE:
         raise InvalidActionError(f"sort: must be one of {', '.join(SORTABLE)}. Got {f.sort!r}.")
     if f.page < 1 or not 1 <= f.per_page <= 1000:
         raise InvalidActionError("page must be 1 or more and per_page between 1 and 1000.")
     frame = scores_frame(site)
     day = site.store.latest()
-    keep = _mask(frame, f, day)
+    teams = site.wf.teams()
+    books = {s: in_book(frame, user, teams, s) for s in SCOPES}
+    keep = _mask(frame, f, day) & books[scope]
     ctas = _open_ctas(site)
     view = frame.loc[keep, [c for c in LIST_COLUMNS if c in frame]]
     view = view.assign(open_ctas=view["account_id"].map(ctas).fillna(0).astype("int64"))
@@ -206,9 +234,13 @@ def accounts(site: Site, f: AccountFilter, paged: bool = True) -> dict[str, Any]
     return {
         "as_of": day.isoformat(), "total": total, "page": f.page, "per_page": f.per_page,
         "pages": max(1, -(-total // f.per_page)), "sort": f.sort, "desc": f.desc,
-        "filters": {k: v for k, v in vars(f).items() if k not in ("sort", "desc", "page", "per_page")},
+        "scope": scope, "scopes": {s: int(b.sum()) for s, b in books.items()},
+        "filters": {k: v for k, v in vars(f).items() if k not in _NOT_FILTERS},
         "choices": frame.attrs["choices"], "accounts": records(view),
     }
+
+
+_NOT_FILTERS = ("sort", "desc", "page", "per_page", "scope")
 
 
 def _mask(frame: pd.DataFrame, f: AccountFilter, day: date) -> pd.Series:
@@ -230,8 +262,8 @@ def _mask(frame: pd.DataFrame, f: AccountFilter, day: date) -> pd.Series:
     return keep
 
 
-def accounts_csv(site: Site, f: AccountFilter) -> str:
-    rows = accounts(site, f, paged=False)["accounts"]
+def accounts_csv(site: Site, f: AccountFilter, user: dict[str, Any]) -> str:
+    rows = accounts(site, f, user, paged=False)["accounts"]
     frame = pd.DataFrame(rows, columns=[*LIST_COLUMNS, "open_ctas"])
     return str(frame.to_csv(index=False))
 

@@ -22,6 +22,7 @@ from healthscore.workflow.notify import NotifyService
 from healthscore.workflow.overrides import OverrideService
 from healthscore.workflow.owners import OwnerService
 from healthscore.workflow.rules import Plan, RulesService
+from healthscore.workflow.saved_views import SavedViewService
 from healthscore.workflow.strategy import StrategyService
 from healthscore.workflow.success_plans import SuccessPlanService
 from healthscore.workflow.timeline import TimelineService
@@ -51,6 +52,7 @@ class Workflow(Service):
         self._svc_strategy = StrategyService(ctx)
         self._svc_marks = MarkService(ctx)
         self._svc_inputs = InputService(ctx)
+        self._svc_saved_views = SavedViewService(ctx)
         self._svc_rules = RulesService(
             ctx, self._svc_ctas, self._svc_overrides, self._svc_success_plans, self._svc_notify,
             self._svc_marks, self._svc_owners,
@@ -212,6 +214,17 @@ class Workflow(Service):
 
     def manual_measures(self) -> dict[str, dict[str, Any]]:
         return self._svc_inputs.manual_measures()
+
+    # ------------------------------------------------------------------ saved views
+
+    def save_view(self, owner: str, page: str, name: str, query: str) -> dict[str, Any]:
+        return self._svc_saved_views.save_view(owner, page, name, query)
+
+    def saved_views(self, owner: str, page: str | None = None) -> list[dict[str, Any]]:
+        return self._svc_saved_views.saved_views(owner, page)
+
+    def delete_view(self, owner: str, view_id: int) -> dict[str, Any]:
+        return self._svc_saved_views.delete_view(owner, view_id)
 
     # ------------------------------------------------------------------ overrides
     def set_override(

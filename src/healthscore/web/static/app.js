@@ -40,3 +40,27 @@ document.addEventListener("htmx:afterSettle", function () {
   if (!flash.matches("input, textarea, select")) { flash.setAttribute("tabindex", "-1"); }
   flash.focus({ preventScroll: true });
 });
+// A [data-expands] button loads its region (aria-controls) in place: once the region is
+// swapped in, the button says it is expanded and focus goes to the region's focusable block.
+document.addEventListener("htmx:afterSettle", function (e) {
+  var region = e.target && e.target.closest && e.target.closest("[id]");
+  var button = region && document.querySelector('[data-expands][aria-controls="' + region.id + '"]');
+  if (!button) { return; }
+  button.setAttribute("aria-expanded", "true");
+  var block = region.querySelector("[tabindex='-1']");
+  if (block) { block.focus({ preventScroll: true }); }
+});
+// Forms inside a [data-in-place] block (with an id) act in place: htmx swaps that block only,
+// taken from the page the form's answer is, and keeps the scroll position; links in it still
+// swap the whole page.
+function actInPlace(root) {
+  (root || document).querySelectorAll("[data-in-place] form").forEach(function (form) {
+    if (form.hasAttribute("hx-target")) { return; }
+    var id = "#" + form.closest("[data-in-place]").id;
+    form.setAttribute("hx-target", id);
+    form.setAttribute("hx-select", id);
+    form.setAttribute("hx-swap", "outerHTML show:none");
+  });
+}
+document.addEventListener("DOMContentLoaded", function () { actInPlace(document); });
+document.addEventListener("htmx:load", function (e) { actInPlace(e.detail && e.detail.elt ? e.detail.elt.parentNode || document : document); });
