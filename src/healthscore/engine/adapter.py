@@ -221,6 +221,7 @@ def _classic_session(settings: dict[str, str], log_file: Path | None) -> Any:
     active = SparkContext._active_spark_context
     if active is not None and _settings_in_use not in (None, settings):
         SparkSession.builder.getOrCreate().stop()
+    _stop_remote_session()
     if log_file is not None:
         _start_jvm_logging_to(log_file, settings)
     builder = SparkSession.builder
@@ -235,11 +236,28 @@ def _classic_session(settings: dict[str, str], log_file: Path | None) -> Any:
 _settings_in_use: dict[str, str] | None = None  # those of the session this process holds
 
 
+def _stop_remote_session() -> None:
+    """Stop this process's Spark Connect session, if it has one (a process holds one session)."""
+    try:
+        from pyspark.sql.connect.session import SparkSession as RemoteSession
+    except ImportError:  # no Spark Connect client: no remote session either
+        return
+    remote = RemoteSession.getActiveSession()
+    if remote is not None:
+        remote.stop()
+
+
 def _connect_session(spec: SparkSpec) -> Any:
-    """A Spark Connect session: the driver runs in the server, this process only sends plans."""
+    """A Spark Connect session: the driver runs in the server, this process only sends plans.
+    A session whose driver runs in this process is stopped first."""
+    from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
+    global _settings_in_use
     assert spec.remote is not None
+    if SparkContext._active_spark_context is not None:  # a driver here: one session at a time
+        SparkSession.builder.getOrCreate().stop()
+        _settings_in_use = None
     builder = SparkSession.builder.remote(spec.remote)
     for key, value in {**SQL_SETTINGS, **spec.settings}.items():
         builder = builder.config(key, value)
