@@ -95,6 +95,37 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
      "healthscore.yml: engine: must be one of 'duckdb' or 'spark'. Got 'polars'.\n"
      "  - healthscore.yml: colour: unknown key. Check the spelling; see the docs for the valid "
      "keys. Got 'red'."),
+    ("spark-master-and-remote",
+     {P: PROJECT_YML + "spark: {master: 'spark://h:7077', remote: 'sc://h:15002'}\n"},
+     "healthscore.yml: spark: give exactly one of 'master' (e.g. spark://host:7077) or 'remote' "
+     "(Spark Connect, e.g. sc://host:15002). Got both."),
+    ("spark-master-bad-scheme", {P: PROJECT_YML + "spark: {master: 'http://h:7077'}\n"},
+     "healthscore.yml: spark.master: must be a Spark master: local[N], spark://HOST:7077, yarn or "
+     "k8s://https://HOST:443. Got 'http://h:7077'."),
+    ("spark-remote-bad-scheme", {P: PROJECT_YML + "spark: {remote: 'grpc://h:15002'}\n"},
+     "healthscore.yml: spark.remote: must be a Spark Connect URL: sc://HOST:15002. Got "
+     "'grpc://h:15002'."),
+    ("spark-executor-memory", {P: PROJECT_YML + "spark: {executor: {memory: 1.5GB}}\n"},
+     "healthscore.yml: spark.executor.memory: must be a whole size Spark reads, such as 512m, 4g "
+     "or 1500MB. Got '1.5GB'."),
+    ("spark-executor-cores", {P: PROJECT_YML + "spark: {executor: {cores: 0}}\n"},
+     "healthscore.yml: spark.executor.cores: must be at least 1. Got 0."),
+    ("spark-remote-and-executor",
+     {P: PROJECT_YML + "spark: {remote: 'sc://h', executor: {memory: 4g}}\n"},
+     "healthscore.yml: spark: the Spark Connect server sizes its executors: remove 'executor', "
+     "or give 'master' instead of 'remote'. Got remote and executor."),
+    ("spark-conf-not-spark", {P: PROJECT_YML + "spark: {conf: {sql.shuffle.partitions: 8}}\n"},
+     "healthscore.yml: spark.conf: keys are Spark settings, which start with 'spark.'. Got "
+     "'sql.shuffle.partitions'."),
+    ("spark-conf-own-key", {P: PROJECT_YML + "spark: {conf: {spark.executor.memory: 4g}}\n"},
+     "healthscore.yml: spark.conf: 'spark.executor.memory' has its own key: write 'executor: "
+     "{memory: ...}' under spark: instead. Got 'spark.executor.memory'."),
+    ("spark-conf-fixed", {P: PROJECT_YML + "spark: {conf: {spark.sql.session.timeZone: CET}}\n"},
+     "healthscore.yml: spark.conf: 'spark.sql.session.timeZone' is set by healthscore (dates are "
+     "UTC, a bad cast gives no value): remove it. Got 'spark.sql.session.timeZone'."),
+    ("spark-unknown-key", {P: PROJECT_YML + "spark: {masters: 'yarn'}\n"},
+     "healthscore.yml: spark.masters: unknown key. Check the spelling; see the docs for the valid "
+     "keys. Got 'yarn'."),
     ("missing-name", {P: "sources:\n  accounts: {path: data/accounts.csv}\n"},
      "healthscore.yml: name: is required but missing. Add it."),
     ("sources-not-mapping", {P: "name: mini\nsources: [accounts]\n"},

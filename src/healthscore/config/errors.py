@@ -12,7 +12,13 @@ from healthscore.errors import ConfigError
 
 # integer settings whose bounds are counts, not a 0-100 score or a 0-1 share
 COUNTS = {"threads", "offset_days", "max_rows_per_pass", "max_rejected_rows", "renewal_grace_days",
-          "escalate_after_days", "cooldown_days", "folds", "bootstrap"}
+          "escalate_after_days", "cooldown_days", "folds", "bootstrap", "cores", "instances"}
+# what a Spark setting of the project file must look like
+SPARK_FORMS = {
+    "master": "must be a Spark master: local[N], spark://HOST:7077, yarn or k8s://https://HOST:443.",
+    "remote": "must be a Spark Connect URL: sc://HOST:15002.",
+    "memory": "must be a whole size Spark reads, such as 512m, 4g or 1500MB.",
+}
 
 
 def _tags(union: Any) -> list[str]:
@@ -75,6 +81,8 @@ def describe(err: dict[str, Any], where: str) -> str:
         return f"must be 'skip' or a score between 0 and 100. Got {_got(value)}."
     if key == "memory_limit" and kind == "string_pattern_mismatch":
         return f"must be a size such as 1500MB or 2GB. Got {_got(value)}."
+    if kind == "string_pattern_mismatch" and where.startswith("spark."):
+        return f"{SPARK_FORMS.get(key, SPARK_FORMS['memory'])} Got {_got(value)}."
     if key == "state_dir" and kind in ("string_pattern_mismatch", "string_too_short"):
         return f"must name a folder, e.g. .healthscore. Got {_got(value)}."
     if kind == "literal_error":

@@ -353,6 +353,7 @@ class ProjectConfig:
     settings: specs.SettingsSpec
     validation: specs.ValidationSpec = field(default_factory=specs.ValidationSpec)
     workflow: specs.WorkflowSpec = field(default_factory=specs.WorkflowSpec)
+    spark: specs.SparkSpec = field(default_factory=specs.SparkSpec)  # where engine: spark runs
     keep_days: int | None = None  # history.keep: older snapshots are removed by 'daily'
     # what the workflow store holds that scoring reads whether listed as sources or not: the
     # CSMs' module marks, the CTAs (when a group is coloured by them) and the values CSMs

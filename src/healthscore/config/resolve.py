@@ -81,6 +81,7 @@ def resolve(ps: ProjectSpecs) -> model.ProjectConfig:
         settings=ps.project.settings,
         validation=ps.project.validation,
         workflow=ps.project.workflow,
+        spark=ps.project.spark,
         keep_days=_keep_days(ps.project.history.keep),
         store_sources=store_sources,
     )

@@ -156,6 +156,68 @@ class HistorySpec(Spec):
     keep: str | None = None  # how long stored snapshots are kept (e.g. 400d); default forever
 
 
+# a Spark master URL: local[N], a standalone cluster (several masters: comma-separated), YARN
+# or Kubernetes; and a Spark Connect server
+SPARK_MASTER = r"^(local(\[(\d+|\*)(,\d+)?\])?|spark://[^\s/]+|yarn|k8s://\S+)$"
+SPARK_REMOTE = r"^sc://[^\s/:;]+(:\d+)?(/\S*)?$"
+SPARK_MEMORY = r"(?i)^\d+\s*(k|m|g|t)b?$"  # what Spark reads: a whole number and a unit
+# set by healthscore whatever the project says: its dates are UTC, and a bad cast gives null
+SPARK_FIXED = ("spark.sql.session.timeZone", "spark.sql.ansi.enabled")
+# what has its own key in the spark: section
+SPARK_OWN_KEYS = {"spark.master": "master: ...", "spark.remote": "remote: ...",
+                  "spark.driver.memory": "driver_memory: ...",
+                  "spark.executor.memory": "executor: {memory: ...}",
+                  "spark.executor.cores": "executor: {cores: ...}",
+                  "spark.executor.instances": "executor: {instances: ...}"}
+
+
+class ExecutorSpec(Spec):
+    memory: Annotated[str, Field(pattern=SPARK_MEMORY)] | None = None  # spark.executor.memory
+    cores: Annotated[int, Field(ge=1, le=1024)] | None = None  # spark.executor.cores
+    instances: Annotated[int, Field(ge=1, le=100_000)] | None = None  # spark.executor.instances
+
+
+class SparkSpec(Spec):
+    """Where ``engine: spark`` runs: a ``master`` (default: ``local[threads]`` in this process)
+    or a Spark Connect server (``remote``), with the executors' size and any other Spark
+    settings (``conf``, passed to the session as they are)."""
+
+    master: Annotated[str, Field(pattern=SPARK_MASTER)] | None = None
+    remote: Annotated[str, Field(pattern=SPARK_REMOTE)] | None = None
+    driver_memory: Annotated[str, Field(pattern=SPARK_MEMORY)] = "2g"
+    executor: ExecutorSpec = ExecutorSpec()
+    conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @field_validator("conf")
+    @classmethod
+    def _spark_keys(cls, conf: dict[str, str | int | float | bool]) -> dict[str, str | int | float | bool]:
+        for key in conf:
+            if key in SPARK_OWN_KEYS:
+                raise ValueError(f"'{key}' has its own key: write '{SPARK_OWN_KEYS[key]}' under "
+                                 f"spark: instead. Got {key!r}")
+            if key in SPARK_FIXED:
+                raise ValueError(f"'{key}' is set by healthscore (dates are UTC, a bad cast gives "
+                                 f"no value): remove it. Got {key!r}")
+            if not key.startswith("spark."):
+                raise ValueError(f"keys are Spark settings, which start with 'spark.'. Got {key!r}")
+        return conf
+
+    @model_validator(mode="after")
+    def _one_place(self) -> SparkSpec:
+        if self.master is not None and self.remote is not None:
+            raise ValueError("give exactly one of 'master' (e.g. spark://host:7077) or 'remote' "
+                             "(Spark Connect, e.g. sc://host:15002). Got both")
+        if self.remote is not None and self.executor != ExecutorSpec():
+            raise ValueError("the Spark Connect server sizes its executors: remove 'executor', "
+                             "or give 'master' instead of 'remote'. Got remote and executor")
+        return self
+
+    @property
+    def settings(self) -> dict[str, str]:
+        """The ``conf`` values as Spark takes them (text; true/false in lower case)."""
+        return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in self.conf.items()}
+
+
 class ProjectSpec(Spec):
     name: str
     description: str = ""
@@ -168,6 +230,7 @@ class ProjectSpec(Spec):
     validation: ValidationSpec = ValidationSpec()
     workflow: WorkflowSpec = WorkflowSpec()
     history: HistorySpec = HistorySpec()
+    spark: SparkSpec = SparkSpec()  # read with engine: spark
 
 
 # ----------------------------------------------------------------------------- scoring schemes

@@ -2,7 +2,8 @@
 
 Everything else builds engine-neutral Ibis expressions; an :class:`Engine` registers inputs,
 materialises intermediate tables and writes results. DuckDB (embedded) is the default;
-PySpark in local mode runs the very same expressions.
+PySpark runs the very same expressions, in local mode or on a cluster (a master URL or a
+Spark Connect server).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import ibis
 import pyarrow as pa
 
+from healthscore.config.specs import SparkSpec
 from healthscore.errors import EngineError
 
 _counter = itertools.count()
@@ -122,31 +124,16 @@ class DuckDBEngine(Engine):
 class SparkEngine(Engine):
     name = "spark"
 
-    def __init__(self, threads: int | None = None, log_file: Path | None = None) -> None:
-        try:
-            from pyspark.sql import SparkSession
-        except ImportError:
-            raise EngineError(
-                "engine: spark needs PySpark. Install it with "
-                "'pip install \"healthscore[spark]\"' (Java 17 must be on the PATH)."
-            ) from None
-        settings = {
-            "spark.master": f"local[{threads or 2}]",
-            "spark.app.name": "healthscore",
-            "spark.ui.enabled": "false",
-            "spark.ui.showConsoleProgress": "false",  # its stage bars would fight ours
-            "spark.sql.session.timeZone": "UTC",
-            "spark.sql.shuffle.partitions": "4",
-            "spark.sql.ansi.enabled": "false",
-            "spark.driver.memory": "2g",
-        }
+    def __init__(self, spec: SparkSpec | None = None, threads: int | None = None,
+                 log_file: Path | None = None) -> None:
+        spec = spec or SparkSpec()
+        _require_pyspark(spec)
         if log_file is not None:
-            _start_jvm_logging_to(log_file, settings)
-        builder = SparkSession.builder
-        for key, value in settings.items():
-            builder = builder.config(key, value)
-        session = builder.getOrCreate()
-        session.sparkContext.setLogLevel("WARN" if log_file is not None else "ERROR")
+            _python_logs_to(log_file)
+        if spec.remote is not None:
+            session = _connect_session(spec)
+        else:
+            session = _classic_session(spark_settings(spec, threads), log_file)
         self.session = session
         self.con = ibis.pyspark.connect(session)
 
@@ -169,14 +156,120 @@ class SparkEngine(Engine):
         return self._view(df, temp_name(prefix))
 
 
-def _start_jvm_logging_to(log_file: Path, settings: dict[str, str]) -> None:
-    """Start Spark's JVM with its output (log4j, Java warnings) going to ``log_file``, and
-    send py4j's and pyspark's Python logs there too: none of it reaches the terminal. A JVM
-    already running in this process (started elsewhere) is reused as it is."""
-    import logging
+# what every Spark session runs with: UTC dates and a bad cast giving null, as on DuckDB
+SQL_SETTINGS = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.ansi.enabled": "false",
+}
 
-    from pyspark import SparkConf, SparkContext
-    from pyspark.java_gateway import launch_gateway
+
+def spark_settings(spec: SparkSpec, threads: int | None = None) -> dict[str, str]:
+    """The settings a session in this process starts with: the master (default: local mode
+    with ``threads`` threads), the driver's and executors' size, then the project's own conf."""
+    master = spec.master or f"local[{threads or 2}]"
+    settings = {
+        "spark.master": master,
+        "spark.app.name": "healthscore",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",  # its stage bars would fight ours
+        "spark.driver.memory": spec.driver_memory,
+        **SQL_SETTINGS,
+    }
+    if master.startswith("local"):
+        settings["spark.sql.shuffle.partitions"] = "4"  # one machine: few, larger tasks
+    executor = spec.executor
+    for key, value in (("memory", executor.memory), ("cores", executor.cores),
+                       ("instances", executor.instances)):
+        if value is not None:
+            settings[f"spark.executor.{key}"] = str(value)
+    if master.startswith("spark://") and executor.cores and executor.instances:
+        # a standalone master sizes an application by its total cores
+        settings["spark.cores.max"] = str(executor.cores * executor.instances)
+    return {**settings, **spec.settings}
+
+
+def _require_pyspark(spec: SparkSpec) -> None:
+    """PySpark, and for ``remote`` the Spark Connect client, or an error saying what to install."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        raise EngineError(
+            "engine: spark needs PySpark. Install it with "
+            "'pip install \"healthscore[spark]\"' (Java 17 must be on the PATH)."
+        ) from None
+    if spec.remote is None:
+        return
+    try:
+        import google.rpc  # noqa: F401
+        import grpc  # noqa: F401
+        import grpc_status  # noqa: F401
+    except ImportError as err:
+        raise EngineError(
+            f"spark.remote ({spec.remote}) needs the Spark Connect client, which is not "
+            f"installed (no module '{err.name}'). Install it with "
+            "'pip install \"healthscore[spark-connect]\"'."
+        ) from None
+
+
+def _classic_session(settings: dict[str, str], log_file: Path | None) -> Any:
+    """A session whose driver runs in this process. One in this process with other settings
+    (another master) is stopped first: a process holds one Spark driver at a time."""
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    global _settings_in_use
+    active = SparkContext._active_spark_context
+    if active is not None and _settings_in_use not in (None, settings):
+        SparkSession.builder.getOrCreate().stop()
+    _stop_remote_session()
+    if log_file is not None:
+        _start_jvm_logging_to(log_file, settings)
+    builder = SparkSession.builder
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("WARN" if log_file is not None else "ERROR")
+    _settings_in_use = settings
+    return session
+
+
+_settings_in_use: dict[str, str] | None = None  # those of the session this process holds
+
+
+def _stop_remote_session() -> None:
+    """Stop this process's Spark Connect session, if it has one (a process holds one session)."""
+    try:
+        from pyspark.sql.connect.session import SparkSession as RemoteSession
+    except ImportError:  # no Spark Connect client: no remote session either
+        return
+    remote = RemoteSession.getActiveSession()
+    if remote is not None:
+        remote.stop()
+
+
+def _connect_session(spec: SparkSpec) -> Any:
+    """A Spark Connect session: the driver runs in the server, this process only sends plans.
+    A session whose driver runs in this process is stopped first."""
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    global _settings_in_use
+    assert spec.remote is not None
+    if SparkContext._active_spark_context is not None:  # a driver here: one session at a time
+        SparkSession.builder.getOrCreate().stop()
+        _settings_in_use = None
+    builder = SparkSession.builder.remote(spec.remote)
+    for key, value in {**SQL_SETTINGS, **spec.settings}.items():
+        builder = builder.config(key, value)
+    try:
+        return builder.getOrCreate()
+    except Exception as err:  # gRPC's errors carry the server's reason
+        raise EngineError(f"cannot open a Spark Connect session at {spec.remote}: {err}") from None
+
+
+def _python_logs_to(log_file: Path) -> None:
+    """Send py4j's and pyspark's Python logs to ``log_file``, not the terminal."""
+    import logging
 
     log_file.parent.mkdir(parents=True, exist_ok=True)
     target = str(log_file.resolve())
@@ -188,6 +281,15 @@ def _start_jvm_logging_to(log_file: Path, settings: dict[str, str]) -> None:
         handler = logging.FileHandler(target, encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
+
+
+def _start_jvm_logging_to(log_file: Path, settings: dict[str, str]) -> None:
+    """Start Spark's JVM with its output (log4j, Java warnings) going to ``log_file``: none of
+    it reaches the terminal. A JVM already running in this process (started elsewhere) is
+    reused as it is."""
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
     if SparkContext._active_spark_context is not None or SparkContext._gateway is not None:
         return
     conf = SparkConf(loadDefaults=False).setAll(list(settings.items()))
@@ -197,8 +299,9 @@ def _start_jvm_logging_to(log_file: Path, settings: dict[str, str]) -> None:
 
 
 def make_engine(kind: str, memory_limit: str = "1500MB", threads: int | None = None,
-                log_file: Path | None = None) -> Engine:
-    """The engine ``kind``; Spark writes its logs to ``log_file`` (default: the terminal)."""
+                log_file: Path | None = None, spark: SparkSpec | None = None) -> Engine:
+    """The engine ``kind``; Spark runs where ``spark`` says (default: local mode in this
+    process) and writes its logs to ``log_file`` (default: the terminal)."""
     if kind == "spark":
-        return SparkEngine(threads, log_file)
+        return SparkEngine(spark, threads, log_file)
     return DuckDBEngine(memory_limit, threads)

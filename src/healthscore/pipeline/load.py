@@ -44,7 +44,8 @@ class Loaded:
 
 def open_engine(config: ProjectConfig) -> Engine:
     s = config.settings
-    return make_engine(config.engine, s.memory_limit, s.threads, config.state_dir / ENGINE_LOG)
+    return make_engine(config.engine, s.memory_limit, s.threads, config.state_dir / ENGINE_LOG,
+                       config.spark)
 
 
 def load_sources(config: ProjectConfig, engine: Engine, progress: Progress,
