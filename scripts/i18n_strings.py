@@ -100,6 +100,7 @@ DYNAMIC: dict[str, tuple[str, ...]] = {
     "stored sentences": (*STORED, *PLAN_CHANGES),
     # the messages of the forms in healthscore.web.pages (tests/test_i18n.py reads them there)
     "form messages": (
+        "View “{name}” saved.", "View “{name}” deleted.",
         "Override saved.", "Override cleared.", "Module marked.", "Mark cleared.", "Value saved.",
         "Flagged for review (CTA #{id}).", "Logged.", "CTA #{id} opened.",
         "Success plan #{id} created.", "{changed} CTAs changed ({action}).", "CTA #{id} closed.",
