@@ -52,6 +52,8 @@ class User(Base):
     webhook_url: Mapped[str | None] = mapped_column(String(500))
     notify_events: Mapped[list[Any]] = mapped_column(JSON, default=list)
     digest: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the channels chosen (inapp, email, webhook); None: every channel the user can get
+    notify_channels: Mapped[list[Any] | None] = mapped_column(JSON)
 
 
 class Cta(Versioned, Base):
@@ -295,6 +297,22 @@ class Notification(Base):
     text: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20))  # sent | failed | queued (digest)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class InboxItem(Base):
+    """A notification in the app: what happened, the account and CTA it is about, and when
+    the user read it (None: unread)."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (Index("ix_inbox_user_read", "user", "read_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(DateTime)
+    event: Mapped[str] = mapped_column(String(50))
+    text: Mapped[str] = mapped_column(Text)
+    account_id: Mapped[str | None] = mapped_column(String(100))
+    cta_id: Mapped[int | None] = mapped_column(Integer)
+    read_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class ApiToken(Base):

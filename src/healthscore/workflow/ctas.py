@@ -137,7 +137,8 @@ class CtaService(Service):
         kind = "flag" if flagged else "cta_opened"
         self._timeline(s, account_id, kind, actor, f"{type} CTA #{c.id} opened: {reason}",
                        cta_id=c.id)
-        self.notify.notify_later(s, who, "cta_opened", f"CTA #{c.id} for {account_id}: {reason}")
+        self.notify.notify_later(s, who, "cta_opened", f"CTA #{c.id} for {account_id}: {reason}",
+                                 account_id=account_id, cta_id=c.id)
         s.flush()
         return self._cta_view(c)
 
@@ -206,7 +207,8 @@ class CtaService(Service):
             _must_be_open(c, "assign")
             self._user(s, owner)
             c.owner = owner
-            self.notify.notify_later(s, owner, "cta_assigned", f"CTA #{c.id} for {c.account_id}: {c.reason}")
+            self.notify.notify_later(s, owner, "cta_assigned", f"CTA #{c.id} for {c.account_id}: {c.reason}",
+                                     account_id=c.account_id, cta_id=c.id)
             return f"CTA #{c.id} assigned to {owner}"
         return self._change(cta_id, actor, version, "assigned", fn, session)
 
@@ -291,7 +293,8 @@ class CtaService(Service):
                              at=self.now(), automatic=automatic, note=note))
             to_whom = f"{target} ({holder})" if holder and holder != target else target
             self.notify.notify_later(s, holder, "cta_escalated",
-                               f"CTA #{c.id} for {c.account_id} escalated to {to_whom}: {c.reason}")
+                               f"CTA #{c.id} for {c.account_id} escalated to {to_whom}: {c.reason}",
+                               account_id=c.account_id, cta_id=c.id)
             how = "automatically (overdue)" if automatic else f"by {actor}"
             return f"CTA #{c.id} escalated to {to_whom} {how}" + (f": {note}" if note else "")
         return self._change(cta_id, actor, version, "escalated", fn, session)
@@ -317,6 +320,7 @@ class CtaService(Service):
             s.add(entry)
             s.flush()
             self._audit(s, actor, "cta", c.id, "comment", None, {"text": text})
+            self.notify.mentions(s, actor, text, account_id=c.account_id, cta_id=c.id)
             return row_dict(entry)
 
     def comments(self, cta_id: int) -> list[dict[str, Any]]:

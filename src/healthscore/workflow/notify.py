@@ -1,7 +1,8 @@
-"""Notifications: CTA opened, assigned, escalated or overdue and band changes go to the
-people concerned, by chat (Slack, Teams, Discord... through Apprise, or any Slack-compatible
-webhook) and by email (SMTP), as each user chose:
-which events, and at once or in a daily digest. Every message is logged with its result."""
+"""Notifications: CTA opened, assigned, escalated or overdue, tasks due, mentions in comments
+and band changes go to the people concerned, in the app (their inbox), by chat (Slack, Teams,
+Discord... through Apprise, or any Slack-compatible webhook) and by email (SMTP), as each user
+chose: which events, which channels, and at once or in a daily digest (chat and email; the
+inbox gets each at once). Every message sent out is logged with its result."""
 
 from __future__ import annotations
 
@@ -10,24 +11,37 @@ from email.message import EmailMessage
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from healthscore.config.secrets import redact_url
 from healthscore.errors import InvalidActionError
-from healthscore.tables import Cta, Notification, User
-from healthscore.workflow.base import Service, row_dict
+from healthscore.tables import Cta, Notification, Task, User
+from healthscore.workflow.base import Context, Service, row_dict
+from healthscore.workflow.inbox import InboxService
 
-EVENTS = ("cta_opened", "cta_assigned", "cta_escalated", "cta_overdue", "band_change")
+EVENTS = ("cta_opened", "cta_assigned", "cta_escalated", "cta_overdue", "task_due", "mention",
+          "band_change")
+CHANNELS = ("inapp", "email", "webhook")  # inapp: the user's inbox in the web app
 TIMEOUT = 10
 
 
 class NotifyService(Service):
+    def __init__(self, ctx: Context, inbox: InboxService) -> None:
+        super().__init__(ctx)
+        self.inbox = inbox
+
     def set_preferences(self, user: str, *, actor: str, events: list[str] | None = None,
                         webhook_url: str | None = None, email: str | None = None,
-                        digest: bool | None = None) -> dict[str, Any]:
+                        digest: bool | None = None, channels: list[str] | None = None) -> dict[str, Any]:
+        """Which events reach ``user`` (none given: every event), on which channels (None:
+        every channel they can get), and at once or in a daily digest. Choosing email or chat
+        needs an address for it."""
         bad = [e for e in events or [] if e not in EVENTS]
         if bad:
             raise InvalidActionError(f"events: unknown {bad[0]!r}. Events: {', '.join(EVENTS)}.")
+        wrong = [c for c in channels or [] if c not in CHANNELS]
+        if wrong:
+            raise InvalidActionError(f"channels: unknown {wrong[0]!r}. Channels: {', '.join(CHANNELS)}.")
         with self.store.session() as s:
             actor = self._actor(s, actor, admin=actor != user)  # one's own, or an admin
             u = self._user(s, user)
@@ -42,35 +56,75 @@ class NotifyService(Service):
                 u.email = email or None
             if digest is not None:
                 u.digest = digest
+            if channels is not None:
+                self._check_addresses(u, channels)
+                u.notify_channels = [c for c in CHANNELS if c in channels]
             self._audit(s, actor, "user", u.name, "preferences", before, row_dict(u))
             return {k: v for k, v in row_dict(u).items() if k != "password_hash"}
 
-    def notify_later(self, s: Session, user: str | None, event: str, text: str) -> None:
-        """Queue a message for ``user`` if they want this event; sent by flush_notifications."""
+    def _check_addresses(self, u: User, channels: list[str]) -> None:
+        if "email" in channels and not u.email:
+            raise InvalidActionError("email: give an email address to get notifications by email "
+                                     "(or leave the email channel off).")
+        if "webhook" in channels and not (u.webhook_url or self.spec.notifications.webhook):
+            raise InvalidActionError("webhook: give a webhook address to get notifications by chat "
+                                     "(or leave the chat channel off).")
+
+    def notify_later(self, s: Session, user: str | None, event: str, text: str, *,
+                     account_id: str | None = None, cta_id: int | None = None) -> None:
+        """Tell ``user`` if they want this event: in their inbox at once, by chat and email
+        queued for flush_notifications (or their digest)."""
         if not user:
             return
         u = s.scalar(select(User).where(User.name == user))
         if u is None or (u.notify_events and event not in u.notify_events):
             return
         for channel in self._channels(u):
+            if channel == "inapp":
+                self.inbox.add(s, u.name, event, text, account_id=account_id, cta_id=cta_id)
+                continue
             s.add(Notification(at=self.now(), user=u.name, channel=channel, event=event, text=text,
                                status="digest" if u.digest else "pending"))
 
     def _channels(self, u: User) -> list[str]:
-        out = []
-        if u.webhook_url or self.spec.notifications.webhook:
+        chosen = CHANNELS if u.notify_channels is None else u.notify_channels
+        out = ["inapp"] if "inapp" in chosen else []
+        if "webhook" in chosen and (u.webhook_url or self.spec.notifications.webhook):
             out.append("webhook")
-        if u.email and self.spec.notifications.smtp_host:
+        if "email" in chosen and u.email and self.spec.notifications.smtp_host:
             out.append("email")
         return out
 
+    def mentions(self, s: Session, actor: str, text: str, *, account_id: str, cta_id: int) -> list[str]:
+        """Tell each user named as ``@Name`` in a comment on a CTA (not its author); who that was."""
+        said = text.casefold()
+        names = [n for n in s.scalars(select(User.name)) if n != actor and f"@{n}".casefold() in said]
+        for name in names:
+            self.notify_later(s, name, "mention",
+                              f"{actor} mentioned you on CTA #{cta_id} for {account_id}: {text}",
+                              account_id=account_id, cta_id=cta_id)
+        return names
+
     def notify_overdue(self) -> int:
-        """Queue a message per open CTA past its due date (once a day per CTA)."""
+        """Tell owners of each open CTA past its due date and of each open task of an open
+        CTA due today or earlier (run once a day); how many CTAs were overdue."""
         with self.store.session() as s:
             ctas = list(s.scalars(select(Cta).where(Cta.status == "open", Cta.due_on < self.today)))
             for c in ctas:
                 self.notify_later(s, c.owner, "cta_overdue",
-                                   f"CTA #{c.id} for {c.account_id} is overdue (due {c.due_on}): {c.reason}")
+                                  f"CTA #{c.id} for {c.account_id} is overdue (due {c.due_on}): {c.reason}",
+                                  account_id=c.account_id, cta_id=c.id)
+            due = s.scalars(select(Task).join(Cta, Task.cta_id == Cta.id)
+                            .options(selectinload(Task.cta))
+                            .where(Task.status == "open", Cta.status == "open",
+                                   Task.due_on.is_not(None), Task.due_on <= self.today)
+                            .order_by(Task.id))
+            for t in due:
+                cta = t.cta
+                if cta is not None:
+                    self.notify_later(s, t.owner, "task_due",
+                                      f"Task '{t.title}' of CTA #{cta.id} for {cta.account_id} is due "
+                                      f"{t.due_on}", account_id=cta.account_id, cta_id=cta.id)
         self.flush_notifications()
         return len(ctas)
 

@@ -204,7 +204,8 @@ class RulesService(Service):
                 self._timeline(s, ch["account_id"], "band_change", SYSTEM,
                                f"Band {ch['from']} -> {ch['to']} (as of {plan.as_of})", change=ch)
                 self.notify.notify_later(s, ch.get("csm"), "band_change",
-                                   f"{ch['account_id']}: band {ch['from']} -> {ch['to']}")
+                                   f"{ch['account_id']}: band {ch['from']} -> {ch['to']}",
+                                   account_id=ch["account_id"])
             for ov in plan.lapse:
                 self.overrides.lapse(s, ov, SYSTEM)
             for mark in plan.lapse_marks:

@@ -16,6 +16,7 @@ from healthscore.store.snapshots import SnapshotStore
 from healthscore.workflow.access import SESSION_HOURS, AccessService
 from healthscore.workflow.base import SYSTEM, Clock, Context, Service
 from healthscore.workflow.ctas import CtaService
+from healthscore.workflow.inbox import InboxService
 from healthscore.workflow.inputs import InputService
 from healthscore.workflow.marks import MarkService
 from healthscore.workflow.notify import NotifyService
@@ -43,7 +44,8 @@ class Workflow(Service):
         ctx = Context(config, snapshots, url=url, today=today, clock=clock)
         super().__init__(ctx)
         self._svc_access = AccessService(ctx)
-        self._svc_notify = NotifyService(ctx)
+        self._svc_inbox = InboxService(ctx)
+        self._svc_notify = NotifyService(ctx, self._svc_inbox)
         self._svc_timeline = TimelineService(ctx)
         self._svc_overrides = OverrideService(ctx)
         self._svc_owners = OwnerService(ctx)
@@ -156,9 +158,11 @@ class Workflow(Service):
         webhook_url: str | None = None,
         email: str | None = None,
         digest: bool | None = None,
+        channels: list[str] | None = None,
     ) -> dict[str, Any]:
         return self._svc_notify.set_preferences(
-            user, actor=actor, events=events, webhook_url=webhook_url, email=email, digest=digest
+            user, actor=actor, events=events, webhook_url=webhook_url, email=email, digest=digest,
+            channels=channels,
         )
 
     def notify_overdue(self) -> int:
@@ -176,6 +180,20 @@ class Workflow(Service):
 
     def last_notification_id(self) -> int:
         return self._svc_notify.last_notification_id()
+
+    # ------------------------------------------------------------------ inbox
+    def inbox(self, user: str, *, unread_only: bool = False, page: int = 1,
+              per_page: int = 50) -> dict[str, Any]:
+        return self._svc_inbox.inbox(user, unread_only=unread_only, page=page, per_page=per_page)
+
+    def unread_count(self, user: str) -> int:
+        return self._svc_inbox.unread_count(user)
+
+    def mark_read(self, user: str, item_id: int) -> dict[str, Any]:
+        return self._svc_inbox.mark_read(user, item_id)
+
+    def mark_all_read(self, user: str) -> dict[str, Any]:
+        return self._svc_inbox.mark_all_read(user)
 
     # ------------------------------------------------------------------ timeline
     def log(
