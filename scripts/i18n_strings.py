@@ -63,6 +63,9 @@ DYNAMIC: dict[str, tuple[str, ...]] = {
                        "override_set", "override_cleared", "override_lapsed", "plan_change",
                        "band_change", "module_marked", "module_mark_cleared",
                        "module_mark_lapsed", "manual_value", "cta_comment"),
+    # healthscore.workflow.notify.EVENTS: what a user may be told of (inbox, settings)
+    "notification events": ("cta_opened", "cta_assigned", "cta_escalated", "cta_overdue", "task_due",
+                            "cta_mention", "band_change"),
     # healthscore.workflow.overrides.REASON_CODES
     "reason codes": ("relationship", "data_gap", "known_issue", "business_change",
                      "renewal_signal", "other"),
@@ -108,7 +111,8 @@ DYNAMIC: dict[str, tuple[str, ...]] = {
         "Decision recorded on CTA #{id}.", "Comment added.", "Task #{id} {status}.", "Added.",
         "Milestone added.", "Success criterion added.", "Milestone done.", "Added {name} ({role}).",
         "Saved {name}.", "API token #{id} for {user}: {token} — copy it now, it is not shown again.",
-        "Token #{id} revoked.", "Saved.", "Password changed.",
+        "Token #{id} revoked.", "Saved.", "Password changed.", "Notification settings saved.",
+        "All marked as read.", "Marked as read.",
         "close", "snooze", "assign", "priority"),
     # healthscore.web.i18n.WHY and POINTS: the lines of "What changed and why" (Formatter.why)
     "why": (*WHY.values(), PLURAL_SEP.join(POINTS)),
@@ -154,6 +158,8 @@ DYNAMIC_CALLS: dict[str, tuple[str, ...]] = {
     "base.html: user.role": ("roles",),
     "macros.html: name": ("bands",),
     "me.html: user.role": ("roles",),
+    "me.html: e": ("notification events",),
+    "inbox.html: i.event": ("notification events",),
     "plan.html: data.status": ("statuses",),
     "plan.html: g.kind": ("goal kinds",),
     "plan.html: g.status": ("statuses",),

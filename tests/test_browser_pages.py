@@ -40,7 +40,7 @@ def app_pages(page: Page, site: Site, who: str) -> list[str]:
     plan = page.request.get("/api/success-plans").json()["plans"][0]["id"]
     pages = ["/today", "/portfolio", "/portfolio/trends", "/accounts", account, str(measure), "/cockpit",
              "/cockpit/board", f"/ctas/{site.cta}", "/review", "/success-plans", f"/success-plans/{plan}",
-             "/validation", "/data-health", "/me"]
+             "/validation", "/data-health", "/me", "/inbox"]
     return pages + (["/validation/preview", "/admin"] if who == ADMIN else [])
 
 

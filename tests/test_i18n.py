@@ -19,7 +19,7 @@ from healthscore import tables as models
 from healthscore.config.model import DEFAULT_BANDS, INSUFFICIENT
 from healthscore.web import queue
 from healthscore.web.i18n import LANGUAGES, LOCALES, Formatter, catalog, language_of
-from healthscore.workflow import marks, overrides, strategy, success_plans, timeline
+from healthscore.workflow import marks, notify, overrides, strategy, success_plans, timeline
 
 ROOT = Path(__file__).resolve().parent.parent
 NBSP, NNBSP = "\u00a0", "\u202f"  # CLDR's grouping space (pl, ru) and narrow space (en time, ru "г.")
@@ -96,6 +96,7 @@ def test_dynamic_values_follow_the_code() -> None:
     assert d["cta types"] == set(models.CTA_TYPES)
     assert d["priorities"] == set(models.PRIORITIES)
     assert d["due buckets"] == set(queue.DUE_BUCKETS)
+    assert d["notification events"] == set(notify.EVENTS)
     assert d["touches"] == set(timeline.TOUCHES)
     assert d["reason codes"] == set(overrides.REASON_CODES)
     assert d["mark reasons"] == set(marks.MARK_REASONS)

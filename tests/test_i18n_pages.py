@@ -145,7 +145,7 @@ def pages(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     paths = ["/today", "/portfolio", "/portfolio/trends", "/accounts", f"/accounts/{account}",
              f"/accounts/{account}/measures/{measure}", "/cockpit", "/cockpit/board",
              f"/ctas/{cta['id']}", "/review", "/success-plans", f"/success-plans/{plan['id']}",
-             "/validation", "/data-health", "/me", "/validation/preview", "/admin"]
+             "/validation", "/data-health", "/me", "/validation/preview", "/admin", "/inbox"]
     try:
         yield Pages(client, csrf, paths, _data_words(project, client, [paths[5]]))
     finally:

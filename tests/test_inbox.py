@@ -100,7 +100,7 @@ def test_a_mention_in_a_comment_reaches_the_named_user(wf: Workflow) -> None:
     c = wf.open_cta(account, "risk", "Champion left", actor="ada", owner="cara")
     wf.comment(c["id"], "@LEE can you call their CFO? cc @cara", actor="cara")
     (item,) = wf.inbox("lee")["items"]
-    assert item["event"] == "mention" and item["cta_id"] == c["id"]
+    assert item["event"] == "cta_mention" and item["cta_id"] == c["id"]
     assert item["text"] == (f"cara mentioned you on CTA #{c['id']} for {account}: "
                             f"@LEE can you call their CFO? cc @cara")
     assert [i["event"] for i in wf.inbox("cara")["items"]] == ["cta_opened"]  # not her own mention

@@ -529,8 +529,34 @@ def notify_overdue(project: Path = ProjectOpt) -> None:
 def notify_prefs(user: str, events: str = typer.Option(None, "--events", help="Comma-separated."),
                  webhook: str = typer.Option(None, "--webhook"), email: str = typer.Option(None, "--email"),
                  digest: bool = typer.Option(None, "--digest/--instant"),
+                 channels: str = typer.Option(None, "--channels",
+                                              help="Comma-separated: inapp, email, webhook ('' for none)."),
                  project: Path = ProjectOpt, actor: str = AsOpt) -> None:
     with _workflow(project) as wf:
         wf.set_preferences(user, actor=_who(actor), events=events.split(",") if events else None,
-                           webhook_url=webhook, email=email, digest=digest)
+                           webhook_url=webhook, email=email, digest=digest,
+                           channels=None if channels is None else [c for c in channels.split(",") if c])
     out.print(f"Saved the notification preferences of {user}.")
+
+
+@app.command("inbox")
+@handle_errors
+def inbox_cmd(project: Path = ProjectOpt, actor: str = AsOpt,
+              unread: bool = typer.Option(False, "--unread", help="Only what is not read yet."),
+              read: int = typer.Option(None, "--read", help="Mark this item read."),
+              read_all: bool = typer.Option(False, "--read-all", help="Mark every item read."),
+              as_json: bool = JsonOpt) -> None:
+    """Your inbox (what the app tells you): newest first, with the unread count."""
+    who = _who(actor)
+    with _workflow(project) as wf:
+        if read is not None:
+            wf.mark_read(who, read)
+        if read_all:
+            wf.mark_all_read(who)
+        box = wf.inbox(who, unread_only=unread, per_page=200)
+    if as_json:
+        out.print_json(json_text(box))
+        return
+    rows = [{"id": i["id"], "at": i["at"], "event": i["event"], "read": "yes" if i["read_at"] else "",
+             "text": i["text"]} for i in box["items"]]
+    _show(rows, False, f"Inbox of {who}: {box['unread']} unread")

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from healthscore.errors import InvalidActionError
+from healthscore.errors import ForbiddenError, InvalidActionError
 from healthscore.web import auth, ctas, queue, search, today, trends, views
 from healthscore.web.queue import CockpitFilter
 from healthscore.web.views import AccountFilter, Site
@@ -131,6 +131,62 @@ class Password(Body):
 def my_password(body: Password, request: Request, user: Me) -> dict[str, Any]:
     site_of(request).wf.set_password(user["name"], body.password, actor=user["name"])
     return {"password_set": user["name"]}
+
+
+class NotifyIn(Body):
+    """Your notification settings: which events, on which channels, at once or in a digest
+    (the inbox always gets each at once). An address left out is kept; an empty one removed."""
+
+    events: list[str] = Field(default_factory=list,
+                              examples=[["cta_assigned", "cta_escalated", "cta_mention"]])
+    channels: list[Literal["inapp", "email", "webhook"]] = Field(default_factory=list,
+                                                                 examples=[["inapp", "email"]])
+    email: str | None = None
+    webhook_url: str | None = None
+    digest: bool = False
+
+
+@router.get("/me/notifications", tags=["inbox"])
+def my_notifications(request: Request, user: Me) -> dict[str, Any]:
+    """Your notification settings and the events and channels there are."""
+    return views.notify_settings(site_of(request), user)
+
+
+@router.put("/me/notifications", tags=["inbox"])
+def set_my_notifications(body: NotifyIn, request: Request, user: Me) -> dict[str, Any]:
+    if not body.events:
+        raise InvalidActionError("events: choose at least one event (to hear of nothing, turn "
+                                 "every channel off).")
+    site = site_of(request)
+    site.wf.set_preferences(user["name"], actor=user["name"], events=body.events,
+                            channels=list(body.channels), email=body.email,
+                            webhook_url=body.webhook_url, digest=body.digest)
+    return views.notify_settings(site, user)
+
+
+@router.get("/inbox", tags=["inbox"])
+def inbox(request: Request, user: Me, unread: bool = False,
+          page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+          per_page: Annotated[int, Query(ge=1, le=200)] = 50,
+          of: Annotated[str | None, Query(description="Whose inbox: only your own.")] = None
+          ) -> dict[str, Any]:
+    """Your inbox, newest first: what you were told (new CTAs, assignments, escalations,
+    mentions, due work), with the unread count. Nobody reads another's inbox."""
+    if of not in (None, "", user["name"]):
+        raise ForbiddenError(f"{user['name']}: you see only your own inbox, not {of}'s.")
+    return site_of(request).wf.inbox(user["name"], unread_only=unread, page=page, per_page=per_page)
+
+
+@router.post("/inbox/{item_id}/read", tags=["inbox"])
+def mark_read(item_id: Id, request: Request, user: Me) -> dict[str, Any]:
+    """Mark one item of your inbox read (another's is 404, as a missing one)."""
+    return site_of(request).wf.mark_read(user["name"], item_id)
+
+
+@router.post("/inbox/read", tags=["inbox"])
+def mark_all_read(request: Request, user: Me) -> dict[str, Any]:
+    """Mark every item of your inbox read."""
+    return site_of(request).wf.mark_all_read(user["name"])
 
 
 # ----------------------------------------------------------------------------- reading

@@ -55,6 +55,14 @@ STORED = (
     "Band {before} -> {after} (as of {day})",
     "Success plan #{id} created: {title}",
     "Success plan #{id}: {change}",
+    # what the inbox says (healthscore.workflow.notify, ctas, rules), after the timeline's
+    # sentences: its CTA form is the shortest, so it comes last
+    "{actor} mentioned you on CTA #{id} for {account}: {text}",
+    "Task '{title}' of CTA #{id} for {account} is due {day}",
+    "CTA #{id} for {account} is overdue (due {day}): {reason}",
+    "CTA #{id} for {account} escalated to {whom}: {reason}",
+    "CTA #{id} for {account}: {reason}",
+    "{account}: band {before} -> {after}",
     # why a source row counts for a measure or not (healthscore.rows)
     "counted", "does not match the filter", "after the as-of date", "not open on the date",
     "before the {window} window", "rejected: {problem}",

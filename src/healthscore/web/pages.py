@@ -7,10 +7,10 @@ import json
 import secrets
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl, quote, urlencode
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
@@ -35,6 +35,7 @@ def render(request: Request, template: str, data: dict[str, Any], *, status: int
     fmt = Formatter(language_of(user, request.headers.get("accept-language", "")))
     flash = _read_flash(request)
     context = {"request": request, "data": data, "user": user, "nav": nav, "_": fmt.gettext,
+               "unread": _unread(request, user),
                "_n": fmt.ngettext, "stored": fmt.stored, "why": fmt.why,
                "fmt": fmt, "lang": fmt.lang, "languages": LANGUAGES, "flash": flash,
                "csrf": getattr(request.state, "csrf", None), "json": _json, **fmt.filters()}
@@ -42,6 +43,16 @@ def render(request: Request, template: str, data: dict[str, Any], *, status: int
     if flash:
         response.delete_cookie(FLASH, path="/")
     return response
+
+
+def _unread(request: Request, user: dict[str, Any] | None) -> int | None:
+    """The signed-in user's unread inbox items, for the navigation of every page."""
+    if not user or not user.get("name"):
+        return None
+    try:
+        return api.site_of(request).wf.unread_count(str(user["name"]))
+    except HealthScoreError:
+        return None
 
 
 def _json(value: Any) -> str:
@@ -299,6 +310,16 @@ def me(request: Request, user: dict[str, Any] = Me) -> HTMLResponse:
     return render(request, "me.html", api.me(request, user), nav="me")
 
 
+@router.get("/inbox")
+def inbox(request: Request, user: dict[str, Any] = Me, unread: bool = False,
+          page: Annotated[int, Query(ge=1, le=1_000_000)] = 1) -> HTMLResponse:
+    data = api.inbox(request, user, unread, page, INBOX_PAGE, None)
+    return render(request, "inbox.html", data, nav="inbox")
+
+
+INBOX_PAGE = 50
+
+
 # ----------------------------------------------------------------------------- forms
 
 
@@ -439,7 +460,8 @@ def form_state(action: str, form: dict[str, Any], message: str) -> dict[str, Any
 # the typed fields of the forms that act in place, by action: an error naming one is shown beside it
 FIELDS = {"close": ("outcome",), "snooze": ("until", "reason"), "escalate": ("note",),
           "comments": ("text",), "override": ("band", "score", "reason_code", "note", "expires_on"),
-          "mark": ("module", "colour", "reason_code", "note", "expires_on"), "timeline": ("kind", "text")}
+          "mark": ("module", "colour", "reason_code", "note", "expires_on"), "timeline": ("kind", "text"),
+          "notify": ("events", "channels", "email", "webhook")}
 
 
 def body(model: type[BaseModel], form: dict[str, Any]) -> Any:
@@ -570,6 +592,44 @@ async def revoke_token(token_id: Id, request: Request, user: dict[str, Any] = Me
 async def update_me(request: Request, user: dict[str, Any] = Me) -> Response:
     return await act(request, _back(request, "/me"), "Saved.",
                      lambda f: api.update_me(body(api.MeUpdate, f), request, user))
+
+
+@router.post("/me/notifications")
+async def my_notifications(request: Request, user: dict[str, Any] = Me) -> Response:
+    def save(f: dict[str, Any]) -> Any:
+        if "webhook" in f:  # the form's field; the API's is webhook_url
+            f = {**{k: v for k, v in f.items() if k != "webhook"}, "webhook_url": f["webhook"]}
+        return api.set_my_notifications(body(api.NotifyIn, f), request, user)
+    return await act(request, "/me", "Notification settings saved.", save, lists=("events", "channels"),
+                     again=_me_again(request, user))
+
+
+def _me_again(request: Request, user: dict[str, Any]) -> Again | None:
+    """The Me page again for its notification form sent by htmx: what was ticked and typed
+    kept, the error beside its field."""
+    if not request.headers.get("HX-Request"):
+        return None
+
+    def again(form: dict[str, Any], message: str) -> Response:
+        data = api.me(request, user)
+        data["form"] = {**form_state("notify", form, message),
+                        "lists": {k: list(form.get(k) or []) for k in ("events", "channels")}}
+        response = render(request, "me.html", data, nav="me")
+        response.headers["HX-Replace-Url"] = "/me"
+        return response
+    return again
+
+
+@router.post("/inbox/read")
+async def inbox_all_read(request: Request, user: dict[str, Any] = Me) -> Response:
+    return await act(request, _back(request, "/inbox"), "All marked as read.",
+                     lambda f: api.mark_all_read(request, user))
+
+
+@router.post("/inbox/{item_id}/read")
+async def inbox_read(item_id: Id, request: Request, user: dict[str, Any] = Me) -> Response:
+    return await act(request, _back(request, "/inbox"), "Marked as read.",
+                     lambda f: api.mark_read(item_id, request, user))
 
 
 @router.post("/me/password")

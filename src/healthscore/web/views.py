@@ -17,6 +17,7 @@ from healthscore.errors import HealthScoreError, InvalidActionError, NotFoundErr
 from healthscore.project import Project, data_warnings
 from healthscore.store import report
 from healthscore.workflow.access import may_act_on
+from healthscore.workflow.notify import CHANNELS, EVENTS
 from healthscore.workflow.service import Workflow
 
 STALE_SNAPSHOT_DAYS = 35
@@ -391,7 +392,21 @@ def admin(site: Site) -> dict[str, Any]:
 
 
 def me(site: Site, user: dict[str, Any]) -> dict[str, Any]:
-    return {**user, "tokens": site.wf.tokens(user["name"])}
+    return {**user, "tokens": site.wf.tokens(user["name"]), "notify": notify_settings(site, user)}
+
+
+def notify_settings(site: Site, user: dict[str, Any]) -> dict[str, Any]:
+    """A user's notification settings (no chosen events: every event; no chosen channels:
+    every channel they can get) and the choices there are."""
+    u = site.wf.user(user["name"])
+    chosen = u.get("notify_channels")
+    events = u.get("notify_events") or list(EVENTS)
+    return {"events": [e for e in EVENTS if e in events],
+            "channels": list(CHANNELS) if chosen is None else [c for c in CHANNELS if c in chosen],
+            "email": u.get("email"), "webhook_set": bool(u.get("webhook_url")),  # never shown back
+            "digest": bool(u.get("digest")), "all_events": list(EVENTS), "all_channels": list(CHANNELS),
+            "project_webhook": bool(site.wf.spec.notifications.webhook),
+            "email_server": bool(site.wf.spec.notifications.smtp_host)}
 
 
 __all__ = ["AccountFilter", "HealthScoreError", "Site"]

@@ -19,7 +19,7 @@ from healthscore.tables import Cta, Notification, Task, User
 from healthscore.workflow.base import Context, Service, row_dict
 from healthscore.workflow.inbox import InboxService
 
-EVENTS = ("cta_opened", "cta_assigned", "cta_escalated", "cta_overdue", "task_due", "mention",
+EVENTS = ("cta_opened", "cta_assigned", "cta_escalated", "cta_overdue", "task_due", "cta_mention",
           "band_change")
 CHANNELS = ("inapp", "email", "webhook")  # inapp: the user's inbox in the web app
 TIMEOUT = 10
@@ -100,7 +100,7 @@ class NotifyService(Service):
         said = text.casefold()
         names = [n for n in s.scalars(select(User.name)) if n != actor and f"@{n}".casefold() in said]
         for name in names:
-            self.notify_later(s, name, "mention",
+            self.notify_later(s, name, "cta_mention",
                               f"{actor} mentioned you on CTA #{cta_id} for {account_id}: {text}",
                               account_id=account_id, cta_id=cta_id)
         return names
