@@ -205,13 +205,18 @@ def account_filter(
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1, per_page: Annotated[int, Query(ge=1, le=1000)] = 50,
     red_module: Literal["yes", "no", ""] | None = None,
     scope: Literal["mine", "team", "all", ""] | None = None,
+    cols: Annotated[list[str] | None, Query(
+        description="The columns besides the name, comma-separated or repeated: account_id, "
+                    "segment, csm, lifecycle_stage, arr, renewal_date, score, band, coverage, "
+                    "change_30d, change_90d, red_modules, open_ctas.")] = None,
 ) -> AccountFilter:
     """The list's filters; an empty field (as a form sends it) means no filter."""
     days = _number("renewal_days", renewal_days, int, 0, None)
     coverage = _number("min_coverage", min_coverage, float, 0, 100)
+    columns = tuple(dict.fromkeys(c.strip() for v in cols or [] for c in v.split(",") if c.strip()))
     return AccountFilter(band or None, segment or None, csm or None, lifecycle_stage or None,
                          days, coverage, open_ctas or None, q or None, sort, desc, page, per_page,
-                         red_module or None, scope or None)
+                         red_module or None, scope or None, columns or None)
 
 
 def _number(name: str, text: str | None, kind: type, low: float, high: float | None) -> Any:

@@ -3,6 +3,7 @@ handlers that call the same API functions and come back with a message."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 from collections.abc import Callable
@@ -155,14 +156,24 @@ def portfolio_trends(request: Request, user: dict[str, Any] = Me,
 @router.get("/accounts")
 def accounts(request: Request, user: dict[str, Any] = Me,
              f: views.AccountFilter = Depends(api.account_filter)) -> HTMLResponse:
-    data = api.accounts(request, user, f)
-    query = {k: v for k, v in request.query_params.items() if k not in ("sort", "desc", "page")}
+    params = dict(request.query_params.items())
+    try:
+        data = api.accounts(request, user, f)
+    except HealthScoreError as err:  # unknown columns: the list with its usual ones, and why
+        if not err.message.startswith("cols:"):
+            raise
+        data = api.accounts(request, user, dataclasses.replace(f, cols=None))
+        data["cols_error"] = err.message
+        params.pop("cols", None)
+    if f.cols and "cols_error" not in data:  # one cols=a,b,c however the columns came
+        params["cols"] = ",".join(data["columns"])
+    query = {k: v for k, v in params.items() if k not in ("sort", "desc", "page")}
     data["query"] = urlencode(query)
-    data["csv_query"] = urlencode({k: v for k, v in request.query_params.items() if k != "page"})
-    data["scope_query"] = urlencode({k: v for k, v in request.query_params.items()
-                                     if k not in ("scope", "page")})
+    data["csv_query"] = urlencode({k: v for k, v in params.items() if k != "page"})
+    data["scope_query"] = urlencode({k: v for k, v in params.items() if k not in ("scope", "page")})
     data["views"] = api.saved_views("accounts", request, user)
-    data["view_query"] = urlencode({k: v for k, v in request.query_params.items() if k != "page"})
+    data["view_query"] = urlencode({k: v for k, v in params.items() if k != "page"})
+    data["all_columns"] = list(views.COLUMNS)
     partial = request.headers.get("HX-Request") and request.headers.get("HX-Target") == "account-table"
     return render(request, "_accounts_table.html" if partial else "accounts.html", data, nav="accounts")
 

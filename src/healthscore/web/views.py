@@ -22,7 +22,7 @@ from healthscore.workflow.service import Workflow
 
 STALE_SNAPSHOT_DAYS = 35
 SORTABLE = ("account_id", "name", "segment", "csm", "arr", "score", "band", "coverage",
-            "renewal_date", "change_30d", "change_90d", "open_ctas", "lifecycle_stage")
+            "renewal_date", "change_30d", "change_90d", "open_ctas", "lifecycle_stage", "red_modules")
 LIST_COLUMNS = ["account_id", "name", "segment", "csm", "lifecycle_stage", "arr", "renewal_date",
                 "score", "band", "system_score", "system_band", "override", "coverage",
                 "change_30d", "change_90d", "red_modules"]
@@ -186,9 +186,26 @@ class AccountFilter:
     per_page: int = 50
     red_module: str | None = None  # yes: any module red; no: none
     scope: str | None = None  # mine | team | all; None: the user's default (default_scope)
+    cols: tuple[str, ...] | None = None  # the list's columns besides the name; None: DEFAULT_COLUMNS
 
 
 SCOPES = ("mine", "team", "all")
+# the accounts list's columns besides the account's name (always first), in their order
+COLUMNS = ("account_id", "segment", "csm", "lifecycle_stage", "arr", "renewal_date", "score", "band",
+           "coverage", "change_30d", "change_90d", "red_modules", "open_ctas")
+DEFAULT_COLUMNS = ("segment", "csm", "lifecycle_stage", "arr", "renewal_date", "score", "band",
+                   "coverage", "change_30d", "open_ctas")
+
+
+def list_columns(cols: tuple[str, ...] | None) -> list[str]:
+    """The accounts list's columns for ``cols`` (the URL's ``cols``, comma-separated or
+    repeated; ``name`` is always shown), in the list's order; an unknown name is refused."""
+    if not cols:
+        return list(DEFAULT_COLUMNS)
+    bad = [c for c in cols if c not in COLUMNS and c != "name"]
+    if bad:
+        raise InvalidActionError(f"cols: unknown column {bad[0]!r}. Columns: name, {', '.join(COLUMNS)}.")
+    return [c for c in COLUMNS if c in cols]
 
 
 def default_scope(user: dict[str, Any]) -> str:
@@ -218,6 +235,7 @@ def accounts(site: Site, f: AccountFilter, user: dict[str, Any], paged: bool = T
         raise InvalidActionError(f"sort: must be one of {', '.join(SORTABLE)}. Got {f.sort!r}.")
     if f.page < 1 or not 1 <= f.per_page <= 1000:
         raise InvalidActionError("page must be 1 or more and per_page between 1 and 1000.")
+    columns = list_columns(f.cols)
     frame = scores_frame(site)
     day = site.store.latest()
     teams = site.wf.teams()
@@ -237,11 +255,11 @@ def accounts(site: Site, f: AccountFilter, user: dict[str, Any], paged: bool = T
         "pages": max(1, -(-total // f.per_page)), "sort": f.sort, "desc": f.desc,
         "scope": scope, "scopes": {s: int(b.sum()) for s, b in books.items()},
         "filters": {k: v for k, v in vars(f).items() if k not in _NOT_FILTERS},
-        "choices": frame.attrs["choices"], "accounts": records(view),
+        "choices": frame.attrs["choices"], "columns": columns, "accounts": records(view),
     }
 
 
-_NOT_FILTERS = ("sort", "desc", "page", "per_page", "scope")
+_NOT_FILTERS = ("sort", "desc", "page", "per_page", "scope", "cols")
 
 
 def _mask(frame: pd.DataFrame, f: AccountFilter, day: date) -> pd.Series:
