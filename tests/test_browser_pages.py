@@ -187,3 +187,75 @@ def test_the_cockpit_switches_to_a_board_that_keeps_the_filters(page: Page, site
     page.locator("main nav.switch").get_by_role("link", name="List", exact=True).click()
     expect(page).to_have_url(re.compile(r"/cockpit\?.*type=risk"))
     expect(page.locator("#queue-filters select[name=type]")).to_have_value("risk")
+
+
+def _unread_label(page: Page) -> str:
+    return str(page.locator("#nav-inbox").get_attribute("aria-label"))
+
+
+def test_an_escalation_reaches_the_leads_inbox_and_mark_read_lowers_the_count_in_place(
+        browser: Browser, page: Page, site: Site, recorder: Recorder) -> None:
+    cta = page.request  # signed out: the API refuses
+    assert cta.get("/api/inbox").status == 401
+    with served.watched_tab(browser, site, recorder, viewport={"width": 1280, "height": 900}) as csm:
+        sign_in(csm, site.csm)
+        expect(csm).to_have_url(path_is("/today"))
+        csm.goto(f"/ctas/{site.cta}")
+        csm.locator("#escalate-note").fill("Customer went silent")
+        csm.get_by_role("button", name=f"Escalate CTA #{site.cta}").click()
+        expect(csm.locator("#cta-detail .flash.ok")).to_have_text(f"CTA #{site.cta} escalated.")
+        holder = csm.request.get(f"/api/ctas/{site.cta}").json()["escalations"][-1]["holder"]
+    sign_in(page, holder)
+    expect(page).to_have_url(path_is("/today"))
+    box = page.request.get("/api/inbox").json()
+    assert box["unread"] >= 1 and box["items"][0]["event"] == "cta_escalated"
+    expect(page.locator("#nav-inbox")).to_have_attribute("aria-label", f"Inbox: {box['unread']} unread")
+    expect(page.locator("#nav-inbox .count")).to_have_text(str(box["unread"]))
+    page.locator("#nav-inbox").click()
+    expect(page).to_have_url(path_is("/inbox"))
+    item = box["items"][0]
+    expect(page.locator(f"#inbox-{item['id']}")).to_contain_text(f"CTA #{site.cta}")
+    expect(page.locator(f"#inbox-{item['id']} a")).to_have_attribute("href", f"/ctas/{site.cta}")
+    page.evaluate("window.__sameDocument = true")
+    page.get_by_role("button", name=f"Mark notification #{item['id']} read").click()
+    expect(page.locator("#inbox .flash.ok")).to_have_text("Marked as read.")
+    expect(page.locator("#nav-inbox")).to_have_attribute("aria-label", f"Inbox: {box['unread'] - 1} unread")
+    expect(page.get_by_role("button", name=f"Mark notification #{item['id']} read")).to_have_count(0)
+    if box["unread"] > 1:
+        page.get_by_role("button", name="Mark all read").click()
+        expect(page.locator("#inbox .flash.ok")).to_have_text("All marked as read.")
+    expect(page.locator("#nav-inbox")).to_have_attribute("aria-label", "Inbox: 0 unread")
+    expect(page.locator("#nav-inbox .count")).to_have_count(0)
+    assert page.evaluate("window.__sameDocument") is True, "a full page load happened"
+    assert page.request.get("/api/inbox").json()["unread"] == 0
+    screenshot(page, "21-inbox")
+
+
+def test_the_notification_settings_keep_what_was_typed_when_refused(page: Page, site: Site) -> None:
+    sign_in(page, site.spare_csm)
+    expect(page).to_have_url(path_is("/today"))
+    page.goto("/me")
+    page.evaluate("window.__sameDocument = true")
+    page.get_by_label("Task due").uncheck()
+    page.get_by_label("Chat (webhook)").check()
+    page.get_by_label("Chat webhook").fill("ftp://files.example.com/hook")
+    page.get_by_label("Email address").fill("someone@example.com")
+    page.get_by_label("In a daily digest (email and chat)").check()
+    page.get_by_role("button", name="Save notification settings").click()
+    error = page.locator("#error-notify-webhook")
+    expect(error).to_contain_text("webhook: ftp://files.example.com/hook is not a notification address.")
+    expect(page.get_by_label("Chat webhook")).to_have_value("ftp://files.example.com/hook")
+    expect(page.get_by_label("Chat webhook")).to_be_focused()
+    expect(page.get_by_label("Email address")).to_have_value("someone@example.com")
+    expect(page.get_by_label("Task due")).not_to_be_checked()
+    expect(page.get_by_label("Chat (webhook)")).to_be_checked()
+    expect(page.get_by_label("In a daily digest (email and chat)")).to_be_checked()
+    page.get_by_label("Chat webhook").fill("")
+    page.get_by_label("Chat (webhook)").uncheck()
+    page.get_by_label("Email", exact=True).check()
+    page.get_by_role("button", name="Save notification settings").click()
+    expect(page.locator("#me .flash.ok")).to_have_text("Notification settings saved.")
+    assert page.evaluate("window.__sameDocument") is True, "a full page load happened"
+    saved = page.request.get("/api/me/notifications").json()
+    assert saved["channels"] == ["inapp", "email"] and saved["digest"] is True
+    assert "task_due" not in saved["events"] and saved["email"] == "someone@example.com"
