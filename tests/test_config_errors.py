@@ -287,6 +287,22 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("group-weights-do-not-add-up", {S: "groups: {usage: {weight: 60, measures: {logins_30: 100}}"
                                         ", more: {weight: 30, measures: {logins_30: 100}}}\n"},
      "scorecards/default.yml: groups: weights must add up to 100. Got 90 (usage 60, more 30)."),
+    ("group-label-unknown-language",
+     {S: "groups: {usage: {weight: 100, label: {en: Usage, de: Nutzung}, measures: {logins_30: 100}}}\n"},
+     "scorecards/default.yml: groups.usage.label: unknown language 'de'. Languages: en, pl, ru, zh."),
+    ("group-label-empty-text",
+     {S: "groups: {usage: {weight: 100, label: {en: Usage, pl: ' '}, measures: {logins_30: 100}}}\n"},
+     "scorecards/default.yml: groups.usage.label.pl: empty text. Write the pl label, or leave pl out."),
+    ("group-label-no-language",
+     {S: "groups: {usage: {weight: 100, label: {}, measures: {logins_30: 100}}}\n"},
+     "scorecards/default.yml: groups.usage.label: no language given. Write one text, or one per "
+     "language, e.g. {en: Logins, pl: Logowania}."),
+    ("measure-label-unknown-language", logins(", label: {EN: Logins}"),
+     "measures/usage.yml: logins_30.label: unknown language 'EN'. Languages: en, pl, ru, zh."),
+    ("measure-label-empty-text", logins(", label: {en: Logins, zh: ''}"),
+     "measures/usage.yml: logins_30.label.zh: empty text. Write the zh label, or leave zh out."),
+    ("measure-label-not-text", logins(", label: [Logins]"),
+     "measures/usage.yml: logins_30.label: must be text. Got a list."),
     ("entry-weights-do-not-add-up", entry("60, days_since_last_use: 30"),
      "scorecards/default.yml: groups.usage: weights must add up to 100. Got 90 (logins_30 60, "
      "days_since_last_use 30)."),

@@ -219,6 +219,15 @@ def test_timeline_and_why_speak_the_readers_language(pages: Pages) -> None:
                for t in lines), lines
 
 
+def test_group_labels_come_from_the_yaml_in_the_readers_language(pages: Pages) -> None:
+    """The template's scorecard labels its groups in four languages (label: {en: ..., pl: ...})."""
+    account = next(p for p in pages.paths if p.count("/") == 2 and p.startswith("/accounts/"))
+    for lang, usage, sentiment in (("pl", "Użycie", "Nastawienie"), ("zh", "使用情况", "满意度"),
+                                   ("en", "Usage", "Sentiment")):
+        lines = _render(pages, lang)[account]
+        assert usage in lines and sentiment in lines, (lang, lines)
+
+
 # ----------------------------------------------------------------------------- plurals
 
 PLURALS: dict[str, dict[int, str]] = {

@@ -49,6 +49,8 @@ class Measure:
     file: str
     spec: Any  # what it was written as: the version hash covers it; the engine never reads it
     description: str = ""
+    label: str | None = None  # the YAML label (its English text, of a mapping); None: the name
+    labels: tuple[tuple[str, str], ...] = ()  # the label per language, when given so
     category: str | None = None
     scheme: Scheme | None = None
     missing: str | float = "skip"
@@ -198,12 +200,13 @@ class Group:
     name: str
     path: str  # dotted path from the scorecard root, e.g. "usage.adoption"
     weight: float  # percent of its parent, as written
-    label: str
+    label: str  # the YAML label (its English text, of a mapping), else the name humanised
     entries: tuple[Entry, ...] = ()
     groups: tuple[Group, ...] = ()
     colour: str = "score"  # score | ctas | worst
     bands: tuple[Band, ...] = ()  # the bands of its colour: score
     red_at_ctas: int | None = None  # this many open CTAs on the module make it red
+    labels: tuple[tuple[str, str], ...] = ()  # the label per language, when given so
 
     def walk(self) -> list[Group]:
         out = [self]
@@ -289,7 +292,7 @@ class Scorecard:
         body = {k: v for k, v in asdict(self).items() if k != "file"}
         _drop_defaults(body)
         body["measure_specs"] = {
-            m: measures[m].spec.model_dump(mode="json") for m in sorted(self.measures)
+            m: measures[m].spec.model_dump(mode="json", exclude={"label"}) for m in sorted(self.measures)
         }
         return body
 
@@ -314,6 +317,7 @@ def _drop_defaults(body: dict[str, Any]) -> None:
             for k, v in _COLOUR_DEFAULTS.items():
                 if k in g and (g[k] == v or (k == "bands" and not g[k])):
                     g.pop(k)
+            g.pop("labels", None)  # how it is shown in other languages: not how it scores
             walk(g.get("groups", ()))
 
     walk(body.get("groups", ()))

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from healthscore.config import expressions, model, specs
+from healthscore.config.labels import resolve_label
 from healthscore.config.load import PROJECT_FILE, MeasureSource, ProjectSpecs
 from healthscore.config.scorecards import (
     MissingSourceError,
@@ -269,6 +270,7 @@ class _LazyMeasures(dict[str, model.Measure]):
 def _measure(name: str, ms: MeasureSource, sources: dict[str, model.Source]) -> model.Measure:
     spec, where = ms.spec, f"{ms.file}: {name}"
     kwargs: dict[str, Any] = {}
+    kwargs["label"], kwargs["labels"] = resolve_label(spec.label, f"{where}.label")
     if spec.type in ENTITY_TYPES:
         _check_entity_measure(spec, sources, where)
         kwargs["window"] = _duration(parse_window, spec.window, f"{where}.window")

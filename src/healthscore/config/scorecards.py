@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from healthscore.config import expressions, model, specs
+from healthscore.config.labels import resolve_label
 from healthscore.entities import ENTITIES
 from healthscore.errors import ConfigError
 
@@ -95,11 +96,13 @@ def _group(
             f"{file}: groups.{path}.red_at_ctas: counts the module's open CTAs, which only "
             f"'colour: ctas' or 'colour: worst' reads. Add one of them, or remove red_at_ctas."
         )
+    label, labels = resolve_label(spec.label, f"{file}: groups.{path}.label")
     return model.Group(
         name=name,
         path=path.replace(".groups.", "."),
         weight=float(spec.weight),
-        label=spec.label or name.replace("_", " ").capitalize(),
+        label=label or name.replace("_", " ").capitalize(),
+        labels=labels,
         entries=entries,
         groups=subgroups,
         colour=spec.colour,

@@ -301,8 +301,13 @@ Missing = Literal["skip"] | Percent
 # ----------------------------------------------------------------------------- measures
 
 
+# a group's or measure's name: one text, or one per language ({en: Logins, pl: Logowania})
+Label = str | dict[str, str]
+
+
 class _MeasureBase(Spec):
     description: str = ""
+    label: Label | None = None
     category: str | None = None
     scheme: SchemeSpec | None = None
     missing: Missing = "skip"
@@ -418,7 +423,7 @@ Colour = Literal["score", "ctas", "worst"]
 
 class GroupSpec(Spec):
     weight: Percent
-    label: str | None = None
+    label: Label | None = None
     colour: Colour = "score"
     bands: list[BandSpec] | None = None  # for colour: score; default the scorecard's
     red_at_ctas: int | None = Field(default=None, ge=1)  # this many open CTAs: red

@@ -17,6 +17,8 @@ from babel.core import Locale
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_compact_currency, format_decimal
 
+from healthscore.config.labels import Labels, pick_label
+
 LANGUAGES = {"en": "English", "pl": "Polski", "ru": "Русский", "zh": "中文"}
 LOCALES = Path(__file__).parent / "locales"
 BABEL = {"en": "en_US", "pl": "pl_PL", "ru": "ru_RU", "zh": "zh_Hans_CN"}
@@ -82,6 +84,10 @@ WHY = {
 POINTS = ("{n} point", "{n} points")
 
 
+# the project's YAML labels by kind ("group" by path, "measure" by name): (text, per language)
+LabelBook = dict[str, dict[str, tuple[str | None, Labels]]]
+
+
 def _pattern(msgid: str) -> re.Pattern[str]:
     parts = re.split(r"\{(\w+)\}", msgid)
     text = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>.+?)" for i, p in enumerate(parts))
@@ -121,10 +127,18 @@ def language_of(user: dict[str, Any] | None, accept: str = "") -> str:
 class Formatter:
     """The ``_`` and number/date filters the templates use, bound to one language."""
 
-    def __init__(self, lang: str) -> None:
+    def __init__(self, lang: str, labels: LabelBook | None = None) -> None:
         self.lang = lang if lang in LANGUAGES else "en"
         self.locale = BABEL[self.lang]
         self.texts = catalog(self.lang)
+        self.labels: LabelBook = labels or {}
+
+    def label(self, key: str, default: str | None = None, kind: str = "group") -> str:
+        """A group's (by path) or measure's (``kind="measure"``) name from the project's YAML
+        ``label:`` in this language, else English, else its one text, else ``default``, else
+        the key itself."""
+        text, per_language = self.labels.get(kind, {}).get(key, (None, ()))
+        return pick_label(per_language, text or default or key, self.lang)
 
     def gettext(self, text: str, /, **values: Any) -> str:
         out = self.texts.get(text) or text
@@ -163,7 +177,8 @@ class Formatter:
         """One line of "What changed and why": a measure's move and what it did to the score."""
         points = abs(change["points"])
         return self.gettext(WHY["raised" if change["points"] > 0 else "lowered"],
-                            measure=change["measure"], before=self._value(change["before"]),
+                            measure=self.label(change["measure"], kind="measure"),
+                            before=self._value(change["before"]),
                             after=self._value(change["after"]),
                             score_before=self._value(change["score_before"]),
                             score_after=self._value(change["score_after"]),

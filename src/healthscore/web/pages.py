@@ -33,10 +33,11 @@ router = APIRouter(include_in_schema=False)
 def render(request: Request, template: str, data: dict[str, Any], *, status: int = 200,
            user: dict[str, Any] | None = None, nav: str = "") -> HTMLResponse:
     user = user if user is not None else getattr(request.state, "user", None)
-    fmt = Formatter(language_of(user, request.headers.get("accept-language", "")))
+    fmt = Formatter(language_of(user, request.headers.get("accept-language", "")),
+                    views.label_book(api.site_of(request)))
     flash = _read_flash(request)
     context = {"request": request, "data": data, "user": user, "nav": nav, "_": fmt.gettext,
-               "unread": _unread(request, user),
+               "unread": _unread(request, user), "label": fmt.label,
                "_n": fmt.ngettext, "stored": fmt.stored, "why": fmt.why,
                "fmt": fmt, "lang": fmt.lang, "languages": LANGUAGES, "flash": flash,
                "csrf": getattr(request.state, "csrf", None), "json": _json, **fmt.filters()}

@@ -71,6 +71,30 @@ def _system_frame(site: Site) -> pd.DataFrame:
     return frame
 
 
+_books: dict[int, Any] = {}
+
+
+def label_book(site: Site) -> dict[str, dict[str, tuple[str | None, tuple[tuple[str, str], ...]]]]:
+    """The YAML labels of the project's groups (by path) and scored measures (by name), each
+    as its one text and its text per language (kept per loaded config)."""
+    config = site.project.config
+    book = _books.get(id(config))
+    if book is None:
+        groups: dict[str, Any] = {}
+        measures: dict[str, Any] = {}
+        for sc in config.all_scorecards:
+            for g in sc.all_groups():  # a path's labels per language from any scorecard
+                if g.labels or g.path not in groups:
+                    groups[g.path] = (g.label, g.labels)
+            for e in sc.all_entries():
+                m = config.measures[e.measure]
+                measures.setdefault(e.measure, (m.label, m.labels))
+        book = {"group": groups, "measure": measures}
+        _books.clear()
+        _books[id(config)] = book
+    return book
+
+
 def _open_ctas(site: Site) -> pd.Series:
     counts = site.wf.open_cta_counts()
     return pd.Series(counts, dtype="int64")
