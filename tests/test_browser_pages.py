@@ -217,10 +217,10 @@ def test_an_escalation_reaches_the_leads_inbox_and_mark_read_lowers_the_count_in
     expect(page.locator(f"#inbox-{item['id']}")).to_contain_text(f"CTA #{site.cta}")
     expect(page.locator(f"#inbox-{item['id']} a")).to_have_attribute("href", f"/ctas/{site.cta}")
     page.evaluate("window.__sameDocument = true")
-    page.get_by_role("button", name=f"Mark notification #{item['id']} read").click()
+    page.get_by_role("button", name=f"Mark read: notification #{item['id']}").click()
     expect(page.locator("#inbox .flash.ok")).to_have_text("Marked as read.")
     expect(page.locator("#nav-inbox")).to_have_attribute("aria-label", f"Inbox: {box['unread'] - 1} unread")
-    expect(page.get_by_role("button", name=f"Mark notification #{item['id']} read")).to_have_count(0)
+    expect(page.get_by_role("button", name=f"Mark read: notification #{item['id']}")).to_have_count(0)
     if box["unread"] > 1:
         page.get_by_role("button", name="Mark all read").click()
         expect(page.locator("#inbox .flash.ok")).to_have_text("All marked as read.")
@@ -259,3 +259,14 @@ def test_the_notification_settings_keep_what_was_typed_when_refused(page: Page, 
     saved = page.request.get("/api/me/notifications").json()
     assert saved["channels"] == ["inapp", "email"] and saved["digest"] is True
     assert "task_due" not in saved["events"] and saved["email"] == "someone@example.com"
+
+
+def test_a_link_inside_the_cta_block_loads_its_own_page(page: Page, site: Site) -> None:
+    """The CTA's forms swap its block in place; its links must not inherit that target."""
+    sign_in(page, site.csm)
+    expect(page).to_have_url(path_is("/today"))
+    page.goto(f"/ctas/{site.cta}")
+    page.locator(f'#cta-detail a[href="/accounts/{site.account}"]').first.click()
+    expect(page).to_have_url(path_is(f"/accounts/{site.account}"))
+    expect(page.locator("main h1").first).to_contain_text(site.account_name)
+    expect(page.locator("#cta-detail")).to_have_count(0)

@@ -132,3 +132,11 @@ def test_the_settings_form_keeps_what_was_typed_on_an_error(site: Site) -> None:
     saved = site.wf.user(CSM)
     assert (saved["notify_channels"], saved["email"], saved["digest"]) == (["inapp", "email"],
                                                                           "anna@example.com", True)
+
+
+def test_an_escalation_names_the_person_it_reached(site: Site) -> None:
+    cta = _escalated(site)
+    login(site, CSM)
+    page = site.client.get(f"/ctas/{cta}")
+    row = page.text.split('id="cta-escalations"', 1)[1].split("</tbody>", 1)[0]
+    assert f'<td>{LEAD} <small class="muted">(lead)</small></td>' in row
