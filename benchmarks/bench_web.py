@@ -92,6 +92,7 @@ ENDPOINTS = [
     Endpoint("cta-html", "GET /ctas/{id} (HTML, CTA page)", html=True, app_only=True),
     Endpoint("trends", "GET /api/portfolio/trends (12 months)", app_only=True),
     Endpoint("trends-html", "GET /portfolio/trends (HTML)", html=True, app_only=True),
+    Endpoint("inbox-html", "GET /inbox (HTML, the signed-in user's inbox)", html=True, app_only=True),
 ]
 
 
@@ -241,7 +242,8 @@ def urls(e: Endpoint, plan: dict[str, Any]) -> list[str]:
     """Warm-up URL first, then the measured ones."""
     n = plan["requests"] + 1
     fixed = {"today-html": "/today", "cockpit-html": "/cockpit", "board-html": "/cockpit/board",
-             "trends": "/api/portfolio/trends", "trends-html": "/portfolio/trends"}
+             "trends": "/api/portfolio/trends", "trends-html": "/portfolio/trends",
+             "inbox-html": "/inbox"}
     if e.key in fixed:
         return [fixed[e.key]] * n
     if e.key == "cockpit-paged":
