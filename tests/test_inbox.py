@@ -152,3 +152,53 @@ def test_the_inbox_migration_upgrades_an_older_store_and_downgrades(tmp_path: Pa
             assert "inbox" in sa.inspect(conn).get_table_names()
     finally:
         store.close()
+
+
+def test_the_cli_lists_and_marks_ones_inbox(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from healthscore.cli.main import app
+    from tests.projects import AS_OF, write_project
+
+    root = write_project(tmp_path)
+    project = Project.load(root)
+    project.run(as_of=AS_OF, apply_rules=False)
+    w = project.workflow()
+    try:
+        w.add_user("ada", "admin")
+        w.add_user("cara", "csm", actor="ada")
+        for reason in ("Budget cut", "Champion left"):
+            w.open_cta("A1", "risk", reason, actor="ada", owner="cara")
+        first = w.inbox("cara")["items"][-1]["id"]
+    finally:
+        w.close()
+    runner = CliRunner()
+    r = runner.invoke(app, ["inbox", "-p", str(root), "--as", "cara", "--json"])
+    assert r.exit_code == 0, r.output
+    box = json.loads(r.output)
+    assert box["unread"] == 2 and [i["text"].split(": ")[1] for i in box["items"]] == ["Champion left",
+                                                                                      "Budget cut"]
+    r = runner.invoke(app, ["inbox", "-p", str(root), "--as", "cara", "--read", str(first), "--unread"])
+    assert r.exit_code == 0 and "Inbox of cara: 1 unread" in r.output and "Champion left" in r.output
+    r = runner.invoke(app, ["inbox", "-p", str(root), "--as", "ada", "--read", str(first)])
+    assert r.exit_code == 1 and f"inbox item #{first}: ada has no such item." in r.output
+    r = runner.invoke(app, ["inbox", "-p", str(root), "--as", "cara", "--read-all", "--json"])
+    assert json.loads(r.output)["unread"] == 0
+
+
+@pytest.mark.parametrize(("lang", "forms"), [
+    ("en", ["1 notification", "2 notifications", "5 notifications", "22 notifications"]),
+    ("pl", ["1 powiadomienie", "2 powiadomienia", "5 powiadomień", "22 powiadomienia"]),
+    ("ru", ["1 уведомление", "2 уведомления", "5 уведомлений", "22 уведомления"]),
+    ("zh", ["1 条通知", "2 条通知", "5 条通知", "22 条通知"]),
+])
+def test_the_inbox_counts_take_each_languages_plural(lang: str, forms: list[str]) -> None:
+    from healthscore.web.i18n import Formatter
+
+    f = Formatter(lang)
+    assert [f.ngettext("{n} notification", "{n} notifications", n) for n in (1, 2, 5, 22)] == forms
+    unread = [f.ngettext("{n} unread", "{n} unread", n) for n in (1, 5)]
+    assert unread == {"en": ["1 unread", "5 unread"], "pl": ["1 nieprzeczytane", "5 nieprzeczytanych"],
+                      "ru": ["1 непрочитанное", "5 непрочитанных"], "zh": ["1 条未读", "5 条未读"]}[lang]
