@@ -67,6 +67,13 @@ def test_columns_round_trip_through_links_and_saved_views(site: Site) -> None:
     assert parse_qs(view["query"])["cols"] == ["arr,score"] and parse_qs(view["query"])["sort"] == ["arr"]
     again = site.client.get(f"/accounts?{view['query']}")
     assert _headers(again.text) == ["Account", "ARR", "Score"]
+    # the picker sends every ticked column; the address bar gets one cols, or none for the usual ones
+    picked = site.client.get("/accounts?band=red&cols=score&cols=arr", headers={"HX-Request": "true"})
+    assert picked.headers["HX-Push-Url"] == "/accounts?band=red&cols=arr%2Cscore"
+    usual = "&".join(f"cols={c}" for c in ("segment", "csm", "lifecycle_stage", "arr", "renewal_date",
+                                           "score", "band", "coverage", "change_30d", "open_ctas"))
+    same = site.client.get(f"/accounts?band=red&{usual}", headers={"HX-Request": "true"})
+    assert same.headers["HX-Push-Url"] == "/accounts?band=red"
 
 
 def test_an_unknown_column_is_an_error_in_the_page(site: Site) -> None:

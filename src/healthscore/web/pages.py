@@ -166,7 +166,9 @@ def accounts(request: Request, user: dict[str, Any] = Me,
         data = api.accounts(request, user, dataclasses.replace(f, cols=None))
         data["cols_error"] = err.message
         params.pop("cols", None)
-    if f.cols and "cols_error" not in data:  # one cols=a,b,c however the columns came
+    # one cols=a,b,c however the columns came, and none for the usual ones (the picker sends them)
+    params.pop("cols", None)
+    if data["columns"] != list(views.DEFAULT_COLUMNS):
         params["cols"] = ",".join(data["columns"])
     query = {k: v for k, v in params.items() if k not in ("sort", "desc", "page")}
     data["query"] = urlencode(query)
@@ -176,7 +178,10 @@ def accounts(request: Request, user: dict[str, Any] = Me,
     data["view_query"] = urlencode({k: v for k, v in params.items() if k != "page"})
     data["all_columns"] = list(views.COLUMNS)
     partial = request.headers.get("HX-Request") and request.headers.get("HX-Target") == "account-table"
-    return render(request, "_accounts_table.html" if partial else "accounts.html", data, nav="accounts")
+    response = render(request, "_accounts_table.html" if partial else "accounts.html", data, nav="accounts")
+    if request.headers.get("HX-Request"):  # the address bar shows the same query as the links
+        response.headers["HX-Push-Url"] = f"/accounts?{urlencode(params)}" if params else "/accounts"
+    return response
 
 
 @router.get("/accounts/{account_id}")
