@@ -108,21 +108,16 @@ def _previous_bands(site: Site) -> pd.Series:
 
 
 def _tasks(site: Site, user: dict[str, Any], teams: Teams, scope: str) -> list[dict[str, Any]]:
-    """Open tasks due within a week (overdue first) whose owner is in scope, with their account."""
-    due_by = site.wf.today + timedelta(days=DUE_DAYS)
-    until = due_by.isoformat()
-    accounts = site.wf.cta_accounts()
-    out = []
-    for t in site.wf.tasks(status="open", due_by=due_by):  # the store drops the later ones
-        owner = t.get("owner")
-        mine = owner == user["name"]
-        team = user.get("team") is not None and teams.get(owner or "") == user["team"]
-        in_scope = scope == "all" or mine or (scope == "team" and team)
-        if not in_scope or not t.get("due_on") or t["due_on"] > until:
-            continue
-        out.append({**t, "account_id": accounts.get(t["cta_id"]) if t.get("cta_id") else None,
-                    "overdue": t["due_on"] < site.wf.today.isoformat()})
-    return out[:LIST_LENGTH]
+    """Open tasks due within a week (overdue first) whose owner is in scope, with their account
+    (that of their CTA while it is open); the store picks and orders them."""
+    owners: frozenset[str] | None = None
+    if scope != "all":
+        owners = frozenset([user["name"]])
+        if scope == "team" and user.get("team") is not None:
+            owners |= {name for name, team in teams.items() if team == user["team"]}
+    today = site.wf.today.isoformat()
+    due = site.wf.tasks_due(site.wf.today + timedelta(days=DUE_DAYS), owners, LIST_LENGTH)
+    return [{**t, "overdue": t["due_on"] < today} for t in due]
 
 
 def _renewals(site: Site, book: pd.DataFrame) -> list[dict[str, Any]]:

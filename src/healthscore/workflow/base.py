@@ -121,6 +121,12 @@ class Context:
         """``frame`` (scores as of ``day``) with the final score and band in score/band and the
         system's in system_score/system_band. On the latest snapshot the overrides active now
         count; on an earlier one, those that were active on that day."""
+        active, marks = self.final_inputs(day)
+        return final_scores(with_marks(frame, marks, self.config), active, self.config)
+
+    def final_inputs(self, day: date) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """What :meth:`with_overrides` applies to the scores as of ``day``: the overrides active
+        then and the module marks (rows as dicts, by id): the same inputs give the same frame."""
         with self.store.session() as s:
             q = select(Override)
             if day >= self.snapshots.latest():
@@ -132,7 +138,7 @@ class Context:
             active = [row_dict(o) for o in s.scalars(q)]
         # marks set since the latest snapshot was scored count at once (the next run scores them)
         marks = self.active_marks() if day >= self.snapshots.latest() else []
-        return final_scores(with_marks(frame, marks, self.config), active, self.config)
+        return sorted(active, key=lambda o: o["id"]), marks
 
     def active_marks(self, account_id: str | None = None) -> list[dict[str, Any]]:
         with self.store.session() as s:
@@ -292,6 +298,9 @@ class Service:
 
     def with_overrides(self, frame: pd.DataFrame, day: date) -> pd.DataFrame:
         return self.ctx.with_overrides(frame, day)
+
+    def final_inputs(self, day: date) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        return self.ctx.final_inputs(day)
 
     def account(self, account_id: str) -> dict[str, Any]:
         return self.ctx.account(account_id)
