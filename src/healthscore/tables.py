@@ -219,6 +219,7 @@ class TimelineEntry(Base):
 
 class Audit(Base):
     __tablename__ = "audit"
+    __table_args__ = (Index("ix_audit_entity_entity_id", "entity", "entity_id"),)  # a CTA's history (0009)
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(DateTime)
     actor: Mapped[str] = mapped_column(String(100))

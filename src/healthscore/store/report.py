@@ -487,6 +487,7 @@ TREND_CACHE = 64  # snapshot files whose trend columns are kept in memory (a few
 _trend_frames: OrderedDict[tuple[str, date], tuple[int | None, pd.DataFrame]] = OrderedDict()
 # the band order of a set of snapshot files, by their (date, mtime): what every account had
 _trend_orders: dict[tuple[Any, ...], list[str]] = {}
+_trend_results: dict[tuple[Any, ...], dict[str, Any]] = {}  # every account's trends, likewise
 
 
 def _stamp(store: SnapshotStore, day: date) -> int | None:
@@ -534,14 +535,23 @@ def trends(store: SnapshotStore, end: date, months: int = 12, keep: Keep | None 
     worst band); and the movers, the biggest score drops and rises between the snapshot of
     ``end`` and the one before it. ``keep`` picks the accounts (scope and filters) in each
     snapshot by that snapshot's own attributes."""
-    days = month_ends(store.dates(), end, months)
+    dates = store.dates()
+    days = month_ends(dates, end, months)
+    key = (str(store.snapshots), end, months,
+           *((d, _stamp(store, d)) for d in [*days, *[d for d in dates if d < end][-1:]]))
+    if keep is None and key in _trend_results:  # every account's: the same files, the same answer
+        return {**_trend_results[key]}
     every = {d: trend_frame(store, d, None) for d in days}
     order = _trend_order(store, every)  # of every account: a filter keeps every band
     frames = {d: f[keep(f)] if keep is not None and len(f) else f for d, f in every.items()}
     worst = next((b for b in order if b != INSUFFICIENT), None)
     points = [_trend_point(d, f, order, worst) for d, f in frames.items()]
-    return {"end": end.isoformat(), "months": months, "band_order": order, "worst_band": worst,
-            "points": points, **_movers(store, end, frames.get(end), keep)}
+    out = {"end": end.isoformat(), "months": months, "band_order": order, "worst_band": worst,
+           "points": points, **_movers(store, end, frames.get(end), keep)}
+    if keep is None:
+        _trend_results.clear()
+        _trend_results[key] = out
+    return {**out}
 
 
 def _trend_point(day: date, frame: pd.DataFrame, order: list[str], worst: str | None) -> dict[str, Any]:
@@ -562,7 +572,18 @@ def _movers(store: SnapshotStore, end: date, now: pd.DataFrame | None, keep: Kee
                      on="account_id", how="inner").dropna(subset=["score", "previous_score"])
     both["change"] = both["score"] - both["previous_score"]
     cols = ["account_id", "name", "csm", "previous_score", "score", "previous_band", "band", "change"]
-    ranked = both.sort_values(["change", "account_id"])
     return {"previous": earlier[-1].isoformat(),
-            "drops": _records(ranked[ranked["change"] < 0].head(MOVERS)[cols]),
-            "rises": _records(ranked[ranked["change"] > 0].iloc[::-1].head(MOVERS)[cols])}
+            "drops": _records(_ends(both[both["change"] < 0], low=True)[cols]),
+            "rises": _records(_ends(both[both["change"] > 0], low=False)[cols])}
+
+
+def _ends(frame: pd.DataFrame, low: bool) -> pd.DataFrame:
+    """The :data:`MOVERS` rows of ``frame`` first in (change, account_id) order (``low``) or
+    last (the other way round): only the rows as far out as the MOVERS-th change are sorted."""
+    change = frame["change"]
+    if low:
+        cut = change.nsmallest(MOVERS).max()
+        ranked = frame[change <= cut].sort_values(["change", "account_id"])
+        return ranked.head(MOVERS)
+    cut = change.nlargest(MOVERS).min()
+    return frame[change >= cut].sort_values(["change", "account_id"]).iloc[::-1].head(MOVERS)

@@ -112,18 +112,21 @@ def board(site: Site, user: dict[str, Any], f: CockpitFilter | None = None) -> d
         f.type or None, status="closed", closed_since=since)} if o and _owner_in_scope(o, user, teams, scope))
     columns: dict[str, tuple[int, list[dict[str, Any]]]] = {}
     if _in_sql(everything):
+        counts = wf.queue_columns(where)
         for k in BOARD_COLUMNS:
-            w = closed if k == "closed" else replace(where, column=k)
-            columns[k] = wf.queue_page(w, sort=f.sort, desc=f.desc, limit=f.per_page)
+            if k == "closed":
+                columns[k] = wf.queue_page(closed, sort=f.sort, desc=f.desc, limit=f.per_page)
+            else:
+                columns[k] = counts.get(k, 0), wf.queue_rows(replace(where, column=k), sort=f.sort,
+                                                             desc=f.desc, limit=f.per_page)
     else:
         split: dict[str, list[dict[str, Any]]] = {k: [] for k in BOARD_COLUMNS}
         for c in _keyed(site, [where, closed], everything):
             split[_column(c)].append(c)
         for k, v in split.items():
             columns[k] = len(v), wf.ctas_by_id([c["id"] for c in v[:f.per_page]])
-    for _, shown in columns.values():
-        for c in with_accounts(site, shown):
-            c["can_act"] = c["status"] == "open" and may_act_on_cta(user, c, teams)
+    for c in with_accounts(site, [c for _, shown in columns.values() for c in shown]):
+        c["can_act"] = c["status"] == "open" and may_act_on_cta(user, c, teams)
     return {"user": user["name"], "role": user["role"], "scope": scope,
             "total": sum(n for n, _ in columns.values()),
             "recent_days": RECENT_DAYS, "per_page": f.per_page, "sort": f.sort, "desc": f.desc,

@@ -16,7 +16,7 @@ import pandas as pd
 from healthscore.errors import InvalidActionError
 from healthscore.store import report
 from healthscore.web.queue import SCOPES, CockpitFilter, cockpit, default_scope, may_act_on_cta, with_accounts
-from healthscore.web.views import Site, in_book, records, scores_frame
+from healthscore.web.views import Site, final_frame, in_book, records
 
 RENEWAL_DAYS = 90
 DUE_DAYS = 7
@@ -31,40 +31,53 @@ def my_day(site: Site, user: dict[str, Any], scope: str | None = None) -> dict[s
         raise InvalidActionError(f"scope: must be one of {', '.join(SCOPES)}. Got {scope!r}.")
     wf = site.wf
     teams = wf.teams()
-    frame = scores_frame(site)
+    frame, worst = _accounts(site)
     book = frame[in_book(frame, user, teams, scope)]
     queue = cockpit(site, user, CockpitFilter(scope=scope, due="week", sort="due_on", per_page=LIST_LENGTH))
     return {"user": user["name"], "role": user["role"], "scope": scope, "scopes": queue["scopes"],
             "as_of": site.store.latest().isoformat(), "today": wf.today.isoformat(),
-            "accounts": len(book), "worst_band": report.band_order(frame)[0] if len(frame) else None,
-            "worst": _worst(book, frame), "falling": _falling(site, book, frame),
+            "accounts": len(book), "worst_band": worst,
+            "worst": _worst(book, worst), "falling": _falling(book),
             "ctas": queue["ctas"], "ctas_total": queue["total"],
             "tasks": _tasks(site, user, teams, scope), "renewals": _renewals(site, book)}
 
 
 Teams = dict[str, str | None]
+_days: dict[tuple[Any, ...], tuple[pd.DataFrame, str | None]] = {}
 
 
-def _falling(site: Site, book: pd.DataFrame, frame: pd.DataFrame) -> list[dict[str, Any]]:
+def _accounts(site: Site) -> tuple[pd.DataFrame, str | None]:
+    """The accounts' columns My day ranks on, from :func:`scores_frame` (kept with it): those
+    it shows, ``turned`` (in the worst band now, not in the previous snapshot) and ``renews``
+    (the renewal date as a timestamp); and the worst band."""
+    full, key = final_frame(site)
+    if key not in _days:
+        worst = report.band_order(full)[0] if len(full) else None
+        frame = full[[c for c in ACCOUNT_COLUMNS if c in full]].copy()
+        was = frame["account_id"].map(_previous_bands(site)).astype(object)  # none earlier: missing
+        frame["turned"] = (frame["band"] == worst) & (was.fillna(worst) != worst)
+        if "renewal_date" in frame:
+            frame["renews"] = pd.to_datetime(frame["renewal_date"], errors="coerce")
+        _days.clear()
+        _days[key] = frame, worst
+    return _days[key]
+
+
+def _falling(book: pd.DataFrame) -> list[dict[str, Any]]:
     """Accounts that turned to the worst band since the previous snapshot first, then the
     biggest 30-day drops."""
     if book.empty:
         return []
-    worst = report.band_order(frame)[0]
-    before = _previous_bands(site)
-    was = book["account_id"].map(before).astype(object)  # no earlier snapshot: all missing
-    turned = (book["band"] == worst) & (was.fillna(worst) != worst)
-    dropped = book["change_30d"].fillna(0) < 0
-    rows = book[turned | dropped].assign(turned=turned)
+    rows = book[book["turned"] | (book["change_30d"].fillna(0) < 0)]
     rows = rows.sort_values(["turned", "change_30d", "account_id"], ascending=[False, True, True])
     return records(rows[[*[c for c in ACCOUNT_COLUMNS if c in rows], "turned"]].head(LIST_LENGTH))
 
 
-def _worst(book: pd.DataFrame, frame: pd.DataFrame) -> list[dict[str, Any]]:
+def _worst(book: pd.DataFrame, worst: str | None) -> list[dict[str, Any]]:
     """The book's accounts in the worst band, most ARR first (then the lowest score)."""
     if book.empty:
         return []
-    rows = book[book["band"] == report.band_order(frame)[0]]
+    rows = book[book["band"] == worst]
     keys = [c for c in ("arr", "score", "account_id") if c in rows]
     rows = rows.sort_values(keys, ascending=[c != "arr" for c in keys], na_position="last")
     return records(rows[[c for c in ACCOUNT_COLUMNS if c in rows]].head(LIST_LENGTH))
@@ -123,7 +136,7 @@ def _tasks(site: Site, user: dict[str, Any], teams: Teams, scope: str) -> list[d
 def _renewals(site: Site, book: pd.DataFrame) -> list[dict[str, Any]]:
     if "renewal_date" not in book or book.empty:
         return []
-    renews = pd.to_datetime(book["renewal_date"], errors="coerce")
+    renews = book["renews"]
     day = pd.Timestamp(site.wf.today)
     soon = book[(renews >= day) & (renews <= day + pd.Timedelta(days=RENEWAL_DAYS))]
     soon = soon.sort_values(["renewal_date", "account_id"])

@@ -180,6 +180,12 @@ class Context:
                 q = q.where(Audit.entity_id == str(entity_id))
             return [row_dict(a) for a in s.scalars(q)]
 
+    def audit_of(self, entity: str, entity_ids: list[str]) -> list[dict[str, Any]]:
+        """The audit rows of these ids of one entity, oldest first: one statement."""
+        with self.store.session() as s:
+            q = select(Audit).where(Audit.entity == entity, Audit.entity_id.in_(entity_ids))
+            return [row_dict(a) for a in s.scalars(q.order_by(Audit.id))]
+
     @staticmethod
     def _check_version(obj: Any, version: int | None, what: str) -> None:
         if version is not None and obj.version != version:

@@ -87,13 +87,35 @@ class CtaService(Service):
         :data:`SQL_SORTS`; missing values last either way), then priority, due date and id;
         with ``group`` (one of :data:`SQL_GROUPS`) the rows of each group together first.
         Two statements whatever the number of CTAs; tasks are left out (``tasks: []``)."""
-        if sort not in SQL_SORTS or group not in SQL_GROUPS:
-            raise ValueError(f"queue_page: sort {sort!r} / group {group!r} is not ordered in SQL")
         with self.store.session() as s:
             total = int(s.scalar(self._where(select(func.count()).select_from(Cta), where)) or 0)
+        return total, self.queue_rows(where, sort=sort, desc=desc, group=group, offset=offset,
+                                      limit=limit)
+
+    def queue_rows(self, where: QueueWhere, *, sort: str = "priority", desc: bool = False,
+                   group: str | None = None, offset: int = 0,
+                   limit: int | None = None) -> list[dict[str, Any]]:
+        """The rows of :meth:`queue_page` without their count: one statement."""
+        if sort not in SQL_SORTS or group not in SQL_GROUPS:
+            raise ValueError(f"queue_rows: sort {sort!r} / group {group!r} is not ordered in SQL")
+        with self.store.session() as s:
             q = self._where(select(Cta), where).order_by(*self._order(sort, desc, group))
             q = q.offset(offset).limit(limit)
-            return total, [self._cta_view(c, False) for c in s.scalars(q)]
+            return [self._cta_view(c, False) for c in s.scalars(q)]
+
+    def queue_columns(self, where: QueueWhere) -> dict[str, int]:
+        """How many of the open CTAs ``where`` picks are in each board column (open, snoozed,
+        escalated; an escalated CTA is in that column even when snoozed): one statement."""
+        escalated, snoozed = self._states()
+        column = case((escalated, "escalated"), (snoozed, "snoozed"), else_="open")
+        with self.store.session() as s:
+            q = self._where(select(column, func.count()), where).group_by(column)
+            return {str(k): int(n) for k, n in s.execute(q)}
+
+    def _states(self) -> tuple[Any, Any]:
+        """Escalated, and snoozed today, as SQL conditions."""
+        snoozed = Cta.snoozed_until.is_not(None) & (Cta.snoozed_until > self.today)
+        return func.coalesce(Cta.escalation_level, 0) > 0, snoozed
 
     def queue_keys(self, where: QueueWhere) -> list[dict[str, Any]]:
         """The CTAs ``where`` picks, oldest first, each with only the columns the work queue
@@ -122,8 +144,7 @@ class CtaService(Service):
         if w.due is not None:
             q = q.where({"overdue": Cta.due_on < self.today, "week": Cta.due_on <= week,
                          "none": Cta.due_on.is_(None)}[w.due])
-        snoozed = Cta.snoozed_until.is_not(None) & (Cta.snoozed_until > self.today)
-        escalated = func.coalesce(Cta.escalation_level, 0) > 0
+        escalated, snoozed = self._states()
         states = {"active": ~snoozed, "snoozed": snoozed, "escalated": escalated,
                   "flagged": Cta.flagged.is_(True)}
         if w.state is not None:

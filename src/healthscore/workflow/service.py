@@ -72,6 +72,9 @@ class Workflow(Service):
     def audit(self, entity: str | None = None, entity_id: str | None = None) -> list[dict[str, Any]]:
         return self.ctx.audit(entity, entity_id)
 
+    def audit_of(self, entity: str, entity_ids: list[str]) -> list[dict[str, Any]]:
+        return self.ctx.audit_of(entity, entity_ids)
+
     # ------------------------------------------------------------------ access
     def add_user(
         self,
@@ -330,6 +333,15 @@ class Workflow(Service):
                    limit: int | None = None) -> tuple[int, list[dict[str, Any]]]:
         return self._svc_ctas.queue_page(where, sort=sort, desc=desc, group=group, offset=offset,
                                          limit=limit)
+
+    def queue_rows(self, where: QueueWhere, *, sort: str = "priority", desc: bool = False,
+                   group: str | None = None, offset: int = 0,
+                   limit: int | None = None) -> list[dict[str, Any]]:
+        return self._svc_ctas.queue_rows(where, sort=sort, desc=desc, group=group, offset=offset,
+                                         limit=limit)
+
+    def queue_columns(self, where: QueueWhere) -> dict[str, int]:
+        return self._svc_ctas.queue_columns(where)
 
     def queue_keys(self, where: QueueWhere) -> list[dict[str, Any]]:
         return self._svc_ctas.queue_keys(where)
