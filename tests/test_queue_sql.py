@@ -223,3 +223,28 @@ def test_statements_per_page_do_not_grow_with_the_ctas(web: Site, more: int) -> 
     after = _counts(site, ids[0])
     assert after == before, {k: (before[k], v) for k, v in after.items() if v != before[k]}
     assert max(after.values()) <= 25, after  # sign-in, teams, counts, page, its tasks...
+
+
+def test_an_override_set_after_a_page_was_read_is_on_the_next_page(web: Site) -> None:
+    """The kept frames follow the workflow store: the band of a CTA's account in the queue,
+    the accounts list and Account 360 is the override's from the next request on."""
+    site = web
+    scores = site.wf.scores().drop_duplicates("account_id")
+    account = str(scores.loc[(scores["csm"] == CSM) & (scores["band"] != "red"), "account_id"].iloc[0])
+    cid = site.cta(account, owner=CSM)
+    h = site.as_(CSM)
+
+    def bands() -> tuple[str, str, str]:
+        row = next(c for c in site.client.get("/api/cockpit?per_page=500", headers=h).json()["ctas"]
+                   if c["id"] == cid)
+        listed = next(a for a in site.client.get("/api/accounts?per_page=1000", headers=h).json()["accounts"]
+                      if a["account_id"] == account)
+        final = site.client.get(f"/api/accounts/{account}", headers=h).json()["final"]["final_band"]
+        return row["band"], listed["band"], final
+
+    system = str(scores.set_index("account_id").loc[account, "band"])
+    assert bands() == (system, system, system)
+    r = site.client.post(f"/api/accounts/{account}/override", headers=h, json={
+        "band": "red", "reason_code": "known_issue", "note": "leaving", "expires_on": "2026-12-31"})
+    assert r.status_code == 201, r.text
+    assert bands() == ("red", "red", "red")
