@@ -248,3 +248,46 @@ def test_an_override_set_after_a_page_was_read_is_on_the_next_page(web: Site) ->
         "band": "red", "reason_code": "known_issue", "note": "leaving", "expires_on": "2026-12-31"})
     assert r.status_code == 201, r.text
     assert bands() == ("red", "red", "red")
+
+
+def reference_day_lists(site: Site, user: dict[str, Any], scope: str) -> dict[str, Any]:
+    """My day's account lists as they were made before: the user's book of the whole frame,
+    filtered and sorted on each request."""
+    import pandas as pd
+
+    from healthscore.store import report
+    from healthscore.web.today import ACCOUNT_COLUMNS, _previous_bands
+    from healthscore.web.views import in_book, records, scores_frame
+
+    s = site.app.state.site
+    frame = scores_frame(s)
+    book = frame[in_book(frame, user, s.wf.teams(), scope)]
+    worst = report.band_order(frame)[0]
+    cols = [c for c in ACCOUNT_COLUMNS if c in book]
+    was = book["account_id"].map(_previous_bands(s)).astype(object)
+    turned = (book["band"] == worst) & (was.fillna(worst) != worst)
+    falling = book[turned | (book["change_30d"].fillna(0) < 0)].assign(turned=turned).sort_values(
+        ["turned", "change_30d", "account_id"], ascending=[False, True, True])
+    red = book[book["band"] == worst].sort_values(["arr", "score", "account_id"],
+                                                  ascending=[False, True, True], na_position="last")
+    renews = pd.to_datetime(book["renewal_date"], errors="coerce")
+    day = pd.Timestamp(s.wf.today)
+    soon = book[(renews >= day) & (renews <= day + pd.Timedelta(days=90))].sort_values(
+        ["renewal_date", "account_id"])
+    return {"accounts": len(book), "worst_band": worst, "worst": records(red[cols].head(10)),
+            "falling": records(falling[[*cols, "turned"]].head(10)),
+            "renewals": records(soon[cols].head(10))}
+
+
+def test_my_days_kept_rankings_are_the_per_request_ones(web: Site) -> None:
+    from healthscore.web.today import my_day
+
+    site = web
+    for name in (ADMIN, LEAD, CSM, OTHER_CSM):
+        user = _user(site, name)
+        for scope in ("mine", "team", "all"):
+            got = my_day(site.app.state.site, user, scope)
+            want = reference_day_lists(site, user, scope)
+            assert {k: got[k] for k in want} == want, (name, scope)
+    everyone = my_day(site.app.state.site, _user(site, ADMIN), "all")
+    assert everyone["worst"] and everyone["falling"] and everyone["renewals"]  # compared non-empty
