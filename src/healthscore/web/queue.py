@@ -141,13 +141,20 @@ def _in_sql(f: CockpitFilter) -> bool:
     return not f.band and not f.q and f.sort in SQL_SORTS and f.group in SQL_GROUPS
 
 
+def scope_owners(user: dict[str, Any], teams: dict[str, str | None], scope: str) -> frozenset[str] | None:
+    """The owners whose CTAs and tasks are in ``scope`` of ``user`` (None: everyone's), as
+    :func:`_in_scope` decides for one owner."""
+    if scope == "all":
+        return None
+    owners = frozenset([user["name"]])
+    if scope == "team" and user.get("team") is not None:
+        owners |= {name for name, team in teams.items() if team == user["team"]}
+    return owners
+
+
 def _where(f: CockpitFilter, user: dict[str, Any], teams: dict[str, str | None], scope: str) -> QueueWhere:
     """The filters of ``f`` the database applies (the scope as a list of owners)."""
-    owners: frozenset[str] | None = None
-    if scope != "all":
-        owners = frozenset([user["name"]])
-        if scope == "team" and user.get("team") is not None:
-            owners |= {name for name, team in teams.items() if team == user["team"]}
+    owners = scope_owners(user, teams, scope)
     return QueueWhere(type=f.type or None, owners=owners, priority=f.priority or None,
                       owner=f.owner or None, due=f.due or None, state=f.state or None)
 

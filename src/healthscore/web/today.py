@@ -16,7 +16,15 @@ import pandas as pd
 
 from healthscore.errors import InvalidActionError
 from healthscore.store import report
-from healthscore.web.queue import SCOPES, CockpitFilter, cockpit, default_scope, may_act_on_cta, with_accounts
+from healthscore.web.queue import (
+    SCOPES,
+    CockpitFilter,
+    cockpit,
+    default_scope,
+    may_act_on_cta,
+    scope_owners,
+    with_accounts,
+)
 from healthscore.web.views import Site, final_frame, in_book, records
 
 RENEWAL_DAYS = 90
@@ -138,11 +146,7 @@ def _previous_bands(site: Site) -> pd.Series:
 def _tasks(site: Site, user: dict[str, Any], teams: Teams, scope: str) -> list[dict[str, Any]]:
     """Open tasks due within a week (overdue first) whose owner is in scope, with their account
     (that of their CTA while it is open); the store picks and orders them."""
-    owners: frozenset[str] | None = None
-    if scope != "all":
-        owners = frozenset([user["name"]])
-        if scope == "team" and user.get("team") is not None:
-            owners |= {name for name, team in teams.items() if team == user["team"]}
     today = site.wf.today.isoformat()
-    due = site.wf.tasks_due(site.wf.today + timedelta(days=DUE_DAYS), owners, LIST_LENGTH)
+    due = site.wf.tasks_due(site.wf.today + timedelta(days=DUE_DAYS), scope_owners(user, teams, scope),
+                            LIST_LENGTH)
     return [{**t, "overdue": t["due_on"] < today} for t in due]
