@@ -130,7 +130,8 @@ def month_ends(last: date, n: int) -> list[date]:
     return [minus_months(last, i, month_end=True) for i in range(n - 1, -1, -1)]
 
 
-def run_build(work: Path, accounts: int, apply_rules: bool, out: Path) -> None:
+def run_build(work: Path, accounts: int, apply_rules: bool, out: Path,
+              memory_limit: str | None = None) -> None:
     """(child) Generate the data, write the project and score the 24 month ends."""
     from healthscore.demo.generate import generate
     from healthscore.project import Project
@@ -143,6 +144,12 @@ def run_build(work: Path, accounts: int, apply_rules: bool, out: Path) -> None:
                                                 flush=True) if done % 10_000 == 0 else None)
     generated = time.perf_counter() - began
     write_template(root, TEMPLATE, data)
+    if memory_limit:  # DuckDB's limit for the scoring run (the project's default: 1500MB)
+        import yaml
+
+        spec = yaml.safe_load((root / "healthscore.yml").read_text())
+        spec.setdefault("settings", {})["memory_limit"] = memory_limit
+        (root / "healthscore.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
     project = Project.load(root)
     began = time.perf_counter()
     result = project.run(dates=month_ends(END, MONTHS), apply_rules=apply_rules,
@@ -160,7 +167,7 @@ def run_build(work: Path, accounts: int, apply_rules: bool, out: Path) -> None:
 
 
 def ensure_build(work: Path, accounts: int, apply_rules: bool, code: Path,
-                 timeout: float | None) -> dict[str, Any]:
+                 timeout: float | None, memory_limit: str | None = None) -> dict[str, Any]:
     """Build the project into ``work`` unless a build with the same key is there."""
     key = build_key(accounts, apply_rules)
     marker = work / "build.json"
@@ -183,7 +190,8 @@ def ensure_build(work: Path, accounts: int, apply_rules: bool, code: Path,
     out = work / "build-result.json"
     status, seconds, cpu, peak = spawn(["--build", "--work", str(work), "--accounts",
                                         str(accounts), "--out", str(out)]
-                                       + ([] if apply_rules else ["--no-rules"]),
+                                       + ([] if apply_rules else ["--no-rules"])
+                                       + (["--memory-limit", memory_limit] if memory_limit else []),
                                        code, work / "build.log", timeout, echo=True)
     if status != "ok":
         raise SystemExit(f"build {status} after {seconds:.0f} s: see {work / 'build.log'}")
@@ -719,6 +727,9 @@ def main(argv: list[str] | None = None) -> int:
                         "accounts, else results.md in the work folder)")
     p.add_argument("--timeout", type=float, default=None,
                    help="stop a variant (or the build) after this many seconds")
+    p.add_argument("--memory-limit", default=None,
+                   help="the build's settings.memory_limit for DuckDB (default: the project's "
+                        "own, 1500MB); the build does not depend on it, so it is reused either way")
     p.add_argument("--build", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--variant", help=argparse.SUPPRESS)
     p.add_argument("--plan", type=Path, help=argparse.SUPPRESS)
@@ -727,7 +738,7 @@ def main(argv: list[str] | None = None) -> int:
 
     work = (args.work or HERE / ".work" / f"web-{args.accounts}").resolve()
     if args.build:
-        run_build(work, args.accounts, not args.no_rules, args.out)
+        run_build(work, args.accounts, not args.no_rules, args.out, args.memory_limit)
         return 0
     if args.variant:
         run_variant(args.variant, work, args.plan, args.out)
@@ -748,7 +759,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code, code_note = freeze_code(scratch)
         print(f"healthscore code: {code_note}", flush=True)
-        build = ensure_build(work, args.accounts, not args.no_rules, code, args.timeout)
+        build = ensure_build(work, args.accounts, not args.no_rules, code, args.timeout,
+                             args.memory_limit)
         plan = make_plan(work, args.requests)
         plan_path = scratch / "plan.json"
         plan_path.write_text(json.dumps(plan))

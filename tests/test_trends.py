@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 from healthscore.project import Project
-from healthscore.store.report import month_ends
+from healthscore.store.report import month_ends, trend_frame, trends
+from healthscore.store.snapshots import SnapshotStore
 from healthscore.templates import write_template
 
 from .test_web import ADMIN, CSM, LEAD, OTHER_CSM, VIEWER, Site
@@ -141,3 +142,36 @@ def test_page_csv_and_twin_agree(site: Site, history: Project) -> None:
     assert [int(row["accounts"]) for row in rows] == [p["accounts"] for p in data["points"]]
     smb = expected(history, segment="SMB")
     assert [float(row["arr_at_risk"]) for row in rows] == [e["arr_at_risk"] for e in smb]
+
+
+def _write_snapshot(store: SnapshotStore, day: date, bands: list[str]) -> None:
+    """A run's snapshot of ``day``: one primary row per band given (scores 20 red, 80 green)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = len(bands)
+    with store.staging() as stage:
+        folder = stage / f"as_of={day.isoformat()}"
+        folder.mkdir()
+        pq.write_table(pa.table({
+            "account_id": [f"A{i}" for i in range(n)], "name": [f"Account {i}" for i in range(n)],
+            "score": [20.0 if b == "red" else 80.0 for b in bands], "band": bands,
+            "arr": [1000.0] * n, "csm": ["c"] * n, "segment": ["SMB"] * n,
+            "lifecycle_stage": ["adoption"] * n, "is_primary": [True] * n}), folder / "part-0.parquet")
+
+
+def test_trends_are_read_again_when_a_run_replaces_a_snapshot(tmp_path: Path) -> None:
+    store = SnapshotStore(tmp_path / "state", cache=8)
+    days = [date(2026, 8, 31), date(2026, 9, 30), date(2026, 10, 31)]
+    for day in days:
+        _write_snapshot(store, day, ["red", "green"])
+    first = trends(store, days[-1], 3)
+    assert [p["bands"] for p in first["points"]] == [{"red": 1, "green": 1}] * 3
+    assert trends(store, days[-1], 3) == first  # kept: the same files, the same answer
+    _write_snapshot(store, days[-1], ["green", "green", "red"])  # a new run of the last date
+    again = trends(store, days[-1], 3)
+    assert again["points"][-1]["bands"] == {"red": 1, "green": 2}
+    assert again["points"][-1]["arr_at_risk"] == 1000.0 and again["points"][-1]["accounts"] == 3
+    only = trends(store, days[-1], 3, keep=lambda f: f["account_id"] == "A0")
+    assert [p["bands"] for p in only["points"]] == [{"red": 1, "green": 0}] * 2 + [{"red": 0, "green": 1}]
+    assert trend_frame(store, days[-1], None)["band"].tolist() == ["green", "green", "red"]

@@ -59,6 +59,9 @@ class User(Base):
 class Cta(Versioned, Base):
     __tablename__ = "ctas"
     __mapper_args__: dict[str, Any] = {"version_id_col": Versioned.version}
+    # the work queue's filters: mine / my team, and due dates (migration 0010)
+    __table_args__ = (Index("ix_ctas_status_owner", "status", "owner"),
+                      Index("ix_ctas_status_due_on", "status", "due_on"))
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[str] = mapped_column(String(100), index=True)
     type: Mapped[str] = mapped_column(String(20))
@@ -89,6 +92,7 @@ class Cta(Versioned, Base):
 class Task(Versioned, Base):
     __tablename__ = "tasks"
     __mapper_args__: dict[str, Any] = {"version_id_col": Versioned.version}
+    __table_args__ = (Index("ix_tasks_status_due_on", "status", "due_on"),)  # My day (migration 0010)
     id: Mapped[int] = mapped_column(primary_key=True)
     cta_id: Mapped[int | None] = mapped_column(ForeignKey("ctas.id"), index=True)
     plan_id: Mapped[int | None] = mapped_column(ForeignKey("success_plans.id"), index=True)
@@ -217,6 +221,7 @@ class TimelineEntry(Base):
 
 class Audit(Base):
     __tablename__ = "audit"
+    __table_args__ = (Index("ix_audit_entity_entity_id", "entity", "entity_id"),)  # a CTA's history (0010)
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(DateTime)
     actor: Mapped[str] = mapped_column(String(100))

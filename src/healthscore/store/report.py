@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
@@ -480,13 +481,52 @@ def month_ends(dates: list[date], end: date, months: int) -> list[date]:
 Keep = Callable[[pd.DataFrame], pd.Series]
 
 
+TREND_CACHE = 64  # snapshot files whose trend columns are kept in memory (a few MB each)
+# (snapshots folder, as-of date) -> (the date folder's mtime, its primary rows' trend columns);
+# a run that replaces a date's folder changes its mtime, so the frame is read again
+_trend_frames: OrderedDict[tuple[str, date], tuple[int | None, pd.DataFrame]] = OrderedDict()
+# the band order of a set of snapshot files, by their (date, mtime): what every account had
+_trend_orders: dict[tuple[Any, ...], list[str]] = {}
+_trend_results: dict[tuple[Any, ...], dict[str, Any]] = {}  # every account's trends, likewise
+
+
+def _stamp(store: SnapshotStore, day: date) -> int | None:
+    try:
+        return store.path(day).stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
 def trend_frame(store: SnapshotStore, day: date, keep: Keep | None) -> pd.DataFrame:
-    table = store.read(day, primary_only=True)
-    frame = table.select([c for c in TREND_COLUMNS if c in table.column_names]).to_pandas()
-    for c in TREND_COLUMNS:
-        if c not in frame:
-            frame[c] = None
+    """The primary rows' :data:`TREND_COLUMNS` of the snapshot of ``day`` (those ``keep``
+    picks). The columns of each snapshot file are read once and kept while the file is the
+    same; callers get a frame they may not change in place."""
+    key, stamp = (str(store.snapshots), day), _stamp(store, day)
+    hit = _trend_frames.get(key)
+    if hit is not None and hit[0] == stamp:
+        _trend_frames.move_to_end(key)
+        frame = hit[1]
+    else:
+        table = store.read(day, columns=[*TREND_COLUMNS, "is_primary"], primary_only=True)
+        frame = table.select([c for c in TREND_COLUMNS if c in table.column_names]).to_pandas()
+        for c in TREND_COLUMNS:
+            if c not in frame:
+                frame[c] = None
+        _trend_frames[key] = (stamp, frame)
+        while len(_trend_frames) > TREND_CACHE:
+            _trend_frames.popitem(last=False)
     return frame[keep(frame)] if keep is not None and len(frame) else frame
+
+
+def _trend_order(store: SnapshotStore, every: dict[date, pd.DataFrame]) -> list[str]:
+    """:func:`band_order` of every account on all of ``every``'s dates, kept per set of files."""
+    key = (str(store.snapshots), *((d, _stamp(store, d)) for d in every))
+    if key not in _trend_orders:
+        both = pd.concat([f[["band", "score"]] for f in every.values() if len(f)]
+                         or [pd.DataFrame(columns=["band", "score"])])
+        _trend_orders.clear()
+        _trend_orders[key] = band_order(both) if len(both) else []
+    return list(_trend_orders[key])
 
 
 def trends(store: SnapshotStore, end: date, months: int = 12, keep: Keep | None = None) -> dict[str, Any]:
@@ -495,15 +535,23 @@ def trends(store: SnapshotStore, end: date, months: int = 12, keep: Keep | None 
     worst band); and the movers, the biggest score drops and rises between the snapshot of
     ``end`` and the one before it. ``keep`` picks the accounts (scope and filters) in each
     snapshot by that snapshot's own attributes."""
-    days = month_ends(store.dates(), end, months)
+    dates = store.dates()
+    days = month_ends(dates, end, months)
+    key = (str(store.snapshots), end, months,
+           *((d, _stamp(store, d)) for d in [*days, *[d for d in dates if d < end][-1:]]))
+    if keep is None and key in _trend_results:  # every account's: the same files, the same answer
+        return {**_trend_results[key]}
     every = {d: trend_frame(store, d, None) for d in days}
-    both = pd.concat([f for f in every.values() if len(f)] or [pd.DataFrame(columns=TREND_COLUMNS)])
-    order = band_order(both) if len(both) else []  # of every account: a filter keeps every band
+    order = _trend_order(store, every)  # of every account: a filter keeps every band
     frames = {d: f[keep(f)] if keep is not None and len(f) else f for d, f in every.items()}
     worst = next((b for b in order if b != INSUFFICIENT), None)
     points = [_trend_point(d, f, order, worst) for d, f in frames.items()]
-    return {"end": end.isoformat(), "months": months, "band_order": order, "worst_band": worst,
-            "points": points, **_movers(store, end, frames.get(end), keep)}
+    out = {"end": end.isoformat(), "months": months, "band_order": order, "worst_band": worst,
+           "points": points, **_movers(store, end, frames.get(end), keep)}
+    if keep is None:
+        _trend_results.clear()
+        _trend_results[key] = out
+    return {**out}
 
 
 def _trend_point(day: date, frame: pd.DataFrame, order: list[str], worst: str | None) -> dict[str, Any]:
@@ -524,7 +572,18 @@ def _movers(store: SnapshotStore, end: date, now: pd.DataFrame | None, keep: Kee
                      on="account_id", how="inner").dropna(subset=["score", "previous_score"])
     both["change"] = both["score"] - both["previous_score"]
     cols = ["account_id", "name", "csm", "previous_score", "score", "previous_band", "band", "change"]
-    ranked = both.sort_values(["change", "account_id"])
     return {"previous": earlier[-1].isoformat(),
-            "drops": _records(ranked[ranked["change"] < 0].head(MOVERS)[cols]),
-            "rises": _records(ranked[ranked["change"] > 0].iloc[::-1].head(MOVERS)[cols])}
+            "drops": _records(_ends(both[both["change"] < 0], low=True)[cols]),
+            "rises": _records(_ends(both[both["change"] > 0], low=False)[cols])}
+
+
+def _ends(frame: pd.DataFrame, low: bool) -> pd.DataFrame:
+    """The :data:`MOVERS` rows of ``frame`` first in (change, account_id) order (``low``) or
+    last (the other way round): only the rows as far out as the MOVERS-th change are sorted."""
+    change = frame["change"]
+    if low:
+        cut = change.nsmallest(MOVERS).max()
+        ranked = frame[change <= cut].sort_values(["change", "account_id"])
+        return ranked.head(MOVERS)
+    cut = change.nlargest(MOVERS).min()
+    return frame[change >= cut].sort_values(["change", "account_id"]).iloc[::-1].head(MOVERS)

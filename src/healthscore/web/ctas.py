@@ -39,9 +39,7 @@ def cta(site: Site, user: dict[str, Any], cta_id: int) -> dict[str, Any]:
 def history(site: Site, cta_id: int, task_ids: list[int]) -> list[dict[str, Any]]:
     """The audit log of the CTA and of its tasks, oldest first: who did what when, and the
     fields each change changed (``{field: [before, after]}``)."""
-    rows = site.wf.audit("cta", str(cta_id))
-    for task_id in task_ids:
-        rows += site.wf.audit("task", str(task_id))
+    rows = site.wf.audit("cta", str(cta_id)) + site.wf.audit_of("task", [str(t) for t in task_ids])
     rows.sort(key=lambda a: (a["at"], a["id"]))
     return [{"at": a["at"], "actor": a["actor"], "entity": a["entity"],
              "entity_id": int(a["entity_id"]), "action": a["action"], "kind": _kind(a),

@@ -10,8 +10,17 @@ from datetime import date, timedelta
 from typing import Any
 
 from healthscore.errors import InvalidActionError
-from healthscore.web.views import SCOPES, Site, assignable, default_scope, json_value, scores_frame
+from healthscore.web.views import (
+    SCOPES,
+    Site,
+    assignable,
+    default_scope,
+    final_frame,
+    json_value,
+    scores_frame,
+)
 from healthscore.workflow.access import may_act_on
+from healthscore.workflow.ctas import RANKS, SQL_GROUPS, SQL_SORTS, QueueWhere
 
 QUEUE_SORTS = ("priority", "due_on", "score", "arr", "renewal_date", "account_name", "owner",
                "opened_at", "id")
@@ -21,7 +30,7 @@ DUE_BUCKETS = ("overdue", "this week", "later", "no due date")
 MAX_QUEUE_PAGE = 500
 BOARD_COLUMNS = ("open", "snoozed", "escalated", "closed")
 RECENT_DAYS = 7  # the board's closed column: CTAs closed in the last week
-_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+_RANK = RANKS
 _FACTS = ("name", "csm", "score", "band", "arr", "renewal_date")
 
 
@@ -47,25 +56,38 @@ class CockpitFilter:
 
 def cockpit(site: Site, user: dict[str, Any], f: CockpitFilter | None = None) -> dict[str, Any]:
     """The open CTAs as a work queue: each with its account's health, ARR and renewal; in the
-    chosen scope, filtered, sorted and paged over all of them; per CTA whether ``user`` may act."""
+    chosen scope, filtered, sorted and paged over all of them; per CTA whether ``user`` may act.
+
+    The database counts, filters, orders and pages the CTAs; only the page's rows (and their
+    tasks) are read. Orders by the account's facts (health, ARR, renewal, name), a search or a
+    band filter read the CTAs' few key columns and order those here instead (:func:`_keyed`)."""
     f = f or CockpitFilter()
     scope = _check_queue(f, user)
     wf = site.wf
     teams = wf.teams()
-    ctas = wf.ctas(status="open", type=f.type or None, with_tasks=False)
-    counts = {s: sum(_in_scope(c, user, teams, s) for c in ctas) for s in SCOPES}
-    items = with_accounts(site, [c for c in ctas if _in_scope(c, user, teams, scope)])
-    owners = sorted({c["owner"] for c in items if c.get("owner")})
-    items = _sorted([c for c in items if _queue_matches(c, f, wf.today)], f.sort, f.desc)
-    items = _grouped(items, f.group, wf.today)
-    shown = items[(f.page - 1) * f.per_page: f.page * f.per_page]
+    per_owner = wf.queue_owners(f.type or None)
+    counts = {s: sum(n for o, n in per_owner.items() if _owner_in_scope(o, user, teams, s))
+              for s in SCOPES}
+    owners = sorted(o for o in per_owner if o and _owner_in_scope(o, user, teams, scope))
+    where = _where(f, user, teams, scope)
+    offset = (f.page - 1) * f.per_page
+    if _in_sql(f):
+        total, shown = wf.queue_page(where, sort=f.sort, desc=f.desc, group=f.group, offset=offset,
+                                     limit=f.per_page)
+        shown = with_accounts(site, shown)
+    else:
+        items = _keyed(site, [where], f)
+        total = len(items)
+        shown = with_accounts(site, wf.ctas_by_id([c["id"] for c in items[offset: offset + f.per_page]]))
     tasks = wf.tasks_of([c["id"] for c in shown])  # only the shown rows' tasks are read
     for c in shown:
+        if f.group is not None:
+            c["group"] = _group_of(c, f.group, wf.today)
         c["can_act"] = may_act_on_cta(user, c, teams)
         c["tasks"] = tasks[c["id"]]
     return {"user": user["name"], "role": user["role"], "scope": scope, "scopes": counts,
-            "everyone": scope == "all", "total": len(items), "page": f.page, "per_page": f.per_page,
-            "pages": max(1, -(-len(items) // f.per_page)), "sort": f.sort, "desc": f.desc,
+            "everyone": scope == "all", "total": total, "page": f.page, "per_page": f.per_page,
+            "pages": max(1, -(-total // f.per_page)), "sort": f.sort, "desc": f.desc,
             "group": f.group,
             "filters": {k: getattr(f, k) for k in ("type", "priority", "due", "state", "band", "owner", "q")},
             "ctas": shown, "owners": owners, "assignable": assignable(site),
@@ -82,24 +104,73 @@ def board(site: Site, user: dict[str, Any], f: CockpitFilter | None = None) -> d
     scope = _check_queue(f, user)
     wf = site.wf
     teams = wf.teams()
-    since = (wf.today - timedelta(days=RECENT_DAYS)).isoformat()
-    closed = [c for c in wf.ctas(status="closed", type=f.type or None, with_tasks=False)
-              if (c.get("closed_at") or "") >= since]
-    ctas = [*wf.ctas(status="open", type=f.type or None, with_tasks=False), *closed]
-    items = with_accounts(site, [c for c in ctas if _in_scope(c, user, teams, scope)])
-    owners = sorted({c["owner"] for c in items if c.get("owner")})
-    everything = replace(f, state=None)
-    items = _sorted([c for c in items if _queue_matches(c, everything, wf.today)], f.sort, f.desc)
-    columns: dict[str, list[dict[str, Any]]] = {k: [] for k in BOARD_COLUMNS}
-    for c in items:
+    since = wf.today - timedelta(days=RECENT_DAYS)
+    everything = replace(f, state=None, group=None)
+    where = _where(everything, user, teams, scope)
+    closed = replace(where, status="closed", closed_since=since)
+    owners = sorted(o for o in {*wf.queue_owners(f.type or None), *wf.queue_owners(
+        f.type or None, status="closed", closed_since=since)} if o and _owner_in_scope(o, user, teams, scope))
+    columns: dict[str, tuple[int, list[dict[str, Any]]]] = {}
+    if _in_sql(everything):
+        counts = wf.queue_columns(where)
+        for k in BOARD_COLUMNS:
+            if k == "closed":
+                columns[k] = wf.queue_page(closed, sort=f.sort, desc=f.desc, limit=f.per_page)
+            else:
+                columns[k] = counts.get(k, 0), wf.queue_rows(replace(where, column=k), sort=f.sort,
+                                                             desc=f.desc, limit=f.per_page)
+    else:
+        split: dict[str, list[dict[str, Any]]] = {k: [] for k in BOARD_COLUMNS}
+        for c in _keyed(site, [where, closed], everything):
+            split[_column(c)].append(c)
+        for k, v in split.items():
+            columns[k] = len(v), wf.ctas_by_id([c["id"] for c in v[:f.per_page]])
+    for c in with_accounts(site, [c for _, shown in columns.values() for c in shown]):
         c["can_act"] = c["status"] == "open" and may_act_on_cta(user, c, teams)
-        columns[_column(c)].append(c)
-    return {"user": user["name"], "role": user["role"], "scope": scope, "total": len(items),
+    return {"user": user["name"], "role": user["role"], "scope": scope,
+            "total": sum(n for n, _ in columns.values()),
             "recent_days": RECENT_DAYS, "per_page": f.per_page, "sort": f.sort, "desc": f.desc,
             "filters": {k: getattr(f, k) for k in ("type", "priority", "due", "band", "owner", "q")},
-            "columns": [{"status": k, "total": len(v), "ctas": v[:f.per_page]}
-                        for k, v in columns.items()],
+            "columns": [{"status": k, "total": n, "ctas": v} for k, (n, v) in columns.items()],
             "owners": owners, "bands": scores_frame(site).attrs["choices"].get("band", [])}
+
+
+def _in_sql(f: CockpitFilter) -> bool:
+    """Whether the database alone can filter, order and group the queue as ``f`` asks: not
+    by the accounts' facts (kept in the snapshots) nor by text (Python's case folding)."""
+    return not f.band and not f.q and f.sort in SQL_SORTS and f.group in SQL_GROUPS
+
+
+def scope_owners(user: dict[str, Any], teams: dict[str, str | None], scope: str) -> frozenset[str] | None:
+    """The owners whose CTAs and tasks are in ``scope`` of ``user`` (None: everyone's), as
+    :func:`_in_scope` decides for one owner."""
+    if scope == "all":
+        return None
+    owners = frozenset([user["name"]])
+    if scope == "team" and user.get("team") is not None:
+        owners |= {name for name, team in teams.items() if team == user["team"]}
+    return owners
+
+
+def _where(f: CockpitFilter, user: dict[str, Any], teams: dict[str, str | None], scope: str) -> QueueWhere:
+    """The filters of ``f`` the database applies (the scope as a list of owners)."""
+    owners = scope_owners(user, teams, scope)
+    return QueueWhere(type=f.type or None, owners=owners, priority=f.priority or None,
+                      owner=f.owner or None, due=f.due or None, state=f.state or None)
+
+
+def _keyed(site: Site, wheres: list[QueueWhere], f: CockpitFilter) -> list[dict[str, Any]]:
+    """The key columns of the CTAs ``wheres`` pick, with their accounts' facts, filtered,
+    sorted and grouped as ``f`` asks."""
+    today = site.wf.today
+    items = with_accounts(site, [c for w in wheres for c in site.wf.queue_keys(w)])
+    items = _sorted([c for c in items if _queue_matches(c, f, today)], f.sort, f.desc)
+    return _grouped(items, f.group, today)
+
+
+def _owner_in_scope(owner: str | None, user: dict[str, Any], teams: dict[str, str | None],
+                    scope: str) -> bool:
+    return _in_scope({"owner": owner}, user, teams, scope)
 
 
 def _column(c: dict[str, Any]) -> str:
@@ -129,12 +200,27 @@ def _in_scope(cta: dict[str, Any], user: dict[str, Any], teams: dict[str, str | 
     return scope == "team" and user.get("team") is not None and teams.get(owner or "") == user["team"]
 
 
+_facts: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
+
+
+def account_facts(site: Site) -> dict[str, dict[str, Any]]:
+    """Each account's name, CSM, final score and band, ARR and renewal date (JSON-ready), by
+    account id: from :func:`scores_frame`, kept while it is the same."""
+    frame, key = final_frame(site)
+    if key not in _facts:
+        frame = frame.drop_duplicates("account_id")
+        cols = [c for c in _FACTS if c in frame]
+        values = zip(*(frame[c].tolist() for c in cols), strict=True)
+        _facts.clear()
+        _facts[key] = {a: dict(zip(cols, map(json_value, v), strict=True))
+                       for a, v in zip(frame["account_id"].tolist(), values, strict=True)}
+    return _facts[key]
+
+
 def with_accounts(site: Site, ctas: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each CTA with its account's name, CSM, final score and band, ARR and renewal date, and
     whether it is snoozed and escalated."""
-    frame = scores_frame(site).drop_duplicates("account_id").set_index("account_id")
-    facts = frame.reindex(list({c["account_id"] for c in ctas}))[[c for c in _FACTS if c in frame]]
-    by_id = {k: {c: json_value(v) for c, v in row.items()} for k, row in facts.to_dict("index").items()}
+    by_id = account_facts(site)
     today = site.wf.today.isoformat()
     for c in ctas:
         acc = by_id.get(c["account_id"], {})

@@ -8,6 +8,7 @@ the score's weakest measures, what moved it, and the account's open CTAs with th
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -15,8 +16,16 @@ import pandas as pd
 
 from healthscore.errors import InvalidActionError
 from healthscore.store import report
-from healthscore.web.queue import SCOPES, CockpitFilter, cockpit, default_scope, may_act_on_cta, with_accounts
-from healthscore.web.views import Site, in_book, records, scores_frame
+from healthscore.web.queue import (
+    SCOPES,
+    CockpitFilter,
+    cockpit,
+    default_scope,
+    may_act_on_cta,
+    scope_owners,
+    with_accounts,
+)
+from healthscore.web.views import Site, final_frame, in_book, records
 
 RENEWAL_DAYS = 90
 DUE_DAYS = 7
@@ -31,43 +40,70 @@ def my_day(site: Site, user: dict[str, Any], scope: str | None = None) -> dict[s
         raise InvalidActionError(f"scope: must be one of {', '.join(SCOPES)}. Got {scope!r}.")
     wf = site.wf
     teams = wf.teams()
-    frame = scores_frame(site)
-    book = frame[in_book(frame, user, teams, scope)]
+    ranked = _accounts(site)
+
+    def first(frame: pd.DataFrame, extra: list[str] | None = None) -> list[dict[str, Any]]:
+        """The first LIST_LENGTH of a ranked frame's accounts in the user's book."""
+        rows = frame[in_book(frame, user, teams, scope)].head(LIST_LENGTH)
+        return records(rows[[*[c for c in ACCOUNT_COLUMNS if c in rows], *(extra or [])]])
+
+    day = pd.Timestamp(wf.today)
+    renewing = ranked.renewing
+    if renewing is not None:
+        renewing = renewing[(renewing["renews"] >= day)
+                            & (renewing["renews"] <= day + pd.Timedelta(days=RENEWAL_DAYS))]
     queue = cockpit(site, user, CockpitFilter(scope=scope, due="week", sort="due_on", per_page=LIST_LENGTH))
     return {"user": user["name"], "role": user["role"], "scope": scope, "scopes": queue["scopes"],
             "as_of": site.store.latest().isoformat(), "today": wf.today.isoformat(),
-            "accounts": len(book), "worst_band": report.band_order(frame)[0] if len(frame) else None,
-            "worst": _worst(book, frame), "falling": _falling(site, book, frame),
+            "accounts": int(in_book(ranked.frame, user, teams, scope).sum()),
+            "worst_band": ranked.worst, "worst": first(ranked.worst_rows),
+            "falling": first(ranked.falling, ["turned"]),
             "ctas": queue["ctas"], "ctas_total": queue["total"],
-            "tasks": _tasks(site, user, teams, scope), "renewals": _renewals(site, book)}
+            "tasks": _tasks(site, user, teams, scope),
+            "renewals": [] if renewing is None else first(renewing)}
 
 
 Teams = dict[str, str | None]
 
 
-def _falling(site: Site, book: pd.DataFrame, frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Accounts that turned to the worst band since the previous snapshot first, then the
-    biggest 30-day drops."""
-    if book.empty:
-        return []
-    worst = report.band_order(frame)[0]
-    before = _previous_bands(site)
-    was = book["account_id"].map(before).astype(object)  # no earlier snapshot: all missing
-    turned = (book["band"] == worst) & (was.fillna(worst) != worst)
-    dropped = book["change_30d"].fillna(0) < 0
-    rows = book[turned | dropped].assign(turned=turned)
-    rows = rows.sort_values(["turned", "change_30d", "account_id"], ascending=[False, True, True])
-    return records(rows[[*[c for c in ACCOUNT_COLUMNS if c in rows], "turned"]].head(LIST_LENGTH))
+@dataclass
+class _Ranked:
+    """The accounts' columns My day shows, ``turned`` (in the worst band now, not in the
+    previous snapshot) and ``renews`` (the renewal date as a timestamp); and its lists of every
+    account in their order, which a user's book then filters: ``falling`` (turned first, then
+    the biggest 30-day drops), ``worst_rows`` (the worst band, most ARR first, then the lowest
+    score) and ``renewing`` (by renewal date; None without renewal dates)."""
+
+    frame: pd.DataFrame
+    worst: str | None
+    falling: pd.DataFrame
+    worst_rows: pd.DataFrame
+    renewing: pd.DataFrame | None
 
 
-def _worst(book: pd.DataFrame, frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """The book's accounts in the worst band, most ARR first (then the lowest score)."""
-    if book.empty:
-        return []
-    rows = book[book["band"] == report.band_order(frame)[0]]
-    keys = [c for c in ("arr", "score", "account_id") if c in rows]
-    rows = rows.sort_values(keys, ascending=[c != "arr" for c in keys], na_position="last")
-    return records(rows[[c for c in ACCOUNT_COLUMNS if c in rows]].head(LIST_LENGTH))
+_days: dict[tuple[Any, ...], _Ranked] = {}
+
+
+def _accounts(site: Site) -> _Ranked:
+    """My day's ranked accounts, from :func:`scores_frame` and kept with it."""
+    full, key = final_frame(site)
+    if key not in _days:
+        worst = report.band_order(full)[0] if len(full) else None
+        frame = full[[c for c in ACCOUNT_COLUMNS if c in full]].copy()
+        was = frame["account_id"].map(_previous_bands(site)).astype(object)  # none earlier: missing
+        frame["turned"] = (frame["band"] == worst) & (was.fillna(worst) != worst)
+        falling = frame[frame["turned"] | (frame["change_30d"].fillna(0) < 0)].sort_values(
+            ["turned", "change_30d", "account_id"], ascending=[False, True, True])
+        keys = [c for c in ("arr", "score", "account_id") if c in frame]
+        worst_rows = frame[frame["band"] == worst].sort_values(
+            keys, ascending=[c != "arr" for c in keys], na_position="last")
+        renewing = None
+        if "renewal_date" in frame:
+            frame["renews"] = pd.to_datetime(frame["renewal_date"], errors="coerce")
+            renewing = frame[frame["renews"].notna()].sort_values(["renewal_date", "account_id"])
+        _days.clear()
+        _days[key] = _Ranked(frame, worst, falling, worst_rows, renewing)
+    return _days[key]
 
 
 def why(site: Site, user: dict[str, Any], account_id: str) -> dict[str, Any]:
@@ -108,28 +144,9 @@ def _previous_bands(site: Site) -> pd.Series:
 
 
 def _tasks(site: Site, user: dict[str, Any], teams: Teams, scope: str) -> list[dict[str, Any]]:
-    """Open tasks due within a week (overdue first) whose owner is in scope, with their account."""
-    due_by = site.wf.today + timedelta(days=DUE_DAYS)
-    until = due_by.isoformat()
-    accounts = site.wf.cta_accounts()
-    out = []
-    for t in site.wf.tasks(status="open", due_by=due_by):  # the store drops the later ones
-        owner = t.get("owner")
-        mine = owner == user["name"]
-        team = user.get("team") is not None and teams.get(owner or "") == user["team"]
-        in_scope = scope == "all" or mine or (scope == "team" and team)
-        if not in_scope or not t.get("due_on") or t["due_on"] > until:
-            continue
-        out.append({**t, "account_id": accounts.get(t["cta_id"]) if t.get("cta_id") else None,
-                    "overdue": t["due_on"] < site.wf.today.isoformat()})
-    return out[:LIST_LENGTH]
-
-
-def _renewals(site: Site, book: pd.DataFrame) -> list[dict[str, Any]]:
-    if "renewal_date" not in book or book.empty:
-        return []
-    renews = pd.to_datetime(book["renewal_date"], errors="coerce")
-    day = pd.Timestamp(site.wf.today)
-    soon = book[(renews >= day) & (renews <= day + pd.Timedelta(days=RENEWAL_DAYS))]
-    soon = soon.sort_values(["renewal_date", "account_id"])
-    return records(soon[[c for c in ACCOUNT_COLUMNS if c in soon]].head(LIST_LENGTH))
+    """Open tasks due within a week (overdue first) whose owner is in scope, with their account
+    (that of their CTA while it is open); the store picks and orders them."""
+    today = site.wf.today.isoformat()
+    due = site.wf.tasks_due(site.wf.today + timedelta(days=DUE_DAYS), scope_owners(user, teams, scope),
+                            LIST_LENGTH)
+    return [{**t, "overdue": t["due_on"] < today} for t in due]

@@ -52,7 +52,8 @@ def portfolio_trends(site: Site, user: dict[str, Any], f: TrendFilter) -> dict[s
                 mask &= frame[col] == value
         return mask
 
-    out = report.trends(site.store, site.store.latest(), f.months, keep)
+    filtered = book is not None or members is not None or any(getattr(f, c) for c in FILTERS)
+    out = report.trends(site.store, site.store.latest(), f.months, keep if filtered else None)
     out["filters"] = {k: getattr(f, k) for k in FILTERS}
     out["scope"] = "all" if book is None else ("team" if user["role"] == "lead" else "mine")
     out["choices"] = {"team": teams, **_choices(site, book)}

@@ -16,6 +16,7 @@ from healthscore.config.secrets import redact_url
 from healthscore.errors import HealthScoreError, InvalidActionError, NotFoundError
 from healthscore.project import Project, data_warnings
 from healthscore.store import report
+from healthscore.store.report import final_scores, with_marks
 from healthscore.workflow.access import may_act_on
 from healthscore.workflow.notify import CHANNELS, EVENTS
 from healthscore.workflow.service import Workflow
@@ -44,18 +45,38 @@ class Site:
 
 
 _frames: dict[tuple[Any, ...], pd.DataFrame] = {}
+_finals: dict[tuple[Any, ...], pd.DataFrame] = {}
 
 
 def scores_frame(site: Site) -> pd.DataFrame:
     """The latest primary scores with 7/30/90-day changes and the final score and band (an
-    active override, else the system's; the system's beside them)."""
-    frame = site.wf.with_overrides(_system_frame(site), site.store.latest())
-    frame["red_modules"] = report.red_modules(site.project.config, frame)  # marks included
-    return frame
+    active override, else the system's; the system's beside them).
+
+    The frame is kept while the snapshot and what the workflow store adds to it (the active
+    overrides and module marks, read on every call) are the same; each caller gets its own
+    shallow copy, which copy-on-write keeps apart from the kept one."""
+    return final_frame(site)[0].copy(deep=False)
 
 
-def _system_frame(site: Site) -> pd.DataFrame:
-    """The snapshot part of :func:`scores_frame`, kept until the snapshots change."""
+def final_frame(site: Site) -> tuple[pd.DataFrame, tuple[Any, ...]]:
+    """The kept frame of :func:`scores_frame` (not to be changed) and its key: the same key,
+    the same frame."""
+    day = site.store.latest()
+    system, key = _system_frame(site)
+    active, marks = site.wf.final_inputs(day)
+    key = (*key, id(site.project.config), repr(active), repr(marks))
+    frame = _finals.get(key)
+    if frame is None:
+        frame = final_scores(with_marks(system, marks, site.project.config), active,
+                             site.project.config)
+        frame["red_modules"] = report.red_modules(site.project.config, frame)  # marks included
+        _finals.clear()
+        _finals[key] = frame
+    return frame, key
+
+
+def _system_frame(site: Site) -> tuple[pd.DataFrame, tuple[Any, ...]]:
+    """The snapshot part of :func:`scores_frame` and its key, kept until the snapshots change."""
     store = site.store
     day = store.latest()
     key = (str(store.root), day, store.snapshots.stat().st_mtime_ns, store.path(day).stat().st_mtime_ns)
@@ -68,7 +89,7 @@ def _system_frame(site: Site) -> pd.DataFrame:
                                   for c in ("band", "segment", "csm", "lifecycle_stage") if c in frame}
         _frames.clear()
         _frames[key] = frame
-    return frame
+    return frame, key
 
 
 _books: dict[int, Any] = {}

@@ -121,6 +121,12 @@ class Context:
         """``frame`` (scores as of ``day``) with the final score and band in score/band and the
         system's in system_score/system_band. On the latest snapshot the overrides active now
         count; on an earlier one, those that were active on that day."""
+        active, marks = self.final_inputs(day)
+        return final_scores(with_marks(frame, marks, self.config), active, self.config)
+
+    def final_inputs(self, day: date) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """What :meth:`with_overrides` applies to the scores as of ``day``: the overrides active
+        then and the module marks (rows as dicts, by id): the same inputs give the same frame."""
         with self.store.session() as s:
             q = select(Override)
             if day >= self.snapshots.latest():
@@ -132,7 +138,7 @@ class Context:
             active = [row_dict(o) for o in s.scalars(q)]
         # marks set since the latest snapshot was scored count at once (the next run scores them)
         marks = self.active_marks() if day >= self.snapshots.latest() else []
-        return final_scores(with_marks(frame, marks, self.config), active, self.config)
+        return sorted(active, key=lambda o: o["id"]), marks
 
     def active_marks(self, account_id: str | None = None) -> list[dict[str, Any]]:
         with self.store.session() as s:
@@ -173,6 +179,12 @@ class Context:
             if entity_id is not None:
                 q = q.where(Audit.entity_id == str(entity_id))
             return [row_dict(a) for a in s.scalars(q)]
+
+    def audit_of(self, entity: str, entity_ids: list[str]) -> list[dict[str, Any]]:
+        """The audit rows of these ids of one entity, oldest first: one statement."""
+        with self.store.session() as s:
+            q = select(Audit).where(Audit.entity == entity, Audit.entity_id.in_(entity_ids))
+            return [row_dict(a) for a in s.scalars(q.order_by(Audit.id))]
 
     @staticmethod
     def _check_version(obj: Any, version: int | None, what: str) -> None:
@@ -292,6 +304,9 @@ class Service:
 
     def with_overrides(self, frame: pd.DataFrame, day: date) -> pd.DataFrame:
         return self.ctx.with_overrides(frame, day)
+
+    def final_inputs(self, day: date) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        return self.ctx.final_inputs(day)
 
     def account(self, account_id: str) -> dict[str, Any]:
         return self.ctx.account(account_id)

@@ -3,10 +3,11 @@ escalated and closed with an outcome. Flags and escalations make the review meet
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import flag_modified
 
@@ -16,6 +17,32 @@ from healthscore.tables import CTA_TYPES, PRIORITIES, Cta, Escalation, Task, Tim
 from healthscore.workflow.base import SYSTEM, Context, Service, row_dict
 from healthscore.workflow.notify import NotifyService
 from healthscore.workflow.owners import OwnerService
+
+RANKS = {"critical": 0, "high": 1, "medium": 2, "low": 3}  # the queue's priority order
+SQL_SORTS = ("priority", "due_on", "opened_at", "id")  # the queue orders the database can make
+SQL_GROUPS = (None, "type", "due")
+KEY_COLUMNS = (Cta.id, Cta.account_id, Cta.type, Cta.reason, Cta.priority, Cta.owner, Cta.status,
+               Cta.flagged, Cta.due_on, Cta.opened_at, Cta.closed_at, Cta.snoozed_until,
+               Cta.escalation_level)
+
+
+@dataclass(frozen=True)
+class QueueWhere:
+    """Which CTAs a work queue lists, as the database filters them: ``status``; of ``type``,
+    ``priority`` and ``owner`` when given; owned by one of ``owners`` (None: by anyone); due
+    ``overdue``, within a ``week`` (overdue included) or with ``none``; in ``state`` active (not
+    snoozed), snoozed, escalated or flagged; in a board ``column`` (open, snoozed, escalated:
+    an escalated CTA is in that column even when snoozed); closed on or after ``closed_since``."""
+
+    status: str = "open"
+    type: str | None = None
+    owners: frozenset[str] | None = None
+    priority: str | None = None
+    owner: str | None = None
+    due: str | None = None
+    state: str | None = None
+    column: str | None = None
+    closed_since: date | None = None
 
 
 class CtaService(Service):
@@ -42,6 +69,108 @@ class CtaService(Service):
                 if value is not None:
                     q = q.where(col == value)
             return [self._cta_view(c, with_tasks) for c in s.scalars(q)]
+
+    def queue_owners(self, type: str | None = None, *, status: str = "open",
+                     closed_since: date | None = None) -> dict[str | None, int]:
+        """How many CTAs in ``status`` (of ``type``; closed since ``closed_since``) each owner
+        has (``None``: no owner)."""
+        where = QueueWhere(status=status, type=type, closed_since=closed_since)
+        with self.store.session() as s:
+            q = self._where(select(Cta.owner, func.count()), where).group_by(Cta.owner)
+            return {o: int(n) for o, n in s.execute(q)}
+
+    def queue_page(self, where: QueueWhere, *, sort: str = "priority", desc: bool = False,
+                   group: str | None = None, offset: int = 0,
+                   limit: int | None = None) -> tuple[int, list[dict[str, Any]]]:
+        """The CTAs ``where`` picks: how many, and those from ``offset`` (at most ``limit``),
+        ordered in the database like the work queue orders them: by ``sort`` (one of
+        :data:`SQL_SORTS`; missing values last either way), then priority, due date and id;
+        with ``group`` (one of :data:`SQL_GROUPS`) the rows of each group together first.
+        Two statements whatever the number of CTAs; tasks are left out (``tasks: []``)."""
+        with self.store.session() as s:
+            total = int(s.scalar(self._where(select(func.count()).select_from(Cta), where)) or 0)
+        return total, self.queue_rows(where, sort=sort, desc=desc, group=group, offset=offset,
+                                      limit=limit)
+
+    def queue_rows(self, where: QueueWhere, *, sort: str = "priority", desc: bool = False,
+                   group: str | None = None, offset: int = 0,
+                   limit: int | None = None) -> list[dict[str, Any]]:
+        """The rows of :meth:`queue_page` without their count: one statement."""
+        if sort not in SQL_SORTS or group not in SQL_GROUPS:
+            raise ValueError(f"queue_rows: sort {sort!r} / group {group!r} is not ordered in SQL")
+        with self.store.session() as s:
+            q = self._where(select(Cta), where).order_by(*self._order(sort, desc, group))
+            q = q.offset(offset).limit(limit)
+            return [self._cta_view(c, False) for c in s.scalars(q)]
+
+    def queue_columns(self, where: QueueWhere) -> dict[str, int]:
+        """How many of the open CTAs ``where`` picks are in each board column (open, snoozed,
+        escalated; an escalated CTA is in that column even when snoozed): one statement."""
+        escalated, snoozed = self._states()
+        column = case((escalated, "escalated"), (snoozed, "snoozed"), else_="open")
+        with self.store.session() as s:
+            q = self._where(select(column, func.count()), where).group_by(column)
+            return {str(k): int(n) for k, n in s.execute(q)}
+
+    def _states(self) -> tuple[Any, Any]:
+        """Escalated, and snoozed today, as SQL conditions."""
+        snoozed = Cta.snoozed_until.is_not(None) & (Cta.snoozed_until > self.today)
+        return func.coalesce(Cta.escalation_level, 0) > 0, snoozed
+
+    def queue_keys(self, where: QueueWhere) -> list[dict[str, Any]]:
+        """The CTAs ``where`` picks, oldest first, each with only the columns the work queue
+        filters, sorts and groups on (:data:`KEY_COLUMNS`), as JSON-ready values: for orders
+        the database cannot make alone (by the account's health, ARR, renewal or name)."""
+        with self.store.session() as s:
+            q = self._where(select(*KEY_COLUMNS), where).order_by(Cta.id)
+            names = [c.key for c in KEY_COLUMNS]
+            return [{k: v.isoformat() if isinstance(v, date) else v for k, v in zip(names, row, strict=True)}
+                    for row in s.execute(q)]
+
+    def ctas_by_id(self, cta_ids: list[int]) -> list[dict[str, Any]]:
+        """These CTAs (without their tasks), in the order asked."""
+        with self.store.session() as s:
+            got = {c.id: self._cta_view(c, False) for c in s.scalars(select(Cta).where(Cta.id.in_(cta_ids)))}
+        return [got[i] for i in cta_ids if i in got]
+
+    def _where(self, q: Any, w: QueueWhere) -> Any:
+        week = self.today + timedelta(days=7)
+        q = q.where(Cta.status == w.status)
+        for col, value in ((Cta.type, w.type), (Cta.priority, w.priority), (Cta.owner, w.owner)):
+            if value is not None:
+                q = q.where(col == value)
+        if w.owners is not None:
+            q = q.where(Cta.owner.in_(sorted(w.owners)))
+        if w.due is not None:
+            q = q.where({"overdue": Cta.due_on < self.today, "week": Cta.due_on <= week,
+                         "none": Cta.due_on.is_(None)}[w.due])
+        escalated, snoozed = self._states()
+        states = {"active": ~snoozed, "snoozed": snoozed, "escalated": escalated,
+                  "flagged": Cta.flagged.is_(True)}
+        if w.state is not None:
+            q = q.where(states[w.state])
+        if w.column is not None:  # the board's columns: escalated first, then snoozed
+            q = q.where({"escalated": escalated, "snoozed": ~escalated & snoozed,
+                         "open": ~escalated & ~snoozed}[w.column])
+        if w.closed_since is not None:
+            q = q.where(Cta.closed_at >= datetime.combine(w.closed_since, time.min))
+        return q
+
+    def _order(self, sort: str, desc: bool, group: str | None) -> list[Any]:
+        """ORDER BY keys equal to the work queue's Python order (see web.queue._sorted)."""
+        rank = case(RANKS, value=Cta.priority, else_=9)  # as web.queue ranks an unknown one
+        rest = [rank, Cta.due_on.is_(None), Cta.due_on, Cta.id]
+        if sort == "priority":
+            keys = [k.desc() if desc else k for k in rest]
+        else:
+            col = getattr(Cta, sort)
+            keys = [col.is_(None), col.desc() if desc else col, *rest]
+        if group == "type":
+            keys.insert(0, func.lower(Cta.type))
+        elif group == "due":
+            keys.insert(0, case((Cta.due_on.is_(None), 3), (Cta.due_on < self.today, 0),
+                                (Cta.due_on <= self.today + timedelta(days=7), 1), else_=2))
+        return keys
 
     def tasks_of(self, cta_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
         """The tasks of each of these CTAs, in order."""
@@ -398,6 +527,20 @@ class CtaService(Service):
                 q = q.where(Task.due_on.is_not(None), Task.due_on <= due_by)
             return [row_dict(t) for t in s.scalars(q)]
 
+    def tasks_due(self, due_by: date, owners: frozenset[str] | None = None,
+                  limit: int | None = None) -> list[dict[str, Any]]:
+        """Open tasks due on or before ``due_by`` (of one of ``owners``; None: anyone's),
+        soonest due first, at most ``limit``; each with ``account_id``, its CTA's account
+        while that CTA is open (else None)."""
+        with self.store.session() as s:
+            q = (select(Task, Cta.account_id)
+                 .outerjoin(Cta, (Cta.id == Task.cta_id) & (Cta.status == "open"))
+                 .where(Task.status == "open", Task.due_on.is_not(None), Task.due_on <= due_by)
+                 .order_by(Task.due_on, Task.id).limit(limit))
+            if owners is not None:
+                q = q.where(Task.owner.in_(sorted(owners)))
+            return [{**row_dict(t), "account_id": a} for t, a in s.execute(q)]
+
     # ------------------------------------------------------------------ review meeting
 
     def review_list(self) -> list[dict[str, Any]]:
@@ -425,4 +568,4 @@ def _must_be_open(c: Cta, what: str) -> None:
         raise InvalidActionError(f"CTA #{c.id} is {c.status}: cannot {what} it.")
 
 
-__all__ = ["CtaService", "SYSTEM"]
+__all__ = ["CtaService", "QueueWhere", "SYSTEM"]

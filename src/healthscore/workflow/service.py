@@ -15,7 +15,7 @@ from healthscore.config.model import ProjectConfig
 from healthscore.store.snapshots import SnapshotStore
 from healthscore.workflow.access import SESSION_HOURS, AccessService
 from healthscore.workflow.base import SYSTEM, Clock, Context, Service
-from healthscore.workflow.ctas import CtaService
+from healthscore.workflow.ctas import CtaService, QueueWhere
 from healthscore.workflow.inbox import InboxService
 from healthscore.workflow.inputs import InputService
 from healthscore.workflow.marks import MarkService
@@ -73,6 +73,9 @@ class Workflow(Service):
 
     def audit(self, entity: str | None = None, entity_id: str | None = None) -> list[dict[str, Any]]:
         return self.ctx.audit(entity, entity_id)
+
+    def audit_of(self, entity: str, entity_ids: list[str]) -> list[dict[str, Any]]:
+        return self.ctx.audit_of(entity, entity_ids)
 
     # ------------------------------------------------------------------ access
     def add_user(
@@ -338,6 +341,35 @@ class Workflow(Service):
 
     def tasks_of(self, cta_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
         return self._svc_ctas.tasks_of(cta_ids)
+
+    def queue_owners(self, type: str | None = None, *, status: str = "open",
+                     closed_since: date | None = None) -> dict[str | None, int]:
+        return self._svc_ctas.queue_owners(type, status=status, closed_since=closed_since)
+
+    def queue_page(self, where: QueueWhere, *, sort: str = "priority", desc: bool = False,
+                   group: str | None = None, offset: int = 0,
+                   limit: int | None = None) -> tuple[int, list[dict[str, Any]]]:
+        return self._svc_ctas.queue_page(where, sort=sort, desc=desc, group=group, offset=offset,
+                                         limit=limit)
+
+    def queue_rows(self, where: QueueWhere, *, sort: str = "priority", desc: bool = False,
+                   group: str | None = None, offset: int = 0,
+                   limit: int | None = None) -> list[dict[str, Any]]:
+        return self._svc_ctas.queue_rows(where, sort=sort, desc=desc, group=group, offset=offset,
+                                         limit=limit)
+
+    def queue_columns(self, where: QueueWhere) -> dict[str, int]:
+        return self._svc_ctas.queue_columns(where)
+
+    def queue_keys(self, where: QueueWhere) -> list[dict[str, Any]]:
+        return self._svc_ctas.queue_keys(where)
+
+    def ctas_by_id(self, cta_ids: list[int]) -> list[dict[str, Any]]:
+        return self._svc_ctas.ctas_by_id(cta_ids)
+
+    def tasks_due(self, due_by: date, owners: frozenset[str] | None = None,
+                  limit: int | None = None) -> list[dict[str, Any]]:
+        return self._svc_ctas.tasks_due(due_by, owners, limit)
 
     def cta_accounts(self, status: str = "open") -> dict[int, str]:
         return self._svc_ctas.cta_accounts(status)
