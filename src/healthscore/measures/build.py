@@ -158,8 +158,10 @@ class MeasureBuilder:
     def build(self, spine: ir.Table) -> ir.Table:
         self.collect()
         wide = self._cumulate(spine)
-        for _, table in self.side:
+        for name, table in self.side:
             wide = left_join(wide, table, ["account_id", "k"])
+            if self._internal[name].type == "count_distinct":  # none seen: 0, as a running sum
+                wide = wide.mutate(**{name: wide[name].fill_null(0)})
         if self.history:  # attributes as they were on each date, before any measure reads them
             wide = wide.mutate(**history.as_of(wide, self.history))
         wide = self._finish(wide)

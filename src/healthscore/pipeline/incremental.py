@@ -326,7 +326,9 @@ def _aligned(parts: list[ir.Table]) -> ir.Table:
 
 
 def distinct_measures(config: ProjectConfig) -> list[str]:
-    return [n for n in config.used_measures() if config.measures[n].type == "count_distinct"]
+    """The distinct counts a run builds (with the previous window of those a change reads)."""
+    names = [n for n in config.used_measures() if config.measures[n].type == "count_distinct"]
+    return [*names, *[f"{n}__prev" for n in names]]
 
 
 def read_state(state_dir: Path) -> State | None:
