@@ -177,7 +177,7 @@ def test_a_changed_configuration_falls_back_to_a_cold_run(tmp_path: Path) -> Non
     _same(_frame(result), _frame(cold.run(as_of=NEXT, apply_rules=False)))
 
 
-def test_changed_columns_and_earlier_dates_are_cold(tmp_path: Path) -> None:
+def test_earlier_dates_are_cold_and_changed_values_are_late_rows(tmp_path: Path) -> None:
     root = _kept_mini(tmp_path)
     early = Project.load(root).run(as_of=STORED[0], apply_rules=False)
     assert early.incremental == (f"computed from the sources: {STORED[0]} is not after the kept "
@@ -185,10 +185,10 @@ def test_changed_columns_and_earlier_dates_are_cold(tmp_path: Path) -> None:
     assert _state_day(root) == str(STORED[-1])  # an earlier date keeps the state as it was
     events = root / "data" / "usage_events.csv"
     lines = events.read_text().splitlines()
-    events.write_text("\n".join([lines[0] + ",plan", *[f"{x},pro" for x in lines[1:]]]) + "\n")
-    result = Project.load(root).run(as_of=NEXT, apply_rules=False)
-    assert result.incremental == ("computed from the sources: usage_events: its columns changed "
-                                  "since the kept state")
+    events.write_text("\n".join([lines[0] + ",module", *[f"{x},core" for x in lines[1:]]]) + "\n")
+    result = Project.load(root).run(as_of=NEXT, apply_rules=False)  # every row has changed
+    assert result.recomputed == [STORED[0], *STORED[-3:]]
+    assert result.incremental.startswith("late rows in usage_events dated 2025-02-01, 2025-02-04, ")
 
 
 def test_a_failed_run_keeps_the_state_it_had(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -48,7 +48,7 @@ from healthscore.pipeline.score import measures_expr, score_wide
 FOLDER = ".incremental"  # in the state folder; a dot: not in backups
 MANIFEST = "state.json"
 RUNNING = "running.parquet"
-VERSION = 1
+VERSION = 2
 _TMP = ".incremental-tmp-"
 _CUT_TYPES = ("count", "sum", "avg", "latest", "days_since", "count_distinct", "min", "max")
 _P = 2147483629  # a prime below 2**31: the row hashes are summed in two parts of 31 bits
@@ -73,6 +73,7 @@ class State:
     columns: dict[str, list[str]]
     days: dict[str, dict[str, list[int]]]
     folder: Path
+    keys: dict[str, str] = field(default_factory=dict)  # the sources' cache keys then
 
 
 # ----------------------------------------------------------------------------- planning
@@ -100,7 +101,7 @@ def plan(config: ProjectConfig, loaded: Loaded, stored: list[date], dates: list[
     if state.config != config_digest(config):
         return _cold(cold, "the configuration (healthscore.yml, measures, scorecards) changed "
                            "since the kept state")
-    now = fingerprints(config, loaded)
+    now = fingerprints(config, loaded, state)
     for entity in sorted(set(now) | set(state.columns)):
         if now.get(entity, Fingerprint([], {})).columns != state.columns.get(entity):
             return _cold(cold, f"{entity}: its columns changed since the kept state")
@@ -190,10 +191,17 @@ def fingerprinted(config: ProjectConfig, loaded: Loaded) -> list[str]:
     return out
 
 
-def fingerprints(config: ProjectConfig, loaded: Loaded) -> dict[str, Fingerprint]:
-    """Per source, per day: its rows and a hash of their values (one scan of each source)."""
+def fingerprints(config: ProjectConfig, loaded: Loaded,
+                 state: State | None = None) -> dict[str, Fingerprint]:
+    """Per source, per day: its rows and a hash of their values (one scan of each source;
+    none for a source whose cache key is the one of the kept ``state``: the same rows)."""
     out = {}
     for entity in fingerprinted(config, loaded):
+        key = loaded.keys.get(entity)
+        if state is not None and key is not None and state.keys.get(entity) == key \
+                and entity in state.days and entity in state.columns:
+            out[entity] = Fingerprint(state.columns[entity], state.days[entity])
+            continue
         t = loaded.tables[entity]
         time = str(ENTITIES[entity].time)
         day = t[time].date() if t[time].type().is_timestamp() else t[time]
@@ -338,7 +346,7 @@ def read_state(state_dir: Path) -> State | None:
         if saved["version"] != VERSION or not (folder / RUNNING).is_file():
             return None
         return State(date.fromisoformat(saved["date"]), saved["config"], saved["columns"],
-                     saved["days"], folder)
+                     saved["days"], folder, saved["keys"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -355,12 +363,12 @@ def write_pending(config: ProjectConfig, loaded: Loaded, carries: list[Carry], d
         distinct = distinct_measures(config)
         kept = _aligned([c.kept(distinct) for c in carries])
         pq.write_table(loaded.engine.to_arrow(kept), tmp / RUNNING, compression="zstd")
-        prints = prints if prints is not None else fingerprints(config, loaded)
-        last = day.isoformat()
-        manifest = {"version": VERSION, "date": last, "config": config_digest(config),
+        if prints is None:
+            prints = fingerprints(config, loaded, read_state(config.state_dir))
+        manifest = {"version": VERSION, "date": day.isoformat(), "config": config_digest(config),
                     "columns": {e: f.columns for e, f in prints.items()},
-                    "days": {e: {k: v for k, v in f.days.items() if k == "none" or k <= last}
-                             for e, f in prints.items()}}
+                    "days": {e: f.days for e, f in prints.items()},
+                    "keys": {e: loaded.keys[e] for e in prints if e in loaded.keys}}
         (tmp / MANIFEST).write_text(json.dumps(manifest, sort_keys=True), encoding="utf-8")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -47,6 +47,8 @@ def measures_expr(
     builder.n_dates = len(dates)
     builder.history = history_columns(loaded)
     builder.carry = carry
+    if carry is not None and carry.before is not None:
+        builder.n_dates = 1  # from kept values one date is new: distinct counts join it directly
     if carry is not None:
         carry.last = len(dates) - 1
     spine = active_spine(loaded.tables["accounts"], loaded.tables.get("outcomes"), builder.grid)
