@@ -18,7 +18,7 @@ from healthscore import Project
 from healthscore.cli.main import app
 from healthscore.pipeline import incremental
 
-from .projects import ACCOUNT_COLUMNS, EVENT_COLUMNS, csv_text, write_project
+from .projects import ACCOUNT_COLUMNS, EVENT_COLUMNS, MEASURES_YML, csv_text, write_project
 from .test_pipeline import _project, _risk_too, _truncated_copy
 
 KEYS = ["account_id", "scorecard"]
@@ -90,11 +90,24 @@ STORED = [FIRST + timedelta(days=i) for i in range(40)]  # 2025-02-01 .. 2025-03
 NEXT = STORED[-1] + timedelta(days=1)
 
 
-def _late_project(root: Path, extra: list[tuple[str, str, str, str]] = ()) -> Path:  # type: ignore[assignment]
-    accounts = [("A1", "Acme", "SMB", "2024-01-01"), ("A2", "Globex", "SMB", "2024-01-01")]
+def _late_project(root: Path, extra: list[tuple[str, str, str, str]] = (),  # type: ignore[assignment]
+                  windowed: bool = False) -> Path:
+    """Three accounts' logins (A3's every day); besides the mini's 30-day count (alone with
+    ``windowed``), a count over all time and the days since the last login."""
+    accounts = [("A1", "Acme", "SMB", "2024-01-01"), ("A2", "Globex", "SMB", "2024-01-01"),
+                ("A3", "Initech", "SMB", "2024-01-01")]
     events = [("A1", "u1", "login", f"{FIRST + timedelta(days=i)} 09:00:00") for i in range(0, 45, 3)]
     events += [("A2", "u2", "login", f"{FIRST + timedelta(days=i)} 09:00:00") for i in range(0, 45, 7)]
+    events += [("A3", "u3", "login", f"{FIRST + timedelta(days=i)} 09:00:00") for i in range(45)]
+    files = {} if windowed else {
+        "measures/usage.yml": MEASURES_YML + """\
+logins_ever: {type: count, entity: usage_events, filter: "event = 'login'", scheme: {type: linear, low: 0, high: 20}}
+last_login: {type: days_since, entity: usage_events, scheme: {type: linear, low: 30, high: 0}}
+""",  # noqa: E501
+        "scorecards/default.yml": "groups: {usage: {weight: 100, measures: {logins_30: 50, "
+                                  "logins_ever: 30, last_login: 20}}}\n"}
     return write_project(root, {
+        **files,
         "data/accounts.csv": csv_text(ACCOUNT_COLUMNS, accounts),
         "data/usage_events.csv": csv_text(EVENT_COLUMNS, [*events, *extra]),
     })
@@ -105,20 +118,21 @@ def _files(root: Path) -> dict[str, int]:
     return {p.parent.name: p.stat().st_ino for p in snaps.rglob("*.parquet")}
 
 
-@pytest.mark.parametrize("late_day, touched", [
-    (STORED[-1], [STORED[-1]]),  # a row of yesterday arriving today: yesterday and today
-    (STORED[5], STORED[5:35]),  # a 30-day window: the 30 stored dates that see the row
+@pytest.mark.parametrize("late_day, windowed, touched", [
+    (STORED[-1], False, [STORED[-1]]),  # a row of yesterday arriving today: yesterday and today
+    (STORED[5], True, STORED[5:35]),  # a 30-day window alone: the 30 stored dates that see it
+    (STORED[5], False, STORED[5:]),  # a count over all time: every later date
 ])
 def test_late_rows_recompute_exactly_the_dates_they_touch(
-        tmp_path: Path, late_day: date, touched: list[date]) -> None:
-    root = _late_project(tmp_path / "p")
+        tmp_path: Path, late_day: date, windowed: bool, touched: list[date]) -> None:
+    root = _late_project(tmp_path / "p", windowed=windowed)
     project = Project.load(root)
     project.run(dates=STORED, apply_rules=False)
     before = _files(root)
     was = project.scores(late_day).to_pandas().set_index("account_id")["m__logins_30"]
 
     late = ("A2", "u9", "login", f"{late_day} 18:00:00")
-    _late_project(root, [late])
+    _late_project(root, [late], windowed)
     result = Project.load(root).run(as_of=NEXT, apply_rules=False)
     assert result.recomputed == touched
     assert result.dates == [*touched, NEXT]
@@ -129,9 +143,9 @@ def test_late_rows_recompute_exactly_the_dates_they_touch(
     rewritten = sorted(d for d in before if before[d] != after[d])
     assert rewritten == [f"as_of={d}" for d in touched]
     now = project.scores(late_day).to_pandas().set_index("account_id")["m__logins_30"]
-    assert now["A2"] == was["A2"] + 1 and now["A1"] == was["A1"]
+    assert now["A2"] == was["A2"] + 1 and now["A1"] == was["A1"] and now["A3"] == was["A3"]
 
-    cold_root = _late_project(tmp_path / "cold", [late])
+    cold_root = _late_project(tmp_path / "cold", [late], windowed)
     cold = Project.load(cold_root)
     cold.run(dates=[*STORED, NEXT], apply_rules=False)
     for day in [*STORED, NEXT]:  # every stored date is what a cold run gives on today's data
@@ -139,9 +153,11 @@ def test_late_rows_recompute_exactly_the_dates_they_touch(
               .reset_index(drop=True),
               cold.scores(day, primary_only=False).to_pandas().sort_values(KEYS)
               .reset_index(drop=True))
-    # and the day after is computed from the state again
+    # and the day after is computed from the state again, as a cold run computes it
     again = Project.load(root).run(as_of=NEXT + timedelta(days=1), apply_rules=False)
     assert again.incremental.endswith(f"computed from the state kept as of {NEXT}")
+    _same(_frame(again), _frame(cold.run(as_of=NEXT + timedelta(days=1), apply_rules=False,
+                                         full=True)))
 
 
 # ----------------------------------------------------------------------------- cold runs
@@ -188,7 +204,7 @@ def test_earlier_dates_are_cold_and_changed_values_are_late_rows(tmp_path: Path)
     events.write_text("\n".join([lines[0] + ",module", *[f"{x},core" for x in lines[1:]]]) + "\n")
     result = Project.load(root).run(as_of=NEXT, apply_rules=False)  # every row has changed
     assert result.recomputed == [STORED[0], *STORED[-3:]]
-    assert result.incremental.startswith("late rows in usage_events dated 2025-02-01, 2025-02-04, ")
+    assert result.incremental.startswith("late rows in usage_events dated 2025-02-01, 2025-02-02, ")
 
 
 def test_a_failed_run_keeps_the_state_it_had(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
