@@ -236,7 +236,7 @@ class Project:
         entry = {
             "at": datetime.now().isoformat(timespec="seconds"),
             "dates": [result.dates[0].isoformat(), result.dates[-1].isoformat()],
-            "n_dates": len(result.dates), "rows": result.rows,
+            "n_dates": len(result.dates), "rows": result.rows, "computed": result.incremental,
             "seconds": round(result.seconds, 3),
             "health": {k: v.as_dict() for k, v in result.health.items()},
         }
