@@ -223,3 +223,17 @@ def test_a_failed_run_keeps_the_state_it_had(tmp_path: Path, monkeypatch: pytest
     monkeypatch.undo()
     result = Project.load(root).run(as_of=NEXT, apply_rules=False)
     assert result.incremental.endswith(f"computed from the state kept as of {STORED[-1]}")
+
+
+def test_a_scorecard_without_running_values_keeps_a_state_too(tmp_path: Path) -> None:
+    """Tenure alone (read from the accounts, nothing summed over dates): the next day still
+    starts from the kept state, and equals a cold run."""
+    root = write_project(tmp_path / "p", {
+        "measures/usage.yml": "tenure: {type: tenure, unit: days, scheme: {type: linear, low: 0, "
+                              "high: 400}}\n",
+        "scorecards/default.yml": "groups: {age: {weight: 100, measures: {tenure: 100}}}\n"})
+    project = Project.load(root)
+    project.run(as_of=STORED[-1], apply_rules=False)
+    kept = project.run(as_of=NEXT, apply_rules=False)
+    assert kept.incremental == f"{NEXT} computed from the state kept as of {STORED[-1]}"
+    _same(_frame(kept), _frame(project.run(as_of=NEXT, apply_rules=False, full=True)))

@@ -175,6 +175,8 @@ class MeasureBuilder:
 
     def _cumulate(self, spine: ir.Table) -> ir.Table:
         cols = self._columns()
+        if self.carry is not None:
+            self.carry.spine = spine
         if not cols:
             return spine
         bounds = spine.group_by("account_id").aggregate(k_first=spine.k.min(), k_last=spine.k.max())

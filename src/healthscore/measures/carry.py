@@ -55,22 +55,24 @@ class Carry:
         """Every running value as of the grid's last date, one row per account active then:
         what the next run starts from. ``distinct`` are the measures counted by a direct
         join (beside the running sums): their value on that date is kept too."""
-        if self.sparse is None or self.spine is None:
+        if self.spine is None:
             raise RuntimeError("the builder has not run")
-        s = self.sparse
-        aggs: dict[str, Any] = {}
-        for c, (how, _) in self.columns.items():
-            if how == SUM:
-                aggs[c] = s[c].sum()
-            elif how == MAX:
-                aggs[c] = s[c].max()
-            else:
-                aggs[c] = s[c].argmax(s[f"{c}__ts"])
         last = self.spine.filter(self.spine.k == self.last).select("account_id")
         if self.keep_only is not None:
             last = last.semi_join(self.keep_only, "account_id")
-        out = last.left_join(s.group_by("account_id").aggregate(**aggs), "account_id")
-        out = out.drop("account_id_right") if "account_id_right" in out.columns else out
+        out = last
+        if self.sparse is not None and self.columns:  # (none without running columns)
+            s = self.sparse
+            aggs: dict[str, Any] = {}
+            for c, (how, _) in self.columns.items():
+                if how == SUM:
+                    aggs[c] = s[c].sum()
+                elif how == MAX:
+                    aggs[c] = s[c].max()
+                else:
+                    aggs[c] = s[c].argmax(s[f"{c}__ts"])
+            out = last.left_join(s.group_by("account_id").aggregate(**aggs), "account_id")
+            out = out.drop("account_id_right") if "account_id_right" in out.columns else out
         for name, table in self.side:
             if name not in distinct or name in out.columns:
                 continue
