@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -237,3 +237,25 @@ def test_a_scorecard_without_running_values_keeps_a_state_too(tmp_path: Path) ->
     kept = project.run(as_of=NEXT, apply_rules=False)
     assert kept.incremental == f"{NEXT} computed from the state kept as of {STORED[-1]}"
     _same(_frame(kept), _frame(project.run(as_of=NEXT, apply_rules=False, full=True)))
+
+
+def test_ctas_opened_after_the_kept_date_colour_the_next_day(tmp_path: Path) -> None:
+    """CTAs and marks come from the workflow store, read whole: a CTA the rules (or a CSM)
+    opened on the kept date, after its run, colours the next day as a cold run colours it."""
+    from healthscore.workflow.service import Workflow
+
+    from .test_modules import card, colours, make
+
+    project = make(tmp_path, card())
+    kept_day, day = date(2025, 2, 28), date(2025, 3, 1)
+    project.run(as_of=kept_day, apply_rules=False)
+    for account, at in (("A1", datetime(2025, 2, 28, 15)), ("A2", datetime(2025, 3, 1, 9))):
+        w = Workflow(project.config, project.store, today=at.date(), clock=lambda at=at: at)
+        if account == "A1":
+            w.add_user("ada", "admin")
+        w.open_cta(account, "lifecycle", "Kickoff slipped", actor="ada", module="onboarding")
+        w.close()  # A1's after the run of the kept day
+    result = project.run(as_of=day, apply_rules=False)
+    assert result.incremental == f"{day} computed from the state kept as of {kept_day}"
+    assert colours(project, day, "c__onboarding") == {"A1": "yellow", "A2": "yellow", "A3": "green"}
+    _same(_frame(result), _frame(project.run(as_of=day, apply_rules=False, full=True)))
