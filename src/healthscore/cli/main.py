@@ -81,12 +81,15 @@ def run(
     every: str = typer.Option("month", "--every", help="day, week or month."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Read and check every source again, "
                                   "even those unchanged since the last run (refreshes the cache)."),
+    full: bool = typer.Option(False, "--full", help="Compute the date from the sources, not from "
+                              "the state the last run kept."),
 ) -> None:
-    """Score every account and store one snapshot per as-of date."""
+    """Score every account and store one snapshot per as-of date. A date after the newest
+    stored one is computed from the state the last run kept (--full: from the sources)."""
     proj = _load(project)
     with render.progress(out) as step:
         result = proj.run(as_of, start=start, end=end, every=every, progress=step,
-                          cache=not no_cache)
+                          cache=not no_cache, full=full)
     render.run_summary(out, result)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 BAND_STYLE = {"red": "red", "yellow": "yellow", "green": "green", "insufficient data": "dim"}
@@ -35,6 +36,8 @@ def run_summary(console: Console, result: Any) -> None:
     first, last = result.dates[0], result.dates[-1]
     span = f"{first}" if first == last else f"{first} .. {last} ({len(result.dates)} dates)"
     console.print(f"Scored {span}: {result.rows:,} rows in {result.seconds:.1f}s.")
+    if getattr(result, "incremental", ""):
+        console.print(escape(result.incremental[0].upper() + result.incremental[1:]) + ".")
     data_health(console, result.health)
     for w in result.warnings:
         console.print(f"[yellow]warning:[/] {w}")

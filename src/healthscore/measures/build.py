@@ -23,6 +23,7 @@ from healthscore.config.model import (
 )
 from healthscore.entities import ENTITIES
 from healthscore.measures import asof, history
+from healthscore.measures.carry import Carry
 from healthscore.measures.modules import is_module_column, module_parts
 from healthscore.measures.parts import (
     MAX,
@@ -82,6 +83,7 @@ class MeasureBuilder:
         self.span: asof.Span | None = None  # when set, rows no as-of date can see are skipped
         self.n_dates = 0
         self.history: list[str] = []  # account columns an account_history source gives
+        self.carry: Carry | None = None  # running values kept for (or taken from) another run
         # event measures by (entity, time column): one pass over each entity's rows for them all
         self.events: dict[tuple[str, str], list[EntityMeasure]] = {}
 
@@ -156,8 +158,10 @@ class MeasureBuilder:
     def build(self, spine: ir.Table) -> ir.Table:
         self.collect()
         wide = self._cumulate(spine)
-        for _, table in self.side:
+        for name, table in self.side:
             wide = left_join(wide, table, ["account_id", "k"])
+            if self._internal[name].type == "count_distinct":  # none seen: 0, as a running sum
+                wide = wide.mutate(**{name: wide[name].fill_null(0)})
         if self.history:  # attributes as they were on each date, before any measure reads them
             wide = wide.mutate(**history.as_of(wide, self.history))
         wide = self._finish(wide)
@@ -171,6 +175,8 @@ class MeasureBuilder:
 
     def _cumulate(self, spine: ir.Table) -> ir.Table:
         cols = self._columns()
+        if self.carry is not None:
+            self.carry.spine = spine
         if not cols:
             return spine
         bounds = spine.group_by("account_id").aggregate(k_first=spine.k.min(), k_last=spine.k.max())
@@ -179,6 +185,8 @@ class MeasureBuilder:
                  for p in self.parts]
         # after the union, each (account, index) holds at most one value per latest column
         sparse = self.materialize(_sparse(ibis.union(*parts), cols, merged=True), "sparse")
+        if self.carry is not None:
+            sparse = self.carry.apply(sparse, cols, spine, self.side)
         joined = left_join(spine, sparse, ["account_id", "k"])
         w = ibis.window(group_by="account_id", order_by="k", rows=(None, 0))
         running: dict[str, Any] = {}

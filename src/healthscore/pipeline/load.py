@@ -33,6 +33,7 @@ class Loaded:
     cache: dict[Any, ir.Table] = field(default_factory=dict)
     observed_until: date | None = None  # renewals known up to (from subscriptions)
     cached: set[str] = field(default_factory=set)  # sources taken from the source cache
+    keys: dict[str, str] = field(default_factory=dict)  # source cache keys: same key, same rows
 
     def materialize_once(self, expr: ir.Table, prefix: str) -> ir.Table:
         """Materialise an intermediate table; the same expression again reuses it."""
@@ -81,6 +82,7 @@ def load_sources(config: ProjectConfig, engine: Engine, progress: Progress,
         loaded.health[entity] = health
     if store is not None:
         store.save(engine, set(order))
+        loaded.keys = dict(store.keys)
     if with_subs:
         subs = loaded.tables["subscriptions"]
         loaded.observed_until = observed_until(subs)

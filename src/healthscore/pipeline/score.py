@@ -15,6 +15,7 @@ from healthscore.config.model import ProjectConfig
 from healthscore.engine.adapter import Engine, temp_name
 from healthscore.measures import asof
 from healthscore.measures.build import MeasureBuilder, active_spine
+from healthscore.measures.carry import Carry
 from healthscore.pipeline.load import Loaded, Progress
 from healthscore.scoring.scorecard import primary_of, score_scorecard
 from healthscore.sources.clean import DataHealth
@@ -22,12 +23,22 @@ from healthscore.store.snapshots import SnapshotStore
 
 
 def scores_expr(
-    config: ProjectConfig, loaded: Loaded, dates: list[date], span: asof.Span | None = None
+    config: ProjectConfig, loaded: Loaded, dates: list[date], span: asof.Span | None = None,
+    carry: Carry | None = None,
 ) -> ir.Table:
     """One expression holding every scorecard row for every active account and date.
 
     ``span`` is the first and last date of the whole run (when ``dates`` is one pass of it):
-    intermediate tables that depend only on it are computed once and reused by every pass."""
+    intermediate tables that depend only on it are computed once and reused by every pass.
+    ``carry`` keeps the running values of the last date (see :mod:`healthscore.measures.carry`)."""
+    return score_wide(config, loaded, measures_expr(config, loaded, dates, span, carry))
+
+
+def measures_expr(
+    config: ProjectConfig, loaded: Loaded, dates: list[date], span: asof.Span | None = None,
+    carry: Carry | None = None,
+) -> ir.Table:
+    """Every measure for every active account and date (the wide table scorecards read)."""
     grid = loaded.engine.register_arrow(asof.grid_arrow(dates), temp_name("grid"))
     builder = MeasureBuilder(config, loaded.tables, grid)
     builder.stale_flags = _stale_dates(loaded.health, dates)
@@ -35,8 +46,17 @@ def scores_expr(
     builder.span = span or asof.Span(min(dates), max(dates))
     builder.n_dates = len(dates)
     builder.history = history_columns(loaded)
+    builder.carry = carry
+    if carry is not None and carry.before is not None:
+        builder.n_dates = 1  # from kept values one date is new: distinct counts join it directly
+    if carry is not None:
+        carry.last = len(dates) - 1
     spine = active_spine(loaded.tables["accounts"], loaded.tables.get("outcomes"), builder.grid)
-    wide = builder.build(spine)
+    return builder.build(spine)
+
+
+def score_wide(config: ProjectConfig, loaded: Loaded, wide: ir.Table) -> ir.Table:
+    """Every scorecard row of the measures in ``wide``."""
     # every scorecard reads the measures: compute them once
     wide = loaded.engine.materialize(wide.mutate(__primary=primary_of(config, wide)), "measures")
     parts = []
@@ -87,9 +107,11 @@ def passes(dates: list[date], accounts: int, max_rows: int) -> list[list[date]]:
 
 
 def pass_exprs(
-    config: ProjectConfig, loaded: Loaded, dates: list[date], progress: Progress
+    config: ProjectConfig, loaded: Loaded, dates: list[date], progress: Progress,
+    carry: Carry | None = None,
 ) -> Iterator[ir.Table]:
-    """The score expression of each set-based pass over ``dates`` (a batch of dates each)."""
+    """The score expression of each set-based pass over ``dates`` (a batch of dates each);
+    ``carry`` keeps the running values of the last pass."""
     accounts = loaded.health["accounts"].rows_kept
     batches = passes(dates, accounts, config.settings.max_rows_per_pass)
     done = 0
@@ -98,7 +120,7 @@ def pass_exprs(
     for i, batch in enumerate(batches):
         step = f"{stage}, pass {i + 1} of {len(batches)}" if len(batches) > 1 else stage
         progress(f"{step}|{done}|{len(dates)}")  # dates done when this pass starts
-        yield scores_expr(config, loaded, batch, span)
+        yield scores_expr(config, loaded, batch, span, carry if i == len(batches) - 1 else None)
         done += len(batch)
     progress(f"{stage}|{done}|{len(dates)}")
 
@@ -118,10 +140,11 @@ def score_frame(config: ProjectConfig, loaded: Loaded, dates: list[date],
 
 
 def score_in_passes(
-    config: ProjectConfig, loaded: Loaded, dates: list[date], stage: Path, progress: Progress
+    config: ProjectConfig, loaded: Loaded, dates: list[date], stage: Path, progress: Progress,
+    carry: Carry | None = None,
 ) -> None:
     """Score all dates, a batch of dates per set-based pass, into ``stage``."""
-    for i, expr in enumerate(pass_exprs(config, loaded, dates, progress)):
+    for i, expr in enumerate(pass_exprs(config, loaded, dates, progress, carry)):
         part = stage / f".pass-{i}"
         write_snapshots(config, loaded.engine, expr, part)
         for folder in part.iterdir():

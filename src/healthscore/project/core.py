@@ -19,6 +19,8 @@ from healthscore.config.model import ProjectConfig
 from healthscore.config.resolve import resolve
 from healthscore.dates import date_grid
 from healthscore.errors import HealthScoreError
+from healthscore.measures.carry import Carry
+from healthscore.pipeline import incremental
 from healthscore.sources.clean import DataHealth
 from healthscore.store import report
 from healthscore.store.snapshots import SnapshotStore
@@ -46,6 +48,8 @@ class RunResult:
     reminders: list[str] = field(default_factory=list)  # e.g. the scorecard is due for review
     workflow: dict[str, Any] | None = None  # what applying the rules did
     cached: list[str] = field(default_factory=list)  # sources unchanged: from the source cache
+    incremental: str = ""  # how the dates were computed: from the kept state, or why not
+    recomputed: list[date] = field(default_factory=list)  # stored dates late rows touched
 
     def to_arrow(self, primary_only: bool = False) -> pa.Table:
         tables = [self.store.read(d, primary_only=primary_only) for d in self.dates]
@@ -146,10 +150,14 @@ class Project:
         apply_rules: bool = True,
         today: date | None = None,
         cache: bool = True,
+        full: bool = False,
     ) -> RunResult:
         """Score every account for one or many as-of dates and store one snapshot per date;
         then, when the project has rules, apply their plan to the workflow store.
-        ``cache=False`` reads and checks every source again (see :meth:`check`)."""
+        ``cache=False`` reads and checks every source again (see :meth:`check`). One date
+        after the newest stored one is computed from the state the last run kept, when
+        nothing it depends on changed (see :mod:`healthscore.pipeline.incremental`);
+        ``full=True`` computes it from the sources."""
         grid = dates or date_grid(as_of, start, end, every)
         if apply_rules and self.has_rules():  # a mistake in the rules stops the run before it scores
             load_workflow(self.root, self.config.rule_names(), self.config.workflow)
@@ -163,16 +171,14 @@ class Project:
         engine = pipeline.open_engine(self.config)
         try:
             loaded = pipeline.load_sources(self.config, engine, progress, cache)
-            with self.store.staging() as stage:
-                pipeline.score_in_passes(self.config, loaded, sorted(set(grid)), stage, progress)
-                written = _count_rows(stage)
-                pipeline.save_definitions(self.config, self.store)
+            plan, written = self._score(loaded, sorted(set(grid)), full, progress)
         finally:
             engine.close()
         seconds = time.perf_counter() - began
-        result = RunResult(grid, written, seconds, loaded.health, self.store,
+        result = RunResult(plan.dates, written, seconds, loaded.health, self.store,
                            data_warnings(loaded.health, max(grid)), review_warnings(self.config),
-                           cached=sorted(loaded.cached))
+                           cached=sorted(loaded.cached), incremental=plan.note,
+                           recomputed=plan.recomputed)
         self._log_run(result)
         if apply_rules and self.has_rules():
             progress("applying rules")
@@ -183,11 +189,54 @@ class Project:
                 wf.close()
         return result
 
+    def _score(self, loaded: pipeline.Loaded, dates: list[date], full: bool,
+               progress: Callable[[str], None]) -> tuple[incremental.Plan, int]:
+        """Score ``dates`` into the store, from the kept state when it allows (and keep the
+        new state when the last date is the newest stored one); the plan and rows written."""
+        stored = self.store.dates()
+        plan = incremental.plan(self.config, loaded, stored, dates, full)
+        keep = self.config.engine == "duckdb" and max(plan.dates) >= max(stored, default=min(plan.dates))
+        pending = None
+        try:
+            with self.store.staging() as stage:
+                carries = self._score_plan(loaded, plan, stage, progress)
+                if carries is None:  # the kept state did not hold what the run needs
+                    plan = incremental.Plan(plan.dates[-1:], None, "computed from the sources: "
+                                            "the kept state does not match this configuration")
+                    carries = self._score_plan(loaded, plan, stage, progress)
+                written = _count_rows(stage)
+                pipeline.save_definitions(self.config, self.store)
+                if keep and carries:
+                    pending = incremental.write_pending(self.config, loaded, carries,
+                                                        max(plan.dates), plan.prints)
+                    incremental.forget(self.config.state_dir)  # before the dates it describes go
+        except BaseException:
+            incremental.discard(pending)
+            raise
+        if pending is not None:
+            incremental.commit(pending, self.config.state_dir)
+        return plan, written
+
+    def _score_plan(self, loaded: pipeline.Loaded, plan: incremental.Plan, stage: Path,
+                    progress: Callable[[str], None]) -> list[Carry] | None:
+        if plan.prev is None:
+            carry = Carry()
+            pipeline.score_in_passes(self.config, loaded, plan.dates, stage, progress, carry)
+            return [carry]
+        try:
+            expr, carries = incremental.score_day(self.config, loaded, plan)
+        except incremental.StateMismatch:
+            return None
+        progress("scoring 1 as-of date from the kept state|0|1")
+        pipeline.write_snapshots(self.config, loaded.engine, expr, stage)
+        progress("scoring 1 as-of date from the kept state|1|1")
+        return carries
+
     def _log_run(self, result: RunResult) -> None:
         entry = {
             "at": datetime.now().isoformat(timespec="seconds"),
             "dates": [result.dates[0].isoformat(), result.dates[-1].isoformat()],
-            "n_dates": len(result.dates), "rows": result.rows,
+            "n_dates": len(result.dates), "rows": result.rows, "computed": result.incremental,
             "seconds": round(result.seconds, 3),
             "health": {k: v.as_dict() for k, v in result.health.items()},
         }

@@ -85,6 +85,7 @@ class SourceCache:
     pending: list[Pending] = field(default_factory=list)
     _files: dict[str, list[Any]] = field(default_factory=dict)
     _files_changed: bool = False
+    keys: dict[str, str] = field(default_factory=dict)  # entity -> its key in this run
 
     def __post_init__(self) -> None:
         try:
@@ -114,7 +115,8 @@ class SourceCache:
                        else os.path.basename(f), self._digest(f)] for f in files],
         }
         text = json.dumps(parts, sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:32]
+        self.keys[source.entity] = hashlib.sha256(text.encode()).hexdigest()[:32]
+        return self.keys[source.entity]
 
     def _digest(self, path: str) -> str:
         """The file's SHA-256; not computed again while its size and modification time are

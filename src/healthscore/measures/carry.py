@@ -1,0 +1,97 @@
+"""Running values carried from one run's last as-of date into the next run.
+
+Every measure that sums, maxes or takes the latest of +/- contributions on the date grid
+(see :mod:`healthscore.measures.asof`) has, as of a date P, a running value that is the sum
+(max, latest by time) of every contribution at or before P, whatever the grid. So a run
+over the grid ``[P, D]`` may replace everything at P (index 0) by the values kept as of P
+and needs only the contributions that land after P: the rows dated after P, and those
+whose window closes after P. Which tables may be cut down that way, and so which columns
+are carried, is decided by :mod:`healthscore.pipeline.incremental`; here are the two
+operations on the builder's sparse contributions: start from kept values (:meth:`Carry.apply`)
+and keep the values as of the last date (:meth:`Carry.kept`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from healthscore.measures.parts import MAX, SUM
+
+
+@dataclass
+class Carry:
+    """``before``: one row per account, its running values as of the grid's first date; the
+    ``carried`` columns are taken from it (the others are computed from whole tables). The
+    builder records what it summed, for :meth:`kept`."""
+
+    before: ir.Table | None = None
+    carried: frozenset[str] = frozenset()
+    keep_only: ir.Table | None = None  # the accounts whose values :meth:`kept` keeps (all)
+    last: int = 0  # the grid's last index (set by the builder's caller)
+    sparse: ir.Table | None = None
+    columns: dict[str, tuple[str, str]] = field(default_factory=dict)
+    spine: ir.Table | None = None
+    side: list[tuple[str, ir.Table]] = field(default_factory=list)
+
+    def missing(self) -> list[str]:
+        """Carried columns the kept values do not hold (kept by another configuration)."""
+        have = set(self.before.columns) if self.before is not None else set()
+        return sorted(c for c in self.columns if c in self.carried and c not in have)
+
+    def apply(self, sparse: ir.Table, cols: dict[str, tuple[str, str]], spine: ir.Table,
+              side: list[tuple[str, ir.Table]]) -> ir.Table:
+        """``sparse`` with index 0 holding the kept values of the carried columns."""
+        self.columns, self.spine, self.side = dict(cols), spine, list(side)
+        if self.before is not None and self.carried:
+            sparse = _start_from(sparse, self.before, cols, self.carried)
+        self.sparse = sparse
+        return sparse
+
+    def kept(self, distinct: list[str]) -> ir.Table:
+        """Every running value as of the grid's last date, one row per account active then:
+        what the next run starts from. ``distinct`` are the measures counted by a direct
+        join (beside the running sums): their value on that date is kept too."""
+        if self.spine is None:
+            raise RuntimeError("the builder has not run")
+        last = self.spine.filter(self.spine.k == self.last).select("account_id")
+        if self.keep_only is not None:
+            last = last.semi_join(self.keep_only, "account_id")
+        out = last
+        if self.sparse is not None and self.columns:  # (none without running columns)
+            s = self.sparse
+            aggs: dict[str, Any] = {}
+            for c, (how, _) in self.columns.items():
+                if how == SUM:
+                    aggs[c] = s[c].sum()
+                elif how == MAX:
+                    aggs[c] = s[c].max()
+                else:
+                    aggs[c] = s[c].argmax(s[f"{c}__ts"])
+            out = last.left_join(s.group_by("account_id").aggregate(**aggs), "account_id")
+            out = out.drop("account_id_right") if "account_id_right" in out.columns else out
+        for name, table in self.side:
+            if name not in distinct or name in out.columns:
+                continue
+            at = table.filter(table.k == self.last).select("account_id", name)
+            out = out.left_join(at, "account_id")
+            out = out.drop("account_id_right") if "account_id_right" in out.columns else out
+        return out
+
+
+def _start_from(sparse: ir.Table, before: ir.Table, cols: dict[str, tuple[str, str]],
+                carried: frozenset[str]) -> ir.Table:
+    order = ["account_id", "k", *cols]
+    kept = before.select("account_id", **{f"__kept_{c}": before[c] for c in cols if c in carried})
+    zero = sparse.filter(sparse.k == 0)
+    joined = zero.outer_join(kept, zero.account_id == kept.account_id)
+    types = sparse.schema()
+    values = {c: (joined[f"__kept_{c}"] if c in carried else joined[c]).cast(types[c])
+              for c in cols}
+    first = joined.select(account_id=ibis.coalesce(joined.account_id, joined.account_id_right),
+                          k=ibis.literal(0).cast(types["k"]), **values)
+    later = sparse.filter(sparse.k > 0)
+    return later.select(*order).union(first.select(*order))

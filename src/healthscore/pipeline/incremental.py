@@ -1,0 +1,409 @@
+"""Daily runs that compute only the new date, from the state the last run kept.
+
+After every run whose last date is the newest stored one, the project's state folder keeps
+(in ``.incremental/``) each active account's running values as of that date P
+(:mod:`healthscore.measures.carry`) and a manifest: the date, a hash of the configuration
+and of the code that builds measures, and each source's columns and per-day fingerprints
+(rows and a hash of their values, by the day of the entity's time column).
+
+``run --as-of D`` with D after P then scores D over the grid ``[P, D]``: the tables of the
+measures that allow it are cut down to the rows that can land after P (the rows dated after
+P, and those whose window closes after P), and everything before P is taken from the kept
+values; other tables (rows open for a while, distinct values or min/max over all time, the
+workflow store's CTAs and marks) are read whole. Accounts that were not active on P are
+scored from their whole history. The values are those of a cold run of D.
+
+Anything the state cannot prove unchanged makes a cold run, said in one line: no state, a
+changed configuration, a source whose columns changed, a date not after P. Rows that arrived
+late (changed fingerprints on days up to P) make the run recompute, from the sources, D and
+exactly the stored dates whose windows hold a changed day. ``run --full`` ignores the state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from healthscore.config.model import Change, ProjectConfig
+from healthscore.engine.adapter import temp_name
+from healthscore.entities import ENTITIES
+from healthscore.measures import asof, history
+from healthscore.measures.build import active_spine
+from healthscore.measures.carry import Carry
+from healthscore.measures.parts import time_column
+from healthscore.pipeline.load import Loaded
+from healthscore.pipeline.score import measures_expr, score_wide
+
+FOLDER = ".incremental"  # in the state folder; a dot: not in backups
+MANIFEST = "state.json"
+RUNNING = "running.parquet"
+VERSION = 2
+_TMP = ".incremental-tmp-"
+_CUT_TYPES = ("count", "sum", "avg", "latest", "days_since", "count_distinct", "min", "max")
+_P = 2147483629  # a prime below 2**31: the row hashes are summed in two parts of 31 bits
+
+
+@dataclass
+class Plan:
+    """What a run scores: ``dates`` (cold, from the sources), or with ``prev`` set, the one
+    date ``dates[0]`` from the state kept as of ``prev``. ``note`` says why, in one line."""
+
+    dates: list[date]
+    prev: date | None = None
+    note: str = ""
+    recomputed: list[date] = field(default_factory=list)  # stored dates late rows touched
+    prints: dict[str, Fingerprint] | None = None  # the sources' fingerprints, when computed
+
+
+@dataclass
+class State:
+    day: date
+    config: str
+    columns: dict[str, list[str]]
+    days: dict[str, dict[str, list[int]]]
+    folder: Path
+    keys: dict[str, str] = field(default_factory=dict)  # the sources' cache keys then
+
+
+# ----------------------------------------------------------------------------- planning
+
+
+def plan(config: ProjectConfig, loaded: Loaded, stored: list[date], dates: list[date],
+         full: bool = False) -> Plan:
+    """How to score ``dates`` given the kept state and the stored dates."""
+    cold = Plan(sorted(set(dates)))
+    if full or len(cold.dates) != 1:
+        if full:
+            cold.note = "--full: every date computed from the sources"
+        return cold
+    day = cold.dates[0]
+    state = read_state(config.state_dir)
+    if state is None:
+        return cold if not stored else _cold(cold, "no kept state from an earlier run")
+    if config.engine != "duckdb":
+        return _cold(cold, f"engine {config.engine}: only the duckdb engine keeps state")
+    if day <= state.day:
+        return _cold(cold, f"{day} is not after the kept state's date, {state.day}")
+    if stored and max(stored) != state.day:
+        return _cold(cold, f"the newest stored date, {max(stored)}, is not the kept state's "
+                           f"date, {state.day}")
+    if state.config != config_digest(config):
+        return _cold(cold, "the configuration (healthscore.yml, measures, scorecards) changed "
+                           "since the kept state")
+    now = fingerprints(config, loaded, state)
+    for entity in sorted(set(now) | set(state.columns)):
+        if now.get(entity, Fingerprint([], {})).columns != state.columns.get(entity):
+            return _cold(cold, f"{entity}: its columns changed since the kept state")
+    changed = {e: _changed_days(state.days.get(e, {}), now[e].days, state.day) for e in now}
+    changed = {e: days for e, days in changed.items() if days}
+    if changed:
+        touched = sorted({d for e, days in changed.items()
+                          for d in touched_dates(config, e, days, stored)})
+        late = "; ".join(f"{e} dated {', '.join(str(d) for d in days[:5])}"
+                         f"{' ...' if len(days) > 5 else ''}" for e, days in sorted(changed.items()))
+        again = ", ".join(str(d) for d in touched) or "no stored date"
+        return Plan(sorted({*touched, day}), None,
+                    f"late rows in {late}: recomputing {again} and {day} from the sources",
+                    touched, now)
+    return Plan([day], state.day, f"{day} computed from the state kept as of {state.day}",
+                prints=now)
+
+
+def _cold(p: Plan, why: str) -> Plan:
+    p.note = f"computed from the sources: {why}"
+    return p
+
+
+def _changed_days(before: dict[str, list[int]], now: dict[str, list[int]], until: date) -> list[date]:
+    last = until.isoformat()
+    keys = {k for k in (*before, *now) if k != "none" and k <= last}
+    return sorted(date.fromisoformat(k) for k in keys if before.get(k) != now.get(k))
+
+
+def touched_dates(config: ProjectConfig, entity: str, days: list[date],
+                  stored: list[date]) -> list[date]:
+    """The stored dates that can see a row of ``entity`` dated on one of ``days``: those
+    inside the widest window of the measures over it (every later date when one looks back
+    without a window, keeps a latest value, counts open rows or dates rows otherwise)."""
+    reach = _reach(config, entity)
+    return sorted({s for s in stored for c in days
+                   if s >= c and (reach is None or s < c + timedelta(days=reach))})
+
+
+def _reach(config: ProjectConfig, entity: str) -> int | None:
+    uses = _uses(config, entity)
+    if not uses:
+        return None
+    time = ENTITIES[entity].time
+    out = 0
+    for m, shift in uses:
+        if (m.type not in ("count", "sum", "avg", "count_distinct", "min", "max")
+                or getattr(m, "mode", "events") != "events" or m.window.unbounded
+                or time_column(m) != time):
+            return None
+        out = max(out, (m.window.days + 31 * m.window.months) * (shift + 1))
+    return out
+
+
+def _uses(config: ProjectConfig, entity: str) -> list[tuple[Any, int]]:
+    """The entity measures over ``entity`` a run builds, each with how many windows it looks
+    back beyond its own (1 for the previous window a change compares with)."""
+    measures = {n: config.measures[n] for n in config.used_measures()}
+    out = [(m, 0) for m in measures.values() if m.entity == entity]
+    for m in measures.values():
+        if isinstance(m, Change) and config.measures[m.of].entity == entity:
+            prev = dataclasses.replace(config.measures[m.of], name=f"{m.of}__prev")
+            out.append((prev, 1))
+    return out
+
+
+# ----------------------------------------------------------------------------- fingerprints
+
+
+@dataclass
+class Fingerprint:
+    columns: list[str]
+    days: dict[str, list[int]]  # ISO day (or "none") -> [rows, hash part 1, hash part 2]
+
+
+def fingerprinted(config: ProjectConfig, loaded: Loaded) -> list[str]:
+    """The sources whose rows measures read, by day: every one with a time column but the
+    accounts (read whole every run) and the workflow store's tables."""
+    out = []
+    for entity, source in config.sources.items():
+        time = ENTITIES[entity].time if entity in ENTITIES else None
+        table = loaded.tables.get(entity)
+        if (entity == "accounts" or source.format == "workflow" or entity in config.store_sources
+                or not time or table is None or time not in table.columns):
+            continue
+        out.append(entity)
+    return out
+
+
+def fingerprints(config: ProjectConfig, loaded: Loaded,
+                 state: State | None = None) -> dict[str, Fingerprint]:
+    """Per source, per day: its rows and a hash of their values (one scan of each source;
+    none for a source whose cache key is the one of the kept ``state``: the same rows)."""
+    out = {}
+    for entity in fingerprinted(config, loaded):
+        key = loaded.keys.get(entity)
+        if state is not None and key is not None and state.keys.get(entity) == key \
+                and entity in state.days and entity in state.columns:
+            out[entity] = Fingerprint(state.columns[entity], state.days[entity])
+            continue
+        t = loaded.tables[entity]
+        time = str(ENTITIES[entity].time)
+        day = t[time].date() if t[time].type().is_timestamp() else t[time]
+        h = ibis.struct({c: t[c] for c in t.columns}).hash()
+        rows = t.mutate(__day=day.cast("string"), __h=h)
+        per_day = rows.group_by("__day").aggregate(
+            n=rows.count(), a=(rows.__h % _P).sum(), b=((rows.__h // _P) % _P).sum())
+        frame = loaded.engine.to_arrow(per_day).to_pylist()
+        days = {(r["__day"] or "none"): [int(r["n"]), int(r["a"] or 0), int(r["b"] or 0)]
+                for r in frame}
+        out[entity] = Fingerprint(list(t.columns), days)
+    return out
+
+
+def config_digest(config: ProjectConfig) -> str:
+    """A hash of the project's configuration files and of the code that builds measures."""
+    digest = hashlib.sha256()
+    root = config.root
+    files = [root / "healthscore.yml", *sorted((root / "measures").glob("**/*.y*ml")),
+             *sorted((root / "scorecards").glob("**/*.y*ml"))]
+    for f in files:
+        if f.is_file():
+            digest.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
+    package = Path(__file__).resolve().parent.parent
+    for folder in ("config", "measures", "sources"):
+        for f in sorted((package / folder).glob("*.py")):
+            digest.update(f.name.encode() + f.read_bytes())
+    digest.update((package / "entities.py").read_bytes())
+    digest.update(config.engine.encode())
+    return digest.hexdigest()[:32]
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def score_day(config: ProjectConfig, loaded: Loaded, p: Plan) -> tuple[ir.Table, list[Carry]]:
+    """The score expression of the one date of ``p`` from the state kept as of ``p.prev``,
+    and the carries that keep the new state (see :func:`kept`)."""
+    if p.prev is None:
+        raise ValueError("the plan has no kept state to start from")
+    day, prev = p.dates[0], p.prev
+    engine = loaded.engine
+    before = engine.read_parquet([str(config.state_dir / FOLDER / RUNNING)], temp_name("kept"))
+    known = before.select("account_id")
+    tables, carried = cut_tables(config, loaded, prev)
+    cut = Loaded(engine, tables, loaded.health, {}, loaded.observed_until, loaded.cached)
+    carry = Carry(before, frozenset(carried), keep_only=known)
+    wide = measures_expr(config, cut, [prev, day], asof.Span(prev, day), carry)
+    missing = carry.missing()
+    if missing:
+        raise StateMismatch(f"the kept state has no {', '.join(missing[:3])}")
+    wide = wide.filter(wide.as_of == day).semi_join(known, "account_id")
+    parts, carries = [wide], [carry]
+    grid = engine.register_arrow(asof.grid_arrow([day]), temp_name("grid"))
+    spine = active_spine(loaded.tables["accounts"], loaded.tables.get("outcomes"), grid)
+    new = engine.to_arrow(spine.select("account_id").anti_join(known, "account_id"))
+    if new.num_rows:  # not active on the state's date: scored from their whole history
+        ids = engine.register_arrow(new, temp_name("new_accounts"))
+        only = {e: (t.semi_join(ids, "account_id") if "account_id" in t.columns else t)
+                for e, t in loaded.tables.items()}
+        sub = Loaded(engine, only, loaded.health, {}, loaded.observed_until, loaded.cached)
+        fresh = Carry()
+        parts.append(measures_expr(config, sub, [day], asof.Span(day, day), fresh))
+        carries.append(fresh)
+    return score_wide(config, loaded, _aligned(parts)), carries
+
+
+class StateMismatch(Exception):
+    """The kept state does not hold what this run needs: score from the sources instead."""
+
+
+def cut_tables(config: ProjectConfig, loaded: Loaded, prev: date
+               ) -> tuple[dict[str, ir.Table], set[str]]:
+    """The tables with the rows a run over ``[prev, D]`` needs besides the kept values, and
+    the running columns taken from those values."""
+    tables = dict(loaded.tables)
+    carried: set[str] = set()
+    for entity in {m.entity for m in config.measures.values() if m.entity}:
+        t = loaded.tables.get(entity)
+        if entity == history.HISTORY:
+            continue  # whole: its rows give the account attributes too
+        keep = _rows_after(t, _uses(config, entity), prev) if t is not None else None
+        if keep is None or t is None:
+            continue
+        tables[entity] = t.filter(keep)
+        for m, _ in _uses(config, entity):
+            carried |= {m.name, f"{m.name}__sum", f"{m.name}__n", f"{m.name}__ts"}
+    h = loaded.tables.get(history.HISTORY)
+    names = [c for c in (loaded.health[history.HISTORY].columns if h is not None else [])
+             if c not in ("account_id", "valid_from")]
+    if h is not None and names:  # attributes are latest values: the rows after prev will do
+        if history.HISTORY not in {m.entity for m in config.measures.values()}:
+            tables[history.HISTORY] = h.filter(h.valid_from > prev)
+        if tables[history.HISTORY] is not h:
+            carried |= {history.column(c) for c in names}
+            carried |= {f"{history.column(c)}__ts" for c in names}
+    return tables, carried
+
+
+def _rows_after(t: ir.Table, uses: list[tuple[Any, int]], prev: date) -> Any:
+    """The rows that can count after ``prev`` for every measure in ``uses``: dated after
+    ``prev`` less the measure's reach; None when a measure needs older rows too."""
+    keep = None
+    for m, shift in uses:
+        if m.type not in _CUT_TYPES or getattr(m, "mode", "events") != "events":
+            return None
+        windowed = m.type in ("count", "sum", "avg", "count_distinct", "min", "max")
+        if m.window.unbounded and m.type in ("count_distinct", "min", "max"):
+            return None
+        reach = (m.window.days + 31 * m.window.months) * (shift + 1) if windowed else 0
+        col = time_column(m)
+        day = t[col].date() if t[col].type().is_timestamp() else t[col]
+        cond = day > ibis.literal(prev - timedelta(days=reach), type="date")
+        keep = cond if keep is None else keep | cond
+    return keep
+
+
+def _aligned(parts: list[ir.Table]) -> ir.Table:
+    if len(parts) == 1:
+        return parts[0]
+    types: dict[str, Any] = {}
+    for p in parts:
+        for name, dtype in p.schema().items():
+            types.setdefault(name, dtype)
+    return ibis.union(*[p.select(**{c: (p[c] if c in p.columns else ibis.null()).cast(t)
+                                    for c, t in types.items()}) for p in parts])
+
+
+# ----------------------------------------------------------------------------- the state
+
+
+def distinct_measures(config: ProjectConfig) -> list[str]:
+    """The distinct counts a run builds (with the previous window of those a change reads)."""
+    names = [n for n in config.used_measures() if config.measures[n].type == "count_distinct"]
+    return [*names, *[f"{n}__prev" for n in names]]
+
+
+def read_state(state_dir: Path) -> State | None:
+    folder = state_dir / FOLDER
+    try:
+        saved = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        if saved["version"] != VERSION or not (folder / RUNNING).is_file():
+            return None
+        return State(date.fromisoformat(saved["date"]), saved["config"], saved["columns"],
+                     saved["days"], folder, saved["keys"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_pending(config: ProjectConfig, loaded: Loaded, carries: list[Carry], day: date,
+                  prints: dict[str, Fingerprint] | None = None) -> Path:
+    """Write the new state into a folder beside the kept one (moved in by :func:`commit`)."""
+    import pyarrow.parquet as pq
+
+    _prune(config.state_dir)
+    tmp = config.state_dir / f"{_TMP}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    try:
+        distinct = distinct_measures(config)
+        kept = _aligned([c.kept(distinct) for c in carries])
+        pq.write_table(loaded.engine.to_arrow(kept), tmp / RUNNING, compression="zstd")
+        if prints is None:
+            prints = fingerprints(config, loaded, read_state(config.state_dir))
+        manifest = {"version": VERSION, "date": day.isoformat(), "config": config_digest(config),
+                    "columns": {e: f.columns for e, f in prints.items()},
+                    "days": {e: f.days for e, f in prints.items()},
+                    "keys": {e: loaded.keys[e] for e in prints if e in loaded.keys}}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, sort_keys=True), encoding="utf-8")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return tmp
+
+
+def forget(state_dir: Path) -> None:
+    """Remove the kept state (before the snapshots it describes are replaced)."""
+    shutil.rmtree(state_dir / FOLDER, ignore_errors=True)
+
+
+def commit(pending: Path, state_dir: Path) -> None:
+    forget(state_dir)
+    pending.rename(state_dir / FOLDER)
+
+
+def discard(pending: Path | None) -> None:
+    if pending is not None:
+        shutil.rmtree(pending, ignore_errors=True)
+
+
+def _prune(state_dir: Path) -> None:
+    """Folders of runs that died before moving their state in."""
+    for folder in state_dir.glob(f"{_TMP}*"):
+        pid = folder.name[len(_TMP):].split("-")[0]
+        if not _alive(pid):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,261 @@
+"""Daily runs from the kept state: the new date equals a cold run on every column, late rows
+recompute exactly the stored dates they touch, and anything the state cannot vouch for (a
+changed configuration, changed columns, --full) is computed from the sources."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.csv as pcsv
+import pytest
+from typer.testing import CliRunner
+
+from healthscore import Project
+from healthscore.cli.main import app
+from healthscore.pipeline import incremental
+
+from .projects import ACCOUNT_COLUMNS, EVENT_COLUMNS, MEASURES_YML, csv_text, write_project
+from .test_pipeline import _project, _risk_too, _truncated_copy
+
+KEYS = ["account_id", "scorecard"]
+
+
+def _frame(result: object) -> pd.DataFrame:
+    frame = result.to_pandas()  # type: ignore[attr-defined]
+    return frame.sort_values(KEYS).reset_index(drop=True)
+
+
+def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    """Every column of ``a`` equals ``b``'s, row by row (floats to 1e-9)."""
+    assert sorted(a.columns) == sorted(b.columns)
+    assert list(zip(a.account_id, a.scorecard, strict=True)) == \
+        list(zip(b.account_id, b.scorecard, strict=True))
+    for col in a.columns:
+        left, right = a[col], b[col]
+        same = (left == right) | (left.isna() & right.isna())
+        if left.dtype.kind == "f":
+            same |= (left - right).abs() < 1e-9
+        assert same.all(), f"{col}: {a[~same][[*KEYS, col]].head()} vs {b[~same][col].head()}"
+
+
+def _state_day(root: Path) -> str:
+    return json.loads((root / ".healthscore" / incremental.FOLDER / incremental.MANIFEST)
+                      .read_text())["date"]
+
+
+# ----------------------------------------------------------------------------- the next day
+
+
+def test_the_next_day_from_the_kept_state_equals_a_cold_run_on_every_column(
+        demo_data: Path, tmp_path: Path) -> None:
+    """Eight-categories + the nine-module scorecard on the demo data (every measure type the
+    templates use): D from the state of D-1 == D from the sources (--full) == D scored alone
+    on the data as it stood that day (nothing after D is seen). D is an account's first day,
+    so an account not active on D-1 is scored from its whole history too."""
+    starts = pcsv.read_csv(demo_data / "accounts.csv").to_pandas()["start_date"]
+    day = max(d for d in pd.to_datetime(starts).dt.date if d <= date(2026, 9, 30))
+    root = _project(tmp_path / "p", demo_data)
+    _risk_too(root)
+    project = Project.load(root)
+    project.run(start=day - timedelta(days=2), end=day - timedelta(days=1), every="day",
+                apply_rules=False)
+    assert _state_day(root) == str(day - timedelta(days=1))
+
+    kept = project.run(as_of=day, apply_rules=False)
+    assert kept.incremental == f"{day} computed from the state kept as of {day - timedelta(days=1)}"
+    assert _state_day(root) == str(day)
+    from_state = _frame(kept)
+    assert len([c for c in from_state.columns if c.startswith(("m__", "s__"))]) > 40
+    assert (pd.to_datetime(starts).dt.date == day).sum() >= 1  # a new account on D
+
+    cold = project.run(as_of=day, apply_rules=False, full=True)
+    assert cold.incremental == "--full: every date computed from the sources"
+    _same(from_state, _frame(cold))
+
+    cut = tmp_path / "cut"
+    _truncated_copy(demo_data, cut / "data", day)
+    alone_root = _project(cut / "project", cut / "data")
+    _risk_too(alone_root)
+    _same(from_state, _frame(Project.load(alone_root).run(as_of=day, apply_rules=False)))
+
+
+# ----------------------------------------------------------------------------- late rows
+
+FIRST = date(2025, 2, 1)
+STORED = [FIRST + timedelta(days=i) for i in range(40)]  # 2025-02-01 .. 2025-03-12
+NEXT = STORED[-1] + timedelta(days=1)
+
+
+def _late_project(root: Path, extra: list[tuple[str, str, str, str]] = (),  # type: ignore[assignment]
+                  windowed: bool = False) -> Path:
+    """Three accounts' logins (A3's every day); besides the mini's 30-day count (alone with
+    ``windowed``), a count over all time and the days since the last login."""
+    accounts = [("A1", "Acme", "SMB", "2024-01-01"), ("A2", "Globex", "SMB", "2024-01-01"),
+                ("A3", "Initech", "SMB", "2024-01-01")]
+    events = [("A1", "u1", "login", f"{FIRST + timedelta(days=i)} 09:00:00") for i in range(0, 45, 3)]
+    events += [("A2", "u2", "login", f"{FIRST + timedelta(days=i)} 09:00:00") for i in range(0, 45, 7)]
+    events += [("A3", "u3", "login", f"{FIRST + timedelta(days=i)} 09:00:00") for i in range(45)]
+    files = {} if windowed else {
+        "measures/usage.yml": MEASURES_YML + """\
+logins_ever: {type: count, entity: usage_events, filter: "event = 'login'", scheme: {type: linear, low: 0, high: 20}}
+last_login: {type: days_since, entity: usage_events, scheme: {type: linear, low: 30, high: 0}}
+""",  # noqa: E501
+        "scorecards/default.yml": "groups: {usage: {weight: 100, measures: {logins_30: 50, "
+                                  "logins_ever: 30, last_login: 20}}}\n"}
+    return write_project(root, {
+        **files,
+        "data/accounts.csv": csv_text(ACCOUNT_COLUMNS, accounts),
+        "data/usage_events.csv": csv_text(EVENT_COLUMNS, [*events, *extra]),
+    })
+
+
+def _files(root: Path) -> dict[str, int]:
+    snaps = root / ".healthscore" / "snapshots"
+    return {p.parent.name: p.stat().st_ino for p in snaps.rglob("*.parquet")}
+
+
+@pytest.mark.parametrize("late_day, windowed, touched", [
+    (STORED[-1], False, [STORED[-1]]),  # a row of yesterday arriving today: yesterday and today
+    (STORED[5], True, STORED[5:35]),  # a 30-day window alone: the 30 stored dates that see it
+    (STORED[5], False, STORED[5:]),  # a count over all time: every later date
+])
+def test_late_rows_recompute_exactly_the_dates_they_touch(
+        tmp_path: Path, late_day: date, windowed: bool, touched: list[date]) -> None:
+    root = _late_project(tmp_path / "p", windowed=windowed)
+    project = Project.load(root)
+    project.run(dates=STORED, apply_rules=False)
+    before = _files(root)
+    was = project.scores(late_day).to_pandas().set_index("account_id")["m__logins_30"]
+
+    late = ("A2", "u9", "login", f"{late_day} 18:00:00")
+    _late_project(root, [late], windowed)
+    result = Project.load(root).run(as_of=NEXT, apply_rules=False)
+    assert result.recomputed == touched
+    assert result.dates == [*touched, NEXT]
+    assert result.incremental == (
+        f"late rows in usage_events dated {late_day}: recomputing "
+        f"{', '.join(str(d) for d in touched)} and {NEXT} from the sources")
+    after = _files(root)
+    rewritten = sorted(d for d in before if before[d] != after[d])
+    assert rewritten == [f"as_of={d}" for d in touched]
+    now = project.scores(late_day).to_pandas().set_index("account_id")["m__logins_30"]
+    assert now["A2"] == was["A2"] + 1 and now["A1"] == was["A1"] and now["A3"] == was["A3"]
+
+    cold_root = _late_project(tmp_path / "cold", [late], windowed)
+    cold = Project.load(cold_root)
+    cold.run(dates=[*STORED, NEXT], apply_rules=False)
+    for day in [*STORED, NEXT]:  # every stored date is what a cold run gives on today's data
+        _same(project.scores(day, primary_only=False).to_pandas().sort_values(KEYS)
+              .reset_index(drop=True),
+              cold.scores(day, primary_only=False).to_pandas().sort_values(KEYS)
+              .reset_index(drop=True))
+    # and the day after is computed from the state again, as a cold run computes it
+    again = Project.load(root).run(as_of=NEXT + timedelta(days=1), apply_rules=False)
+    assert again.incremental.endswith(f"computed from the state kept as of {NEXT}")
+    _same(_frame(again), _frame(cold.run(as_of=NEXT + timedelta(days=1), apply_rules=False,
+                                         full=True)))
+
+
+# ----------------------------------------------------------------------------- cold runs
+
+
+def _kept_mini(tmp_path: Path) -> Path:
+    root = _late_project(tmp_path / "p")
+    Project.load(root).run(dates=STORED[-3:], apply_rules=False)
+    return root
+
+
+def test_run_full_computes_from_the_sources(tmp_path: Path) -> None:
+    root = _kept_mini(tmp_path)
+    out = CliRunner().invoke(app, ["run", "--project", str(root), "--as-of", str(NEXT), "--full"])
+    assert out.exit_code == 0, out.output
+    assert "--full: every date computed from the sources." in out.output
+    assert _state_day(root) == str(NEXT)  # and keeps the new state
+    out = CliRunner().invoke(app, ["run", "--project", str(root), "--as-of",
+                                   str(NEXT + timedelta(days=1))])
+    assert f"computed from the state kept as of {NEXT}." in out.output
+
+
+def test_a_changed_configuration_falls_back_to_a_cold_run(tmp_path: Path) -> None:
+    root = _kept_mini(tmp_path)
+    measures = root / "measures" / "usage.yml"
+    measures.write_text(measures.read_text().replace("window: 30d", "window: 7d"))
+    result = Project.load(root).run(as_of=NEXT, apply_rules=False)
+    assert result.incremental == ("computed from the sources: the configuration (healthscore.yml, "
+                                  "measures, scorecards) changed since the kept state")
+    cold_root = _late_project(tmp_path / "cold")
+    shutil.copy(measures, cold_root / "measures" / "usage.yml")
+    cold = Project.load(cold_root)
+    _same(_frame(result), _frame(cold.run(as_of=NEXT, apply_rules=False)))
+
+
+def test_earlier_dates_are_cold_and_changed_values_are_late_rows(tmp_path: Path) -> None:
+    root = _kept_mini(tmp_path)
+    early = Project.load(root).run(as_of=STORED[0], apply_rules=False)
+    assert early.incremental == (f"computed from the sources: {STORED[0]} is not after the kept "
+                                 f"state's date, {STORED[-1]}")
+    assert _state_day(root) == str(STORED[-1])  # an earlier date keeps the state as it was
+    events = root / "data" / "usage_events.csv"
+    lines = events.read_text().splitlines()
+    events.write_text("\n".join([lines[0] + ",module", *[f"{x},core" for x in lines[1:]]]) + "\n")
+    result = Project.load(root).run(as_of=NEXT, apply_rules=False)  # every row has changed
+    assert result.recomputed == [STORED[0], *STORED[-3:]]
+    assert result.incremental.startswith("late rows in usage_events dated 2025-02-01, 2025-02-02, ")
+
+
+def test_a_failed_run_keeps_the_state_it_had(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _kept_mini(tmp_path)
+    state = (root / ".healthscore" / incremental.FOLDER / incremental.RUNNING).read_bytes()
+
+    def fail(*args: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("healthscore.pipeline.write_snapshots", fail)
+    with pytest.raises(OSError, match="disk full"):
+        Project.load(root).run(as_of=NEXT, apply_rules=False)
+    assert _state_day(root) == str(STORED[-1])
+    assert (root / ".healthscore" / incremental.FOLDER / incremental.RUNNING).read_bytes() == state
+    assert not list((root / ".healthscore").glob(".incremental-tmp-*"))
+    monkeypatch.undo()
+    result = Project.load(root).run(as_of=NEXT, apply_rules=False)
+    assert result.incremental.endswith(f"computed from the state kept as of {STORED[-1]}")
+
+
+def test_a_scorecard_without_running_values_keeps_a_state_too(tmp_path: Path) -> None:
+    """Tenure alone (read from the accounts, nothing summed over dates): the next day still
+    starts from the kept state, and equals a cold run."""
+    root = write_project(tmp_path / "p", {
+        "measures/usage.yml": "tenure: {type: tenure, unit: days, scheme: {type: linear, low: 0, "
+                              "high: 400}}\n",
+        "scorecards/default.yml": "groups: {age: {weight: 100, measures: {tenure: 100}}}\n"})
+    project = Project.load(root)
+    project.run(as_of=STORED[-1], apply_rules=False)
+    kept = project.run(as_of=NEXT, apply_rules=False)
+    assert kept.incremental == f"{NEXT} computed from the state kept as of {STORED[-1]}"
+    _same(_frame(kept), _frame(project.run(as_of=NEXT, apply_rules=False, full=True)))
+
+
+def test_ctas_opened_after_the_kept_date_colour_the_next_day(tmp_path: Path) -> None:
+    """CTAs and marks come from the workflow store, read whole: a CTA the rules (or a CSM)
+    opened on the kept date, after its run, colours the next day as a cold run colours it."""
+    from healthscore.workflow.service import Workflow
+
+    from .test_modules import card, colours, make
+
+    project = make(tmp_path, card())
+    kept_day, day = date(2025, 2, 28), date(2025, 3, 1)
+    project.run(as_of=kept_day, apply_rules=False)
+    for account, at in (("A1", datetime(2025, 2, 28, 15)), ("A2", datetime(2025, 3, 1, 9))):
+        w = Workflow(project.config, project.store, today=at.date(), clock=lambda at=at: at)
+        if account == "A1":
+            w.add_user("ada", "admin")
+        w.open_cta(account, "lifecycle", "Kickoff slipped", actor="ada", module="onboarding")
+        w.close()  # A1's after the run of the kept day
+    result = project.run(as_of=day, apply_rules=False)
+    assert result.incremental == f"{day} computed from the state kept as of {kept_day}"
+    assert colours(project, day, "c__onboarding") == {"A1": "yellow", "A2": "yellow", "A3": "green"}
+    _same(_frame(result), _frame(project.run(as_of=day, apply_rules=False, full=True)))
