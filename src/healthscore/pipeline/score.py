@@ -14,7 +14,7 @@ import ibis.expr.types as ir
 from healthscore.config.model import ProjectConfig
 from healthscore.engine.adapter import Engine, temp_name
 from healthscore.measures import asof
-from healthscore.measures.build import MeasureBuilder, active_spine
+from healthscore.measures.build import MeasureBuilder, active_spine, known_accounts
 from healthscore.pipeline.load import Loaded, Progress
 from healthscore.scoring.scorecard import primary_of, score_scorecard
 from healthscore.sources.clean import DataHealth
@@ -35,6 +35,7 @@ def scores_expr(
     builder.span = span or asof.Span(min(dates), max(dates))
     builder.n_dates = len(dates)
     builder.history = history_columns(loaded)
+    builder.accounts = known_accounts(loaded.tables["accounts"], loaded.tables.get("outcomes"))
     spine = active_spine(loaded.tables["accounts"], loaded.tables.get("outcomes"), builder.grid)
     wide = builder.build(spine)
     # every scorecard reads the measures: compute them once
