@@ -76,35 +76,3 @@ def test_a_kill_at_any_step_loses_nothing(tmp_path: Path, stop: int) -> None:
     assert _value(store, KEPT) == "['old']"
     left = sorted(p.name for p in tmp_path.iterdir() if p.name != "snapshots")
     assert left == []
-
-
-def test_snapshot_rows_stream_into_one_file_per_date_whatever_the_batches(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The engine writes a pass batch by batch (here 7 rows a batch, dates interleaved): every
-    row lands once in its date's file, and 128-bit sums are stored as doubles."""
-    from datetime import date, timedelta
-
-    from healthscore.engine import adapter
-
-    monkeypatch.setattr(adapter, "WRITE_BATCH_ROWS", 7)
-    engine = adapter.DuckDBEngine()
-    try:
-        days = [date(2025, 1, 1) + timedelta(days=i % 4) for i in range(50)]
-        t = engine.register_arrow(pa.table({
-            "account_id": [f"A{i}" for i in range(50)], "as_of": days,
-            "n": pa.array(range(50), pa.int64())}), "rows")
-        t = t.mutate(total=t.n.sum().over(group_by="as_of"))
-        engine.write_partitioned(t, tmp_path)
-    finally:
-        engine.close()
-    folders = sorted(p.name for p in tmp_path.iterdir())
-    assert folders == [f"as_of=2025-01-0{d}" for d in range(1, 5)]
-    for i, folder in enumerate(folders):
-        files = sorted((tmp_path / folder).iterdir())
-        assert [f.name for f in files] == ["data_0.parquet"]
-        got = pq.read_table(files[0]).to_pylist()
-        mine = [n for n in range(50) if n % 4 == i]
-        assert sorted(r["n"] for r in got) == mine
-        assert {r["as_of"] for r in got} == {date(2025, 1, 1 + i)}
-        assert {r["total"] for r in got} == {float(sum(mine))}
-        assert pq.read_schema(files[0]).field("total").type == pa.float64()

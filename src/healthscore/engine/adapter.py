@@ -21,7 +21,6 @@ from healthscore.config.specs import SparkSpec
 from healthscore.errors import EngineError
 
 _counter = itertools.count()
-WRITE_BATCH_ROWS = 500_000  # rows per Arrow batch when writing snapshots
 
 
 def temp_name(prefix: str) -> str:
@@ -110,41 +109,12 @@ class DuckDBEngine(Engine):
         return self.con.con.sql(self._sql(expr)).to_arrow_table()
 
     def write_partitioned(self, expr: ibis.Table, folder: Path) -> None:
-        """Stream an expression into hive partitions ``as_of=YYYY-MM-DD/`` (keeps the column).
-
-        The rows come out as Arrow batches; each batch is cut by date and appended to that
-        date's open Parquet file, so memory holds one batch, whatever the number of dates.
-        (DuckDB's own ``PARTITION_BY`` held every date's rows until the end and spilled them.)"""
-        import pyarrow.compute as pc
-        import pyarrow.parquet as pq
-
-        rel = self.con.con.sql(self._sql(expr))
-        # 128-bit integers as DOUBLE, as DuckDB's own Parquet writer stores them
-        rel = rel.select(", ".join(
-            f'CAST("{n}" AS DOUBLE) AS "{n}"' if str(t) in ("HUGEINT", "UHUGEINT") else f'"{n}"'
-            for n, t in zip(rel.columns, rel.types, strict=True)))
-        reader = rel.to_arrow_reader(WRITE_BATCH_ROWS)
-        writers: dict[Any, pq.ParquetWriter] = {}
-        try:
-            for batch in reader:
-                if not batch.num_rows:
-                    continue
-                table = pa.Table.from_batches([batch])
-                table = table.take(pc.sort_indices(table["as_of"]))
-                start = 0
-                for run in pc.value_counts(table["as_of"]).to_pylist():
-                    day, n = run["values"], run["counts"]
-                    writer = writers.get(day)
-                    if writer is None:
-                        path = folder / f"as_of={day.isoformat()}" / "data_0.parquet"
-                        path.parent.mkdir(parents=True, exist_ok=True)
-                        writer = writers[day] = pq.ParquetWriter(path, table.schema,
-                                                                 compression="snappy")
-                    writer.write_table(table.slice(start, n))
-                    start += n
-        finally:
-            for writer in writers.values():
-                writer.close()
+        """Stream an expression into hive partitions ``as_of=YYYY-MM-DD/`` (keeps the column)."""
+        sql = self._sql(expr)
+        self.con.con.execute(
+            f"COPY ({sql}) TO '{folder}' (FORMAT PARQUET, PARTITION_BY (as_of), "
+            f"WRITE_PARTITION_COLUMNS true, COMPRESSION SNAPPY, OVERWRITE_OR_IGNORE true)"
+        )
 
     def close(self) -> None:
         self.con.disconnect()
