@@ -51,6 +51,16 @@ def left_join(left: ir.Table, right: ir.Table, keys: list[str]) -> ir.Table:
 
 def active_spine(accounts: ir.Table, outcomes: ir.Table | None, grid: ir.Table) -> ir.Table:
     """Every account on every as-of date on which it was a customer (started, not yet gone)."""
+    spine = known_accounts(accounts, outcomes).cross_join(grid)
+    return spine.filter(
+        (spine.start_date <= spine.as_of)
+        & (spine.churn_date.isnull() | (spine.churn_date > spine.as_of))
+    )
+
+
+def known_accounts(accounts: ir.Table, outcomes: ir.Table | None) -> ir.Table:
+    """The accounts, their churn date being the accounts file's or else the first churn
+    outcome's."""
     churn = accounts.churn_date
     if outcomes is not None:
         left = outcomes.filter(outcomes.kind == "churn").group_by("account_id").aggregate(
@@ -61,11 +71,7 @@ def active_spine(accounts: ir.Table, outcomes: ir.Table | None, grid: ir.Table) 
     accounts = accounts.mutate(churn_date=churn)
     if "__churn" in accounts.columns:
         accounts = accounts.drop("__churn")
-    spine = accounts.cross_join(grid)
-    return spine.filter(
-        (spine.start_date <= spine.as_of)
-        & (spine.churn_date.isnull() | (spine.churn_date > spine.as_of))
-    )
+    return accounts
 
 
 class MeasureBuilder:
@@ -84,6 +90,9 @@ class MeasureBuilder:
         self.n_dates = 0
         self.history: list[str] = []  # account columns an account_history source gives
         self.carry: Carry | None = None  # running values kept for (or taken from) another run
+        # the spine's accounts (known_accounts): when set, the running windows see only the
+        # (account, date) keys and the measures' columns; the accounts' own columns join after
+        self.accounts: ir.Table | None = None
         # event measures by (entity, time column): one pass over each entity's rows for them all
         self.events: dict[tuple[str, str], list[EntityMeasure]] = {}
 
@@ -187,7 +196,8 @@ class MeasureBuilder:
         sparse = self.materialize(_sparse(ibis.union(*parts), cols, merged=True), "sparse")
         if self.carry is not None:
             sparse = self.carry.apply(sparse, cols, spine, self.side)
-        joined = left_join(spine, sparse, ["account_id", "k"])
+        keys = spine if self.accounts is None else spine.select("account_id", "k", "as_of")
+        joined = left_join(keys, sparse, ["account_id", "k"])
         w = ibis.window(group_by="account_id", order_by="k", rows=(None, 0))
         running: dict[str, Any] = {}
         for c, (how, _) in cols.items():
@@ -197,7 +207,12 @@ class MeasureBuilder:
                 running[c] = joined[c].max().over(w)
             else:
                 running[c] = joined[c].argmax(joined[f"{c}__ts"]).over(w)
-        return joined.mutate(**running)
+        done = joined.mutate(**running)
+        if self.accounts is None:
+            return done
+        values = [c for c in done.columns if c not in keys.columns]
+        wide = done.inner_join(self.accounts, "account_id")
+        return wide.select(*spine.columns, *values)
 
     def _aligned(self, table: ir.Table, cols: dict[str, tuple[str, str]]) -> ir.Table:
         exprs: dict[str, Any] = {}

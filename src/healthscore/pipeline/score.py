@@ -14,7 +14,7 @@ import ibis.expr.types as ir
 from healthscore.config.model import ProjectConfig
 from healthscore.engine.adapter import Engine, temp_name
 from healthscore.measures import asof
-from healthscore.measures.build import MeasureBuilder, active_spine
+from healthscore.measures.build import MeasureBuilder, active_spine, known_accounts
 from healthscore.measures.carry import Carry
 from healthscore.pipeline.load import Loaded, Progress
 from healthscore.scoring.scorecard import primary_of, score_scorecard
@@ -46,6 +46,7 @@ def measures_expr(
     builder.span = span or asof.Span(min(dates), max(dates))
     builder.n_dates = len(dates)
     builder.history = history_columns(loaded)
+    builder.accounts = known_accounts(loaded.tables["accounts"], loaded.tables.get("outcomes"))
     builder.carry = carry
     if carry is not None and carry.before is not None:
         builder.n_dates = 1  # from kept values one date is new: distinct counts join it directly

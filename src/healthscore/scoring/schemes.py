@@ -61,6 +61,29 @@ def percentile(scheme: specs.PercentileScheme, value: Any, t: Any) -> Any:
     return ibis.ifelse(has, ibis.null(), pct)
 
 
+def with_percentile(t: Any, column: str, scheme: specs.PercentileScheme, out: str) -> Any:
+    """``t`` plus the column ``out``: :func:`percentile` of ``t[column]``, the same numbers.
+
+    Counted once per distinct (as-of date, ``by`` value, value) and joined back, so only that
+    small table is sorted, not every scored row (the three windows of :func:`percentile`
+    each sorted the whole table, all its columns with it)."""
+    seen = t.filter(t[column].notnull())
+    counts = seen.group_by(
+        __p_as_of=seen.as_of, __p_by=seen[scheme.by], __p_v=seen[column]
+    ).aggregate(__p_eq=seen.count())
+    peers = ["__p_as_of", "__p_by"]
+    below = counts.__p_eq.sum().over(ibis.window(group_by=peers, order_by="__p_v", rows=(None, -1)))
+    n = counts.__p_eq.sum().over(ibis.window(group_by=peers))
+    pct = (below.fill_null(0).cast("int64").cast("float64") + counts.__p_eq * 0.5) \
+        / n.cast("int64") * 100
+    pct = pct if scheme.higher_is_better else 100 - pct
+    counts = counts.select("__p_as_of", "__p_by", "__p_v", **{out: pct})
+    joined = t.left_join(counts, [t.as_of == counts.__p_as_of,
+                                  t[scheme.by].identical_to(counts.__p_by),
+                                  t[column] == counts.__p_v])
+    return joined.select(*t.columns, out)
+
+
 # scheme type -> its compiler (raw value -> score 0..100, null stays null)
 SCHEMES: dict[str, Callable[..., Any]] = {
     "thresholds": thresholds, "linear": linear, "percentile": percentile, "boolean": boolean,

@@ -17,6 +17,7 @@ from healthscore.config.expressions import compile_filter
 from healthscore.config.model import INSUFFICIENT, Band, Group, ProjectConfig, Scorecard
 from healthscore.measures.modules import MARK_CODES, critical_col, mark_col, open_col
 from healthscore.scoring.schemes import score as scheme_score
+from healthscore.scoring.schemes import with_percentile
 
 KEYS = ["account_id", "as_of"]
 ATTRIBUTES = ["name", "segment", "industry", "csm", "lifecycle_stage", "arr", "renewal_date"]
@@ -60,7 +61,13 @@ def score_scorecard(sc: Scorecard, t: ir.Table, version: str, primary: bool,
     step reading the columns of the one before, so the expression stays linear in size.
     """
     entries = sc.all_entries()
-    t = t.mutate(**{score_col(e.measure): _measure_score(e, t) for e in entries})
+    ranked: dict[str, str] = {}  # measure -> its percentile column, joined in beforehand
+    for i, e in enumerate(entries):
+        if e.scheme.type == "percentile":
+            ranked[e.measure] = f"__pct_{i}"
+            t = with_percentile(t, e.measure, e.scheme, ranked[e.measure])
+    t = t.mutate(**{score_col(e.measure): _measure_score(e, t, ranked.get(e.measure))
+                    for e in entries})
     for level in reversed(_levels(sc)):
         t = t.mutate(**{group_col(g.path): _group_score(g, t) for g in level})
     overall = _combine([(g.weight, t[group_col(g.path)]) for g in sc.groups])
@@ -88,8 +95,8 @@ def score_scorecard(sc: Scorecard, t: ir.Table, version: str, primary: bool,
     return t.select(*KEYS, *attrs, **out)
 
 
-def _measure_score(entry: Any, t: ir.Table) -> Any:
-    raw = scheme_score(entry.scheme, t[entry.measure], t)
+def _measure_score(entry: Any, t: ir.Table, ranked: str | None = None) -> Any:
+    raw = t[ranked] if ranked else scheme_score(entry.scheme, t[entry.measure], t)
     if entry.missing != "skip":
         raw = ibis.coalesce(raw, float(entry.missing))
     return raw.cast("float64")
