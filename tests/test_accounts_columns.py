@@ -4,30 +4,14 @@ and filter links and by saved views, and an unknown name is an error in the page
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import parse_qs, unquote
 
-import pytest
+from .test_web import CSM, Site, login, project, site
 
-from healthscore.project import Project
-
-from .test_web import CSM, Site, login, project
-
-__all__ = ["project"]  # the shared fixture of tests/test_web.py
+__all__ = ["project", "site"]  # the shared fixtures of tests/test_web.py
 
 UNKNOWN = ("cols: unknown column 'mood'. Columns: name, account_id, segment, csm, lifecycle_stage, arr, "
            "renewal_date, score, band, coverage, change_30d, change_90d, red_modules, open_ctas.")
-
-
-@pytest.fixture
-def site(project: Project, tmp_path: Path) -> Iterator[Site]:
-    s = Site(project, tmp_path / "wf.db")
-    try:
-        yield s
-    finally:
-        s.client.close()
-        s.wf.close()
 
 
 def _headers(html: str) -> list[str]:

@@ -5,26 +5,10 @@ read lowers it, and the settings form keeps what was typed when it is refused.""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
+from .test_web import ADMIN, CSM, LEAD, OTHER_CSM, Site, login, project, site
 
-from healthscore.project import Project
-
-from .test_web import ADMIN, CSM, LEAD, OTHER_CSM, Site, login, project
-
-__all__ = ["project"]  # the shared fixture of tests/test_web.py
-
-
-@pytest.fixture
-def site(project: Project, tmp_path: Path) -> Iterator[Site]:
-    s = Site(project, tmp_path / "wf.db")
-    try:
-        yield s
-    finally:
-        s.client.close()
-        s.wf.close()
+__all__ = ["project", "site"]  # the shared fixtures of tests/test_web.py
 
 
 def _escalated(site: Site) -> int:

@@ -43,7 +43,8 @@ from healthscore.measures.build import active_spine
 from healthscore.measures.carry import Carry
 from healthscore.measures.parts import time_column
 from healthscore.pipeline.load import Loaded
-from healthscore.pipeline.score import measures_expr, score_wide
+from healthscore.pipeline.score import measures_expr, score_wide, union_aligned
+from healthscore.sources.cache import pid_alive
 
 FOLDER = ".incremental"  # in the state folder; a dot: not in backups
 MANIFEST = "state.json"
@@ -266,7 +267,7 @@ def score_day(config: ProjectConfig, loaded: Loaded, p: Plan) -> tuple[ir.Table,
         fresh = Carry()
         parts.append(measures_expr(config, sub, [day], asof.Span(day, day), fresh))
         carries.append(fresh)
-    return score_wide(config, loaded, _aligned(parts)), carries
+    return score_wide(config, loaded, union_aligned(parts)), carries
 
 
 class StateMismatch(Exception):
@@ -319,17 +320,6 @@ def _rows_after(t: ir.Table, uses: list[tuple[Any, int]], prev: date) -> Any:
     return keep
 
 
-def _aligned(parts: list[ir.Table]) -> ir.Table:
-    if len(parts) == 1:
-        return parts[0]
-    types: dict[str, Any] = {}
-    for p in parts:
-        for name, dtype in p.schema().items():
-            types.setdefault(name, dtype)
-    return ibis.union(*[p.select(**{c: (p[c] if c in p.columns else ibis.null()).cast(t)
-                                    for c, t in types.items()}) for p in parts])
-
-
 # ----------------------------------------------------------------------------- the state
 
 
@@ -361,7 +351,7 @@ def write_pending(config: ProjectConfig, loaded: Loaded, carries: list[Carry], d
     tmp.mkdir(parents=True)
     try:
         distinct = distinct_measures(config)
-        kept = _aligned([c.kept(distinct) for c in carries])
+        kept = union_aligned([c.kept(distinct) for c in carries])
         pq.write_table(loaded.engine.to_arrow(kept), tmp / RUNNING, compression="zstd")
         if prints is None:
             prints = fingerprints(config, loaded, read_state(config.state_dir))
@@ -395,15 +385,5 @@ def _prune(state_dir: Path) -> None:
     """Folders of runs that died before moving their state in."""
     for folder in state_dir.glob(f"{_TMP}*"):
         pid = folder.name[len(_TMP):].split("-")[0]
-        if not _alive(pid):
+        if not pid_alive(pid):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: str) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -69,7 +69,7 @@ def score_wide(config: ProjectConfig, loaded: Loaded, wide: ir.Table) -> ir.Tabl
     for sc in config.also:
         parts.append(score_scorecard(sc, wide, sc.version(config.measures), False,
                                      attributes=config.attributes))
-    return _union_aligned(parts)
+    return union_aligned(parts)
 
 
 def history_columns(loaded: Loaded) -> list[str]:
@@ -87,7 +87,8 @@ def _stale_dates(health: dict[str, DataHealth], dates: list[date]) -> dict[str, 
     return out
 
 
-def _union_aligned(parts: list[ir.Table]) -> ir.Table:
+def union_aligned(parts: list[ir.Table]) -> ir.Table:
+    """The union of ``parts``, each given every column of the others (null where it has none)."""
     if len(parts) == 1:
         return parts[0]
     types: dict[str, Any] = {}

@@ -200,7 +200,7 @@ class SourceCache:
         for folder in (self.root / entity).iterdir():
             if folder.name == keep:
                 continue
-            if folder.name.startswith(".tmp-") and _pid_alive(folder.name.split("-")[1]):
+            if folder.name.startswith(".tmp-") and pid_alive(folder.name.split("-")[1]):
                 continue
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -319,7 +319,7 @@ def _fsync_file(path: Path) -> None:
             os.close(fd)
 
 
-def _pid_alive(pid: str) -> bool:
+def pid_alive(pid: str) -> bool:
     try:
         os.kill(int(pid), 0)
     except (ValueError, ProcessLookupError):
