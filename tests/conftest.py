@@ -1,9 +1,15 @@
-"""Shared fixtures: the mini project, the demo data, and PostgreSQL tables that are dropped
-afterwards; and how 'make test' spreads the tests over its two workers."""
+"""Shared fixtures: the mini project, the demo data and the demo projects scored on it (built
+once for both workers of 'make test'), and PostgreSQL tables that are dropped afterwards; and
+how 'make test' spreads the tests over its two workers."""
 
 from __future__ import annotations
 
+import functools
+import json
+import os
+import shutil
 import stat
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -11,10 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from filelock import FileLock
 
 from tests.projects import write_project
 
 DEMO_END = date(2026, 10, 31)
+# the two as-of dates the demo projects of the web, workflow and browser tests are scored on
+DEMO_DATES = [date(2026, 9, 30), date(2026, 10, 31)]
 
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -26,18 +35,102 @@ def mini(tmp_path: Path) -> Path:
     return write_project(tmp_path)
 
 
+def built_once(factory: pytest.TempPathFactory, name: str, build: Callable[[Path], object]) -> Path:
+    """``build(folder)`` run once for the whole test run: under xdist the workers share the
+    run's temporary folder, the first to ask builds while the other waits on a file lock, then
+    both read the same folder. A build that fails leaves nothing marked built."""
+    base = factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder = shared / f"built-{name}"
+    with FileLock(str(folder) + ".lock"):
+        if not (folder / ".built").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            build(folder)
+            (folder / ".built").touch()
+    return folder
+
+
+def copy_project(source: Path, target: Path) -> Path:
+    """A writable copy of the project folder ``source`` (its history, source cache and
+    workflow store with it) at ``target``; recorded validation reports point into the copy."""
+    shutil.copytree(source, target, copy_function=shutil.copyfile)
+    record = target / ".healthscore" / "validations.jsonl"
+    if record.exists():
+        rows = [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines() if line]
+        for row in rows:
+            if row.get("report"):
+                row["report"] = str(target / Path(row["report"]).relative_to(source))
+        record.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return target
+
+
+@functools.cache
+def _migrated_store_bytes() -> bytes:
+    from healthscore.workflow.db import Store
+
+    with tempfile.TemporaryDirectory(prefix="healthscore-store-") as folder:
+        db = Path(folder) / "workflow.db"
+        Store(f"sqlite:///{db}").close()
+        return db.read_bytes()
+
+
+def migrated_store(db: Path) -> Path:
+    """An empty SQLite workflow store at ``db``, every migration already applied: a copy of one
+    migrated once per worker (opening it then finds it up to date)."""
+    db.write_bytes(_migrated_store_bytes())
+    return db
+
+
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo's data for 150 accounts (seed 11, 24 months to DEMO_END), generated once per
-    worker for every module that scores it. Its files are read-only: copy it to change it."""
+    """The demo's data for 150 accounts (seed 11, 24 months to DEMO_END), generated once for
+    every module that scores it. Its files are read-only: copy it to change it."""
     from healthscore.demo.generate import generate
 
-    data = tmp_path_factory.mktemp("demo") / "data"
-    generate(data, accounts=150, months=24, seed=11, end_date=DEMO_END)
-    for path in data.rglob("*"):
-        if path.is_file():
-            path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-    return data
+    def build(folder: Path) -> None:
+        generate(folder / "data", accounts=150, months=24, seed=11, end_date=DEMO_END)
+        for path in (folder / "data").rglob("*"):
+            if path.is_file():
+                path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+
+    return built_once(tmp_path_factory, "demo-data", build) / "data"
+
+
+@pytest.fixture(scope="session")
+def scored_demo(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The eight-categories template on the demo data, scored on DEMO_DATES without applying
+    its rules: a project folder built once. Do not change it: ``copy_project`` it."""
+    from healthscore.project import Project
+    from healthscore.templates import write_template
+
+    def build(folder: Path) -> None:
+        write_template(folder / "p", "eight-categories", demo_data)
+        Project.load(folder / "p").run(dates=DEMO_DATES, apply_rules=False)
+
+    return built_once(tmp_path_factory, "scored-demo", build) / "p"
+
+
+@pytest.fixture(scope="session")
+def served_demo(scored_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``scored_demo`` as the served demo has it: the template's rules applied (they open CTAs
+    owned by each account's CSM, as a run does), the demo's users, and a validation of
+    2026-03-31..2026-07-31 written and recorded. Built once; ``copy_project`` it."""
+    from healthscore.demo.project import demo_users
+    from healthscore.project import Project
+
+    def build(folder: Path) -> None:
+        project = Project.load(copy_project(scored_demo, folder / "p"))
+        wf = project.workflow()  # what Project.run does after scoring when there are rules
+        try:
+            wf.plan_and_apply()
+        finally:
+            wf.close()
+        demo_users(project)
+        check = project.validate(start="2026-03-31", end="2026-07-31", every="month", horizon="90d")
+        report, _ = check.write(project.config.state_dir / "validation")
+        check.record(report)
+
+    return built_once(tmp_path_factory, "served-demo", build) / "p"
 
 
 @pytest.fixture(scope="session")

@@ -123,6 +123,13 @@ def xlsx_file(sheets: dict[str, tuple[list[str], Rows]]) -> Callable[[Path], Non
     return write
 
 
+# Local Spark sized for the tests' few dozen rows: one shuffle partition, no adaptive re-planning
+# and no whole-stage code generation (the history's Spark test: 117-150 s -> 77-98 s on a busy
+# two-core machine). Every local Spark test uses the same settings, so they share one session.
+SMALL_SPARK = ("spark:\n  conf: {spark.sql.shuffle.partitions: 1, spark.sql.adaptive.enabled: false, "
+               "spark.sql.codegen.wholeStage: false}\n")
+
+
 # the people the built-in playbooks reach besides CSMs and leads (their finance and sales tasks)
 DEPARTMENT_PEOPLE = (("fay", "csm", "finance"), ("sam", "csm", "sales"))
 

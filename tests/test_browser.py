@@ -25,13 +25,13 @@ except ImportError:  # pragma: no cover - playwright is a dev dependency
     pytest.skip("playwright is not installed (pip install -e '.[dev]')", allow_module_level=True)
 
 from healthscore.demo.population import CSMS
-from healthscore.demo.project import DEMO_PASSWORD, demo_users
+from healthscore.demo.project import DEMO_PASSWORD
 from healthscore.project import Project
-from healthscore.templates import write_template
 from healthscore.web.app import create_app
 from healthscore.web.i18n import Formatter
 
 from .browser_support import CHROMIUM, LAUNCH_ARGS, LiveServer, Recorder, path_is, screenshot
+from .conftest import DEMO_DATES, copy_project
 from .test_pipeline import END
 
 if not CHROMIUM.exists():
@@ -39,7 +39,7 @@ if not CHROMIUM.exists():
                 "(apt-get install chromium)", allow_module_level=True)
 
 TODAY = date(2026, 11, 2)
-DATES = [date(2026, 9, 30), date(2026, 10, 31)]
+DATES = DEMO_DATES  # what conftest.served_demo is scored on
 EXPIRES = "2026-12-31"
 TIMEOUT_MS = 15_000
 EN = Formatter("en")  # labels of identifiers such as band names
@@ -64,15 +64,10 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    root = tmp_path_factory.mktemp("browser")
-    write_template(root / "p", "eight-categories", demo_data)
-    project = Project.load(root / "p")
-    project.run(dates=DATES)  # the template's rules open CTAs owned by each account's CSM
-    demo_users(project)
-    check = project.validate(start="2026-03-31", end="2026-07-31", every="month", horizon="90d")
-    report, _ = check.write(project.config.state_dir / "validation")
-    check.record(report)
+def site(served_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """The demo scored on DATES, its rules applied (they open CTAs owned by each account's CSM),
+    the demo's users and a recorded validation (conftest.served_demo), served from a copy."""
+    project = Project.load(copy_project(served_demo, tmp_path_factory.mktemp("browser") / "p"))
     facts = _facts(project)
     server = LiveServer(create_app(project, today=TODAY)).start()
     try:

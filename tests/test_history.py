@@ -11,7 +11,7 @@ import pytest
 
 from healthscore.project import Project
 
-from .projects import EVENTS, csv_text, write_project
+from .projects import EVENTS, SMALL_SPARK, csv_text, write_project
 
 # today's accounts file: A1 has 10 seats now (its segment is stale there: Mid-Market)
 ACCOUNTS = [
@@ -116,7 +116,7 @@ def test_spark_reads_history_as_duckdb_does(tmp_path: Path) -> None:
     write_project(tmp_path / "duck", _files(HISTORY))
     files = _files(HISTORY)
     text = str(files["healthscore.yml"])
-    files["healthscore.yml"] = text.replace("name: mini\n", "name: mini\nengine: spark\n")
+    files["healthscore.yml"] = text.replace("name: mini\n", f"name: mini\nengine: spark\n{SMALL_SPARK}")
     write_project(tmp_path / "spark", files)
     duck, spark = _scores(tmp_path / "duck", [EARLY, LATE]), _scores(tmp_path / "spark", [EARLY, LATE])
     cols = ["segment", "csm", "scorecard", "score", "band", "m__seat_use", "m__seats", "s__seats"]

@@ -22,12 +22,12 @@ import yaml
 from fastapi.testclient import TestClient
 
 import healthscore.workflow
-from healthscore.demo.project import DEMO_PASSWORD, demo_users
+from healthscore.demo.project import DEMO_PASSWORD
 from healthscore.project import Project
-from healthscore.templates import write_template
 from healthscore.web.app import create_app
 from healthscore.web.i18n import LANGUAGES, PLURAL_SEP, POINTS, Formatter, catalog, plural_tags
 
+from .conftest import copy_project
 from .test_i18n import MSGIDS
 
 TODAY = date(2026, 11, 2)
@@ -120,15 +120,9 @@ def _data_words(project: Project, client: TestClient, rows_pages: list[str]) -> 
 
 
 @pytest.fixture(scope="module")
-def pages(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pages]:
-    root = tmp_path_factory.mktemp("i18n-pages")
-    write_template(root / "p", "eight-categories", demo_data)
-    project = Project.load(root / "p")
-    project.run(dates=[date(2026, 9, 30), date(2026, 10, 31)])  # the rules open CTAs
-    demo_users(project)
-    check = project.validate(start="2026-05-31", end="2026-07-31", every="month", horizon="90d")
-    report, _ = check.write(project.config.state_dir / "validation")
-    check.record(report)
+def pages(served_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pages]:
+    """The served demo (conftest.served_demo: the rules opened CTAs, a recorded validation)."""
+    project = Project.load(copy_project(served_demo, tmp_path_factory.mktemp("i18n-pages") / "p"))
     wf = project.workflow(today=TODAY)
     try:
         cta = min(wf.ctas(status="open"), key=lambda c: c["id"])

@@ -19,11 +19,10 @@ from sqlalchemy import func, select
 
 from healthscore.project import Project
 from healthscore.tables import Audit, Cta
-from healthscore.templates import write_template
 from healthscore.workflow.rules import Plan
 from healthscore.workflow.service import Workflow
 
-from .conftest import PG_DSN, PG_URL
+from .conftest import PG_DSN, PG_URL, copy_project
 from .projects import add_department_people
 
 TODAY = date(2026, 11, 2)
@@ -56,12 +55,9 @@ APPLY = textwrap.dedent("""
 
 
 @pytest.fixture(scope="module")
-def project(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Project:
-    root = tmp_path_factory.mktemp("kill-apply") / "p"
-    write_template(root, "eight-categories", demo_data)
-    proj = Project.load(root)
-    proj.run(dates=[date(2026, 9, 30), date(2026, 10, 31)], apply_rules=False)
-    return proj
+def project(scored_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """The eight-categories demo scored on 2026-09-30 and 2026-10-31 (rules not applied)."""
+    return Project.load(copy_project(scored_demo, tmp_path_factory.mktemp("kill-apply") / "p"))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from healthscore import Project
-from tests.projects import csv_text, project_yml, write_project
+from tests.projects import SMALL_SPARK, csv_text, project_yml, write_project
 
 ACCOUNTS = csv_text(
     ["account_id", "segment", "start_date", "licensed_seats", "churn_date"],
@@ -92,8 +92,9 @@ EXPECTED = {
 }
 
 
-def build_project(root, engine: str = "duckdb"):  # type: ignore[no-untyped-def]
-    """The hand-computed project (also used to compare engines)."""
+def build_project(root, engine: str = "duckdb", spark: str = SMALL_SPARK):  # type: ignore[no-untyped-def]
+    """The hand-computed project (also used to compare engines); on Spark with the ``spark:``
+    section given (none: "")."""
     return write_project(root, {
         "healthscore.yml": project_yml(
             "accounts: {path: data/accounts.csv}\n"
@@ -101,7 +102,8 @@ def build_project(root, engine: str = "duckdb"):  # type: ignore[no-untyped-def]
             "tickets: {path: data/tickets.csv}\n"
             "surveys: {path: data/surveys.csv}\n"
             "manual_values: {path: data/manual.csv}\n",
-            f"scorecards: [default]\nengine: {engine}"),
+            f"scorecards: [default]\nengine: {engine}" + (f"\n{spark}".rstrip("\n") if engine == "spark"
+                                                          else "")),
         "measures/usage.yml": MEASURES,
         "scorecards/default.yml": SCORECARD,
         "data/accounts.csv": ACCOUNTS, "data/usage_events.csv": EVENTS,

@@ -24,7 +24,7 @@ from healthscore.entities import ENTITIES
 from healthscore.errors import DataError
 from healthscore.sources import cache
 from tests.conftest import DEMO_END
-from tests.projects import AS_OF, EVENT_COLUMNS, EVENTS, csv_text, project_yml, write_project
+from tests.projects import AS_OF, EVENT_COLUMNS, EVENTS, SMALL_SPARK, csv_text, project_yml, write_project
 
 SCORES = ["account_id", "as_of", "scorecard", "m__logins_30", "score", "band"]
 
@@ -275,7 +275,7 @@ def test_spark_reads_its_own_cache(tmp_path: Path, reads: list[str]) -> None:
         pytest.skip("the Spark engine needs Java 17 on the PATH (apt-get install openjdk-17-jre)")
     write_project(tmp_path, {"healthscore.yml": project_yml(
         "accounts: {path: data/accounts.csv}\nusage_events: {path: data/usage_events.csv}\n",
-        "scorecards: [default]\nengine: spark")})
+        "scorecards: [default]\nengine: spark\n" + SMALL_SPARK.rstrip("\n"))})
     rows, health, _ = _run(tmp_path)
     reads.clear()
     again, health_again, result = _run(tmp_path)

@@ -110,7 +110,7 @@ def _conf(settings: dict[str, str]) -> list[str]:
 def _spark_project(root: Path, section: str) -> Path:
     from tests.test_measures import build_project
 
-    build_project(root, engine="spark")
+    build_project(root, engine="spark", spark="")
     config = root / "healthscore.yml"
     config.write_text(config.read_text() + section)
     return root

@@ -4,6 +4,7 @@ role x endpoint matrix, stable error bodies, and each page agreeing with its JSO
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 from collections.abc import Iterator
@@ -18,11 +19,11 @@ from sqlalchemy import select
 
 from healthscore.project import Project
 from healthscore.tables import User
-from healthscore.templates import write_template
 from healthscore.web.app import create_app
 from healthscore.workflow.access import hash_password
 from healthscore.workflow.service import Workflow
 
+from .conftest import copy_project, migrated_store
 from .projects import add_department_people
 
 TODAY = date(2026, 11, 2)
@@ -31,22 +32,25 @@ CSM, OTHER_CSM, LEAD, VIEWER, ADMIN = "Anna Kowalska", "Lars Andersen", "Nora Li
 
 
 @pytest.fixture(scope="module")
-def project(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Project:
-    root = tmp_path_factory.mktemp("web")
-    write_template(root / "p", "eight-categories", demo_data)
-    proj = Project.load(root / "p")
-    proj.run(dates=[date(2026, 9, 30), date(2026, 10, 31)], apply_rules=False)
-    return proj
+def project(scored_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """The eight-categories demo scored on 2026-09-30 and 2026-10-31 (rules not applied)."""
+    return Project.load(copy_project(scored_demo, tmp_path_factory.mktemp("web") / "p"))
+
+
+@functools.cache
+def _digest() -> str:
+    """PASSWORD hashed once: argon2 takes half a second on purpose, and every Site needs it."""
+    return hash_password(PASSWORD)
 
 
 class Site:
     """One app over a fresh workflow store, with a user per role and a token for each."""
 
     def __init__(self, project: Project, db: Path) -> None:
-        url = f"sqlite:///{db}"
+        url = f"sqlite:///{migrated_store(db)}"
         self.app = create_app(project, url=url, today=TODAY)
         self.wf: Workflow = self.app.state.site.wf
-        digest = hash_password(PASSWORD)
+        digest = _digest()
         for name, role, team in ((ADMIN, "admin", None), (LEAD, "lead", "North"),
                                  (CSM, "csm", "North"), (OTHER_CSM, "csm", "South"),
                                  (VIEWER, "viewer", None)):

@@ -23,7 +23,7 @@ from healthscore.project import Project
 from healthscore.templates import write_template
 from healthscore.workflow.service import Workflow
 
-from .conftest import PG_DSN, PG_URL
+from .conftest import PG_DSN, PG_URL, migrated_store
 
 TODAY = date(2026, 11, 2)
 DATES = [date(2026, 9, 30), date(2026, 10, 31)]
@@ -59,7 +59,7 @@ def hand_book_to(data: Path, csm: str, user: str) -> None:
 @pytest.fixture(params=["sqlite", "postgres"])
 def wf(request: pytest.FixtureRequest, project: Project, tmp_path: Path) -> Iterator[Workflow]:
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'wf.db'}"
+        url = f"sqlite:///{migrated_store(tmp_path / 'wf.db')}"  # migrated once a worker
         schema = None
     else:
         request.getfixturevalue("pg_url")
