@@ -193,8 +193,8 @@ class MeasureBuilder:
         parts = [self._aligned(_sparse(_clamped(p.table, bounds), p.columns), cols)
                  for p in self.parts]
         # after the union, each (account, index) holds at most one value per latest column
-        # not materialised: a stored copy cannot spill, and at 50,000 accounts x 24 dates it
-        # outgrew the default 1500MB pool
+        # kept inline, not materialised: a materialised copy at 50,000 accounts x 24 dates ran
+        # out of the default 1500MB pool
         sparse = _sparse(ibis.union(*parts), cols, merged=True)
         if self.carry is not None:
             sparse = self.carry.apply(sparse, cols, spine, self.side)
