@@ -9,16 +9,13 @@ import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import date, timedelta
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import event, update
 
-from healthscore.project import Project
 from healthscore.tables import Cta
-from healthscore.templates import write_template
 from healthscore.web import queue
 from healthscore.web.queue import (
     GROUPS,
@@ -33,26 +30,15 @@ from healthscore.web.queue import (
     with_accounts,
 )
 
-from .test_web import ADMIN, CSM, LEAD, OTHER_CSM, TODAY, Site
+from .test_web import ADMIN, CSM, LEAD, OTHER_CSM, TODAY, Site, project, site
 
-
-@pytest.fixture(scope="module")
-def scored(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Project:
-    root = tmp_path_factory.mktemp("queue")
-    write_template(root / "p", "eight-categories", demo_data)
-    proj = Project.load(root / "p")
-    proj.run(dates=[date(2026, 9, 30), date(2026, 10, 31)], apply_rules=False)
-    return proj
+__all__ = ["project", "site"]  # the shared fixtures of tests/test_web.py
 
 
 @pytest.fixture
-def web(scored: Project, tmp_path: Path) -> Iterator[Site]:
-    s = Site(scored, tmp_path / "wf.db")
-    try:
-        yield s
-    finally:
-        s.client.close()
-        s.wf.close()
+def web(site: Site) -> Site:
+    """The eight-categories demo served with an empty workflow store (test_web's site)."""
+    return site
 
 
 PRIORITIES = ["low", "critical", "medium", "high"]

@@ -20,7 +20,7 @@ from healthscore.store.report import month_ends, trend_frame, trends
 from healthscore.store.snapshots import SnapshotStore
 from healthscore.templates import write_template
 
-from .test_web import ADMIN, CSM, LEAD, OTHER_CSM, VIEWER, Site
+from .test_web import ADMIN, CSM, LEAD, OTHER_CSM, VIEWER, Site, serving
 
 DATES = [date(2026, 6, 30), date(2026, 7, 15), date(2026, 7, 31), date(2026, 8, 31), date(2026, 9, 30),
          date(2026, 10, 31)]
@@ -38,12 +38,7 @@ def history(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Projec
 
 @pytest.fixture
 def site(history: Project, tmp_path: Path) -> Iterator[Site]:
-    s = Site(history, tmp_path / "wf.db")
-    try:
-        yield s
-    finally:
-        s.client.close()
-        s.wf.close()
+    yield from serving(history, tmp_path / "wf.db")
 
 
 def _stored(project: Project, day: date) -> pd.DataFrame:

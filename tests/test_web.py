@@ -75,14 +75,19 @@ class Site:
         return plan
 
 
-@pytest.fixture
-def site(project: Project, tmp_path: Path) -> Iterator[Site]:
-    s = Site(project, tmp_path / "wf.db")
+def serving(project: Project, db: Path) -> Iterator[Site]:
+    """A ``Site`` over ``project`` with its workflow store at ``db``, closed after use."""
+    s = Site(project, db)
     try:
         yield s
     finally:
         s.client.close()
         s.wf.close()
+
+
+@pytest.fixture
+def site(project: Project, tmp_path: Path) -> Iterator[Site]:
+    yield from serving(project, tmp_path / "wf.db")
 
 
 def login(site: Site, name: str, password: str = PASSWORD) -> str:
