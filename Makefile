@@ -26,6 +26,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_history.py
+	$(BIN)/python benchmarks/bench_curve.py
 
 bench-web: $(STAMP)
 	$(BIN)/python benchmarks/bench_web.py

@@ -44,27 +44,35 @@ def _month_ends(last: date, n: int) -> list[date]:
 
 ONE = [END]
 MONTHLY = _month_ends(END, 12)
+WEEKLY = [END - timedelta(weeks=i) for i in range(51, -1, -1)]
 DAILY = [END - timedelta(days=i) for i in range(364, -1, -1)]
 
 
 @dataclass(frozen=True)
 class Variant:
     name: str
-    kind: str  # healthscore, spine, pandas
+    kind: str  # healthscore, spine, pandas, floor
     dates: list[date]
 
 
 VARIANTS = {v.name: v for v in [
     Variant("healthscore-1", "healthscore", ONE),
     Variant("healthscore-12", "healthscore", MONTHLY),
+    Variant("healthscore-52", "healthscore", WEEKLY),
     Variant("healthscore-365", "healthscore", DAILY),
     Variant("spine-sql-12", "spine", MONTHLY),
     Variant("pandas-12", "pandas", MONTHLY),
+    Variant("floor-scan", "floor", []),
+    Variant("floor-daily", "floor", []),
 ]}
+# what ``make bench`` runs unless --variants says otherwise
+DEFAULT = ["healthscore-1", "healthscore-12", "healthscore-365", "spine-sql-12", "pandas-12",
+           "floor-scan", "floor-daily"]
 # (variant, compared with): every pair that shares as-of dates
 PAIRS = [
     ("healthscore-1", "spine-sql-12"), ("healthscore-12", "spine-sql-12"),
-    ("healthscore-12", "pandas-12"), ("healthscore-365", "spine-sql-12"),
+    ("healthscore-12", "pandas-12"), ("healthscore-52", "spine-sql-12"),
+    ("healthscore-365", "spine-sql-12"),
     ("spine-sql-12", "pandas-12"), ("pandas-12", "spine-sql-12"),
 ]
 
@@ -91,6 +99,12 @@ def run_variant(name: str, project: Path, data: Path, out: Path) -> None:
         info["rejected"] = {k: h.rows_rejected for k, h in result.health.items()
                             if h.rows_rejected}
         info["warnings"] = result.warnings
+    elif v.kind == "floor":
+        import floor
+
+        began = time.perf_counter()
+        rows = floor.run(data, name.removeprefix("floor-"))
+        seconds = time.perf_counter() - began
     else:
         import pandas_loop
         import spine_sql
@@ -361,6 +375,7 @@ def targets(outcomes: dict[str, Outcome]) -> list[str]:
     if "healthscore-365" in outcomes and "healthscore-1" in outcomes:
         out.append(check("365 daily dates in <= 3x the time of one date",
                          "healthscore-365", "healthscore-1", 3))
+    out += floor_ratios(outcomes)
     hs = {n: o.peak_mb for n, o in outcomes.items() if o.variant.kind == "healthscore"}
     if hs:
         worst = max(hs, key=lambda n: hs[n])
@@ -370,6 +385,20 @@ def targets(outcomes: dict[str, Outcome]) -> list[str]:
                    f"({worst}) -> {'met' if met else 'NOT met'}"
                    + (" (a stopped or failed run counts with its peak until it ended)"
                       if partial else ""))
+    return out
+
+
+def floor_ratios(outcomes: dict[str, Outcome]) -> list[str]:
+    """healthscore's runs against the physical floor measured in the same run (no target)."""
+    out = []
+    for low in ("floor-scan", "floor-daily"):
+        f = outcomes.get(low)
+        if f is None or not f.ok:
+            continue
+        for name, o in outcomes.items():
+            if o.variant.kind == "healthscore" and o.ok:
+                out.append(f"{name} against {low} (not a target): {o.seconds / f.seconds:.1f}x "
+                           f"(CPU time {o.cpu_seconds / f.cpu_seconds:.1f}x)")
     return out
 
 
@@ -400,6 +429,7 @@ def environment(accounts: int, events: int, code: str) -> list[str]:
         f"- Python {platform.python_version()}, DuckDB {duckdb.__version__}, "
         f"pandas {pandas.__version__}",
         f"- dates: 1 = {END}; 12 = month ends {MONTHLY[0]} .. {MONTHLY[-1]}; "
+        f"52 = every 7th day {WEEKLY[0]} .. {WEEKLY[-1]}; "
         f"365 = every day {DAILY[0]} .. {DAILY[-1]}",
     ]
 
@@ -437,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=None,
                    help="data folder (default bench-data/ at the repo root, or "
                         "bench-data-<accounts>/ for other sizes); generated when missing")
-    p.add_argument("--variants", default=",".join(VARIANTS),
+    p.add_argument("--variants", default=",".join(DEFAULT),
                    help="comma-separated subset of: " + ", ".join(VARIANTS))
     p.add_argument("--results", type=Path, default=None,
                    help="Markdown output (default benchmarks/results.md; "
