@@ -124,39 +124,60 @@ def cache_variants(data: Path, work: Path) -> list[dict[str, Any]]:
     return results
 
 
-def postgres_variants(data: Path, work: Path, rows: int, url: str) -> list[dict[str, Any]]:
+def postgres_variants(work: Path, rows: int, url: str, table_name: str = PG_TABLE,
+                      repeat: int = 1, skip_rows: bool = False) -> list[dict[str, Any]]:
     import adbc_driver_postgresql.dbapi as pg
     import pyarrow.parquet as pq
 
     libpq = url.replace("postgresql+psycopg://", "postgresql://")
     with pg.connect(libpq) as conn, conn.cursor() as cur:
-        cur.execute(f"DROP TABLE IF EXISTS {PG_TABLE}")
-        cur.execute(f"CREATE TABLE {PG_TABLE} (account_id text, user_id text, event text, "
+        cur.execute(f"DROP TABLE IF EXISTS {table_name}")
+        cur.execute(f"CREATE TABLE {table_name} (account_id text, user_id text, event text, "
                     f"\"timestamp\" timestamp, module text, value double precision)")
         cur.execute(
-            f"INSERT INTO {PG_TABLE} SELECT 'A' || lpad((i % 20000)::text, 6, '0'), "
+            f"INSERT INTO {table_name} SELECT 'A' || lpad((i % 20000)::text, 6, '0'), "
             f"'u' || (i % 5000), (ARRAY['login','export','report','share'])[1 + i % 4], "
             f"timestamp '2025-01-01' + (i % 900000) * interval '1 minute', "
             f"(ARRAY['core','billing','analytics'])[1 + i % 3], (i % 97)::float8 "
             f"FROM generate_series(1, {rows}) AS i")
         conn.commit()
-        cur.execute(f"SELECT * FROM {PG_TABLE}")
+        cur.execute(f"SELECT * FROM {table_name}")
         pq.write_table(cur.fetch_arrow_table(), work / "usage_events.parquet")
-    table = {"url": url, "table": PG_TABLE}
+    table = {"url": url, "table": table_name}
     projects = {"pg-adbc": table, "pg-sqlalchemy": table,
                 "parquet": {"path": str(work / "usage_events.parquet")}}
+    for name, source in projects.items():
+        (work / name).mkdir()
+        (work / name / "source.json").write_text(json.dumps(source))
     results = []
     try:
-        for name, source in projects.items():
-            folder = work / name
-            folder.mkdir()
-            (folder / "source.json").write_text(json.dumps(source))
-            results.append(spawn(name, folder, work))
+        # the row path once (it is slow); ADBC and Parquet in turn, `repeat` times each
+        if not skip_rows:
+            results.append(spawn("pg-sqlalchemy", work / "pg-sqlalchemy", work))
+        for _ in range(repeat):
+            results += [spawn(name, work / name, work) for name in ("pg-adbc", "parquet")]
     finally:
         with pg.connect(libpq) as conn, conn.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS {PG_TABLE}")
+            cur.execute(f"DROP TABLE IF EXISTS {table_name}")
             conn.commit()
+    side_by_side(results)
     return results
+
+
+def side_by_side(results: list[dict[str, Any]]) -> None:
+    """The medians of the ADBC and Parquet runs, and PostgreSQL's speed as a share of
+    Parquet's (by wall-clock and by CPU)."""
+    import statistics
+
+    med = {name: {k: statistics.median(r[k] for r in results if r["name"] == name)
+                  for k in ("seconds", "cpu", "peak_mb")} for name in ("pg-adbc", "parquet")}
+    runs = sum(r["name"] == "parquet" for r in results)
+    for name, m in med.items():
+        print(f"{name:>16}: median of {runs}: {m['seconds']:7.2f} s  CPU {m['cpu']:6.1f} s  "
+              f"peak {m['peak_mb']:6.0f} MB")
+    pg, pq_ = med["pg-adbc"], med["parquet"]
+    print(f"PostgreSQL at {pq_['seconds'] / pg['seconds']:.0%} of Parquet's speed by wall-clock, "
+          f"{pq_['cpu'] / pg['cpu']:.0%} by CPU")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,6 +189,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path)
     parser.add_argument("--postgres-rows", type=int, default=0)
     parser.add_argument("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--postgres-table", default=PG_TABLE,
+                        help="the table made (and dropped) in that database")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of the ADBC and Parquet variants each, taken in turn")
+    parser.add_argument("--skip-sqlalchemy", action="store_true",
+                        help="leave out the (slow) SQLAlchemy rows variant")
     parser.add_argument("--skip-cache", action="store_true", help="only the PostgreSQL variants")
     args = parser.parse_args(argv)
     if args.variant:
@@ -183,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
             bench_history.warm_cache(data)
             cache_variants(data, work)
         if args.postgres_rows:
-            postgres_variants(data, work, args.postgres_rows, args.postgres_url)
+            postgres_variants(work, args.postgres_rows, args.postgres_url, args.postgres_table,
+                              args.repeat, args.skip_sqlalchemy)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
