@@ -54,9 +54,6 @@ class Engine:
         return None
 
 
-FLUSH_ROWS = 16384  # rows of one date a partitioned write holds before writing them
-
-
 class DuckDBEngine(Engine):
     name = "duckdb"
 
@@ -112,15 +109,9 @@ class DuckDBEngine(Engine):
         return self.con.con.sql(self._sql(expr)).to_arrow_table()
 
     def write_partitioned(self, expr: ibis.Table, folder: Path) -> None:
-        """Stream an expression into hive partitions ``as_of=YYYY-MM-DD/`` (keeps the column).
-
-        A date's rows are written once it holds ``FLUSH_ROWS`` of them, not buffered until
-        the end (DuckDB's default waits for 524,288 rows a date, which no date of a 20,000
-        or 100,000-account history reaches, so every date's rows were held and spilled)."""
+        """Stream an expression into hive partitions ``as_of=YYYY-MM-DD/`` (keeps the column)."""
         sql = self._sql(expr)
-        raw = self.con.con
-        raw.execute(f"SET partitioned_write_flush_threshold = {int(FLUSH_ROWS)}")
-        raw.execute(
+        self.con.con.execute(
             f"COPY ({sql}) TO '{folder}' (FORMAT PARQUET, PARTITION_BY (as_of), "
             f"WRITE_PARTITION_COLUMNS true, COMPRESSION SNAPPY, OVERWRITE_OR_IGNORE true)"
         )
