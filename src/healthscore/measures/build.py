@@ -269,7 +269,7 @@ def _avg(m: Aggregate, w: ir.Table, done: dict[str, Any]) -> Any:
 
 def _days_since(m: EntityMeasure, w: ir.Table, done: dict[str, Any]) -> Any:
     days = w.as_of.delta(w[m.name], unit="day").cast("float64")
-    return _within(w, m, days)
+    return _within(w, m, days, w[m.name])  # the latest day is the time of its row
 
 
 def _tenure(m: Any, w: ir.Table, done: dict[str, Any]) -> Any:
@@ -339,12 +339,14 @@ def _sparse(t: ir.Table, cols: dict[str, tuple[str, str]], merged: bool = False)
     return t.group_by(["account_id", "k"]).aggregate(**aggs)
 
 
-def _within(w: ir.Table, m: EntityMeasure, value: Any) -> Any:
-    """``value`` while the row it came from is inside the measure's window, else null."""
+def _within(w: ir.Table, m: EntityMeasure, value: Any, day: Any = None) -> Any:
+    """``value`` while the row it came from (dated ``day``; by default the day of its
+    running time column) is inside the measure's window, else null."""
     if m.window.unbounded:
         return value
     limit = asof.shift(w.as_of, m.window, -1)
-    return ibis.ifelse(w[f"{m.name}__ts"].date() > limit, value, ibis.null())
+    day = w[f"{m.name}__ts"].date() if day is None else day
+    return ibis.ifelse(day > limit, value, ibis.null())
 
 
 def _operand(name: str, w: ir.Table, done: dict[str, Any]) -> Any:

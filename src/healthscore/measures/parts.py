@@ -226,9 +226,11 @@ def latest_of(t: ir.Table, name: str, time_col: str, grid: ir.Table, column: str
         rows = t.select("account_id", **{name: t[column], "__ts": t[time_col]})
     part = asof.latest_at(rows, grid, name, "__ts")
     value_type = str(part[name].type())
-    # the latest day is the largest one: a running max, cheaper than an arg-max by time
-    how = MAX if column is None else LATEST
-    return Part(part, {name: (how, value_type), f"{name}__ts": (MAX, "timestamp")})
+    if column is None:
+        # the latest day is the largest one: a running max, cheaper than an arg-max by time;
+        # its time is the day itself, so no running time column is needed beside it
+        return Part(part.drop(f"{name}__ts"), {name: (MAX, value_type)})
+    return Part(part, {name: (LATEST, value_type), f"{name}__ts": (MAX, "timestamp")})
 
 
 def minmax_part(t: ir.Table, m: Aggregate, grid: ir.Table) -> ir.Table:
