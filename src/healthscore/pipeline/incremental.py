@@ -295,9 +295,8 @@ def cut_tables(config: ProjectConfig, loaded: Loaded, prev: date, day: date
         if bands is None or seen is None:
             continue
         tables[entity] = loaded.engine.materialize(t.filter(_within(t, bands)), f"cut_{entity}")
-        if seen:
-            distinct[entity] = loaded.engine.materialize(t.filter(_within(t, seen)),
-                                                         f"seen_{entity}")
+        if seen:  # (each distinct count keeps its own distinct values: read by it alone)
+            distinct[entity] = t.filter(_within(t, seen))
         for m, _ in uses:
             carried |= {m.name, f"{m.name}__sum", f"{m.name}__n", f"{m.name}__ts"}
     h = loaded.tables.get(history.HISTORY)
