@@ -7,11 +7,14 @@ and of the code that builds measures, and each source's columns and per-day fing
 (rows and a hash of their values, by the day of the entity's time column).
 
 ``run --as-of D`` with D after P then scores D over the grid ``[P, D]``: the tables of the
-measures that allow it are cut down to the rows that can land after P (the rows dated after
-P, and those whose window closes after P), and everything before P is taken from the kept
-values; other tables (rows open for a while, distinct values or min/max over all time, the
-workflow store's CTAs and marks) are read whole. Accounts that were not active on P are
-scored from their whole history. The values are those of a cold run of D.
+measures that allow it are cut down, once each, to the rows that move a value between P and
+D (:func:`cut_tables`: an event on its day and on the day its window closes, a row open for
+a while when it opens or closes, a latest value from the rows after P; a distinct count or
+min/max reads its window before D), and everything up to P is taken from the kept values;
+other tables (distinct values or min/max over all time, the outcomes, the workflow store's
+CTAs and marks) are read whole. Accounts that were not active on P are scored from their
+whole history. The running values of D are computed once (:class:`Carry` with
+``materialize``): scored, and kept for the next run. The values are those of a cold run of D.
 
 Anything the state cannot prove unchanged makes a cold run, said in one line: no state, a
 changed configuration, a source whose columns changed, a date not after P. Rows that arrived
