@@ -1,4 +1,5 @@
-"""Benchmark: healthscore for 1, 12 and 365 as-of dates against a spine SQL and pandas.
+"""Benchmark: healthscore for 1, 12 and 365 as-of dates against a spine SQL and pandas,
+and the next day of a stored history computed from the state its last run kept.
 
     python benchmarks/bench_history.py            # 100,000 accounts (~19M usage events)
     python benchmarks/bench_history.py --quick    # 2,000 accounts, a smoke run
@@ -46,13 +47,15 @@ ONE = [END]
 MONTHLY = _month_ends(END, 12)
 WEEKLY = [END - timedelta(weeks=i) for i in range(51, -1, -1)]
 DAILY = [END - timedelta(days=i) for i in range(364, -1, -1)]
+HISTORY_DAYS = 30  # the incremental variant: the history stored before the timed day
+HISTORY = [END - timedelta(days=i) for i in range(HISTORY_DAYS, 0, -1)]
 
 
 @dataclass(frozen=True)
 class Variant:
     name: str
-    kind: str  # healthscore, spine, pandas, floor
-    dates: list[date]
+    kind: str  # healthscore, incremental, spine, pandas, floor
+    dates: list[date]  # the timed dates (incremental: after a history of HISTORY, untimed)
 
 
 VARIANTS = {v.name: v for v in [
@@ -62,43 +65,56 @@ VARIANTS = {v.name: v for v in [
     Variant("healthscore-365", "healthscore", DAILY),
     Variant("spine-sql-12", "spine", MONTHLY),
     Variant("pandas-12", "pandas", MONTHLY),
+    Variant("incremental", "incremental", ONE),
     Variant("floor-scan", "floor", []),
     Variant("floor-daily", "floor", []),
 ]}
 # what ``make bench`` runs unless --variants says otherwise
 DEFAULT = ["healthscore-1", "healthscore-12", "healthscore-365", "spine-sql-12", "pandas-12",
-           "floor-scan", "floor-daily"]
+           "incremental", "floor-scan", "floor-daily"]
 # (variant, compared with): every pair that shares as-of dates
 PAIRS = [
     ("healthscore-1", "spine-sql-12"), ("healthscore-12", "spine-sql-12"),
     ("healthscore-12", "pandas-12"), ("healthscore-52", "spine-sql-12"),
     ("healthscore-365", "spine-sql-12"),
     ("spine-sql-12", "pandas-12"), ("pandas-12", "spine-sql-12"),
+    ("incremental", "healthscore-1"),
 ]
+HEALTHSCORE = ("healthscore", "incremental")  # the kinds that run healthscore
 
 
 # ----------------------------------------------------------------------------- child
 
 
-def run_variant(name: str, project: Path, data: Path, out: Path) -> None:
-    """Run one variant in this process and write {seconds, rows, ...} to ``out``."""
+def run_variant(name: str, project: Path, data: Path, out: Path, setup: bool = False) -> None:
+    """Run one variant in this process and write {seconds, rows, ...} to ``out``.
+    ``setup``: store the incremental variant's history (its own process, not timed)."""
     v = VARIANTS[name]
     info: dict[str, object] = {}
-    if v.kind == "healthscore":
+    if v.kind in HEALTHSCORE:
         import healthscore
         from healthscore.project import Project
 
         frozen = os.environ.get("PYTHONPATH", "").split(os.pathsep)[0]
         if frozen and not healthscore.__file__.startswith(frozen):
             raise SystemExit(f"imported {healthscore.__file__}, not the copy in {frozen}")
+        if setup:
+            Project.load(project).run(dates=HISTORY, apply_rules=False)
+            return
 
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.process_time()
         result = Project.load(project).run(dates=v.dates)
         seconds = time.perf_counter() - began
+        info["CPU s inside run"] = round(time.process_time() - cpu, 2)  # no imports
         rows = result.rows
         info["rejected"] = {k: h.rows_rejected for k, h in result.health.items()
                             if h.rows_rejected}
         info["warnings"] = result.warnings
+        if v.kind == "incremental":
+            info["computed"] = result.incremental
+            if not result.incremental.startswith(f"{END} computed from the state kept"):
+                raise SystemExit(f"the incremental day was not computed from the kept state: "
+                                 f"{result.incremental}")
     elif v.kind == "floor":
         import floor
 
@@ -246,13 +262,18 @@ class Outcome:
 def spawn(v: Variant, work: Path, data: Path, code: Path, timeout: float | None,
           memory_limit: str | None = None) -> Outcome:
     """Run variant ``v`` in a subprocess; stop it after ``timeout`` seconds."""
-    project = (project_copy(work, v.name, data, memory_limit) if v.kind == "healthscore"
+    project = (project_copy(work, v.name, data, memory_limit) if v.kind in HEALTHSCORE
                else work / v.name)
     project.mkdir(exist_ok=True)
     out = work / f"{v.name}.json"
     log = work / f"{v.name}.log"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--variant", v.name,
            "--project", str(project), "--data", str(data), "--out", str(out)]
+    if v.kind == "incremental":
+        failed = _setup(cmd, work, v, code)
+        if failed is not None:
+            return Outcome(v, 0.0, 0.0, 0.0, -1, {}, project, out.with_suffix(".parquet"),
+                           "failed", failed)
     print(f"running {v.name} ...", flush=True)
     load_before = os.getloadavg()[0]
     began = time.perf_counter()
@@ -283,6 +304,28 @@ def spawn(v: Variant, work: Path, data: Path, code: Path, timeout: float | None,
                    out.with_suffix(".parquet"))
 
 
+def _setup(cmd: list[str], work: Path, v: Variant, code: Path) -> str | None:
+    """Store the incremental variant's history of HISTORY_DAYS days before its timed day,
+    in a process of its own (not measured); the error, if it failed."""
+    print(f"storing {HISTORY_DAYS} days of history for {v.name} ({HISTORY[0]} .. "
+          f"{HISTORY[-1]}) ...", flush=True)
+    log = work / f"{v.name}-setup.log"
+    path = os.pathsep.join(p for p in [str(code), os.environ.get("PYTHONPATH")] if p)
+    tmp = work / "tmp" / f"{v.name}-setup"
+    tmp.mkdir(parents=True)
+    env = {**os.environ, "PYTHONPATH": path, "TMPDIR": str(tmp)}
+    began = time.perf_counter()
+    with log.open("w") as fh:
+        done = subprocess.run([*cmd, "--setup"], stdout=fh, stderr=subprocess.STDOUT, cwd=HERE,
+                              env=env, check=False)
+    if done.returncode != 0:
+        error = _last_error(log.read_text())
+        print(f"  history failed: {error}", flush=True)
+        return f"storing its history failed: {error}"
+    print(f"  stored in {time.perf_counter() - began:.0f} s", flush=True)
+    return None
+
+
 def _last_error(log: str) -> str:
     """The exception line of a traceback (the last line naming an Error or Exception)."""
     lines = [line.strip() for line in log.splitlines() if line.strip()]
@@ -309,7 +352,7 @@ def _wait(proc: subprocess.Popen, began: float, timeout: float | None
 def values_of(o: Outcome, dates: list[date]) -> Any:
     import compare
 
-    if o.variant.kind == "healthscore":
+    if o.variant.kind in HEALTHSCORE:
         return compare.read_snapshots(o.project / ".healthscore", dates)
     return compare.read_result(o.result, dates)
 
@@ -365,8 +408,11 @@ def targets(outcomes: dict[str, Outcome]) -> list[str]:
             return f"{text}: NOT met ({a} failed after {x.seconds:.0f} s: {x.error})"
         stopped = x.status == "stopped"  # then ``wall`` is only a lower bound
         met = wall <= limit and not stopped and y.ok
-        return (f"{text}: {'more than ' if stopped else ''}{wall:.2f}x (CPU time {cpu:.2f}x) "
-                f"-> {'met' if met else 'NOT met'}")
+        inside = [o.info.get("CPU s inside run") for o in (x, y)]
+        extra = (f", inside the run {inside[0] / inside[1]:.2f}x"
+                 if all(isinstance(c, float) and c > 0 for c in inside) else "")
+        return (f"{text}: {'more than ' if stopped else ''}{wall:.2f}x (CPU time {cpu:.2f}x"
+                f"{extra}) -> {'met' if met else 'NOT met'}")
 
     out = []
     if "healthscore-12" in outcomes and "spine-sql-12" in outcomes:
@@ -375,11 +421,14 @@ def targets(outcomes: dict[str, Outcome]) -> list[str]:
     if "healthscore-365" in outcomes and "healthscore-1" in outcomes:
         out.append(check("365 daily dates in <= 3x the time of one date",
                          "healthscore-365", "healthscore-1", 3))
+    if "incremental" in outcomes and "healthscore-1" in outcomes:
+        out.append(check(f"the next day of a {HISTORY_DAYS}-day history, from the kept state, in "
+                         f"<= 0.25x the time of one date", "incremental", "healthscore-1", 0.25))
     out += floor_ratios(outcomes)
-    hs = {n: o.peak_mb for n, o in outcomes.items() if o.variant.kind == "healthscore"}
+    hs = {n: o.peak_mb for n, o in outcomes.items() if o.variant.kind in HEALTHSCORE}
     if hs:
         worst = max(hs, key=lambda n: hs[n])
-        partial = any(not o.ok for o in outcomes.values() if o.variant.kind == "healthscore")
+        partial = any(not o.ok for o in outcomes.values() if o.variant.kind in HEALTHSCORE)
         met = hs[worst] <= 2048 and not partial
         out.append(f"peak memory <= 2 GB (2,048 MB) for healthscore: highest {hs[worst]:,.0f} MB "
                    f"({worst}) -> {'met' if met else 'NOT met'}"
@@ -396,7 +445,7 @@ def floor_ratios(outcomes: dict[str, Outcome]) -> list[str]:
         if f is None or not f.ok:
             continue
         for name, o in outcomes.items():
-            if o.variant.kind == "healthscore" and o.ok:
+            if o.variant.kind in HEALTHSCORE and o.ok:
                 out.append(f"{name} against {low} (not a target): {o.seconds / f.seconds:.1f}x "
                            f"(CPU time {o.cpu_seconds / f.cpu_seconds:.1f}x)")
     return out
@@ -430,7 +479,9 @@ def environment(accounts: int, events: int, code: str) -> list[str]:
         f"pandas {pandas.__version__}",
         f"- dates: 1 = {END}; 12 = month ends {MONTHLY[0]} .. {MONTHLY[-1]}; "
         f"52 = every 7th day {WEEKLY[0]} .. {WEEKLY[-1]}; "
-        f"365 = every day {DAILY[0]} .. {DAILY[-1]}",
+        f"365 = every day {DAILY[0]} .. {DAILY[-1]}; incremental = {END} after a stored "
+        f"history of {HISTORY[0]} .. {HISTORY[-1]} (every day; stored untimed, in its own "
+        f"process), from the state that history's run kept",
     ]
 
 
@@ -481,10 +532,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variant", help=argparse.SUPPRESS)
     p.add_argument("--project", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--setup", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
     if args.variant:
-        run_variant(args.variant, args.project, args.data.resolve(), args.out)
+        run_variant(args.variant, args.project, args.data.resolve(), args.out, args.setup)
         return 0
 
     accounts = args.accounts or (QUICK_ACCOUNTS if args.quick else FULL_ACCOUNTS)

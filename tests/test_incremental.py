@@ -259,3 +259,77 @@ def test_ctas_opened_after_the_kept_date_colour_the_next_day(tmp_path: Path) -> 
     assert result.incremental == f"{day} computed from the state kept as of {kept_day}"
     assert colours(project, day, "c__onboarding") == {"A1": "yellow", "A2": "yellow", "A3": "green"}
     _same(_frame(result), _frame(project.run(as_of=day, apply_rules=False, full=True)))
+
+
+# ----------------------------------------------------------------------------- what is read
+
+
+def _cut(root: Path, prev: date, day: date) -> dict[str, pd.DataFrame]:
+    """The tables a run of ``day`` from the state kept as of ``prev`` reads (its cut tables)."""
+    from healthscore import pipeline
+
+    config = Project.load(root).config
+    engine = pipeline.open_engine(config)
+    try:
+        loaded = pipeline.load_sources(config, engine, lambda _: None)
+        tables, _, _ = incremental.cut_tables(config, loaded, prev, day)
+        return {e: engine.to_arrow(t).to_pandas() for e, t in tables.items()}
+    finally:
+        engine.close()
+
+
+def test_the_next_day_reads_only_the_rows_that_move_a_value(tmp_path: Path) -> None:
+    """A 30-day count, a count over all time and the days since the last login: from the
+    state of yesterday only today's rows and those whose window closes today move a value
+    (A3's logins of today and of 30 days ago), not the 67 rows of the source."""
+    root = _late_project(tmp_path / "p")
+    rows = _cut(root, STORED[-1], NEXT)["usage_events"]
+    days = sorted(pd.to_datetime(rows.timestamp).dt.date)
+    assert days == [NEXT - timedelta(days=30), NEXT] and set(rows.account_id) == {"A3"}
+
+
+TICKET_COLUMNS = ["ticket_id", "account_id", "opened_at", "closed_at"]
+KEPT, DAY = date(2025, 3, 10), date(2025, 3, 11)
+TICKETS = [  # (id, account, opened, closed) around the kept date and the day after it
+    ("T1", "A1", "2025-02-01 09:00:00", "2025-03-11 10:00:00"),  # closes on DAY
+    ("T2", "A1", "2025-02-01 09:00:00", "2025-03-05 10:00:00"),  # closed before KEPT
+    ("T3", "A2", "2025-02-15 09:00:00", None),  # open since before KEPT, never closed
+    ("T4", "A2", "2025-03-11 09:00:00", None),  # opens on DAY
+    ("T5", "A1", "2025-03-08 09:00:00", None),  # counts as stale from DAY on (3 days)
+    ("T6", "A3", "2025-03-09 09:00:00", "2025-03-10 08:00:00"),  # opened and closed by KEPT
+]
+
+
+def _tickets_project(root: Path) -> Path:
+    return write_project(root, {
+        "healthscore.yml": "name: mini\nsources:\n  accounts: {path: data/accounts.csv}\n"
+                           "  usage_events: {path: data/usage_events.csv}\n"
+                           "  tickets: {path: data/tickets.csv}\nscorecards: [default]\n",
+        "measures/support.yml": """\
+open_tickets: {type: count, entity: tickets, mode: open, scheme: {type: linear, low: 3, high: 0}}
+stale_tickets: {type: count, entity: tickets, mode: open, open_after: 3d, scheme: {type: linear, low: 2, high: 0}}
+""",  # noqa: E501
+        "scorecards/default.yml": "groups: {support: {weight: 100, measures: {logins_30: 20, "
+                                  "open_tickets: 40, stale_tickets: 40}}}\n",
+        "data/tickets.csv": csv_text(TICKET_COLUMNS, TICKETS),
+    })
+
+
+def test_rows_open_for_a_while_are_carried_and_read_only_when_they_open_or_close(
+        tmp_path: Path) -> None:
+    """Open tickets (and those open 3 days) from the kept state: only the tickets that open,
+    turn stale or close after the kept date are read, the values are a cold run's, and
+    no source is read again (each one unchanged comes from the source cache)."""
+    root = _tickets_project(tmp_path / "p")
+    project = Project.load(root)
+    project.run(dates=[KEPT - timedelta(days=1), KEPT], apply_rules=False)
+    assert sorted(_cut(root, KEPT, DAY)["tickets"].ticket_id) == ["T1", "T4", "T5"]
+
+    kept = project.run(as_of=DAY, apply_rules=False)
+    assert kept.incremental == f"{DAY} computed from the state kept as of {KEPT}"
+    assert kept.cached == ["accounts", "tickets", "usage_events"]
+    assert project.last_run()["computed"] == kept.incremental  # type: ignore[index]
+    values = _frame(kept).set_index("account_id")
+    assert values.m__open_tickets.to_dict() == {"A1": 1, "A2": 2, "A3": 0}
+    assert values.m__stale_tickets.to_dict() == {"A1": 1, "A2": 1, "A3": 0}
+    _same(_frame(kept), _frame(project.run(as_of=DAY, apply_rules=False, full=True)))

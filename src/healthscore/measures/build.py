@@ -143,6 +143,8 @@ class MeasureBuilder:
             self.events.setdefault((m.entity, time_column(m)), []).append(m)
 
     def _distinct(self, m: CountDistinct, t: Any) -> None:
+        if self.carry is not None and m.entity in self.carry.distinct_rows:
+            t = self.carry.distinct_rows[m.entity]  # (the others read rows that move sums)
         if self.span is not None and self._sparse_grid(m):
             self.side.append((m.name, distinct_direct(t, m, self.grid, self.span, self.materialize)))
         else:

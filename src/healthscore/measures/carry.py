@@ -13,6 +13,7 @@ and keep the values as of the last date (:meth:`Carry.kept`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,13 @@ class Carry:
     columns: dict[str, tuple[str, str]] = field(default_factory=dict)
     spine: ir.Table | None = None
     side: list[tuple[str, ir.Table]] = field(default_factory=list)
+    # when set, the contributions (and the distinct counts beside them) are computed once and
+    # kept in the engine: the measures and :meth:`kept` read that copy instead of computing
+    # them twice (for a run over few accounts or few rows: the incremental day)
+    materialize: Callable[[ir.Table, str], ir.Table] | None = None
+    # entity -> the rows its distinct counts read, when its table holds only the rows that
+    # move the running values (the distinct counts read a whole window)
+    distinct_rows: dict[str, ir.Table] = field(default_factory=dict)
 
     def missing(self) -> list[str]:
         """Carried columns the kept values do not hold (kept by another configuration)."""
@@ -48,6 +56,11 @@ class Carry:
         self.columns, self.spine, self.side = dict(cols), spine, list(side)
         if self.before is not None and self.carried:
             sparse = _start_from(sparse, self.before, cols, self.carried)
+        if self.materialize is not None:
+            sparse = self.materialize(sparse, "carry_sparse")
+            for i, (name, table) in enumerate(side):  # the builder joins these copies too
+                side[i] = (name, self.materialize(table, f"carry_{name}"))
+            self.side = list(side)
         self.sparse = sparse
         return sparse
 

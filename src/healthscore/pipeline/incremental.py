@@ -7,11 +7,14 @@ and of the code that builds measures, and each source's columns and per-day fing
 (rows and a hash of their values, by the day of the entity's time column).
 
 ``run --as-of D`` with D after P then scores D over the grid ``[P, D]``: the tables of the
-measures that allow it are cut down to the rows that can land after P (the rows dated after
-P, and those whose window closes after P), and everything before P is taken from the kept
-values; other tables (rows open for a while, distinct values or min/max over all time, the
-workflow store's CTAs and marks) are read whole. Accounts that were not active on P are
-scored from their whole history. The values are those of a cold run of D.
+measures that allow it are cut down, once each, to the rows that move a value between P and
+D (:func:`cut_tables`: an event on its day and on the day its window closes, a row open for
+a while when it opens or closes, a latest value from the rows after P; a distinct count or
+min/max reads its window before D), and everything up to P is taken from the kept values;
+other tables (distinct values or min/max over all time, the outcomes, the workflow store's
+CTAs and marks) are read whole. Accounts that were not active on P are scored from their
+whole history. The running values of D are computed once (:class:`Carry` with
+``materialize``): scored, and kept for the next run. The values are those of a cold run of D.
 
 Anything the state cannot prove unchanged makes a cold run, said in one line: no state, a
 changed configuration, a source whose columns changed, a date not after P. Rows that arrived
@@ -52,6 +55,7 @@ RUNNING = "running.parquet"
 VERSION = 2
 _TMP = ".incremental-tmp-"
 _CUT_TYPES = ("count", "sum", "avg", "latest", "days_since", "count_distinct", "min", "max")
+_WHOLE = (history.HISTORY, "outcomes", "ctas", "module_marks")  # never cut: read for more
 _P = 2147483629  # a prime below 2**31: the row hashes are summed in two parts of 31 bits
 
 
@@ -247,9 +251,10 @@ def score_day(config: ProjectConfig, loaded: Loaded, p: Plan) -> tuple[ir.Table,
     engine = loaded.engine
     before = engine.read_parquet([str(config.state_dir / FOLDER / RUNNING)], temp_name("kept"))
     known = before.select("account_id")
-    tables, carried = cut_tables(config, loaded, prev)
+    tables, carried, distinct = cut_tables(config, loaded, prev, day)
     cut = Loaded(engine, tables, loaded.health, {}, loaded.observed_until, loaded.cached)
-    carry = Carry(before, frozenset(carried), keep_only=known)
+    carry = Carry(before, frozenset(carried), keep_only=known, materialize=engine.materialize,
+                  distinct_rows=distinct)
     wide = measures_expr(config, cut, [prev, day], asof.Span(prev, day), carry)
     missing = carry.missing()
     if missing:
@@ -264,7 +269,7 @@ def score_day(config: ProjectConfig, loaded: Loaded, p: Plan) -> tuple[ir.Table,
         only = {e: (t.semi_join(ids, "account_id") if "account_id" in t.columns else t)
                 for e, t in loaded.tables.items()}
         sub = Loaded(engine, only, loaded.health, {}, loaded.observed_until, loaded.cached)
-        fresh = Carry()
+        fresh = Carry(materialize=engine.materialize)
         parts.append(measures_expr(config, sub, [day], asof.Span(day, day), fresh))
         carries.append(fresh)
     return score_wide(config, loaded, union_aligned(parts)), carries
@@ -274,21 +279,28 @@ class StateMismatch(Exception):
     """The kept state does not hold what this run needs: score from the sources instead."""
 
 
-def cut_tables(config: ProjectConfig, loaded: Loaded, prev: date
-               ) -> tuple[dict[str, ir.Table], set[str]]:
-    """The tables with the rows a run over ``[prev, D]`` needs besides the kept values, and
-    the running columns taken from those values."""
+def cut_tables(config: ProjectConfig, loaded: Loaded, prev: date, day: date
+               ) -> tuple[dict[str, ir.Table], set[str], dict[str, ir.Table]]:
+    """The tables with the rows a run over ``[prev, day]`` needs besides the kept values,
+    the running columns taken from those values, and the rows the distinct counts read (a
+    whole window before ``day``). Each cut table is computed once (one scan of its source)
+    and kept in the engine: every measure over it reads that small copy."""
     tables = dict(loaded.tables)
     carried: set[str] = set()
-    for entity in {m.entity for m in config.measures.values() if m.entity}:
+    distinct: dict[str, ir.Table] = {}
+    for entity in sorted({m.entity for m in config.measures.values() if m.entity}):
         t = loaded.tables.get(entity)
-        if entity == history.HISTORY:
-            continue  # whole: its rows give the account attributes too
-        keep = _rows_after(t, _uses(config, entity), prev) if t is not None else None
-        if keep is None or t is None:
+        uses = _uses(config, entity)
+        if entity in _WHOLE or t is None or not uses:
+            continue  # read by more than its measures (account attributes, churn dates...)
+        bands = _bands(entity, [u for u in uses if u[0].type != "count_distinct"], prev, day)
+        seen = _bands(entity, [u for u in uses if u[0].type == "count_distinct"], prev, day)
+        if bands is None or seen is None:
             continue
-        tables[entity] = t.filter(keep)
-        for m, _ in _uses(config, entity):
+        tables[entity] = loaded.engine.materialize(t.filter(_within(t, bands)), f"cut_{entity}")
+        if seen:  # (each distinct count keeps its own distinct values: read by it alone)
+            distinct[entity] = t.filter(_within(t, seen))
+        for m, _ in uses:
             carried |= {m.name, f"{m.name}__sum", f"{m.name}__n", f"{m.name}__ts"}
     h = loaded.tables.get(history.HISTORY)
     names = [c for c in (loaded.health[history.HISTORY].columns if h is not None else [])
@@ -299,25 +311,74 @@ def cut_tables(config: ProjectConfig, loaded: Loaded, prev: date
         if tables[history.HISTORY] is not h:
             carried |= {history.column(c) for c in names}
             carried |= {f"{history.column(c)}__ts" for c in names}
-    return tables, carried
+    return tables, carried, distinct
 
 
-def _rows_after(t: ir.Table, uses: list[tuple[Any, int]], prev: date) -> Any:
-    """The rows that can count after ``prev`` for every measure in ``uses``: dated after
-    ``prev`` less the measure's reach; None when a measure needs older rows too."""
-    keep = None
+Band = tuple[str, date, date]  # a column, and the rows dated in (after, until] by it
+
+
+def _bands(entity: str, uses: list[tuple[Any, int]], prev: date, day: date
+           ) -> list[Band] | None:
+    """The rows that can move a value between ``prev`` and ``day`` for the measures in
+    ``uses``, as bands of days; None when a measure needs older rows too.
+
+    The values as of ``prev`` are kept, so a row matters only when one of its +/-
+    contributions lands in ``(prev, day]``: an event row on the day it happens and on the
+    day its window closes (a band of days before each), the start or end of a row open for
+    a while (mode: open); a latest value or days since, rows dated after ``prev``. A
+    distinct count or a min/max is not a running value: it reads its whole window before
+    ``day``."""
+    out: list[Band] = []
     for m, shift in uses:
-        if m.type not in _CUT_TYPES or getattr(m, "mode", "events") != "events":
+        if m.type not in _CUT_TYPES:
             return None
-        windowed = m.type in ("count", "sum", "avg", "count_distinct", "min", "max")
-        if m.window.unbounded and m.type in ("count_distinct", "min", "max"):
+        if getattr(m, "mode", "events") == "open":
+            spec = ENTITIES.get(entity)
+            start = m.open_from or (spec.time if spec else None)
+            if m.type not in ("count", "sum") or spec is None or not spec.end or not start:
+                return None
+            delay = timedelta(days=m.open_after_days)
+            out += [(str(start), prev - delay, day - delay), (str(spec.end), prev, day)]
+            continue
+        col, w = time_column(m), m.window
+        if m.type in ("latest", "days_since") or (w.unbounded and m.type in ("count", "sum", "avg")):
+            out.append((col, prev, day))
+        elif w.unbounded:  # a distinct count or min/max over all time
             return None
-        reach = (m.window.days + 31 * m.window.months) * (shift + 1) if windowed else 0
-        col = time_column(m)
+        elif m.type in ("count_distinct", "min", "max"):
+            out.append((col, day - _span(w, shift + 1)[1], day))
+        else:  # count, sum, avg: +value on its day, -value when its window(s) end
+            for times in sorted({shift, shift + 1}):
+                least, most = _span(w, times)
+                out.append((col, prev - most, day - least))
+    return out
+
+
+def _span(w: Any, times: int) -> tuple[timedelta, timedelta]:
+    """The fewest and the most days ``times`` windows can span (calendar months vary)."""
+    if w.months:
+        return timedelta(days=28 * w.months * times), timedelta(days=31 * w.months * times)
+    return timedelta(days=w.days * times), timedelta(days=w.days * times)
+
+
+def _within(t: ir.Table, bands: list[Band]) -> Any:
+    """Rows dated inside one of ``bands`` (overlapping bands of a column merged)."""
+    keep = None
+    for col, after, until in _merged(bands):
         day = t[col].date() if t[col].type().is_timestamp() else t[col]
-        cond = day > ibis.literal(prev - timedelta(days=reach), type="date")
+        cond = (day > ibis.literal(after, type="date")) & (day <= ibis.literal(until, type="date"))
         keep = cond if keep is None else keep | cond
-    return keep
+    return keep if keep is not None else ibis.literal(False)
+
+
+def _merged(bands: list[Band]) -> list[Band]:
+    out: list[Band] = []
+    for col, after, until in sorted(bands):
+        if out and out[-1][0] == col and after <= out[-1][2]:
+            out[-1] = (col, out[-1][1], max(until, out[-1][2]))
+        elif until > after:
+            out.append((col, after, until))
+    return out
 
 
 # ----------------------------------------------------------------------------- the state
