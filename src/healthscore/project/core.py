@@ -220,7 +220,10 @@ class Project:
     def _score_plan(self, loaded: pipeline.Loaded, plan: incremental.Plan, stage: Path,
                     progress: Callable[[str], None]) -> list[Carry] | None:
         if plan.prev is None:
-            carry = Carry()
+            # one date: its contributions are few, so they are computed once and the kept
+            # values read that copy (a longer range would hold every date's in memory)
+            one = len(plan.dates) == 1
+            carry = Carry(materialize=loaded.engine.materialize if one else None)
             pipeline.score_in_passes(self.config, loaded, plan.dates, stage, progress, carry)
             return [carry]
         try:
