@@ -7,8 +7,7 @@ render it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -17,6 +16,7 @@ import pandas as pd
 from healthscore.config.model import INSUFFICIENT, ProjectConfig, Scorecard
 from healthscore.errors import HealthScoreError
 from healthscore.validation import choose, metrics, observations, question, signals
+from healthscore.validation.options import Options
 from healthscore.validation.shapes import SuggestedSchemes
 from healthscore.validation.suggest import scorecard_yaml
 from healthscore.validation.weights import (
@@ -41,26 +41,6 @@ L1 = "L1 logistic regression (measure values)"
 TOO_GOOD = 0.95  # an out-of-sample AUC above this is rarely real for churn or renewal
 TOO_FAR = 0.12  # nor one this far above the configured scorecard's
 SUSPECT = 0.85  # a measure separating the outcome this well on its own is the first suspect
-
-
-@dataclass(frozen=True)
-class Options:
-    dates: list[date]
-    outcome: str = "churn"
-    horizon_days: int = 90
-    lead_days: int = 0
-    observed_until: date | None = None
-    scorecard: str | None = None
-    segment_by: str = "segment"
-    folds: int = 4
-    bootstrap: int = 200
-    seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
-    now: datetime = field(default_factory=datetime.now)  # when it runs (injected by session)
-
-    @property
-    def good_outcome(self) -> bool:
-        return self.outcome != "churn"
 
 
 def validate(config: ProjectConfig, options: Options, progress: Progress) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from healthscore.config.model import ProjectConfig
 from healthscore.config.windows import parse_days
 from healthscore.dates import date_grid, minus_months
 from healthscore.errors import HealthScoreError
-from healthscore.validation import backtest, compare, report
+from healthscore.validation.options import Options
 
 RECORD = "validations.jsonl"
 
@@ -35,7 +35,7 @@ def options(
     config: ProjectConfig, *, start: date | str | None = None, end: date | str | None = None,
     every: str | None = None, horizon: str | None = None, lead: str | None = None,
     outcome: str | None = None, scorecard: str | None = None, now: datetime | None = None,
-) -> backtest.Options:
+) -> Options:
     """``now`` is when the validation runs (stamped on its JSON and record); default the clock."""
     v = config.validation
     outcome = outcome or v.outcome
@@ -56,7 +56,7 @@ def options(
         if start is None:
             start = minus_months(_as_date(end), 11, False)
         dates = date_grid(None, start, end, every or v.every)
-    return backtest.Options(
+    return Options(
         dates=dates, outcome=outcome, horizon_days=horizon_days, lead_days=lead_days,
         observed_until=v.observed_until, scorecard=scorecard, segment_by=v.segment_by,
         folds=v.folds, bootstrap=v.bootstrap, seed=v.seed, extra={"every": every or v.every},
@@ -77,17 +77,25 @@ class Validation:
 
     @property
     def summary(self) -> dict[str, Any]:
+        from healthscore.validation import backtest
+
         return backtest.to_json(self.result["overall"])
 
     def to_json(self) -> dict[str, Any]:
+        from healthscore.validation import backtest
+
         return backtest.to_json(self.result)
 
     def suggestion_yaml(self) -> str:
+        from healthscore.validation import backtest
+
         target = next(sc for sc in self.config.all_scorecards if sc.name == self.result["scorecard"])
         return backtest.suggestion_yaml(self.result, target)
 
     def write(self, folder: Path) -> tuple[Path, Path]:
         """report.html and validation.json in ``folder``, written whole or not at all."""
+        from healthscore.validation import report
+
         folder.mkdir(parents=True, exist_ok=True)
         data = self.to_json()
         html = report.render(data)
@@ -115,9 +123,12 @@ class Validation:
 
 
 def run(
-    config: ProjectConfig, opts: backtest.Options, compare_with: str | None,
+    config: ProjectConfig, opts: Options, compare_with: str | None,
     progress: Callable[[str], None],
 ) -> Validation:
+    # imported here: scikit-learn is loaded only by the commands that backtest
+    from healthscore.validation import backtest, compare
+
     result = backtest.validate(config, opts, progress)
     if compare_with:
         progress(f"comparing with {compare_with}")
