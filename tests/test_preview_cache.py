@@ -8,6 +8,9 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from healthscore.errors import DataError
 from healthscore.project import Project
 from healthscore.workflow.service import Workflow
 
@@ -93,3 +96,12 @@ def test_a_new_snapshot_is_what_the_dry_run_compares_with(tmp_path: Path) -> Non
     project.run(as_of="2025-03-05", apply_rules=False)  # a newer snapshot: its date is scored
     newer, said = _dry_run(project)
     assert said and newer["as_of"] == "2025-03-05" and newer["moves"] == []
+
+
+def test_missing_data_files_are_reported_as_scoring_reports_them(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    for name in ("accounts.csv", "usage_events.csv"):
+        (project.root / "data" / name).unlink()
+    with pytest.raises(DataError) as err:
+        project.preview()
+    assert err.value.message.startswith("healthscore.yml: no data yet: none of the 2 file sources")

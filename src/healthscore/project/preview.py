@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 
 from healthscore.config.model import ProjectConfig
+from healthscore.errors import DataError
 from healthscore.sources.cache import FOLDER as CACHE_FOLDER
 from healthscore.sources.cache import SourceCache
 from healthscore.sources.read import workflow_rows
@@ -47,7 +48,10 @@ def scores_key(config: ProjectConfig, day: date) -> str | None:
         if source.format == "workflow":
             store.add((source.location, entity))
             continue
-        contents = files.contents(source)
+        try:
+            contents = files.contents(source)
+        except DataError:  # no file yet: scoring says so, as it would without a key
+            return None
         if contents is None:
             return None
         digest.update(repr((entity, contents)).encode())
