@@ -21,6 +21,7 @@ from healthscore.dates import date_grid
 from healthscore.errors import HealthScoreError
 from healthscore.measures.carry import Carry
 from healthscore.pipeline import incremental
+from healthscore.project.preview import dry_run_scores
 from healthscore.sources.clean import DataHealth
 from healthscore.store import report
 from healthscore.store.snapshots import SnapshotStore
@@ -293,13 +294,7 @@ class Project:
         reasons, and the CTAs the rules would open and close once 'run' stores the new scores
         (planned on ``workflow``, default the project's store)."""
         day = self._day(as_of)
-        engine = pipeline.open_engine(self.config)
-        try:
-            loaded = pipeline.load_sources(self.config, engine, progress)
-            new = pipeline.score_frame(self.config, loaded, [day], progress)
-        finally:
-            engine.close()
-        new = new[new["is_primary"]].reset_index(drop=True)
+        new = self._dry_run_scores(day, progress)
         old = self.store.read(day, primary_only=True).to_pandas()
         definitions = {sc.version(self.config.measures): sc.definition(self.config.measures)
                        for sc in self.config.all_scorecards}
@@ -310,6 +305,21 @@ class Project:
         out = {"as_of": day.isoformat(), **report.compare_scores(old, new, definition)}
         out["rules"] = self._preview_rules(day, new, workflow) if self.has_rules() else None
         return out
+
+    def _dry_run_scores(self, day: date, progress: Callable[[str], None]) -> pd.DataFrame:
+        """The primary scores of ``day`` from the sources as they are now (kept by
+        :func:`preview.dry_run_scores` while they would come out the same)."""
+
+        def score() -> pd.DataFrame:
+            engine = pipeline.open_engine(self.config)
+            try:
+                loaded = pipeline.load_sources(self.config, engine, progress)
+                new = pipeline.score_frame(self.config, loaded, [day], progress)
+            finally:
+                engine.close()
+            return new[new["is_primary"]].reset_index(drop=True)
+
+        return dry_run_scores(self.config, day, score)
 
     def scorecards_changed(self) -> list[str]:
         """Scorecards whose definition differs from the one in the latest snapshot."""

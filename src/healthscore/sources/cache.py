@@ -99,6 +99,22 @@ class SourceCache:
     def key(self, source: Source, engine: Engine, optional: frozenset[str],
             accounts: str | None) -> str | None:
         """The source's cache key; None for a source that is not cached."""
+        files = self.contents(source)
+        if files is None:
+            return None
+        spec = source.spec.model_dump(mode="json", exclude=_NOT_SPEC)
+        parts = {
+            "version": VERSION, "code": _code_digest(), "engine": engine.name,
+            "entity": repr(contract(source, optional)), "spec": spec, "format": source.format,
+            "location": source.location, "accounts": accounts, "files": files,
+        }
+        text = json.dumps(parts, sort_keys=True, default=str)
+        self.keys[source.entity] = hashlib.sha256(text.encode()).hexdigest()[:32]
+        return self.keys[source.entity]
+
+    def contents(self, source: Source) -> list[list[str]] | None:
+        """The files a file source reads, each as [its name, its SHA-256]; None for a source
+        that is no file (a database, the workflow store)."""
         if source.format not in CACHED_FORMATS:
             return None
         files = source_files(source)
@@ -106,17 +122,8 @@ class SourceCache:
             files = files[:1]
         if source.format == "duckdb" and os.path.exists(files[0] + ".wal"):
             files.append(files[0] + ".wal")  # changes not yet checkpointed into the file
-        spec = source.spec.model_dump(mode="json", exclude=_NOT_SPEC)
-        parts = {
-            "version": VERSION, "code": _code_digest(), "engine": engine.name,
-            "entity": repr(contract(source, optional)), "spec": spec, "format": source.format,
-            "location": source.location, "accounts": accounts,
-            "files": [[os.path.relpath(f, source.location) if os.path.isdir(source.location)
-                       else os.path.basename(f), self._digest(f)] for f in files],
-        }
-        text = json.dumps(parts, sort_keys=True, default=str)
-        self.keys[source.entity] = hashlib.sha256(text.encode()).hexdigest()[:32]
-        return self.keys[source.entity]
+        return [[os.path.relpath(f, source.location) if os.path.isdir(source.location)
+                 else os.path.basename(f), self._digest(f)] for f in files]
 
     def _digest(self, path: str) -> str:
         """The file's SHA-256; not computed again while its size and modification time are

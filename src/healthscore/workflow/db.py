@@ -3,6 +3,7 @@ URL) for a team. Opening it brings the schema up to date with Alembic."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.orm import Session, sessionmaker
 
 from healthscore.config.secrets import expand_env, redact_url
@@ -34,6 +37,16 @@ def alembic_config(connection: sa.Connection | None = None) -> Config:
     return cfg
 
 
+@functools.cache
+def _heads() -> frozenset[str]:
+    """The newest revisions (the migration files are read once per process)."""
+    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+def _up_to_date(connection: sa.Connection) -> bool:
+    return frozenset(MigrationContext.configure(connection).get_current_heads()) == _heads()
+
+
 class Store:
     """Engine + sessions over one database; ``open`` migrates it to the newest schema."""
 
@@ -42,7 +55,8 @@ class Store:
         try:
             self.engine = sa.create_engine(url, future=True)
             with self.engine.begin() as conn:
-                command.upgrade(alembic_config(conn), "head")
+                if not _up_to_date(conn):  # Alembic reads and compiles every migration file
+                    command.upgrade(alembic_config(conn), "head")
         except sa.exc.SQLAlchemyError as err:
             first = str(err).strip().splitlines()[0]
             raise HealthScoreError(f"workflow store {redact_url(url)}: cannot open it: {first}") from None
