@@ -124,3 +124,27 @@ def test_an_escalation_names_the_person_it_reached(site: Site) -> None:
     page = site.client.get(f"/ctas/{cta}")
     row = page.text.split('id="cta-escalations"', 1)[1].split("</tbody>", 1)[0]
     assert f'<td>{LEAD} <small class="muted">(lead)</small></td>' in row
+
+
+def test_the_settings_form_removes_an_emptied_email_and_a_webhook_on_request(site: Site) -> None:
+    login(site, CSM)
+    page = site.client.get("/me")
+    form = {"csrf_token": _csrf(page.text), "events": ["cta_escalated"], "channels": ["inapp"],
+            "email": "anna@example.com", "webhook": "https://hooks.example.com/anna", "digest": "false"}
+    r = site.client.post("/me/notifications", data=form)
+    assert "Notification settings saved." in r.text
+    assert 'id="notify-webhook-remove"' in r.text  # offered once a webhook is set
+    saved = site.wf.user(CSM)
+    assert (saved["email"], saved["webhook_url"]) == ("anna@example.com", "https://hooks.example.com/anna")
+    r = site.client.post("/me/notifications", data={**form, "webhook": ""})  # left empty: kept
+    assert site.wf.user(CSM)["webhook_url"] == "https://hooks.example.com/anna"
+    r = site.client.post("/me/notifications", data={**form, "email": "", "webhook": "",
+                                                    "webhook_remove": "true"})
+    assert "Notification settings saved." in r.text
+    saved = site.wf.user(CSM)
+    assert (saved["email"], saved["webhook_url"]) == (None, None)
+    assert 'id="notify-webhook-remove"' not in r.text
+    r = site.client.post("/me/notifications", data={**form, "email": "", "webhook": "",
+                                                    "channels": ["inapp", "email"]},
+                         headers={"HX-Request": "true"})
+    assert 'id="error-notify-email"' in r.text  # email chosen with no address: refused

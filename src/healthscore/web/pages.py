@@ -344,12 +344,16 @@ Again = Callable[[dict[str, Any], str], Response]
 
 
 async def act(request: Request, back: str, done: str, call: Callable[[dict[str, Any]], Any],
-              lists: tuple[str, ...] = (), again: Again | None = None) -> Response:
+              lists: tuple[str, ...] = (), again: Again | None = None,
+              blanks: tuple[str, ...] = ()) -> Response:
     """Run one form's action and go back to ``back`` with a message (or the error). The fields
-    named in ``lists`` (checkboxes) keep every value sent. On an error, ``again`` (when given)
-    answers instead: the page again with what was typed and the error beside its field."""
+    named in ``lists`` (checkboxes) keep every value sent; those in ``blanks`` are kept when
+    emptied (an emptied address removes it), every other empty field is left out. On an error,
+    ``again`` (when given) answers instead: the page again with what was typed and the error
+    beside its field."""
     sent = await request.form()
-    form: dict[str, Any] = {k: v for k, v in sent.items() if k != auth.CSRF_FIELD and v != ""}
+    form: dict[str, Any] = {k: v for k, v in sent.items()
+                            if k != auth.CSRF_FIELD and (v != "" or k in blanks)}
     form.update({k: sent.getlist(k) for k in lists})
     try:
         result = call(form)
@@ -614,11 +618,14 @@ async def update_me(request: Request, user: dict[str, Any] = Me) -> Response:
 @router.post("/me/notifications")
 async def my_notifications(request: Request, user: dict[str, Any] = Me) -> Response:
     def save(f: dict[str, Any]) -> Any:
-        if "webhook" in f:  # the form's field; the API's is webhook_url
-            f = {**{k: v for k, v in f.items() if k != "webhook"}, "webhook_url": f["webhook"]}
-        return api.set_my_notifications(body(api.NotifyIn, f), request, user)
+        fields = {k: v for k, v in f.items() if k not in ("webhook", "webhook_remove")}
+        if f.get("webhook"):  # the form's field; the API's is webhook_url
+            fields["webhook_url"] = f["webhook"]
+        elif f.get("webhook_remove") == "true":
+            fields["webhook_url"] = ""  # an empty address removes it
+        return api.set_my_notifications(body(api.NotifyIn, fields), request, user)
     return await act(request, "/me", "Notification settings saved.", save, lists=("events", "channels"),
-                     again=_me_again(request, user))
+                     again=_me_again(request, user), blanks=("email",))
 
 
 def _me_again(request: Request, user: dict[str, Any]) -> Again | None:
