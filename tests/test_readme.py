@@ -16,10 +16,11 @@ from typer.testing import CliRunner
 
 from healthscore import Project
 from healthscore.cli.main import app
-from healthscore.demo.project import make_demo
+from healthscore.demo.project import demo_users
 from healthscore.web.app import create_app
 
 from .browser_support import LiveServer
+from .conftest import copy_project
 
 ROOT = Path(__file__).parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -42,10 +43,20 @@ def _commands(block: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """What `make demo` leaves (a smaller portfolio), beside a link to the venv."""
+def folder(scored_demo: Path, demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What `make demo` leaves (a smaller portfolio), beside a link to the venv: the session's
+    scored demo (its template on the demo data, scored on the two month-ends make_demo scores
+    with months=2), then make_demo's remaining steps in its order: the demo's users, then the
+    rules' plan applied as its run applies it. Its data folder links to the demo data."""
     here = tmp_path_factory.mktemp("readme")
-    make_demo(here / "demo-project", 300, 2, "eight-categories", lambda _: None)
+    project = Project.load(copy_project(scored_demo, here / "demo-project"))
+    (here / "demo-project" / "data").symlink_to(demo_data, target_is_directory=True)
+    demo_users(project)
+    wf = project.workflow()
+    try:
+        wf.plan_and_apply()
+    finally:
+        wf.close()
     (here / ".venv").symlink_to(ROOT / ".venv")
     return here
 
