@@ -160,7 +160,7 @@ def reasons(t: ir.Table, entity: Entity, accounts: ir.Table | None) -> list[tupl
             out.append((_unparseable(col), _fails_to_parse(value, raw)))
         if col.required:
             empty = raw if raw is not None else (value if value.type().is_string() else None)
-            missing = value.isnull() if empty is None else empty.isnull() | (empty.strip() == "")
+            missing = value.isnull() if empty is None else empty.isnull() | blank(empty)
             out.append((f"missing {col.name}", missing))
     for name in entity.nonnegative:
         out.append((f"negative {name}", t[name] < 0))
@@ -184,7 +184,15 @@ def _unparseable(col: Any) -> str:
 
 
 def _fails_to_parse(value: ir.Value, raw: ir.Value) -> ir.Value:
-    return raw.notnull() & (raw.strip() != "") & value.isnull()
+    return raw.notnull() & ~blank(raw) & value.isnull()
+
+
+def blank(text: ir.StringValue) -> ir.BooleanValue:
+    """Whether the text is empty once stripped of whitespace. Only text that sorts before "!"
+    can be: the empty string, or one starting with whitespace (every whitespace character
+    strip() removes is at most " "). That comparison is cheap; the strip is costly and runs
+    only on those rows."""
+    return (text < "!") & (text.strip() == "")
 
 
 def clean(
@@ -198,7 +206,8 @@ def clean(
     ``optional`` names required columns that another source can fill in (an account's
     start date from its subscriptions)."""
     entity = contract(source, optional)
-    t = with_first_of_duplicates(typed(map_columns(raw, source, entity), entity), entity)
+    cast = typed(map_columns(raw, source, entity), entity)
+    t = with_first_of_duplicates(cast, entity)
     checks = reasons(t, entity, accounts)
     flags = {f"__bad{i}": cond.fill_null(False) for i, (_, cond) in enumerate(checks)}
     any_flag = ibis.or_(*flags.values()) if flags else ibis.literal(False)
@@ -211,8 +220,10 @@ def clean(
     health.columns = [c.name for c in entity.columns
                       if source.spec.columns.get(c.name, c.name) in raw.columns]
     check_limits(source, health, max_share, max_rows)
-    # only the good rows and the entity's columns are kept (in memory, or spilled to disk)
-    good = materialize(t.filter(~t["__bad"]).select(*entity.column_names), f"clean_{source.entity}")
+    # only the good rows and the entity's columns are kept (in memory, or spilled to disk);
+    # when every row is good, the checks are not evaluated a second time to find them
+    kept = cast if not health.rows_rejected else t.filter(~t["__bad"])
+    good = materialize(kept.select(*entity.column_names), f"clean_{source.entity}")
     return good, health
 
 
