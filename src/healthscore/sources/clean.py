@@ -63,8 +63,24 @@ class DataHealth:
 def map_columns(raw: ir.Table, source: Source, entity: Entity | None = None) -> ir.Table:
     """Rename the source's columns to the entity's and add a row number."""
     entity = entity or source.definition
+    return raw.select(**{ROW: ibis.row_number() + 1}, **_mapped(raw, source, entity))
+
+
+def as_read(raw: ir.Table, source: Source, optional: frozenset[str] = frozenset()
+            ) -> ir.Table | None:
+    """The source's rows under the entity's column names, when that is all cleaning does to
+    them: every column is of the entity's type already (nothing is parsed), so a source
+    without a rejected row has these rows as its clean rows. None when a column is parsed."""
+    entity = contract(source, optional)
+    mapped = raw.select(**_mapped(raw, source, entity))
+    if not all(_same_type(mapped[c.name], c.type) for c in entity.columns):
+        return None
+    return mapped
+
+
+def _mapped(raw: ir.Table, source: Source, entity: Entity) -> dict[str, Any]:
     have = set(raw.columns)
-    exprs: dict[str, Any] = {ROW: ibis.row_number() + 1}
+    exprs: dict[str, Any] = {}
     for col in entity.columns:
         src = source.spec.columns.get(col.name, col.name)
         if src in have:
@@ -74,7 +90,7 @@ def map_columns(raw: ir.Table, source: Source, entity: Entity | None = None) -> 
             raise DataError(_missing_column(source, entity, col.name, src, raw.columns))
         else:
             exprs[col.name] = ibis.null().cast(IBIS_TYPES[col.type])
-    return raw.select(**exprs)
+    return exprs
 
 
 def _missing_column(source: Source, entity: Entity, col: str, src: str, found: list[str]) -> str:
