@@ -251,12 +251,14 @@ def load_source(engine: Engine, source: Source, accounts: ir.Table | None, limit
             check_limits(source, hit.health, limits.share, limits.rows)
             return rows, hit.health, True
     raw = read_source(engine, source)
+    rows = as_read(raw, source, optional) if source.format in AS_READ_FORMATS else None
+    # on DuckDB, rows that pass as read are not copied into the engine either: scanning the
+    # Parquet files again costs less than scanning a copy held under the memory limit
     table, health = clean(raw, source, accounts, limits.share, engine.materialize, optional,
-                          limits.rows)
+                          limits.rows, rows if engine.name == "duckdb" else None)
     if cache is not None and key is not None:
         # rows that pass as read are not copied: the entry reads the files its key hashed
-        same = (source.format in AS_READ_FORMATS and not health.rows_rejected
-                and as_read(raw, source, optional) is not None)
+        same = rows is not None and not health.rows_rejected
         cache.pending.append(Pending(source.entity, key, None if same else table,
                                      _health_dict(health)))
     return table, health, False

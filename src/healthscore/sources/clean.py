@@ -215,12 +215,15 @@ def clean(
     raw: ir.Table, source: Source, accounts: ir.Table | None, max_share: float,
     materialize: Callable[[ir.Table, str], ir.Table] = lambda t, _: t,
     optional: frozenset[str] = frozenset(), max_rows: int | None = None,
+    as_is: ir.Table | None = None,
 ) -> tuple[ir.Table, DataHealth]:
     """Check every row; return the good rows (materialised) and the source's health. More
     rejected rows than ``max_share`` of the source, or than ``max_rows``, fail the run.
 
     ``optional`` names required columns that another source can fill in (an account's
-    start date from its subscriptions)."""
+    start date from its subscriptions). ``as_is``: the source's rows as read (see
+    :func:`as_read`), cheap to read again; when no row is rejected they are the good rows,
+    not materialised."""
     entity = contract(source, optional)
     cast = typed(map_columns(raw, source, entity), entity)
     t = with_first_of_duplicates(cast, entity)
@@ -236,6 +239,8 @@ def clean(
     health.columns = [c.name for c in entity.columns
                       if source.spec.columns.get(c.name, c.name) in raw.columns]
     check_limits(source, health, max_share, max_rows)
+    if as_is is not None and not health.rows_rejected:
+        return as_is, health
     # only the good rows and the entity's columns are kept (in memory, or spilled to disk);
     # when every row is good, the checks are not evaluated a second time to find them
     kept = cast if not health.rows_rejected else t.filter(~t["__bad"])
