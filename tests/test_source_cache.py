@@ -126,6 +126,22 @@ def test_parquet_rows_that_pass_as_read_are_not_copied(
     assert result.cached == ["accounts", "usage_events"]
     assert again == rows and health_again == health
     assert reads == ([] if copied else ["usage_events"])  # the files, not checked again
+    # nor copied into the engine on a run that checks them: the clean table reads the file
+    assert _copies_in_engine(tmp_path, cache=False) == (["usage_events"] if copied else [])
+
+
+def _copies_in_engine(root: Path, cache: bool) -> list[str]:
+    """The event sources whose clean rows a run copies into its engine (not read from files)."""
+    from healthscore import pipeline
+
+    config = Project.load(root).config
+    engine = pipeline.open_engine(config)
+    try:
+        pipeline.load_sources(config, engine, lambda _: None, cache)
+        tables = engine.con.con.sql("SELECT table_name FROM duckdb_tables()").fetchall()
+        return ["usage_events" for (name,) in tables if name.startswith("hs_clean_usage_events")]
+    finally:
+        engine.close()
 
 
 def test_a_changed_file_rebuilds_only_that_source(mini: Path, reads: list[str]) -> None:
