@@ -235,15 +235,15 @@ def clean(
     t = t.mutate(**{f"__blank{i}": cond.fill_null(False) & ~t["__bad"] for i, (_, cond) in enumerate(empty)})
     health = _health(t, source, entity, checks, t["__bad"], empty)
     health.notes = _blank_notes(t, empty, entity, health, source)
-    health.notes += _unexpected_values(t.filter(~t["__bad"]), entity, source, set(raw.columns))
+    # the good rows: when every row is good, the checks are not evaluated again to find them
+    kept = cast if not health.rows_rejected else t.filter(~t["__bad"])
+    health.notes += _unexpected_values(kept, entity, source, set(raw.columns))
     health.columns = [c.name for c in entity.columns
                       if source.spec.columns.get(c.name, c.name) in raw.columns]
     check_limits(source, health, max_share, max_rows)
     if as_is is not None and not health.rows_rejected:
         return as_is, health
-    # only the good rows and the entity's columns are kept (in memory, or spilled to disk);
-    # when every row is good, the checks are not evaluated a second time to find them
-    kept = cast if not health.rows_rejected else t.filter(~t["__bad"])
+    # only the good rows and the entity's columns are kept (in memory, or spilled to disk)
     good = materialize(kept.select(*entity.column_names), f"clean_{source.entity}")
     return good, health
 
