@@ -1,12 +1,16 @@
 """Phase timers for one healthscore run on the benchmark data: CPU seconds (this process,
-every thread) and wall seconds of reading the sources and of each engine call a run makes
-(each materialised table by its kind, each partitioned snapshot write).
+every thread) and wall seconds of each part of a run: reading and checking each source,
+hashing the source files for the source cache, storing the clean sources in the cache,
+each table the run materialises (by its kind), each partitioned snapshot write, the
+sources' per-day fingerprints and the running values kept for the next day.
 
     python benchmarks/phases_history.py --dates 365 --data bench-data-20000
+    python benchmarks/phases_history.py --dates 1 --data bench-data      # one cold date
 
 The dates are the last N days up to the data's last day (2026-10-31). The project is a copy of
-``benchmarks/project`` in a scratch folder (removed at the end). See docs/benchmark.md,
-"A second profile".
+``benchmarks/project`` in a scratch folder (removed at the end), so every run is cold. Parts
+nest (a source's check inside "sources", the fingerprints inside "state"); the split at the
+end has no part twice. See docs/benchmark.md, "A second profile" and "One cold date".
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -39,7 +44,10 @@ def timed(label: Callable[..., str], f: Callable[..., Any], out: Timings) -> Cal
 
 def instrument(out: Timings) -> None:
     import healthscore.pipeline as pipeline
+    import healthscore.pipeline.incremental as incremental
+    import healthscore.pipeline.load as load
     from healthscore.engine.adapter import DuckDBEngine
+    from healthscore.sources.cache import SourceCache
 
     DuckDBEngine.materialize = timed(  # type: ignore[method-assign]
         lambda self, expr, prefix: prefix, DuckDBEngine.materialize, out)
@@ -47,6 +55,60 @@ def instrument(out: Timings) -> None:
         lambda self, expr, folder: "write", DuckDBEngine.write_partitioned, out)
     pipeline.load_sources = timed(  # type: ignore[attr-defined]
         lambda *a: "sources", pipeline.load_sources, out)
+    load.load_source = timed(  # type: ignore[attr-defined]
+        lambda engine, source, *a: f"check:{source.entity}", load.load_source, out)
+    load.accounts_key = timed(  # type: ignore[attr-defined]
+        lambda *a: "accounts key", load.accounts_key, out)
+    SourceCache.key = timed(  # type: ignore[method-assign]
+        lambda self, source, *a: "cache key", SourceCache.key, out)
+    SourceCache.save = timed(  # type: ignore[method-assign]
+        lambda *a: "cache write", SourceCache.save, out)
+    incremental.fingerprints = timed(  # type: ignore[attr-defined]
+        lambda *a: "fingerprints", incremental.fingerprints, out)
+    incremental.write_pending = timed(  # type: ignore[attr-defined]
+        lambda *a: "state", incremental.write_pending, out)
+
+
+def split(out: Timings, run: tuple[float, float]) -> list[tuple[str, float, float]]:
+    """The run's CPU and wall seconds by part, each counted once (nested parts subtracted)."""
+    total: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for label, c, w in out:
+        kind = label.split(":")[0]
+        total[kind][0] += c
+        total[kind][1] += w
+
+    def take(name: str) -> tuple[float, float]:
+        c, w = total.get(name, [0.0, 0.0])
+        return c, w
+
+    check = take("check")  # each source read and checked (inside: its cache key)
+    key = take("cache key")
+    write = take("cache write")
+    ids = take("accounts key")
+    sources = take("sources")
+    prints = take("fingerprints")
+    state = take("state")
+    snapshots = take("write")
+    materialized = [(k, v) for k, v in total.items() if k not in {
+        "check", "cache key", "cache write", "accounts key", "sources", "fingerprints", "state",
+        "write"} and not k.startswith("clean_")]
+    measures = [(k, v) for k, v in materialized if k != "accounts"]  # accounts: in loading
+    rows = [
+        ("hash source files (cache key)", *key),
+        ("read + check sources", check[0] - key[0], check[1] - key[1]),
+        ("store clean sources (cache)", *write),
+        ("hash account ids", *ids),
+        ("rest of loading", sources[0] - check[0] - write[0] - ids[0],
+         sources[1] - check[1] - write[1] - ids[1]),
+        ("materialised tables: " + ", ".join(k for k, _ in measures),
+         sum(v[0] for _, v in measures), sum(v[1] for _, v in measures)),
+        ("score + write snapshots", *snapshots),
+        ("fingerprints", *prints),
+        ("keep running values", state[0] - prints[0], state[1] - prints[1]),
+    ]
+    rows.append(("other (planning, Python)", run[0] - sum(r[1] for r in rows),
+                 run[1] - sum(r[2] for r in rows)))
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,10 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     for label, c, w in out:
-        if not label.startswith("clean_"):  # each source's clean table: inside "sources"
-            print(f"{label:12s} CPU {c:7.2f} s  wall {w:7.2f} s")
+        print(f"{label:24s} CPU {c:7.2f} s  wall {w:7.2f} s")
+    print("split (each part once):")
+    for label, c, w in split(out, (cpu, wall)):
+        print(f"  {label:60s} CPU {c:7.2f} s  wall {w:7.2f} s")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{'run':12s} CPU {cpu:7.2f} s  wall {wall:7.2f} s  {result.rows:,} rows, "
+    print(f"{'run':24s} CPU {cpu:7.2f} s  wall {wall:7.2f} s  {result.rows:,} rows, "
           f"peak {peak:,.0f} MB")
     return 0
 

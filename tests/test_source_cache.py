@@ -12,7 +12,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,16 @@ from healthscore.entities import ENTITIES
 from healthscore.errors import DataError
 from healthscore.sources import cache
 from tests.conftest import DEMO_END
-from tests.projects import AS_OF, EVENT_COLUMNS, EVENTS, SMALL_SPARK, csv_text, project_yml, write_project
+from tests.projects import (
+    AS_OF,
+    EVENT_COLUMNS,
+    EVENTS,
+    SMALL_SPARK,
+    csv_text,
+    parquet_file,
+    project_yml,
+    write_project,
+)
 
 SCORES = ["account_id", "as_of", "scorecard", "m__logins_30", "score", "band"]
 
@@ -90,6 +99,49 @@ def test_the_cached_rows_are_what_the_run_scores(mini: Path, reads: list[str]) -
     scores, _, _ = _run(mini)
     assert reads == []
     assert [r[3] for r in scores if r[0] == "A1"] == ["0.0"]  # A1's logins came from the file
+
+
+TYPED_EVENTS = [(a, u, e, datetime.fromisoformat(t)) for a, u, e, t in EVENTS]
+
+
+@pytest.mark.parametrize(("events", "copied"), [
+    (TYPED_EVENTS, False),  # every column of its type, no row rejected: no copy
+    (EVENTS, True),  # timestamps as text: parsed, so the parsed rows are kept
+    (TYPED_EVENTS + [("A9", "u9", "login", datetime(2025, 2, 26))], True),  # a rejected row
+])
+def test_parquet_rows_that_pass_as_read_are_not_copied(
+        tmp_path: Path, reads: list[str], events: list[tuple[Any, ...]], copied: bool) -> None:
+    write_project(tmp_path, {
+        "healthscore.yml": project_yml(
+            "accounts: {path: data/accounts.csv}\n"
+            "usage_events: {path: data/events.parquet, max_rejected_share: 0.5}\n"),
+        "data/events.parquet": parquet_file(EVENT_COLUMNS, events),
+    })
+    rows, health, _ = _run(tmp_path)
+    [entry] = (tmp_path / ".healthscore" / cache.FOLDER / "usage_events").iterdir()
+    assert (entry / cache.ROWS).exists() == copied
+    assert json.loads((entry / cache.HEALTH).read_text())["as_read"] == (not copied)
+    reads.clear()
+    again, health_again, result = _run(tmp_path)
+    assert result.cached == ["accounts", "usage_events"]
+    assert again == rows and health_again == health
+    assert reads == ([] if copied else ["usage_events"])  # the files, not checked again
+    # nor copied into the engine on a run that checks them: the clean table reads the file
+    assert _copies_in_engine(tmp_path, cache=False) == (["usage_events"] if copied else [])
+
+
+def _copies_in_engine(root: Path, cache: bool) -> list[str]:
+    """The event sources whose clean rows a run copies into its engine (not read from files)."""
+    from healthscore import pipeline
+
+    config = Project.load(root).config
+    engine = pipeline.open_engine(config)
+    try:
+        pipeline.load_sources(config, engine, lambda _: None, cache)
+        tables = engine.con.con.sql("SELECT table_name FROM duckdb_tables()").fetchall()
+        return ["usage_events" for (name,) in tables if name.startswith("hs_clean_usage_events")]
+    finally:
+        engine.close()
 
 
 def test_a_changed_file_rebuilds_only_that_source(mini: Path, reads: list[str]) -> None:

@@ -537,3 +537,22 @@ def test_a_latin1_csv_says_so_and_reads_with_its_encoding(tmp_path: Path) -> Non
         Project.load(tmp_path)
     assert bad.value.message == ("healthscore.yml: sources.accounts.encoding: unknown encoding "
                                  "'klingon'. Write e.g. utf-8, latin-1, cp1252 or utf-16.")
+
+
+def test_text_of_only_whitespace_is_missing(tmp_path: Path) -> None:
+    # typed columns are not stripped on reading: a required text cell of spaces or tabs is
+    # missing; text that only starts with whitespace is kept (as it is)
+    events = [(a, u, e, datetime.fromisoformat(t)) for a, u, e, t in EVENTS]
+    events += [("A1", "u1", "  ", datetime(2025, 2, 26)), ("A2", "u3", "\t\n", datetime(2025, 2, 26)),
+               ("A2", "u3", " export", datetime(2025, 2, 26))]
+    write_project(tmp_path, {
+        "healthscore.yml": sources("{path: data/accounts.csv}",
+                                   "{path: data/events.parquet, max_rejected_share: 0.5}"),
+        "data/events.parquet": parquet_file(EVENT_COLUMNS, events),
+    })
+    h = run(tmp_path)[1].health["usage_events"]
+    assert (h.rows_read, h.rows_rejected, h.reasons) == (9, 2, {"missing event": 2})
+    assert h.examples == [
+        "data/events.parquet row 7, column 'event': missing event (value '  ')",
+        "data/events.parquet row 8, column 'event': missing event (value '\\t\\n')",
+    ]

@@ -1,15 +1,18 @@
 """Clean tables kept between runs, so that an unchanged source is read and checked once.
 
 An entry is a source's good rows (Parquet) and its data health (JSON), in
-``<state>/.source-cache/<entity>/<key>/``. The key is a hash of everything the rows and the
-health depend on: the files' contents (SHA-256; a file whose size and modification time are
-unchanged is not hashed again), the source's spec (path, format, table, sheet, mapping,
-encoding...), the entity contract it is checked against, the code that reads and checks
-it, the engine, and, for every source but accounts, the set of known account ids (rows of
-unknown accounts are rejected). So a changed file, mapping or contract changes exactly that
-source's key, and a new account id the keys of the sources checked against the accounts.
-What depends on the run is not cached: staleness is computed against each run's as-of dates
-from the cached newest row, and the rejection limits are checked again.
+``<state>/.source-cache/<entity>/<key>/``; a Parquet source whose rows all pass as they are
+read (none rejected, every column of its type already) keeps no copy: its entry reads the
+files themselves, whose contents the key holds (copying 19M usage events cost 12 CPU s).
+The key is a hash of everything the rows and the health depend on: the files' contents
+(SHA-256; a file whose size and modification time are unchanged is not hashed again), the
+source's spec (path, format, table, sheet, mapping, encoding...), the entity contract it is
+checked against, the code that reads and checks it, the engine, and, for every source but
+accounts, the set of known account ids (rows of unknown accounts are rejected). So a changed
+file, mapping or contract changes exactly that source's key, and a new account id the keys
+of the sources checked against the accounts. What depends on the run is not cached:
+staleness is computed against each run's as-of dates from the cached newest row, and the
+rejection limits are checked again.
 
 Files only (CSV, Parquet, Excel, a DuckDB file): a database or a DuckDB query has no
 content to hash short of reading it, and the workflow store changes with every action.
@@ -41,12 +44,13 @@ import pyarrow as pa
 
 from healthscore.config.model import Source
 from healthscore.engine.adapter import Engine, temp_name
-from healthscore.sources.clean import DataHealth, check_limits, clean, contract
+from healthscore.sources.clean import DataHealth, as_read, check_limits, clean, contract
 from healthscore.sources.read import read_source, source_files
 
 FOLDER = ".source-cache"  # in the state folder; a dot: not in backups
-VERSION = 1  # of the entry layout
+VERSION = 2  # of the entry layout
 CACHED_FORMATS = ("csv", "parquet", "excel", "duckdb")
+AS_READ_FORMATS = ("parquet",)  # cheap to read again: rows that pass as read are not copied
 ROWS = "rows.parquet"
 HEALTH = "health.json"
 FILES = "files.json"  # path -> [size, mtime_ns, sha256, hashed at]: not hashed again unchanged
@@ -61,7 +65,7 @@ def _checkpoint(step: str) -> None:
 
 @dataclass
 class Entry:
-    rows: Path
+    rows: Path | None  # None: the clean rows are the source files' rows, as read (see as_read)
     health: DataHealth
 
 
@@ -71,7 +75,7 @@ class Pending:
 
     entity: str
     key: str
-    table: ir.Table
+    table: ir.Table | None  # None: the rows are the source's as read (no copy is kept)
     health: dict[str, Any]  # as it was checked (before the run adds its measure notes)
 
 
@@ -161,9 +165,11 @@ class SourceCache:
             return None
         try:
             saved = json.loads((folder / HEALTH).read_text(encoding="utf-8"))
-            rows = folder / ROWS
-            if rows.stat().st_size != saved["size"] or _row_count(rows) != saved["rows"]:
-                raise ValueError("rows.parquet is not the file written")
+            rows: Path | None = None
+            if not saved["as_read"]:
+                rows = folder / ROWS
+                if rows.stat().st_size != saved["size"] or _row_count(rows) != saved["rows"]:
+                    raise ValueError("rows.parquet is not the file written")
             health = _health(saved["health"])
         except (OSError, ValueError, KeyError, TypeError, pa.ArrowException):
             shutil.rmtree(folder, ignore_errors=True)
@@ -187,10 +193,11 @@ class SourceCache:
         stage = parent / f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         stage.mkdir()
         try:
-            rows = write_rows(engine, pending.table, stage)
-            saved = {"size": rows.stat().st_size, "rows": _row_count(rows),
-                     "health": pending.health}
-            _fsync_file(rows)
+            saved: dict[str, Any] = {"as_read": pending.table is None, "health": pending.health}
+            if pending.table is not None:
+                rows = write_rows(engine, pending.table, stage)
+                saved.update(size=rows.stat().st_size, rows=_row_count(rows))
+                _fsync_file(rows)
             _checkpoint("rows written")
             _write_atomically(stage / HEALTH, json.dumps(saved).encode())
             _checkpoint("health written")
@@ -238,17 +245,32 @@ def load_source(engine: Engine, source: Source, accounts: ir.Table | None, limit
     key = cache.key(source, engine, optional, ids) if cache is not None else None
     if cache is not None and key is not None:
         hit = cache.get(source.entity, key)
-        if hit is not None:
+        rows = _cached_rows(engine, source, optional, hit) if hit is not None else None
+        if hit is not None and rows is not None:
             hit.health.stale_after_days = source.stale_after_days  # staleness: per run
             check_limits(source, hit.health, limits.share, limits.rows)
-            rows = read_rows(engine, hit.rows, temp_name(f"clean_{source.entity}"))
             return rows, hit.health, True
     raw = read_source(engine, source)
+    rows = as_read(raw, source, optional) if source.format in AS_READ_FORMATS else None
+    # on DuckDB, rows that pass as read are not copied into the engine either: scanning the
+    # Parquet files again costs less than scanning a copy held under the memory limit
     table, health = clean(raw, source, accounts, limits.share, engine.materialize, optional,
-                          limits.rows)
+                          limits.rows, rows if engine.name == "duckdb" else None)
     if cache is not None and key is not None:
-        cache.pending.append(Pending(source.entity, key, table, _health_dict(health)))
+        # rows that pass as read are not copied: the entry reads the files its key hashed
+        same = rows is not None and not health.rows_rejected
+        cache.pending.append(Pending(source.entity, key, None if same else table,
+                                     _health_dict(health)))
     return table, health, False
+
+
+def _cached_rows(engine: Engine, source: Source, optional: frozenset[str], hit: Entry
+                 ) -> ir.Table | None:
+    """The clean rows of a cache entry: its copy, or the source's files as read (None when
+    they no longer read as the entity's types: the entry is not used)."""
+    if hit.rows is not None:
+        return read_rows(engine, hit.rows, temp_name(f"clean_{source.entity}"))
+    return as_read(read_source(engine, source), source, optional)
 
 
 def write_rows(engine: Engine, expr: ir.Table, stage: Path) -> Path:

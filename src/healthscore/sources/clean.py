@@ -63,8 +63,24 @@ class DataHealth:
 def map_columns(raw: ir.Table, source: Source, entity: Entity | None = None) -> ir.Table:
     """Rename the source's columns to the entity's and add a row number."""
     entity = entity or source.definition
+    return raw.select(**{ROW: ibis.row_number() + 1}, **_mapped(raw, source, entity))
+
+
+def as_read(raw: ir.Table, source: Source, optional: frozenset[str] = frozenset()
+            ) -> ir.Table | None:
+    """The source's rows under the entity's column names, when that is all cleaning does to
+    them: every column is of the entity's type already (nothing is parsed), so a source
+    without a rejected row has these rows as its clean rows. None when a column is parsed."""
+    entity = contract(source, optional)
+    mapped = raw.select(**_mapped(raw, source, entity))
+    if not all(_same_type(mapped[c.name], c.type) for c in entity.columns):
+        return None
+    return mapped
+
+
+def _mapped(raw: ir.Table, source: Source, entity: Entity) -> dict[str, Any]:
     have = set(raw.columns)
-    exprs: dict[str, Any] = {ROW: ibis.row_number() + 1}
+    exprs: dict[str, Any] = {}
     for col in entity.columns:
         src = source.spec.columns.get(col.name, col.name)
         if src in have:
@@ -74,7 +90,7 @@ def map_columns(raw: ir.Table, source: Source, entity: Entity | None = None) -> 
             raise DataError(_missing_column(source, entity, col.name, src, raw.columns))
         else:
             exprs[col.name] = ibis.null().cast(IBIS_TYPES[col.type])
-    return raw.select(**exprs)
+    return exprs
 
 
 def _missing_column(source: Source, entity: Entity, col: str, src: str, found: list[str]) -> str:
@@ -160,7 +176,7 @@ def reasons(t: ir.Table, entity: Entity, accounts: ir.Table | None) -> list[tupl
             out.append((_unparseable(col), _fails_to_parse(value, raw)))
         if col.required:
             empty = raw if raw is not None else (value if value.type().is_string() else None)
-            missing = value.isnull() if empty is None else empty.isnull() | (empty.strip() == "")
+            missing = value.isnull() if empty is None else empty.isnull() | blank(empty)
             out.append((f"missing {col.name}", missing))
     for name in entity.nonnegative:
         out.append((f"negative {name}", t[name] < 0))
@@ -184,21 +200,33 @@ def _unparseable(col: Any) -> str:
 
 
 def _fails_to_parse(value: ir.Value, raw: ir.Value) -> ir.Value:
-    return raw.notnull() & (raw.strip() != "") & value.isnull()
+    return raw.notnull() & ~blank(raw) & value.isnull()
+
+
+def blank(text: ir.StringValue) -> ir.BooleanValue:
+    """Whether the text is empty once stripped of whitespace. Only text that sorts before "!"
+    can be: the empty string, or one starting with whitespace (every whitespace character
+    strip() removes is at most " "). That comparison is cheap; the strip is costly and runs
+    only on those rows."""
+    return (text < "!") & (text.strip() == "")
 
 
 def clean(
     raw: ir.Table, source: Source, accounts: ir.Table | None, max_share: float,
     materialize: Callable[[ir.Table, str], ir.Table] = lambda t, _: t,
     optional: frozenset[str] = frozenset(), max_rows: int | None = None,
+    as_is: ir.Table | None = None,
 ) -> tuple[ir.Table, DataHealth]:
     """Check every row; return the good rows (materialised) and the source's health. More
     rejected rows than ``max_share`` of the source, or than ``max_rows``, fail the run.
 
     ``optional`` names required columns that another source can fill in (an account's
-    start date from its subscriptions)."""
+    start date from its subscriptions). ``as_is``: the source's rows as read (see
+    :func:`as_read`), cheap to read again; when no row is rejected they are the good rows,
+    not materialised."""
     entity = contract(source, optional)
-    t = with_first_of_duplicates(typed(map_columns(raw, source, entity), entity), entity)
+    cast = typed(map_columns(raw, source, entity), entity)
+    t = with_first_of_duplicates(cast, entity)
     checks = reasons(t, entity, accounts)
     flags = {f"__bad{i}": cond.fill_null(False) for i, (_, cond) in enumerate(checks)}
     any_flag = ibis.or_(*flags.values()) if flags else ibis.literal(False)
@@ -207,12 +235,16 @@ def clean(
     t = t.mutate(**{f"__blank{i}": cond.fill_null(False) & ~t["__bad"] for i, (_, cond) in enumerate(empty)})
     health = _health(t, source, entity, checks, t["__bad"], empty)
     health.notes = _blank_notes(t, empty, entity, health, source)
-    health.notes += _unexpected_values(t.filter(~t["__bad"]), entity, source, set(raw.columns))
+    # the good rows: when every row is good, the checks are not evaluated again to find them
+    kept = cast if not health.rows_rejected else t.filter(~t["__bad"])
+    health.notes += _unexpected_values(kept, entity, source, set(raw.columns))
     health.columns = [c.name for c in entity.columns
                       if source.spec.columns.get(c.name, c.name) in raw.columns]
     check_limits(source, health, max_share, max_rows)
+    if as_is is not None and not health.rows_rejected:
+        return as_is, health
     # only the good rows and the entity's columns are kept (in memory, or spilled to disk)
-    good = materialize(t.filter(~t["__bad"]).select(*entity.column_names), f"clean_{source.entity}")
+    good = materialize(kept.select(*entity.column_names), f"clean_{source.entity}")
     return good, health
 
 
