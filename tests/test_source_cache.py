@@ -130,6 +130,36 @@ def test_parquet_rows_that_pass_as_read_are_not_copied(
     assert _copies_in_engine(tmp_path, cache=False) == (["usage_events"] if copied else [])
 
 
+@pytest.mark.parametrize("cached", [False, True])
+def test_a_file_changed_while_the_run_reads_it_fails_the_run_and_writes_nothing(
+        tmp_path: Path, cached: bool) -> None:
+    events = tmp_path / "data" / "events.parquet"
+    write_project(tmp_path, {
+        "healthscore.yml": project_yml(
+            "accounts: {path: data/accounts.csv}\nusage_events: {path: data/events.parquet}\n"),
+        "data/events.parquet": parquet_file(EVENT_COLUMNS, TYPED_EVENTS),
+    })
+    if cached:  # the next run takes the source from the cache: it reads the file again
+        _run(tmp_path, as_of="2025-02-28")
+    project = Project.load(tmp_path)
+    before = project.store.dates()
+    assert date.fromisoformat(AS_OF) not in before
+
+    def rewrite(step: str) -> None:  # once the sources are read: a file written in place
+        if step.startswith("scoring") and events.stat().st_mtime_ns != 1:
+            parquet_file(EVENT_COLUMNS, TYPED_EVENTS[:-1])(events)
+            os.utime(events, ns=(1, 1))
+
+    with pytest.raises(DataError) as err:
+        project.run(as_of=AS_OF, progress=rewrite)
+    assert str(err.value) == (
+        f"sources.usage_events: {events} changed while the run read it (its size or "
+        "modification time is not what it was when the run began). Nothing was written. Run "
+        "again once the file is written whole; to avoid this, write each new file under another "
+        "name and rename it into place.")
+    assert project.store.dates() == before  # no snapshot of the refused date
+
+
 def _copies_in_engine(root: Path, cache: bool) -> list[str]:
     """The event sources whose clean rows a run copies into its engine (not read from files)."""
     from healthscore import pipeline

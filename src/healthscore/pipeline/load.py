@@ -16,7 +16,14 @@ from healthscore.engine.adapter import Engine, make_engine, temp_name
 from healthscore.errors import DataError
 from healthscore.measures.contract import unmatched_filters
 from healthscore.sources.cache import FOLDER as CACHE_FOLDER
-from healthscore.sources.cache import Limits, SourceCache, accounts_key, load_source
+from healthscore.sources.cache import (
+    Limits,
+    SourceCache,
+    accounts_key,
+    changed_file,
+    file_stamps,
+    load_source,
+)
 from healthscore.sources.clean import DataHealth
 from healthscore.sources.read import no_data_yet, workflow_rows
 from healthscore.sources.subscriptions import observed_until, with_subscription_dates
@@ -34,6 +41,22 @@ class Loaded:
     observed_until: date | None = None  # renewals known up to (from subscriptions)
     cached: set[str] = field(default_factory=set)  # sources taken from the source cache
     keys: dict[str, str] = field(default_factory=dict)  # source cache keys: same key, same rows
+    # files read again while the run goes (Parquet rows that pass as read are not copied):
+    # entity -> (path, size, modification time) before they were first read
+    stamps: dict[str, list[tuple[str, int, int]]] = field(default_factory=dict)
+
+    def check_unchanged(self) -> None:
+        """Fail when a source file the run reads from was changed or removed since the run
+        began: its rows were checked before the change, so what was scored is not known to
+        have been checked."""
+        for entity, stamps in self.stamps.items():
+            path = changed_file(stamps)
+            if path is not None:
+                raise DataError(
+                    f"sources.{entity}: {path} changed while the run read it (its size or "
+                    f"modification time is not what it was when the run began). Nothing was "
+                    f"written. Run again once the file is written whole; to avoid this, write "
+                    f"each new file under another name and rename it into place.")
 
     def materialize_once(self, expr: ir.Table, prefix: str) -> ir.Table:
         """Materialise an intermediate table; the same expression again reuses it."""
@@ -71,6 +94,7 @@ def load_sources(config: ProjectConfig, engine: Engine, progress: Progress,
         rows = source.spec.max_rejected_rows
         rows = config.settings.max_rejected_rows if rows is None else rows
         accounts = loaded.tables.get("accounts")
+        loaded.stamps[entity] = file_stamps(source)  # before the first read
         optional = frozenset({"start_date"}) if with_subs and entity == "accounts" else frozenset()
         table, health, cached = load_source(engine, source, accounts, Limits(share, rows),
                                             optional, store, ids)

@@ -206,6 +206,7 @@ class Project:
                                             "the kept state does not match this configuration")
                     carries = self._score_plan(loaded, plan, stage, progress)
                 written = _count_rows(stage)
+                loaded.check_unchanged()  # what was scored is what was checked
                 pipeline.save_definitions(self.config, self.store)
                 if keep and carries:
                     pending = incremental.write_pending(self.config, loaded, carries,

@@ -264,6 +264,26 @@ def load_source(engine: Engine, source: Source, accounts: ir.Table | None, limit
     return table, health, False
 
 
+def file_stamps(source: Source) -> list[tuple[str, int, int]]:
+    """(path, size, modification time) of each file of a source whose rows a run may read
+    from the files again while it goes (see ``AS_READ_FORMATS``); none for other sources."""
+    if source.format not in AS_READ_FORMATS:
+        return []
+    return [(f, st.st_size, st.st_mtime_ns) for f in source_files(source) for st in [os.stat(f)]]
+
+
+def changed_file(stamps: list[tuple[str, int, int]]) -> str | None:
+    """The first of ``stamps``' files that is gone or no longer has its size and time."""
+    for path, size, mtime in stamps:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return path
+        if (st.st_size, st.st_mtime_ns) != (size, mtime):
+            return path
+    return None
+
+
 def _cached_rows(engine: Engine, source: Source, optional: frozenset[str], hit: Entry
                  ) -> ir.Table | None:
     """The clean rows of a cache entry: its copy, or the source's files as read (None when
