@@ -47,6 +47,11 @@ class Engine:
     def materialize(self, expr: ibis.Table, prefix: str) -> ibis.Table:
         raise NotImplementedError
 
+    def view(self, expr: ibis.Table, prefix: str) -> ibis.Table:
+        """``expr`` under a name: computed anew by every query that reads it, but compiled
+        once however many read it (here: the expression itself)."""
+        return expr
+
     def to_arrow(self, expr: ibis.Table) -> pa.Table:
         return expr.to_pyarrow()
 
@@ -104,6 +109,11 @@ class DuckDBEngine(Engine):
 
     def materialize(self, expr: ibis.Table, prefix: str) -> ibis.Table:
         return self.con.create_table(temp_name(prefix), expr, temp=True)
+
+    def view(self, expr: ibis.Table, prefix: str) -> ibis.Table:
+        name = temp_name(prefix)
+        self.con.con.execute(f'CREATE TEMP VIEW "{name}" AS {self.con.compile(expr)}')
+        return self.con.table(name, database="temp")
 
     def _sql(self, expr: ibis.Table) -> str:
         """Compiled SQL, with DuckDB's DECIMAL results of float literals turned into DOUBLE

@@ -191,13 +191,9 @@ class MeasureBuilder:
         if not cols:
             return spine
         bounds = spine.group_by("account_id").aggregate(k_first=spine.k.min(), k_last=spine.k.max())
-        # each part collapses to one row per (account, as-of index) before the union
-        parts = [self._aligned(_sparse(_clamped(p.table, bounds), p.columns), cols)
-                 for p in self.parts]
-        # after the union, each (account, index) holds at most one value per latest column
         # kept inline, not materialised: a materialised copy at 50,000 accounts x 24 dates ran
         # out of the default 1500MB pool
-        sparse = _sparse(ibis.union(*parts), cols, merged=True)
+        sparse = merged_contributions(self.parts, bounds)
         if self.carry is not None:
             sparse = self.carry.apply(sparse, cols, spine, self.side)
         keys = spine if self.accounts is None else spine.select("account_id", "k", "as_of")
@@ -217,12 +213,6 @@ class MeasureBuilder:
         values = [c for c in done.columns if c not in keys.columns]
         wide = done.inner_join(self.accounts, "account_id")
         return wide.select(*spine.columns, *values)
-
-    def _aligned(self, table: ir.Table, cols: dict[str, tuple[str, str]]) -> ir.Table:
-        exprs: dict[str, Any] = {}
-        for c, (_, type_) in cols.items():
-            exprs[c] = (table[c] if c in table.columns else ibis.null()).cast(type_)
-        return table.select("account_id", "k", **exprs)
 
     def _finish(self, wide: ir.Table) -> ir.Table:
         values: dict[str, Any] = {}
@@ -328,13 +318,75 @@ def _clamped(part: ir.Table, bounds: ir.Table) -> ir.Table:
     return t.drop("k_first", "k_last")
 
 
-def _sparse(t: ir.Table, cols: dict[str, tuple[str, str]], merged: bool = False) -> ir.Table:
+def merged_contributions(parts: list[Part], bounds: ir.Table) -> ir.Table:
+    """One row per (account, as-of index) with every part's columns. Each part collapses to
+    one row per (account, index), then all stack in one narrow union (:class:`Stack`), are
+    placed on the accounts' own dates (``bounds``: account_id, k_first, k_last) and merge."""
+    cols: dict[str, tuple[str, str]] = {}
+    for p in parts:
+        cols.update(p.columns)
+    stack = Stack.of([Part(_sparse(p.table, p.columns), p.columns) for p in parts])
+    return stack.merged(_clamped(stack.table, bounds), cols)
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Every part's rows in one union of few columns: the part's number (``__part``) and its
+    columns in typed slots, each slot shared by the parts (null where a part has fewer
+    columns of that type). ``where``: column -> (part number, slot)."""
+
+    table: ir.Table
+    where: dict[str, tuple[int, str]]
+
+    @classmethod
+    def of(cls, parts: list[Part]) -> Stack:
+        types: dict[str, str] = {}  # slot -> type, in order
+        where: dict[str, tuple[int, str]] = {}
+        for i, part in enumerate(parts):
+            taken: set[str] = set()
+            for c, (_, type_) in part.columns.items():
+                slot = next((s for s, t in types.items() if t == type_ and s not in taken),
+                            f"__slot{len(types)}")
+                types.setdefault(slot, type_)
+                taken.add(slot)
+                where[c] = (i, slot)
+        tables = [_in_slots(p.table, i, {s: c for c, (j, s) in where.items() if j == i}, types)
+                  for i, p in enumerate(parts)]
+        return cls(ibis.union(*tables), where)
+
+    def merged(self, t: ir.Table, cols: dict[str, tuple[str, str]]) -> ir.Table:
+        """One row per (account, as-of index) of the stacked rows ``t``: each column sums,
+        takes the largest or the latest (by its time column) of its own part's rows."""
+        aggs: dict[str, Any] = {}
+        for c, (how, _) in cols.items():
+            part, slot = self.where[c]
+            mine = t["__part"] == part
+            if how == SUM:
+                aggs[c] = t[slot].sum(where=mine)
+            elif how == MAX:
+                aggs[c] = t[slot].max(where=mine)
+            else:
+                aggs[c] = t[slot].argmax(t[self.where[f"{c}__ts"][1]], where=mine)
+        return t.group_by(["account_id", "k"]).aggregate(**aggs)
+
+
+def _in_slots(t: ir.Table, part: int, columns: dict[str, str], types: dict[str, str]) -> ir.Table:
+    """``t`` (account_id, k and the part's columns) with its columns in the slots
+    ``columns`` (slot -> column) and nulls in the others."""
+    values: dict[str, Any] = {}
+    for slot, type_ in types.items():
+        value = t[columns[slot]] if slot in columns else ibis.null()
+        values[slot] = value if value.type() == ibis.dtype(type_) else value.cast(type_)
+    return t.select("account_id", "k", __part=ibis.literal(part, "int32"), **values)
+
+
+def _sparse(t: ir.Table, cols: dict[str, tuple[str, str]]) -> ir.Table:
     """One row per (account, as-of index): sums add up, maxima and latest values combine."""
     aggs: dict[str, Any] = {}
     for c, (how, _) in cols.items():
         if how == SUM:
             aggs[c] = t[c].sum()
-        elif how == MAX or merged:
+        elif how == MAX:
             aggs[c] = t[c].max()
         else:
             aggs[c] = t[c].argmax(t[f"{c}__ts"])

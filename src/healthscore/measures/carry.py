@@ -41,6 +41,9 @@ class Carry:
     # kept in the engine: the measures and :meth:`kept` read that copy instead of computing
     # them twice (for a run over few accounts or few rows: the incremental day)
     materialize: Callable[[ir.Table, str], ir.Table] | None = None
+    # otherwise, when set, the contributions are named once (a view: computed where they are
+    # read, by the measures and by :meth:`kept`, but compiled to SQL once)
+    view: Callable[[ir.Table, str], ir.Table] | None = None
     # entity -> the rows its distinct counts read, when its table holds only the rows that
     # move the running values (the distinct counts read a whole window)
     distinct_rows: dict[str, ir.Table] = field(default_factory=dict)
@@ -61,6 +64,8 @@ class Carry:
             for i, (name, table) in enumerate(side):  # the builder joins these copies too
                 side[i] = (name, self.materialize(table, f"carry_{name}"))
             self.side = list(side)
+        elif self.view is not None:
+            sparse = self.view(sparse, "carry_sparse")
         self.sparse = sparse
         return sparse
 

@@ -52,6 +52,7 @@ def measures_expr(
         builder.n_dates = 1  # from kept values one date is new: distinct counts join it directly
     if carry is not None:
         carry.last = len(dates) - 1
+        carry.view = carry.view or loaded.engine.view
     spine = active_spine(loaded.tables["accounts"], loaded.tables.get("outcomes"), builder.grid)
     return builder.build(spine)
 
