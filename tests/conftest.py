@@ -19,7 +19,11 @@ from typing import Any
 import pytest
 from filelock import FileLock
 
-from tests.projects import write_project
+from tests.projects import SPARK_TEST_JVM, write_project
+
+# every Spark driver the tests start through spark-submit (a local session's JVM, whichever
+# test starts it first, and the cluster's Spark Connect server) runs with the tests' Java options
+os.environ.setdefault("SPARK_SUBMIT_OPTS", SPARK_TEST_JVM)
 
 DEMO_END = date(2026, 10, 31)
 # the two as-of dates the demo projects of the web, workflow and browser tests are scored on

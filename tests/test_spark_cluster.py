@@ -21,6 +21,7 @@ from healthscore.config.specs import SparkSpec
 from healthscore.engine.adapter import SparkEngine, spark_settings
 from healthscore.errors import EngineError
 
+from .projects import SPARK_TEST_JVM
 from .test_pipeline import DATES_SMALL, _cut, _same_frames
 
 READY_WITHIN = 180  # seconds a JVM of the cluster may take to start on a busy machine
@@ -60,7 +61,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     home = Path(pyspark.__file__).parent
     folder = tmp_path_factory.mktemp("cluster")
     env = {**os.environ, "SPARK_HOME": str(home), "SPARK_LOCAL_IP": "127.0.0.1",
-           "SPARK_SCALA_VERSION": "2.13",
+           "SPARK_SCALA_VERSION": "2.13", "SPARK_DAEMON_JAVA_OPTS": SPARK_TEST_JVM,
+           "SPARK_SUBMIT_OPTS": SPARK_TEST_JVM,
            "SPARK_CONF_DIR": str(folder)}  # no spark-defaults.conf of the machine's
     procs: list[subprocess.Popen[bytes]] = []
 
@@ -89,6 +91,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             *_conf({"spark.connect.grpc.binding.address": "127.0.0.1",
                     "spark.connect.grpc.binding.port": str(port), "spark.driver.host": "127.0.0.1",
                     "spark.cores.max": "1", "spark.executor.memory": "512m",
+                    "spark.executor.extraJavaOptions": SPARK_TEST_JVM,
                     "spark.ui.enabled": "false"}),
             "spark-internal")
         _wait_for(log, "Spark Connect server started at", proc)
@@ -105,6 +108,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 def _conf(settings: dict[str, str]) -> list[str]:
     return [arg for key, value in settings.items() for arg in ("--conf", f"{key}={value}")]
+
+
+# Spark's SQL settings for the few rows of the hand-computed project, given in the project as a
+# user would: two shuffle partitions (rows still spread over several tasks, not Spark's 200),
+# no adaptive re-planning and no whole-stage code generation. With SPARK_TEST_JVM on every JVM
+# of the cluster, the standalone test alone costs 121 CPU s instead of 297.
+SMALL_SQL = ("spark.sql.shuffle.partitions: 2, spark.sql.adaptive.enabled: false, "
+             "spark.sql.codegen.wholeStage: false")
 
 
 def _spark_project(root: Path, section: str) -> Path:
@@ -142,7 +153,8 @@ def test_a_standalone_cluster_scores_as_duckdb_does_and_sees_no_future(
     root = _spark_project(tmp_path / "spark", (
         f"spark:\n  master: {cluster.master}\n  driver_memory: 1g\n"
         "  executor: {memory: 512m, cores: 1, instances: 1}\n"
-        "  conf: {spark.driver.host: 127.0.0.1}\n"))
+        f"  conf: {{spark.driver.host: 127.0.0.1, spark.executor.extraJavaOptions: '{SPARK_TEST_JVM}',\n"
+        f"         {SMALL_SQL}}}\n"))
     project = Project.load(root)
     frame = project.run(dates=DATES_SMALL).to_pandas()
     from pyspark import SparkContext
@@ -156,7 +168,8 @@ def test_a_standalone_cluster_scores_as_duckdb_does_and_sees_no_future(
 def test_spark_connect_scores_as_duckdb_does_and_sees_no_future(
         cluster: Cluster, duckdb_scores, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("grpc")
-    root = _spark_project(tmp_path / "connect", f"spark:\n  remote: {cluster.remote}\n")
+    root = _spark_project(tmp_path / "connect",
+                          f"spark:\n  remote: {cluster.remote}\n  conf: {{{SMALL_SQL}}}\n")
     frame = Project.load(root).run(dates=DATES_SMALL).to_pandas()
     _same_frames(duckdb_scores, frame)
     _cut_runs_match(frame, tmp_path)
