@@ -252,10 +252,9 @@ def load_source(engine: Engine, source: Source, accounts: ir.Table | None, limit
             return rows, hit.health, True
     raw = read_source(engine, source)
     rows = as_read(raw, source, optional) if source.format in AS_READ_FORMATS else None
-    # on DuckDB, rows that pass as read are not copied into the engine either: scanning the
-    # Parquet files again costs less than scanning a copy held under the memory limit
+    # rows that pass as read are not copied into an engine that scans the files again cheaply
     table, health = clean(raw, source, accounts, limits.share, engine.materialize, optional,
-                          limits.rows, rows if engine.name == "duckdb" else None)
+                          limits.rows, rows if engine.rescans_files_cheaply else None)
     if cache is not None and key is not None:
         # rows that pass as read are not copied: the entry reads the files its key hashed
         same = rows is not None and not health.rows_rejected
