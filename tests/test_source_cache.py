@@ -355,11 +355,20 @@ def test_spark_reads_its_own_cache(tmp_path: Path, reads: list[str]) -> None:
 
     if shutil.which("java") is None:
         pytest.skip("the Spark engine needs Java 17 on the PATH (apt-get install openjdk-17-jre)")
-    write_project(tmp_path, {"healthscore.yml": project_yml(
-        "accounts: {path: data/accounts.csv}\nusage_events: {path: data/usage_events.csv}\n",
-        "scorecards: [default]\nengine: spark\n" + SMALL_SPARK.rstrip("\n"))})
+    # the accounts' CSV is kept as a copy; the events' Parquet file passes as read, so its
+    # entry keeps only the health and the next run reads the file again
+    write_project(tmp_path, {
+        "healthscore.yml": project_yml(
+            "accounts: {path: data/accounts.csv}\nusage_events: {path: data/events.parquet}\n",
+            "scorecards: [default]\nengine: spark\n" + SMALL_SPARK.rstrip("\n")),
+        "data/events.parquet": parquet_file(EVENT_COLUMNS, TYPED_EVENTS),
+    })
     rows, health, _ = _run(tmp_path)
+    folder = tmp_path / ".healthscore" / cache.FOLDER
+    [accounts_entry], [events_entry] = (list((folder / e).iterdir()) for e in
+                                        ("accounts", "usage_events"))
+    assert (accounts_entry / cache.ROWS).exists() and not (events_entry / cache.ROWS).exists()
     reads.clear()
     again, health_again, result = _run(tmp_path)
-    assert reads == [] and result.cached == ["accounts", "usage_events"]
+    assert reads == ["usage_events"] and result.cached == ["accounts", "usage_events"]
     assert again == rows and health_again == health
