@@ -210,3 +210,27 @@ def test_explain_lists_the_rows_behind_a_measure_and_whether_each_counted(tmp_pa
     assert result.exit_code == 0, result.output
     assert "5 row(s) of this account; 2 counted." in result.output
     assert "rejected: unparseable" in result.output and "after the as-of date" in result.output
+
+
+MONTH_DAYS = ["2025-01-28", "2025-01-29", "2025-01-30", "2025-01-31", "2025-02-27", "2025-02-28",
+              "2025-03-01", "2025-03-29", "2025-03-30", "2025-03-31"]
+MONTH_ENDS = [date(2025, 2, 27), date(2025, 2, 28), date(2025, 3, 1), date(2025, 3, 28),
+              date(2025, 3, 30), date(2025, 3, 31)]
+
+
+def test_the_rows_explained_are_the_rows_counted_on_calendar_month_windows(tmp_path: Path) -> None:
+    # a month window counts a row from its day until the same day a month on (Jan 29-31 stop
+    # on Feb 28): the explanation must say the same, not count back a month from the date
+    write_project(tmp_path, {
+        "measures/usage.yml": "logins_month: {type: count, entity: usage_events, window: 1 month,"
+                              " scheme: {type: linear, low: 0, high: 2}}\n",
+        "scorecards/default.yml": "groups: {usage: {weight: 100, measures: {logins_month: 100}}}\n",
+        "data/usage_events.csv": csv_text(["account_id", "user_id", "event", "timestamp"],
+                                          [("A1", "u1", "login", f"{d} 09:00:00") for d in MONTH_DAYS]),
+    })
+    project = Project.load(tmp_path)
+    project.run(dates=MONTH_ENDS, apply_rules=False)
+    explained = {d.isoformat(): project.measure_rows("A1", "logins_month", d) for d in MONTH_ENDS}
+    seen = {d: (data["counted"], data["value"]) for d, data in explained.items()}
+    assert seen == {"2025-02-27": (5, 5.0), "2025-02-28": (2, 2.0), "2025-03-01": (3, 3.0),
+                    "2025-03-28": (1, 1.0), "2025-03-30": (3, 3.0), "2025-03-31": (4, 4.0)}

@@ -76,7 +76,7 @@ def _inside(m: Measure, t: ir.Table, day: date, entity: str
         return time_col, (start <= d) & (end.isnull() | (end > d)), seen > d, "not open on the date"
     inside = seen <= d
     if not m.window.unbounded:
-        inside &= seen > asof.shift(d, m.window, -1)
+        inside &= asof.shift(seen, m.window) > d  # counted until the window's length after it
     return time_col, inside.fill_null(False), (seen > d).fill_null(False), \
         f"before the {m.window.label} window"
 
