@@ -89,6 +89,24 @@ def seen(rows: ir.Table, grid: ir.Table, start: str, end: str) -> ir.Table:
     return r.filter(r.k_end.isnull() | (r.k_end != r.k_start))
 
 
+def days_counted(grid: ir.Table, span: Span, window: Window, times: int = 0) -> ir.Table:
+    """(day, k) for every day a row can be dated within ``span`` and every grid index whose
+    date counts a row of that day: ``as_of`` in ``[day, day + window)`` moved forward by
+    ``times`` windows (1 for a change against the previous window). A bounded window only;
+    a table of days by dates, so that each row finds its few as-of dates by equality."""
+    if window.unbounded:
+        raise ValueError("days_counted needs a bounded window")
+    last = ibis.literal(span.last, type="date")
+    first = shift(ibis.literal(span.first, type="date"), window, -(times + 1))  # excluded
+    n = last.delta(first, unit="day")
+    days = grid.filter(grid.k == 0).select(i=ibis.range(1, n + 1).unnest())
+    days = days.select(day=(first + days.i.as_interval("D")).cast("date"))
+    pairs = days.cross_join(grid)
+    since = shift(pairs.day, window, times) if times else pairs.day
+    pairs = pairs.filter((pairs.as_of >= since) & (pairs.as_of < shift(pairs.day, window, times + 1)))
+    return pairs.select("day", "k")
+
+
 def latest_at(rows: ir.Table, grid: ir.Table, value: str, ts: str) -> ir.Table:
     """Per account and grid index, the latest ``value`` by ``ts`` among rows first seen there."""
     keyed = rows.mutate(day=rows[ts].date())

@@ -146,7 +146,7 @@ class MeasureBuilder:
         if self.carry is not None and m.entity in self.carry.distinct_rows:
             t = self.carry.distinct_rows[m.entity]  # (the others read rows that move sums)
         if self.span is not None and self._sparse_grid(m):
-            self.side.append((m.name, distinct_direct(t, m, self.grid, self.span, self.materialize)))
+            self.side.append((m.name, distinct_direct(t, m, self.grid, self.span)))
         else:
             self.parts.append(distinct_part(t, m, self.grid, self.span, self.materialize))
 

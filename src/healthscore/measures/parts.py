@@ -174,17 +174,12 @@ def distinct_part(
     return Part(_index_islands(spans, m.name), {m.name: (SUM, "float64")})
 
 
-def distinct_direct(
-    t: ir.Table, m: CountDistinct, grid: ir.Table, span: asof.Span,
-    materialize: Callable[[ir.Table, str], ir.Table] = lambda t, _: t,
-) -> ir.Table:
-    """count_distinct per (account, as-of index) by joining each day to the few as-of dates
-    whose window holds it: cheaper than islands when the dates are far apart."""
-    spans = _seen_spans(_values_seen(t, m, span), m, grid, materialize)
-    last = spans.k_end.fill_null(NEVER)
-    g = grid.select(kk="k")
-    hit = spans.inner_join(g, [g.kk >= spans.k_start, g.kk < last])
-    return hit.group_by(["account_id", hit.kk.name("k")]).aggregate(**{m.name: hit.v.nunique()})
+def distinct_direct(t: ir.Table, m: CountDistinct, grid: ir.Table, span: asof.Span) -> ir.Table:
+    """count_distinct per (account, as-of index), each row joined by its day to the few as-of
+    dates whose window holds it: cheaper than islands when the dates are far apart."""
+    seen = _values_seen(t, m, span)
+    hit = seen.inner_join(asof.days_counted(grid, span, m.window, _shift_of(m)), "day")
+    return hit.group_by(["account_id", "k"]).aggregate(**{m.name: hit.v.nunique()})
 
 
 NEVER = 1 << 40  # an as-of index past every grid: "still counted at the last date"
