@@ -62,16 +62,21 @@ def shift(day: ir.DateValue, window: Window, times: int = 1) -> ir.DateValue:
 
 
 def deltas(
-    rows: ir.Table, grid: ir.Table, values: list[str], start: str = "start", end: str = "end"
+    rows: ir.Table, grid: ir.Table, values: list[str], start: str = "start", end: str = "end",
+    grouped: bool = False,
 ) -> ir.Table:
     """Turn interval rows ``[start, end)`` into +/- contributions at grid indexes.
 
     ``rows`` has ``account_id``, ``start`` and ``end`` (dates; ``end`` may be null for
     "never stops") and one column per value. Returns ``account_id, k, *values``. A row whose
     start and end fall between the same two as-of dates counts for none of them and is
-    dropped here, so one as-of date costs only the rows inside its window.
+    dropped here, so one as-of date costs only the rows inside its window. ``grouped``: the
+    rows that start and stop counting at the same indexes are summed first (far-apart dates
+    place many days' rows on the same indexes).
     """
     r = seen(rows, grid, start, end)
+    if grouped:
+        r = r.group_by(["account_id", "k_start", "k_end"]).aggregate(**{v: r[v].sum() for v in values})
     opened = r.select("account_id", k=r.k_start, **{v: r[v].cast("float64") for v in values})
     closed = r.filter(r.k_end.notnull())
     closed = closed.select("account_id", k=closed.k_end,
@@ -114,6 +119,13 @@ def latest_at(rows: ir.Table, grid: ir.Table, value: str, ts: str) -> ir.Table:
     return joined.group_by(["account_id", "k"]).aggregate(
         **{value: joined[value].argmax(joined[ts]), f"{value}__ts": joined[ts].max()}
     )
+
+
+def latest_day(rows: ir.Table, grid: ir.Table, name: str) -> ir.Table:
+    """Per account and grid index, the latest ``day`` of the rows first seen there, as
+    ``name``."""
+    joined = rows.inner_join(visible_from(rows, grid), "day")
+    return joined.group_by(["account_id", "k"]).aggregate(**{name: joined.day.max()})
 
 
 def window_rows(rows: ir.Table, grid: ir.Table, window: Window) -> ir.Table:

@@ -108,9 +108,8 @@ class MeasureBuilder:
         for m in measures.values():
             self._collect_one(m)
         for (entity, _), group in self.events.items():
-            self.parts.extend(
-                event_parts(self.tables[entity], group, self.grid, self.materialize, self.span)
-            )
+            self.parts.extend(event_parts(self.tables[entity], group, self.grid, self.materialize,
+                                          self.span, grouped=self._far_apart()))
         if self.history:
             self.parts.extend(history.history_parts(self.tables[history.HISTORY], self.history,
                                                     self.grid))
@@ -158,6 +157,15 @@ class MeasureBuilder:
             return True
         gap = max((self.span.last - self.span.first).days / (self.n_dates - 1), 1)
         return (m.window.days + 30 * m.window.months) / gap <= 3
+
+    def _far_apart(self) -> bool:
+        """Whether the as-of dates are a week or more apart (or one date), so that many days
+        of rows start and stop counting on the same dates."""
+        if self.span is None:
+            return False
+        if self.n_dates < 2:
+            return True
+        return (self.span.last - self.span.first).days / (self.n_dates - 1) >= 7
 
     def _manual_part(self, m: Manual) -> Part:
         t = self.tables["manual_values"]

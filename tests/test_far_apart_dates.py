@@ -1,7 +1,8 @@
-"""count_distinct on far-apart as-of dates (each day's rows joined to the few dates whose
-window holds them) against the definition, computed row by row, and against close dates
-(running islands): values seen on an as-of date, a window's first and last day, and the
-window before it (a change)."""
+"""Measures on far-apart as-of dates (distinct counts: each day's rows joined to the few
+dates whose window holds them; counts and sums: the days that start and stop counting on
+the same dates summed first) against the definition, computed row by row, and against
+close dates: rows on an as-of date, on a window's first and last day, and in the window
+before it (a change)."""
 
 from __future__ import annotations
 
@@ -22,19 +23,25 @@ users_30: {type: count_distinct, entity: usage_events, column: user_id, window: 
 modules_90: {type: count_distinct, entity: usage_events, column: module, window: 90d}
 users_month: {type: count_distinct, entity: usage_events, column: user_id, window: 1 month}
 users_change: {type: change, of: users_30, to: absolute}
+events_30: {type: count, entity: usage_events, window: 30d}
+value_90: {type: sum, entity: usage_events, column: value, window: 90d}
+value_avg_30: {type: avg, entity: usage_events, column: value, window: 30d}
+events_change: {type: change, of: events_30, to: absolute}
 """
 NAMES = [line.split(":")[0] for line in MEASURES.splitlines()]
 
 
-def _events() -> list[tuple[str, str, str, date]]:
+def _events() -> list[tuple[str, str, str, date, int]]:
     """Random rows, plus rows on each as-of date, on the first and just before the first day
     of its 30- and 90-day windows, and on the day after it."""
     rnd = random.Random(11)
     rows = [(rnd.choice("ABC"), f"u{rnd.randrange(6)}", f"m{rnd.randrange(4)}",
-             date(2024, 10, 1) + timedelta(days=rnd.randrange(290))) for _ in range(400)]
+             date(2024, 10, 1) + timedelta(days=rnd.randrange(290)), rnd.randrange(100))
+            for _ in range(400)]
     for i, d in enumerate(MONTH_ENDS):
-        for back in (0, 29, 30, 89, 90, -1):
-            rows.append(("AB"[i % 2], f"e{back % 7}", f"n{back % 3}", d - timedelta(days=back)))
+        for back in (0, 29, 30, 59, 60, 89, 90, -1):
+            rows.append(("AB"[i % 2], f"e{back % 7}", f"n{back % 3}", d - timedelta(days=back),
+                         1000 + back))
     return rows
 
 
@@ -45,11 +52,14 @@ def _expected(day: date) -> dict[tuple[str, str], float]:
     """Each measure as of ``day`` by its definition: values seen in (day - window, day]; a
     row dated d counts for a calendar month while ``day < d + 1 month`` (Jan 29, 30 and 31
     plus a month are all Feb 28: they no longer count on Feb 28)."""
-    ev = pd.DataFrame(EVENTS, columns=["account_id", "user_id", "module", "day"])
+    ev = pd.DataFrame(EVENTS, columns=["account_id", "user_id", "module", "day", "value"])
 
     def distinct(column: str, since: date, until: date, rows: pd.DataFrame = ev) -> pd.Series:
         rows = rows[(rows.day > since) & (rows.day <= until)]
         return rows.groupby("account_id")[column].nunique()
+
+    def rows(days: int, back: int = 0) -> pd.DataFrame:
+        return ev[(ev.day > day - timedelta(days=days + back)) & (ev.day <= day - timedelta(days=back))]
 
     in_month = ev[[(d + pd.DateOffset(months=1)).date() > day for d in ev.day]]
     now = distinct("user_id", day - timedelta(days=30), day)
@@ -62,12 +72,18 @@ def _expected(day: date) -> dict[tuple[str, str], float]:
         out[(account, "modules_90")] = distinct("module", day - timedelta(days=90), day).get(account, 0)
         out[(account, "users_month")] = distinct("user_id", date.min, day, in_month).get(account, 0)
         out[(account, "users_change")] = now.get(account, 0) - before.get(account, 0)
+        mine = {w: rows(w)[rows(w).account_id == account] for w in (30, 90)}
+        out[(account, "events_30")] = len(mine[30])
+        out[(account, "value_90")] = mine[90].value.sum()
+        out[(account, "value_avg_30")] = mine[30].value.mean() if len(mine[30]) else None
+        before_30 = rows(30, 30)
+        out[(account, "events_change")] = len(mine[30]) - (before_30.account_id == account).sum()
     return out
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    entries = ", ".join(f"{n}: {{weight: 25, scheme: {{type: linear, low: 0, high: 5}}}}"
+    entries = ", ".join(f"{n}: {{weight: 12.5, scheme: {{type: linear, low: 0, high: 5}}}}"
                         for n in NAMES)
     root = write_project(tmp_path_factory.mktemp("distinct"), {
         "healthscore.yml": project_yml("accounts: {path: data/accounts.csv}\n"
@@ -77,15 +93,16 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
         "data/accounts.csv": csv_text(["account_id", "segment", "start_date"],
                                       [(a, "SMB", s) for a, s in ACCOUNTS]),
         "data/usage_events.csv": csv_text(
-            ["account_id", "user_id", "event", "module", "timestamp"],
-            [(a, u, "login", m, f"{d} 12:00:00") for a, u, m, d in EVENTS]),
+            ["account_id", "user_id", "event", "module", "timestamp", "value"],
+            [(a, u, "login", m, f"{d} 12:00:00", v) for a, u, m, d, v in EVENTS]),
     }, base=False)
     return Project.load(root)
 
 
 def _values(frame: pd.DataFrame, day: date) -> dict[tuple[str, str], float]:
     rows = frame[frame.as_of.astype(str) == day.isoformat()]
-    return {(r.account_id, n): getattr(r, f"m__{n}") for r in rows.itertuples() for n in NAMES}
+    values = {(r.account_id, n): getattr(r, f"m__{n}") for r in rows.itertuples() for n in NAMES}
+    return {k: None if v != v else v for k, v in values.items()}  # NaN: none
 
 
 def test_far_apart_dates_count_what_each_window_holds(project: Project) -> None:
