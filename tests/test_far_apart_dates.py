@@ -118,3 +118,19 @@ def test_far_apart_dates_agree_with_close_ones(project: Project) -> None:
     far = project.run(dates=MONTH_ENDS).to_pandas()
     for day in MONTH_ENDS[-2:]:
         assert _values(close, day) == _values(far, day), day
+
+
+def test_the_dates_of_a_pass_decide_whether_they_are_far_apart(project: Project) -> None:
+    """A run of every day in passes of 30: each pass's days are close, though the run spans a
+    year (its rows are summed by day, not first by the dates they count on)."""
+    from healthscore.measures import asof
+    from healthscore.measures.build import MeasureBuilder
+
+    builder = MeasureBuilder(project.config, {}, None)  # type: ignore[arg-type]
+    builder.span = asof.Span(date(2025, 1, 1), date(2025, 12, 31))
+    builder.n_dates, builder.days = 30, 29
+    assert not builder._far_apart()
+    builder.n_dates, builder.days = 12, 334
+    assert builder._far_apart()
+    builder.n_dates, builder.days = 1, 0
+    assert builder._far_apart()

@@ -88,6 +88,7 @@ class MeasureBuilder:
         self.materialize: Callable[[ir.Table, str], ir.Table] = lambda t, _: t
         self.span: asof.Span | None = None  # when set, rows no as-of date can see are skipped
         self.n_dates = 0
+        self.days = 0  # from the first to the last as-of date of this pass (span: of the run)
         self.history: list[str] = []  # account columns an account_history source gives
         self.carry: Carry | None = None  # running values kept for (or taken from) another run
         # the spine's accounts (known_accounts): when set, the running windows see only the
@@ -159,13 +160,11 @@ class MeasureBuilder:
         return (m.window.days + 30 * m.window.months) / gap <= 3
 
     def _far_apart(self) -> bool:
-        """Whether the as-of dates are a week or more apart (or one date), so that many days
-        of rows start and stop counting on the same dates."""
+        """Whether this pass's as-of dates are a week or more apart (or one date), so that
+        many days of rows start and stop counting on the same dates."""
         if self.span is None:
             return False
-        if self.n_dates < 2:
-            return True
-        return (self.span.last - self.span.first).days / (self.n_dates - 1) >= 7
+        return self.n_dates < 2 or self.days / (self.n_dates - 1) >= 7
 
     def _manual_part(self, m: Manual) -> Part:
         t = self.tables["manual_values"]
