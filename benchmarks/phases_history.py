@@ -6,8 +6,10 @@ sources' per-day fingerprints and the running values kept for the next day.
 
     python benchmarks/phases_history.py --dates 365 --data bench-data-20000
     python benchmarks/phases_history.py --dates 1 --data bench-data      # one cold date
+    python benchmarks/phases_history.py --monthly --data bench-data      # 12 month ends
 
-The dates are the last N days up to the data's last day (2026-10-31). The project is a copy of
+The dates are the last N days up to the data's last day (2026-10-31), or with --monthly the 12
+month ends of the benchmark's healthscore-12 variant. The project is a copy of
 ``benchmarks/project`` in a scratch folder (removed at the end), so every run is cold. Parts
 nest (a source's check inside "sources", the fingerprints inside "state"); the split at the
 end has no part twice. See docs/benchmark.md, "A second profile" and "One cold date".
@@ -27,7 +29,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bench_history import END, project_copy
+from bench_history import END, MONTHLY, project_copy
 
 Timings = list[tuple[str, float, float]]
 
@@ -114,13 +116,15 @@ def split(out: Timings, run: tuple[float, float]) -> list[tuple[str, float, floa
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dates", type=int, default=365)
+    parser.add_argument("--monthly", action="store_true",
+                        help="the 12 month ends up to the data's last day instead of --dates")
     parser.add_argument("--data", type=Path, required=True)
     args = parser.parse_args(argv)
     from healthscore.project import Project
 
     out: Timings = []
     instrument(out)
-    dates = [END - timedelta(days=i) for i in reversed(range(args.dates))]
+    dates = MONTHLY if args.monthly else [END - timedelta(days=i) for i in reversed(range(args.dates))]
     work = Path(tempfile.mkdtemp(prefix="phases-history-"))
     try:
         project = project_copy(work, "project", args.data.resolve(), None)

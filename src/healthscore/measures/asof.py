@@ -62,16 +62,21 @@ def shift(day: ir.DateValue, window: Window, times: int = 1) -> ir.DateValue:
 
 
 def deltas(
-    rows: ir.Table, grid: ir.Table, values: list[str], start: str = "start", end: str = "end"
+    rows: ir.Table, grid: ir.Table, values: list[str], start: str = "start", end: str = "end",
+    grouped: bool = False,
 ) -> ir.Table:
     """Turn interval rows ``[start, end)`` into +/- contributions at grid indexes.
 
     ``rows`` has ``account_id``, ``start`` and ``end`` (dates; ``end`` may be null for
     "never stops") and one column per value. Returns ``account_id, k, *values``. A row whose
     start and end fall between the same two as-of dates counts for none of them and is
-    dropped here, so one as-of date costs only the rows inside its window.
+    dropped here, so one as-of date costs only the rows inside its window. ``grouped``: the
+    rows that start and stop counting at the same indexes are summed first (far-apart dates
+    place many days' rows on the same indexes).
     """
     r = seen(rows, grid, start, end)
+    if grouped:
+        r = r.group_by(["account_id", "k_start", "k_end"]).aggregate(**{v: r[v].sum() for v in values})
     opened = r.select("account_id", k=r.k_start, **{v: r[v].cast("float64") for v in values})
     closed = r.filter(r.k_end.notnull())
     closed = closed.select("account_id", k=closed.k_end,
@@ -89,6 +94,24 @@ def seen(rows: ir.Table, grid: ir.Table, start: str, end: str) -> ir.Table:
     return r.filter(r.k_end.isnull() | (r.k_end != r.k_start))
 
 
+def days_counted(grid: ir.Table, span: Span, window: Window, times: int = 0) -> ir.Table:
+    """(day, k) for every day a row can be dated within ``span`` and every grid index whose
+    date counts a row of that day: ``as_of`` in ``[day, day + window)`` moved forward by
+    ``times`` windows (1 for a change against the previous window). A bounded window only;
+    a table of days by dates, so that each row finds its few as-of dates by equality."""
+    if window.unbounded:
+        raise ValueError("days_counted needs a bounded window")
+    last = ibis.literal(span.last, type="date")
+    first = shift(ibis.literal(span.first, type="date"), window, -(times + 1))  # excluded
+    n = last.delta(first, unit="day")
+    days = grid.filter(grid.k == 0).select(i=ibis.range(1, n + 1).unnest())
+    days = days.select(day=(first + days.i.as_interval("D")).cast("date"))
+    pairs = days.cross_join(grid)
+    since = shift(pairs.day, window, times) if times else pairs.day
+    pairs = pairs.filter((pairs.as_of >= since) & (pairs.as_of < shift(pairs.day, window, times + 1)))
+    return pairs.select("day", "k")
+
+
 def latest_at(rows: ir.Table, grid: ir.Table, value: str, ts: str) -> ir.Table:
     """Per account and grid index, the latest ``value`` by ``ts`` among rows first seen there."""
     keyed = rows.mutate(day=rows[ts].date())
@@ -96,6 +119,13 @@ def latest_at(rows: ir.Table, grid: ir.Table, value: str, ts: str) -> ir.Table:
     return joined.group_by(["account_id", "k"]).aggregate(
         **{value: joined[value].argmax(joined[ts]), f"{value}__ts": joined[ts].max()}
     )
+
+
+def latest_day(rows: ir.Table, grid: ir.Table, name: str) -> ir.Table:
+    """Per account and grid index, the latest ``day`` of the rows first seen there, as
+    ``name``."""
+    joined = rows.inner_join(visible_from(rows, grid), "day")
+    return joined.group_by(["account_id", "k"]).aggregate(**{name: joined.day.max()})
 
 
 def window_rows(rows: ir.Table, grid: ir.Table, window: Window) -> ir.Table:

@@ -88,6 +88,7 @@ class MeasureBuilder:
         self.materialize: Callable[[ir.Table, str], ir.Table] = lambda t, _: t
         self.span: asof.Span | None = None  # when set, rows no as-of date can see are skipped
         self.n_dates = 0
+        self.days = 0  # from the first to the last as-of date of this pass (span: of the run)
         self.history: list[str] = []  # account columns an account_history source gives
         self.carry: Carry | None = None  # running values kept for (or taken from) another run
         # the spine's accounts (known_accounts): when set, the running windows see only the
@@ -108,9 +109,8 @@ class MeasureBuilder:
         for m in measures.values():
             self._collect_one(m)
         for (entity, _), group in self.events.items():
-            self.parts.extend(
-                event_parts(self.tables[entity], group, self.grid, self.materialize, self.span)
-            )
+            self.parts.extend(event_parts(self.tables[entity], group, self.grid, self.materialize,
+                                          self.span, grouped=self._far_apart()))
         if self.history:
             self.parts.extend(history.history_parts(self.tables[history.HISTORY], self.history,
                                                     self.grid))
@@ -146,7 +146,7 @@ class MeasureBuilder:
         if self.carry is not None and m.entity in self.carry.distinct_rows:
             t = self.carry.distinct_rows[m.entity]  # (the others read rows that move sums)
         if self.span is not None and self._sparse_grid(m):
-            self.side.append((m.name, distinct_direct(t, m, self.grid, self.span, self.materialize)))
+            self.side.append((m.name, distinct_direct(t, m, self.grid, self.span)))
         else:
             self.parts.append(distinct_part(t, m, self.grid, self.span, self.materialize))
 
@@ -158,6 +158,13 @@ class MeasureBuilder:
             return True
         gap = max((self.span.last - self.span.first).days / (self.n_dates - 1), 1)
         return (m.window.days + 30 * m.window.months) / gap <= 3
+
+    def _far_apart(self) -> bool:
+        """Whether this pass's as-of dates are a week or more apart (or one date), so that
+        many days of rows start and stop counting on the same dates."""
+        if self.span is None:
+            return False
+        return self.n_dates < 2 or self.days / (self.n_dates - 1) >= 7
 
     def _manual_part(self, m: Manual) -> Part:
         t = self.tables["manual_values"]

@@ -62,9 +62,10 @@ def _filtered(t: ir.Table, m: EntityMeasure) -> ir.Table:
 def event_parts(
     t: ir.Table, measures: list[EntityMeasure], grid: ir.Table,
     materialize: Callable[[ir.Table, str], ir.Table], span: asof.Span | None = None,
+    grouped: bool = False,
 ) -> list[Part]:
     """count/sum/avg over event rows: one pass over the rows to (account, day) aggregates,
-    then one set of contributions per window."""
+    then one set of contributions per window (``grouped``: see :func:`asof.deltas`)."""
     daily = _daily(t, measures, time_column(measures[0]))
     if span is not None:
         widest = max(measures, key=lambda m: (m.window.unbounded, _reach_days(m)))
@@ -80,7 +81,7 @@ def event_parts(
             end=(asof.shift(daily.day, window, times + 1) if not window.unbounded
                  else ibis.null().cast("date")),
         )
-        part = asof.deltas(rows, grid, cols)
+        part = asof.deltas(rows, grid, cols, grouped=grouped)
         out.append(Part(part, {c: (SUM, "float64") for c in cols}))
     return out
 
@@ -174,17 +175,12 @@ def distinct_part(
     return Part(_index_islands(spans, m.name), {m.name: (SUM, "float64")})
 
 
-def distinct_direct(
-    t: ir.Table, m: CountDistinct, grid: ir.Table, span: asof.Span,
-    materialize: Callable[[ir.Table, str], ir.Table] = lambda t, _: t,
-) -> ir.Table:
-    """count_distinct per (account, as-of index) by joining each day to the few as-of dates
-    whose window holds it: cheaper than islands when the dates are far apart."""
-    spans = _seen_spans(_values_seen(t, m, span), m, grid, materialize)
-    last = spans.k_end.fill_null(NEVER)
-    g = grid.select(kk="k")
-    hit = spans.inner_join(g, [g.kk >= spans.k_start, g.kk < last])
-    return hit.group_by(["account_id", hit.kk.name("k")]).aggregate(**{m.name: hit.v.nunique()})
+def distinct_direct(t: ir.Table, m: CountDistinct, grid: ir.Table, span: asof.Span) -> ir.Table:
+    """count_distinct per (account, as-of index), each row joined by its day to the few as-of
+    dates whose window holds it: cheaper than islands when the dates are far apart."""
+    seen = _values_seen(t, m, span)
+    hit = seen.inner_join(asof.days_counted(grid, span, m.window, _shift_of(m)), "day")
+    return hit.group_by(["account_id", "k"]).aggregate(**{m.name: hit.v.nunique()})
 
 
 NEVER = 1 << 40  # an as-of index past every grid: "still counted at the last date"
@@ -220,17 +216,13 @@ def latest_of(t: ir.Table, name: str, time_col: str, grid: ir.Table, column: str
     known) as ``name``, by ``time_col``."""
     t = t.filter(t[time_col].notnull())
     if column is None:
-        rows = t.select("account_id", **{name: _day(t, time_col)})
-        rows = rows.mutate(__ts=rows[name].cast("timestamp"))
-    else:
-        rows = t.select("account_id", **{name: t[column], "__ts": t[time_col]})
-    part = asof.latest_at(rows, grid, name, "__ts")
-    value_type = str(part[name].type())
-    if column is None:
         # the latest day is the largest one: a running max, cheaper than an arg-max by time;
         # its time is the day itself, so no running time column is needed beside it
-        return Part(part.drop(f"{name}__ts"), {name: (MAX, value_type)})
-    return Part(part, {name: (LATEST, value_type), f"{name}__ts": (MAX, "timestamp")})
+        part = asof.latest_day(t.select("account_id", day=_day(t, time_col)), grid, name)
+        return Part(part, {name: (MAX, str(part[name].type()))})
+    rows = t.select("account_id", **{name: t[column], "__ts": t[time_col]})
+    part = asof.latest_at(rows, grid, name, "__ts")
+    return Part(part, {name: (LATEST, str(part[name].type())), f"{name}__ts": (MAX, "timestamp")})
 
 
 def minmax_part(t: ir.Table, m: Aggregate, grid: ir.Table) -> ir.Table:

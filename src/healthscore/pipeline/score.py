@@ -44,7 +44,7 @@ def measures_expr(
     builder.stale_flags = _stale_dates(loaded.health, dates)
     builder.materialize = loaded.materialize_once
     builder.span = span or asof.Span(min(dates), max(dates))
-    builder.n_dates = len(dates)
+    builder.n_dates, builder.days = len(dates), (max(dates) - min(dates)).days
     builder.history = history_columns(loaded)
     builder.accounts = known_accounts(loaded.tables["accounts"], loaded.tables.get("outcomes"))
     builder.carry = carry
