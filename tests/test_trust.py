@@ -214,23 +214,49 @@ def test_explain_lists_the_rows_behind_a_measure_and_whether_each_counted(tmp_pa
 
 MONTH_DAYS = ["2025-01-28", "2025-01-29", "2025-01-30", "2025-01-31", "2025-02-27", "2025-02-28",
               "2025-03-01", "2025-03-29", "2025-03-30", "2025-03-31"]
+MONTH_VALUES = [1, 20, 30, 40, 5, 6, 7, 8, 9, 10]
 MONTH_ENDS = [date(2025, 2, 27), date(2025, 2, 28), date(2025, 3, 1), date(2025, 3, 28),
               date(2025, 3, 30), date(2025, 3, 31)]
+MONTH_MEASURES = """\
+logins_month: {type: count, entity: usage_events, window: 1 month}
+value_max_month: {type: max, entity: usage_events, column: value, window: 1 month}
+value_min_month: {type: min, entity: usage_events, column: value, window: 1 month}
+value_last_month: {type: latest, entity: usage_events, column: value, window: 1 month}
+"""
 
 
-def test_the_rows_explained_are_the_rows_counted_on_calendar_month_windows(tmp_path: Path) -> None:
+def test_every_measure_and_the_rows_explained_count_a_calendar_month_alike(tmp_path: Path) -> None:
     # a month window counts a row from its day until the same day a month on (Jan 29-31 stop
-    # on Feb 28): the explanation must say the same, not count back a month from the date
+    # on Feb 28, as of which the window holds 1-28 February): counts, min/max and latest values
+    # follow the one rule, and the explanation lists the rows it counts
+    events = [("A1", "u1", "login", f"{d} 09:00:00", v)
+              for d, v in zip(MONTH_DAYS, MONTH_VALUES, strict=True)]
+    events.append(("A2", "u2", "login", "2025-01-29 09:00:00", 50))  # A2's only row
+    entries = ", ".join(f"{n.split(':')[0]}: 25" for n in MONTH_MEASURES.splitlines())
     write_project(tmp_path, {
-        "measures/usage.yml": "logins_month: {type: count, entity: usage_events, window: 1 month,"
-                              " scheme: {type: linear, low: 0, high: 2}}\n",
-        "scorecards/default.yml": "groups: {usage: {weight: 100, measures: {logins_month: 100}}}\n",
-        "data/usage_events.csv": csv_text(["account_id", "user_id", "event", "timestamp"],
-                                          [("A1", "u1", "login", f"{d} 09:00:00") for d in MONTH_DAYS]),
+        "measures/usage.yml": MONTH_MEASURES.replace(
+            "}\n", ", scheme: {type: linear, low: 0, high: 2}}\n"),
+        "scorecards/default.yml": f"groups: {{usage: {{weight: 100, measures: {{{entries}}}}}}}\n",
+        "data/usage_events.csv": csv_text(["account_id", "user_id", "event", "timestamp", "value"],
+                                          events),
     })
     project = Project.load(tmp_path)
     project.run(dates=MONTH_ENDS, apply_rules=False)
-    explained = {d.isoformat(): project.measure_rows("A1", "logins_month", d) for d in MONTH_ENDS}
-    seen = {d: (data["counted"], data["value"]) for d, data in explained.items()}
-    assert seen == {"2025-02-27": (5, 5.0), "2025-02-28": (2, 2.0), "2025-03-01": (3, 3.0),
-                    "2025-03-28": (1, 1.0), "2025-03-30": (3, 3.0), "2025-03-31": (4, 4.0)}
+    got = {}
+    for d in MONTH_ENDS:
+        row = project.store.account_rows(d, "A1", primary_only=True).to_pylist()[0]
+        explained = project.measure_rows("A1", "logins_month", d)
+        got[d.isoformat()] = (explained["counted"], row["m__logins_month"], row["m__value_max_month"],
+                              row["m__value_min_month"], row["m__value_last_month"])
+    assert got == {
+        "2025-02-27": (5, 5.0, 40.0, 1.0, 5.0),
+        "2025-02-28": (2, 2.0, 6.0, 5.0, 6.0),
+        "2025-03-01": (3, 3.0, 7.0, 5.0, 7.0),
+        "2025-03-28": (1, 1.0, 7.0, 7.0, 7.0),
+        "2025-03-30": (3, 3.0, 9.0, 7.0, 9.0),
+        "2025-03-31": (4, 4.0, 10.0, 7.0, 10.0),
+    }
+    a2 = project.store.account_rows(date(2025, 2, 28), "A2", primary_only=True).to_pylist()[0]
+    assert (a2["m__logins_month"], a2["m__value_max_month"], a2["m__value_last_month"]) == (
+        0.0, None, None)
+    assert project.measure_rows("A2", "logins_month", date(2025, 2, 28))["counted"] == 0

@@ -129,10 +129,10 @@ def latest_day(rows: ir.Table, grid: ir.Table, name: str) -> ir.Table:
 
 
 def window_rows(rows: ir.Table, grid: ir.Table, window: Window) -> ir.Table:
-    """Rows joined to every as-of date whose window (as_of - window, as_of] holds them.
+    """Rows joined to every as-of date that counts them: from the row's day until the
+    window's length after it (the rule of every windowed measure, see :func:`shift`).
 
     Used only for windowed min/max, which running sums cannot express; a range join.
     """
-    lower = shift(grid.as_of, window, -1)
-    g = grid.mutate(lo=lower)
-    return rows.inner_join(g, [rows.day <= g.as_of, rows.day > g.lo])
+    r = rows.mutate(__until=shift(rows.day, window))
+    return r.inner_join(grid, [r.day <= grid.as_of, r["__until"] > grid.as_of]).drop("__until")

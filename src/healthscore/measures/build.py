@@ -405,9 +405,8 @@ def _within(w: ir.Table, m: EntityMeasure, value: Any, day: Any = None) -> Any:
     running time column) is inside the measure's window, else null."""
     if m.window.unbounded:
         return value
-    limit = asof.shift(w.as_of, m.window, -1)
     day = w[f"{m.name}__ts"].date() if day is None else day
-    return ibis.ifelse(day > limit, value, ibis.null())
+    return ibis.ifelse(asof.shift(day, m.window) > w.as_of, value, ibis.null())
 
 
 def _operand(name: str, w: ir.Table, done: dict[str, Any]) -> Any:
