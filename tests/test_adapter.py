@@ -4,6 +4,7 @@ nested selects (Ibis's option restored after)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import ibis
@@ -11,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from healthscore.engine.adapter import DuckDBEngine, nested_selects
+from healthscore.engine.adapter import DuckDBEngine, Engine, nested_selects
 
 
 @pytest.fixture
@@ -66,3 +67,73 @@ def test_the_scores_are_written_from_nested_selects(engine: DuckDBEngine, tmp_pa
     assert pq.read_table(tmp_path / "out" / "as_of=2025-01-31").column("c").to_pylist() == [4]
     assert engine.to_arrow(_two_steps(engine)).column("c").to_pylist() == [4]
     assert [sql.count("SELECT") for sql in compiled] == [2, 1]  # other queries: merged
+
+
+def _fuse_seen_by_compiles(con: object, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    seen: list[bool] = []
+    compiler = type(con.compiler)  # type: ignore[attr-defined]
+    to_sqlglot = compiler.to_sqlglot
+
+    def spy(self: object, *args: object, **kwargs: object) -> object:
+        seen.append(ibis.options.sql.fuse_selects)
+        return to_sqlglot(self, *args, **kwargs)
+
+    monkeypatch.setattr(compiler, "to_sqlglot", spy)
+    return seen
+
+
+def test_to_arrow_compiles_nested_only_when_asked(engine: DuckDBEngine,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """On DuckDB and through Ibis's own execution (the base engine, as Spark runs it)."""
+    expr = _two_steps(engine)
+    seen = _fuse_seen_by_compiles(engine.con, monkeypatch)
+    assert engine.to_arrow(expr, nested=True).column("c").to_pylist() == [4]
+    assert engine.to_arrow(expr).column("c").to_pylist() == [4]
+    assert Engine.to_arrow(engine, expr, nested=True).column("c").to_pylist() == [4]
+    assert Engine.to_arrow(engine, expr).column("c").to_pylist() == [4]
+    assert seen == [False, True, False, True]
+
+
+def test_scores_in_memory_are_read_from_nested_selects(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backtest and the dry run read the scores as the snapshots write them."""
+    from healthscore import Project, pipeline
+
+    from .projects import AS_OF, EXPECTED, write_project
+
+    config = Project.load(write_project(tmp_path)).config
+    nested: list[bool] = []
+    to_arrow = DuckDBEngine.to_arrow
+
+    def spy(self: DuckDBEngine, expr: ibis.Table, **kwargs: bool) -> pa.Table:
+        nested.append(kwargs.get("nested", False))
+        return to_arrow(self, expr, **kwargs)
+
+    engine = pipeline.open_engine(config)
+    try:
+        loaded = pipeline.load_sources(config, engine, lambda _: None)
+        monkeypatch.setattr(DuckDBEngine, "to_arrow", spy)
+        frame = pipeline.score_frame(config, loaded, [date.fromisoformat(AS_OF)], lambda _: None)
+    finally:
+        engine.close()
+    assert nested == [True]
+    scores = dict(zip(frame["account_id"], frame["score"], strict=True))
+    assert scores == {a: s for a, (_, s) in EXPECTED.items()}
+
+
+def test_an_engine_without_partitioned_writes_reads_the_scores_nested(
+        engine: DuckDBEngine, tmp_path: Path) -> None:
+    """Spark writes the snapshots from the scores' rows: read as the DuckDB engine writes them."""
+    from healthscore.pipeline.score import write_snapshots
+
+    asked: list[bool] = []
+
+    class RowsOnly(Engine):  # an engine that can only hand back rows, as Spark
+        def to_arrow(self, expr: ibis.Table, nested: bool = False) -> pa.Table:
+            asked.append(nested)
+            return engine.to_arrow(expr, nested)
+
+    expr = _two_steps(engine).mutate(as_of=ibis.date(2025, 1, 31))
+    write_snapshots(None, RowsOnly(), expr, tmp_path)  # type: ignore[arg-type]
+    assert asked == [True]
+    assert pq.read_table(tmp_path / "as_of=2025-01-31" / "data_0.parquet").column("c").to_pylist() == [4]

@@ -74,8 +74,10 @@ class Engine:
         once however many read it (here: the expression itself)."""
         return expr
 
-    def to_arrow(self, expr: ibis.Table) -> pa.Table:
-        return expr.to_pyarrow()
+    def to_arrow(self, expr: ibis.Table, nested: bool = False) -> pa.Table:
+        """``expr``'s rows (``nested``: see :func:`nested_selects`)."""
+        with nested_selects(nested):
+            return expr.to_pyarrow()
 
     def close(self) -> None:
         return None
@@ -153,8 +155,8 @@ class DuckDBEngine(Engine):
         ]
         return f"SELECT {', '.join(cols)} FROM ({sql})"
 
-    def to_arrow(self, expr: ibis.Table) -> pa.Table:
-        return self.con.con.sql(self._sql(expr)).to_arrow_table()
+    def to_arrow(self, expr: ibis.Table, nested: bool = False) -> pa.Table:
+        return self.con.con.sql(self._sql(expr, nested)).to_arrow_table()
 
     def write_partitioned(self, expr: ibis.Table, folder: Path) -> None:
         """Stream the scores ``expr`` into hive partitions ``as_of=YYYY-MM-DD/`` (keeps the
