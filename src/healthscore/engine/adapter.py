@@ -11,6 +11,8 @@ from __future__ import annotations
 import itertools
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,23 @@ _counter = itertools.count()
 
 def temp_name(prefix: str) -> str:
     return f"hs_{prefix}_{next(_counter)}"
+
+
+@contextmanager
+def nested_selects(nested: bool = True) -> Iterator[None]:
+    """With ``nested``, Ibis compiles each projection as a subquery of the one it reads
+    instead of merging the two into one (the engine's optimiser does that). To merge, Ibis
+    inlines the inner step's columns into the outer one and weighs the result by walking the
+    whole tree below, twice, for every pair of steps: a third of the time it spends compiling
+    the scores (demo, 2 dates: 1.27 -> 0.90 CPU s), whose steps (measure scores, groups,
+    total, colours) mostly stay apart anyway. The same values either way. (The measures'
+    queries stay merged: nested, DuckDB held 150-300 MB more at 20,000 accounts.)"""
+    before = ibis.options.sql.fuse_selects
+    ibis.options.sql.fuse_selects = not nested
+    try:
+        yield
+    finally:
+        ibis.options.sql.fuse_selects = before
 
 
 class Engine:
@@ -55,8 +74,10 @@ class Engine:
         once however many read it (here: the expression itself)."""
         return expr
 
-    def to_arrow(self, expr: ibis.Table) -> pa.Table:
-        return expr.to_pyarrow()
+    def to_arrow(self, expr: ibis.Table, nested: bool = False) -> pa.Table:
+        """``expr``'s rows (``nested``: see :func:`nested_selects`)."""
+        with nested_selects(nested):
+            return expr.to_pyarrow()
 
     def close(self) -> None:
         return None
@@ -121,23 +142,26 @@ class DuckDBEngine(Engine):
         self.con.con.execute(f'CREATE TEMP VIEW "{name}" AS {self.con.compile(expr)}')
         return self.con.table(name, database="temp")
 
-    def _sql(self, expr: ibis.Table) -> str:
-        """Compiled SQL, with DuckDB's DECIMAL results of float literals turned into DOUBLE
-        (Ibis types them float64, and other engines compute them as such)."""
-        sql = str(self.con.compile(expr))
-        rel = self.con.con.sql(sql)
+    def _sql(self, expr: ibis.Table, nested: bool = False) -> str:
+        """Compiled SQL, every float64 (and decimal) column of Ibis's schema cast to DOUBLE:
+        DuckDB types float literals DECIMAL where Ibis types them float64, as other engines
+        compute them. (Asking DuckDB for the types instead parsed and bound the query once
+        more: 0.24 CPU s for the demo's scores.) ``nested``: see :func:`nested_selects`."""
+        with nested_selects(nested):
+            sql = str(self.con.compile(expr))
         cols = [
-            f'CAST("{n}" AS DOUBLE) AS "{n}"' if str(t).startswith("DECIMAL") else f'"{n}"'
-            for n, t in zip(rel.columns, rel.types, strict=True)
+            f'CAST("{n}" AS DOUBLE) AS "{n}"' if t.is_float64() or t.is_decimal() else f'"{n}"'
+            for n, t in expr.schema().items()
         ]
         return f"SELECT {', '.join(cols)} FROM ({sql})"
 
-    def to_arrow(self, expr: ibis.Table) -> pa.Table:
-        return self.con.con.sql(self._sql(expr)).to_arrow_table()
+    def to_arrow(self, expr: ibis.Table, nested: bool = False) -> pa.Table:
+        return self.con.con.sql(self._sql(expr, nested)).to_arrow_table()
 
     def write_partitioned(self, expr: ibis.Table, folder: Path) -> None:
-        """Stream an expression into hive partitions ``as_of=YYYY-MM-DD/`` (keeps the column)."""
-        sql = self._sql(expr)
+        """Stream the scores ``expr`` into hive partitions ``as_of=YYYY-MM-DD/`` (keeps the
+        column). Compiled with nested selects: each scorecard's steps read the one before."""
+        sql = self._sql(expr, nested=True)
         self.con.con.execute(
             f"COPY ({sql}) TO '{folder}' (FORMAT PARQUET, PARTITION_BY (as_of), "
             f"WRITE_PARTITION_COLUMNS true, COMPRESSION SNAPPY, OVERWRITE_OR_IGNORE true)"

@@ -134,7 +134,7 @@ def score_frame(config: ProjectConfig, loaded: Loaded, dates: list[date],
     the backtest and the dry run of a scorecard change."""
     import pandas as pd
 
-    parts = [loaded.engine.to_arrow(expr).to_pandas()
+    parts = [loaded.engine.to_arrow(expr, nested=True).to_pandas()  # as write_partitioned
              for expr in pass_exprs(config, loaded, dates, progress)]
     frame = pd.concat(parts, ignore_index=True)
     frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
@@ -169,7 +169,7 @@ def _write_with_arrow(engine: Engine, expr: ir.Table, stage: Path) -> None:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    table = engine.to_arrow(expr)
+    table = engine.to_arrow(expr, nested=True)
     for day in pc.unique(table["as_of"]).to_pylist():
         folder = stage / f"as_of={day.isoformat()}"
         folder.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,139 @@
+"""The DuckDB engine's SQL: float columns come out as DOUBLE, and the scores are compiled with
+nested selects (Ibis's option restored after)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import ibis
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from healthscore.engine.adapter import DuckDBEngine, Engine, nested_selects
+
+
+@pytest.fixture
+def engine() -> Iterator[DuckDBEngine]:
+    engine = DuckDBEngine()
+    yield engine
+    engine.close()
+
+
+def test_float_literals_come_out_as_double_not_decimal(engine: DuckDBEngine,
+                                                       tmp_path: Path) -> None:
+    """DuckDB types the literal 0.5 DECIMAL(2,1); Ibis (and every other engine) float64."""
+    t = engine.register_arrow(pa.table({"as_of": ["2025-01-31"], "n": [3]}), "t")
+    expr = t.mutate(half=ibis.literal(0.5), ratio=t.n / 2, n2=t.n + 1)
+    got = engine.to_arrow(expr)
+    assert got.schema.field("half").type == pa.float64()
+    assert got.schema.field("ratio").type == pa.float64()
+    assert got.schema.field("n2").type == pa.int64()
+    assert got.to_pylist() == [{"as_of": "2025-01-31", "n": 3, "half": 0.5, "ratio": 1.5, "n2": 4}]
+    engine.write_partitioned(expr, tmp_path / "out")
+    written = pq.read_table(tmp_path / "out" / "as_of=2025-01-31")
+    assert written.schema.field("half").type == pa.float64()
+    assert written.column("half").to_pylist() == [0.5]
+
+
+def _two_steps(engine: DuckDBEngine) -> ibis.Table:
+    t = engine.register_arrow(pa.table({"as_of": ["2025-01-31"], "a": [1]}), "steps")
+    t = t.mutate(b=t.a + 1)
+    return t.mutate(c=t.b * 2)
+
+
+def test_nested_selects_keep_each_step_and_restore_the_option(engine: DuckDBEngine) -> None:
+    expr = _two_steps(engine)
+    merged = str(engine.con.compile(expr))
+    with nested_selects():
+        nested = str(engine.con.compile(expr))
+    assert ibis.options.sql.fuse_selects is True
+    assert merged.count("SELECT") == 1
+    assert nested.count("SELECT") == 2
+    with pytest.raises(ZeroDivisionError), nested_selects():
+        raise ZeroDivisionError
+    assert ibis.options.sql.fuse_selects is True
+
+
+def test_the_scores_are_written_from_nested_selects(engine: DuckDBEngine, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    compiled: list[str] = []
+    compile_ = engine.con.compile
+    monkeypatch.setattr(engine.con, "compile", lambda e: compiled.append(compile_(e)) or compiled[-1])
+    engine.write_partitioned(_two_steps(engine), tmp_path / "out")
+    assert [sql.count("SELECT") for sql in compiled] == [2]
+    assert pq.read_table(tmp_path / "out" / "as_of=2025-01-31").column("c").to_pylist() == [4]
+    assert engine.to_arrow(_two_steps(engine)).column("c").to_pylist() == [4]
+    assert [sql.count("SELECT") for sql in compiled] == [2, 1]  # other queries: merged
+
+
+def _fuse_seen_by_compiles(con: object, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    seen: list[bool] = []
+    compiler = type(con.compiler)  # type: ignore[attr-defined]
+    to_sqlglot = compiler.to_sqlglot
+
+    def spy(self: object, *args: object, **kwargs: object) -> object:
+        seen.append(ibis.options.sql.fuse_selects)
+        return to_sqlglot(self, *args, **kwargs)
+
+    monkeypatch.setattr(compiler, "to_sqlglot", spy)
+    return seen
+
+
+def test_to_arrow_compiles_nested_only_when_asked(engine: DuckDBEngine,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """On DuckDB and through Ibis's own execution (the base engine, as Spark runs it)."""
+    expr = _two_steps(engine)
+    seen = _fuse_seen_by_compiles(engine.con, monkeypatch)
+    assert engine.to_arrow(expr, nested=True).column("c").to_pylist() == [4]
+    assert engine.to_arrow(expr).column("c").to_pylist() == [4]
+    assert Engine.to_arrow(engine, expr, nested=True).column("c").to_pylist() == [4]
+    assert Engine.to_arrow(engine, expr).column("c").to_pylist() == [4]
+    assert seen == [False, True, False, True]
+
+
+def test_scores_in_memory_are_read_from_nested_selects(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backtest and the dry run read the scores as the snapshots write them."""
+    from healthscore import Project, pipeline
+
+    from .projects import AS_OF, EXPECTED, write_project
+
+    config = Project.load(write_project(tmp_path)).config
+    nested: list[bool] = []
+    to_arrow = DuckDBEngine.to_arrow
+
+    def spy(self: DuckDBEngine, expr: ibis.Table, **kwargs: bool) -> pa.Table:
+        nested.append(kwargs.get("nested", False))
+        return to_arrow(self, expr, **kwargs)
+
+    engine = pipeline.open_engine(config)
+    try:
+        loaded = pipeline.load_sources(config, engine, lambda _: None)
+        monkeypatch.setattr(DuckDBEngine, "to_arrow", spy)
+        frame = pipeline.score_frame(config, loaded, [date.fromisoformat(AS_OF)], lambda _: None)
+    finally:
+        engine.close()
+    assert nested == [True]
+    scores = dict(zip(frame["account_id"], frame["score"], strict=True))
+    assert scores == {a: s for a, (_, s) in EXPECTED.items()}
+
+
+def test_an_engine_without_partitioned_writes_reads_the_scores_nested(
+        engine: DuckDBEngine, tmp_path: Path) -> None:
+    """Spark writes the snapshots from the scores' rows: read as the DuckDB engine writes them."""
+    from healthscore.pipeline.score import write_snapshots
+
+    asked: list[bool] = []
+
+    class RowsOnly(Engine):  # an engine that can only hand back rows, as Spark
+        def to_arrow(self, expr: ibis.Table, nested: bool = False) -> pa.Table:
+            asked.append(nested)
+            return engine.to_arrow(expr, nested)
+
+    expr = _two_steps(engine).mutate(as_of=ibis.date(2025, 1, 31))
+    write_snapshots(None, RowsOnly(), expr, tmp_path)  # type: ignore[arg-type]
+    assert asked == [True]
+    assert pq.read_table(tmp_path / "as_of=2025-01-31" / "data_0.parquet").column("c").to_pylist() == [4]
