@@ -333,3 +333,64 @@ def test_rows_open_for_a_while_are_carried_and_read_only_when_they_open_or_close
     assert values.m__open_tickets.to_dict() == {"A1": 1, "A2": 2, "A3": 0}
     assert values.m__stale_tickets.to_dict() == {"A1": 1, "A2": 1, "A3": 0}
     _same(_frame(kept), _frame(project.run(as_of=DAY, apply_rules=False, full=True)))
+
+
+# ----------------------------------------------------------------------------- distinct counts
+
+USERS = [  # (account, user, day): within and beyond the 7-day window of the day after KEPT
+    ("A1", "u1", "2025-03-01"), ("A1", "u2", "2025-03-04"), ("A1", "u1", "2025-03-09"),
+    ("A1", "u3", "2025-03-11"), ("A2", "u4", "2025-03-04"), ("A2", "u4", "2025-03-05"),
+    ("A2", "u5", "2025-03-10"), ("A3", "u6", "2025-02-20"), ("A3", "u6", "2025-03-11"),
+]
+
+
+def _users_project(root: Path) -> Path:
+    events = [(a, u, "login", f"{d} 09:00:00") for a, u, d in USERS]
+    return write_project(root, {
+        "measures/usage.yml": MEASURES_YML + """\
+users_7d: {type: count_distinct, entity: usage_events, column: user_id, window: 7d, scheme: {type: linear, low: 0, high: 3}}
+users_change: {type: change, of: users_7d, to: absolute, scheme: {type: linear, low: -2, high: 2}}
+""",  # noqa: E501
+        "scorecards/default.yml": "groups: {usage: {weight: 100, measures: {logins_30: 40, "
+                                  "users_7d: 30, users_change: 30}}}\n",
+        "data/usage_events.csv": csv_text(EVENT_COLUMNS, events),
+    })
+
+
+def test_a_distinct_count_is_counted_from_the_last_days_kept_and_the_new_rows(
+        tmp_path: Path) -> None:
+    """Distinct users in 7 days: the state keeps each user's last day seen while it counts,
+    so the day after reads only its own rows for it (the change against the previous 7 days
+    still reads its 14 days); the values are a cold run's."""
+    root = _users_project(tmp_path / "p")
+    project = Project.load(root)
+    project.run(dates=[KEPT - timedelta(days=1), KEPT], apply_rules=False)
+    state = incremental.read_state(root / ".healthscore")
+    assert state is not None and list(state.seen) == ["users_7d"]
+    kept = pd.read_parquet(state.folder / state.seen["users_7d"])
+    assert sorted(map(tuple, kept.astype(str).values)) == [  # u1 of 03-01 and A3's u6: too old
+        ("A1", "u1", "2025-03-09"), ("A1", "u2", "2025-03-04"), ("A2", "u4", "2025-03-05"),
+        ("A2", "u5", "2025-03-10")]
+
+    kept_seen = set(state.seen)
+    config = project.config
+    from healthscore import pipeline
+
+    engine = pipeline.open_engine(config)
+    try:
+        loaded = pipeline.load_sources(config, engine, lambda _: None)
+        tables, _, rows = incremental.cut_tables(config, loaded, KEPT, DAY, kept_seen)
+        days = sorted(str(d) for d in engine.to_arrow(tables["usage_events"])
+                      .to_pandas().timestamp.dt.date)
+        whole = engine.to_arrow(rows["usage_events"]).to_pandas()
+    finally:
+        engine.close()
+    assert days == ["2025-03-11", "2025-03-11"]  # today's rows (30 days ago: none)
+    assert len(whole) == len([u for u in USERS if u[2] > "2025-02-25"])  # the change: 14 days
+
+    result = project.run(as_of=DAY, apply_rules=False)
+    assert result.incremental == f"{DAY} computed from the state kept as of {KEPT}"
+    values = _frame(result).set_index("account_id")
+    assert values.m__users_7d.to_dict() == {"A1": 2, "A2": 2, "A3": 1}  # (A1's u2: 7 days ago)
+    assert values.m__users_change.to_dict() == {"A1": 0, "A2": 1, "A3": 1}
+    _same(_frame(result), _frame(project.run(as_of=DAY, apply_rules=False, full=True)))

@@ -140,7 +140,7 @@ def open_part(t: ir.Table, m: Count | Aggregate, grid: ir.Table) -> Part:
     return Part(asof.deltas(rows, grid, [m.name]), {m.name: (SUM, "float64")})
 
 
-def _values_seen(t: ir.Table, m: CountDistinct, span: asof.Span | None) -> ir.Table:
+def values_seen(t: ir.Table, m: CountDistinct, span: asof.Span | None) -> ir.Table:
     """(account_id, v, day) for every non-null value of the measure's column."""
     t = _filtered(t, m)
     t = t.filter(t[m.column].notnull())
@@ -165,7 +165,7 @@ def distinct_part(
     materialize: Callable[[ir.Table, str], ir.Table] = lambda t, _: t,
 ) -> Part:
     """count_distinct: a value counts on an as-of date when it was seen within the window."""
-    seen = _values_seen(t, m, span)
+    seen = values_seen(t, m, span)
     if m.window.unbounded:
         rows = seen.group_by(["account_id", "v"]).aggregate(start=seen.day.min())
         rows = rows.mutate(end=ibis.null().cast("date"), **{m.name: ibis.literal(1.0)})
@@ -180,7 +180,7 @@ def distinct_direct(
 ) -> ir.Table:
     """count_distinct per (account, as-of index) by joining each day to the few as-of dates
     whose window holds it: cheaper than islands when the dates are far apart."""
-    spans = _seen_spans(_values_seen(t, m, span), m, grid, materialize)
+    spans = _seen_spans(values_seen(t, m, span), m, grid, materialize)
     last = spans.k_end.fill_null(NEVER)
     g = grid.select(kk="k")
     hit = spans.inner_join(g, [g.kk >= spans.k_start, g.kk < last])
