@@ -394,3 +394,17 @@ def test_a_distinct_count_is_counted_from_the_last_days_kept_and_the_new_rows(
     assert values.m__users_7d.to_dict() == {"A1": 2, "A2": 2, "A3": 1}  # (A1's u2: 7 days ago)
     assert values.m__users_change.to_dict() == {"A1": 0, "A2": 1, "A3": 1}
     _same(_frame(result), _frame(project.run(as_of=DAY, apply_rules=False, full=True)))
+
+
+def test_a_band_of_days_holds_its_first_midnight_and_its_last_second() -> None:
+    """Rows of a band (after, until] compared by their timestamps: from the midnight after
+    ``after`` to the last moment of ``until``, as their days are."""
+    import ibis
+
+    stamps = ["2025-03-09 23:59:59.999999", "2025-03-10 00:00:00", "2025-03-11 23:59:59",
+              "2025-03-12 00:00:00", None]
+    t = ibis.memtable({"at": [None if s is None else datetime.fromisoformat(s) for s in stamps]})
+    bands = [("at", date(2025, 3, 9), date(2025, 3, 11))]
+    kept = ibis.duckdb.connect().to_pyarrow(t.filter(incremental._within(t, bands)))
+    assert [str(v) for v in kept["at"].to_pylist()] == ["2025-03-10 00:00:00",
+                                                         "2025-03-11 23:59:59"]
