@@ -393,7 +393,17 @@ def test_a_distinct_count_is_counted_from_the_last_days_kept_and_the_new_rows(
     values = _frame(result).set_index("account_id")
     assert values.m__users_7d.to_dict() == {"A1": 2, "A2": 2, "A3": 1}  # (A1's u2: 7 days ago)
     assert values.m__users_change.to_dict() == {"A1": 0, "A2": 1, "A3": 1}
+    after = _kept_seen(root)
     _same(_frame(result), _frame(project.run(as_of=DAY, apply_rules=False, full=True)))
+    assert after == _kept_seen(root)  # what the next day starts from: a cold run's too
+    assert ("A1", "u3", "2025-03-11") in after and ("A1", "u2", "2025-03-04") not in after
+
+
+def _kept_seen(root: Path) -> list[tuple[str, ...]]:
+    state = incremental.read_state(root / ".healthscore")
+    assert state is not None
+    kept = pd.read_parquet(state.folder / state.seen["users_7d"])
+    return sorted(map(tuple, kept.astype(str).values))
 
 
 def test_a_band_of_days_holds_its_first_midnight_and_its_last_second() -> None:

@@ -440,8 +440,10 @@ def write_pending(config: ProjectConfig, loaded: Loaded, carries: list[Carry], d
     try:
         distinct = distinct_measures(config)
         kept = union_aligned([c.kept(distinct) for c in carries])
-        pq.write_table(loaded.engine.to_arrow(kept), tmp / RUNNING, compression="zstd")
-        seen = _write_seen(loaded, carries, tmp)
+        table = loaded.engine.to_arrow(kept)
+        pq.write_table(table, tmp / RUNNING, compression="zstd")
+        accounts = loaded.engine.register_arrow(table.select(["account_id"]), temp_name("kept"))
+        seen = _write_seen(loaded, carries, tmp, accounts)
         if prints is None:
             prints = fingerprints(config, loaded, read_state(config.state_dir))
         manifest = {"version": VERSION, "date": day.isoformat(), "config": config_digest(config),
@@ -456,12 +458,13 @@ def write_pending(config: ProjectConfig, loaded: Loaded, carries: list[Carry], d
     return tmp
 
 
-def _write_seen(loaded: Loaded, carries: list[Carry], folder: Path) -> dict[str, str]:
-    """Each distinct count's values and their last days seen (:meth:`Carry.kept_seen`), one
-    file each; the file of each measure."""
+def _write_seen(loaded: Loaded, carries: list[Carry], folder: Path,
+                accounts: ir.Table) -> dict[str, str]:
+    """Each distinct count's values and their last days seen (:meth:`Carry.kept_seen`) for
+    the ``accounts`` whose running values were kept, one file each; the file of each."""
     import pyarrow.parquet as pq
 
-    kept = [c.kept_seen() for c in carries]
+    kept = [c.kept_seen(accounts) for c in carries]
     out = {}
     for i, name in enumerate(sorted({n for k in kept for n in k})):
         parts = [k[name] for k in kept if name in k]
