@@ -418,3 +418,25 @@ def test_a_band_of_days_holds_its_first_midnight_and_its_last_second() -> None:
     kept = ibis.duckdb.connect().to_pyarrow(t.filter(incremental._within(t, bands)))
     assert [str(v) for v in kept["at"].to_pylist()] == ["2025-03-10 00:00:00",
                                                          "2025-03-11 23:59:59"]
+
+
+def test_a_cold_run_keeps_the_last_days_from_the_copy_its_count_reads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cold run computes each distinct count's values seen once, in the engine: the last
+    days it keeps read that copy, not the source's rows again."""
+    import ibis.expr.operations as ops
+
+    root = _users_project(tmp_path / "p")
+    seen: list[set[str]] = []
+    write = incremental.write_pending
+
+    def spy(config, loaded, carries, day, prints=None):  # type: ignore[no-untyped-def]
+        for c in carries:
+            for last in c.seen.values():
+                seen.append({t.name for t in last.op().find(ops.DatabaseTable)})
+        return write(config, loaded, carries, day, prints)
+
+    monkeypatch.setattr(incremental, "write_pending", spy)
+    Project.load(root).run(as_of=KEPT, apply_rules=False)
+    assert len(seen) == 1  # users_7d (its change's previous window is not kept)
+    assert sorted(name.split("_")[1] for name in seen[0]) == ["grid", "seen"]  # no source

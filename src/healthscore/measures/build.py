@@ -145,7 +145,7 @@ class MeasureBuilder:
     def _distinct(self, m: CountDistinct, t: Any) -> None:
         if self.carry is not None:  # counted from the values kept, or keeping them
             t = self.carry.rows_of(m, t)
-            counted = self.carry.distinct(m, t, self.grid, self.span)
+            counted = self.carry.distinct(m, t, self.grid, self.span, self.materialize)
             if counted is not None:
                 self.side.append((m.name, counted))
                 return

@@ -87,18 +87,21 @@ class Carry:
             return t
         return self.distinct_rows.get(m.entity, t)
 
-    def distinct(self, m: CountDistinct, t: ir.Table, grid: ir.Table,
-                 span: asof.Span | None) -> ir.Table | None:
+    def distinct(self, m: CountDistinct, t: ir.Table, grid: ir.Table, span: asof.Span | None,
+                 once: Callable[[ir.Table, str], ir.Table] = lambda t, _: t) -> ir.Table | None:
         """The distinct count ``m`` as of the grid's last date (account_id, k, value) from
         the last days kept and the rows ``t`` (those dated after the grid's first date will
         do), when the kept values hold it; else None. Either way, notes the last day of
         each value counted then, for :meth:`kept_seen`. (Not kept: a count over all time,
-        the previous window a change reads.)"""
+        the previous window a change reads.) ``once`` materialises the values seen as the
+        builder does for the count from the rows (its copy, computed once, serves both)."""
         if m.name.endswith("__prev") or m.window.unbounded:
             return None
         rows = values_seen(t, m, span)
         before = self.seen_before.get(m.name)
-        if before is not None:
+        if before is None:
+            rows = once(rows.distinct(), "seen")
+        else:
             rows = before.union(rows.select("account_id", v=rows.v.cast(before.v.type()), day="day"))
         rows = _counted_on(rows, m, grid.as_of.max())
         last = rows.group_by(["account_id", "v"]).aggregate(day=rows.day.max())
