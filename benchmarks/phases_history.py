@@ -7,6 +7,12 @@ sources' per-day fingerprints and the running values kept for the next day.
     python benchmarks/phases_history.py --dates 365 --data bench-data-20000
     python benchmarks/phases_history.py --dates 1 --data bench-data      # one cold date
     python benchmarks/phases_history.py --monthly --data bench-data      # 12 month ends
+    python benchmarks/phases_history.py --next-day --data bench-data --keep /tmp/hist
+
+``--next-day``: the day after a stored history of 30 days (the benchmark's incremental
+variant), computed from the state that history kept. The history is stored once into
+``--keep`` (when that folder holds none yet; not timed); every run times a fresh copy of it.
+``--profile FILE`` writes a cProfile of the timed run.
 
 The dates are the last N days up to the data's last day (2026-10-31), or with --monthly the 12
 month ends of the benchmark's healthscore-12 variant. The project is a copy of
@@ -29,7 +35,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bench_history import END, MONTHLY, project_copy
+from bench_history import END, HISTORY, MONTHLY, project_copy
 
 Timings = list[tuple[str, float, float]]
 
@@ -113,26 +119,58 @@ def split(out: Timings, run: tuple[float, float]) -> list[tuple[str, float, floa
     return rows
 
 
+def next_day_copy(args: argparse.Namespace, work: Path) -> Path:
+    """A copy of the stored history (stored first into ``args.keep`` when not there)."""
+    from healthscore.project import Project
+
+    keep = (args.keep or work / "history").resolve()
+    stored = keep / "project"
+    if not (stored / ".healthscore").is_dir():
+        keep.mkdir(parents=True, exist_ok=True)
+        project_copy(keep, "project", args.data.resolve(), None)
+        began = time.perf_counter()
+        Project.load(stored).run(dates=HISTORY, apply_rules=False)
+        print(f"stored {len(HISTORY)} days of history in {time.perf_counter() - began:.0f} s")
+    shutil.copytree(stored, work / "project")
+    return work / "project"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dates", type=int, default=365)
     parser.add_argument("--monthly", action="store_true",
                         help="the 12 month ends up to the data's last day instead of --dates")
     parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--next-day", action="store_true")
+    parser.add_argument("--keep", type=Path, help="--next-day: the stored history's folder")
+    parser.add_argument("--profile", type=Path)
     args = parser.parse_args(argv)
     from healthscore.project import Project
 
     out: Timings = []
-    instrument(out)
     dates = MONTHLY if args.monthly else [END - timedelta(days=i) for i in reversed(range(args.dates))]
     work = Path(tempfile.mkdtemp(prefix="phases-history-"))
     try:
-        project = project_copy(work, "project", args.data.resolve(), None)
+        if args.next_day:
+            project, dates = next_day_copy(args, work), [END]
+        else:
+            project = project_copy(work, "project", args.data.resolve(), None)
+        instrument(out)
+        profile = None
+        if args.profile:
+            import cProfile
+            profile = cProfile.Profile()
+            profile.enable()
         cpu, wall = time.process_time(), time.perf_counter()
         result = Project.load(project).run(dates=dates)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        if profile is not None:
+            profile.disable()
+            profile.dump_stats(args.profile)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if args.next_day:
+        print(result.incremental)
     for label, c, w in out:
         print(f"{label:24s} CPU {c:7.2f} s  wall {w:7.2f} s")
     print("split (each part once):")

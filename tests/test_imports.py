@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 
 def test_the_cli_and_the_project_start_without_scikit_learn():
@@ -12,3 +13,17 @@ def test_the_cli_and_the_project_start_without_scikit_learn():
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sklearn')[:3])")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_a_run_without_rules_does_not_import_the_workflow_store(tmp_path):
+    """Scoring a project without rules (a daily run) leaves the workflow store's libraries
+    (SQLAlchemy, Alembic, argon2: about 0.7 CPU s to import) alone."""
+    code = ("import sys; from pathlib import Path; from tests.projects import write_project; "
+            "from healthscore.project import Project; "
+            f"root = write_project(Path({str(tmp_path)!r}) / 'p'); "
+            "Project.load(root).run(as_of='2025-03-10'); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'sqlalchemy', 'alembic', 'argon2'}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False, cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"

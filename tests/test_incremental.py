@@ -333,3 +333,129 @@ def test_rows_open_for_a_while_are_carried_and_read_only_when_they_open_or_close
     assert values.m__open_tickets.to_dict() == {"A1": 1, "A2": 2, "A3": 0}
     assert values.m__stale_tickets.to_dict() == {"A1": 1, "A2": 1, "A3": 0}
     _same(_frame(kept), _frame(project.run(as_of=DAY, apply_rules=False, full=True)))
+
+
+# ----------------------------------------------------------------------------- distinct counts
+
+USERS = [  # (account, user, day): within and beyond the 7-day window of the day after KEPT
+    ("A1", "u1", "2025-03-01"), ("A1", "u2", "2025-03-04"), ("A1", "u1", "2025-03-09"),
+    ("A1", "u3", "2025-03-11"), ("A2", "u4", "2025-03-04"), ("A2", "u4", "2025-03-05"),
+    ("A2", "u5", "2025-03-10"), ("A3", "u6", "2025-02-20"), ("A3", "u6", "2025-03-11"),
+]
+
+
+def _users_project(root: Path) -> Path:
+    events = [(a, u, "login", f"{d} 09:00:00") for a, u, d in USERS]
+    return write_project(root, {
+        "measures/usage.yml": MEASURES_YML + """\
+users_7d: {type: count_distinct, entity: usage_events, column: user_id, window: 7d, scheme: {type: linear, low: 0, high: 3}}
+users_change: {type: change, of: users_7d, to: absolute, scheme: {type: linear, low: -2, high: 2}}
+""",  # noqa: E501
+        "scorecards/default.yml": "groups: {usage: {weight: 100, measures: {logins_30: 40, "
+                                  "users_7d: 30, users_change: 30}}}\n",
+        "data/usage_events.csv": csv_text(EVENT_COLUMNS, events),
+    })
+
+
+def test_a_distinct_count_is_counted_from_the_last_days_kept_and_the_new_rows(
+        tmp_path: Path) -> None:
+    """Distinct users in 7 days: the state keeps each user's last day seen while it counts,
+    so the day after reads only its own rows for it (the change against the previous 7 days
+    still reads its 14 days); the values are a cold run's."""
+    root = _users_project(tmp_path / "p")
+    project = Project.load(root)
+    project.run(dates=[KEPT - timedelta(days=1), KEPT], apply_rules=False)
+    state = incremental.read_state(root / ".healthscore")
+    assert state is not None and list(state.seen) == ["users_7d"]
+    kept = pd.read_parquet(state.folder / state.seen["users_7d"])
+    assert sorted(map(tuple, kept.astype(str).values)) == [  # u1 of 03-01 and A3's u6: too old
+        ("A1", "u1", "2025-03-09"), ("A1", "u2", "2025-03-04"), ("A2", "u4", "2025-03-05"),
+        ("A2", "u5", "2025-03-10")]
+
+    kept_seen = set(state.seen)
+    config = project.config
+    from healthscore import pipeline
+
+    engine = pipeline.open_engine(config)
+    try:
+        loaded = pipeline.load_sources(config, engine, lambda _: None)
+        tables, _, rows = incremental.cut_tables(config, loaded, KEPT, DAY, kept_seen)
+        days = sorted(str(d) for d in engine.to_arrow(tables["usage_events"])
+                      .to_pandas().timestamp.dt.date)
+        whole = engine.to_arrow(rows["usage_events"]).to_pandas()
+    finally:
+        engine.close()
+    assert days == ["2025-03-11", "2025-03-11"]  # today's rows (30 days ago: none)
+    assert len(whole) == len([u for u in USERS if u[2] > "2025-02-25"])  # the change: 14 days
+
+    result = project.run(as_of=DAY, apply_rules=False)
+    assert result.incremental == f"{DAY} computed from the state kept as of {KEPT}"
+    values = _frame(result).set_index("account_id")
+    assert values.m__users_7d.to_dict() == {"A1": 2, "A2": 2, "A3": 1}  # (A1's u2: 7 days ago)
+    assert values.m__users_change.to_dict() == {"A1": 0, "A2": 1, "A3": 1}
+    after = _kept_seen(root)
+    _same(_frame(result), _frame(project.run(as_of=DAY, apply_rules=False, full=True)))
+    assert after == _kept_seen(root)  # what the next day starts from: a cold run's too
+    assert ("A1", "u3", "2025-03-11") in after and ("A1", "u2", "2025-03-04") not in after
+
+
+def _kept_seen(root: Path) -> list[tuple[str, ...]]:
+    state = incremental.read_state(root / ".healthscore")
+    assert state is not None
+    kept = pd.read_parquet(state.folder / state.seen["users_7d"])
+    return sorted(map(tuple, kept.astype(str).values))
+
+
+def test_a_band_of_days_holds_its_first_midnight_and_its_last_second() -> None:
+    """Rows of a band (after, until] compared by their timestamps: from the midnight after
+    ``after`` to the last moment of ``until``, as their days are."""
+    import ibis
+
+    stamps = ["2025-03-09 23:59:59.999999", "2025-03-10 00:00:00", "2025-03-11 23:59:59",
+              "2025-03-12 00:00:00", None]
+    t = ibis.memtable({"at": [None if s is None else datetime.fromisoformat(s) for s in stamps]})
+    bands = [("at", date(2025, 3, 9), date(2025, 3, 11))]
+    kept = ibis.duckdb.connect().to_pyarrow(t.filter(incremental._within(t, bands)))
+    assert [str(v) for v in kept["at"].to_pylist()] == ["2025-03-10 00:00:00",
+                                                         "2025-03-11 23:59:59"]
+
+
+def test_a_cold_run_keeps_the_last_days_from_the_copy_its_count_reads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cold run computes each distinct count's values seen once, in the engine: the last
+    days it keeps read that copy, not the source's rows again."""
+    import ibis.expr.operations as ops
+
+    root = _users_project(tmp_path / "p")
+    seen: list[set[str]] = []
+    write = incremental.write_pending
+
+    def spy(config, loaded, carries, day, prints=None):  # type: ignore[no-untyped-def]
+        for c in carries:
+            for last in c.seen.values():
+                seen.append({t.name for t in last.op().find(ops.DatabaseTable)})
+        return write(config, loaded, carries, day, prints)
+
+    monkeypatch.setattr(incremental, "write_pending", spy)
+    Project.load(root).run(as_of=KEPT, apply_rules=False)
+    assert len(seen) == 1  # users_7d (its change's previous window is not kept)
+    assert sorted(name.split("_")[1] for name in seen[0]) == ["grid", "seen"]  # no source
+
+
+def test_the_next_day_runs_its_few_rows_on_one_thread(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The day from the kept state reads few rows: the engine works on one thread (more
+    would cost more CPU than they save time), unless the project set its own number."""
+    root = _kept_mini(tmp_path)
+    threads: list[int] = []
+    score = incremental.score_day
+
+    def spy(config, loaded, p):  # type: ignore[no-untyped-def]
+        out = score(config, loaded, p)
+        setting = loaded.engine.con.con.execute("SELECT current_setting('threads')").fetchone()
+        threads.append(int(setting[0]))
+        return out
+
+    monkeypatch.setattr(incremental, "score_day", spy)
+    assert Project.load(root).run(as_of=NEXT, apply_rules=False).incremental.startswith(str(NEXT))
+    assert threads == [1]

@@ -143,8 +143,12 @@ class MeasureBuilder:
             self.events.setdefault((m.entity, time_column(m)), []).append(m)
 
     def _distinct(self, m: CountDistinct, t: Any) -> None:
-        if self.carry is not None and m.entity in self.carry.distinct_rows:
-            t = self.carry.distinct_rows[m.entity]  # (the others read rows that move sums)
+        if self.carry is not None:  # counted from the values kept, or keeping them
+            t = self.carry.rows_of(m, t)
+            counted = self.carry.distinct(m, t, self.grid, self.span, self.materialize)
+            if counted is not None:
+                self.side.append((m.name, counted))
+                return
         if self.span is not None and self._sparse_grid(m):
             self.side.append((m.name, distinct_direct(t, m, self.grid, self.span)))
         else:

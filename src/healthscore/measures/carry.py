@@ -9,6 +9,10 @@ whose window closes after P. Which tables may be cut down that way, and so which
 are carried, is decided by :mod:`healthscore.pipeline.incremental`; here are the two
 operations on the builder's sparse contributions: start from kept values (:meth:`Carry.apply`)
 and keep the values as of the last date (:meth:`Carry.kept`).
+
+A distinct count over a window is no running sum; what is kept for it instead is, per account
+and value, the last day the value was seen (while that day still counts): the count as of D
+is the values whose last day up to D is inside the window of D (:meth:`Carry.distinct`).
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from healthscore.measures.parts import MAX, SUM
+from healthscore.config.model import CountDistinct
+from healthscore.measures import asof
+from healthscore.measures.parts import MAX, SUM, values_seen
 
 
 @dataclass
@@ -47,6 +53,11 @@ class Carry:
     # entity -> the rows its distinct counts read, when its table holds only the rows that
     # move the running values (the distinct counts read a whole window)
     distinct_rows: dict[str, ir.Table] = field(default_factory=dict)
+    # distinct count -> (account_id, v, day): each value's last day seen as of the grid's first
+    # date (kept by the last run); those counted from it read only the rows after that date
+    seen_before: dict[str, ir.Table] = field(default_factory=dict)
+    # distinct count -> (account_id, v, day) of the values the grid's last date counts
+    seen: dict[str, ir.Table] = field(default_factory=dict)
 
     def missing(self) -> list[str]:
         """Carried columns the kept values do not hold (kept by another configuration)."""
@@ -68,6 +79,53 @@ class Carry:
             sparse = self.view(sparse, "carry_sparse")
         self.sparse = sparse
         return sparse
+
+    def rows_of(self, m: CountDistinct, t: ir.Table) -> ir.Table:
+        """The rows the distinct count ``m`` reads: with no last days kept for it, the whole
+        window's rows when ``t`` holds only those that move the running values."""
+        if m.name in self.seen_before:
+            return t
+        return self.distinct_rows.get(m.entity, t)
+
+    def distinct(self, m: CountDistinct, t: ir.Table, grid: ir.Table, span: asof.Span | None,
+                 once: Callable[[ir.Table, str], ir.Table] = lambda t, _: t) -> ir.Table | None:
+        """The distinct count ``m`` as of the grid's last date (account_id, k, value) from
+        the last days kept and the rows ``t`` (those dated after the grid's first date will
+        do), when the kept values hold it; else None. Either way, notes the last day of
+        each value counted then, for :meth:`kept_seen`. (Not kept: a count over all time,
+        the previous window a change reads.) ``once`` materialises the values seen as the
+        builder does for the count from the rows (its copy, computed once, serves both)."""
+        if m.name.endswith("__prev") or m.window.unbounded:
+            return None
+        rows = values_seen(t, m, span)
+        before = self.seen_before.get(m.name)
+        if before is None:
+            rows = once(rows.distinct(), "seen")
+        else:
+            rows = before.union(rows.select("account_id", v=rows.v.cast(before.v.type()), day="day"))
+        rows = _counted_on(rows, m, grid.as_of.max())
+        last = rows.group_by(["account_id", "v"]).aggregate(day=rows.day.max())
+        if before is None:
+            self.seen[m.name] = last
+            return None
+        if self.materialize is not None:  # read twice: counted, and kept
+            last = self.materialize(last, f"seen_{m.name}")
+        self.seen[m.name] = last
+        counts = last.group_by("account_id").aggregate(**{m.name: last.count()})
+        return counts.select("account_id", k=ibis.literal(self.last, "int64"),
+                             **{m.name: counts[m.name]})
+
+    def kept_seen(self, accounts: ir.Table | None = None) -> dict[str, ir.Table]:
+        """Per distinct count, each value's last day seen as of the grid's last date while
+        that date counts it (account_id, v, day), for the accounts :meth:`kept` keeps
+        (``accounts``: those it kept, when known; else they are found again)."""
+        if self.spine is None:
+            raise RuntimeError("the builder has not run")
+        if accounts is None:
+            accounts = self.spine.filter(self.spine.k == self.last).select("account_id")
+        if self.keep_only is not None:
+            accounts = accounts.semi_join(self.keep_only, "account_id")
+        return {name: last.semi_join(accounts, "account_id") for name, last in self.seen.items()}
 
     def kept(self, distinct: list[str]) -> ir.Table:
         """Every running value as of the grid's last date, one row per account active then:
@@ -113,3 +171,8 @@ def _start_from(sparse: ir.Table, before: ir.Table, cols: dict[str, tuple[str, s
                           k=ibis.literal(0).cast(types["k"]), **values)
     later = sparse.filter(sparse.k > 0)
     return later.select(*order).union(first.select(*order))
+
+
+def _counted_on(rows: ir.Table, m: CountDistinct, day: Any) -> ir.Table:
+    """The rows (account_id, v, day) inside the window of ``m`` as of ``day``."""
+    return rows.filter((rows.day <= day) & (asof.shift(rows.day, m.window) > day))

@@ -141,7 +141,7 @@ def open_part(t: ir.Table, m: Count | Aggregate, grid: ir.Table) -> Part:
     return Part(asof.deltas(rows, grid, [m.name]), {m.name: (SUM, "float64")})
 
 
-def _values_seen(t: ir.Table, m: CountDistinct, span: asof.Span | None) -> ir.Table:
+def values_seen(t: ir.Table, m: CountDistinct, span: asof.Span | None) -> ir.Table:
     """(account_id, v, day) for every non-null value of the measure's column."""
     t = _filtered(t, m)
     t = t.filter(t[m.column].notnull())
@@ -166,7 +166,7 @@ def distinct_part(
     materialize: Callable[[ir.Table, str], ir.Table] = lambda t, _: t,
 ) -> Part:
     """count_distinct: a value counts on an as-of date when it was seen within the window."""
-    seen = _values_seen(t, m, span)
+    seen = values_seen(t, m, span)
     if m.window.unbounded:
         rows = seen.group_by(["account_id", "v"]).aggregate(start=seen.day.min())
         rows = rows.mutate(end=ibis.null().cast("date"), **{m.name: ibis.literal(1.0)})
@@ -178,7 +178,7 @@ def distinct_part(
 def distinct_direct(t: ir.Table, m: CountDistinct, grid: ir.Table, span: asof.Span) -> ir.Table:
     """count_distinct per (account, as-of index), each row joined by its day to the few as-of
     dates whose window holds it: cheaper than islands when the dates are far apart."""
-    seen = _values_seen(t, m, span)
+    seen = values_seen(t, m, span)
     hit = seen.inner_join(asof.days_counted(grid, span, m.window, _shift_of(m)), "day")
     return hit.group_by(["account_id", "k"]).aggregate(**{m.name: hit.v.nunique()})
 

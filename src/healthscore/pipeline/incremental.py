@@ -31,7 +31,7 @@ import os
 import shutil
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,8 @@ from healthscore.sources.cache import pid_alive
 FOLDER = ".incremental"  # in the state folder; a dot: not in backups
 MANIFEST = "state.json"
 RUNNING = "running.parquet"
-VERSION = 2
+SEEN = "seen-{}.parquet"  # a distinct count's values and the last day each was seen
+VERSION = 3
 _TMP = ".incremental-tmp-"
 _CUT_TYPES = ("count", "sum", "avg", "latest", "days_since", "count_distinct", "min", "max")
 _WHOLE = (history.HISTORY, "outcomes", "ctas", "module_marks")  # never cut: read for more
@@ -79,6 +80,7 @@ class State:
     days: dict[str, dict[str, list[int]]]
     folder: Path
     keys: dict[str, str] = field(default_factory=dict)  # the sources' cache keys then
+    seen: dict[str, str] = field(default_factory=dict)  # distinct count -> its file (SEEN)
 
 
 # ----------------------------------------------------------------------------- planning
@@ -249,12 +251,18 @@ def score_day(config: ProjectConfig, loaded: Loaded, p: Plan) -> tuple[ir.Table,
         raise ValueError("the plan has no kept state to start from")
     day, prev = p.dates[0], p.prev
     engine = loaded.engine
-    before = engine.read_parquet([str(config.state_dir / FOLDER / RUNNING)], temp_name("kept"))
+    engine.few_rows_ahead()
+    folder = config.state_dir / FOLDER
+    before = engine.read_parquet([str(folder / RUNNING)], temp_name("kept"))
     known = before.select("account_id")
-    tables, carried, distinct = cut_tables(config, loaded, prev, day)
+    state = read_state(config.state_dir)
+    kept_seen = state.seen if state is not None else {}
+    tables, carried, distinct = cut_tables(config, loaded, prev, day, set(kept_seen))
     cut = Loaded(engine, tables, loaded.health, {}, loaded.observed_until, loaded.cached)
+    seen = {name: engine.read_parquet([str(folder / file)], temp_name("kept_seen"))
+            for name, file in kept_seen.items()}
     carry = Carry(before, frozenset(carried), keep_only=known, materialize=engine.materialize,
-                  distinct_rows=distinct)
+                  distinct_rows=distinct, seen_before=seen)
     wide = measures_expr(config, cut, [prev, day], asof.Span(prev, day), carry)
     missing = carry.missing()
     if missing:
@@ -279,12 +287,14 @@ class StateMismatch(Exception):
     """The kept state does not hold what this run needs: score from the sources instead."""
 
 
-def cut_tables(config: ProjectConfig, loaded: Loaded, prev: date, day: date
+def cut_tables(config: ProjectConfig, loaded: Loaded, prev: date, day: date,
+               kept_seen: set[str] = frozenset()  # type: ignore[assignment]
                ) -> tuple[dict[str, ir.Table], set[str], dict[str, ir.Table]]:
     """The tables with the rows a run over ``[prev, day]`` needs besides the kept values,
     the running columns taken from those values, and the rows the distinct counts read (a
-    whole window before ``day``). Each cut table is computed once (one scan of its source)
-    and kept in the engine: every measure over it reads that small copy."""
+    whole window before ``day``; only the rows after ``prev`` for those whose values and
+    last days seen were kept, ``kept_seen``). Each cut table is computed once (one scan of
+    its source) and kept in the engine: every measure over it reads that small copy."""
     tables = dict(loaded.tables)
     carried: set[str] = set()
     distinct: dict[str, ir.Table] = {}
@@ -293,8 +303,9 @@ def cut_tables(config: ProjectConfig, loaded: Loaded, prev: date, day: date
         uses = _uses(config, entity)
         if entity in _WHOLE or t is None or not uses:
             continue  # read by more than its measures (account attributes, churn dates...)
-        bands = _bands(entity, [u for u in uses if u[0].type != "count_distinct"], prev, day)
-        seen = _bands(entity, [u for u in uses if u[0].type == "count_distinct"], prev, day)
+        whole = [u for u in uses if u[0].type == "count_distinct" and u[0].name not in kept_seen]
+        bands = _bands(entity, [u for u in uses if u not in whole], prev, day, kept_seen)
+        seen = _bands(entity, whole, prev, day)
         if bands is None or seen is None:
             continue
         tables[entity] = loaded.engine.materialize(t.filter(_within(t, bands)), f"cut_{entity}")
@@ -317,7 +328,8 @@ def cut_tables(config: ProjectConfig, loaded: Loaded, prev: date, day: date
 Band = tuple[str, date, date]  # a column, and the rows dated in (after, until] by it
 
 
-def _bands(entity: str, uses: list[tuple[Any, int]], prev: date, day: date
+def _bands(entity: str, uses: list[tuple[Any, int]], prev: date, day: date,
+           kept_seen: set[str] = frozenset()  # type: ignore[assignment]
            ) -> list[Band] | None:
     """The rows that can move a value between ``prev`` and ``day`` for the measures in
     ``uses``, as bands of days; None when a measure needs older rows too.
@@ -327,7 +339,8 @@ def _bands(entity: str, uses: list[tuple[Any, int]], prev: date, day: date
     day its window closes (a band of days before each), the start or end of a row open for
     a while (mode: open); a latest value or days since, rows dated after ``prev``. A
     distinct count or a min/max is not a running value: it reads its whole window before
-    ``day``."""
+    ``day``, unless the values it counted and their last days were kept (``kept_seen``):
+    then the rows dated after ``prev``."""
     out: list[Band] = []
     for m, shift in uses:
         if m.type not in _CUT_TYPES:
@@ -345,6 +358,8 @@ def _bands(entity: str, uses: list[tuple[Any, int]], prev: date, day: date
             out.append((col, prev, day))
         elif w.unbounded:  # a distinct count or min/max over all time
             return None
+        elif m.name in kept_seen:  # a distinct count: the values seen after prev
+            out.append((col, prev, day))
         elif m.type in ("count_distinct", "min", "max"):
             out.append((col, day - _span(w, shift + 1)[1], day))
         else:  # count, sum, avg: +value on its day, -value when its window(s) end
@@ -365,10 +380,23 @@ def _within(t: ir.Table, bands: list[Band]) -> Any:
     """Rows dated inside one of ``bands`` (overlapping bands of a column merged)."""
     keep = None
     for col, after, until in _merged(bands):
-        day = t[col].date() if t[col].type().is_timestamp() else t[col]
-        cond = (day > ibis.literal(after, type="date")) & (day <= ibis.literal(until, type="date"))
+        cond = _dated(t[col], after, until)
         keep = cond if keep is None else keep | cond
     return keep if keep is not None else ibis.literal(False)
+
+
+def _dated(value: Any, after: date, until: date) -> Any:
+    """Whether the day of ``value`` is in (after, until]. A timestamp without a time zone is
+    compared as it is, from midnight to midnight: the engine filters the rows while it reads
+    them instead of casting every one to a date first (19.2M usage events: 0.85 -> 0.65 CPU s
+    for four bands of days)."""
+    kind = value.type()
+    if kind.is_timestamp() and kind.timezone is None:
+        first = datetime.combine(after + timedelta(days=1), time())
+        end = datetime.combine(until + timedelta(days=1), time())
+        return (value >= ibis.literal(first, type=kind)) & (value < ibis.literal(end, type=kind))
+    day = value.date() if kind.is_timestamp() else value
+    return (day > ibis.literal(after, type="date")) & (day <= ibis.literal(until, type="date"))
 
 
 def _merged(bands: list[Band]) -> list[Band]:
@@ -397,7 +425,7 @@ def read_state(state_dir: Path) -> State | None:
         if saved["version"] != VERSION or not (folder / RUNNING).is_file():
             return None
         return State(date.fromisoformat(saved["date"]), saved["config"], saved["columns"],
-                     saved["days"], folder, saved["keys"])
+                     saved["days"], folder, saved["keys"], saved["seen"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -413,18 +441,40 @@ def write_pending(config: ProjectConfig, loaded: Loaded, carries: list[Carry], d
     try:
         distinct = distinct_measures(config)
         kept = union_aligned([c.kept(distinct) for c in carries])
-        pq.write_table(loaded.engine.to_arrow(kept), tmp / RUNNING, compression="zstd")
+        table = loaded.engine.to_arrow(kept)
+        pq.write_table(table, tmp / RUNNING, compression="zstd")
+        accounts = loaded.engine.register_arrow(table.select(["account_id"]), temp_name("kept"))
+        seen = _write_seen(loaded, carries, tmp, accounts)
         if prints is None:
             prints = fingerprints(config, loaded, read_state(config.state_dir))
         manifest = {"version": VERSION, "date": day.isoformat(), "config": config_digest(config),
                     "columns": {e: f.columns for e, f in prints.items()},
                     "days": {e: f.days for e, f in prints.items()},
-                    "keys": {e: loaded.keys[e] for e in prints if e in loaded.keys}}
+                    "keys": {e: loaded.keys[e] for e in prints if e in loaded.keys},
+                    "seen": seen}
         (tmp / MANIFEST).write_text(json.dumps(manifest, sort_keys=True), encoding="utf-8")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return tmp
+
+
+def _write_seen(loaded: Loaded, carries: list[Carry], folder: Path,
+                accounts: ir.Table) -> dict[str, str]:
+    """Each distinct count's values and their last days seen (:meth:`Carry.kept_seen`) for
+    the ``accounts`` whose running values were kept, one file each; the file of each."""
+    import pyarrow.parquet as pq
+
+    kept = [c.kept_seen(accounts) for c in carries]
+    out = {}
+    for i, name in enumerate(sorted({n for k in kept for n in k})):
+        parts = [k[name] for k in kept if name in k]
+        if len(parts) != len(carries):
+            continue  # (not kept for every account: counted from the rows next time)
+        out[name] = SEEN.format(i)
+        table = loaded.engine.to_arrow(ibis.union(*parts) if len(parts) > 1 else parts[0])
+        pq.write_table(table, folder / out[name], compression="zstd")
+    return out
 
 
 def forget(state_dir: Path) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
@@ -29,7 +29,9 @@ from healthscore.validation.session import Validation, review_warnings
 from healthscore.validation.session import options as validation_options
 from healthscore.validation.session import run as run_validation
 from healthscore.workflow.config import load_workflow
-from healthscore.workflow.service import Workflow
+
+if TYPE_CHECKING:  # the workflow store (SQLAlchemy, Alembic, argon2): imported when opened
+    from healthscore.workflow.service import Workflow
 
 
 def _quiet(_: str) -> None:
@@ -258,6 +260,8 @@ class Project:
 
     def workflow(self, url: str | None = None, today: date | None = None) -> Workflow:
         """The workflow store of the project (CTAs, overrides, success plans...). Close it after."""
+        from healthscore.workflow.service import Workflow
+
         return Workflow(self.config, self.store, url=url, today=today)
 
     def has_rules(self) -> bool:

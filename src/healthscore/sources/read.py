@@ -246,29 +246,38 @@ def _read_workflow(engine: Engine, source: Source, name: str) -> ibis.Table:
 
 
 def workflow_rows(location: str, entity: str) -> pa.Table:
-    """An entity the workflow store holds, as Arrow: empty until the store has any rows."""
-    import sqlalchemy as sa
-
+    """An entity the workflow store holds, as Arrow: empty until the store has any rows
+    (no SQLite file yet: nothing opened, nor the database library imported)."""
     from healthscore.entities import ENTITIES
 
-    table, query = _workflow_query(entity)
+    names, rows = [c.name for c in ENTITIES[entity].columns], list[Any]()
     missing_file = location.startswith("sqlite:///") and not os.path.exists(
         location[len("sqlite:///"):])
-    db = sa.create_engine(location)
-    try:
-        if not missing_file and sa.inspect(db).has_table(table):
-            with db.connect() as conn:
-                result = conn.execute(query)
-                names = list(result.keys())
-                rows = result.fetchall()
-        else:
-            names, rows = [c.name for c in ENTITIES[entity].columns], []
-    finally:
-        db.dispose()
+    if not missing_file:
+        names, rows = _stored_rows(location, entity, names)
     types = {c.name: c.type for c in ENTITIES[entity].columns}
     arrays = [pa.array([_plain_value(row[i], types[n]) for row in rows], type=_ARROW[types[n]])
               for i, n in enumerate(names)]
     return pa.Table.from_arrays(arrays, names)
+
+
+def _stored_rows(location: str, entity: str, names: list[str]) -> tuple[list[str], list[Any]]:
+    """The store's rows of ``entity`` and their column names (``names`` and no rows while it
+    has no such table)."""
+    import sqlalchemy as sa
+
+    table, query = _workflow_query(entity)
+    rows: list[Any] = []
+    db = sa.create_engine(location)
+    try:
+        if sa.inspect(db).has_table(table):
+            with db.connect() as conn:
+                result = conn.execute(query)
+                names = list(result.keys())
+                rows = list(result.fetchall())
+    finally:
+        db.dispose()
+    return names, rows
 
 
 def _plain_value(value: Any, type_: str) -> Any:
