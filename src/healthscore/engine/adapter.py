@@ -62,6 +62,7 @@ class Engine:
         return None
 
 
+ROW_GROUP_ROWS = 16384  # snapshot files: a date of 20k accounts spans two or three
 STREAMED = "hs_streamed"  # DuckDB: the database of tables streamed in (database sources)
 
 
@@ -135,12 +136,13 @@ class DuckDBEngine(Engine):
     def to_arrow(self, expr: ibis.Table) -> pa.Table:
         return self.con.con.sql(self._sql(expr)).to_arrow_table()
 
-    def write_partitioned(self, expr: ibis.Table, folder: Path) -> None:
-        """Stream an expression into hive partitions ``as_of=YYYY-MM-DD/`` (keeps the column)."""
+    def write_sorted(self, expr: ibis.Table, path: Path) -> None:
+        """Stream an expression into one Parquet file, rows in as-of date order, in small row
+        groups (a reader of one date skips the others' by their statistics)."""
         sql = self._sql(expr)
         self.con.con.execute(
-            f"COPY ({sql}) TO '{folder}' (FORMAT PARQUET, PARTITION_BY (as_of), "
-            f"WRITE_PARTITION_COLUMNS true, COMPRESSION SNAPPY, OVERWRITE_OR_IGNORE true)"
+            f"COPY ({sql} ORDER BY as_of) TO '{path}' "
+            f"(FORMAT PARQUET, COMPRESSION SNAPPY, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
         )
 
     def close(self) -> None:
