@@ -3,6 +3,7 @@ old or the new snapshot whole, and the next run cleans up what the killed one le
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -160,3 +161,19 @@ def test_the_swap_of_a_pass_file_goes_through_these_steps(tmp_path: Path) -> Non
     done = subprocess.run([sys.executable, "-c", PASS_SWAP, str(tmp_path), "0", *DATES],
                           capture_output=True, text=True, check=True)
     assert done.stdout.strip().split(",") == PASS_STEPS
+
+
+def test_a_pass_file_of_a_swap_under_way_is_kept(tmp_path: Path) -> None:
+    store = SnapshotStore(tmp_path)
+    store.passes.mkdir(parents=True)
+    pq.write_table(pa.table({"v": [1]}), store.passes / "pass-abc.parquet")
+    stage = tmp_path / ".staging-run1"  # another run, alive, between its journal and folders
+    stage.mkdir()
+    (stage / ".owner").write_text(str(os.getpid()))
+    (tmp_path / ".swap-run1.json").write_text(
+        '{"stage": ".staging-run1", "trash": ".trash-run1", "parts": [], "files": ["pass-abc.parquet"]}')
+    store.recover()
+    assert [p.name for p in store.passes.iterdir()] == ["pass-abc.parquet"]
+    (tmp_path / ".swap-run1.json").unlink()  # no swap and no date names it: it goes
+    store.recover()
+    assert list(store.passes.iterdir()) == []
