@@ -1,7 +1,7 @@
 """Phase timers for one healthscore run on the benchmark data: CPU seconds (this process,
 every thread) and wall seconds of each part of a run: reading and checking each source,
 hashing the source files for the source cache, storing the clean sources in the cache,
-each table the run materialises (by its kind), each partitioned snapshot write, the
+each table the run materialises (by its kind), each snapshot write, the
 sources' per-day fingerprints and the running values kept for the next day.
 
     python benchmarks/phases_history.py --dates 365 --data bench-data-20000
@@ -59,8 +59,8 @@ def instrument(out: Timings) -> None:
 
     DuckDBEngine.materialize = timed(  # type: ignore[method-assign]
         lambda self, expr, prefix: prefix, DuckDBEngine.materialize, out)
-    DuckDBEngine.write_partitioned = timed(  # type: ignore[method-assign]
-        lambda self, expr, folder: "write", DuckDBEngine.write_partitioned, out)
+    DuckDBEngine.write_sorted = timed(  # type: ignore[method-assign]
+        lambda self, expr, path: "write", DuckDBEngine.write_sorted, out)
     pipeline.load_sources = timed(  # type: ignore[attr-defined]
         lambda *a: "sources", pipeline.load_sources, out)
     load.load_source = timed(  # type: ignore[attr-defined]

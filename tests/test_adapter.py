@@ -32,8 +32,8 @@ def test_float_literals_come_out_as_double_not_decimal(engine: DuckDBEngine,
     assert got.schema.field("ratio").type == pa.float64()
     assert got.schema.field("n2").type == pa.int64()
     assert got.to_pylist() == [{"as_of": "2025-01-31", "n": 3, "half": 0.5, "ratio": 1.5, "n2": 4}]
-    engine.write_partitioned(expr, tmp_path / "out")
-    written = pq.read_table(tmp_path / "out" / "as_of=2025-01-31")
+    engine.write_sorted(expr, tmp_path / "out.parquet")
+    written = pq.read_table(tmp_path / "out.parquet")
     assert written.schema.field("half").type == pa.float64()
     assert written.column("half").to_pylist() == [0.5]
 
@@ -62,9 +62,9 @@ def test_the_scores_are_written_from_nested_selects(engine: DuckDBEngine, tmp_pa
     compiled: list[str] = []
     compile_ = engine.con.compile
     monkeypatch.setattr(engine.con, "compile", lambda e: compiled.append(compile_(e)) or compiled[-1])
-    engine.write_partitioned(_two_steps(engine), tmp_path / "out")
+    engine.write_sorted(_two_steps(engine), tmp_path / "out.parquet")
     assert [sql.count("SELECT") for sql in compiled] == [2]
-    assert pq.read_table(tmp_path / "out" / "as_of=2025-01-31").column("c").to_pylist() == [4]
+    assert pq.read_table(tmp_path / "out.parquet").column("c").to_pylist() == [4]
     assert engine.to_arrow(_two_steps(engine)).column("c").to_pylist() == [4]
     assert [sql.count("SELECT") for sql in compiled] == [2, 1]  # other queries: merged
 

@@ -114,8 +114,9 @@ last_login: {type: days_since, entity: usage_events, scheme: {type: linear, low:
 
 
 def _files(root: Path) -> dict[str, int]:
+    """Each stored date's folder (replaced whole when the date is written again)."""
     snaps = root / ".healthscore" / "snapshots"
-    return {p.parent.name: p.stat().st_ino for p in snaps.rglob("*.parquet")}
+    return {p.name: p.stat().st_ino for p in snaps.glob("as_of=*")}
 
 
 @pytest.mark.parametrize("late_day, windowed, touched", [

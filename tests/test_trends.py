@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -42,8 +43,14 @@ def site(history: Project, tmp_path: Path) -> Iterator[Site]:
 
 
 def _stored(project: Project, day: date) -> pd.DataFrame:
-    """The primary rows of one snapshot file, read straight from disk."""
-    frame = pd.read_parquet(project.store.path(day))
+    """The primary rows of one snapshot, read straight from disk: its date's folder, or the
+    file of many dates that the folder names."""
+    pointer = project.store.path(day) / "rows.json"
+    if pointer.exists():
+        frame = pd.read_parquet(project.store.passes / json.loads(pointer.read_text())["file"])
+        frame = frame[frame["as_of"] == day]
+    else:
+        frame = pd.read_parquet(project.store.path(day))
     return frame[frame["is_primary"].astype(bool)]
 
 

@@ -19,7 +19,7 @@ from healthscore.measures.carry import Carry
 from healthscore.pipeline.load import Loaded, Progress
 from healthscore.scoring.scorecard import primary_of, score_scorecard
 from healthscore.sources.clean import DataHealth
-from healthscore.store.snapshots import SnapshotStore
+from healthscore.store.snapshots import SnapshotStore, add_pass
 
 
 def scores_expr(
@@ -134,7 +134,7 @@ def score_frame(config: ProjectConfig, loaded: Loaded, dates: list[date],
     the backtest and the dry run of a scorecard change."""
     import pandas as pd
 
-    parts = [loaded.engine.to_arrow(expr, nested=True).to_pandas()  # as write_partitioned
+    parts = [loaded.engine.to_arrow(expr, nested=True).to_pandas()  # as write_sorted
              for expr in pass_exprs(config, loaded, dates, progress)]
     frame = pd.concat(parts, ignore_index=True)
     frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
@@ -156,11 +156,11 @@ def score_in_passes(
 
 
 def write_snapshots(config: ProjectConfig, engine: Engine, expr: ir.Table, stage: Path) -> None:
-    """Write ``expr`` partitioned by as_of into ``stage`` (swapped in by the store)."""
-    # rows are not sorted: partitioning by date is enough, and sorting cost a quarter of the write
-    writer = getattr(engine, "write_partitioned", None)
+    """Write ``expr`` into ``stage`` (swapped in by the store): one file sorted by as_of where
+    the engine writes one, else a file per date."""
+    writer = getattr(engine, "write_sorted", None)
     if writer is not None:
-        writer(expr, stage)
+        add_pass(stage, lambda path: writer(expr, path))
         return
     _write_with_arrow(engine, expr, stage)
 

@@ -1,4 +1,10 @@
-"""Score history: one Parquet partition per as-of date under the project's state folder.
+"""Score history: one folder per as-of date under the project's state folder.
+
+A date's folder holds its rows (Parquet files, as older versions wrote them), or names the
+file of ``passes/`` that holds them: a run scoring many dates writes each set-based pass as
+one file sorted by date, which costs a fraction of writing a file per date, and a reader of
+one date skips the other dates' row groups by their statistics. A file no date names any
+more is removed.
 
 Writes are staged in a scratch folder and swapped in per date with renames, so re-running a
 date replaces it whole and a failed run leaves the stored snapshots untouched. The swap is
@@ -13,7 +19,7 @@ import os
 import shutil
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -27,6 +33,9 @@ from healthscore.errors import NotFoundError
 
 PREFIX = "as_of="
 OWNER = ".owner"  # the pid of the run that writes a staging folder
+PASSES = "passes"  # under snapshots/: files holding the rows of many dates, sorted by date
+POINTER = "rows.json"  # in a date's folder: the file of passes/ that holds its rows
+PASS_FILE = "pass-*.parquet"
 
 
 def _checkpoint(step: str) -> None:
@@ -52,6 +61,26 @@ def _alive(folder: Path) -> bool:
     return True
 
 
+def add_pass(stage: Path, write: Callable[[Path], None]) -> None:
+    """Stage the rows of many dates as one file (``write`` makes it, sorted by as_of) and,
+    for each of its dates, a folder naming that file."""
+    stage.mkdir(parents=True, exist_ok=True)
+    path = stage / PASS_FILE.replace("*", uuid.uuid4().hex[:12])
+    write(path)
+    for day in pc.unique(pq.read_table(path, columns=["as_of"])["as_of"]).to_pylist():
+        folder = stage / f"{PREFIX}{day.isoformat()}"
+        folder.mkdir()
+        (folder / POINTER).write_text(json.dumps({"file": path.name}))
+
+
+def _json(path: Path) -> dict[str, Any]:
+    """A small JSON file of the store ({} when another run removed it meanwhile)."""
+    try:
+        return dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        return {}
+
+
 class SnapshotStore:
     """``cache`` keeps the last tables read in memory (a long-lived server sets it); a table is
     read again when its date's folder was replaced by a later run."""
@@ -60,6 +89,7 @@ class SnapshotStore:
         self.root = Path(state_dir)
         self.snapshots = self.root / "snapshots"
         self.scorecards = self.root / "scorecards"
+        self.passes = self.snapshots / PASSES
         self.cache = cache
         self._tables: OrderedDict[tuple[Any, ...], pa.Table] = OrderedDict()
         self._definitions: dict[str, dict[str, Any]] = {}
@@ -88,16 +118,28 @@ class SnapshotStore:
         trash = self.root / f".trash-{stage.name[len('.staging-'):]}"
         trash.mkdir()
         parts = sorted(p.name for p in stage.glob(f"{PREFIX}*"))
+        files = sorted(p.name for p in stage.glob(PASS_FILE))
         journal = self.root / f".swap-{stage.name[len('.staging-'):]}.json"
         tmp = journal.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"stage": stage.name, "trash": trash.name, "parts": parts}))
+        tmp.write_text(json.dumps({"stage": stage.name, "trash": trash.name, "parts": parts,
+                                   "files": files}))
         tmp.replace(journal)  # from here on the swap is finished even if the process dies
         _checkpoint("journaled")
+        self._move_files(stage, files)
         for name in parts:
             self._swap_one(stage / name, trash / name)
         journal.unlink()
         _checkpoint("done")
         shutil.rmtree(trash, ignore_errors=True)
+        self._drop_unused_files()
+
+    def _move_files(self, stage: Path, files: list[str]) -> None:
+        """Move a swap's pass files in, before the folders that name them."""
+        self.passes.mkdir(exist_ok=True)
+        for name in files:
+            if (stage / name).exists():
+                (stage / name).rename(self.passes / name)
+                _checkpoint("moved file")
 
     def _swap_one(self, new: Path, old: Path) -> None:
         target = self.snapshots / new.name
@@ -118,6 +160,7 @@ class SnapshotStore:
             if _alive(stage):
                 continue  # another run is swapping right now
             self.snapshots.mkdir(parents=True, exist_ok=True)
+            self._move_files(stage, plan.get("files", []))
             for name in plan["parts"]:
                 if (stage / name).exists():
                     self._swap_one(stage / name, trash / name)
@@ -129,6 +172,19 @@ class SnapshotStore:
         for folder in [*self.root.glob(".staging-*"), *self.root.glob(".trash-*")]:
             if folder.is_dir() and not _alive(folder):
                 shutil.rmtree(folder, ignore_errors=True)
+        self._drop_unused_files()
+
+    def _drop_unused_files(self) -> None:
+        """Remove the pass files that no date names any more and no swap under way moves in."""
+        if not self.passes.is_dir():
+            return
+        unused = {p.name for p in self.passes.glob(PASS_FILE)}
+        for journal in self.root.glob(".swap-*.json"):
+            unused -= set(_json(journal).get("files", []))
+        for pointer in self.snapshots.glob(f"{PREFIX}*/{POINTER}"):
+            unused.discard(_json(pointer).get("file"))
+        for name in unused:
+            (self.passes / name).unlink(missing_ok=True)
 
     def prune(self, before: date) -> list[date]:
         """Remove the snapshots of as-of dates before ``before`` (never the newest one);
@@ -139,6 +195,7 @@ class SnapshotStore:
             trash = self.root / f".trash-prune-{uuid.uuid4().hex[:8]}"
             self.path(d).rename(trash)
             shutil.rmtree(trash, ignore_errors=True)
+        self._drop_unused_files()
         return gone
 
     def save_definition(self, version: str, definition: dict[str, Any]) -> None:
@@ -211,13 +268,23 @@ class SnapshotStore:
                 f"no snapshot for {day.isoformat()}. Run 'healthscore run --as-of "
                 f"{day.isoformat()}' first. Latest snapshots: {have}."
             )
+        filters = [("is_primary", "=", True)] if primary_only else []
+        if (folder / POINTER).exists():
+            return self._read_pass(day, columns, filters)
         files = sorted(folder.glob("*.parquet"))
-        filters = [("is_primary", "=", True)] if primary_only else None
-        tables = [pq.read_table(f, filters=filters) for f in files]
+        tables = [pq.read_table(f, filters=filters or None) for f in files]
         table = pa.concat_tables(tables, promote_options="default")
         if columns:
             table = table.select([c for c in columns if c in table.column_names])
         return table
+
+    def _read_pass(self, day: date, columns: list[str] | None, filters: list[Any]) -> pa.Table:
+        """A date's rows from the pass file its folder names (only its row groups are read)."""
+        path = self.passes / _json(self.path(day) / POINTER)["file"]
+        if columns:
+            names = pq.read_schema(path).names
+            columns = [c for c in columns if c in names]
+        return pq.read_table(path, columns=columns, filters=[("as_of", "=", day), *filters])
 
     def definition(self, version: str) -> dict[str, Any]:
         """A stored scorecard version (versions never change, so they are kept once read)."""
