@@ -63,16 +63,23 @@ def test_the_swap_goes_through_these_steps(tmp_path: Path) -> None:
     assert done.stdout.strip().split(",") == STEPS
 
 
-@pytest.mark.parametrize("stop", range(1, len(STEPS) + 1))
-def test_a_kill_at_any_step_loses_nothing(tmp_path: Path, stop: int) -> None:
+def _killed_and_recovered(root: Path, script: str, stop: int) -> SnapshotStore:
+    """Every date written "old", then a swap of DATES by ``script`` killed at step ``stop``,
+    then the recovery the next run does first: the store, holding every date."""
     for day in (KEPT, *DATES):
-        _write(tmp_path, day, "old")
-    killed = subprocess.run([sys.executable, "-c", SWAP, str(tmp_path), str(stop), *DATES],
+        _write(root, day, "old")
+    killed = subprocess.run([sys.executable, "-c", script, str(root), str(stop), *DATES],
                             capture_output=True, text=True)
     assert killed.returncode == 9, killed.stderr
-    store = SnapshotStore(tmp_path)
-    store.recover()  # what the next run does first
+    store = SnapshotStore(root)
+    store.recover()
     assert [d.isoformat() for d in store.dates()] == [KEPT, *DATES]
+    return store
+
+
+@pytest.mark.parametrize("stop", range(1, len(STEPS) + 1))
+def test_a_kill_at_any_step_loses_nothing(tmp_path: Path, stop: int) -> None:
+    store = _killed_and_recovered(tmp_path, SWAP, stop)
     want = "['old']" if STEPS[stop - 1] == "staged" else "['new']"  # journaled: rolled forward
     assert [_value(store, d) for d in DATES] == [want, want]
     assert _value(store, KEPT) == "['old']"
@@ -139,14 +146,7 @@ def test_a_pass_file_goes_when_no_date_names_it(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("stop", range(1, len(PASS_STEPS) + 1))
 def test_a_kill_at_any_step_of_a_pass_file_swap_loses_nothing(tmp_path: Path, stop: int) -> None:
-    for day in (KEPT, *DATES):
-        _write(tmp_path, day, "old")
-    killed = subprocess.run([sys.executable, "-c", PASS_SWAP, str(tmp_path), str(stop), *DATES],
-                            capture_output=True, text=True)
-    assert killed.returncode == 9, killed.stderr
-    store = SnapshotStore(tmp_path)
-    store.recover()  # what the next run does first
-    assert [d.isoformat() for d in store.dates()] == [KEPT, *DATES]
+    store = _killed_and_recovered(tmp_path, PASS_SWAP, stop)
     want = ["old"] if PASS_STEPS[stop - 1] == "staged" else ["new"]  # journaled: rolled forward
     assert [store.read(date.fromisoformat(d)).column("v").to_pylist() for d in DATES] == [want] * 2
     assert store.read(date.fromisoformat(KEPT)).column("v").to_pylist() == ["old"]
