@@ -441,22 +441,3 @@ def test_a_cold_run_keeps_the_last_days_from_the_copy_its_count_reads(
     Project.load(root).run(as_of=KEPT, apply_rules=False)
     assert len(seen) == 1  # users_7d (its change's previous window is not kept)
     assert sorted(name.split("_")[1] for name in seen[0]) == ["grid", "seen"]  # no source
-
-
-def test_the_next_day_runs_its_few_rows_on_one_thread(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The day from the kept state reads few rows: the engine works on one thread (more
-    would cost more CPU than they save time), unless the project set its own number."""
-    root = _kept_mini(tmp_path)
-    threads: list[int] = []
-    score = incremental.score_day
-
-    def spy(config, loaded, p):  # type: ignore[no-untyped-def]
-        out = score(config, loaded, p)
-        setting = loaded.engine.con.con.execute("SELECT current_setting('threads')").fetchone()
-        threads.append(int(setting[0]))
-        return out
-
-    monkeypatch.setattr(incremental, "score_day", spy)
-    assert Project.load(root).run(as_of=NEXT, apply_rules=False).incremental.startswith(str(NEXT))
-    assert threads == [1]

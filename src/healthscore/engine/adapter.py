@@ -79,11 +79,6 @@ class Engine:
         with nested_selects(nested):
             return expr.to_pyarrow()
 
-    def few_rows_ahead(self) -> None:
-        """What is left of the run reads few rows (one new day from kept values): the engine
-        may work with less parallelism, which costs more CPU than it saves time there."""
-        return None
-
     def close(self) -> None:
         return None
 
@@ -113,12 +108,6 @@ class DuckDBEngine(Engine):
 
     def read_parquet(self, paths: list[str], name: str) -> ibis.Table:
         return self.con.read_parquet(paths, table_name=name)
-
-    def few_rows_ahead(self) -> None:
-        """One thread unless the project set its own number (the next day at 100,000
-        accounts: 5.8-5.9 -> 5.2-5.5 CPU s inside the run, no longer on a loaded machine)."""
-        if not self.threads:
-            self.con.con.execute("SET threads = 1")
 
     def read_csv(self, path: str, name: str) -> ibis.Table:
         # everything as text: the cleaning step casts and reports bad values with row numbers

@@ -251,7 +251,6 @@ def score_day(config: ProjectConfig, loaded: Loaded, p: Plan) -> tuple[ir.Table,
         raise ValueError("the plan has no kept state to start from")
     day, prev = p.dates[0], p.prev
     engine = loaded.engine
-    engine.few_rows_ahead()
     folder = config.state_dir / FOLDER
     before = engine.read_parquet([str(folder / RUNNING)], temp_name("kept"))
     known = before.select("account_id")
