@@ -359,7 +359,7 @@ users_change: {type: change, of: users_7d, to: absolute, scheme: {type: linear, 
 
 
 def test_a_distinct_count_is_counted_from_the_last_days_kept_and_the_new_rows(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Distinct users in 7 days: the state keeps each user's last day seen while it counts,
     so the day after reads only its own rows for it (the change against the previous 7 days
     still reads its 14 days); the values are a cold run's."""
@@ -389,8 +389,13 @@ def test_a_distinct_count_is_counted_from_the_last_days_kept_and_the_new_rows(
     assert days == ["2025-03-11", "2025-03-11"]  # today's rows (30 days ago: none)
     assert len(whole) == len([u for u in USERS if u[2] > "2025-02-25"])  # the change: 14 days
 
+    cut_with: list[set[str]] = []
+    cut = incremental.cut_tables
+    monkeypatch.setattr(incremental, "cut_tables", lambda *a: cut_with.append(set(a[4])) or cut(*a))
     result = project.run(as_of=DAY, apply_rules=False)
+    monkeypatch.setattr(incremental, "cut_tables", cut)
     assert result.incremental == f"{DAY} computed from the state kept as of {KEPT}"
+    assert cut_with == [{"users_7d"}]  # the run cut the rows by the kept last days
     values = _frame(result).set_index("account_id")
     assert values.m__users_7d.to_dict() == {"A1": 2, "A2": 2, "A3": 1}  # (A1's u2: 7 days ago)
     assert values.m__users_change.to_dict() == {"A1": 0, "A2": 1, "A3": 1}

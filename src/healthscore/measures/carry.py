@@ -115,14 +115,11 @@ class Carry:
         return counts.select("account_id", k=ibis.literal(self.last, "int64"),
                              **{m.name: counts[m.name]})
 
-    def kept_seen(self, accounts: ir.Table | None = None) -> dict[str, ir.Table]:
+    def kept_seen(self, accounts: ir.Table) -> dict[str, ir.Table]:
         """Per distinct count, each value's last day seen as of the grid's last date while
-        that date counts it (account_id, v, day), for the accounts :meth:`kept` keeps
-        (``accounts``: those it kept, when known; else they are found again)."""
+        that date counts it (account_id, v, day), for ``accounts``: those :meth:`kept` kept."""
         if self.spine is None:
             raise RuntimeError("the builder has not run")
-        if accounts is None:
-            accounts = self.spine.filter(self.spine.k == self.last).select("account_id")
         if self.keep_only is not None:
             accounts = accounts.semi_join(self.keep_only, "account_id")
         return {name: last.semi_join(accounts, "account_id") for name, last in self.seen.items()}

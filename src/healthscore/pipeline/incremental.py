@@ -30,6 +30,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -70,6 +71,7 @@ class Plan:
     note: str = ""
     recomputed: list[date] = field(default_factory=list)  # stored dates late rows touched
     prints: dict[str, Fingerprint] | None = None  # the sources' fingerprints, when computed
+    seen: dict[str, str] = field(default_factory=dict)  # with ``prev``: the state's (State.seen)
 
 
 @dataclass
@@ -124,7 +126,7 @@ def plan(config: ProjectConfig, loaded: Loaded, stored: list[date], dates: list[
                     f"late rows in {late}: recomputing {again} and {day} from the sources",
                     touched, now)
     return Plan([day], state.day, f"{day} computed from the state kept as of {state.day}",
-                prints=now)
+                prints=now, seen=state.seen)
 
 
 def _cold(p: Plan, why: str) -> Plan:
@@ -254,8 +256,7 @@ def score_day(config: ProjectConfig, loaded: Loaded, p: Plan) -> tuple[ir.Table,
     folder = config.state_dir / FOLDER
     before = engine.read_parquet([str(folder / RUNNING)], temp_name("kept"))
     known = before.select("account_id")
-    state = read_state(config.state_dir)
-    kept_seen = state.seen if state is not None else {}
+    kept_seen = p.seen
     tables, carried, distinct = cut_tables(config, loaded, prev, day, set(kept_seen))
     cut = Loaded(engine, tables, loaded.health, {}, loaded.observed_until, loaded.cached)
     seen = {name: engine.read_parquet([str(folder / file)], temp_name("kept_seen"))
@@ -287,7 +288,7 @@ class StateMismatch(Exception):
 
 
 def cut_tables(config: ProjectConfig, loaded: Loaded, prev: date, day: date,
-               kept_seen: set[str] = frozenset()  # type: ignore[assignment]
+               kept_seen: AbstractSet[str] = frozenset()
                ) -> tuple[dict[str, ir.Table], set[str], dict[str, ir.Table]]:
     """The tables with the rows a run over ``[prev, day]`` needs besides the kept values,
     the running columns taken from those values, and the rows the distinct counts read (a
@@ -328,7 +329,7 @@ Band = tuple[str, date, date]  # a column, and the rows dated in (after, until] 
 
 
 def _bands(entity: str, uses: list[tuple[Any, int]], prev: date, day: date,
-           kept_seen: set[str] = frozenset()  # type: ignore[assignment]
+           kept_seen: AbstractSet[str] = frozenset()
            ) -> list[Band] | None:
     """The rows that can move a value between ``prev`` and ``day`` for the measures in
     ``uses``, as bands of days; None when a measure needs older rows too.
