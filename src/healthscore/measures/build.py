@@ -23,7 +23,7 @@ from healthscore.config.model import (
 )
 from healthscore.entities import ENTITIES
 from healthscore.measures import asof, history
-from healthscore.measures.carry import Carry
+from healthscore.measures.carry import KEPT, Carry
 from healthscore.measures.modules import is_module_column, module_parts
 from healthscore.measures.parts import (
     MAX,
@@ -183,7 +183,8 @@ class MeasureBuilder:
         for name, table in self.side:
             wide = left_join(wide, table, ["account_id", "k"])
             if self._internal[name].type == "count_distinct":  # none seen: 0, as a running sum
-                wide = wide.mutate(**{name: wide[name].fill_null(0)})
+                kept = self._kept_on_last(wide, [name])
+                wide = wide.mutate(**{name: wide[name].fill_null(0)}, **kept)
         if self.history:  # attributes as they were on each date, before any measure reads them
             wide = wide.mutate(**history.as_of(wide, self.history))
         wide = self._finish(wide)
@@ -213,17 +214,29 @@ class MeasureBuilder:
         running: dict[str, Any] = {}
         for c, (how, _) in cols.items():
             if how == SUM:
-                running[c] = joined[c].sum().over(w).fill_null(0)
+                running[c] = joined[c].sum().over(w)
             elif how == MAX:
                 running[c] = joined[c].max().over(w)
             else:
                 running[c] = joined[c].argmax(joined[f"{c}__ts"]).over(w)
         done = joined.mutate(**running)
+        # (a step of its own: the kept copy and the sums read the same window, computed once)
+        sums = {c: done[c].fill_null(0) for c, (how, _) in cols.items() if how == SUM}
+        done = done.mutate(**sums, **self._kept_on_last(done, list(cols)))
         if self.accounts is None:
             return done
         values = [c for c in done.columns if c not in keys.columns]
         wide = done.inner_join(self.accounts, "account_id")
         return wide.select(*spine.columns, *values)
+
+    def _kept_on_last(self, t: ir.Table, names: list[str]) -> dict[str, Any]:
+        """The running values ``names`` of the grid's last date as ``KEPT`` columns (null on
+        the other dates), when the carry keeps them from the measures
+        (:meth:`Carry.from_measures`); none otherwise."""
+        if self.carry is None or not self.carry.from_measures():
+            return {}
+        last = t.k == self.carry.last
+        return {KEPT + c: ibis.ifelse(last, t[c], ibis.null(t[c].type())) for c in names}
 
     def _finish(self, wide: ir.Table) -> ir.Table:
         values: dict[str, Any] = {}

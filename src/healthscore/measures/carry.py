@@ -28,6 +28,8 @@ from healthscore.config.model import CountDistinct
 from healthscore.measures import asof
 from healthscore.measures.parts import MAX, SUM, values_seen
 
+KEPT = "__kept__"  # the measures' column holding a running value as of the grid's last date
+
 
 @dataclass
 class Carry:
@@ -58,6 +60,9 @@ class Carry:
     seen_before: dict[str, ir.Table] = field(default_factory=dict)
     # distinct count -> (account_id, v, day) of the values the grid's last date counts
     seen: dict[str, ir.Table] = field(default_factory=dict)
+    # the materialised measures, holding the running values of the grid's last date (each
+    # running column ``c`` as ``KEPT + c``; see :meth:`from_measures`): :meth:`kept` reads them
+    measures: ir.Table | None = None
 
     def missing(self) -> list[str]:
         """Carried columns the kept values do not hold (kept by another configuration)."""
@@ -124,12 +129,21 @@ class Carry:
             accounts = accounts.semi_join(self.keep_only, "account_id")
         return {name: last.semi_join(accounts, "account_id") for name, last in self.seen.items()}
 
+    def from_measures(self) -> bool:
+        """Whether the measures hold the running values of the grid's last date for
+        :meth:`kept` (``KEPT`` columns): so when the contributions are not materialised, as
+        computing them a second time for the kept values would cost as much as the measures'
+        own pass over them."""
+        return self.materialize is None
+
     def kept(self, distinct: list[str]) -> ir.Table:
         """Every running value as of the grid's last date, one row per account active then:
         what the next run starts from. ``distinct`` are the measures counted by a direct
         join (beside the running sums): their value on that date is kept too."""
         if self.spine is None:
             raise RuntimeError("the builder has not run")
+        if self.from_measures():
+            return self._kept_from_measures(distinct)
         last = self.spine.filter(self.spine.k == self.last).select("account_id")
         if self.keep_only is not None:
             last = last.semi_join(self.keep_only, "account_id")
@@ -153,6 +167,22 @@ class Carry:
             out = out.left_join(at, "account_id")
             out = out.drop("account_id_right") if "account_id_right" in out.columns else out
         return out
+
+
+    def _kept_from_measures(self, distinct: list[str]) -> ir.Table:
+        """:meth:`kept` read from the measures of the grid's last date, where the running
+        window left each value (the same sums, maxima and latest values over the same
+        contributions), instead of merging the contributions a second time."""
+        if self.measures is None:
+            raise RuntimeError("the measures holding the kept values are not materialised")
+        t = self.measures.filter(self.measures.k == self.last)
+        if self.keep_only is not None:
+            t = t.semi_join(self.keep_only, "account_id")
+        names = list(self.columns)
+        for name, _ in self.side:
+            if name in distinct and name not in names:
+                names.append(name)
+        return t.select("account_id", **{n: t[KEPT + n] for n in names})
 
 
 def _start_from(sparse: ir.Table, before: ir.Table, cols: dict[str, tuple[str, str]],

@@ -31,7 +31,7 @@ def scores_expr(
     ``span`` is the first and last date of the whole run (when ``dates`` is one pass of it):
     intermediate tables that depend only on it are computed once and reused by every pass.
     ``carry`` keeps the running values of the last date (see :mod:`healthscore.measures.carry`)."""
-    return score_wide(config, loaded, measures_expr(config, loaded, dates, span, carry))
+    return score_wide(config, loaded, measures_expr(config, loaded, dates, span, carry), carry)
 
 
 def measures_expr(
@@ -57,10 +57,14 @@ def measures_expr(
     return builder.build(spine)
 
 
-def score_wide(config: ProjectConfig, loaded: Loaded, wide: ir.Table) -> ir.Table:
-    """Every scorecard row of the measures in ``wide``."""
+def score_wide(config: ProjectConfig, loaded: Loaded, wide: ir.Table,
+               carry: Carry | None = None) -> ir.Table:
+    """Every scorecard row of the measures in ``wide``; ``carry``, when it keeps its running
+    values from the measures, reads them from the copy computed here."""
     # every scorecard reads the measures: compute them once
     wide = loaded.engine.materialize(wide.mutate(__primary=primary_of(config, wide)), "measures")
+    if carry is not None and carry.from_measures():
+        carry.measures = wide
     parts = []
     every = tuple(dict.fromkeys(m for sc in config.all_scorecards for m in sc.measures))
     for sc in config.scorecards:
