@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from healthscore import Project
@@ -147,3 +149,38 @@ def test_churned_account_leaves_the_portfolio(frame) -> None:  # type: ignore[no
     # C churned on 2025-03-05: scored on 2025-02-28, gone on 2025-03-05
     c = frame[frame.account_id == "C"]
     assert sorted(c.as_of.astype(str)) == ["2025-02-28"]
+
+
+def test_the_running_values_kept_from_the_measures_are_those_of_the_contributions(
+        tmp_path: Path) -> None:
+    """A run of several dates keeps the running values of its last date from the measures
+    (where the running window left them): the same values, nulls included, as merging every
+    contribution again, for every account active then."""
+    from healthscore import pipeline
+    from healthscore.measures.carry import Carry
+    from healthscore.pipeline.incremental import distinct_measures
+
+    config = Project.load(build_project(tmp_path)).config
+    engine = pipeline.open_engine(config)
+    try:
+        loaded = pipeline.load_sources(config, engine, lambda _: None)
+        carry = Carry()
+        dates = [_d("2025-01-31"), _d("2025-02-28"), _d("2025-03-05")]
+        engine.to_arrow(pipeline.scores_expr(config, loaded, dates, carry=carry))
+        assert carry.measures is not None
+        distinct = distinct_measures(config)
+        from_measures = _by_account(engine.to_arrow(carry.kept(distinct)).to_pandas())
+        carry.measures = None  # the contributions merged again
+        merged = _by_account(engine.to_arrow(carry.kept(distinct)).to_pandas())
+    finally:
+        engine.close()
+    assert from_measures.account_id.tolist() == ["A", "B"]  # C churned before the last date
+    # running sums, a latest value and its time, a distinct count joined beside them
+    assert set(from_measures.columns) >= {"logins_30", "nps", "nps__ts", "users_30"}
+    assert from_measures.logins_30__prev.isna().tolist() == [False, True]  # B: none, not 0
+    assert list(from_measures.columns) == list(merged.columns)
+    pd.testing.assert_frame_equal(from_measures, merged)
+
+
+def _by_account(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values("account_id").reset_index(drop=True)

@@ -61,7 +61,8 @@ class Carry:
     # distinct count -> (account_id, v, day) of the values the grid's last date counts
     seen: dict[str, ir.Table] = field(default_factory=dict)
     # the materialised measures, holding the running values of the grid's last date (each
-    # running column ``c`` as ``KEPT + c``; see :meth:`from_measures`): :meth:`kept` reads them
+    # running column ``c`` as ``KEPT + c``; see :meth:`from_measures`): when set (by the
+    # scoring), :meth:`kept` reads them; else it merges the contributions again
     measures: ir.Table | None = None
 
     def missing(self) -> list[str]:
@@ -142,8 +143,8 @@ class Carry:
         join (beside the running sums): their value on that date is kept too."""
         if self.spine is None:
             raise RuntimeError("the builder has not run")
-        if self.from_measures():
-            return self._kept_from_measures(distinct)
+        if self.measures is not None:
+            return self._kept_from_measures(self.measures, distinct)
         last = self.spine.filter(self.spine.k == self.last).select("account_id")
         if self.keep_only is not None:
             last = last.semi_join(self.keep_only, "account_id")
@@ -169,13 +170,11 @@ class Carry:
         return out
 
 
-    def _kept_from_measures(self, distinct: list[str]) -> ir.Table:
+    def _kept_from_measures(self, measures: ir.Table, distinct: list[str]) -> ir.Table:
         """:meth:`kept` read from the measures of the grid's last date, where the running
         window left each value (the same sums, maxima and latest values over the same
         contributions), instead of merging the contributions a second time."""
-        if self.measures is None:
-            raise RuntimeError("the measures holding the kept values are not materialised")
-        t = self.measures.filter(self.measures.k == self.last)
+        t = measures.filter(measures.k == self.last)
         if self.keep_only is not None:
             t = t.semi_join(self.keep_only, "account_id")
         names = list(self.columns)
