@@ -169,7 +169,6 @@ class Carry:
             out = out.drop("account_id_right") if "account_id_right" in out.columns else out
         return out
 
-
     def _kept_from_measures(self, measures: ir.Table, distinct: list[str]) -> ir.Table:
         """:meth:`kept` read from the measures of the grid's last date, where the running
         window left each value (the same sums, maxima and latest values over the same
