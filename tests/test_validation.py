@@ -507,11 +507,20 @@ def test_the_suggestion_is_withheld_when_an_interaction_lets_the_black_box_win(t
     assert f"# {s['why']}" in text and "# Written because it was asked for" in text
 
 
-def test_a_snapshot_gets_a_full_out_of_sample_section_from_account_folds(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def snapshot_validation(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """The snapshot project (400 accounts, no leak) and its validation on 2025-03-01, built once
+    for the tests that read them. Copy the project folder to change it."""
+    root = _snapshot_project(tmp_path_factory.mktemp("snapshot") / "p")
+    return root, Project.load(root).validate(start="2025-03-01", end="2025-03-01", horizon="90d",
+                                             now=NOW)
+
+
+def test_a_snapshot_gets_a_full_out_of_sample_section_from_account_folds(
+        snapshot_validation: tuple, tmp_path: Path) -> None:
     from healthscore.validation.backtest import GBM
 
-    v = Project.load(_snapshot_project(tmp_path)).validate(start="2025-03-01", end="2025-03-01",
-                                                           horizon="90d", now=NOW)
+    _, v = snapshot_validation
     data = v.to_json()
     assert data["dates"] == ["2025-03-01"] and data["overall"]["observations"] == 400
     w = data["weights"]
@@ -542,11 +551,10 @@ def test_a_snapshot_gets_a_full_out_of_sample_section_from_account_folds(tmp_pat
 
 
 def test_category_measures_get_coverage_rates_an_auc_a_leak_flag_and_one_hot_baselines(
-        tmp_path: Path) -> None:
+        snapshot_validation: tuple, tmp_path: Path) -> None:
     from healthscore.validation.backtest import GBM
 
-    clean = Project.load(_snapshot_project(tmp_path / "clean")).validate(
-        start="2025-03-01", end="2025-03-01", horizon="90d", now=NOW).to_json()
+    clean = snapshot_validation[1].to_json()
     data = Project.load(_snapshot_project(tmp_path / "leak", leak=True)).validate(
         start="2025-03-01", end="2025-03-01", horizon="90d", now=NOW).to_json()
     for run in (clean, data):
@@ -716,11 +724,13 @@ def test_the_offer_rule_names_every_condition_that_failed_with_its_numbers() -> 
                                  f"{a - row(risk)['auc']:+.3f} AUC better than the configured ")
 
 
-def test_suggested_schemes_reshape_a_saturated_scheme_and_win_out_of_sample(tmp_path: Path) -> None:
+def test_suggested_schemes_reshape_a_saturated_scheme_and_win_out_of_sample(
+        snapshot_validation: tuple, tmp_path: Path) -> None:
     from healthscore.validation.backtest import L1, SCHEMES, SUGGESTED
 
-    root = _snapshot_project(tmp_path / "p")
-    v = Project.load(root).validate(start="2025-03-01", end="2025-03-01", horizon="90d", now=NOW)
+    shared, v = snapshot_validation
+    root = tmp_path / "p"  # a copy: the suggestion is written into it
+    shutil.copytree(shared, root, ignore=shutil.ignore_patterns(".healthscore"))
     data = v.to_json()
     comp = {c["model"]: c["auc"] for c in data["weights"]["comparison"]}
     s = data["weights"]["schemes"]
@@ -765,17 +775,19 @@ def _demo_project(root: Path, data: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def demo_validation(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, dict]:
+def demo_validation(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, dict, Any]:
+    """The 2,000-account demo, its validation over 19 month ends (nothing recorded) and that
+    validation's JSON."""
     root = tmp_path_factory.mktemp("demo-validate")
     generate(root / "data", accounts=2000, months=24, seed=7, end_date=END)
     project = Project.load(_demo_project(root, root / "data"))
     result = project.validate(start="2025-01-31", end="2026-07-31", every="month", horizon="90d")
-    return project, result.to_json()
+    return project, result.to_json(), result
 
 
 @pytest.mark.acceptance
 def test_demo_scorecard_predicts_churn_with_falling_band_rates(demo_validation: tuple) -> None:
-    _, data = demo_validation
+    _, data, _ = demo_validation
     o = data["overall"]
     assert o["auc"] >= 0.75
     assert o["auc_ci"][0] > 0.7
@@ -788,7 +800,7 @@ def test_demo_scorecard_predicts_churn_with_falling_band_rates(demo_validation: 
 
 @pytest.mark.acceptance
 def test_demo_validation_flags_the_planted_signals(demo_validation: tuple) -> None:
-    _, data = demo_validation
+    _, data, _ = demo_validation
     flags = {n: [f["flag"] for f in s["flags"]] for n, s in data["signals"].items()}
     # planted: ordinary ticket volume is over-rated (reversed); CS-initiated contacts follow risk
     assert "contradicts" in flags["tickets_90d"]
@@ -804,9 +816,8 @@ def test_demo_validation_flags_the_planted_signals(demo_validation: tuple) -> No
 
 @pytest.mark.acceptance
 def test_validate_writes_report_json_record_and_reminds(demo_validation: tuple, tmp_path: Path) -> None:
-    project, _ = demo_validation
+    project, _, result = demo_validation
     assert any("never been validated" in w for w in review_warnings(project.config))
-    result = project.validate(start="2026-05-31", end="2026-07-31", horizon="90d")
     html, data = result.write(tmp_path / "report")
     result.record(html)
     text = html.read_text()
@@ -824,7 +835,7 @@ def test_validate_writes_report_json_record_and_reminds(demo_validation: tuple, 
 
 @pytest.mark.acceptance
 def test_renewal_outcome_gets_the_mirrored_view(demo_validation: tuple) -> None:
-    project, _ = demo_validation
+    project, _, _ = demo_validation
     data = project.validate(start="2025-01-31", end="2026-07-31", outcome="renewal").to_json()
     o = data["overall"]
     assert o["outcomes"] > 1000 and "false_red" in o and "lead_time" not in o
@@ -842,12 +853,14 @@ needs_churnsim = pytest.mark.skipif(not CHURNSIM_DATA.exists(),
 
 
 @pytest.fixture(scope="module")
-def churnsim(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def churnsim(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, Any]:
+    """The churnsim example project, its validation's JSON and the validation, built once."""
     if not CHURNSIM_DATA.exists():
         pytest.skip(f"third-party data not found at {CHURNSIM_DATA}")
     root = tmp_path_factory.mktemp("churnsim") / "churnsim"
     _copy_churnsim(root)
-    return root, Project.load(root).validate().to_json()
+    result = Project.load(root).validate()
+    return root, result.to_json(), result
 
 
 def _copy_churnsim(root: Path) -> None:
@@ -858,7 +871,7 @@ def _copy_churnsim(root: Path) -> None:
 
 @needs_churnsim
 def test_churnsim_suggested_weights_beat_plain_l1_logistic_out_of_sample(churnsim: tuple) -> None:
-    _, data = churnsim
+    _, data, _ = churnsim
     comp = {c["model"]: c for c in data["weights"]["comparison"]}
     suggested = comp["suggested weights"]
     baseline = comp["L1 logistic regression (measure values)"]
@@ -877,7 +890,7 @@ def test_churnsim_suggested_weights_beat_plain_l1_logistic_out_of_sample(churnsi
 
 @needs_churnsim
 def test_churnsim_outcomes_come_from_subscriptions(churnsim: tuple) -> None:
-    _, data = churnsim
+    _, data, _ = churnsim
     o = data["overall"]
     assert data["observed_until"] == "2020-06-01"
     assert o["accounts"] > 600 and 200 < o["outcomes"] < 400
@@ -944,8 +957,19 @@ def test_validate_errors_say_what_and_how(mini: Path) -> None:
         "Choose --to 2024-11-27 or earlier")
 
 
+def test_a_version_to_compare_with_that_cannot_be_read_fails_before_the_backtest(mini: Path) -> None:
+    """The other version is read first: a wrong --compare costs no backtest (here the backtest
+    itself would fail, for want of a date with a complete outcome window)."""
+    project = Project.load(mini)
+    with pytest.raises(HealthScoreError) as err:
+        project.validate(start="2025-01-01", end="2025-03-01", horizon="90d", compare="no-such-thing")
+    assert str(err.value) == (
+        f"--compare: 'no-such-thing' is neither a scorecard file (.yml) nor a git revision of "
+        f"{mini}. Pass a path such as scorecards/old.yml, or a revision such as HEAD~1.")
+
+
 def test_compare_with_a_scorecard_file_uses_the_same_observations(churnsim: tuple, tmp_path: Path) -> None:
-    root, _ = churnsim
+    root, _, _ = churnsim
     other = tmp_path / "tenure_only.yml"
     other.write_text("groups: {relationship: {weight: 100, measures: {tenure_days: 100}}}\n")
     data = Project.load(root).validate(compare=str(other)).to_json()
@@ -958,10 +982,10 @@ def test_compare_with_a_scorecard_file_uses_the_same_observations(churnsim: tupl
 
 
 def test_suggestion_is_a_valid_scorecard(churnsim: tuple, tmp_path: Path) -> None:
-    shared, _ = churnsim
+    shared, _, result = churnsim
     root = tmp_path / "own"  # a copy: the module's project stays as it is for other tests
     shutil.copytree(shared, root, ignore=shutil.ignore_patterns(".healthscore"))
-    text = Project.load(root).validate().suggestion_yaml()
+    text = result.suggestion_yaml()
     assert text.startswith("# Suggested by 'healthscore validate'")
     (root / "scorecards" / "suggested.yml").write_text(text)
     proj = (root / "healthscore.yml").read_text().replace("scorecards: [default]", "scorecards: [suggested]")
@@ -985,7 +1009,7 @@ def test_cli_validate_compares_with_a_git_revision_and_writes_the_suggestion(chu
 
     from healthscore.cli.main import app
 
-    root, _ = churnsim
+    root, _, _ = churnsim
     repo = tmp_path / "repo"
     shutil.copytree(root, repo / "cs", ignore=shutil.ignore_patterns(".healthscore"))
     git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]

@@ -27,7 +27,13 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from healthscore.validation.metrics import auc, band_rates, bootstrap_aucs, monotonic
-from healthscore.validation.shapes import ADDITIVE_TREES, ISOTONIC, apply_shape, learn_shapes
+from healthscore.validation.shapes import (
+    ADDITIVE_TREES,
+    ISOTONIC,
+    apply_shape,
+    learn_shapes,
+    shapes_by_steps,
+)
 from healthscore.validation.weights import CS, SuggestedWeights, account_splits, time_splits
 
 CONFIGURED, REWEIGHT, RESHAPE = ("keep the configured scorecard", "re-weight only",
@@ -105,28 +111,40 @@ class SuggestedScorecard(BaseEstimator, ClassifierMixin):
     def _inner_aucs(self, X: np.ndarray, y: np.ndarray,
                     inner: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
         """Each candidate's mean AUC over the inner folds; the shapes are learned once per fold
-        and setting, the penalties tried on them."""
+        and learner (every step count from one fit), the penalties tried on them."""
         p = self.p_
         found: dict[str, list[float]] = {}
         for train, test in inner:
             a = auc(y[test], self._sign() * X[test, 2 * p])
             if a is not None:
                 found.setdefault(CONFIGURED, []).append(a)
+            learned = self._shapings(X[train, :p], y[train])
             shapings: list[tuple[str, str | None, int | None]] = [(REWEIGHT, None, None)]
             shapings += [(RESHAPE, learner, steps) for learner, steps in SHAPINGS]
             for choice, learner, steps in shapings:
                 shapes: list[dict[str, Any] | None] = (
-                    learn_shapes(X[train, :p], y[train], self.good_outcome, steps or 0, learner,
-                                 self.random_state) if learner else [None] * p)
+                    learned[learner, steps or 0] if learner else [None] * p)
                 if choice == RESHAPE and all(s is None for s in shapes):
                     continue  # nothing re-shaped: the same as re-weighting
                 S = _reshaped(X, shapes, p)
+                fit_on, test_on = S[train], S[test]
                 for c in CS:
-                    model = self._weights(c).fit(S[train], y[train])
-                    a = auc(y[test], model.decision_function(S[test]))
+                    model = self._weights(c).fit(fit_on, y[train])
+                    a = auc(y[test], model.decision_function(test_on))
                     if a is not None:
                         found.setdefault(_label(choice, learner, steps, c), []).append(a)
         return {k: float(np.mean(v)) for k, v in found.items() if len(v) == len(inner)}
+
+    def _shapings(self, values: np.ndarray, y: np.ndarray
+                  ) -> dict[tuple[str, int], list[dict[str, Any] | None]]:
+        """The shapes of every (learner, steps) of SHAPINGS, each learner run once for all its
+        step counts."""
+        out: dict[tuple[str, int], list[dict[str, Any] | None]] = {}
+        for learner in dict.fromkeys(learner for learner, _ in SHAPINGS):
+            steps = [k for name, k in SHAPINGS if name == learner]
+            found = shapes_by_steps(values, y, self.good_outcome, steps, learner, self.random_state)
+            out.update({(learner, k): shapes for k, shapes in found.items()})
+        return out
 
     def _weights(self, c: float) -> SuggestedWeights:
         return SuggestedWeights(good_outcome=self.good_outcome, C=c, random_state=self.random_state)

@@ -126,13 +126,15 @@ def run(
     config: ProjectConfig, opts: Options, compare_with: str | None,
     progress: Callable[[str], None],
 ) -> Validation:
+    """The backtest, and the comparison with ``compare_with`` (a scorecard file or a git
+    revision), which is read first: a version that cannot be read fails before the backtest."""
     # imported here: scikit-learn is loaded only by the commands that backtest
     from healthscore.validation import backtest, compare
 
+    other = compare.load_other(config, compare_with) if compare_with else None
     result = backtest.validate(config, opts, progress)
-    if compare_with:
+    if compare_with and other is not None:
         progress(f"comparing with {compare_with}")
-        other = compare.load_other(config, compare_with)
         result["compare"] = compare.compare(config, other, compare_with, result, opts, progress)
     return Validation(result, config)
 

@@ -15,6 +15,7 @@ scores: ``X[:, :p]`` and ``X[:, p:]``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -35,12 +36,19 @@ def learn_shape(x: np.ndarray, y: np.ndarray, good_outcome: bool, max_steps: int
     """Cuts and health scores (0-100) of a monotone step function of ``x``; None when the
     values are too few or the shape is flat. ``direction`` says whether higher values are
     healthier ('higher is better') or not."""
+    return shape_by_steps(x, y, good_outcome, (max_steps,))[max_steps]
+
+
+def shape_by_steps(x: np.ndarray, y: np.ndarray, good_outcome: bool, steps: Sequence[int]
+                   ) -> dict[int, dict[str, Any] | None]:
+    """:func:`learn_shape` for each of ``steps`` (at most that many steps): the bins and their
+    monotone fit are computed once, only the merging differs."""
     ok = ~np.isnan(x)
     x, y = x[ok], y[ok]
     if not _learnable(x, y):
-        return None
+        return dict.fromkeys(steps)
     rates, n, edges = _binned(x, y.astype(float))
-    return _step_scheme(rates, n, edges, _rising(x, y), good_outcome, max_steps)
+    return _step_schemes(rates, n, edges, _rising(x, y), good_outcome, steps)
 
 
 def _learnable(x: np.ndarray, y: np.ndarray) -> bool:
@@ -65,13 +73,20 @@ def _binned(x: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[
     return k[keep] / n[keep], n[keep], _edges(cuts, keep)
 
 
-def _step_scheme(rates: np.ndarray, n: np.ndarray, edges: list[float | None], rising: bool,
-                 good_outcome: bool, max_steps: int) -> dict[str, Any] | None:
+def _step_schemes(rates: np.ndarray, n: np.ndarray, edges: list[float | None], rising: bool,
+                  good_outcome: bool, steps: Sequence[int]) -> dict[int, dict[str, Any] | None]:
     """Per-bin outcome rates (or log-odds) made monotone (isotonic regression, weighted by the
-    bins' sizes), merged into at most ``max_steps`` steps and scaled to 0-100 health."""
+    bins' sizes), then for each of ``steps`` merged into at most that many steps and scaled to
+    0-100 health."""
     fitted = IsotonicRegression(increasing=rising).fit(np.arange(len(rates)), rates,
                                                        sample_weight=n).predict(np.arange(len(rates)))
-    steps = _merge(list(zip(fitted, n, strict=True)), edges, max_steps)
+    bins = list(zip(fitted, n, strict=True))
+    return {k: _scheme(_merge(bins, edges, k), rising, good_outcome) for k in steps}
+
+
+def _scheme(steps: list[tuple[float, float, float | None]], rising: bool, good_outcome: bool
+            ) -> dict[str, Any] | None:
+    """Merged steps scaled to 0-100 health as a thresholds scheme; None when flat."""
     values = np.array([r for r, _, _ in steps])
     if values.max() - values.min() < 1e-9:
         return None
@@ -92,10 +107,18 @@ def additive_shapes(X: np.ndarray, y: np.ndarray, good_outcome: bool, max_steps:
     value moves, the others held still) is averaged over the decile bins of its values and
     turned into a few-step thresholds scheme like :func:`learn_shape`'s. Unlike the outcome
     rate of a measure alone, it is the measure's effect with the others taken into account."""
+    return additive_shapes_by_steps(X, y, good_outcome, (max_steps,), random_state)[max_steps]
+
+
+def additive_shapes_by_steps(X: np.ndarray, y: np.ndarray, good_outcome: bool,
+                             steps: Sequence[int], random_state: int = 0
+                             ) -> dict[int, list[dict[str, Any] | None]]:
+    """:func:`additive_shapes` for each of ``steps``: the model is fitted once (the number of
+    steps only changes how its shape functions are merged)."""
     X = np.asarray(X, dtype=float)
+    out: dict[int, list[dict[str, Any] | None]] = {k: [None] * X.shape[1] for k in steps}
     usable = [j for j in range(X.shape[1]) if _learnable(X[~np.isnan(X[:, j]), j],
                                                          y[~np.isnan(X[:, j])])]
-    out: list[dict[str, Any] | None] = [None] * X.shape[1]
     if not usable or len(np.unique(y)) < 2:
         return out
     sub = X[:, usable]
@@ -108,14 +131,30 @@ def additive_shapes(X: np.ndarray, y: np.ndarray, good_outcome: bool, max_steps:
         random_state=random_state)
     with threadpool_limits(limits=1, user_api="openmp"):
         model.fit(sub, y)
-        for k, j in enumerate(usable):
-            ok = ~np.isnan(sub[:, k])
-            probe = np.full((int(ok.sum()), len(usable)), np.nan)
-            probe[:, k] = sub[ok, k]
-            effect = model.decision_function(probe)  # the others at their missing-value leaf
-            rates, n, edges = _binned(sub[ok, k], effect)
-            out[j] = _step_scheme(rates, n, edges, rising[k], good_outcome, max_steps)
+        effects = _shape_functions(model, sub)
+    for k, j in enumerate(usable):
+        ok = ~np.isnan(sub[:, k])
+        rates, n, edges = _binned(sub[ok, k], effects[k])
+        for steps_k, scheme in _step_schemes(rates, n, edges, rising[k], good_outcome,
+                                             steps).items():
+            out[steps_k][j] = scheme
     return out
+
+
+def _shape_functions(model: HistGradientBoostingClassifier, X: np.ndarray) -> list[np.ndarray]:
+    """Per column of ``X``, the model's log-odds at each known value of that column with every
+    other column missing (at its missing-value leaf). Each distinct value is predicted once,
+    all columns in one call: a row's prediction depends on that row alone."""
+    probes, inverses = [], []
+    for k in range(X.shape[1]):
+        values, inverse = np.unique(X[~np.isnan(X[:, k]), k], return_inverse=True)
+        probe = np.full((len(values), X.shape[1]), np.nan)
+        probe[:, k] = values
+        probes.append(probe)
+        inverses.append(inverse)
+    predicted = model.decision_function(np.vstack(probes))
+    starts = np.cumsum([0] + [len(p) for p in probes])
+    return [predicted[starts[k]:starts[k + 1]][inverse] for k, inverse in enumerate(inverses)]
 
 
 def _edges(cuts: np.ndarray, keep: np.ndarray) -> list[float | None]:
@@ -160,9 +199,19 @@ def learn_shapes(values: np.ndarray, y: np.ndarray, good_outcome: bool, max_step
                  learner: str = ISOTONIC, random_state: int = 0) -> list[dict[str, Any] | None]:
     """A shape per column of ``values``: each measure alone (``isotonic``, :func:`learn_shape`)
     or all together (``additive trees``, :func:`additive_shapes`)."""
+    return shapes_by_steps(values, y, good_outcome, (max_steps,), learner, random_state)[max_steps]
+
+
+def shapes_by_steps(values: np.ndarray, y: np.ndarray, good_outcome: bool, steps: Sequence[int],
+                    learner: str = ISOTONIC, random_state: int = 0
+                    ) -> dict[int, list[dict[str, Any] | None]]:
+    """:func:`learn_shapes` for each of ``steps`` at once: what does not depend on the number
+    of steps (the bins, the monotone fits, the additive model) is learned once."""
     if learner == ADDITIVE_TREES:
-        return additive_shapes(values, y, good_outcome, max_steps, random_state)
-    return [learn_shape(values[:, j], y, good_outcome, max_steps) for j in range(values.shape[1])]
+        return additive_shapes_by_steps(values, y, good_outcome, steps, random_state)
+    per_measure = [shape_by_steps(values[:, j], y, good_outcome, steps)
+                   for j in range(values.shape[1])]
+    return {k: [m[k] for m in per_measure] for k in steps}
 
 
 class SuggestedSchemes(BaseEstimator, ClassifierMixin):
