@@ -125,8 +125,9 @@ def _conf(settings: dict[str, str]) -> list[str]:
 
 # Spark's SQL settings for the few rows of the hand-computed project, given in the project as a
 # user would: two shuffle partitions (rows still spread over several tasks, not Spark's 200),
-# no adaptive re-planning and no whole-stage code generation. With SPARK_TEST_JVM on every JVM
-# of the cluster, the standalone test alone costs 121 CPU s instead of 297.
+# no adaptive re-planning and no whole-stage code generation; expressions are still compiled to
+# Java here (the local tests interpret them: tests.projects.SMALL_SPARK). With SPARK_TEST_JVM on
+# every JVM of the cluster, the standalone test alone costs 121 CPU s instead of 297.
 SMALL_SQL = ("spark.sql.shuffle.partitions: 2, spark.sql.adaptive.enabled: false, "
              "spark.sql.codegen.wholeStage: false")
 
