@@ -18,7 +18,7 @@ import pytest
 
 from healthscore import Project
 from healthscore.config.specs import SparkSpec
-from healthscore.engine.adapter import SparkEngine, spark_settings
+from healthscore.engine.adapter import SparkEngine, _stop_remote_session, spark_settings
 from healthscore.errors import EngineError
 
 from .projects import SPARK_TEST_JVM
@@ -97,6 +97,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         _wait_for(log, "Spark Connect server started at", proc)
         yield Cluster(master, f"sc://127.0.0.1:{port}")
     finally:
+        _stop_sessions_on(master)
         for proc in reversed(procs):  # the connect server, the worker (and its executors), the master
             proc.terminate()
             try:
@@ -106,14 +107,27 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 proc.wait()
 
 
+def _stop_sessions_on(master: str) -> None:
+    """Stop this process's sessions on the cluster while it still runs: the Spark Connect
+    session (stopped once its server is gone, its client retries for ten minutes) and a driver
+    whose master is the cluster's."""
+    from pyspark import SparkContext
+
+    _stop_remote_session()
+    active = SparkContext._active_spark_context
+    if active is not None and active.master == master:
+        active.stop()
+
+
 def _conf(settings: dict[str, str]) -> list[str]:
     return [arg for key, value in settings.items() for arg in ("--conf", f"{key}={value}")]
 
 
 # Spark's SQL settings for the few rows of the hand-computed project, given in the project as a
 # user would: two shuffle partitions (rows still spread over several tasks, not Spark's 200),
-# no adaptive re-planning and no whole-stage code generation. With SPARK_TEST_JVM on every JVM
-# of the cluster, the standalone test alone costs 121 CPU s instead of 297.
+# no adaptive re-planning and no whole-stage code generation; expressions are still compiled to
+# Java here (the local tests interpret them: tests.projects.SMALL_SPARK). With SPARK_TEST_JVM on
+# every JVM of the cluster, the standalone test alone costs 121 CPU s instead of 297.
 SMALL_SQL = ("spark.sql.shuffle.partitions: 2, spark.sql.adaptive.enabled: false, "
              "spark.sql.codegen.wholeStage: false")
 
@@ -147,6 +161,19 @@ def duckdb_scores(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-
     return Project.load(root).run(dates=DATES_SMALL).to_pandas()
 
 
+# Spark Connect first, then the standalone cluster: the standalone test also shows that a
+# process which held a Spark Connect session starts a driver of its own afterwards.
+@pytest.mark.spark
+def test_spark_connect_scores_as_duckdb_does_and_sees_no_future(
+        cluster: Cluster, duckdb_scores, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("grpc")
+    root = _spark_project(tmp_path / "connect",
+                          f"spark:\n  remote: {cluster.remote}\n  conf: {{{SMALL_SQL}}}\n")
+    frame = Project.load(root).run(dates=DATES_SMALL).to_pandas()
+    _same_frames(duckdb_scores, frame)
+    _cut_runs_match(frame, tmp_path)
+
+
 @pytest.mark.spark
 def test_a_standalone_cluster_scores_as_duckdb_does_and_sees_no_future(
         cluster: Cluster, duckdb_scores, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -162,18 +189,6 @@ def test_a_standalone_cluster_scores_as_duckdb_does_and_sees_no_future(
     assert SparkContext._active_spark_context.master == cluster.master  # it ran there
     _same_frames(duckdb_scores, frame)
     _cut_runs_match(frame, tmp_path)
-
-
-@pytest.mark.spark
-def test_spark_connect_scores_as_duckdb_does_and_sees_no_future(
-        cluster: Cluster, duckdb_scores, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    pytest.importorskip("grpc")
-    root = _spark_project(tmp_path / "connect",
-                          f"spark:\n  remote: {cluster.remote}\n  conf: {{{SMALL_SQL}}}\n")
-    frame = Project.load(root).run(dates=DATES_SMALL).to_pandas()
-    _same_frames(duckdb_scores, frame)
-    _cut_runs_match(frame, tmp_path)
-
 
 
 def test_settings_default_to_local_mode_and_take_the_section() -> None:

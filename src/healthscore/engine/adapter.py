@@ -9,6 +9,7 @@ Spark Connect server).
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -267,7 +268,8 @@ def _require_pyspark(spec: SparkSpec) -> None:
 
 def _classic_session(settings: dict[str, str], log_file: Path | None) -> Any:
     """A session whose driver runs in this process. One in this process with other settings
-    (another master) is stopped first: a process holds one Spark driver at a time."""
+    (another master), or a Spark Connect session, is stopped first: a process holds one Spark
+    session at a time."""
     from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
@@ -276,6 +278,9 @@ def _classic_session(settings: dict[str, str], log_file: Path | None) -> Any:
     if active is not None and _settings_in_use not in (None, settings):
         SparkSession.builder.getOrCreate().stop()
     _stop_remote_session()
+    # a Spark Connect session leaves this flag behind, which would make the builder open
+    # another remote session (and fail for want of its URL) instead of a local driver
+    os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)
     if log_file is not None:
         _start_jvm_logging_to(log_file, settings)
     builder = SparkSession.builder
