@@ -40,7 +40,7 @@ import ibis
 import ibis.expr.types as ir
 
 from healthscore.config.model import Change, ProjectConfig, columns_read
-from healthscore.engine.adapter import Engine, temp_name
+from healthscore.engine.adapter import Engine, nested_selects, temp_name
 from healthscore.entities import ENTITIES
 from healthscore.measures import asof, history
 from healthscore.measures.build import active_spine
@@ -263,7 +263,8 @@ def score_day(config: ProjectConfig, loaded: Loaded, p: Plan) -> tuple[ir.Table,
             for name, file in kept_seen.items()}
     carry = Carry(before, frozenset(carried), keep_only=known, materialize=engine.materialize,
                   distinct_rows=distinct, seen_before=seen)
-    wide = measures_expr(config, cut, [prev, day], asof.Span(prev, day), carry)
+    with nested_selects():  # (few rows: compiling costs more than the engine's work)
+        wide = measures_expr(config, cut, [prev, day], asof.Span(prev, day), carry)
     missing = carry.missing()
     if missing:
         raise StateMismatch(f"the kept state has no {', '.join(missing[:3])}")
