@@ -1,8 +1,9 @@
 """Phase timers for one healthscore run on the benchmark data: CPU seconds (this process,
 every thread) and wall seconds of each part of a run: reading and checking each source,
 hashing the source files for the source cache, storing the clean sources in the cache,
-each table the run materialises (by its kind), each snapshot write, the
-sources' per-day fingerprints and the running values kept for the next day.
+the measures' filters that match no row (a scan, unless the cache kept the answer), each
+table the run materialises (by its kind), each snapshot write, the sources' per-day
+fingerprints and the running values kept for the next day.
 
     python benchmarks/phases_history.py --dates 365 --data bench-data-20000
     python benchmarks/phases_history.py --dates 1 --data bench-data      # one cold date
@@ -67,6 +68,8 @@ def instrument(out: Timings) -> None:
         lambda engine, source, *a: f"check:{source.entity}", load.load_source, out)
     load.accounts_key = timed(  # type: ignore[attr-defined]
         lambda *a: "accounts key", load.accounts_key, out)
+    load.filter_notes = timed(  # type: ignore[attr-defined]
+        lambda *a: "filter notes", load.filter_notes, out)
     SourceCache.key = timed(  # type: ignore[method-assign]
         lambda self, source, *a: "cache key", SourceCache.key, out)
     SourceCache.save = timed(  # type: ignore[method-assign]
@@ -93,21 +96,23 @@ def split(out: Timings, run: tuple[float, float]) -> list[tuple[str, float, floa
     key = take("cache key")
     write = take("cache write")
     ids = take("accounts key")
+    notes = take("filter notes")
     sources = take("sources")
     prints = take("fingerprints")
     state = take("state")
     snapshots = take("write")
     materialized = [(k, v) for k, v in total.items() if k not in {
-        "check", "cache key", "cache write", "accounts key", "sources", "fingerprints", "state",
-        "write"} and not k.startswith("clean_")]
+        "check", "cache key", "cache write", "accounts key", "filter notes", "sources",
+        "fingerprints", "state", "write"} and not k.startswith("clean_")]
     measures = [(k, v) for k, v in materialized if k != "accounts"]  # accounts: in loading
     rows = [
         ("hash source files (cache key)", *key),
         ("read + check sources", check[0] - key[0], check[1] - key[1]),
         ("store clean sources (cache)", *write),
         ("hash account ids", *ids),
-        ("rest of loading", sources[0] - check[0] - write[0] - ids[0],
-         sources[1] - check[1] - write[1] - ids[1]),
+        ("filters that match no row (scanned, or kept in the cache)", *notes),
+        ("rest of loading", sources[0] - check[0] - write[0] - ids[0] - notes[0],
+         sources[1] - check[1] - write[1] - ids[1] - notes[1]),
         ("materialised tables: " + ", ".join(k for k, _ in measures),
          sum(v[0] for _, v in measures), sum(v[1] for _, v in measures)),
         ("score + write snapshots", *snapshots),

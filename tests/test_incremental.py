@@ -289,6 +289,13 @@ def test_the_next_day_reads_only_the_rows_that_move_a_value(tmp_path: Path) -> N
     assert days == [NEXT - timedelta(days=30), NEXT] and set(rows.account_id) == {"A3"}
 
 
+def test_a_cut_table_keeps_only_the_columns_its_measures_read(tmp_path: Path) -> None:
+    """The logins' filter reads the event, every measure the time: user_id is not decoded."""
+    root = _late_project(tmp_path / "p")
+    rows = _cut(root, STORED[-1], NEXT)["usage_events"]
+    assert list(rows.columns) == ["account_id", "event", "timestamp"]
+
+
 TICKET_COLUMNS = ["ticket_id", "account_id", "opened_at", "closed_at"]
 KEPT, DAY = date(2025, 3, 10), date(2025, 3, 11)
 TICKETS = [  # (id, account, opened, closed) around the kept date and the day after it

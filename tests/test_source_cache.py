@@ -28,6 +28,7 @@ from tests.projects import (
     AS_OF,
     EVENT_COLUMNS,
     EVENTS,
+    MEASURES_YML,
     SMALL_SPARK,
     csv_text,
     parquet_file,
@@ -313,6 +314,39 @@ def test_a_run_killed_while_writing_leaves_no_entry(mini: Path, reads: list[str]
     assert reads == ["accounts", "usage_events"] and result.cached == []
     assert [len(v) for v in _entries(mini).values()] == [1, 1]  # staging folder removed
     assert not any(name.startswith(".tmp-") for v in _entries(mini).values() for name in v)
+
+
+def test_what_filters_match_is_kept_with_the_entry(tmp_path: Path, reads: list[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A filter that matches no row is reported on every run, but an unchanged source is
+    not scanned for it again: the note is kept in its entry; a changed filter is checked."""
+    from healthscore.pipeline import load
+
+    signins = [(a, u, "signin" if e == "login" else e, t) for a, u, e, t in EVENTS]
+    root = write_project(tmp_path, {"data/usage_events.csv": csv_text(EVENT_COLUMNS, signins)})
+    scanned: list[list[str]] = []
+    real = load.unmatched_filters
+
+    def scanning(config: Any, tables: dict[str, Any]) -> Any:
+        scanned.append(sorted(tables))
+        return real(config, tables)
+
+    monkeypatch.setattr(load, "unmatched_filters", scanning)
+    note = ("usage_events: measures/usage.yml: logins_30: filter \"event = 'login'\" matches "
+            "none of the 6 rows of usage_events (text is compared ignoring case), so the "
+            "measure is 0 or missing for every account. Values seen: event: 'signin' (4), "
+            "'export' (2). Fix the filter or the data.")
+    _, _, first = _run(root)
+    assert scanned == [["usage_events"]] and note in first.warnings
+    [entry] = (root / ".healthscore" / cache.FOLDER / "usage_events").iterdir()
+    assert json.loads((entry / cache.NOTES).read_text())["notes"] == [note[len("usage_events: "):]]
+    _, _, second = _run(root)
+    assert reads == ["accounts", "usage_events"] and second.cached == ["accounts", "usage_events"]
+    assert scanned == [["usage_events"], []] and second.warnings == first.warnings
+    (root / "measures" / "usage.yml").write_text(MEASURES_YML.replace("'login'", "'signin'"))
+    _, _, third = _run(root)
+    assert scanned[-1] == ["usage_events"] and not [w for w in third.warnings if "matches" in w]
+    assert reads == ["accounts", "usage_events"]  # the rows themselves still from the cache
 
 
 def test_the_cache_can_be_turned_off(mini: Path, reads: list[str]) -> None:

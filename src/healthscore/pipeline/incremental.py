@@ -39,8 +39,8 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from healthscore.config.model import Change, ProjectConfig
-from healthscore.engine.adapter import temp_name
+from healthscore.config.model import Change, ProjectConfig, columns_read
+from healthscore.engine.adapter import Engine, nested_selects, temp_name
 from healthscore.entities import ENTITIES
 from healthscore.measures import asof, history
 from healthscore.measures.build import active_spine
@@ -263,7 +263,8 @@ def score_day(config: ProjectConfig, loaded: Loaded, p: Plan) -> tuple[ir.Table,
             for name, file in kept_seen.items()}
     carry = Carry(before, frozenset(carried), keep_only=known, materialize=engine.materialize,
                   distinct_rows=distinct, seen_before=seen)
-    wide = measures_expr(config, cut, [prev, day], asof.Span(prev, day), carry)
+    with nested_selects():  # (few rows: compiling costs more than the engine's work)
+        wide = measures_expr(config, cut, [prev, day], asof.Span(prev, day), carry)
     missing = carry.missing()
     if missing:
         raise StateMismatch(f"the kept state has no {', '.join(missing[:3])}")
@@ -308,7 +309,8 @@ def cut_tables(config: ProjectConfig, loaded: Loaded, prev: date, day: date,
         seen = _bands(entity, whole, prev, day)
         if bands is None or seen is None:
             continue
-        tables[entity] = loaded.engine.materialize(t.filter(_within(t, bands)), f"cut_{entity}")
+        cut = t.filter(_within(t, bands)).select(*_read_by(t, entity, uses, bands))
+        tables[entity] = loaded.engine.materialize(cut, f"cut_{entity}")
         if seen:  # (each distinct count keeps its own distinct values: read by it alone)
             distinct[entity] = t.filter(_within(t, seen))
         for m, _ in uses:
@@ -326,6 +328,18 @@ def cut_tables(config: ProjectConfig, loaded: Loaded, prev: date, day: date,
 
 
 Band = tuple[str, date, date]  # a column, and the rows dated in (after, until] by it
+
+
+def _read_by(t: ir.Table, entity: str, uses: list[tuple[Any, int]],
+             bands: list[Band]) -> list[str]:
+    """The columns of ``t`` its measures in ``uses`` read (the account, the days of the
+    ``bands``, each measure's time, column and filter's columns) and the entity's key, in
+    ``t``'s order: a cut table keeps only those (fewer text columns decoded)."""
+    spec = ENTITIES.get(entity)
+    read = {"account_id", spec.key if spec else None, *(col for col, _, _ in bands)}
+    for m, _ in uses:
+        read |= {time_column(m), *columns_read(m)}
+    return [c for c in t.columns if c in read]
 
 
 def _bands(entity: str, uses: list[tuple[Any, int]], prev: date, day: date,
@@ -433,18 +447,15 @@ def read_state(state_dir: Path) -> State | None:
 def write_pending(config: ProjectConfig, loaded: Loaded, carries: list[Carry], day: date,
                   prints: dict[str, Fingerprint] | None = None) -> Path:
     """Write the new state into a folder beside the kept one (moved in by :func:`commit`)."""
-    import pyarrow.parquet as pq
-
     _prune(config.state_dir)
     tmp = config.state_dir / f"{_TMP}{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     try:
         distinct = distinct_measures(config)
         kept = union_aligned([c.kept(distinct) for c in carries])
-        table = loaded.engine.to_arrow(kept)
-        pq.write_table(table, tmp / RUNNING, compression="zstd")
-        accounts = loaded.engine.register_arrow(table.select(["account_id"]), temp_name("kept"))
-        seen = _write_seen(loaded, carries, tmp, accounts)
+        write_parquet(loaded.engine, kept, tmp / RUNNING)
+        accounts = loaded.engine.read_parquet([str(tmp / RUNNING)], temp_name("kept"))
+        seen = _write_seen(loaded, carries, tmp, accounts.select("account_id"))
         if prints is None:
             prints = fingerprints(config, loaded, read_state(config.state_dir))
         manifest = {"version": VERSION, "date": day.isoformat(), "config": config_digest(config),
@@ -463,8 +474,6 @@ def _write_seen(loaded: Loaded, carries: list[Carry], folder: Path,
                 accounts: ir.Table) -> dict[str, str]:
     """Each distinct count's values and their last days seen (:meth:`Carry.kept_seen`) for
     the ``accounts`` whose running values were kept, one file each; the file of each."""
-    import pyarrow.parquet as pq
-
     kept = [c.kept_seen(accounts) for c in carries]
     out = {}
     for i, name in enumerate(sorted({n for k in kept for n in k})):
@@ -472,9 +481,21 @@ def _write_seen(loaded: Loaded, carries: list[Carry], folder: Path,
         if len(parts) != len(carries):
             continue  # (not kept for every account: counted from the rows next time)
         out[name] = SEEN.format(i)
-        table = loaded.engine.to_arrow(ibis.union(*parts) if len(parts) > 1 else parts[0])
-        pq.write_table(table, folder / out[name], compression="zstd")
+        write_parquet(loaded.engine, ibis.union(*parts) if len(parts) > 1 else parts[0],
+                      folder / out[name])
     return out
+
+
+def write_parquet(engine: Engine, expr: ir.Table, path: Path) -> None:
+    """``expr``'s rows into the Parquet file ``path`` (zstd): by the engine itself where it
+    writes one (the running values of 100,000 accounts: no copy through Python)."""
+    writer = getattr(engine, "write_parquet", None)
+    if writer is not None:
+        writer(expr, path)
+        return
+    import pyarrow.parquet as pq
+
+    pq.write_table(engine.to_arrow(expr), path, compression="zstd")
 
 
 def forget(state_dir: Path) -> None:

@@ -3,15 +3,18 @@ scoring reads: the tables a run scores, in one engine."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import ibis
 import ibis.expr.types as ir
 
-from healthscore.config.model import ProjectConfig
+from healthscore.config.model import EntityMeasure, ProjectConfig
 from healthscore.engine.adapter import Engine, make_engine, temp_name
 from healthscore.errors import DataError
 from healthscore.measures.contract import unmatched_filters
@@ -114,10 +117,57 @@ def load_sources(config: ProjectConfig, engine: Engine, progress: Progress,
             loaded.tables["accounts"], subs, config.settings.renewal_grace_days, loaded.observed_until
         )
         loaded.tables["accounts"] = engine.materialize(filled, "accounts")
-    for entity, notes in unmatched_filters(config, loaded.tables).items():
+    for entity, notes in filter_notes(config, loaded, store).items():
         loaded.health[entity].notes.extend(notes)
     _read_store_state(config, loaded)
     return loaded
+
+
+def filter_notes(config: ProjectConfig, loaded: Loaded,
+                 store: SourceCache | None) -> dict[str, list[str]]:
+    """entity -> a note for every used measure whose filter matches none of its rows
+    (:func:`unmatched_filters`: a scan of each source a filter reads). A source taken from
+    the cache has the rows its entry had, so the notes kept in the entry for the same
+    filters are its notes, not scanned for again (19.2M usage events: 0.3 CPU s a run)."""
+    digests = _filter_digests(config)
+    kept: dict[str, list[str]] = {}
+    todo: dict[str, ir.Table] = {}
+    for entity, digest in digests.items():
+        key = _entry_key(loaded, entity)
+        notes = None
+        if store is not None and key is not None:
+            notes = store.filter_notes(entity, key, digest)
+        if notes is None:
+            if entity in loaded.tables:
+                todo[entity] = loaded.tables[entity]
+        else:
+            kept[entity] = notes
+    found = unmatched_filters(config, todo)
+    for entity in todo:
+        key = _entry_key(loaded, entity)
+        if store is not None and key is not None:
+            store.keep_filter_notes(entity, key, digests[entity], found.get(entity, []))
+    return {e: notes for e, notes in sorted({**kept, **found}.items()) if notes}
+
+
+def _entry_key(loaded: Loaded, entity: str) -> str | None:
+    """The source cache key of ``entity``'s rows as measures read them (the accounts' rows
+    get their subscription dates after they are read: not those of the entry)."""
+    return None if entity == "accounts" else loaded.keys.get(entity)
+
+
+def _filter_digests(config: ProjectConfig) -> dict[str, str]:
+    """entity -> a hash of the filters of the used measures over it (what a note says of
+    each: file, name, filter, case) and of the code that checks them."""
+    package = Path(__file__).resolve().parent.parent
+    code = b"".join((package / f).read_bytes() for f in
+                    ("measures/contract.py", "measures/parts.py", "config/expressions.py"))
+    filters: dict[str, list[list[Any]]] = {}
+    for m in (config.measures[n] for n in config.used_measures()):
+        if isinstance(m, EntityMeasure) and m.filter:
+            filters.setdefault(m.entity, []).append([m.file, m.name, m.filter, m.case_sensitive])
+    return {e: hashlib.sha256(code + json.dumps(f, sort_keys=True).encode()).hexdigest()[:32]
+            for e, f in sorted(filters.items())}
 
 
 def _read_store_state(config: ProjectConfig, loaded: Loaded) -> None:

@@ -54,6 +54,7 @@ AS_READ_FORMATS = ("parquet",)  # cheap to read again: rows that pass as read ar
 ROWS = "rows.parquet"
 HEALTH = "health.json"
 FILES = "files.json"  # path -> [size, mtime_ns, sha256, hashed at]: not hashed again unchanged
+NOTES = "filters.json"  # in an entry: what the measures' filters matched in its rows
 RACY_NS = 2_000_000_000  # a file modified this close to its hashing is hashed again
 _NOT_SPEC = {"refresh", "stale_after", "max_rejected_share", "max_rejected_rows"}  # per run
 
@@ -175,6 +176,28 @@ class SourceCache:
             shutil.rmtree(folder, ignore_errors=True)
             return None
         return Entry(rows, health)
+
+    def filter_notes(self, entity: str, key: str, filters: str) -> list[str] | None:
+        """The notes of the measures' filters that match none of the rows of ``entity``'s
+        entry ``key``, kept by an earlier run whose filters (and the code that checks them)
+        had the digest ``filters``; None when none were kept for those."""
+        if not self.read:
+            return None
+        try:
+            saved = json.loads((self.root / entity / key / NOTES).read_text(encoding="utf-8"))
+            if saved["filters"] == filters and isinstance(saved["notes"], list):
+                return [str(note) for note in saved["notes"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        return None
+
+    def keep_filter_notes(self, entity: str, key: str, filters: str, notes: list[str]) -> None:
+        """Keep ``notes`` (see :meth:`filter_notes`) beside the entry ``key`` of ``entity``,
+        when it is stored: the same rows and filters give the same notes."""
+        folder = self.root / entity / key
+        if folder.is_dir():
+            _write_atomically(folder / NOTES,
+                              json.dumps({"filters": filters, "notes": notes}).encode())
 
     def save(self, engine: Engine, entities: set[str]) -> None:
         """Store the sources read and checked in this run (every source of the project was
