@@ -57,8 +57,11 @@ def score_scorecard(sc: Scorecard, t: ir.Table, version: str, primary: bool,
     measure computed for the account, so rules, quadrants and plans see them all);
     ``attributes``, the project's own account columns the rows keep beside the usual ones.
 
-    Built in steps (measure scores, then groups from the deepest up, then the total), each
-    step reading the columns of the one before, so the expression stays linear in size.
+    Built in steps (measure scores, then groups from the deepest up, then the total and the
+    colours), each step reading the columns of the one before, so the expression stays
+    linear in size. The first step keeps only the columns the later ones and the rows read:
+    every step lists the columns it passes on, and compiling them to SQL costs as much as
+    compiling the scores.
     """
     entries = sc.all_entries()
     ranked: dict[str, str] = {}  # measure -> its percentile column, joined in beforehand
@@ -66,7 +69,10 @@ def score_scorecard(sc: Scorecard, t: ir.Table, version: str, primary: bool,
         if e.scheme.type == "percentile":
             ranked[e.measure] = f"__pct_{i}"
             t = with_percentile(t, e.measure, e.scheme, ranked[e.measure])
-    t = t.mutate(**{score_col(e.measure): _measure_score(e, t, ranked.get(e.measure))
+    attrs = [c for c in (*ATTRIBUTES, *attributes) if c in t.columns]
+    values = list(dict.fromkeys((*sc.measures, *carry, *(e.measure for e in entries))))
+    t = t.select(*_passed_on(sc, t, [*KEYS, *attrs, *values]),
+                 **{score_col(e.measure): _measure_score(e, t, ranked.get(e.measure))
                     for e in entries})
     for level in reversed(_levels(sc)):
         t = t.mutate(**{group_col(g.path): _group_score(g, t) for g in level})
@@ -76,8 +82,8 @@ def score_scorecard(sc: Scorecard, t: ir.Table, version: str, primary: bool,
          for g in sc.groups),
         ibis.literal(0.0),
     )
-    t = t.mutate(score=overall.cast("float64"), coverage=coverage.cast("float64"))
-    t = t.mutate(**{colour_col(g.path): _colour(sc, g, t) for g in sc.all_groups()})
+    t = t.mutate(score=overall.cast("float64"), coverage=coverage.cast("float64"),
+                 **{colour_col(g.path): _colour(sc, g, t) for g in sc.all_groups()})
     out: dict[str, Any] = {
         "scorecard": ibis.literal(sc.name),
         "version": ibis.literal(version),
@@ -91,8 +97,15 @@ def score_scorecard(sc: Scorecard, t: ir.Table, version: str, primary: bool,
     out.update({colour_col(g.path): t[colour_col(g.path)] for g in sc.all_groups()})
     out.update({value_col(m): _value(t[m]) for m in dict.fromkeys((*sc.measures, *carry))})
     out.update({score_col(e.measure): t[score_col(e.measure)] for e in entries})
-    attrs = [c for c in (*ATTRIBUTES, *attributes) if c in t.columns]
     return t.select(*KEYS, *attrs, **out)
+
+
+def _passed_on(sc: Scorecard, t: ir.Table, columns: list[str]) -> list[str]:
+    """``columns`` and the modules' CTA and mark columns of ``sc`` that ``t`` holds (the
+    colours read them), once each, in that order."""
+    modules = [c for g in sc.all_groups() for c in (open_col(g.path), critical_col(g.path),
+                                                    mark_col(g.path))]
+    return [c for c in dict.fromkeys((*columns, *modules)) if c in t.columns]
 
 
 def _measure_score(entry: Any, t: ir.Table, ranked: str | None = None) -> Any:
