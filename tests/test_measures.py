@@ -184,3 +184,28 @@ def test_the_running_values_kept_from_the_measures_are_those_of_the_contribution
 
 def _by_account(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values("account_id").reset_index(drop=True)
+
+
+def test_a_small_run_merges_its_stored_contributions_to_the_same_measures(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run of few account-dates stores its stacked contributions before they merge (a big
+    one merges them straight from the union): the measures are the same either way."""
+    from healthscore import pipeline
+    from healthscore.pipeline import score
+
+    config = Project.load(build_project(tmp_path)).config
+    dates = [_d("2025-01-31"), _d("2025-02-28"), _d("2025-03-05")]
+    engine = pipeline.open_engine(config)
+    try:
+        loaded = pipeline.load_sources(config, engine, lambda _: None)
+        small = score.measures_expr(config, loaded, dates)
+        monkeypatch.setattr(score, "SMALL_RUN", 0)
+        big = score.measures_expr(config, loaded, dates)
+        sql = {name: str(engine.con.compile(t)) for name, t in (("small", small), ("big", big))}
+        frames = {name: engine.to_arrow(t).to_pandas().sort_values(["account_id", "k"])
+                  .reset_index(drop=True) for name, t in (("small", small), ("big", big))}
+    finally:
+        engine.close()
+    assert "UNION ALL" not in sql["small"] and "UNION ALL" in sql["big"]
+    assert len(frames["small"]) == 7  # A, B on three dates; C (churned) on one
+    pd.testing.assert_frame_equal(frames["small"], frames["big"])

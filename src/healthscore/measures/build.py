@@ -96,6 +96,9 @@ class MeasureBuilder:
         self.accounts: ir.Table | None = None
         # event measures by (entity, time column): one pass over each entity's rows for them all
         self.events: dict[tuple[str, str], list[EntityMeasure]] = {}
+        # a run of few account-dates (SMALL_RUN): its stacked contributions are stored before
+        # they merge (see merged_contributions)
+        self.small = False
 
     # ------------------------------------------------------------------ collection
 
@@ -205,7 +208,8 @@ class MeasureBuilder:
         bounds = spine.group_by("account_id").aggregate(k_first=spine.k.min(), k_last=spine.k.max())
         # kept inline, not materialised: a materialised copy at 50,000 accounts x 24 dates ran
         # out of the default 1500MB pool
-        sparse = merged_contributions(self.parts, bounds)
+        sparse = merged_contributions(self.parts, bounds,
+                                      self.materialize if self.small else None)
         if self.carry is not None:
             sparse = self.carry.apply(sparse, cols, spine, self.side)
         keys = spine if self.accounts is None else spine.select("account_id", "k", "as_of")
@@ -342,15 +346,22 @@ def _clamped(part: ir.Table, bounds: ir.Table) -> ir.Table:
     return t.drop("k_first", "k_last")
 
 
-def merged_contributions(parts: list[Part], bounds: ir.Table) -> ir.Table:
+def merged_contributions(parts: list[Part], bounds: ir.Table,
+                         store: Callable[[ir.Table, str], ir.Table] | None = None) -> ir.Table:
     """One row per (account, as-of index) with every part's columns. Each part collapses to
     one row per (account, index), then all stack in one narrow union (:class:`Stack`), are
-    placed on the accounts' own dates (``bounds``: account_id, k_first, k_last) and merge."""
+    placed on the accounts' own dates (``bounds``: account_id, k_first, k_last) and merge.
+
+    ``store``, when given (a small run), stores the union first: DuckDB merging the dozens of
+    filtered aggregates straight from a union of dozens of parts pays a fixed cost per part
+    (about 0.2 CPU s for the demo's 40 parts, against 0.02 from a stored copy), and the
+    queries that read the contributions then compile without the union."""
     cols: dict[str, tuple[str, str]] = {}
     for p in parts:
         cols.update(p.columns)
     stack = Stack.of([Part(_sparse(p.table, p.columns), p.columns) for p in parts])
-    return stack.merged(_clamped(stack.table, bounds), cols)
+    rows = stack.table if store is None else store(stack.table, "stack")
+    return stack.merged(_clamped(rows, bounds), cols)
 
 
 @dataclass(frozen=True)
