@@ -40,7 +40,7 @@ import ibis
 import ibis.expr.types as ir
 
 from healthscore.config.model import Change, ProjectConfig, columns_read
-from healthscore.engine.adapter import Engine, nested_selects, temp_name
+from healthscore.engine.adapter import nested_selects, temp_name
 from healthscore.entities import ENTITIES
 from healthscore.measures import asof, history
 from healthscore.measures.build import active_spine
@@ -453,7 +453,7 @@ def write_pending(config: ProjectConfig, loaded: Loaded, carries: list[Carry], d
     try:
         distinct = distinct_measures(config)
         kept = union_aligned([c.kept(distinct) for c in carries])
-        write_parquet(loaded.engine, kept, tmp / RUNNING)
+        loaded.engine.write_parquet(kept, tmp / RUNNING)
         accounts = loaded.engine.read_parquet([str(tmp / RUNNING)], temp_name("kept"))
         seen = _write_seen(loaded, carries, tmp, accounts.select("account_id"))
         if prints is None:
@@ -481,21 +481,9 @@ def _write_seen(loaded: Loaded, carries: list[Carry], folder: Path,
         if len(parts) != len(carries):
             continue  # (not kept for every account: counted from the rows next time)
         out[name] = SEEN.format(i)
-        write_parquet(loaded.engine, ibis.union(*parts) if len(parts) > 1 else parts[0],
-                      folder / out[name])
+        loaded.engine.write_parquet(ibis.union(*parts) if len(parts) > 1 else parts[0],
+                                    folder / out[name])
     return out
-
-
-def write_parquet(engine: Engine, expr: ir.Table, path: Path) -> None:
-    """``expr``'s rows into the Parquet file ``path`` (zstd): by the engine itself where it
-    writes one (the running values of 100,000 accounts: no copy through Python)."""
-    writer = getattr(engine, "write_parquet", None)
-    if writer is not None:
-        writer(expr, path)
-        return
-    import pyarrow.parquet as pq
-
-    pq.write_table(engine.to_arrow(expr), path, compression="zstd")
 
 
 def forget(state_dir: Path) -> None:
