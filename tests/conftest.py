@@ -199,11 +199,14 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under 'make test' (xdist, --dist loadgroup) the Spark tests share one worker (and so one
     JVM and SparkSession), and so do the tests of a module-scoped fixture, which is then built
-    once (the demo backtest, the README's demo, the served site); the costliest groups start
-    first."""
+    once (the demo backtest, the README's demo, the served site; on the Spark worker when a
+    Spark test uses it too); the costliest groups start first."""
     groups = _fixture_groups(items)
+    with_spark = {groups.get(i.nodeid) for i in items if i.get_closest_marker("spark")}
     for item in items:
-        group = "spark" if item.get_closest_marker("spark") else groups.get(item.nodeid)
+        group = groups.get(item.nodeid)
+        if item.get_closest_marker("spark") or (group and group in with_spark):
+            group = "spark"  # a fixture a Spark test shares is built on the Spark worker only
         if group:
             item.add_marker(pytest.mark.xdist_group(group))
             if config.getoption("loadgroup", False):
