@@ -42,6 +42,11 @@ from healthscore.measures.parts import (
 ACCOUNT_KEYS = ("account_id", "k", "as_of")
 
 
+def _inline(t: ir.Table, _: str) -> ir.Table:
+    """A table left as its expression (not materialised)."""
+    return t
+
+
 def left_join(left: ir.Table, right: ir.Table, keys: list[str]) -> ir.Table:
     """A left join on same-named keys that keeps one copy of each key."""
     joined = left.left_join(right, keys)
@@ -146,13 +151,18 @@ class MeasureBuilder:
             self.events.setdefault((m.entity, time_column(m)), []).append(m)
 
     def _distinct(self, m: CountDistinct, t: Any) -> None:
+        direct = self.span is not None and self._sparse_grid(m)
         if self.carry is not None:  # counted from the values kept, or keeping them
             t = self.carry.rows_of(m, t)
-            counted = self.carry.distinct(m, t, self.grid, self.span, self.materialize)
+            # the values seen are stored when the count from the rows (islands) reads them
+            # too, or when they are one date's window; the direct count over many dates does
+            # not read them, and the last days kept need only the last date's window of them
+            once = _inline if direct and self.n_dates > 1 else self.materialize
+            counted = self.carry.distinct(m, t, self.grid, self.span, once)
             if counted is not None:
                 self.side.append((m.name, counted))
                 return
-        if self.span is not None and self._sparse_grid(m):
+        if self.span is not None and direct:
             self.side.append((m.name, distinct_direct(t, m, self.grid, self.span)))
         else:
             self.parts.append(distinct_part(t, m, self.grid, self.span, self.materialize))
