@@ -42,6 +42,11 @@ from healthscore.measures.parts import (
 ACCOUNT_KEYS = ("account_id", "k", "as_of")
 
 
+def _inline(t: ir.Table, _: str) -> ir.Table:
+    """A table left as its expression (not materialised)."""
+    return t
+
+
 def left_join(left: ir.Table, right: ir.Table, keys: list[str]) -> ir.Table:
     """A left join on same-named keys that keeps one copy of each key."""
     joined = left.left_join(right, keys)
@@ -146,13 +151,18 @@ class MeasureBuilder:
             self.events.setdefault((m.entity, time_column(m)), []).append(m)
 
     def _distinct(self, m: CountDistinct, t: Any) -> None:
+        direct = self.span is not None and self._sparse_grid(m)
         if self.carry is not None:  # counted from the values kept, or keeping them
             t = self.carry.rows_of(m, t)
-            counted = self.carry.distinct(m, t, self.grid, self.span, self.materialize)
+            # the values seen are stored when the count from the rows (islands) reads them
+            # too, or when they are one date's window; the direct count over many dates does
+            # not read them, and the last days kept need only the last date's window of them
+            once = _inline if direct and self.n_dates > 1 else self.materialize
+            counted = self.carry.distinct(m, t, self.grid, self.span, once)
             if counted is not None:
                 self.side.append((m.name, counted))
                 return
-        if self.span is not None and self._sparse_grid(m):
+        if self.span is not None and direct:
             self.side.append((m.name, distinct_direct(t, m, self.grid, self.span)))
         else:
             self.parts.append(distinct_part(t, m, self.grid, self.span, self.materialize))
@@ -206,14 +216,18 @@ class MeasureBuilder:
         if not cols:
             return spine
         bounds = spine.group_by("account_id").aggregate(k_first=spine.k.min(), k_last=spine.k.max())
+        keys = spine if self.accounts is None else spine.select("account_id", "k", "as_of")
+        dense = self._joins_parts()
         # kept inline, not materialised: a materialised copy at 50,000 accounts x 24 dates ran
         # out of the default 1500MB pool
-        sparse = merged_contributions(self.parts, bounds,
-                                      self.materialize if self.small else None)
+        if dense:
+            sparse = contributions_on(keys, self.parts, bounds)
+        else:
+            sparse = merged_contributions(self.parts, bounds,
+                                          self.materialize if self.small else None)
         if self.carry is not None:
             sparse = self.carry.apply(sparse, cols, spine, self.side)
-        keys = spine if self.accounts is None else spine.select("account_id", "k", "as_of")
-        joined = left_join(keys, sparse, ["account_id", "k"])
+        joined = sparse if dense else left_join(keys, sparse, ["account_id", "k"])
         w = ibis.window(group_by="account_id", order_by="k", rows=(None, 0))
         running: dict[str, Any] = {}
         for c, (how, _) in cols.items():
@@ -232,6 +246,12 @@ class MeasureBuilder:
         values = [c for c in done.columns if c not in keys.columns]
         wide = done.inner_join(self.accounts, "account_id")
         return wide.select(*spine.columns, *values)
+
+    def _joins_parts(self) -> bool:
+        """Whether each part joins the spine's keys on its own (:func:`contributions_on`)
+        rather than all merging from one union: for a big pass that does not start from
+        kept values."""
+        return not self.small and (self.carry is None or self.carry.before is None)
 
     def _kept_on_last(self, t: ir.Table, names: list[str]) -> dict[str, Any]:
         """The running values ``names`` of the grid's last date as ``KEPT`` columns (null on
@@ -362,6 +382,16 @@ def merged_contributions(parts: list[Part], bounds: ir.Table,
     stack = Stack.of([Part(_sparse(p.table, p.columns), p.columns) for p in parts])
     rows = stack.table if store is None else store(stack.table, "stack")
     return stack.merged(_clamped(rows, bounds), cols)
+
+
+def contributions_on(keys: ir.Table, parts: list[Part], bounds: ir.Table) -> ir.Table:
+    """``keys`` (one row per account and as-of index, the spine's) with every part's
+    columns: each part placed on the accounts' own dates (``bounds``), collapsed to one row
+    per (account, index) and left-joined to the keys, one part after the other."""
+    out = keys
+    for p in parts:
+        out = left_join(out, _sparse(_clamped(p.table, bounds), p.columns), ["account_id", "k"])
+    return out
 
 
 @dataclass(frozen=True)

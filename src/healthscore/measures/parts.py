@@ -75,15 +75,26 @@ def event_parts(
     for key, group in _by_window(measures).items():
         window, times = key
         cols = [c for m in group for c in _event_columns(m, times)]
-        rows = daily.select(
-            "account_id", *cols,
-            start=asof.shift(daily.day, window, times) if times else daily.day,
-            end=(asof.shift(daily.day, window, times + 1) if not window.unbounded
-                 else ibis.null().cast("date")),
-        )
-        part = asof.deltas(rows, grid, cols, grouped=grouped)
+        start, end = _interval(window, times)
+        part = asof.day_deltas(daily.select("account_id", "day", *cols), grid, cols, start, end,
+                               grouped=grouped)
         out.append(Part(part, {c: (SUM, "float64") for c in cols}))
     return out
+
+
+def _interval(window: Window, times: int) -> tuple[asof.DayMap, asof.DayMap]:
+    """When an event row of a day starts and stops counting, for a measure over ``window``
+    looking back ``times`` windows (1: the previous window a change reads); never stops for
+    a window over all time."""
+    def start(day: ir.DateValue) -> ir.DateValue:
+        return asof.shift(day, window, times) if times else day
+
+    def end(day: ir.DateValue) -> ir.DateValue:
+        if window.unbounded:
+            return ibis.null().cast("date")
+        return asof.shift(day, window, times + 1)
+
+    return start, end
 
 
 def _reach_days(m: EntityMeasure) -> int:
