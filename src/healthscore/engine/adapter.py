@@ -123,7 +123,16 @@ class DuckDBEngine(Engine):
         return self.con.table(name)
 
     def register_arrow(self, table: pa.Table, name: str) -> ibis.Table:
-        return self.con.create_table(name, table, temp=True, overwrite=True)
+        """A temporary table of ``table``'s rows, copied by DuckDB itself (Ibis's own
+        ``create_table`` imports pandas on the way: 0.3 CPU s of a run that needs none)."""
+        raw = self.con.con
+        arrow = f"{name}_arrow"
+        raw.register(arrow, table)
+        try:
+            raw.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" AS SELECT * FROM "{arrow}"')
+        finally:
+            raw.unregister(arrow)
+        return self.con.table(name, database="temp")
 
     def register_batches(self, batches: pa.RecordBatchReader, name: str) -> ibis.Table:
         """Streamed into a table batch by batch: the whole result is never in Python's memory.

@@ -23,7 +23,7 @@ from healthscore.config.model import (
 )
 from healthscore.entities import ENTITIES
 from healthscore.measures import asof, history
-from healthscore.measures.carry import KEPT, Carry
+from healthscore.measures.carry import KEPT, Carry, running_on_two_dates
 from healthscore.measures.modules import is_module_column, module_parts
 from healthscore.measures.parts import (
     MAX,
@@ -228,16 +228,19 @@ class MeasureBuilder:
         if self.carry is not None:
             sparse = self.carry.apply(sparse, cols, spine, self.side)
         joined = sparse if dense else left_join(keys, sparse, ["account_id", "k"])
-        w = ibis.window(group_by="account_id", order_by="k", rows=(None, 0))
-        running: dict[str, Any] = {}
-        for c, (how, _) in cols.items():
-            if how == SUM:
-                running[c] = joined[c].sum().over(w)
-            elif how == MAX:
-                running[c] = joined[c].max().over(w)
-            else:
-                running[c] = joined[c].argmax(joined[f"{c}__ts"]).over(w)
-        done = joined.mutate(**running)
+        if self.carry is not None and self.carry.last == 1:  # two dates: no window needed
+            done = running_on_two_dates(joined, cols)
+        else:
+            w = ibis.window(group_by="account_id", order_by="k", rows=(None, 0))
+            running: dict[str, Any] = {}
+            for c, (how, _) in cols.items():
+                if how == SUM:
+                    running[c] = joined[c].sum().over(w)
+                elif how == MAX:
+                    running[c] = joined[c].max().over(w)
+                else:
+                    running[c] = joined[c].argmax(joined[f"{c}__ts"]).over(w)
+            done = joined.mutate(**running)
         # (a step of its own: the kept copy and the sums read the same window, computed once)
         sums = {c: done[c].fill_null(0) for c, (how, _) in cols.items() if how == SUM}
         done = done.mutate(**sums, **self._kept_on_last(done, list(cols)))

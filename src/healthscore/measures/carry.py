@@ -134,8 +134,10 @@ class Carry:
         """Whether the measures hold the running values of the grid's last date for
         :meth:`kept` (``KEPT`` columns): so when the contributions are not materialised, as
         computing them a second time for the kept values would cost as much as the measures'
-        own pass over them."""
-        return self.materialize is None
+        own pass over them, and when they start from kept values (the next day: merging its
+        stored contributions again cost 0.3-0.4 CPU s at 100,000 accounts, an ordered
+        aggregate for each latest value)."""
+        return self.materialize is None or self.before is not None
 
     def kept(self, distinct: list[str]) -> ir.Table:
         """Every running value as of the grid's last date, one row per account active then:
@@ -196,6 +198,30 @@ def _start_from(sparse: ir.Table, before: ir.Table, cols: dict[str, tuple[str, s
                           k=ibis.literal(0).cast(types["k"]), **values)
     later = sparse.filter(sparse.k > 0)
     return later.select(*order).union(first.select(*order))
+
+
+def running_on_two_dates(t: ir.Table, cols: dict[str, tuple[str, str]]) -> ir.Table:
+    """``t`` (account_id, k, the contributions ``cols``) over a grid of two dates with each
+    column's running value: on the first date its own, on the second combined with the
+    first's (summed, the larger, the later by its time column), as the running window
+    gives them. The next day from kept values runs on two dates: a window of two rows for
+    each of 82,000 accounts cost more than this join of the first date's rows."""
+    first = t.filter(t.k == 0)
+    first = first.select(__account=first.account_id, **{f"__first_{c}": first[c] for c in cols})
+    j = t.left_join(first, t.account_id == first.__account)
+    second = j.k == 1
+    values: dict[str, Any] = {}
+    for c, (how, _) in cols.items():
+        now, before = j[c], j[f"__first_{c}"]
+        if how == SUM:
+            both = ibis.coalesce(now + before, now, before)
+        elif how == MAX:
+            both = ibis.coalesce(ibis.greatest(now, before), now, before)
+        else:  # the latest: the value with the later time (the first date's when none)
+            ts, ts_before = j[f"{c}__ts"], j[f"__first_{c}__ts"]
+            both = ibis.ifelse(ts.notnull() & (ts_before.isnull() | (ts >= ts_before)), now, before)
+        values[c] = ibis.ifelse(second, both, now)
+    return j.select(*[c for c in t.columns if c not in values], **values).select(*t.columns)
 
 
 def _counted_on(rows: ir.Table, m: CountDistinct, day: Any) -> ir.Table:

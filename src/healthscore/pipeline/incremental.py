@@ -281,7 +281,7 @@ def score_day(config: ProjectConfig, loaded: Loaded, p: Plan) -> tuple[ir.Table,
         fresh = Carry(materialize=engine.materialize)
         parts.append(measures_expr(config, sub, [day], asof.Span(day, day), fresh))
         carries.append(fresh)
-    return score_wide(config, loaded, union_aligned(parts)), carries
+    return score_wide(config, loaded, union_aligned(parts), carry), carries
 
 
 class StateMismatch(Exception):

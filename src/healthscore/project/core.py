@@ -10,7 +10,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
 
 from healthscore import pipeline
@@ -21,9 +20,7 @@ from healthscore.dates import date_grid
 from healthscore.errors import HealthScoreError
 from healthscore.measures.carry import Carry
 from healthscore.pipeline import incremental
-from healthscore.project.preview import dry_run_scores
 from healthscore.sources.clean import DataHealth
-from healthscore.store import report
 from healthscore.store.snapshots import SnapshotStore
 from healthscore.validation.session import Validation, review_warnings
 from healthscore.validation.session import options as validation_options
@@ -31,6 +28,8 @@ from healthscore.validation.session import run as run_validation
 from healthscore.workflow.config import load_workflow
 
 if TYPE_CHECKING:  # the workflow store (SQLAlchemy, Alembic, argon2): imported when opened
+    import pandas as pd  # (and pandas, by what reads or reports scores: not by a run)
+
     from healthscore.workflow.service import Workflow
 
 
@@ -298,6 +297,8 @@ class Project:
         writing nothing: version changes, a band matrix, the biggest score moves with their
         reasons, and the CTAs the rules would open and close once 'run' stores the new scores
         (planned on ``workflow``, default the project's store)."""
+        from healthscore.store import report
+
         day = self._day(as_of)
         new = self._dry_run_scores(day, progress)
         old = self.store.read(day, primary_only=True).to_pandas()
@@ -314,6 +315,8 @@ class Project:
     def _dry_run_scores(self, day: date, progress: Callable[[str], None]) -> pd.DataFrame:
         """The primary scores of ``day`` from the sources as they are now (kept by
         :func:`preview.dry_run_scores` while they would come out the same)."""
+        from healthscore.project.preview import dry_run_scores
+
 
         def score() -> pd.DataFrame:
             engine = pipeline.open_engine(self.config)
@@ -406,6 +409,8 @@ class Project:
         return self._finalize(self.store.read(day, primary_only=True).to_pandas(), day)
 
     def _finalize(self, frame: pd.DataFrame, day: date) -> pd.DataFrame:
+        from healthscore.store import report
+
         if not self._has_workflow_store():
             return report.final_scores(frame, [], self.config)
         wf = self.workflow()
@@ -415,11 +420,15 @@ class Project:
             wf.close()
 
     def portfolio(self, as_of: date | str | None = None) -> dict[str, Any]:
+        from healthscore.store import report
+
         day = self._day(as_of)
         return report.portfolio(self.store, day, self.final_scores(day))
 
     def explain(self, account_id: str, as_of: date | str | None = None) -> dict[str, Any]:
         """The breakdown of the system score, with the final score and band beside it."""
+        from healthscore.store import report
+
         day = self._day(as_of)
         data = report.explain(self.store, self.config, account_id, day)
         row = self._finalize(self.store.account_rows(day, account_id, primary_only=True).to_pandas(), day)
@@ -430,12 +439,14 @@ class Project:
         return data
 
     def export(self, path: str | Path, fmt: str = "csv", as_of: date | str | None = None) -> Path:
+        from healthscore.store import report
+
         day = self._day(as_of)
         return report.export(self.store, day, Path(path), fmt, self.final_scores(day))
 
     def export_to(self, url: str, table: str = "healthscores", as_of: date | str | None = None) -> int:
         """Upsert one snapshot's CRM feed into a database table (by account and as-of date)."""
-        from healthscore.store import feed
+        from healthscore.store import feed, report
 
         day = self._day(as_of)
         return feed.upsert(report.export_frame(self.store, day, self.final_scores(day)), url, table)

@@ -351,9 +351,15 @@ def _code_digest() -> str:
 
 
 def _row_count(path: Path) -> int:
-    import pyarrow.dataset as ds
+    """The rows of a Parquet file, from its footer (pyarrow.dataset imports pandas: only
+    for the folder of files Spark writes)."""
+    if path.is_dir():
+        import pyarrow.dataset as ds
 
-    return int(ds.dataset(str(path), format="parquet").count_rows())
+        return int(ds.dataset(str(path), format="parquet").count_rows())
+    import pyarrow.parquet as pq
+
+    return int(pq.read_metadata(str(path)).num_rows)
 
 
 def _health_dict(health: DataHealth) -> dict[str, Any]:

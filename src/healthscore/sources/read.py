@@ -256,6 +256,8 @@ def workflow_rows(location: str, entity: str) -> pa.Table:
     if not missing_file:
         names, rows = _stored_rows(location, entity, names)
     types = {c.name: c.type for c in ENTITIES[entity].columns}
+    if not rows:  # (pa.array imports pandas, to ask whether a list is one of its arrays)
+        return pa.Table.from_batches([], pa.schema([(n, _ARROW[types[n]]) for n in names]))
     arrays = [pa.array([_plain_value(row[i], types[n]) for row in rows], type=_ARROW[types[n]])
               for i, n in enumerate(names)]
     return pa.Table.from_arrays(arrays, names)

@@ -67,7 +67,8 @@ def add_pass(stage: Path, write: Callable[[Path], None]) -> None:
     stage.mkdir(parents=True, exist_ok=True)
     path = stage / PASS_FILE.replace("*", uuid.uuid4().hex[:12])
     write(path)
-    for day in pc.unique(pq.read_table(path, columns=["as_of"])["as_of"]).to_pylist():
+    days = pq.ParquetFile(path).read(columns=["as_of"])["as_of"]  # (read_table: pandas too)
+    for day in pc.unique(days).to_pylist():
         folder = stage / f"{PREFIX}{day.isoformat()}"
         folder.mkdir()
         (folder / POINTER).write_text(json.dumps({"file": path.name}))
