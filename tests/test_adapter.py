@@ -13,10 +13,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from healthscore.engine.adapter import DuckDBEngine, Engine, nested_selects
+from healthscore.engine.compiled import COMPILED
 
 
 @pytest.fixture
 def engine() -> Iterator[DuckDBEngine]:
+    COMPILED.clear()  # the tests that watch the compiles see each one, none kept from before
     engine = DuckDBEngine()
     yield engine
     engine.close()

@@ -21,13 +21,12 @@ import ibis
 import pyarrow as pa
 
 from healthscore.config.specs import SparkSpec
+from healthscore.engine.compiled import compiled_sql
 from healthscore.errors import EngineError
 
-_counter = itertools.count()
-
-
-def temp_name(prefix: str) -> str:
-    return f"hs_{prefix}_{next(_counter)}"
+# the numbers of the tables' names of engines sharing one catalog in this process (Spark's
+# temporary views belong to the session, and a process holds one session)
+_shared_numbers = itertools.count()
 
 
 @contextmanager
@@ -53,6 +52,11 @@ class Engine:
     # whether a table read from files is cheaper to scan again than a copy held in the engine
     # (the clean rows of a source that passes as read are then not copied)
     rescans_files_cheaply = False
+    _numbers: Iterator[int] = _shared_numbers
+
+    def temp_name(self, prefix: str) -> str:
+        """A name no other table of this engine's has."""
+        return f"hs_{prefix}_{next(self._numbers)}"
 
     def read_parquet(self, paths: list[str], name: str) -> ibis.Table:
         raise NotImplementedError
@@ -112,6 +116,9 @@ class DuckDBEngine(Engine):
         self.spill = Path(tempfile.mkdtemp(prefix="healthscore-spill-"))
         raw.execute(f"SET temp_directory = '{self.spill / 'duckdb'}'")
         self._streamed = False  # whether the database of streamed tables is attached
+        # names counted per connection: the same work names its tables alike in every run,
+        # so its queries compile to the same SQL
+        self._numbers = itertools.count()
 
     def read_parquet(self, paths: list[str], name: str) -> ibis.Table:
         return self.con.read_parquet(paths, table_name=name)
@@ -153,11 +160,18 @@ class DuckDBEngine(Engine):
         return self.con.table(name, database=(STREAMED, "main"))
 
     def materialize(self, expr: ibis.Table, prefix: str) -> ibis.Table:
-        return self.con.create_table(temp_name(prefix), expr, temp=True)
+        """A table of ``expr``'s rows, its columns typed as Ibis types them."""
+        name = self.temp_name(prefix)
+        self.con._run_pre_execute_hooks(expr)  # (in-memory tables it reads registered)
+        table = self.con.create_table(name, schema=expr.schema(), temp=True)
+        cols = ", ".join(_quoted(c) for c in expr.columns)
+        self.con.con.execute(f"INSERT INTO temp.main.{_quoted(name)} ({cols}) "
+                             f"{compiled_sql(self.con, expr)}")
+        return table
 
     def view(self, expr: ibis.Table, prefix: str) -> ibis.Table:
-        name = temp_name(prefix)
-        self.con.con.execute(f'CREATE TEMP VIEW "{name}" AS {self.con.compile(expr)}')
+        name = self.temp_name(prefix)
+        self.con.con.execute(f'CREATE TEMP VIEW "{name}" AS {compiled_sql(self.con, expr)}')
         return self.con.table(name, database="temp")
 
     def _sql(self, expr: ibis.Table, nested: bool = False) -> str:
@@ -166,7 +180,7 @@ class DuckDBEngine(Engine):
         compute them. (Asking DuckDB for the types instead parsed and bound the query once
         more: 0.24 CPU s for the demo's scores.) ``nested``: see :func:`nested_selects`."""
         with nested_selects(nested):
-            sql = str(self.con.compile(expr))
+            sql = compiled_sql(self.con, expr)
         cols = [
             f'CAST("{n}" AS DOUBLE) AS "{n}"' if t.is_float64() or t.is_decimal() else f'"{n}"'
             for n, t in expr.schema().items()
@@ -230,8 +244,12 @@ class SparkEngine(Engine):
         return self._view(self.session.createDataFrame(table), name)
 
     def materialize(self, expr: ibis.Table, prefix: str) -> ibis.Table:
-        df = self.session.sql(str(self.con.compile(expr))).cache()
-        return self._view(df, temp_name(prefix))
+        df = self.session.sql(compiled_sql(self.con, expr)).cache()
+        return self._view(df, self.temp_name(prefix))
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 # what every Spark session runs with: UTC dates and a bad cast giving null, as on DuckDB

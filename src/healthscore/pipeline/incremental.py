@@ -40,7 +40,7 @@ import ibis
 import ibis.expr.types as ir
 
 from healthscore.config.model import Change, ProjectConfig, columns_read
-from healthscore.engine.adapter import nested_selects, temp_name
+from healthscore.engine.adapter import nested_selects
 from healthscore.entities import ENTITIES
 from healthscore.measures import asof, history
 from healthscore.measures.build import active_spine
@@ -254,12 +254,12 @@ def score_day(config: ProjectConfig, loaded: Loaded, p: Plan) -> tuple[ir.Table,
     day, prev = p.dates[0], p.prev
     engine = loaded.engine
     folder = config.state_dir / FOLDER
-    before = engine.read_parquet([str(folder / RUNNING)], temp_name("kept"))
+    before = engine.read_parquet([str(folder / RUNNING)], engine.temp_name("kept"))
     known = before.select("account_id")
     kept_seen = p.seen
     tables, carried, distinct = cut_tables(config, loaded, prev, day, set(kept_seen))
     cut = Loaded(engine, tables, loaded.health, {}, loaded.observed_until, loaded.cached)
-    seen = {name: engine.read_parquet([str(folder / file)], temp_name("kept_seen"))
+    seen = {name: engine.read_parquet([str(folder / file)], engine.temp_name("kept_seen"))
             for name, file in kept_seen.items()}
     carry = Carry(before, frozenset(carried), keep_only=known, materialize=engine.materialize,
                   distinct_rows=distinct, seen_before=seen)
@@ -270,11 +270,11 @@ def score_day(config: ProjectConfig, loaded: Loaded, p: Plan) -> tuple[ir.Table,
         raise StateMismatch(f"the kept state has no {', '.join(missing[:3])}")
     wide = wide.filter(wide.as_of == day).semi_join(known, "account_id")
     parts, carries = [wide], [carry]
-    grid = engine.register_arrow(asof.grid_arrow([day]), temp_name("grid"))
+    grid = engine.register_arrow(asof.grid_arrow([day]), engine.temp_name("grid"))
     spine = active_spine(loaded.tables["accounts"], loaded.tables.get("outcomes"), grid)
     new = engine.to_arrow(spine.select("account_id").anti_join(known, "account_id"))
     if new.num_rows:  # not active on the state's date: scored from their whole history
-        ids = engine.register_arrow(new, temp_name("new_accounts"))
+        ids = engine.register_arrow(new, engine.temp_name("new_accounts"))
         only = {e: (t.semi_join(ids, "account_id") if "account_id" in t.columns else t)
                 for e, t in loaded.tables.items()}
         sub = Loaded(engine, only, loaded.health, {}, loaded.observed_until, loaded.cached)
@@ -454,7 +454,7 @@ def write_pending(config: ProjectConfig, loaded: Loaded, carries: list[Carry], d
         distinct = distinct_measures(config)
         kept = union_aligned([c.kept(distinct) for c in carries])
         loaded.engine.write_parquet(kept, tmp / RUNNING)
-        accounts = loaded.engine.read_parquet([str(tmp / RUNNING)], temp_name("kept"))
+        accounts = loaded.engine.read_parquet([str(tmp / RUNNING)], loaded.engine.temp_name("kept"))
         seen = _write_seen(loaded, carries, tmp, accounts.select("account_id"))
         if prints is None:
             prints = fingerprints(config, loaded, read_state(config.state_dir))

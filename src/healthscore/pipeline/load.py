@@ -15,7 +15,7 @@ import ibis
 import ibis.expr.types as ir
 
 from healthscore.config.model import EntityMeasure, ProjectConfig
-from healthscore.engine.adapter import Engine, make_engine, temp_name
+from healthscore.engine.adapter import Engine, make_engine
 from healthscore.errors import DataError
 from healthscore.measures.contract import unmatched_filters
 from healthscore.sources.cache import FOLDER as CACHE_FOLDER
@@ -180,7 +180,7 @@ def _read_store_state(config: ProjectConfig, loaded: Loaded) -> None:
         rows = workflow_rows(source.location, entity)
         if not rows.num_rows and (entity != "manual_values" or entity in loaded.tables):
             continue  # nothing to add (a manual measure needs its table, empty or not)
-        table = loaded.engine.register_arrow(rows, temp_name(entity))
+        table = loaded.engine.register_arrow(rows, loaded.engine.temp_name(entity))
         if entity in loaded.tables:  # a file's rows and the store's, alike
             have = loaded.tables[entity]
             table = have.union(table.select(**{

@@ -12,7 +12,7 @@ import ibis
 import ibis.expr.types as ir
 
 from healthscore.config.model import ProjectConfig
-from healthscore.engine.adapter import Engine, temp_name
+from healthscore.engine.adapter import Engine
 from healthscore.measures import asof
 from healthscore.measures.build import MeasureBuilder, active_spine, known_accounts
 from healthscore.measures.carry import Carry
@@ -45,7 +45,7 @@ def measures_expr(
     carry: Carry | None = None,
 ) -> ir.Table:
     """Every measure for every active account and date (the wide table scorecards read)."""
-    grid = loaded.engine.register_arrow(asof.grid_arrow(dates), temp_name("grid"))
+    grid = loaded.engine.register_arrow(asof.grid_arrow(dates), loaded.engine.temp_name("grid"))
     builder = MeasureBuilder(config, loaded.tables, grid)
     builder.stale_flags = _stale_dates(loaded.health, dates)
     builder.materialize = loaded.materialize_once

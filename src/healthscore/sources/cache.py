@@ -43,7 +43,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from healthscore.config.model import Source
-from healthscore.engine.adapter import Engine, temp_name
+from healthscore.engine.adapter import Engine
 from healthscore.sources.clean import DataHealth, as_read, check_limits, clean, contract
 from healthscore.sources.read import read_source, source_files
 
@@ -311,7 +311,7 @@ def _cached_rows(engine: Engine, source: Source, optional: frozenset[str], hit: 
     """The clean rows of a cache entry: its copy, or the source's files as read (None when
     they no longer read as the entity's types: the entry is not used)."""
     if hit.rows is not None:
-        return read_rows(engine, hit.rows, temp_name(f"clean_{source.entity}"))
+        return read_rows(engine, hit.rows, engine.temp_name(f"clean_{source.entity}"))
     return as_read(read_source(engine, source), source, optional)
 
 

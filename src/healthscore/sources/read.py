@@ -19,13 +19,13 @@ import pyarrow as pa
 
 from healthscore.config.load import PROJECT_FILE
 from healthscore.config.model import Source
-from healthscore.engine.adapter import Engine, temp_name
+from healthscore.engine.adapter import Engine
 from healthscore.errors import DataError
 from healthscore.sources.sql import read_sql, sql_text
 
 
 def read_source(engine: Engine, source: Source) -> ibis.Table:
-    name = temp_name(f"raw_{source.entity}")
+    name = engine.temp_name(f"raw_{source.entity}")
     reader = _READERS[source.format]
     try:
         return reader(engine, source, name)

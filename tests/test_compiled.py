@@ -1,0 +1,141 @@
+"""Each distinct query is compiled once per process: a run repeated on a new engine takes its
+SQL from the cache, and two queries that differ in a literal or in a table's schema never
+share SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import ibis
+import pyarrow as pa
+import pytest
+
+from healthscore.engine.adapter import DuckDBEngine
+from healthscore.engine.compiled import COMPILED, CompiledQueries
+
+
+@pytest.fixture
+def engines() -> Iterator[tuple[DuckDBEngine, DuckDBEngine]]:
+    COMPILED.clear()
+    first, second = DuckDBEngine(), DuckDBEngine()
+    yield first, second
+    first.close()
+    second.close()
+
+
+def _events(engine: DuckDBEngine) -> ibis.Table:
+    rows = pa.table({"account_id": ["A1", "A1", "A2"], "day": [date(2025, 1, 5)] * 3,
+                     "n": [1.0, 2.5, 4.0]})
+    return engine.register_arrow(rows, "events")
+
+
+def _busy(t: ibis.Table, since: date, threshold: float) -> ibis.Table:
+    t = t.filter(t.day >= since)
+    totals = t.group_by("account_id").aggregate(n=t.n.sum())
+    return totals.filter(totals.n > threshold)
+
+
+def _ids(engine: DuckDBEngine, expr: ibis.Table) -> list[str]:
+    return sorted(engine.to_arrow(expr).column("account_id").to_pylist())
+
+
+def test_the_same_query_on_another_engine_is_not_compiled_again(
+        engines: tuple[DuckDBEngine, DuckDBEngine]) -> None:
+    first, second = engines
+    assert _ids(first, _busy(_events(first), date(2025, 1, 1), 3.0)) == ["A1", "A2"]
+    assert (COMPILED.stats.hits, COMPILED.stats.misses) == (0, 1)
+    assert _ids(second, _busy(_events(second), date(2025, 1, 1), 3.0)) == ["A1", "A2"]
+    assert (COMPILED.stats.hits, COMPILED.stats.misses) == (1, 1)
+
+
+def test_queries_differing_in_a_literal_do_not_share_sql(
+        engines: tuple[DuckDBEngine, DuckDBEngine]) -> None:
+    first, second = engines
+    assert _ids(first, _busy(_events(first), date(2025, 1, 1), 3.0)) == ["A1", "A2"]
+    assert _ids(second, _busy(_events(second), date(2025, 1, 1), 3.6)) == ["A2"]  # threshold
+    assert _ids(second, _busy(_events(second), date(2025, 2, 1), 3.0)) == []  # date
+    assert (COMPILED.stats.hits, COMPILED.stats.misses) == (0, 3)
+
+
+def test_tables_of_one_name_in_two_schemas_do_not_share_sql(
+        engines: tuple[DuckDBEngine, DuckDBEngine]) -> None:
+    engine, _ = engines
+    raw = engine.con.con
+    raw.execute("CREATE SCHEMA other")
+    for schema, n in (("main", 1), ("other", 2)):
+        raw.execute(f"CREATE TABLE {schema}.counts AS SELECT 'A1' AS account_id, {n} AS n")
+    main, other = engine.con.table("counts"), engine.con.table("counts", database="other")
+    assert main.schema() == other.schema()
+    assert engine.to_arrow(main.filter(main.n > 0)).column("n").to_pylist() == [1]
+    assert engine.to_arrow(other.filter(other.n > 0)).column("n").to_pylist() == [2]
+    assert COMPILED.stats.hits == 0
+
+
+def test_the_same_options_compile_alike_and_others_apart(
+        engines: tuple[DuckDBEngine, DuckDBEngine]) -> None:
+    """Nested selects are another query: the scores (nested) and the rest (merged)."""
+    engine, _ = engines
+    t = _events(engine).mutate(m=ibis._.n * 2)
+    expr = t.mutate(k=t.m + 1)
+    merged = engine._sql(expr)
+    assert engine._sql(expr, nested=True) != merged
+    assert engine._sql(expr) == merged
+    assert (COMPILED.stats.hits, COMPILED.stats.misses) == (1, 2)
+
+
+def test_the_oldest_query_goes_when_the_cache_is_full(
+        engines: tuple[DuckDBEngine, DuckDBEngine]) -> None:
+    engine, _ = engines
+    cache = CompiledQueries(size=2)
+    t = _events(engine)
+    queries = [t.filter(t.n > v) for v in (1.0, 2.0, 3.0)]
+    for q in queries:
+        cache.sql(engine.con, q)
+    cache.sql(engine.con, queries[2])
+    cache.sql(engine.con, queries[0])
+    assert (cache.stats.hits, cache.stats.misses) == (1, 4)
+
+
+def test_a_run_repeated_on_a_new_engine_compiles_nothing(tmp_path: Path) -> None:
+    """The same project and dates name their tables alike on every engine: the second run
+    takes every query from the cache, and scores the same."""
+    from healthscore import Project, pipeline
+
+    from .projects import AS_OF, EXPECTED, write_project
+
+    config = Project.load(write_project(tmp_path)).config
+    COMPILED.clear()
+    frames = []
+    for _ in range(2):
+        engine = pipeline.open_engine(config)
+        try:
+            loaded = pipeline.load_sources(config, engine, lambda _: None, cache=False)
+            frames.append(pipeline.score_frame(config, loaded, [date.fromisoformat(AS_OF)],
+                                               lambda _: None))
+        finally:
+            engine.close()
+        if len(frames) == 1:
+            compiled = COMPILED.stats.misses
+    assert compiled > 0
+    assert (COMPILED.stats.hits, COMPILED.stats.misses) == (compiled, compiled)
+    for frame in frames:
+        scores = dict(zip(frame["account_id"], frame["score"], strict=True))
+        assert scores == {a: s for a, (_, s) in EXPECTED.items()}
+
+
+def test_the_cache_keeps_no_engine_alive() -> None:
+    """What is kept is the SQL and the query with its tables unbound: a closed engine's
+    connection (and the tables it holds) goes."""
+    import gc
+    import weakref
+
+    COMPILED.clear()
+    engine = DuckDBEngine()
+    assert _ids(engine, _busy(_events(engine), date(2025, 1, 1), 3.0)) == ["A1", "A2"]
+    con = weakref.ref(engine.con)
+    engine.close()
+    del engine
+    gc.collect()
+    assert con() is None
