@@ -198,35 +198,15 @@ class DuckDBEngine(Engine):
         self.con.con.execute(f"COPY ({self._sql(expr)}) TO '{target}' "
                              f"(FORMAT PARQUET, COMPRESSION ZSTD)")
 
-    def write_sorted(self, expr: ibis.Table, path: Path, in_order: bool = False) -> None:
+    def write_sorted(self, expr: ibis.Table, path: Path) -> None:
         """Stream the scores ``expr`` into one Parquet file, rows in as-of date order, in small
         row groups (a reader of one date skips the others' by their statistics). Compiled with
-        nested selects: each scorecard's steps read the one before. ``in_order``: ``expr``
-        only selects from one table stored by :meth:`materialize_by_date` (no join, no
-        union), so its rows come in that order and are not sorted again."""
+        nested selects: each scorecard's steps read the one before."""
         sql = self._sql(expr, nested=True)
-        with self._insertion_order(in_order):
-            self.con.con.execute(
-                f"COPY ({sql}{'' if in_order else ' ORDER BY as_of'}) TO '{path}' "
-                f"(FORMAT PARQUET, COMPRESSION SNAPPY, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
-            )
-
-    def materialize_by_date(self, expr: ibis.Table, prefix: str) -> ibis.Table:
-        """``expr`` stored in as-of date order, for :meth:`write_sorted` ``in_order``."""
-        with self._insertion_order():
-            return self.materialize(expr.order_by("as_of"), prefix)
-
-    @contextmanager
-    def _insertion_order(self, keep: bool = True) -> Iterator[None]:
-        """The engine keeps the order of the rows it reads or sorts (off otherwise: cheaper)."""
-        if not keep:
-            yield
-            return
-        self.con.con.execute("SET preserve_insertion_order = true")
-        try:
-            yield
-        finally:
-            self.con.con.execute("SET preserve_insertion_order = false")
+        self.con.con.execute(
+            f"COPY ({sql} ORDER BY as_of) TO '{path}' "
+            f"(FORMAT PARQUET, COMPRESSION SNAPPY, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
+        )
 
     def close(self) -> None:
         self.con.disconnect()

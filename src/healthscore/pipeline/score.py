@@ -12,12 +12,12 @@ import ibis
 import ibis.expr.types as ir
 
 from healthscore.config.model import ProjectConfig
-from healthscore.engine.adapter import DuckDBEngine, Engine
+from healthscore.engine.adapter import Engine
 from healthscore.measures import asof
 from healthscore.measures.build import MeasureBuilder, active_spine, known_accounts
 from healthscore.measures.carry import Carry
 from healthscore.pipeline.load import Loaded, Progress
-from healthscore.scoring.scorecard import primary_of, score_scorecard, with_ranks
+from healthscore.scoring.scorecard import primary_of, score_scorecard
 from healthscore.sources.clean import DataHealth
 from healthscore.store.snapshots import SnapshotStore, add_pass
 
@@ -30,16 +30,14 @@ SMALL_RUN = 20_000
 
 def scores_expr(
     config: ProjectConfig, loaded: Loaded, dates: list[date], span: asof.Span | None = None,
-    carry: Carry | None = None, by_date: bool = False,
+    carry: Carry | None = None,
 ) -> ir.Table:
     """One expression holding every scorecard row for every active account and date.
 
     ``span`` is the first and last date of the whole run (when ``dates`` is one pass of it):
     intermediate tables that depend only on it are computed once and reused by every pass.
-    ``carry`` keeps the running values of the last date (see :mod:`healthscore.measures.carry`).
-    ``by_date``: see :func:`score_wide`."""
-    wide = measures_expr(config, loaded, dates, span, carry)
-    return score_wide(config, loaded, wide, carry, by_date)
+    ``carry`` keeps the running values of the last date (see :mod:`healthscore.measures.carry`)."""
+    return score_wide(config, loaded, measures_expr(config, loaded, dates, span, carry), carry)
 
 
 def measures_expr(
@@ -67,11 +65,9 @@ def measures_expr(
 
 
 def score_wide(config: ProjectConfig, loaded: Loaded, wide: ir.Table,
-               carry: Carry | None = None, by_date: bool = False) -> ir.Table:
+               carry: Carry | None = None) -> ir.Table:
     """Every scorecard row of the measures in ``wide``; ``carry``, when it keeps its running
-    values from the measures, reads them from the copy computed here. ``by_date`` (where
-    :func:`in_date_order`): the rows scored are stored first in as-of date order, their
-    percentiles with them, so the scores come in that order (see :func:`write_snapshots`)."""
+    values from the measures, reads them from the copy computed here."""
     # every scorecard reads the measures: compute them once
     wide = loaded.engine.materialize(wide.mutate(__primary=primary_of(config, wide)), "measures")
     if carry is not None and carry.from_measures():
@@ -80,26 +76,12 @@ def score_wide(config: ProjectConfig, loaded: Loaded, wide: ir.Table,
     every = tuple(dict.fromkeys(m for sc in config.all_scorecards for m in sc.measures))
     for sc in config.scorecards:
         rows = wide.filter(wide["__primary"] == sc.name)
-        if by_date:
-            rows = _stored_by_date(loaded.engine, with_ranks(sc, rows, every, config.attributes))
         parts.append(score_scorecard(sc, rows, sc.version(config.measures), True, every,
                                      config.attributes))
     for sc in config.also:
         parts.append(score_scorecard(sc, wide, sc.version(config.measures), False,
                                      attributes=config.attributes))
     return union_aligned(parts)
-
-
-def in_date_order(config: ProjectConfig, engine: Engine) -> bool:
-    """Whether the scores of a pass can come in as-of date order without a sort: one
-    scorecard (a union of several would interleave), on an engine that stores a table in
-    order. Sorting a 150-date pass of 20,000 accounts cost about as much as writing it."""
-    return not config.also and len(config.scorecards) == 1 and isinstance(engine, DuckDBEngine)
-
-
-def _stored_by_date(engine: Engine, rows: ir.Table) -> ir.Table:
-    assert isinstance(engine, DuckDBEngine)
-    return engine.materialize_by_date(rows, "ranked")
 
 
 def history_columns(loaded: Loaded) -> list[str]:
@@ -140,10 +122,10 @@ def passes(dates: list[date], accounts: int, max_rows: int) -> list[list[date]]:
 
 def pass_exprs(
     config: ProjectConfig, loaded: Loaded, dates: list[date], progress: Progress,
-    carry: Carry | None = None, by_date: bool = False,
+    carry: Carry | None = None,
 ) -> Iterator[ir.Table]:
     """The score expression of each set-based pass over ``dates`` (a batch of dates each);
-    ``carry`` keeps the running values of the last pass; ``by_date``: see :func:`score_wide`."""
+    ``carry`` keeps the running values of the last pass."""
     accounts = loaded.health["accounts"].rows_kept
     batches = passes(dates, accounts, config.settings.max_rows_per_pass)
     done = 0
@@ -152,8 +134,7 @@ def pass_exprs(
     for i, batch in enumerate(batches):
         step = f"{stage}, pass {i + 1} of {len(batches)}" if len(batches) > 1 else stage
         progress(f"{step}|{done}|{len(dates)}")  # dates done when this pass starts
-        yield scores_expr(config, loaded, batch, span, carry if i == len(batches) - 1 else None,
-                          by_date)
+        yield scores_expr(config, loaded, batch, span, carry if i == len(batches) - 1 else None)
         done += len(batch)
     progress(f"{stage}|{done}|{len(dates)}")
 
@@ -177,24 +158,20 @@ def score_in_passes(
     carry: Carry | None = None,
 ) -> None:
     """Score all dates, a batch of dates per set-based pass, into ``stage``."""
-    by_date = in_date_order(config, loaded.engine)
-    for i, expr in enumerate(pass_exprs(config, loaded, dates, progress, carry, by_date)):
+    for i, expr in enumerate(pass_exprs(config, loaded, dates, progress, carry)):
         part = stage / f".pass-{i}"
-        write_snapshots(config, loaded.engine, expr, part, by_date)
+        write_snapshots(config, loaded.engine, expr, part)
         for folder in part.iterdir():
             folder.rename(stage / folder.name)
         part.rmdir()
 
 
-def write_snapshots(config: ProjectConfig, engine: Engine, expr: ir.Table, stage: Path,
-                    in_order: bool = False) -> None:
+def write_snapshots(config: ProjectConfig, engine: Engine, expr: ir.Table, stage: Path) -> None:
     """Write ``expr`` into ``stage`` (swapped in by the store): one file sorted by as_of where
-    the engine writes one, else a file per date. ``in_order``: ``expr``'s rows come in as_of
-    order already (:func:`score_wide` ``by_date``)."""
+    the engine writes one, else a file per date."""
     writer = getattr(engine, "write_sorted", None)
     if writer is not None:
-        add_pass(stage, lambda path: writer(expr, path, in_order=True) if in_order
-                 else writer(expr, path))
+        add_pass(stage, lambda path: writer(expr, path))
         return
     _write_with_arrow(engine, expr, stage)
 

@@ -61,17 +61,13 @@ def percentile(scheme: specs.PercentileScheme, value: Any, t: Any) -> Any:
     return ibis.ifelse(has, ibis.null(), pct)
 
 
-def with_percentile(t: Any, column: str, scheme: specs.PercentileScheme, out: str,
-                    peers: Any = None) -> Any:
+def with_percentile(t: Any, column: str, scheme: specs.PercentileScheme, out: str) -> Any:
     """``t`` plus the column ``out``: :func:`percentile` of ``t[column]``, the same numbers.
 
     Counted once per distinct (as-of date, ``by`` value, value) and joined back, so only that
     small table is sorted, not every scored row (the three windows of :func:`percentile`
-    each sorted the whole table, all its columns with it). ``peers``, the table whose rows
-    are counted when not ``t`` itself: the same rows ``t`` was made from by joins that add
-    columns (another measure's percentile), so those joins are not computed again for it."""
-    peers = t if peers is None else peers
-    seen = peers.filter(peers[column].notnull())
+    each sorted the whole table, all its columns with it)."""
+    seen = t.filter(t[column].notnull())
     counts = seen.group_by(
         __p_as_of=seen.as_of, __p_by=seen[scheme.by], __p_v=seen[column]
     ).aggregate(__p_eq=seen.count())

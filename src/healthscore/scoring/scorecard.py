@@ -64,11 +64,14 @@ def score_scorecard(sc: Scorecard, t: ir.Table, version: str, primary: bool,
     compiling the scores.
     """
     entries = sc.all_entries()
-    ranked = _rank_cols(sc)
-    if any(c not in t.columns for c in ranked.values()):
-        t = _with_percentiles(sc, t)
+    ranked: dict[str, str] = {}  # measure -> its percentile column, joined in beforehand
+    for i, e in enumerate(entries):
+        if e.scheme.type == "percentile":
+            ranked[e.measure] = f"__pct_{i}"
+            t = with_percentile(t, e.measure, e.scheme, ranked[e.measure])
     attrs = [c for c in (*ATTRIBUTES, *attributes) if c in t.columns]
-    t = t.select(*_read(sc, t, carry, attributes),
+    values = list(dict.fromkeys((*sc.measures, *carry, *(e.measure for e in entries))))
+    t = t.select(*_passed_on(sc, t, [*KEYS, *attrs, *values]),
                  **{score_col(e.measure): _measure_score(e, t, ranked.get(e.measure))
                     for e in entries})
     for level in reversed(_levels(sc)):
@@ -95,37 +98,6 @@ def score_scorecard(sc: Scorecard, t: ir.Table, version: str, primary: bool,
     out.update({value_col(m): _value(t[m]) for m in dict.fromkeys((*sc.measures, *carry))})
     out.update({score_col(e.measure): t[score_col(e.measure)] for e in entries})
     return t.select(*KEYS, *attrs, **out)
-
-
-def with_ranks(sc: Scorecard, t: ir.Table, carry: tuple[str, ...] = (),
-               attributes: tuple[str, ...] = ()) -> ir.Table:
-    """The columns of ``t`` that :func:`score_scorecard` reads (given the same ``carry`` and
-    ``attributes``) and each percentile measure's score among its peers in ``t``: once
-    stored, these rows score without a join."""
-    t = _with_percentiles(sc, t)
-    return t.select(*_read(sc, t, carry, attributes), *_rank_cols(sc).values())
-
-
-def _with_percentiles(sc: Scorecard, t: ir.Table) -> ir.Table:
-    rows = t  # every percentile counts these rows, not those another's join made
-    for e in sc.all_entries():
-        if e.scheme.type == "percentile":
-            t = with_percentile(t, e.measure, e.scheme, _rank_cols(sc)[e.measure], peers=rows)
-    return t
-
-
-def _read(sc: Scorecard, t: ir.Table, carry: tuple[str, ...],
-          attributes: tuple[str, ...]) -> list[str]:
-    """The columns of ``t`` the scores read or the rows keep."""
-    attrs = [c for c in (*ATTRIBUTES, *attributes) if c in t.columns]
-    values = dict.fromkeys((*sc.measures, *carry, *(e.measure for e in sc.all_entries())))
-    return _passed_on(sc, t, [*KEYS, *attrs, *values])
-
-
-def _rank_cols(sc: Scorecard) -> dict[str, str]:
-    """Measure -> the column of its percentile score (joined in before the scores)."""
-    return {e.measure: f"__pct_{i}" for i, e in enumerate(sc.all_entries())
-            if e.scheme.type == "percentile"}
 
 
 def _passed_on(sc: Scorecard, t: ir.Table, columns: list[str]) -> list[str]:
