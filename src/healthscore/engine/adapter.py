@@ -132,13 +132,7 @@ class DuckDBEngine(Engine):
     def register_arrow(self, table: pa.Table, name: str) -> ibis.Table:
         """A temporary table of ``table``'s rows, copied by DuckDB itself (Ibis's own
         ``create_table`` imports pandas on the way: 0.3 CPU s of a run that needs none)."""
-        raw = self.con.con
-        arrow = f"{name}_arrow"
-        raw.register(arrow, table)
-        try:
-            raw.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" AS SELECT * FROM "{arrow}"')
-        finally:
-            raw.unregister(arrow)
+        self._copy_in(table, f"{name}_arrow", f'TEMP TABLE "{name}"')
         return self.con.table(name, database="temp")
 
     def register_batches(self, batches: pa.RecordBatchReader, name: str) -> ibis.Table:
@@ -150,14 +144,19 @@ class DuckDBEngine(Engine):
         if not self._streamed:
             raw.execute(f"ATTACH ':memory:' AS {STREAMED} (COMPRESS)")
             self._streamed = True
-        stream = f"{name}_stream"
-        raw.register(stream, batches)
-        try:
-            raw.execute(f'CREATE OR REPLACE TABLE {STREAMED}."{name}" AS SELECT * FROM "{stream}"')
-        finally:
-            raw.unregister(stream)
+        self._copy_in(batches, f"{name}_stream", f'TABLE {STREAMED}."{name}"')
         raw.execute(f"CHECKPOINT {STREAMED}")  # compresses what was written
         return self.con.table(name, database=(STREAMED, "main"))
+
+    def _copy_in(self, rows: pa.Table | pa.RecordBatchReader, alias: str, target: str) -> None:
+        """``rows`` copied into the table ``target`` (created or replaced) by DuckDB itself,
+        read under the name ``alias`` while it copies."""
+        raw = self.con.con
+        raw.register(alias, rows)
+        try:
+            raw.execute(f'CREATE OR REPLACE {target} AS SELECT * FROM "{alias}"')
+        finally:
+            raw.unregister(alias)
 
     def materialize(self, expr: ibis.Table, prefix: str) -> ibis.Table:
         """A table of ``expr``'s rows, its columns typed as Ibis types them."""
