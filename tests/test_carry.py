@@ -7,7 +7,7 @@ from datetime import datetime
 import ibis
 import pyarrow as pa
 
-from healthscore.engine.adapter import DuckDBEngine, temp_name
+from healthscore.engine.adapter import DuckDBEngine
 from healthscore.measures.carry import running_on_two_dates
 from healthscore.measures.parts import LATEST, MAX, SUM
 
@@ -36,7 +36,7 @@ def test_two_dates_give_the_running_window_s_values_nulls_included() -> None:
     try:
         names = ["account_id", "k", *COLS]
         table = pa.table({n: [r[i] for r in ROWS] for i, n in enumerate(names)})
-        t = engine.register_arrow(table, temp_name("two_dates"))
+        t = engine.register_arrow(table, engine.temp_name("two_dates"))
         got = engine.to_arrow(running_on_two_dates(t, COLS)).to_pylist()
         want = engine.to_arrow(_window(t)).to_pylist()
     finally:

@@ -216,18 +216,14 @@ class MeasureBuilder:
         if not cols:
             return spine
         bounds = spine.group_by("account_id").aggregate(k_first=spine.k.min(), k_last=spine.k.max())
-        keys = spine if self.accounts is None else spine.select("account_id", "k", "as_of")
-        dense = self._joins_parts()
         # kept inline, not materialised: a materialised copy at 50,000 accounts x 24 dates ran
         # out of the default 1500MB pool
-        if dense:
-            sparse = contributions_on(keys, self.parts, bounds)
-        else:
-            sparse = merged_contributions(self.parts, bounds,
-                                          self.materialize if self.small else None)
+        sparse = merged_contributions(self.parts, bounds,
+                                      self.materialize if self.small else None)
         if self.carry is not None:
             sparse = self.carry.apply(sparse, cols, spine, self.side)
-        joined = sparse if dense else left_join(keys, sparse, ["account_id", "k"])
+        keys = spine if self.accounts is None else spine.select("account_id", "k", "as_of")
+        joined = left_join(keys, sparse, ["account_id", "k"])
         if self.carry is not None and self.carry.last == 1:  # two dates: no window needed
             done = running_on_two_dates(joined, cols)
         else:
@@ -249,12 +245,6 @@ class MeasureBuilder:
         values = [c for c in done.columns if c not in keys.columns]
         wide = done.inner_join(self.accounts, "account_id")
         return wide.select(*spine.columns, *values)
-
-    def _joins_parts(self) -> bool:
-        """Whether each part joins the spine's keys on its own (:func:`contributions_on`)
-        rather than all merging from one union: for a big pass that does not start from
-        kept values."""
-        return not self.small and (self.carry is None or self.carry.before is None)
 
     def _kept_on_last(self, t: ir.Table, names: list[str]) -> dict[str, Any]:
         """The running values ``names`` of the grid's last date as ``KEPT`` columns (null on
@@ -385,16 +375,6 @@ def merged_contributions(parts: list[Part], bounds: ir.Table,
     stack = Stack.of([Part(_sparse(p.table, p.columns), p.columns) for p in parts])
     rows = stack.table if store is None else store(stack.table, "stack")
     return stack.merged(_clamped(rows, bounds), cols)
-
-
-def contributions_on(keys: ir.Table, parts: list[Part], bounds: ir.Table) -> ir.Table:
-    """``keys`` (one row per account and as-of index, the spine's) with every part's
-    columns: each part placed on the accounts' own dates (``bounds``), collapsed to one row
-    per (account, index) and left-joined to the keys, one part after the other."""
-    out = keys
-    for p in parts:
-        out = left_join(out, _sparse(_clamped(p.table, bounds), p.columns), ["account_id", "k"])
-    return out
 
 
 @dataclass(frozen=True)
