@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import ibis
 import pyarrow as pa
@@ -139,3 +140,37 @@ def test_the_cache_keeps_no_engine_alive() -> None:
     del engine
     gc.collect()
     assert con() is None
+
+
+def test_checking_the_same_sources_again_compiles_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A source's checks (its health counts, the values outside a closed set) take their SQL
+    from the cache too: the same sources checked again on a new engine compile none of them."""
+    import traceback
+
+    from healthscore import Project, pipeline
+
+    from .projects import write_project
+
+    config = Project.load(write_project(tmp_path)).config
+    COMPILED.clear()
+    compiles: list[int] = []
+    for _ in range(2):
+        engine = pipeline.open_engine(config)
+        backend, calls = type(engine.con), [0]
+        original = backend.compile
+
+        def counted(self: Any, *args: Any, _calls: list[int] = calls,
+                    _original: Any = original, **kwargs: Any) -> Any:
+            stack = traceback.extract_stack()
+            _calls[0] += any(f.filename.endswith("sources/clean.py") for f in stack)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(backend, "compile", counted)
+        try:
+            pipeline.load_sources(config, engine, lambda _: None, cache=False)
+        finally:
+            monkeypatch.undo()
+            engine.close()
+        compiles.append(calls[0])
+    assert compiles[0] > 0 and compiles[1] == 0

@@ -277,7 +277,8 @@ def load_source(engine: Engine, source: Source, accounts: ir.Table | None, limit
     rows = as_read(raw, source, optional) if source.format in AS_READ_FORMATS else None
     # rows that pass as read are not copied into an engine that scans the files again cheaply
     table, health = clean(raw, source, accounts, limits.share, engine.materialize, optional,
-                          limits.rows, rows if engine.rescans_files_cheaply else None)
+                          limits.rows, rows if engine.rescans_files_cheaply else None,
+                          engine.to_arrow)
     if cache is not None and key is not None:
         # rows that pass as read are not copied: the entry reads the files its key hashed
         same = rows is not None and not health.rows_rejected

@@ -17,6 +17,8 @@ from healthscore.config.secrets import redact_url
 from healthscore.entities import Entity
 from healthscore.errors import DataError
 
+Fetch = Callable[[ir.Table], Any]  # an expression's rows as an Arrow table
+
 IBIS_TYPES = {
     "string": "string", "int": "int64", "float": "float64", "bool": "boolean",
     "date": "date", "timestamp": "timestamp",
@@ -211,11 +213,15 @@ def blank(text: ir.StringValue) -> ir.BooleanValue:
     return (text < "!") & (text.strip() == "")
 
 
+def _to_pyarrow(expr: ir.Table) -> Any:
+    return expr.to_pyarrow()
+
+
 def clean(
     raw: ir.Table, source: Source, accounts: ir.Table | None, max_share: float,
     materialize: Callable[[ir.Table, str], ir.Table] = lambda t, _: t,
     optional: frozenset[str] = frozenset(), max_rows: int | None = None,
-    as_is: ir.Table | None = None,
+    as_is: ir.Table | None = None, fetch: Fetch | None = None,
 ) -> tuple[ir.Table, DataHealth]:
     """Check every row; return the good rows (materialised) and the source's health. More
     rejected rows than ``max_share`` of the source, or than ``max_rows``, fail the run.
@@ -223,7 +229,9 @@ def clean(
     ``optional`` names required columns that another source can fill in (an account's
     start date from its subscriptions). ``as_is``: the source's rows as read (see
     :func:`as_read`), cheap to read again; when no row is rejected they are the good rows,
-    not materialised."""
+    not materialised. ``fetch`` runs the checks' small queries (the engine's ``to_arrow``:
+    compiled once per process however many runs check the same source)."""
+    fetch = fetch or _to_pyarrow
     entity = contract(source, optional)
     cast = typed(map_columns(raw, source, entity), entity)
     t = with_first_of_duplicates(cast, entity)
@@ -233,11 +241,11 @@ def clean(
     t = t.mutate(**flags, __bad=any_flag)
     empty = blanks(t, entity)
     t = t.mutate(**{f"__blank{i}": cond.fill_null(False) & ~t["__bad"] for i, (_, cond) in enumerate(empty)})
-    health = _health(t, source, entity, checks, t["__bad"], empty)
-    health.notes = _blank_notes(t, empty, entity, health, source)
+    health = _health(t, source, entity, checks, t["__bad"], fetch, empty)
+    health.notes = _blank_notes(t, empty, entity, health, source, fetch)
     # the good rows: when every row is good, the checks are not evaluated again to find them
     kept = cast if not health.rows_rejected else t.filter(~t["__bad"])
-    health.notes += _unexpected_values(kept, entity, source, set(raw.columns))
+    health.notes += _unexpected_values(kept, entity, source, set(raw.columns), fetch)
     health.columns = [c.name for c in entity.columns
                       if source.spec.columns.get(c.name, c.name) in raw.columns]
     check_limits(source, health, max_share, max_rows)
@@ -271,7 +279,7 @@ def _relaxed(entity: Entity, optional: frozenset[str]) -> Entity:
 
 
 def _health(t: ir.Table, source: Source, entity: Entity, checks: list, any_bad: Any,
-            empty: list | None = None) -> DataHealth:
+            fetch: Fetch, empty: list | None = None) -> DataHealth:
     aggs: dict[str, Any] = {"n": t.count(), "bad": any_bad.cast("int64").sum()}
     for i in range(len(checks)):
         aggs[f"r{i}"] = t[f"__bad{i}"].cast("int64").sum()
@@ -279,7 +287,7 @@ def _health(t: ir.Table, source: Source, entity: Entity, checks: list, any_bad: 
         aggs[f"b{i}"] = t[f"__blank{i}"].cast("int64").sum()
     if entity.time:
         aggs["newest"] = t[entity.time].max(where=~any_bad)
-    row = t.aggregate(**aggs).to_pyarrow().to_pylist()[0]
+    row = fetch(t.aggregate(**aggs)).to_pylist()[0]
     health = DataHealth(source.entity, source.shown, int(row["n"]), int(row["bad"] or 0),
                         stale_after_days=source.stale_after_days)
     for i, (reason, _) in enumerate(checks):
@@ -291,12 +299,12 @@ def _health(t: ir.Table, source: Source, entity: Entity, checks: list, any_bad: 
     newest = row.get("newest")
     health.newest = newest.date() if isinstance(newest, datetime) else newest
     if health.rows_rejected:
-        health.examples = _examples(t, checks, entity, health.reasons, source)
+        health.examples = _examples(t, checks, entity, health.reasons, source, fetch)
     return health
 
 
 def _blank_notes(t: ir.Table, empty: list, entity: Entity, health: DataHealth,
-                 source: Source) -> list[str]:
+                 source: Source, fetch: Fetch) -> list[str]:
     """One note for the cells left empty, with the first few of them (file, row, column, value)."""
     if not health.blanked:
         return []
@@ -308,7 +316,7 @@ def _blank_notes(t: ir.Table, empty: list, entity: Entity, health: DataHealth,
         own = source.spec.columns.get(col, col)
         name = repr(own) if own == col else f"{own!r} ({col})"
         rows = t.filter(t[f"__blank{i}"]).order_by(ROW).limit(MAX_EXAMPLES - len(shown))
-        for r in rows.select(ROW, val=_raw(t, col)).to_pyarrow().to_pylist():
+        for r in fetch(rows.select(ROW, val=_raw(t, col))).to_pylist():
             shown.append(f"row {r[ROW]}, column {name} (value {r['val']!r})")
     total = sum(health.blanked.values())
     kinds = ", ".join(f"{k}: {v}" for k, v in health.blanked.items())
@@ -316,7 +324,8 @@ def _blank_notes(t: ir.Table, empty: list, entity: Entity, health: DataHealth,
             f"kept ({kinds}). First: {'; '.join(shown)}."]
 
 
-def _unexpected_values(t: ir.Table, entity: Entity, source: Source, raw: set[str]) -> list[str]:
+def _unexpected_values(t: ir.Table, entity: Entity, source: Source, raw: set[str],
+                       fetch: Fetch) -> list[str]:
     """Values of a column with a closed set of expected values (tickets.priority P1..P4...)
     that are none of them, whatever their case: rows that measures filtering on the column
     will not count."""
@@ -327,7 +336,7 @@ def _unexpected_values(t: ir.Table, entity: Entity, source: Source, raw: set[str
         value = t[col.name]
         odd = t.filter(value.notnull() & ~value.lower().isin([v.lower() for v in col.values]))
         counts = odd.group_by(col.name).aggregate(n=odd.count()).order_by(ibis.desc("n"), col.name)
-        rows = counts.limit(MAX_EXAMPLES + 1).to_pyarrow().to_pylist()
+        rows = fetch(counts.limit(MAX_EXAMPLES + 1)).to_pylist()
         if not rows:
             continue
         seen = ", ".join(f"{r[col.name]!r} ({r['n']} rows)" for r in rows[:MAX_EXAMPLES])
@@ -339,7 +348,7 @@ def _unexpected_values(t: ir.Table, entity: Entity, source: Source, raw: set[str
 
 
 def _examples(t: ir.Table, checks: list, entity: Entity, found: dict[str, int],
-              source: Source) -> list[str]:
+              source: Source, fetch: Fetch) -> list[str]:
     """The first rejected rows, each with the file, the row number (the first data row is
     row 1), the user's own column name and the value; a duplicate says which row was kept."""
     out: list[str] = []
@@ -353,7 +362,7 @@ def _examples(t: ir.Table, checks: list, entity: Entity, found: dict[str, int],
         name = repr(own) if own == col else f"{own!r} ({col})"
         rows = t.filter(t[f"__bad{i}"]).order_by(ROW).limit(MAX_EXAMPLES - len(out))
         kept = {"kept": t["__first"]} if reason.startswith("duplicate ") else {}
-        for r in rows.select(ROW, val=_raw(t, col), **kept).to_pyarrow().to_pylist():
+        for r in fetch(rows.select(ROW, val=_raw(t, col), **kept)).to_pylist():
             then = f"; row {r['kept']} is kept" if kept else ""
             out.append(f"{where(source)} row {r[ROW]}, column {name}: {reason} "
                        f"(value {r['val']!r}{then})")
