@@ -174,3 +174,37 @@ def test_checking_the_same_sources_again_compiles_nothing(
             engine.close()
         compiles.append(calls[0])
     assert compiles[0] > 0 and compiles[1] == 0
+
+
+def test_two_queries_share_a_key_exactly_when_ibis_unbinds_them_alike(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key is a number for the query's shape, found without unbinding it; over the
+    queries of the same run on two engines, two keys are equal exactly when Ibis's own
+    ``unbind`` gives equal expressions."""
+    from healthscore import Project, pipeline
+    from healthscore.engine import compiled
+
+    from .projects import AS_OF, write_project
+
+    config = Project.load(write_project(tmp_path)).config
+    COMPILED.clear()
+    seen: list[tuple[Any, Any]] = []
+    real = compiled.query_key
+
+    def recorded(con: Any, expr: Any) -> Any:
+        key = real(con, expr)
+        seen.append((key, expr.unbind().op()))
+        return key
+
+    monkeypatch.setattr(compiled, "query_key", recorded)
+    for _ in range(2):
+        engine = pipeline.open_engine(config)
+        try:
+            loaded = pipeline.load_sources(config, engine, lambda _: None, cache=False)
+            pipeline.score_frame(config, loaded, [date.fromisoformat(AS_OF)], lambda _: None)
+        finally:
+            engine.close()
+    assert len(seen) >= 16 and len({k for k, _ in seen}) < len(seen)
+    for key, op in seen:
+        for other_key, other_op in seen:
+            assert (key == other_key) == (op == other_op)
