@@ -146,11 +146,12 @@ def pages(served_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         client.close()
 
 
-def _render(pages: Pages, lang: str) -> dict[str, list[str]]:
+def _render(pages: Pages, lang: str, paths: list[str] | None = None) -> dict[str, list[str]]:
+    """The visible texts of ``paths`` (every page when None) in ``lang``."""
     r = pages.client.patch("/api/me", json={"language": lang}, headers={"X-CSRF-Token": pages.csrf})
     assert r.status_code == 200, r.text
     out = {}
-    for path in pages.paths:
+    for path in pages.paths if paths is None else paths:
         r = pages.client.get(path)
         assert r.status_code == 200, (path, r.status_code)
         assert f'<html lang="{lang}"' in r.text, path
@@ -205,9 +206,8 @@ def test_english_pages_render_the_same_texts(pages: Pages) -> None:
 
 
 def test_timeline_and_why_speak_the_readers_language(pages: Pages) -> None:
-    texts = _render(pages, "ru")
     account = next(p for p in pages.paths if p.count("/") == 2 and p.startswith("/accounts/"))
-    lines = texts[account]
+    lines = _render(pages, "ru", [account])[account]  # every Russian page: the test above
     assert f"Корректировка на зону красная до 31 дек. 2026\u202fг. (отношения с клиентом): {FLAG}" in lines
     assert any(re.fullmatch(r"• \S+: изменение с .+ (повысило|снизило) балл здоровья на [\d,]+ балл\w*\.", t)
                for t in lines), lines
@@ -218,7 +218,7 @@ def test_group_labels_come_from_the_yaml_in_the_readers_language(pages: Pages) -
     account = next(p for p in pages.paths if p.count("/") == 2 and p.startswith("/accounts/"))
     for lang, usage, sentiment in (("pl", "Użycie", "Nastawienie"), ("zh", "使用情况", "满意度"),
                                    ("en", "Usage", "Sentiment")):
-        lines = _render(pages, lang)[account]
+        lines = _render(pages, lang, [account])[account]  # the whole site: the tests above
         assert usage in lines and sentiment in lines, (lang, lines)
 
 

@@ -23,7 +23,7 @@ from healthscore.project import Project
 from healthscore.templates import write_template
 from healthscore.workflow.service import Workflow
 
-from .conftest import PG_DSN, PG_URL, migrated_store
+from .conftest import PG_DSN, PG_URL, built_once, copy_project, migrated_store
 
 TODAY = date(2026, 11, 2)
 DATES = [date(2026, 9, 30), date(2026, 10, 31)]
@@ -31,13 +31,18 @@ DATES = [date(2026, 9, 30), date(2026, 10, 31)]
 
 @pytest.fixture(scope="module")
 def project(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Project:
-    root = tmp_path_factory.mktemp("wf")
-    shutil.copytree(demo_data, root / "data", copy_function=shutil.copyfile)  # writable
-    hand_book_to(root / "data", CSMS[0], "cara")
-    write_template(root / "p", "eight-categories", root / "data")
-    proj = Project.load(root / "p")
-    proj.run(dates=DATES, apply_rules=False)
-    return proj
+    """The eight-categories demo with CSMS[0]'s book handed to cara, scored on DATES (rules not
+    applied): built once for every module that uses it (this one and test_inbox's), each of
+    which gets its own copy of the project folder (the data, which no test writes, is shared)."""
+
+    def build(folder: Path) -> None:
+        shutil.copytree(demo_data, folder / "data", copy_function=shutil.copyfile)  # writable
+        hand_book_to(folder / "data", CSMS[0], "cara")
+        write_template(folder / "p", "eight-categories", folder / "data")
+        Project.load(folder / "p").run(dates=DATES, apply_rules=False)
+
+    built = built_once(tmp_path_factory, "workflow-demo", build)
+    return Project.load(copy_project(built / "p", tmp_path_factory.mktemp("wf") / "p"))
 
 
 def hand_book_to(data: Path, csm: str, user: str) -> None:
