@@ -52,12 +52,15 @@ def timed(label: Callable[..., str], f: Callable[..., Any], out: Timings) -> Cal
 
 
 def instrument(out: Timings) -> None:
+    import healthscore.engine.adapter as adapter
     import healthscore.pipeline as pipeline
     import healthscore.pipeline.incremental as incremental
     import healthscore.pipeline.load as load
     from healthscore.engine.adapter import DuckDBEngine
     from healthscore.sources.cache import SourceCache
 
+    adapter.compiled_sql = timed(  # type: ignore[attr-defined]
+        lambda con, expr: "compile", adapter.compiled_sql, out)
     DuckDBEngine.materialize = timed(  # type: ignore[method-assign]
         lambda self, expr, prefix: prefix, DuckDBEngine.materialize, out)
     DuckDBEngine.write_sorted = timed(  # type: ignore[method-assign]
@@ -103,7 +106,7 @@ def split(out: Timings, run: tuple[float, float]) -> list[tuple[str, float, floa
     snapshots = take("write")
     materialized = [(k, v) for k, v in total.items() if k not in {
         "check", "cache key", "cache write", "accounts key", "filter notes", "sources",
-        "fingerprints", "state", "write"} and not k.startswith("clean_")]
+        "fingerprints", "state", "write", "compile"} and not k.startswith("clean_")]
     measures = [(k, v) for k, v in materialized if k != "accounts"]  # accounts: in loading
     rows = [
         ("hash source files (cache key)", *key),
@@ -182,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     for label, c, w in split(out, (cpu, wall)):
         print(f"  {label:60s} CPU {c:7.2f} s  wall {w:7.2f} s")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    compile_cpu = sum(c for label, c, _ in out if label == "compile")
+    compile_wall = sum(w for label, _, w in out if label == "compile")
+    print(f"  {'(of these: Ibis compiling SQL)':60s} CPU {compile_cpu:7.2f} s  wall {compile_wall:7.2f} s")
     print(f"{'run':24s} CPU {cpu:7.2f} s  wall {wall:7.2f} s  {result.rows:,} rows, "
           f"peak {peak:,.0f} MB")
     return 0

@@ -265,15 +265,17 @@ def test_ctas_opened_after_the_kept_date_colour_the_next_day(tmp_path: Path) -> 
 # ----------------------------------------------------------------------------- what is read
 
 
-def _cut(root: Path, prev: date, day: date) -> dict[str, pd.DataFrame]:
-    """The tables a run of ``day`` from the state kept as of ``prev`` reads (its cut tables)."""
+def _cut(root: Path, prev: date, day: date,
+         kept_seen: frozenset[str] = frozenset()) -> dict[str, pd.DataFrame]:
+    """The tables a run of ``day`` from the state kept as of ``prev`` reads (its cut tables;
+    ``kept_seen``: the distinct counts whose last days seen were kept)."""
     from healthscore import pipeline
 
     config = Project.load(root).config
     engine = pipeline.open_engine(config)
     try:
         loaded = pipeline.load_sources(config, engine, lambda _: None)
-        tables, _, _ = incremental.cut_tables(config, loaded, prev, day)
+        tables, _, _ = incremental.cut_tables(config, loaded, prev, day, kept_seen)
         return {e: engine.to_arrow(t).to_pandas() for e, t in tables.items()}
     finally:
         engine.close()
@@ -417,6 +419,27 @@ def _kept_seen(root: Path) -> list[tuple[str, ...]]:
     assert state is not None
     kept = pd.read_parquet(state.folder / state.seen["users_7d"])
     return sorted(map(tuple, kept.astype(str).values))
+
+
+def test_the_next_day_compiles_its_measures_with_nested_selects(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The measures and scores of the one new date are compiled with nested selects (Ibis
+    merging each step into the next cost 0.36 instead of 0.14 CPU s at 100,000 accounts)."""
+    import ibis
+
+    root = _users_project(tmp_path / "p")
+    project = Project.load(root)
+    project.run(dates=[KEPT - timedelta(days=1), KEPT], apply_rules=False)
+    fused: list[bool] = []
+    score_wide = incremental.score_wide
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        fused.append(ibis.options.sql.fuse_selects)
+        return score_wide(*args, **kwargs)
+
+    monkeypatch.setattr(incremental, "score_wide", spy)
+    assert project.run(as_of=DAY, apply_rules=False).incremental.startswith(f"{DAY} computed")
+    assert fused == [False]
 
 
 def test_a_band_of_days_holds_its_first_midnight_and_its_last_second() -> None:

@@ -281,7 +281,9 @@ def score_day(config: ProjectConfig, loaded: Loaded, p: Plan) -> tuple[ir.Table,
         fresh = Carry(materialize=engine.materialize)
         parts.append(measures_expr(config, sub, [day], asof.Span(day, day), fresh))
         carries.append(fresh)
-    return score_wide(config, loaded, union_aligned(parts), carry), carries
+    with nested_selects():  # the measures of one date: 0.36 -> 0.14 CPU s to compile at 100k
+        scores = score_wide(config, loaded, union_aligned(parts), carry)
+    return scores, carries
 
 
 class StateMismatch(Exception):
