@@ -421,6 +421,39 @@ def _kept_seen(root: Path) -> list[tuple[str, ...]]:
     return sorted(map(tuple, kept.astype(str).values))
 
 
+def test_a_value_seen_again_before_the_kept_date_keeps_its_later_day(tmp_path: Path) -> None:
+    """The day after reads, beside its own rows, the rows whose 3-day window closes on it
+    (a count over the same events): A1's u1 of 03-08 is one, though u1's last day kept is
+    03-09. Only the rows after the kept date move a last day seen, so the state the day
+    after keeps 03-09, as a cold run does, and the counts are a cold run's."""
+    users = [("A1", "u1", "2025-03-08"), ("A1", "u1", "2025-03-09"), ("A1", "u2", "2025-03-11"),
+             ("A2", "u4", "2025-03-08"), ("A2", "u5", "2025-03-11")]
+    root = write_project(tmp_path / "p", {
+        "measures/usage.yml": MEASURES_YML + """\
+events_3d: {type: count, entity: usage_events, window: 3d, scheme: {type: linear, low: 0, high: 2}}
+users_7d: {type: count_distinct, entity: usage_events, column: user_id, window: 7d, scheme: {type: linear, low: 0, high: 3}}
+""",  # noqa: E501
+        "scorecards/default.yml": "groups: {usage: {weight: 100, measures: {events_3d: 50, "
+                                  "users_7d: 50}}}\n",
+        "data/usage_events.csv": csv_text(
+            EVENT_COLUMNS, [(a, u, "login", f"{d} 09:00:00") for a, u, d in users]),
+    })
+    project = Project.load(root)
+    project.run(dates=[KEPT - timedelta(days=1), KEPT], apply_rules=False)
+    cut = _cut(root, KEPT, DAY, frozenset({"users_7d"}))["usage_events"]
+    cut = sorted(str(t.date()) for t in cut.timestamp)
+    assert cut == ["2025-03-08", "2025-03-08", "2025-03-11", "2025-03-11"]  # 3 days back too
+
+    result = project.run(as_of=DAY, apply_rules=False)
+    assert result.incremental == f"{DAY} computed from the state kept as of {KEPT}"
+    after = _kept_seen(root)
+    assert ("A1", "u1", "2025-03-09") in after
+    assert _frame(result).set_index("account_id").m__users_7d.to_dict() == {"A1": 2, "A2": 2,
+                                                                           "A3": 0}
+    _same(_frame(result), _frame(project.run(as_of=DAY, apply_rules=False, full=True)))
+    assert after == _kept_seen(root)
+
+
 def test_the_next_day_compiles_its_measures_with_nested_selects(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The measures and scores of the one new date are compiled with nested selects (Ibis
