@@ -475,6 +475,113 @@ def test_the_next_day_compiles_its_measures_with_nested_selects(
     assert fused == [False]
 
 
+def _filled_tables(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool, object]]:
+    """(name, whether the main thread made it, its schema as the engine holds it) of every
+    table the engine fills or registers from Arrow from now on."""
+    import threading
+
+    from healthscore.engine.adapter import DuckDBEngine
+
+    made: list[tuple[str, bool, object]] = []
+    fill, register = DuckDBEngine.fill, DuckDBEngine.register_arrow
+
+    def note(table):  # type: ignore[no-untyped-def]
+        made.append((table.op().name, threading.current_thread() is threading.main_thread(),
+                     table.schema()))
+        return table
+
+    monkeypatch.setattr(DuckDBEngine, "fill", lambda self, *a: note(fill(self, *a)))
+    monkeypatch.setattr(DuckDBEngine, "register_arrow", lambda self, *a: note(register(self, *a)))
+    return made
+
+
+def test_the_next_day_fills_its_tables_behind_while_it_builds_their_readers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tables the next day materialises (the cut sources, the contributions, the
+    measures) are filled by a worker thread while this one builds and compiles the queries
+    that read them; each is typed as the engine holds it, and the values are a cold run's."""
+    root = _users_project(tmp_path / "p")
+    project = Project.load(root)
+    project.run(dates=[KEPT - timedelta(days=1), KEPT], apply_rules=False)
+    named: dict[str, object] = {}
+    table = incremental.Queued._table
+
+    def spy(self, name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        named[name] = table(self, name, *args, **kwargs).schema()
+        return table(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(incremental.Queued, "_table", spy)
+    made = _filled_tables(monkeypatch)
+    result = project.run(as_of=DAY, apply_rules=False)
+    assert result.incremental == f"{DAY} computed from the state kept as of {KEPT}"
+    behind = {name.rsplit("_", 1)[0] for name, main, _ in made if not main}
+    assert {"hs_cut_usage_events", "hs_grid", "hs_carry_sparse", "hs_measures"} <= behind
+    held = {name: schema for name, _, schema in made}
+    assert named and all(named[n] == held[n] for n in named)  # (nullability too)
+    _same(_frame(result), _frame(project.run(as_of=DAY, apply_rules=False, full=True)))
+
+
+def test_a_queued_table_is_typed_as_the_engine_holds_it() -> None:
+    """Tables named before they are filled carry the types the engine gives them (a
+    timestamp in microseconds unless stored in milliseconds, not null where declared so),
+    as the engine's own table would, and read back their rows once filled."""
+    import ibis
+    import ibis.expr.datatypes as dt
+    import pyarrow as pa
+
+    from healthscore.engine.adapter import DuckDBEngine
+
+    engine = DuckDBEngine()
+    try:
+        queued = incremental.Queued(engine)
+        t = ibis.memtable({"a": [1, None], "s": ["x", None]})
+        at = ibis.literal(datetime(2026, 1, 1))
+        expr = t.select(small=t.a.cast("int8"), at=at, ms=at.cast(dt.Timestamp(scale=3)),
+                        one=ibis.literal(1, type=dt.Int64(nullable=False)), s=t.s)
+        made = queued.materialize(expr, "typed")
+        arrow = pa.table({"n": pa.array([1], pa.int32()),
+                          "ms": pa.array([datetime(2026, 1, 1)], pa.timestamp("ms"))})
+        registered = queued.register_arrow(arrow, engine.temp_name("arrow"))
+        queued.close()
+        held = engine.con.table(made.op().name, database=("temp", "main"))
+        assert made.schema() == held.schema()
+        assert str(made.schema()["at"]) == "timestamp(6)" and not made.schema()["one"].nullable
+        assert registered.schema() == engine.con.table(registered.op().name,
+                                                       database="temp").schema()
+        assert engine.to_arrow(made).num_rows == 2 and engine.to_arrow(registered).num_rows == 1
+    finally:
+        engine.close()
+
+
+def test_a_query_failing_behind_fails_the_run_and_runs_none_after_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A table the worker fails to fill fails the run with that error, once the worker is
+    done: the tables queued after it are not filled, no worker is left, the state kept."""
+    import threading
+
+    from healthscore.engine.adapter import DuckDBEngine
+
+    root = _users_project(tmp_path / "p")
+    project = Project.load(root)
+    project.run(dates=[KEPT - timedelta(days=1), KEPT], apply_rules=False)
+    filled: list[str] = []
+    fill = DuckDBEngine.fill
+
+    def failing(self, name, expr, sql):  # type: ignore[no-untyped-def]
+        filled.append(name)
+        if name.startswith("hs_carry_sparse"):
+            raise RuntimeError("no room left")
+        return fill(self, name, expr, sql)
+
+    monkeypatch.setattr(DuckDBEngine, "fill", failing)
+    threads = threading.active_count()
+    with pytest.raises(RuntimeError, match="no room left"):
+        project.run(as_of=DAY, apply_rules=False)
+    assert filled[-1].startswith("hs_carry_sparse")  # (the measures were queued after it)
+    assert threading.active_count() == threads
+    assert _state_day(root) == str(KEPT)
+
+
 def test_a_band_of_days_holds_its_first_midnight_and_its_last_second() -> None:
     """Rows of a band (after, until] compared by their timestamps: from the midnight after
     ``after`` to the last moment of ``until``, as their days are."""
