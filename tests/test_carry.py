@@ -48,3 +48,43 @@ def test_two_dates_give_the_running_window_s_values_nulls_included() -> None:
                                "nps__ts": T2}
     assert by[("older_second", 1)]["nps"] == 5.0  # the first date's value is the later one
     assert by[("none", 1)]["n"] is None
+
+
+def test_the_first_date_s_rows_of_carried_parts_are_left_out_with_the_same_values() -> None:
+    """From kept values, a part whose columns are all carried merges without its rows on
+    the grid's first date (the kept values replace them there); a part with a column not
+    carried keeps them. The merged contributions with the kept values applied are the
+    same either way."""
+    from healthscore.measures.build import merged_contributions
+    from healthscore.measures.carry import Carry
+    from healthscore.measures.parts import Part
+
+    engine = DuckDBEngine()
+    try:
+        def table(name: str, rows: dict[str, list[object]]) -> ibis.Table:
+            return engine.register_arrow(pa.table(rows), engine.temp_name(name))
+
+        carried = Part(table("carried", {"account_id": ["a", "a", "b"], "k": [0, 1, 0],
+                                         "n": [5, 2, 7]}), {"n": (SUM, "int64")})
+        whole = Part(table("whole", {"account_id": ["a", "b"], "k": [0, 1],
+                                     "m": [1.5, 2.5]}), {"m": (SUM, "float64")})
+        before = table("before", {"account_id": ["a", "b", "c"], "n": [40, 70, 90],
+                                  "m": [0.0, 0.0, 0.0]})
+        bounds = table("bounds", {"account_id": ["a", "b", "c"], "k_first": [0, 0, 0],
+                                  "k_last": [1, 1, 1]})
+        spine = table("spine", {"account_id": ["a", "a", "b", "b"], "k": [0, 1, 0, 1]})
+        cols = {**carried.columns, **whole.columns}
+
+        def merged(parts: list[Part]) -> list[dict[str, object]]:
+            carry = Carry(before, frozenset({"n"}))
+            sparse = carry.apply(merged_contributions(parts, bounds), cols, spine, [])
+            rows = engine.to_arrow(sparse).to_pylist()
+            return sorted(rows, key=lambda r: (r["account_id"], r["k"]))
+
+        kept = Carry(before, frozenset({"n"})).new_parts([carried, whole])
+        assert engine.to_arrow(kept[0].table).to_pylist() == [{"account_id": "a", "k": 1, "n": 2}]
+        assert kept[1] is whole
+        assert merged(kept) == merged([carried, whole])
+        assert Carry().new_parts([carried]) == [carried]  # no kept values: every row
+    finally:
+        engine.close()

@@ -265,15 +265,17 @@ def test_ctas_opened_after_the_kept_date_colour_the_next_day(tmp_path: Path) -> 
 # ----------------------------------------------------------------------------- what is read
 
 
-def _cut(root: Path, prev: date, day: date) -> dict[str, pd.DataFrame]:
-    """The tables a run of ``day`` from the state kept as of ``prev`` reads (its cut tables)."""
+def _cut(root: Path, prev: date, day: date,
+         kept_seen: frozenset[str] = frozenset()) -> dict[str, pd.DataFrame]:
+    """The tables a run of ``day`` from the state kept as of ``prev`` reads (its cut tables;
+    ``kept_seen``: the distinct counts whose last days seen were kept)."""
     from healthscore import pipeline
 
     config = Project.load(root).config
     engine = pipeline.open_engine(config)
     try:
         loaded = pipeline.load_sources(config, engine, lambda _: None)
-        tables, _, _ = incremental.cut_tables(config, loaded, prev, day)
+        tables, _, _ = incremental.cut_tables(config, loaded, prev, day, kept_seen)
         return {e: engine.to_arrow(t).to_pandas() for e, t in tables.items()}
     finally:
         engine.close()
@@ -417,6 +419,167 @@ def _kept_seen(root: Path) -> list[tuple[str, ...]]:
     assert state is not None
     kept = pd.read_parquet(state.folder / state.seen["users_7d"])
     return sorted(map(tuple, kept.astype(str).values))
+
+
+def test_a_value_seen_again_before_the_kept_date_keeps_its_later_day(tmp_path: Path) -> None:
+    """The day after reads, beside its own rows, the rows whose 3-day window closes on it
+    (a count over the same events): A1's u1 of 03-08 is one, though u1's last day kept is
+    03-09. Only the rows after the kept date move a last day seen, so the state the day
+    after keeps 03-09, as a cold run does, and the counts are a cold run's."""
+    users = [("A1", "u1", "2025-03-08"), ("A1", "u1", "2025-03-09"), ("A1", "u2", "2025-03-11"),
+             ("A2", "u4", "2025-03-08"), ("A2", "u5", "2025-03-11")]
+    root = write_project(tmp_path / "p", {
+        "measures/usage.yml": MEASURES_YML + """\
+events_3d: {type: count, entity: usage_events, window: 3d, scheme: {type: linear, low: 0, high: 2}}
+users_7d: {type: count_distinct, entity: usage_events, column: user_id, window: 7d, scheme: {type: linear, low: 0, high: 3}}
+""",  # noqa: E501
+        "scorecards/default.yml": "groups: {usage: {weight: 100, measures: {events_3d: 50, "
+                                  "users_7d: 50}}}\n",
+        "data/usage_events.csv": csv_text(
+            EVENT_COLUMNS, [(a, u, "login", f"{d} 09:00:00") for a, u, d in users]),
+    })
+    project = Project.load(root)
+    project.run(dates=[KEPT - timedelta(days=1), KEPT], apply_rules=False)
+    cut = _cut(root, KEPT, DAY, frozenset({"users_7d"}))["usage_events"]
+    cut = sorted(str(t.date()) for t in cut.timestamp)
+    assert cut == ["2025-03-08", "2025-03-08", "2025-03-11", "2025-03-11"]  # 3 days back too
+
+    result = project.run(as_of=DAY, apply_rules=False)
+    assert result.incremental == f"{DAY} computed from the state kept as of {KEPT}"
+    after = _kept_seen(root)
+    assert ("A1", "u1", "2025-03-09") in after
+    assert _frame(result).set_index("account_id").m__users_7d.to_dict() == {"A1": 2, "A2": 2,
+                                                                           "A3": 0}
+    _same(_frame(result), _frame(project.run(as_of=DAY, apply_rules=False, full=True)))
+    assert after == _kept_seen(root)
+
+
+def test_the_next_day_compiles_its_measures_with_nested_selects(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The measures and scores of the one new date are compiled with nested selects (Ibis
+    merging each step into the next cost 0.36 instead of 0.14 CPU s at 100,000 accounts)."""
+    import ibis
+
+    root = _users_project(tmp_path / "p")
+    project = Project.load(root)
+    project.run(dates=[KEPT - timedelta(days=1), KEPT], apply_rules=False)
+    fused: list[bool] = []
+    score_wide = incremental.score_wide
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        fused.append(ibis.options.sql.fuse_selects)
+        return score_wide(*args, **kwargs)
+
+    monkeypatch.setattr(incremental, "score_wide", spy)
+    assert project.run(as_of=DAY, apply_rules=False).incremental.startswith(f"{DAY} computed")
+    assert fused == [False]
+
+
+def _filled_tables(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool, object]]:
+    """(name, whether the main thread made it, its schema as the engine holds it) of every
+    table the engine fills or registers from Arrow from now on."""
+    import threading
+
+    from healthscore.engine.adapter import DuckDBEngine
+
+    made: list[tuple[str, bool, object]] = []
+    fill, register = DuckDBEngine.fill, DuckDBEngine.register_arrow
+
+    def note(table):  # type: ignore[no-untyped-def]
+        made.append((table.op().name, threading.current_thread() is threading.main_thread(),
+                     table.schema()))
+        return table
+
+    monkeypatch.setattr(DuckDBEngine, "fill", lambda self, *a: note(fill(self, *a)))
+    monkeypatch.setattr(DuckDBEngine, "register_arrow", lambda self, *a: note(register(self, *a)))
+    return made
+
+
+def test_the_next_day_fills_its_tables_behind_while_it_builds_their_readers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tables the next day materialises (the cut sources, the contributions, the
+    measures) are filled by a worker thread while this one builds and compiles the queries
+    that read them; each is typed as the engine holds it, and the values are a cold run's."""
+    root = _users_project(tmp_path / "p")
+    project = Project.load(root)
+    project.run(dates=[KEPT - timedelta(days=1), KEPT], apply_rules=False)
+    named: dict[str, object] = {}
+    table = incremental.Queued._table
+
+    def spy(self, name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        named[name] = table(self, name, *args, **kwargs).schema()
+        return table(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(incremental.Queued, "_table", spy)
+    made = _filled_tables(monkeypatch)
+    result = project.run(as_of=DAY, apply_rules=False)
+    assert result.incremental == f"{DAY} computed from the state kept as of {KEPT}"
+    behind = {name.rsplit("_", 1)[0] for name, main, _ in made if not main}
+    assert {"hs_cut_usage_events", "hs_grid", "hs_carry_sparse", "hs_measures"} <= behind
+    held = {name: schema for name, _, schema in made}
+    assert named and all(named[n] == held[n] for n in named)  # (nullability too)
+    _same(_frame(result), _frame(project.run(as_of=DAY, apply_rules=False, full=True)))
+
+
+def test_a_queued_table_is_typed_as_the_engine_holds_it() -> None:
+    """Tables named before they are filled carry the types the engine gives them (a
+    timestamp in microseconds unless stored in milliseconds, not null where declared so),
+    as the engine's own table would, and read back their rows once filled."""
+    import ibis
+    import ibis.expr.datatypes as dt
+    import pyarrow as pa
+
+    from healthscore.engine.adapter import DuckDBEngine
+
+    engine = DuckDBEngine()
+    try:
+        queued = incremental.Queued(engine)
+        t = ibis.memtable({"a": [1, None], "s": ["x", None]})
+        at = ibis.literal(datetime(2026, 1, 1))
+        expr = t.select(small=t.a.cast("int8"), at=at, ms=at.cast(dt.Timestamp(scale=3)),
+                        one=ibis.literal(1, type=dt.Int64(nullable=False)), s=t.s)
+        made = queued.materialize(expr, "typed")
+        arrow = pa.table({"n": pa.array([1], pa.int32()),
+                          "ms": pa.array([datetime(2026, 1, 1)], pa.timestamp("ms"))})
+        registered = queued.register_arrow(arrow, engine.temp_name("arrow"))
+        queued.close()
+        held = engine.con.table(made.op().name, database=("temp", "main"))
+        assert made.schema() == held.schema()
+        assert str(made.schema()["at"]) == "timestamp(6)" and not made.schema()["one"].nullable
+        assert registered.schema() == engine.con.table(registered.op().name,
+                                                       database="temp").schema()
+        assert engine.to_arrow(made).num_rows == 2 and engine.to_arrow(registered).num_rows == 1
+    finally:
+        engine.close()
+
+
+def test_a_query_failing_behind_fails_the_run_and_runs_none_after_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A table the worker fails to fill fails the run with that error, once the worker is
+    done: the tables queued after it are not filled, no worker is left, the state kept."""
+    import threading
+
+    from healthscore.engine.adapter import DuckDBEngine
+
+    root = _users_project(tmp_path / "p")
+    project = Project.load(root)
+    project.run(dates=[KEPT - timedelta(days=1), KEPT], apply_rules=False)
+    filled: list[str] = []
+    fill = DuckDBEngine.fill
+
+    def failing(self, name, expr, sql):  # type: ignore[no-untyped-def]
+        filled.append(name)
+        if name.startswith("hs_carry_sparse"):
+            raise RuntimeError("no room left")
+        return fill(self, name, expr, sql)
+
+    monkeypatch.setattr(DuckDBEngine, "fill", failing)
+    threads = threading.active_count()
+    with pytest.raises(RuntimeError, match="no room left"):
+        project.run(as_of=DAY, apply_rules=False)
+    assert filled[-1].startswith("hs_carry_sparse")  # (the measures were queued after it)
+    assert threading.active_count() == threads
+    assert _state_day(root) == str(KEPT)
 
 
 def test_a_band_of_days_holds_its_first_midnight_and_its_last_second() -> None:

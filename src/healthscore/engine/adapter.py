@@ -160,12 +160,14 @@ class DuckDBEngine(Engine):
 
     def materialize(self, expr: ibis.Table, prefix: str) -> ibis.Table:
         """A table of ``expr``'s rows, its columns typed as Ibis types them."""
-        name = self.temp_name(prefix)
+        return self.fill(self.temp_name(prefix), expr, compiled_sql(self.con, expr))
+
+    def fill(self, name: str, expr: ibis.Table, sql: str) -> ibis.Table:
+        """The temporary table ``name`` of ``expr``'s rows, from ``expr`` compiled (``sql``)."""
         self.con._run_pre_execute_hooks(expr)  # (in-memory tables it reads registered)
         table = self.con.create_table(name, schema=expr.schema(), temp=True)
         cols = ", ".join(_quoted(c) for c in expr.columns)
-        self.con.con.execute(f"INSERT INTO temp.main.{_quoted(name)} ({cols}) "
-                             f"{compiled_sql(self.con, expr)}")
+        self.con.con.execute(f"INSERT INTO temp.main.{_quoted(name)} ({cols}) {sql}")
         return table
 
     def view(self, expr: ibis.Table, prefix: str) -> ibis.Table:

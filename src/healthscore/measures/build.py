@@ -223,8 +223,8 @@ class MeasureBuilder:
         if dense:
             sparse = contributions_on(keys, self.parts, bounds)
         else:
-            sparse = merged_contributions(self.parts, bounds,
-                                          self.materialize if self.small else None)
+            parts = self.parts if self.carry is None else self.carry.new_parts(self.parts)
+            sparse = merged_contributions(parts, bounds, self.materialize if self.small else None)
         if self.carry is not None:
             sparse = self.carry.apply(sparse, cols, spine, self.side)
         joined = sparse if dense else left_join(keys, sparse, ["account_id", "k"])

@@ -26,7 +26,7 @@ import ibis.expr.types as ir
 
 from healthscore.config.model import CountDistinct
 from healthscore.measures import asof
-from healthscore.measures.parts import MAX, SUM, values_seen
+from healthscore.measures.parts import MAX, SUM, Part, values_seen
 
 KEPT = "__kept__"  # the measures' column holding a running value as of the grid's last date
 
@@ -86,6 +86,18 @@ class Carry:
         self.sparse = sparse
         return sparse
 
+    def new_parts(self, parts: list[Part]) -> list[Part]:
+        """``parts`` without the contributions the kept values replace: those on the grid's
+        first date of a part whose columns are all carried (:meth:`apply` takes each such
+        column's value there from the kept values). At 100,000 accounts, the day after: the
+        plus of every event whose window closes that day lands on the first date, so about
+        a third of the rows merged."""
+        if self.before is None or not self.carried:
+            return parts
+        return [Part(p.table.filter(p.table.k > 0), p.columns)
+                if p.columns and all(c in self.carried for c in p.columns) else p
+                for p in parts]
+
     def rows_of(self, m: CountDistinct, t: ir.Table) -> ir.Table:
         """The rows the distinct count ``m`` reads: with no last days kept for it, the whole
         window's rows when ``t`` holds only those that move the running values."""
@@ -107,13 +119,10 @@ class Carry:
         before = self.seen_before.get(m.name)
         if before is None:
             rows = once(rows.distinct(), "seen")
-        else:
-            rows = before.union(rows.select("account_id", v=rows.v.cast(before.v.type()), day="day"))
-        rows = _counted_on(rows, m, grid.as_of.max())
-        last = rows.group_by(["account_id", "v"]).aggregate(day=rows.day.max())
-        if before is None:
-            self.seen[m.name] = last
+            rows = _counted_on(rows, m, grid.as_of.max())
+            self.seen[m.name] = rows.group_by(["account_id", "v"]).aggregate(day=rows.day.max())
             return None
+        last = _last_seen(before, rows, m, grid, span)
         if self.materialize is not None:  # read twice: counted, and kept
             last = self.materialize(last, f"seen_{m.name}")
         self.seen[m.name] = last
@@ -222,6 +231,25 @@ def running_on_two_dates(t: ir.Table, cols: dict[str, tuple[str, str]]) -> ir.Ta
             both = ibis.ifelse(ts.notnull() & (ts_before.isnull() | (ts >= ts_before)), now, before)
         values[c] = ibis.ifelse(second, both, now)
     return j.select(*[c for c in t.columns if c not in values], **values).select(*t.columns)
+
+
+def _last_seen(before: ir.Table, rows: ir.Table, m: CountDistinct, grid: ir.Table,
+               span: asof.Span | None) -> ir.Table:
+    """Each value's last day seen as of the grid's last date, while that date counts it
+    (account_id, v, day), from the last days kept as of the grid's first date (``before``:
+    one row per account and value, each day on or before that date) and the values seen
+    in ``rows`` (``span``, when given, holds the grid's first and last dates). Only the rows
+    dated after the first date can move a value's last day, and they are later than any
+    kept day: the kept rows of the values seen again give way to the new rows' latest, the
+    others stay as they are (no grouping of the kept rows: at 100,000 accounts 580,000 of
+    them, against some 60,000 new rows)."""
+    first = grid.as_of.min() if span is None else ibis.literal(span.first, "date")
+    last = grid.as_of.max() if span is None else ibis.literal(span.last, "date")
+    new = rows.filter(rows.day > first)
+    new = _counted_on(new.select("account_id", v=new.v.cast(before.v.type()), day="day"), m, last)
+    new = new.group_by(["account_id", "v"]).aggregate(day=new.day.max())
+    kept = _counted_on(before, m, last).anti_join(new, ["account_id", "v"])
+    return kept.union(new.select(*kept.columns))
 
 
 def _counted_on(rows: ir.Table, m: CountDistinct, day: Any) -> ir.Table:
