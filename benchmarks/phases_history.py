@@ -76,7 +76,7 @@ def instrument(out: Timings) -> None:
         DuckDBEngine.materialize = timed(  # type: ignore[method-assign]
             lambda self, expr, prefix: prefix, DuckDBEngine.materialize, out)
     DuckDBEngine.write_sorted = timed(  # type: ignore[method-assign]
-        lambda self, expr, path: "write", DuckDBEngine.write_sorted, out)
+        lambda self, expr, path, *rest: "write", DuckDBEngine.write_sorted, out)
     pipeline.load_sources = timed(  # type: ignore[attr-defined]
         lambda *a: "sources", pipeline.load_sources, out)
     load.load_source = timed(  # type: ignore[attr-defined]

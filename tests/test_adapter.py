@@ -139,3 +139,35 @@ def test_an_engine_without_partitioned_writes_reads_the_scores_nested(
     write_snapshots(None, RowsOnly(), expr, tmp_path)  # type: ignore[arg-type]
     assert asked == [True]
     assert pq.read_table(tmp_path / "as_of=2025-01-31" / "data_0.parquet").column("c").to_pylist() == [4]
+
+
+@pytest.mark.parametrize(("days", "one_date", "sorts"), [(2, False, True), (1, True, False)],
+                         ids=["several dates: sorted", "one date: not sorted"])
+def test_a_pass_file_is_sorted_by_date_only_when_it_holds_several(
+        engine: DuckDBEngine, tmp_path: Path, days: int, one_date: bool, sorts: bool) -> None:
+    import json
+
+    rows = pa.table({"as_of": [date(2025, 1, 31 - i % days) for i in range(6)],
+                     "account_id": [f"A{i}" for i in range(6)]})
+    scores = engine.register_arrow(rows, "scores")
+    profile = tmp_path / "profile.json"
+    engine.con.con.execute(f"SET enable_profiling = 'json'; SET profiling_output = '{profile}'")
+    engine.write_sorted(scores, tmp_path / "pass.parquet", one_date=one_date)
+    engine.con.con.execute("SET enable_profiling = 'no_output'")
+
+    def operators(node: object) -> list[str]:  # every operator's name in DuckDB's profile
+        if isinstance(node, list):
+            return [o for n in node for o in operators(n)]
+        if not isinstance(node, dict):
+            return []
+        own = [str(node[k]) for k in ("name", "operator_type") if k in node]
+        return own + operators(node.get("operator", [])) + operators(node.get("children", []))
+
+    found = operators(json.loads(profile.read_text()))
+    assert "BATCH_COPY_TO_FILE" in found or "COPY_TO_FILE" in found, found
+    assert ("ORDER_BY" in found) == sorts, found
+    written = pq.read_table(tmp_path / "pass.parquet")
+    assert sorted(written.to_pylist(), key=lambda r: r["account_id"]) == \
+        sorted(rows.to_pylist(), key=lambda r: r["account_id"])
+    if sorts:
+        assert written["as_of"].to_pylist() == sorted(rows["as_of"].to_pylist())

@@ -212,7 +212,7 @@ def test_a_failed_run_keeps_the_state_it_had(tmp_path: Path, monkeypatch: pytest
     root = _kept_mini(tmp_path)
     state = (root / ".healthscore" / incremental.FOLDER / incremental.RUNNING).read_bytes()
 
-    def fail(*args: object) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
     monkeypatch.setattr("healthscore.pipeline.write_snapshots", fail)

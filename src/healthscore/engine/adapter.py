@@ -199,13 +199,16 @@ class DuckDBEngine(Engine):
         self.con.con.execute(f"COPY ({self._sql(expr)}) TO '{target}' "
                              f"(FORMAT PARQUET, COMPRESSION ZSTD)")
 
-    def write_sorted(self, expr: ibis.Table, path: Path) -> None:
+    def write_sorted(self, expr: ibis.Table, path: Path, one_date: bool = False) -> None:
         """Stream the scores ``expr`` into one Parquet file, rows in as-of date order, in small
         row groups (a reader of one date skips the others' by their statistics). Compiled with
-        nested selects: each scorecard's steps read the one before."""
+        nested selects: each scorecard's steps read the one before. ``one_date``: the rows
+        are of one as-of date, so in order as they come (sorting 100,000 accounts' rows by a
+        date they all share cost the next day 0.3 s)."""
         sql = self._sql(expr, nested=True)
+        order = "" if one_date else " ORDER BY as_of"
         self.con.con.execute(
-            f"COPY ({sql} ORDER BY as_of) TO '{path}' "
+            f"COPY ({sql}{order}) TO '{path}' "
             f"(FORMAT PARQUET, COMPRESSION SNAPPY, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
         )
 

@@ -160,18 +160,20 @@ def score_in_passes(
     """Score all dates, a batch of dates per set-based pass, into ``stage``."""
     for i, expr in enumerate(pass_exprs(config, loaded, dates, progress, carry)):
         part = stage / f".pass-{i}"
-        write_snapshots(config, loaded.engine, expr, part)
+        write_snapshots(config, loaded.engine, expr, part, one_date=len(dates) == 1)
         for folder in part.iterdir():
             folder.rename(stage / folder.name)
         part.rmdir()
 
 
-def write_snapshots(config: ProjectConfig, engine: Engine, expr: ir.Table, stage: Path) -> None:
+def write_snapshots(config: ProjectConfig, engine: Engine, expr: ir.Table, stage: Path,
+                    one_date: bool = False) -> None:
     """Write ``expr`` into ``stage`` (swapped in by the store): one file sorted by as_of where
-    the engine writes one, else a file per date."""
+    the engine writes one, else a file per date. ``one_date``: ``expr`` holds one as-of
+    date (nothing to sort)."""
     writer = getattr(engine, "write_sorted", None)
     if writer is not None:
-        add_pass(stage, lambda path: writer(expr, path))
+        add_pass(stage, lambda path: writer(expr, path, one_date))
         return
     _write_with_arrow(engine, expr, stage)
 

@@ -234,7 +234,7 @@ class Project:
         except incremental.StateMismatch:
             return None
         progress("scoring 1 as-of date from the kept state|0|1")
-        pipeline.write_snapshots(self.config, loaded.engine, expr, stage)
+        pipeline.write_snapshots(self.config, loaded.engine, expr, stage, one_date=True)
         progress("scoring 1 as-of date from the kept state|1|1")
         return carries
 
