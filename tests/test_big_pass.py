@@ -1,6 +1,6 @@
-"""A big pass joins each part's contributions to the spine's keys (a small one merges them
-from one stored union), and keeps the values its last date counted: the same measures and
-the same kept values either way."""
+"""A big pass merges its parts' contributions from one union as it goes (a small one stores
+that union first), and keeps the values its last date counted: the same measures and the
+same kept values either way."""
 
 from __future__ import annotations
 
@@ -57,17 +57,14 @@ def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values(keys).reset_index(drop=True)
 
 
-@pytest.mark.parametrize(("dates", "chain"), [(FAR_APART, 16), (CLOSE, 16), (CLOSE, 2)],
-                         ids=["far apart", "close", "close, chains of two parts"])
+@pytest.mark.parametrize("dates", [FAR_APART, CLOSE], ids=["far apart", "close"])
 def test_a_big_pass_gives_the_measures_and_kept_values_of_a_small_one(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dates: list[date], chain: int) -> None:
-    from healthscore.measures import build
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dates: list[date]) -> None:
     from healthscore.pipeline import score
 
     config = Project.load(build_project(tmp_path)).config
     small = _run(config, dates, [])
     monkeypatch.setattr(score, "SMALL_RUN", 0)
-    monkeypatch.setattr(build, "CHAIN", chain)
     big = _run(config, dates, [])
     assert set(small) == set(big) and "seen users_30" in big
     assert len(big["measures"]) == (7 if dates == FAR_APART else 12)
@@ -88,23 +85,3 @@ def test_far_apart_dates_store_no_copy_of_the_values_seen(tmp_path: Path) -> Non
     close: list[str] = []
     _run(config, CLOSE, close)
     assert close.count("seen") == 1
-
-
-def test_the_parts_of_a_big_pass_join_in_flat_chains_however_many() -> None:
-    """Sixteen parts' joins are the links of one chain compiled to one SELECT: joins each
-    wrapped in a select of their own nested deeper than Python's recursion limit allows the
-    compiler for a scorecard of many measures (the 2,000-account demo's validation)."""
-    import ibis
-
-    from healthscore.measures.build import contributions_on
-    from healthscore.measures.parts import SUM, Part
-
-    keys = ibis.table({"account_id": "string", "k": "int64", "as_of": "date"}, name="keys")
-    bounds = ibis.table({"account_id": "string", "k_first": "int64", "k_last": "int64"},
-                        name="bounds")
-    parts = [Part(ibis.table({"account_id": "string", "k": "int64", f"c{i}": "int64"},
-                             name=f"part{i}"), {f"c{i}": (SUM, "int64")}) for i in range(80)]
-    joined = contributions_on(keys, parts, bounds)
-    assert joined.columns == ("account_id", "k", "as_of", *(f"c{i}" for i in range(80)))
-    sql = ibis.to_sql(joined, dialect="duckdb")
-    assert sql.count("LEFT OUTER JOIN") == 80 + 5  # five chains of 16, joined to the keys

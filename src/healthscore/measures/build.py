@@ -216,18 +216,14 @@ class MeasureBuilder:
         if not cols:
             return spine
         bounds = spine.group_by("account_id").aggregate(k_first=spine.k.min(), k_last=spine.k.max())
-        keys = spine if self.accounts is None else spine.select("account_id", "k", "as_of")
         # kept inline, not materialised: a materialised copy at 50,000 accounts x 24 dates ran
         # out of the default 1500MB pool
-        dense = self._joins_parts()
-        if dense:
-            sparse = contributions_on(keys, self.parts, bounds)
-        else:
-            parts = self.parts if self.carry is None else self.carry.new_parts(self.parts)
-            sparse = merged_contributions(parts, bounds, self.materialize if self.small else None)
+        parts = self.parts if self.carry is None else self.carry.new_parts(self.parts)
+        sparse = merged_contributions(parts, bounds, self.materialize if self.small else None)
         if self.carry is not None:
             sparse = self.carry.apply(sparse, cols, spine, self.side)
-        joined = sparse if dense else left_join(keys, sparse, ["account_id", "k"])
+        keys = spine if self.accounts is None else spine.select("account_id", "k", "as_of")
+        joined = left_join(keys, sparse, ["account_id", "k"])
         if self.carry is not None and self.carry.last == 1:  # two dates: no window needed
             done = running_on_two_dates(joined, cols)
         else:
@@ -249,12 +245,6 @@ class MeasureBuilder:
         values = [c for c in done.columns if c not in keys.columns]
         wide = done.inner_join(self.accounts, "account_id")
         return wide.select(*spine.columns, *values)
-
-    def _joins_parts(self) -> bool:
-        """Whether each part joins the spine's keys on its own (:func:`contributions_on`)
-        rather than all merging from one union: for a big pass that does not start from
-        kept values."""
-        return not self.small and (self.carry is None or self.carry.before is None)
 
     def _kept_on_last(self, t: ir.Table, names: list[str]) -> dict[str, Any]:
         """The running values ``names`` of the grid's last date as ``KEPT`` columns (null on
@@ -385,38 +375,6 @@ def merged_contributions(parts: list[Part], bounds: ir.Table,
     stack = Stack.of([Part(_sparse(p.table, p.columns), p.columns) for p in parts])
     rows = stack.table if store is None else store(stack.table, "stack")
     return stack.merged(_clamped(rows, bounds), cols)
-
-
-CHAIN = 16  # tables joined in one SELECT (see contributions_on)
-
-
-def contributions_on(keys: ir.Table, parts: list[Part], bounds: ir.Table) -> ir.Table:
-    """``keys`` (one row per account and as-of index, the spine's) with every part's
-    columns: each part placed on the accounts' own dates (``bounds``) and collapsed to one
-    row per (account, index), then left-joined to the keys in flat chains of joins (one
-    SELECT each). More than ``CHAIN`` parts join in chains of their own to the keys, and
-    those chains join the keys in one more: a select of its own for every join nests
-    deeper than the compiler's recursion allows for a scorecard of many measures, and Ibis
-    builds one long chain in time growing with the square of its length."""
-    sparse = [_sparse(_clamped(p.table, bounds), p.columns) for p in parts]
-    if len(sparse) <= CHAIN:
-        return _chain(keys, sparse)
-    ids = keys.select("account_id", "k")
-    chains = [_chain(ids, sparse[s:s + CHAIN], s) for s in range(0, len(sparse), CHAIN)]
-    return _chain(keys, chains, len(sparse))
-
-
-def _chain(left: ir.Table, rights: list[ir.Table], first: int = 0) -> ir.Table:
-    """``left`` with the columns of each of ``rights`` (one row per account_id and k each),
-    left-joined in one chain."""
-    joined: Any = left
-    cols: list[str] = []
-    for i, right in enumerate(rights, first):
-        a, k = f"__a{i}", f"__k{i}"
-        cols += [c for c in right.columns if c not in ("account_id", "k")]
-        right = right.rename({a: "account_id", k: "k"})
-        joined = joined.left_join(right, [("account_id", a), ("k", k)])
-    return joined.select(*left.columns, *cols)
 
 
 @dataclass(frozen=True)
