@@ -220,14 +220,19 @@ def fingerprints(config: ProjectConfig, loaded: Loaded,
         time = str(ENTITIES[entity].time)
         day = t[time].date() if t[time].type().is_timestamp() else t[time]
         h = ibis.struct({c: t[c] for c in t.columns}).hash()
-        rows = t.mutate(__day=day.cast("string"), __h=h)
+        rows = t.select(__day=day, __h=h)  # grouped by the day itself: its text comes after
         per_day = rows.group_by("__day").aggregate(
             n=rows.count(), a=(rows.__h % _P).sum(), b=((rows.__h // _P) % _P).sum())
         frame = loaded.engine.to_arrow(per_day).to_pylist()
-        days = {(r["__day"] or "none"): [int(r["n"]), int(r["a"] or 0), int(r["b"] or 0)]
+        days = {_day_key(r["__day"]): [int(r["n"]), int(r["a"] or 0), int(r["b"] or 0)]
                 for r in frame}
         out[entity] = Fingerprint(list(t.columns), days)
     return out
+
+
+def _day_key(day: Any) -> str:
+    """A fingerprint's day: ISO text (a time column of text keeps its text), or "none"."""
+    return "none" if day is None else day.isoformat() if isinstance(day, date) else str(day)
 
 
 def config_digest(config: ProjectConfig) -> str:
