@@ -13,8 +13,11 @@ a while when it opens or closes, a latest value from the rows after P; a distinc
 min/max reads its window before D), and everything up to P is taken from the kept values;
 other tables (distinct values or min/max over all time, the outcomes, the workflow store's
 CTAs and marks) are read whole. Accounts that were not active on P are scored from their
-whole history. The running values of D are computed once (:class:`Carry` with
-``materialize``): scored, and kept for the next run. The values are those of a cold run of D.
+whole history, and so are those kept as of P whose start date today's accounts file moves
+after P (:func:`restarted`): the accounts are read whole every run, and the kept values
+depend on them only through the dates each is a customer on. The running values of D are
+computed once (:class:`Carry` with ``materialize``): scored, and kept for the next run. The
+values are those of a cold run of D.
 
 Anything the state cannot prove unchanged makes a cold run, said in one line: no state, a
 changed configuration, a source whose columns changed, a date not after P. Rows that arrived
@@ -48,7 +51,7 @@ from healthscore.engine.adapter import DuckDBEngine, Engine, nested_selects
 from healthscore.engine.compiled import compiled_sql
 from healthscore.entities import ENTITIES
 from healthscore.measures import asof, history
-from healthscore.measures.build import active_spine
+from healthscore.measures.build import active_spine, known_accounts
 from healthscore.measures.carry import Carry
 from healthscore.measures.parts import time_column
 from healthscore.pipeline.load import Loaded
@@ -77,6 +80,9 @@ class Plan:
     recomputed: list[date] = field(default_factory=list)  # stored dates late rows touched
     prints: dict[str, Fingerprint] | None = None  # the sources' fingerprints, when computed
     seen: dict[str, str] = field(default_factory=dict)  # with ``prev``: the state's (State.seen)
+    # with ``prev``: accounts kept as of ``prev`` whose start date today's accounts file moves
+    # after it (customers on the date): scored from their whole history (see restarted)
+    restarted: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -130,8 +136,44 @@ def plan(config: ProjectConfig, loaded: Loaded, stored: list[date], dates: list[
         return Plan(sorted({*touched, day}), None,
                     f"late rows in {late}: recomputing {again} and {day} from the sources",
                     touched, now)
-    return Plan([day], state.day, f"{day} computed from the state kept as of {state.day}",
-                prints=now, seen=state.seen)
+    note = f"{day} computed from the state kept as of {state.day}"
+    moved = restarted(loaded, state, day)
+    if moved:
+        note += (f", and from their whole history for {_counted(len(moved), 'account')} whose "
+                 f"start date moved after {state.day}: {_listed(moved)}")
+    return Plan([day], state.day, note, prints=now, seen=state.seen, restarted=moved)
+
+
+def restarted(loaded: Loaded, state: State, day: date) -> list[str]:
+    """The accounts kept as of the state's date P whose start date today's accounts file
+    moves after P, and that are customers on ``day``.
+
+    A running value as of a date is the sum (max, latest) of every contribution up to it,
+    placed on the account's first date when earlier (``merged_contributions``): it depends
+    on the accounts only through the dates each is a customer on. The kept values of
+    an account that was a customer on P, and by today's file still is, or is not on ``day``,
+    are its values of a cold run; one gone since P, or starting only after ``day``, is not
+    scored; one that was not kept is scored from its whole history. Only an account whose
+    start date moved from on or before P to (P, ``day``] is left: its kept values belong on a
+    date it has no row on, so it is scored from its whole history too."""
+    engine = loaded.engine
+    after = ibis.literal(state.day, type="date")
+    until = ibis.literal(day, type="date")
+    a = loaded.tables["accounts"]
+    a = known_accounts(a.filter((a.start_date > after) & (a.start_date <= until)),
+                       loaded.tables.get("outcomes"))
+    a = a.filter(a.churn_date.isnull() | (a.churn_date > until)).select("account_id")
+    kept = engine.read_parquet([str(state.folder / RUNNING)], engine.temp_name("kept_accounts"))
+    ids = engine.to_arrow(a.semi_join(kept.select("account_id"), "account_id"))
+    return sorted(ids["account_id"].to_pylist())
+
+
+def _counted(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _listed(items: list[str], most: int = 5) -> str:
+    return ", ".join(items[:most]) + (" ..." if len(items) > most else "")
 
 
 def _cold(p: Plan, why: str) -> Plan:
@@ -266,6 +308,8 @@ def score_day(config: ProjectConfig, loaded: Loaded, p: Plan) -> tuple[ir.Table,
     engine = loaded.engine
     folder = config.state_dir / FOLDER
     before = engine.read_parquet([str(folder / RUNNING)], engine.temp_name("kept"))
+    if p.restarted:  # (kept as of a date they no longer have a row on: see restarted)
+        before = before.filter(~before.account_id.isin(p.restarted))
     known = before.select("account_id")
     seen = {name: engine.read_parquet([str(folder / file)], engine.temp_name("kept_seen"))
             for name, file in p.seen.items()}
