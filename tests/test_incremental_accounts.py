@@ -198,12 +198,22 @@ def test_any_edit_of_the_accounts_gives_the_next_day_of_a_cold_run(
     _next_day_against_cold(kept, tmp_path_factory.mktemp("edit"), accounts)
 
 
-def test_a_later_day_after_an_edit_of_the_accounts_equals_a_cold_run(
+def test_a_later_day_after_an_edit_of_the_accounts_and_the_day_after_it_equal_cold_runs(
         kept: Path, tmp_path: Path) -> None:
     """Three days after the kept date: an account that now starts between them is scored
-    from its whole history too."""
+    from its whole history too (one that starts and is gone between them is not scored, nor
+    named); the state that run keeps gives the day after it as a cold run does (the
+    account's values and distinct users kept once)."""
     day = KEPT + timedelta(days=3)
-    accounts = _edited({"A2": {"start_date": str(KEPT + timedelta(days=2))}})
+    accounts = _edited({"A2": {"start_date": str(KEPT + timedelta(days=2))},
+                        "A1": {"start_date": str(KEPT + timedelta(days=1)),
+                               "churn_date": str(KEPT + timedelta(days=2))}})
     assert _next_day_against_cold(kept, tmp_path, accounts, day) == (
         f"{day} computed from the state kept as of {KEPT}, and from their whole history for 1 "
         f"account whose start date moved after {KEPT}: A2")
+    after = day + timedelta(days=1)
+    result = Project.load(tmp_path / "next").run(as_of=after, apply_rules=False)
+    assert result.incremental == f"{after} computed from the state kept as of {day}"
+    cold = _project(tmp_path / "cold-after", accounts)
+    assert Project.load(cold).run(as_of=after, apply_rules=False).incremental == ""
+    _same(_scores(tmp_path / "next", after), _scores(cold, after))  # type: ignore[arg-type]

@@ -157,15 +157,18 @@ def restarted(loaded: Loaded, state: State, day: date) -> list[str]:
     start date moved from on or before P to (P, ``day``] is left: its kept values belong on a
     date it has no row on, so it is scored from its whole history too."""
     engine = loaded.engine
-    after = ibis.literal(state.day, type="date")
     until = ibis.literal(day, type="date")
     a = loaded.tables["accounts"]
-    a = known_accounts(a.filter((a.start_date > after) & (a.start_date <= until)),
-                       loaded.tables.get("outcomes"))
-    a = a.filter(a.churn_date.isnull() | (a.churn_date > until)).select("account_id")
     kept = engine.read_parquet([str(state.folder / RUNNING)], engine.temp_name("kept_accounts"))
-    ids = engine.to_arrow(a.semi_join(kept.select("account_id"), "account_id"))
-    return sorted(ids["account_id"].to_pylist())
+    moved = a.filter((a.start_date > ibis.literal(state.day, type="date")) & (a.start_date <= until))
+    ids = engine.to_arrow(moved.select("account_id").semi_join(kept.select("account_id"),
+                                                               "account_id"))
+    if not ids.num_rows:  # (the usual case, 100,000 accounts: 0.01 CPU s; the churn dates
+        return []  # of outcomes joined to every account's first: 0.045)
+    a = known_accounts(a.filter(a.account_id.isin(ids["account_id"].to_pylist())),
+                       loaded.tables.get("outcomes"))
+    a = a.filter(a.churn_date.isnull() | (a.churn_date > until))  # (not scored on the date)
+    return sorted(engine.to_arrow(a.select("account_id"))["account_id"].to_pylist())
 
 
 def _counted(n: int, noun: str) -> str:
