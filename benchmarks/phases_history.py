@@ -69,7 +69,10 @@ def instrument(out: Timings) -> None:
     if hasattr(incremental, "compiled_sql"):  # (the next day's queued tables compile here)
         incremental.compiled_sql = timed(
             lambda con, expr: "compile", incremental.compiled_sql, out)
-    if hasattr(DuckDBEngine, "fill"):
+    if hasattr(DuckDBEngine, "make_table"):  # (every table filled, queued or not, runs here)
+        DuckDBEngine.make_table = timed(  # type: ignore[method-assign]
+            lambda self, name, *rest: name[3:].rsplit("_", 1)[0], DuckDBEngine.make_table, out)
+    elif hasattr(DuckDBEngine, "fill"):
         DuckDBEngine.fill = timed(  # type: ignore[method-assign]
             lambda self, name, expr, sql: name[3:].rsplit("_", 1)[0], DuckDBEngine.fill, out)
     else:  # (code before tables were filled apart from their naming)

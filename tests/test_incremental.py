@@ -483,15 +483,22 @@ def _filled_tables(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool, obj
     from healthscore.engine.adapter import DuckDBEngine
 
     made: list[tuple[str, bool, object]] = []
-    fill, register = DuckDBEngine.fill, DuckDBEngine.register_arrow
+    make, copy = DuckDBEngine.make_table, DuckDBEngine.copy_arrow
 
-    def note(table):  # type: ignore[no-untyped-def]
-        made.append((table.op().name, threading.current_thread() is threading.main_thread(),
-                     table.schema()))
-        return table
+    def note(engine, name):  # type: ignore[no-untyped-def]
+        held = engine.con.table(name).schema()  # (a temporary table, or one of the database)
+        made.append((name, threading.current_thread() is threading.main_thread(), held))
 
-    monkeypatch.setattr(DuckDBEngine, "fill", lambda self, *a: note(fill(self, *a)))
-    monkeypatch.setattr(DuckDBEngine, "register_arrow", lambda self, *a: note(register(self, *a)))
+    def made_table(self, name, *a):  # type: ignore[no-untyped-def]
+        make(self, name, *a)
+        note(self, name)
+
+    def copied(self, table, name):  # type: ignore[no-untyped-def]
+        copy(self, table, name)
+        note(self, name)
+
+    monkeypatch.setattr(DuckDBEngine, "make_table", made_table)
+    monkeypatch.setattr(DuckDBEngine, "copy_arrow", copied)
     return made
 
 
@@ -565,15 +572,15 @@ def test_a_query_failing_behind_fails_the_run_and_runs_none_after_it(
     project = Project.load(root)
     project.run(dates=[KEPT - timedelta(days=1), KEPT], apply_rules=False)
     filled: list[str] = []
-    fill = DuckDBEngine.fill
+    make = DuckDBEngine.make_table
 
-    def failing(self, name, expr, sql):  # type: ignore[no-untyped-def]
+    def failing(self, name, *a):  # type: ignore[no-untyped-def]
         filled.append(name)
         if name.startswith("hs_carry_sparse"):
             raise RuntimeError("no room left")
-        return fill(self, name, expr, sql)
+        make(self, name, *a)
 
-    monkeypatch.setattr(DuckDBEngine, "fill", failing)
+    monkeypatch.setattr(DuckDBEngine, "make_table", failing)
     threads = threading.active_count()
     with pytest.raises(RuntimeError, match="no room left"):
         project.run(as_of=DAY, apply_rules=False)

@@ -19,6 +19,8 @@ from typing import Any
 
 import ibis
 import pyarrow as pa
+import sqlglot as sg
+import sqlglot.expressions as sge
 
 from healthscore.config.specs import SparkSpec
 from healthscore.engine.compiled import compiled_sql
@@ -132,8 +134,12 @@ class DuckDBEngine(Engine):
     def register_arrow(self, table: pa.Table, name: str) -> ibis.Table:
         """A temporary table of ``table``'s rows, copied by DuckDB itself (Ibis's own
         ``create_table`` imports pandas on the way: 0.3 CPU s of a run that needs none)."""
-        self._copy_in(table, f"{name}_arrow", f'TEMP TABLE "{name}"')
+        self.copy_arrow(table, name)
         return self.con.table(name, database="temp")
+
+    def copy_arrow(self, table: pa.Table, name: str) -> None:
+        """:meth:`register_arrow` without reading the new table's description back."""
+        self._copy_in(table, f"{name}_arrow", f'TEMP TABLE "{name}"')
 
     def register_batches(self, batches: pa.RecordBatchReader, name: str) -> ibis.Table:
         """Streamed into a table batch by batch: the whole result is never in Python's memory.
@@ -164,11 +170,30 @@ class DuckDBEngine(Engine):
 
     def fill(self, name: str, expr: ibis.Table, sql: str) -> ibis.Table:
         """The temporary table ``name`` of ``expr``'s rows, from ``expr`` compiled (``sql``)."""
-        self.con._run_pre_execute_hooks(expr)  # (in-memory tables it reads registered)
-        table = self.con.create_table(name, schema=expr.schema(), temp=True)
-        cols = ", ".join(_quoted(c) for c in expr.columns)
-        self.con.con.execute(f"INSERT INTO temp.main.{_quoted(name)} ({cols}) {sql}")
-        return table
+        self.make_table(name, self.filling(name, expr.schema(), sql), expr)
+        return self.con.table(name, database=("temp", "main"))
+
+    def filling(self, name: str, schema: ibis.Schema, sql: str) -> str:
+        """The statements that create the temporary table ``name`` of the columns ``schema``
+        (typed as Ibis types them) and fill it with the rows of the query ``sql``."""
+        dialect = self.con.dialect
+        table = sg.table(name, catalog="temp", db="main", quoted=True)
+        create = sge.Create(
+            kind="TABLE",
+            this=sge.Schema(this=table, expressions=schema.to_sqlglot_column_defs(dialect)),
+            properties=sge.Properties(expressions=[sge.TemporaryProperty()]),
+        )
+        cols = ", ".join(_quoted(c) for c in schema.names)
+        return f"{create.sql(dialect)}; INSERT INTO {table.sql(dialect)} ({cols}) {sql}"
+
+    def make_table(self, name: str, statements: str, reads: ibis.Table | None = None) -> None:
+        """Run the :meth:`filling` ``statements`` of the table ``name`` in one call of the
+        engine, after registering the in-memory tables the query ``reads`` (when given).
+        Nothing else: no Python between the statements, no description read back (a table
+        filled behind the caller's back waits for Python's lock at each step)."""
+        if reads is not None:
+            self.con._run_pre_execute_hooks(reads)
+        self.con.con.execute(statements)
 
     def view(self, expr: ibis.Table, prefix: str) -> ibis.Table:
         name = self.temp_name(prefix)
