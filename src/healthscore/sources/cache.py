@@ -1,16 +1,27 @@
 """Clean tables kept between runs, so that an unchanged source is read and checked once.
 
 An entry is a source's good rows (Parquet) and its data health (JSON), in
-``<state>/.source-cache/<entity>/<key>/``; a Parquet source whose rows all pass as they are
-read (none rejected, every column of its type already) keeps no copy: its entry reads the
+``<state>/.source-cache/<entity>/<rows key>/``; a Parquet source whose rows all pass as they
+are read (none rejected, every column of its type already) keeps no copy: its entry reads the
 files themselves, whose contents the key holds (copying 19M usage events cost 12 CPU s).
-The key is a hash of everything the rows and the health depend on: the files' contents
-(SHA-256; a file whose size and modification time are unchanged is not hashed again), the
-source's spec (path, format, table, sheet, mapping, encoding...), the entity contract it is
-checked against, the code that reads and checks it, the engine, and, for every source but
-accounts, the set of known account ids (rows of unknown accounts are rejected). So a changed
-file, mapping or contract changes exactly that source's key, and a new account id the keys
-of the sources checked against the accounts. What depends on the run is not cached:
+An entry is found by its content key, a hash of everything the rows and the health depend on
+but the known account ids: the files' contents (SHA-256; a file whose size and modification
+time are unchanged is not hashed again), the source's spec (path, format, table, sheet,
+mapping, encoding...), the entity contract it is checked against, the code that reads and
+checks it, and the engine. So a changed file, mapping or contract rebuilds exactly that source.
+
+Rows of unknown accounts are rejected, so an entry also records the account ids (their hash)
+it was checked against. On a run whose ids differ (an account added or deleted), the entry is
+used as it is when the checks would give every row the verdict they gave: none of its rows
+was rejected as of an unknown account, and every account id of its rows is known now (one
+count over the account_id column of its clean rows; an entry that rejected rows for other
+reasons keeps the distinct account ids of every row read, ``ids.parquet``, and those are
+counted instead). It is then recorded for the new ids, so the next run takes it without
+counting. Otherwise the source is read and checked again, as when its file changed. Either
+way the rows and the data health are those a fresh read and check gives. The rows key, a hash
+of the content key and the ids an entry was built for, names the entry's folder and tells the
+kept state (pipeline/incremental.py) whether a source's rows are the ones it fingerprinted: an
+entry reused for new ids keeps its rows, so its key. What depends on the run is not cached:
 staleness is computed against each run's as-of dates from the cached newest row, and the
 rejection limits are checked again.
 
@@ -18,7 +29,8 @@ Files only (CSV, Parquet, Excel, a DuckDB file): a database or a DuckDB query ha
 content to hash short of reading it, and the workflow store changes with every action.
 
 Entries are written once every source of the run is read and checked (a run that fails on
-a source stores nothing), each in a staging folder renamed into place whole, so a run killed
+a source stores nothing, nor records an entry for new ids), each in a staging folder renamed
+into place whole, so a run killed
 while writing leaves no entry (its staging folder is removed by a later run); an entry that
 does not read back (a damaged file, its health unreadable, the row count not the one recorded) is
 ignored, removed and built again.
@@ -48,11 +60,13 @@ from healthscore.sources.clean import DataHealth, as_read, check_limits, clean, 
 from healthscore.sources.read import read_source, source_files
 
 FOLDER = ".source-cache"  # in the state folder; a dot: not in backups
-VERSION = 2  # of the entry layout
+VERSION = 3  # of the entry layout
 CACHED_FORMATS = ("csv", "parquet", "excel", "duckdb")
 AS_READ_FORMATS = ("parquet",)  # cheap to read again: rows that pass as read are not copied
 ROWS = "rows.parquet"
 HEALTH = "health.json"
+IDS = "ids.parquet"  # in an entry that rejected rows: the account ids of every row read
+UNKNOWN = "unknown account_id"  # the reason a row of an unknown account is rejected for
 FILES = "files.json"  # path -> [size, mtime_ns, sha256, hashed at]: not hashed again unchanged
 NOTES = "filters.json"  # in an entry: what the measures' filters matched in its rows
 RACY_NS = 2_000_000_000  # a file modified this close to its hashing is hashed again
@@ -66,8 +80,11 @@ def _checkpoint(step: str) -> None:
 
 @dataclass
 class Entry:
+    folder: Path  # named by the entry's rows key (see SourceCache.rows_key)
     rows: Path | None  # None: the clean rows are the source files' rows, as read (see as_read)
     health: DataHealth
+    ids: str | None  # the account ids (their hash) its rows are known to be checked against
+    every_id: Path | None  # IDS, kept when rows were rejected (None: the rows hold every id)
 
 
 @dataclass
@@ -75,9 +92,12 @@ class Pending:
     """A source read and checked in this run, stored once every source is."""
 
     entity: str
-    key: str
+    key: str  # its rows key: the folder it is stored in
+    content: str  # its content key (see SourceCache.key)
+    ids: str | None  # the account ids (their hash) it was checked against
     table: ir.Table | None  # None: the rows are the source's as read (no copy is kept)
     health: dict[str, Any]  # as it was checked (before the run adds its measure notes)
+    every_id: pa.Table | None = None  # the account ids of every row read, when some were rejected
 
 
 @dataclass
@@ -90,7 +110,8 @@ class SourceCache:
     pending: list[Pending] = field(default_factory=list)
     _files: dict[str, list[Any]] = field(default_factory=dict)
     _files_changed: bool = False
-    keys: dict[str, str] = field(default_factory=dict)  # entity -> its key in this run
+    keys: dict[str, str] = field(default_factory=dict)  # entity -> its rows key in this run
+    renewed: list[tuple[Path, str | None]] = field(default_factory=list)  # entries reused for new ids
 
     def __post_init__(self) -> None:
         try:
@@ -101,9 +122,9 @@ class SourceCache:
 
     # ------------------------------------------------------------------ keys
 
-    def key(self, source: Source, engine: Engine, optional: frozenset[str],
-            accounts: str | None) -> str | None:
-        """The source's cache key; None for a source that is not cached."""
+    def key(self, source: Source, engine: Engine, optional: frozenset[str]) -> str | None:
+        """The source's content key: everything its rows and health depend on but the known
+        account ids; None for a source that is not cached."""
         files = self.contents(source)
         if files is None:
             return None
@@ -111,11 +132,16 @@ class SourceCache:
         parts = {
             "version": VERSION, "code": _code_digest(), "engine": engine.name,
             "entity": repr(contract(source, optional)), "spec": spec, "format": source.format,
-            "location": source.location, "accounts": accounts, "files": files,
+            "location": source.location, "files": files,
         }
-        text = json.dumps(parts, sort_keys=True, default=str)
-        self.keys[source.entity] = hashlib.sha256(text.encode()).hexdigest()[:32]
-        return self.keys[source.entity]
+        return _hash(parts)
+
+    @staticmethod
+    def rows_key(content: str, ids: str | None) -> str:
+        """The key of the rows a source of content key ``content`` has once checked against
+        the account ids of hash ``ids``: same key, same rows (an entry reused for other ids
+        keeps its rows, so its key)."""
+        return _hash({"content": content, "ids": ids})
 
     def contents(self, source: Source) -> list[list[str]] | None:
         """The files a file source reads, each as [its name, its SHA-256]; None for a source
@@ -157,25 +183,35 @@ class SourceCache:
 
     # ------------------------------------------------------------------ entries
 
-    def get(self, entity: str, key: str) -> Entry | None:
-        """The entry of ``key``, when it reads back whole; a damaged one is removed."""
-        if not self.read:
+    def get(self, entity: str, content: str, ids: str | None) -> Entry | None:
+        """The entry of ``entity`` of content key ``content`` (the one recorded for ``ids``
+        first), when it reads back whole; a damaged one is removed."""
+        parent = self.root / entity
+        if not self.read or not parent.is_dir():
             return None
-        folder = self.root / entity / key
-        if not folder.is_dir():
-            return None
-        try:
-            saved = json.loads((folder / HEALTH).read_text(encoding="utf-8"))
-            rows: Path | None = None
-            if not saved["as_read"]:
-                rows = folder / ROWS
-                if rows.stat().st_size != saved["size"] or _row_count(rows) != saved["rows"]:
-                    raise ValueError("rows.parquet is not the file written")
-            health = _health(saved["health"])
-        except (OSError, ValueError, KeyError, TypeError, pa.ArrowException):
-            shutil.rmtree(folder, ignore_errors=True)
-            return None
-        return Entry(rows, health)
+        found: list[Entry] = []
+        for folder in sorted(parent.iterdir()):
+            if folder.name.startswith(".tmp-") or not folder.is_dir():
+                continue
+            try:
+                saved = json.loads((folder / HEALTH).read_text(encoding="utf-8"))
+                if saved["content"] != content:
+                    continue
+                rows: Path | None = None
+                if not saved["as_read"]:
+                    rows = folder / ROWS
+                    if rows.stat().st_size != saved["size"] or _row_count(rows) != saved["rows"]:
+                        raise ValueError("rows.parquet is not the file written")
+                every_id: Path | None = None
+                if saved["every_id"] is not None:
+                    every_id = folder / IDS
+                    if _row_count(every_id) != saved["every_id"]:
+                        raise ValueError("ids.parquet is not the file written")
+                found.append(Entry(folder, rows, _health(saved["health"]), saved["ids"], every_id))
+            except (OSError, ValueError, KeyError, TypeError, pa.ArrowException):
+                shutil.rmtree(folder, ignore_errors=True)
+        found.sort(key=lambda e: e.ids != ids)
+        return found[0] if found else None
 
     def filter_notes(self, entity: str, key: str, filters: str) -> list[str] | None:
         """The notes of the measures' filters that match none of the rows of ``entity``'s
@@ -202,6 +238,9 @@ class SourceCache:
     def save(self, engine: Engine, entities: set[str]) -> None:
         """Store the sources read and checked in this run (every source of the project was
         loaded: a run that fails on one stores none), and forget those it no longer has."""
+        for folder, ids in self.renewed:
+            _renew(folder, ids)
+        self.renewed.clear()
         for p in self.pending:
             self._store(engine, p)
         self.pending.clear()
@@ -216,11 +255,19 @@ class SourceCache:
         stage = parent / f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         stage.mkdir()
         try:
-            saved: dict[str, Any] = {"as_read": pending.table is None, "health": pending.health}
+            saved: dict[str, Any] = {"as_read": pending.table is None, "health": pending.health,
+                                     "content": pending.content, "ids": pending.ids,
+                                     "every_id": None}
             if pending.table is not None:
                 rows = write_rows(engine, pending.table, stage)
                 saved.update(size=rows.stat().st_size, rows=_row_count(rows))
                 _fsync_file(rows)
+            if pending.every_id is not None:
+                import pyarrow.parquet as pq
+
+                pq.write_table(pending.every_id, stage / IDS)
+                saved["every_id"] = _row_count(stage / IDS)
+                _fsync_file(stage / IDS)
             _checkpoint("rows written")
             _write_atomically(stage / HEALTH, json.dumps(saved).encode())
             _checkpoint("health written")
@@ -264,12 +311,21 @@ def load_source(engine: Engine, source: Source, accounts: ir.Table | None, limit
     """(clean rows, data health, whether they came from the cache) of one source: read and
     checked, or taken from the cache when nothing they depend on changed. ``ids`` is the
     hash of the known account ids (see :func:`accounts_key`). A source read and checked is
-    stored by :meth:`SourceCache.save`, once every source is."""
-    key = cache.key(source, engine, optional, ids) if cache is not None else None
-    if cache is not None and key is not None:
-        hit = cache.get(source.entity, key)
+    stored by :meth:`SourceCache.save`, once every source is.
+
+    An entry checked against other account ids is used as it is when no row of it was
+    rejected as of an unknown account and every account id of its rows (of every row read,
+    when some were rejected) is known now: the checks then give every row the verdict they
+    gave it. It is recorded for these ids (the next run takes it without asking again)."""
+    content = cache.key(source, engine, optional) if cache is not None else None
+    if cache is not None and content is not None:
+        hit = cache.get(source.entity, content, ids)
         rows = _cached_rows(engine, source, optional, hit) if hit is not None else None
-        if hit is not None and rows is not None:
+        if hit is not None and rows is not None and (
+                hit.ids == ids or _ids_known(engine, hit, rows, accounts)):
+            if hit.ids != ids:
+                cache.renewed.append((hit.folder, ids))
+            cache.keys[source.entity] = hit.folder.name
             hit.health.stale_after_days = source.stale_after_days  # staleness: per run
             check_limits(source, hit.health, limits.share, limits.rows)
             return rows, hit.health, True
@@ -279,12 +335,40 @@ def load_source(engine: Engine, source: Source, accounts: ir.Table | None, limit
     table, health = clean(raw, source, accounts, limits.share, engine.materialize, optional,
                           limits.rows, rows if engine.rescans_files_cheaply else None,
                           engine.to_arrow)
-    if cache is not None and key is not None:
+    if cache is not None and content is not None:
+        key = cache.keys[source.entity] = cache.rows_key(content, ids)
         # rows that pass as read are not copied: the entry reads the files its key hashed
         same = rows is not None and not health.rows_rejected
-        cache.pending.append(Pending(source.entity, key, None if same else table,
-                                     _health_dict(health)))
+        every_id = None
+        if accounts is not None and health.rows_rejected and UNKNOWN not in health.reasons:
+            every_id = _every_id(engine, raw, source)
+        cache.pending.append(Pending(source.entity, key, content, ids, None if same else table,
+                                     _health_dict(health), every_id))
     return table, health, False
+
+
+def _every_id(engine: Engine, raw: ir.Table, source: Source) -> pa.Table:
+    """The account ids of every row of a source as its checks compare them with the known
+    ones (its rejected rows' too: they are not in the clean rows)."""
+    value = raw[source.spec.columns.get("account_id", "account_id")]
+    value = value if value.type().is_string() else value.try_cast("string")
+    ids = raw.select(account_id=value)
+    return engine.to_arrow(ids.filter(ids.account_id.notnull()).distinct())
+
+
+def _ids_known(engine: Engine, hit: Entry, rows: ir.Table, accounts: ir.Table | None) -> bool:
+    """Whether checking the entry's source against ``accounts`` would give every row the
+    verdict it got: no row was rejected as of an unknown account, and every row's account
+    id is known (those of the clean rows, or of every row read when some were rejected)."""
+    if accounts is None or hit.health.reasons.get(UNKNOWN):
+        return False
+    if hit.health.rows_rejected:
+        if hit.every_id is None:
+            return False
+        rows = read_rows(engine, hit.every_id, engine.temp_name("ids"))
+    t = rows.select("account_id")
+    unknown = t.filter(t.account_id.notnull() & ~t.account_id.isin(accounts.account_id))
+    return not engine.to_arrow(unknown.aggregate(n=unknown.count())).to_pylist()[0]["n"]
 
 
 def file_stamps(source: Source) -> list[tuple[str, int, int]]:
@@ -335,6 +419,21 @@ def accounts_key(engine: Engine, accounts: ir.Table) -> str:
     with pa.ipc.new_stream(sink, ids.schema) as writer:
         writer.write_table(ids)
     return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
+
+
+def _hash(parts: dict[str, Any]) -> str:
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _renew(folder: Path, ids: str | None) -> None:
+    """Record an entry reused for the account ids ``ids`` as checked against them."""
+    try:
+        saved = json.loads((folder / HEALTH).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # gone or damaged: rebuilt by a later run
+    saved["ids"] = ids
+    _write_atomically(folder / HEALTH, json.dumps(saved).encode())
 
 
 _CODE: list[str] = []
