@@ -56,6 +56,7 @@ import pyarrow as pa
 
 from healthscore.config.model import Source
 from healthscore.engine.adapter import Engine
+from healthscore.sources.clean import UNKNOWN_ACCOUNT as UNKNOWN
 from healthscore.sources.clean import DataHealth, as_read, check_limits, clean, contract
 from healthscore.sources.read import read_source, source_files
 
@@ -66,7 +67,6 @@ AS_READ_FORMATS = ("parquet",)  # cheap to read again: rows that pass as read ar
 ROWS = "rows.parquet"
 HEALTH = "health.json"
 IDS = "ids.parquet"  # in an entry that rejected rows: the account ids of every row read
-UNKNOWN = "unknown account_id"  # the reason a row of an unknown account is rejected for
 FILES = "files.json"  # path -> [size, mtime_ns, sha256, hashed at]: not hashed again unchanged
 NOTES = "filters.json"  # in an entry: what the measures' filters matched in its rows
 RACY_NS = 2_000_000_000  # a file modified this close to its hashing is hashed again

@@ -25,6 +25,7 @@ IBIS_TYPES = {
 }
 ROW = "__row"
 MAX_EXAMPLES = 5
+UNKNOWN_ACCOUNT = "unknown account_id"  # the reason a row of an unknown account is rejected for
 
 
 @dataclass
@@ -186,7 +187,7 @@ def reasons(t: ir.Table, entity: Entity, accounts: ir.Table | None) -> list[tupl
         out.append((f"duplicate {entity.key}", t["__first"].notnull() & (t[ROW] != t["__first"])))
     if accounts is not None and entity.name != "accounts":
         known = t.account_id.isin(accounts.account_id)
-        out.append(("unknown account_id", t.account_id.notnull() & ~known))
+        out.append((UNKNOWN_ACCOUNT, t.account_id.notnull() & ~known))
     return out
 
 
