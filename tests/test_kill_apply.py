@@ -1,13 +1,12 @@
 """`apply` is all or nothing, even when killed: a process applying a rules plan is killed
 (os._exit, no cleanup) after the first, a middle and the last CTA it opens, on SQLite and on
 PostgreSQL; the store then holds none of the plan, and applying the same plan again does all
-of it."""
+of it. The killed processes are forked from a server that has imported the package once."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+import multiprocessing
 import textwrap
 import uuid
 from collections.abc import Iterator
@@ -27,6 +26,10 @@ from .projects import add_department_people
 
 TODAY = date(2026, 11, 2)
 
+# what the server forking the killed processes imports once, before the first of them
+PRELOAD = ["healthscore.project", "healthscore.workflow.ctas", "healthscore.workflow.rules",
+           "healthscore.workflow.service"]
+
 APPLY = textwrap.dedent("""
     import json, os, sys
     from datetime import date
@@ -35,7 +38,8 @@ APPLY = textwrap.dedent("""
     from healthscore.workflow.rules import Plan
     from healthscore.workflow.service import Workflow
 
-    root, url, plan_file, stop = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    root, url, plan_file, stop, errors = ARGS
+    sys.stderr = open(errors, "w")  # a traceback goes where the test can show it
     opened = []
     real = ctas.CtaService.open_in
 
@@ -52,6 +56,21 @@ APPLY = textwrap.dedent("""
     w.apply(Plan.from_dict(json.load(open(plan_file))))
     print(len(opened))
 """)
+
+
+@pytest.fixture(scope="module")
+def forkserver() -> Iterator[multiprocessing.context.ForkServerContext]:
+    """Processes forked from one server with PRELOAD imported: a fresh interpreter each (no
+    connection or thread of the test's), without importing the package for each. The server
+    stops with the module."""
+    from multiprocessing import forkserver as server
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)
+    try:
+        yield ctx
+    finally:
+        server._forkserver._stop()
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +105,9 @@ def _counts(w: Workflow) -> tuple[int, int]:
 
 @pytest.mark.parametrize("where", ["first", "middle", "last"])
 def test_a_killed_apply_leaves_none_of_its_plan(project: Project, url: str, tmp_path: Path,
-                                                where: str) -> None:
+                                                where: str,
+                                                forkserver: multiprocessing.context.ForkServerContext,
+                                                ) -> None:
     w = Workflow(project.config, project.store, url=url, today=TODAY)
     try:
         w.add_user("ada", "admin")
@@ -98,10 +119,15 @@ def test_a_killed_apply_leaves_none_of_its_plan(project: Project, url: str, tmp_
         plan_file = tmp_path / "plan.json"
         plan_file.write_text(json.dumps(plan.to_dict(), default=str))
         before = _counts(w)
-        killed = subprocess.run([sys.executable, "-c", APPLY, str(project.root), url,
-                                 str(plan_file), str(stop)], capture_output=True, text=True,
-                                timeout=600)
-        assert killed.returncode == 9, killed.stderr[-2000:]
+        errors = tmp_path / "stderr.txt"
+        killed = forkserver.Process(target=exec, args=(APPLY, {"ARGS": (
+            str(project.root), url, str(plan_file), stop, str(errors))}))
+        killed.start()
+        killed.join(timeout=600)
+        if killed.is_alive():
+            killed.kill()
+            killed.join()
+        assert killed.exitcode == 9, errors.read_text()[-2000:] if errors.exists() else killed.exitcode
         assert _counts(w) == before  # nothing of the plan, not even its audit rows
         done = w.apply(Plan.from_dict(json.loads(plan_file.read_text())))
         assert len(done["opened"]) == n
