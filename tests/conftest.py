@@ -1,6 +1,7 @@
 """Shared fixtures: the mini project, the demo data and the demo projects scored on it (built
-once for both workers of 'make test'), and PostgreSQL tables that are dropped afterwards; and
-how 'make test' spreads the tests over its two workers."""
+once for both workers of 'make test'), the DuckDB scores the Spark tests compare with, and
+PostgreSQL tables that are dropped afterwards; and how 'make test' spreads the tests over its
+two workers."""
 
 from __future__ import annotations
 
@@ -135,6 +136,16 @@ def served_demo(scored_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         check.record(report)
 
     return built_once(tmp_path_factory, "served-demo", build) / "p"
+
+
+@pytest.fixture(scope="session")
+def small_duckdb(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, dict[date, Any]]:
+    """What the Spark tests compare with: the hand-computed project (tests.test_measures) on
+    DuckDB, scored on DATES_SMALL in one pass, and each of those dates scored alone on the
+    data as it stood that day. Computed once; do not change the frames."""
+    from tests.test_pipeline import small_duckdb_scores
+
+    return small_duckdb_scores(tmp_path_factory.mktemp("small-duckdb"))
 
 
 @pytest.fixture(scope="session")
