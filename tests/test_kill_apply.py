@@ -6,7 +6,6 @@ of it. The killed processes are forked from a server that has imported the packa
 from __future__ import annotations
 
 import json
-import multiprocessing
 import textwrap
 import uuid
 from collections.abc import Iterator
@@ -21,14 +20,10 @@ from healthscore.tables import Audit, Cta
 from healthscore.workflow.rules import Plan
 from healthscore.workflow.service import Workflow
 
-from .conftest import PG_DSN, PG_URL, copy_project
+from .conftest import PG_DSN, PG_URL, copy_project, run_script
 from .projects import add_department_people
 
 TODAY = date(2026, 11, 2)
-
-# what the server forking the killed processes imports once, before the first of them
-PRELOAD = ["healthscore.project", "healthscore.workflow.ctas", "healthscore.workflow.rules",
-           "healthscore.workflow.service"]
 
 APPLY = textwrap.dedent("""
     import json, os, sys
@@ -38,8 +33,7 @@ APPLY = textwrap.dedent("""
     from healthscore.workflow.rules import Plan
     from healthscore.workflow.service import Workflow
 
-    root, url, plan_file, stop, errors = ARGS
-    sys.stderr = open(errors, "w")  # a traceback goes where the test can show it
+    root, url, plan_file, stop = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     opened = []
     real = ctas.CtaService.open_in
 
@@ -56,21 +50,6 @@ APPLY = textwrap.dedent("""
     w.apply(Plan.from_dict(json.load(open(plan_file))))
     print(len(opened))
 """)
-
-
-@pytest.fixture(scope="module")
-def forkserver() -> Iterator[multiprocessing.context.ForkServerContext]:
-    """Processes forked from one server with PRELOAD imported: a fresh interpreter each (no
-    connection or thread of the test's), without importing the package for each. The server
-    stops with the module."""
-    from multiprocessing import forkserver as server
-
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(PRELOAD)
-    try:
-        yield ctx
-    finally:
-        server._forkserver._stop()
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +84,7 @@ def _counts(w: Workflow) -> tuple[int, int]:
 
 @pytest.mark.parametrize("where", ["first", "middle", "last"])
 def test_a_killed_apply_leaves_none_of_its_plan(project: Project, url: str, tmp_path: Path,
-                                                where: str,
-                                                forkserver: multiprocessing.context.ForkServerContext,
-                                                ) -> None:
+                                                where: str) -> None:
     w = Workflow(project.config, project.store, url=url, today=TODAY)
     try:
         w.add_user("ada", "admin")
@@ -119,15 +96,8 @@ def test_a_killed_apply_leaves_none_of_its_plan(project: Project, url: str, tmp_
         plan_file = tmp_path / "plan.json"
         plan_file.write_text(json.dumps(plan.to_dict(), default=str))
         before = _counts(w)
-        errors = tmp_path / "stderr.txt"
-        killed = forkserver.Process(target=exec, args=(APPLY, {"ARGS": (
-            str(project.root), url, str(plan_file), stop, str(errors))}))
-        killed.start()
-        killed.join(timeout=600)
-        if killed.is_alive():
-            killed.kill()
-            killed.join()
-        assert killed.exitcode == 9, errors.read_text()[-2000:] if errors.exists() else killed.exitcode
+        killed = run_script(APPLY, str(project.root), url, str(plan_file), str(stop))
+        assert killed.returncode == 9, killed.stderr[-2000:]
         assert _counts(w) == before  # nothing of the plan, not even its audit rows
         done = w.apply(Plan.from_dict(json.loads(plan_file.read_text())))
         assert len(done["opened"]) == n

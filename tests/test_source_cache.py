@@ -8,8 +8,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 import textwrap
 from datetime import date, datetime
 from pathlib import Path
@@ -23,7 +21,7 @@ from healthscore import Project
 from healthscore.entities import ENTITIES
 from healthscore.errors import DataError
 from healthscore.sources import cache
-from tests.conftest import DEMO_DATES, copy_project
+from tests.conftest import DEMO_DATES, copy_project, run_script
 from tests.projects import (
     AS_OF,
     EVENT_COLUMNS,
@@ -305,8 +303,7 @@ KILL = textwrap.dedent("""
 
 @pytest.mark.parametrize("step", ["rows written", "health written"])
 def test_a_run_killed_while_writing_leaves_no_entry(mini: Path, reads: list[str], step: str) -> None:
-    killed = subprocess.run([sys.executable, "-c", KILL, str(mini), step], capture_output=True,
-                            text=True)
+    killed = run_script(KILL, str(mini), step)
     assert killed.returncode == 9, killed.stderr
     assert _entries(mini) == {"accounts": [next(iter(_entries(mini)["accounts"]))]}
     assert _entries(mini)["accounts"][0].startswith(".tmp-")  # the dead run's staging folder
