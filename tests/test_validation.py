@@ -775,7 +775,7 @@ def _demo_project(root: Path, data: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def demo_scores() -> dict[tuple[int, tuple[date, ...]], pd.DataFrame]:
+def kept_demo_scores() -> dict[tuple[int, tuple[date, ...]], pd.DataFrame]:
     """The scores the demo's backtest computed: (id of the config, as-of dates) -> frame."""
     return {}
 
@@ -797,15 +797,15 @@ def _scores_kept_in(kept: dict[tuple[int, tuple[date, ...]], pd.DataFrame],
 
 @pytest.fixture(scope="module")
 def demo_validation(tmp_path_factory: pytest.TempPathFactory,
-                    demo_scores: dict[tuple[int, tuple[date, ...]], pd.DataFrame],
+                    kept_demo_scores: dict[tuple[int, tuple[date, ...]], pd.DataFrame],
                     ) -> tuple[Project, dict, Any]:
     """The 2,000-account demo, its validation over 19 month ends (nothing recorded) and that
-    validation's JSON; its scores are kept in ``demo_scores``."""
+    validation's JSON; its scores are kept in ``kept_demo_scores``."""
     root = tmp_path_factory.mktemp("demo-validate")
     generate(root / "data", accounts=2000, months=24, seed=7, end_date=END)
     project = Project.load(_demo_project(root, root / "data"))
     with pytest.MonkeyPatch.context() as patch:
-        _scores_kept_in(demo_scores, patch)
+        _scores_kept_in(kept_demo_scores, patch)
         result = project.validate(start="2025-01-31", end="2026-07-31", every="month",
                                   horizon="90d")
     return project, result.to_json(), result
@@ -860,12 +860,12 @@ def test_validate_writes_report_json_record_and_reminds(demo_validation: tuple, 
 
 
 @pytest.mark.acceptance
-def test_renewal_outcome_gets_the_mirrored_view(demo_validation: tuple, demo_scores: dict,
+def test_renewal_outcome_gets_the_mirrored_view(demo_validation: tuple, kept_demo_scores: dict,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     project, _, _ = demo_validation
-    _scores_kept_in(demo_scores, monkeypatch)  # the same dates' scores as the churn backtest's
+    _scores_kept_in(kept_demo_scores, monkeypatch)  # the same dates' scores as the churn backtest's
     data = project.validate(start="2025-01-31", end="2026-07-31", outcome="renewal").to_json()
-    assert len(demo_scores) == 1  # scored once for both outcomes
+    assert len(kept_demo_scores) == 1  # scored once for both outcomes
     o = data["overall"]
     assert o["outcomes"] > 1000 and "false_red" in o and "lead_time" not in o
     # renewal rates rise from red to green; a renewal is a good outcome, so risk is the score
