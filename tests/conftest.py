@@ -1,17 +1,21 @@
 """Shared fixtures: the mini project, the demo data and the demo projects scored on it (built
-once for both workers of 'make test'), and PostgreSQL tables that are dropped afterwards; and
-how 'make test' spreads the tests over its two workers."""
+once for both workers of 'make test'), the DuckDB scores the Spark tests compare with, and
+PostgreSQL tables that are dropped afterwards; scripts run in processes forked from a server
+with the package imported (the tests that kill a process); and how 'make test' spreads the
+tests over its two workers."""
 
 from __future__ import annotations
 
 import functools
 import json
+import multiprocessing
 import os
 import shutil
 import stat
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -66,6 +70,53 @@ def copy_project(source: Path, target: Path) -> Path:
                 row["report"] = str(target / Path(row["report"]).relative_to(source))
         record.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     return target
+
+
+# what the processes the tests kill import before they start: the modules their scripts patch
+FORKSERVER_PRELOAD = ["healthscore.project", "healthscore.project.daily",
+                      "healthscore.sources.cache", "healthscore.store.snapshots",
+                      "healthscore.workflow.ctas", "healthscore.workflow.rules",
+                      "healthscore.workflow.service"]
+
+# run first in the forked process (one line: a traceback's line numbers are off by one only):
+# the script's arguments and where its output goes
+_STREAMS = "import sys; sys.argv = ARGV; sys.stdout = open(OUT, 'w'); sys.stderr = open(ERR, 'w')\n"
+
+
+@dataclass
+class Finished:
+    returncode: int | None  # 9 after os._exit(9), 1 after an uncaught exception
+    stdout: str
+    stderr: str  # a traceback, if any
+
+
+def run_script(script: str, *args: str, timeout: float = 600) -> Finished:
+    """``python -c script *args`` in a fresh process forked from a server that imported
+    FORKSERVER_PRELOAD once, instead of a new interpreter importing the package each time
+    (seconds of CPU per process); no connection, thread or file of the test's is in it."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(FORKSERVER_PRELOAD)  # read when the server starts
+    with tempfile.TemporaryDirectory(prefix="healthscore-script-") as folder:
+        out, err = Path(folder, "stdout"), Path(folder, "stderr")
+        child = ctx.Process(target=exec, args=(_STREAMS + script, {
+            "ARGV": ["-c", *args], "OUT": str(out), "ERR": str(err)}))
+        child.start()
+        child.join(timeout)
+        if child.is_alive():
+            child.kill()
+            child.join()
+            raise TimeoutError(f"the script did not end within {timeout} s")
+        read = [p.read_text(encoding="utf-8") if p.exists() else "" for p in (out, err)]
+        return Finished(child.exitcode, *read)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The server ``run_script`` forks from (if it started) stops with the session."""
+    from multiprocessing import forkserver
+
+    stop = getattr(forkserver._forkserver, "_stop", None)  # Python's own way to stop it
+    if stop is not None:
+        stop()
 
 
 @functools.cache
@@ -135,6 +186,16 @@ def served_demo(scored_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         check.record(report)
 
     return built_once(tmp_path_factory, "served-demo", build) / "p"
+
+
+@pytest.fixture(scope="session")
+def small_duckdb(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, dict[date, Any]]:
+    """What the Spark tests compare with: the hand-computed project (tests.test_measures) on
+    DuckDB, scored on DATES_SMALL in one pass, and each of those dates scored alone on the
+    data as it stood that day. Computed once; do not change the frames."""
+    from tests.test_pipeline import small_duckdb_scores
+
+    return small_duckdb_scores(tmp_path_factory.mktemp("small-duckdb"))
 
 
 @pytest.fixture(scope="session")

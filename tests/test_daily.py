@@ -17,6 +17,7 @@ from healthscore.cli.main import app
 from healthscore.errors import HealthScoreError
 from healthscore.project.daily import LOCK, LOG, run_daily
 
+from .conftest import run_script
 from .projects import PROJECT_YML, write_project
 
 DAY = date(2025, 3, 1)  # the mini project's data runs up to here
@@ -120,8 +121,7 @@ def test_a_run_killed_midway_leaves_the_last_good_day(project: Path, step: str) 
     before = stored(Project.load(project))
     # the next run rescores DAY (say, after a data fix): killed before or in the middle of
     # its swap, the day holds either the old scores or the new ones (here the same), never none
-    code = subprocess.run([sys.executable, "-c", KILLED, str(project), step, DAY.isoformat()],
-                          capture_output=True, text=True, timeout=300)
+    code = run_script(KILLED, str(project), step, DAY.isoformat(), timeout=300)
     assert code.returncode == 9, code.stderr
     proj = Project.load(project)
     assert proj.store.dates() == [DAY]

@@ -1,13 +1,11 @@
 """`apply` is all or nothing, even when killed: a process applying a rules plan is killed
 (os._exit, no cleanup) after the first, a middle and the last CTA it opens, on SQLite and on
 PostgreSQL; the store then holds none of the plan, and applying the same plan again does all
-of it."""
+of it. The killed processes are forked from a server that has imported the package once."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 import uuid
 from collections.abc import Iterator
@@ -22,7 +20,7 @@ from healthscore.tables import Audit, Cta
 from healthscore.workflow.rules import Plan
 from healthscore.workflow.service import Workflow
 
-from .conftest import PG_DSN, PG_URL, copy_project
+from .conftest import PG_DSN, PG_URL, copy_project, run_script
 from .projects import add_department_people
 
 TODAY = date(2026, 11, 2)
@@ -98,9 +96,7 @@ def test_a_killed_apply_leaves_none_of_its_plan(project: Project, url: str, tmp_
         plan_file = tmp_path / "plan.json"
         plan_file.write_text(json.dumps(plan.to_dict(), default=str))
         before = _counts(w)
-        killed = subprocess.run([sys.executable, "-c", APPLY, str(project.root), url,
-                                 str(plan_file), str(stop)], capture_output=True, text=True,
-                                timeout=600)
+        killed = run_script(APPLY, str(project.root), url, str(plan_file), str(stop))
         assert killed.returncode == 9, killed.stderr[-2000:]
         assert _counts(w) == before  # nothing of the plan, not even its audit rows
         done = w.apply(Plan.from_dict(json.loads(plan_file.read_text())))

@@ -166,24 +166,20 @@ def test_rerun_replaces_a_date_and_a_failed_run_changes_nothing(demo_data: Path,
 
 
 @pytest.mark.spark
-def test_spark_gives_the_same_scores_as_duckdb_and_sees_no_future(tmp_path: Path) -> None:
+def test_spark_gives_the_same_scores_as_duckdb_and_sees_no_future(
+        tmp_path: Path, small_duckdb: tuple[pd.DataFrame, dict[date, pd.DataFrame]]) -> None:
     pytest.importorskip("pyspark")
     if shutil.which("java") is None:
         pytest.skip("the Spark engine needs Java 17 on the PATH (apt-get install openjdk-17-jre)")
     from tests.test_measures import build_project
 
-    root = build_project(tmp_path / "duck")
-    duck = Project.load(root).run(dates=DATES_SMALL).to_pandas()
+    duck, alone = small_duckdb
     spark_root = build_project(tmp_path / "spark", engine="spark")
     spark = Project.load(spark_root).run(dates=DATES_SMALL).to_pandas()
     _same_frames(duck, spark)
     # and Spark sees no future: each date equals a run on the data as it stood that day
     for day in DATES_SMALL:
-        alone = build_project(tmp_path / f"cut-{day}")
-        for path in (alone / "data").glob("*.csv"):
-            entity = {"manual": "manual_values"}.get(path.stem, path.stem)
-            pcsv.write_csv(_cut(pcsv.read_csv(path), entity, day), path)
-        _same_frames(spark[spark.as_of == day], Project.load(alone).run(as_of=day).to_pandas())
+        _same_frames(spark[spark.as_of == day], alone[day])
 
 
 _SPARK_QUERY = """
@@ -230,6 +226,22 @@ def _same_frames(left_frame: pd.DataFrame, right_frame: pd.DataFrame) -> None:
 
 
 DATES_SMALL = [date(2025, 2, 28), date(2025, 3, 5)]
+
+
+def small_duckdb_scores(folder: Path) -> tuple[pd.DataFrame, dict[date, pd.DataFrame]]:
+    """The hand-computed project on DuckDB: DATES_SMALL scored in one pass, and each of them
+    scored alone on the data cut at that date (the conftest's ``small_duckdb``)."""
+    from tests.test_measures import build_project
+
+    together = Project.load(build_project(folder / "duck")).run(dates=DATES_SMALL).to_pandas()
+    alone = {}
+    for day in DATES_SMALL:
+        root = build_project(folder / f"cut-{day}")
+        for path in (root / "data").glob("*.csv"):
+            entity = {"manual": "manual_values"}.get(path.stem, path.stem)
+            pcsv.write_csv(_cut(pcsv.read_csv(path), entity, day), path)
+        alone[day] = Project.load(root).run(as_of=day).to_pandas()
+    return together, alone
 
 
 def test_many_dates_in_several_passes_give_the_same_scores(demo_data: Path, tmp_path: Path) -> None:

@@ -4,8 +4,6 @@ old or the new snapshot whole, and the next run cleans up what the killed one le
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import textwrap
 from datetime import date
 from pathlib import Path
@@ -15,6 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from healthscore.store.snapshots import SnapshotStore, add_pass
+
+from .conftest import run_script
 
 DATES = ["2025-01-31", "2025-02-28"]
 KEPT = "2024-12-31"  # a date the run does not touch
@@ -58,8 +58,8 @@ def _value(store: SnapshotStore, day: str) -> str:
 def test_the_swap_goes_through_these_steps(tmp_path: Path) -> None:
     for day in (KEPT, *DATES):
         _write(tmp_path, day, "old")
-    done = subprocess.run([sys.executable, "-c", SWAP, str(tmp_path), "0", *DATES],
-                          capture_output=True, text=True, check=True)
+    done = run_script(SWAP, str(tmp_path), "0", *DATES)
+    assert done.returncode == 0, done.stderr
     assert done.stdout.strip().split(",") == STEPS
 
 
@@ -68,8 +68,7 @@ def _killed_and_recovered(root: Path, script: str, stop: int) -> SnapshotStore:
     then the recovery the next run does first: the store, holding every date."""
     for day in (KEPT, *DATES):
         _write(root, day, "old")
-    killed = subprocess.run([sys.executable, "-c", script, str(root), str(stop), *DATES],
-                            capture_output=True, text=True)
+    killed = run_script(script, str(root), str(stop), *DATES)
     assert killed.returncode == 9, killed.stderr
     store = SnapshotStore(root)
     store.recover()
@@ -158,8 +157,8 @@ def test_a_kill_at_any_step_of_a_pass_file_swap_loses_nothing(tmp_path: Path, st
 def test_the_swap_of_a_pass_file_goes_through_these_steps(tmp_path: Path) -> None:
     for day in (KEPT, *DATES):
         _write(tmp_path, day, "old")
-    done = subprocess.run([sys.executable, "-c", PASS_SWAP, str(tmp_path), "0", *DATES],
-                          capture_output=True, text=True, check=True)
+    done = run_script(PASS_SWAP, str(tmp_path), "0", *DATES)
+    assert done.returncode == 0, done.stderr
     assert done.stdout.strip().split(",") == PASS_STEPS
 
 

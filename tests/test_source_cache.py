@@ -8,22 +8,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 import textwrap
-from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from healthscore import Project
 from healthscore.entities import ENTITIES
 from healthscore.errors import DataError
 from healthscore.sources import cache
-from tests.conftest import DEMO_END
+from tests.conftest import DEMO_DATES, copy_project, run_script
 from tests.projects import (
     AS_OF,
     EVENT_COLUMNS,
@@ -306,8 +304,7 @@ KILL = textwrap.dedent("""
 
 @pytest.mark.parametrize("step", ["rows written", "health written"])
 def test_a_run_killed_while_writing_leaves_no_entry(mini: Path, reads: list[str], step: str) -> None:
-    killed = subprocess.run([sys.executable, "-c", KILL, str(mini), step], capture_output=True,
-                            text=True)
+    killed = run_script(KILL, str(mini), step)
     assert killed.returncode == 9, killed.stderr
     assert _entries(mini) == {"accounts": [next(iter(_entries(mini)["accounts"]))]}
     assert _entries(mini)["accounts"][0].startswith(".tmp-")  # the dead run's staging folder
@@ -361,23 +358,19 @@ def test_the_cache_can_be_turned_off(mini: Path, reads: list[str]) -> None:
 
 
 def test_demo_scores_are_identical_with_and_without_the_cache(
-        demo_data: Path, tmp_path: Path, reads: list[str]) -> None:
-    from healthscore.templates import write_template
-
-    write_template(tmp_path / "p", "eight-categories", demo_data)
-    project = tmp_path / "p"
-    dates = [date(2026, 9, 30), DEMO_END]
-    frames: list[pd.DataFrame] = []
-    healths: list[dict[str, Any]] = []
-    runs: list[Callable[[], Any]] = [
-        lambda: Project.load(project).run(dates=dates, apply_rules=False, cache=False),
-        lambda: Project.load(project).run(dates=dates, apply_rules=False),
-    ]
-    for go in runs:
-        result = go()
-        frames.append(result.to_pandas().sort_values(["account_id", "as_of", "scorecard"])
-                      .reset_index(drop=True))
-        healths.append({k: h.as_dict() for k, h in result.health.items()})
+        scored_demo: Path, tmp_path: Path, reads: list[str]) -> None:
+    """The demo as first scored (``scored_demo``: nothing cached yet, every source read from
+    its files) and the same dates scored again from the cache entries that run left."""
+    first = Project.load(scored_demo)
+    frames: list[pd.DataFrame] = [pa.concat_tables([first.store.read(d) for d in DEMO_DATES],
+                                                   promote_options="default").to_pandas()]
+    healths: list[dict[str, Any]] = [first.last_run()["health"]]  # type: ignore[index]
+    result = Project.load(copy_project(scored_demo, tmp_path / "p")).run(dates=DEMO_DATES,
+                                                                         apply_rules=False)
+    frames.append(result.to_pandas())
+    healths.append({k: h.as_dict() for k, h in result.health.items()})
+    frames = [f.sort_values(["account_id", "as_of", "scorecard"]).reset_index(drop=True)
+              for f in frames]
     assert result.cached == sorted(healths[0])  # every demo source is a file
     pd.testing.assert_frame_equal(frames[0], frames[1])
     assert healths[0] == healths[1]

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow.csv as pcsv
 import pytest
 
 from healthscore import Project
@@ -22,7 +21,7 @@ from healthscore.engine.adapter import SparkEngine, _stop_remote_session, spark_
 from healthscore.errors import EngineError
 
 from .projects import SPARK_TEST_JVM
-from .test_pipeline import DATES_SMALL, _cut, _same_frames
+from .test_pipeline import DATES_SMALL, _same_frames
 
 READY_WITHIN = 180  # seconds a JVM of the cluster may take to start on a busy machine
 
@@ -141,42 +140,29 @@ def _spark_project(root: Path, section: str) -> Path:
     return root
 
 
-def _cut_runs_match(frame, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def _cut_runs_match(frame, alone) -> None:  # type: ignore[no-untyped-def]
     """Each date equals a DuckDB run on the data as it stood that day: the cluster sees no future."""
-    from tests.test_measures import build_project
-
     for day in DATES_SMALL:
-        alone = build_project(tmp_path / f"cut-{day}")
-        for path in (alone / "data").glob("*.csv"):
-            entity = {"manual": "manual_values"}.get(path.stem, path.stem)
-            pcsv.write_csv(_cut(pcsv.read_csv(path), entity, day), path)
-        _same_frames(frame[frame.as_of == day], Project.load(alone).run(as_of=day).to_pandas())
-
-
-@pytest.fixture(scope="module")
-def duckdb_scores(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    from tests.test_measures import build_project
-
-    root = build_project(tmp_path_factory.mktemp("duck"))
-    return Project.load(root).run(dates=DATES_SMALL).to_pandas()
+        _same_frames(frame[frame.as_of == day], alone[day])
 
 
 # Spark Connect first, then the standalone cluster: the standalone test also shows that a
 # process which held a Spark Connect session starts a driver of its own afterwards.
 @pytest.mark.spark
 def test_spark_connect_scores_as_duckdb_does_and_sees_no_future(
-        cluster: Cluster, duckdb_scores, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+        cluster: Cluster, small_duckdb, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("grpc")
     root = _spark_project(tmp_path / "connect",
                           f"spark:\n  remote: {cluster.remote}\n  conf: {{{SMALL_SQL}}}\n")
     frame = Project.load(root).run(dates=DATES_SMALL).to_pandas()
+    duckdb_scores, alone = small_duckdb
     _same_frames(duckdb_scores, frame)
-    _cut_runs_match(frame, tmp_path)
+    _cut_runs_match(frame, alone)
 
 
 @pytest.mark.spark
 def test_a_standalone_cluster_scores_as_duckdb_does_and_sees_no_future(
-        cluster: Cluster, duckdb_scores, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+        cluster: Cluster, small_duckdb, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     root = _spark_project(tmp_path / "spark", (
         f"spark:\n  master: {cluster.master}\n  driver_memory: 1g\n"
         "  executor: {memory: 512m, cores: 1, instances: 1}\n"
@@ -187,8 +173,9 @@ def test_a_standalone_cluster_scores_as_duckdb_does_and_sees_no_future(
     from pyspark import SparkContext
 
     assert SparkContext._active_spark_context.master == cluster.master  # it ran there
+    duckdb_scores, alone = small_duckdb
     _same_frames(duckdb_scores, frame)
-    _cut_runs_match(frame, tmp_path)
+    _cut_runs_match(frame, alone)
 
 
 def test_settings_default_to_local_mode_and_take_the_section() -> None:

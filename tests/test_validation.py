@@ -775,13 +775,39 @@ def _demo_project(root: Path, data: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def demo_validation(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, dict, Any]:
+def kept_demo_scores() -> dict[tuple[int, tuple[date, ...]], pd.DataFrame]:
+    """The scores the demo's backtest computed: (id of the config, as-of dates) -> frame."""
+    return {}
+
+
+def _scores_kept_in(kept: dict[tuple[int, tuple[date, ...]], pd.DataFrame],
+                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """From here on, a backtest takes the scores of a config and dates already in ``kept``
+    from there (the frame scoring them again would compute), and keeps the ones it computes."""
+    real = observations.pipeline.score_frame
+
+    def score_frame(config: Any, loaded: Any, dates: list[date], progress: Any) -> pd.DataFrame:
+        key = (id(config), tuple(dates))
+        if key not in kept:
+            kept[key] = real(config, loaded, dates, progress)
+        return kept[key].copy()
+
+    monkeypatch.setattr(observations.pipeline, "score_frame", score_frame)
+
+
+@pytest.fixture(scope="module")
+def demo_validation(tmp_path_factory: pytest.TempPathFactory,
+                    kept_demo_scores: dict[tuple[int, tuple[date, ...]], pd.DataFrame],
+                    ) -> tuple[Project, dict, Any]:
     """The 2,000-account demo, its validation over 19 month ends (nothing recorded) and that
-    validation's JSON."""
+    validation's JSON; its scores are kept in ``kept_demo_scores``."""
     root = tmp_path_factory.mktemp("demo-validate")
     generate(root / "data", accounts=2000, months=24, seed=7, end_date=END)
     project = Project.load(_demo_project(root, root / "data"))
-    result = project.validate(start="2025-01-31", end="2026-07-31", every="month", horizon="90d")
+    with pytest.MonkeyPatch.context() as patch:
+        _scores_kept_in(kept_demo_scores, patch)
+        result = project.validate(start="2025-01-31", end="2026-07-31", every="month",
+                                  horizon="90d")
     return project, result.to_json(), result
 
 
@@ -834,9 +860,12 @@ def test_validate_writes_report_json_record_and_reminds(demo_validation: tuple, 
 
 
 @pytest.mark.acceptance
-def test_renewal_outcome_gets_the_mirrored_view(demo_validation: tuple) -> None:
+def test_renewal_outcome_gets_the_mirrored_view(demo_validation: tuple, kept_demo_scores: dict,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     project, _, _ = demo_validation
+    _scores_kept_in(kept_demo_scores, monkeypatch)  # the same dates' scores as the churn backtest's
     data = project.validate(start="2025-01-31", end="2026-07-31", outcome="renewal").to_json()
+    assert len(kept_demo_scores) == 1  # scored once for both outcomes
     o = data["overall"]
     assert o["outcomes"] > 1000 and "false_red" in o and "lead_time" not in o
     # renewal rates rise from red to green; a renewal is a good outcome, so risk is the score
