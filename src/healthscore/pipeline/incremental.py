@@ -130,8 +130,8 @@ def plan(config: ProjectConfig, loaded: Loaded, stored: list[date], dates: list[
     if changed:
         touched = sorted({d for e, days in changed.items()
                           for d in touched_dates(config, e, days, stored)})
-        late = "; ".join(f"{e} dated {', '.join(str(d) for d in days[:5])}"
-                         f"{' ...' if len(days) > 5 else ''}" for e, days in sorted(changed.items()))
+        late = "; ".join(f"{e} dated {_listed([str(d) for d in days])}"
+                         for e, days in sorted(changed.items()))
         again = ", ".join(str(d) for d in touched) or "no stored date"
         return Plan(sorted({*touched, day}), None,
                     f"late rows in {late}: recomputing {again} and {day} from the sources",
