@@ -253,26 +253,55 @@ def fingerprinted(config: ProjectConfig, loaded: Loaded) -> list[str]:
 def fingerprints(config: ProjectConfig, loaded: Loaded,
                  state: State | None = None) -> dict[str, Fingerprint]:
     """Per source, per day: its rows and a hash of their values (one scan of each source;
-    none for a source whose cache key is the one of the kept ``state``: the same rows)."""
+    none for a source whose cache key is the one of the kept ``state``: the same rows).
+
+    A row's hash is summed into its day, so the fingerprints of a source whose rows are
+    those the state fingerprinted (their cache key) and the rows of files added since
+    (``Loaded.added``) are the kept ones and the added rows' summed: only those are
+    scanned. Rows added on a day up to the state's date change that day's, as late rows."""
     out = {}
     for entity in fingerprinted(config, loaded):
         key = loaded.keys.get(entity)
-        if state is not None and key is not None and state.keys.get(entity) == key \
-                and entity in state.days and entity in state.columns:
-            out[entity] = Fingerprint(state.columns[entity], state.days[entity])
+        kept = _kept(state, entity)
+        if kept is not None and key is not None and state is not None \
+                and state.keys.get(entity) == key:
+            out[entity] = kept
             continue
-        t = loaded.tables[entity]
-        time = str(ENTITIES[entity].time)
-        day = t[time].date() if t[time].type().is_timestamp() else t[time]
-        h = ibis.struct({c: t[c] for c in t.columns}).hash()
-        rows = t.select(__day=day, __h=h)  # grouped by the day itself: its text comes after
-        per_day = rows.group_by("__day").aggregate(
-            n=rows.count(), a=(rows.__h % _P).sum(), b=((rows.__h // _P) % _P).sum())
-        frame = loaded.engine.to_arrow(per_day).to_pylist()
-        days = {_day_key(r["__day"]): [int(r["n"]), int(r["a"] or 0), int(r["b"] or 0)]
-                for r in frame}
-        out[entity] = Fingerprint(list(t.columns), days)
+        added = loaded.added.get(entity)
+        if kept is not None and added is not None and state is not None \
+                and state.keys.get(entity) == added[0] and kept.columns == list(added[1].columns):
+            out[entity] = _summed(kept, _scanned(loaded, entity, added[1]))
+            continue
+        out[entity] = _scanned(loaded, entity, loaded.tables[entity])
     return out
+
+
+def _kept(state: State | None, entity: str) -> Fingerprint | None:
+    if state is None or entity not in state.days or entity not in state.columns:
+        return None
+    return Fingerprint(state.columns[entity], state.days[entity])
+
+
+def _scanned(loaded: Loaded, entity: str, t: ir.Table) -> Fingerprint:
+    """The fingerprint of the rows ``t`` of ``entity`` (one scan)."""
+    time = str(ENTITIES[entity].time)
+    day = t[time].date() if t[time].type().is_timestamp() else t[time]
+    h = ibis.struct({c: t[c] for c in t.columns}).hash()
+    rows = t.select(__day=day, __h=h)  # grouped by the day itself: its text comes after
+    per_day = rows.group_by("__day").aggregate(
+        n=rows.count(), a=(rows.__h % _P).sum(), b=((rows.__h // _P) % _P).sum())
+    frame = loaded.engine.to_arrow(per_day).to_pylist()
+    days = {_day_key(r["__day"]): [int(r["n"]), int(r["a"] or 0), int(r["b"] or 0)]
+            for r in frame}
+    return Fingerprint(list(t.columns), days)
+
+
+def _summed(kept: Fingerprint, added: Fingerprint) -> Fingerprint:
+    """The fingerprint of two sets of rows of the same columns: each day's parts added."""
+    days = {d: list(v) for d, v in kept.days.items()}
+    for d, more in added.days.items():
+        days[d] = [a + b for a, b in zip(days.get(d, [0, 0, 0]), more, strict=True)]
+    return Fingerprint(list(kept.columns), days)
 
 
 def _day_key(day: Any) -> str:

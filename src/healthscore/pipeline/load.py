@@ -44,6 +44,9 @@ class Loaded:
     observed_until: date | None = None  # renewals known up to (from subscriptions)
     cached: set[str] = field(default_factory=set)  # sources taken from the source cache
     keys: dict[str, str] = field(default_factory=dict)  # source cache keys: same key, same rows
+    # sources whose rows are a cache entry's and those of files added since: entity -> (that
+    # entry's key, the added files' rows), so that what was kept of its rows is added to
+    added: dict[str, tuple[str, ir.Table]] = field(default_factory=dict)
     # files read again while the run goes (Parquet rows that pass as read are not copied):
     # entity -> (path, size, modification time) before they were first read
     stamps: dict[str, list[tuple[str, int, int]]] = field(default_factory=dict)
@@ -110,6 +113,7 @@ def load_sources(config: ProjectConfig, engine: Engine, progress: Progress,
     if store is not None:
         store.save(engine, set(order))
         loaded.keys = dict(store.keys)
+        loaded.added = dict(store.added)
     if with_subs:
         subs = loaded.tables["subscriptions"]
         loaded.observed_until = observed_until(subs)

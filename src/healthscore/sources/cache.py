@@ -56,6 +56,7 @@ import pyarrow as pa
 
 from healthscore.config.model import Source
 from healthscore.engine.adapter import Engine
+from healthscore.entities import Entity
 from healthscore.sources.clean import UNKNOWN_ACCOUNT as UNKNOWN
 from healthscore.sources.clean import DataHealth, as_read, check_limits, clean, contract
 from healthscore.sources.read import read_source, source_files
@@ -87,6 +88,28 @@ class Entry:
     every_id: Path | None  # IDS, kept when rows were rejected (None: the rows hold every id)
 
 
+@dataclass(frozen=True)
+class Listing:
+    """A file source's files as a run finds them, and a hash of everything else its content
+    key holds (its spec, contract, the code, the engine): an entry of the same ``shape``
+    whose files are among ``files``, unchanged, holds rows of the source (see
+    :meth:`SourceCache.grown_from`)."""
+
+    shape: str
+    files: list[list[str]]  # [name, SHA-256], as in the content key
+    paths: list[str]  # the files themselves, in the same order
+
+
+@dataclass
+class Grown:
+    """A cached entry whose files a source still has, unchanged, among ``new`` ones."""
+
+    entry: Entry
+    old: list[str]  # the entry's files
+    new: list[str]  # the files added since
+    notes: bytes | None  # its NOTES when no filter matched none of its rows (else None)
+
+
 @dataclass
 class Pending:
     """A source read and checked in this run, stored once every source is."""
@@ -98,6 +121,8 @@ class Pending:
     table: ir.Table | None  # None: the rows are the source's as read (no copy is kept)
     health: dict[str, Any]  # as it was checked (before the run adds its measure notes)
     every_id: pa.Table | None = None  # the account ids of every row read, when some were rejected
+    listing: Listing | None = None  # its files, kept so that a run with more can build on it
+    notes: bytes | None = None  # NOTES that hold for its rows (kept from the entry it grew from)
 
 
 @dataclass
@@ -112,6 +137,9 @@ class SourceCache:
     _files_changed: bool = False
     keys: dict[str, str] = field(default_factory=dict)  # entity -> its rows key in this run
     renewed: list[tuple[Path, str | None]] = field(default_factory=list)  # entries reused for new ids
+    listed: dict[str, Listing] = field(default_factory=dict)  # entity -> its files (see key)
+    # entity -> (the rows key of the entry it grew from, the rows of the files added to it)
+    added: dict[str, tuple[str, ir.Table]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         try:
@@ -124,17 +152,20 @@ class SourceCache:
 
     def key(self, source: Source, engine: Engine, optional: frozenset[str]) -> str | None:
         """The source's content key: everything its rows and health depend on but the known
-        account ids; None for a source that is not cached."""
-        files = self.contents(source)
-        if files is None:
+        account ids; None for a source that is not cached. What it holds but the files is
+        kept for :meth:`grown_from` (``listed``)."""
+        if source.format not in CACHED_FORMATS:
             return None
+        paths = self._paths(source)
+        files = self._named(source, paths)
         spec = source.spec.model_dump(mode="json", exclude=_NOT_SPEC)
         parts = {
             "version": VERSION, "code": _code_digest(), "engine": engine.name,
             "entity": repr(contract(source, optional)), "spec": spec, "format": source.format,
-            "location": source.location, "files": files,
+            "location": source.location,
         }
-        return _hash(parts)
+        self.listed[source.entity] = Listing(_hash(parts), files, paths)
+        return _hash({**parts, "files": files})
 
     @staticmethod
     def rows_key(content: str, ids: str | None) -> str:
@@ -148,13 +179,20 @@ class SourceCache:
         that is no file (a database, the workflow store)."""
         if source.format not in CACHED_FORMATS:
             return None
+        return self._named(source, self._paths(source))
+
+    @staticmethod
+    def _paths(source: Source) -> list[str]:
         files = source_files(source)
         if source.format in ("excel", "duckdb"):
             files = files[:1]
         if source.format == "duckdb" and os.path.exists(files[0] + ".wal"):
             files.append(files[0] + ".wal")  # changes not yet checkpointed into the file
+        return files
+
+    def _named(self, source: Source, paths: list[str]) -> list[list[str]]:
         return [[os.path.relpath(f, source.location) if os.path.isdir(source.location)
-                 else os.path.basename(f), self._digest(f)] for f in files]
+                 else os.path.basename(f), self._digest(f)] for f in paths]
 
     def _digest(self, path: str) -> str:
         """The file's SHA-256; not computed again while its size and modification time are
@@ -213,6 +251,21 @@ class SourceCache:
         found.sort(key=lambda e: e.ids != ids)
         return found[0] if found else None
 
+    def grown_from(self, entity: str, ids: str | None) -> Grown | None:
+        """The entry of ``entity`` (found by :meth:`key`) whose files the source still has,
+        unchanged, with new ones beside them (a folder given a new part), all else its key
+        holds the same, and whose rows are its files' as read, none rejected, nothing noted
+        of them: the rows the new files add to it are the rest of the source's. The one
+        recorded for ``ids`` first, then the one with the fewest new files."""
+        listing = self.listed.get(entity)
+        parent = self.root / entity
+        if listing is None or not self.read or not parent.is_dir():
+            return None
+        found = [g for folder in sorted(parent.iterdir()) if not folder.name.startswith(".tmp-")
+                 for g in [_grown(folder, listing)] if g is not None]
+        found.sort(key=lambda g: (g.entry.ids != ids, len(g.new)))
+        return found[0] if found else None
+
     def filter_notes(self, entity: str, key: str, filters: str) -> list[str] | None:
         """The notes of the measures' filters that match none of the rows of ``entity``'s
         entry ``key``, kept by an earlier run whose filters (and the code that checks them)
@@ -258,6 +311,10 @@ class SourceCache:
             saved: dict[str, Any] = {"as_read": pending.table is None, "health": pending.health,
                                      "content": pending.content, "ids": pending.ids,
                                      "every_id": None}
+            if pending.listing is not None:
+                saved.update(shape=pending.listing.shape, files=pending.listing.files)
+            if pending.notes is not None:
+                _write_atomically(stage / NOTES, pending.notes)
             if pending.table is not None:
                 rows = write_rows(engine, pending.table, stage)
                 saved.update(size=rows.stat().st_size, rows=_row_count(rows))
@@ -329,6 +386,9 @@ def load_source(engine: Engine, source: Source, accounts: ir.Table | None, limit
             hit.health.stale_after_days = source.stale_after_days  # staleness: per run
             check_limits(source, hit.health, limits.share, limits.rows)
             return rows, hit.health, True
+        grown = _with_new_files(engine, source, accounts, limits, optional, cache, content, ids)
+        if grown is not None:
+            return grown
     raw = read_source(engine, source)
     rows = as_read(raw, source, optional) if source.format in AS_READ_FORMATS else None
     # rows that pass as read are not copied into an engine that scans the files again cheaply
@@ -343,8 +403,101 @@ def load_source(engine: Engine, source: Source, accounts: ir.Table | None, limit
         if accounts is not None and health.rows_rejected and UNKNOWN not in health.reasons:
             every_id = _every_id(engine, raw, source)
         cache.pending.append(Pending(source.entity, key, content, ids, None if same else table,
-                                     _health_dict(health), every_id))
+                                     _health_dict(health), every_id,
+                                     cache.listed.get(source.entity)))
     return table, health, False
+
+
+def _grown(folder: Path, listing: Listing) -> Grown | None:
+    """The entry in ``folder`` as one the source of ``listing`` grew from (see
+    :meth:`SourceCache.grown_from`), or None."""
+    now = {name: digest for name, digest in listing.files}
+    try:
+        saved = json.loads((folder / HEALTH).read_text(encoding="utf-8"))
+        files = {name: digest for name, digest in saved.get("files") or []}
+        if (saved.get("shape") != listing.shape or not saved["as_read"] or not files
+                or saved["every_id"] is not None or len(files) >= len(now)
+                or any(now.get(name) != digest for name, digest in files.items())):
+            return None
+        health = _health(saved["health"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if health.rows_rejected or health.notes or health.blanked:
+        return None
+    old = [p for p, (name, _) in zip(listing.paths, listing.files, strict=True) if name in files]
+    new = [p for p, (name, _) in zip(listing.paths, listing.files, strict=True) if name not in files]
+    return Grown(Entry(folder, None, health, saved["ids"], None), old, new, _no_notes(folder))
+
+
+def _no_notes(folder: Path) -> bytes | None:
+    """The entry's NOTES when every filter matched some of its rows: a filter that matches
+    a row of the entry matches one of any rows added to it, so they hold for those too."""
+    try:
+        body = (folder / NOTES).read_bytes()
+        return body if json.loads(body)["notes"] == [] else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _with_new_files(engine: Engine, source: Source, accounts: ir.Table | None, limits: Limits,
+                    optional: frozenset[str], cache: SourceCache, content: str,
+                    ids: str | None) -> tuple[ir.Table, DataHealth, bool] | None:
+    """(clean rows, data health, False) of a folder of Parquet files holding the files of a
+    cached entry, unchanged, and new ones (:meth:`SourceCache.grown_from`): only the new
+    files are read and checked (a day's new part of 19.2M usage events: 0.9 CPU s less).
+
+    None (the whole source is read and checked) unless each check is of a row alone (no key
+    whose duplicates are looked for across files), the new files' rows pass as read with no
+    row rejected and nothing noted (as the entry's did), and the entry's files, the new ones
+    and all of them read as the same columns of the same types: then each row gets the
+    verdict a check of every file gives it, and the rows and the health are a fresh one's.
+    Rows of an entry checked against other account ids are counted as in
+    :func:`load_source`."""
+    entity = contract(source, optional)
+    if source.format not in AS_READ_FORMATS or not engine.rescans_files_cheaply \
+            or _checked_across_rows(entity):
+        return None
+    grown = cache.grown_from(source.entity, ids)
+    if grown is None:
+        return None
+    try:
+        rows = as_read(read_source(engine, source), source, optional)
+        old = as_read(engine.read_parquet(grown.old, engine.temp_name("old")), source, optional)
+        raw = engine.read_parquet(grown.new, engine.temp_name(f"raw_{source.entity}"))
+        new = as_read(raw, source, optional)
+    except Exception:  # a file that does not read: read as a whole, the error is said as ever
+        return None
+    if rows is None or old is None or new is None or not rows.schema() == old.schema() == new.schema():
+        return None
+    if grown.entry.ids != ids and not _ids_known(engine, grown.entry, old, accounts):
+        return None
+    _, health = clean(raw, source, accounts, 1.0, engine.materialize, optional, None, new,
+                      engine.to_arrow)  # (the limits are checked below, on all the rows)
+    if health.rows_rejected or health.notes or health.blanked \
+            or health.columns != grown.entry.health.columns:
+        return None
+    total = _added_up(grown.entry.health, health, source)
+    check_limits(source, total, limits.share, limits.rows)
+    key = cache.keys[source.entity] = cache.rows_key(content, ids)
+    cache.pending.append(Pending(source.entity, key, content, ids, None, _health_dict(total),
+                                 listing=cache.listed[source.entity], notes=grown.notes))
+    cache.added[source.entity] = (grown.entry.folder.name, new)
+    return rows, total, False
+
+
+def _checked_across_rows(entity: Entity) -> bool:
+    """Whether a row's verdict depends on other rows: a required key's duplicates are
+    rejected (:func:`healthscore.sources.clean.with_first_of_duplicates`)."""
+    column = entity.column(entity.key) if entity.key else None
+    return column is not None and column.required
+
+
+def _added_up(before: DataHealth, added: DataHealth, source: Source) -> DataHealth:
+    """The health of the rows of two sets of files with no row rejected nor noted."""
+    newest = max((d for d in (before.newest, added.newest) if d is not None), default=None)
+    return DataHealth(source.entity, source.shown, before.rows_read + added.rows_read,
+                      newest=newest, stale_after_days=source.stale_after_days,
+                      columns=list(before.columns))
 
 
 def _every_id(engine: Engine, raw: ir.Table, source: Source) -> pa.Table:
