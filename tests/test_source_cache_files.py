@@ -16,7 +16,16 @@ import pytest
 from healthscore import Project
 from healthscore.pipeline import incremental
 from healthscore.sources import cache
-from tests.projects import EVENT_COLUMNS, EVENTS, parquet_file, project_yml, write_project
+from tests.projects import (
+    ACCOUNT_COLUMNS,
+    ACCOUNTS,
+    EVENT_COLUMNS,
+    EVENTS,
+    csv_text,
+    parquet_file,
+    project_yml,
+    write_project,
+)
 
 DAY1, DAY2 = "2025-03-01", "2025-03-02"
 TYPED = [(a, u, e, datetime.fromisoformat(t)) for a, u, e, t in EVENTS]
@@ -39,6 +48,22 @@ def checked(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         return table, health
 
     monkeypatch.setattr(cache, "clean", counting)
+    return seen
+
+
+@pytest.fixture
+def filtered(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The sources scanned for filters that match none of their rows, run by run."""
+    from healthscore.pipeline import load
+
+    seen: list[list[str]] = []
+    real = load.unmatched_filters
+
+    def scanning(config: Any, tables: dict[str, Any]) -> Any:
+        seen.append(sorted(tables))
+        return real(config, tables)
+
+    monkeypatch.setattr(load, "unmatched_filters", scanning)
     return seen
 
 
@@ -81,8 +106,8 @@ def _seen(result: Any, root: Path) -> dict[str, Any]:
     return json.loads(json.dumps(seen).replace(str(root), "ROOT"))
 
 
-def _next_day(tmp_path: Path, change: Any, checked: list[int],
-              scanned: list[int]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _next_day(tmp_path: Path, change: Any, checked: list[int], scanned: list[int],
+              filtered: list[list[str]] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the next day's run after ``change``, that of a copy without its source cache: every
     source read, checked and fingerprinted whole, from the same kept state)."""
     root, fresh = _project(tmp_path / "p"), tmp_path / "fresh"
@@ -92,6 +117,8 @@ def _next_day(tmp_path: Path, change: Any, checked: list[int],
     shutil.rmtree(fresh / ".healthscore" / cache.FOLDER)
     checked.clear()
     scanned.clear()
+    if filtered is not None:
+        filtered.clear()
     seen = _seen(Project.load(root).run(as_of=DAY2), root)
     return seen, _seen(Project.load(fresh).run(as_of=DAY2), fresh)
 
@@ -100,10 +127,23 @@ def _add(rows: list[tuple[Any, ...]]) -> Any:
     return lambda folder: parquet_file(EVENT_COLUMNS, rows)(folder / "part-3.parquet")
 
 
+def _accounts(rows: list[tuple[Any, ...]]) -> Any:
+    return lambda folder: (folder.parent / "accounts.csv").write_text(
+        csv_text(ACCOUNT_COLUMNS, rows))
+
+
+def _new_account(folder: Path) -> None:
+    """A new file and a new account (the other accounts' rows still all known)."""
+    _accounts([*ACCOUNTS, ("A4", "Umbrella", "SMB", "2025-02-01")])(folder)
+    _add(NEW)(folder)
+
+
 def test_a_new_file_alone_is_read_checked_and_fingerprinted(
-        tmp_path: Path, checked: list[int], scanned: list[int]) -> None:
-    seen, fresh = _next_day(tmp_path, _add(NEW), checked, scanned)
+        tmp_path: Path, checked: list[int], scanned: list[int], filtered: list[list[str]]
+        ) -> None:
+    seen, fresh = _next_day(tmp_path, _add(NEW), checked, scanned, filtered)
     assert checked[:1] == [len(NEW)] and scanned[:1] == [len(NEW)]
+    assert filtered[0] == []  # every filter matched a row of the entry: of all the rows too
     assert seen == fresh
     assert seen["health"]["usage_events"]["rows_read"] == len(TYPED) + len(NEW)
     assert seen["plan"] == f"{DAY2} computed from the state kept as of {DAY1}"
@@ -114,13 +154,22 @@ def test_a_new_file_alone_is_read_checked_and_fingerprinted(
     assert checked == [1]
 
 
+def test_a_new_file_with_a_new_account_is_read_alone(
+        tmp_path: Path, checked: list[int], scanned: list[int]) -> None:
+    """The entry's rows were checked against other account ids: every one of them still
+    known, it is built on (a removed account's rows: see below)."""
+    seen, fresh = _next_day(tmp_path, _new_account, checked, scanned)
+    assert checked[:1] == [len(NEW)]
+    assert seen == fresh
+
+
 def test_late_rows_in_a_new_file_recompute_what_they_touch(
         tmp_path: Path, checked: list[int], scanned: list[int]) -> None:
     seen, fresh = _next_day(tmp_path, _add(LATE), checked, scanned)
-    assert checked[:1] == [len(LATE)] and scanned[:1] == [len(LATE)]
-    assert seen == fresh
     assert seen["plan"].startswith("late rows in usage_events dated 2025-02-27: recomputing "
                                    f"{DAY1} and {DAY2}")
+    assert checked[:1] == [len(LATE)] and scanned[:1] == [len(LATE)]
+    assert seen == fresh
 
 
 def _changed(folder: Path) -> None:
@@ -129,14 +178,18 @@ def _changed(folder: Path) -> None:
 
 
 def _removed(folder: Path) -> None:
+    """One file removed and two added: as many files as the entry's, and more."""
     (folder / "part-2.parquet").unlink()
     _add(NEW)(folder)
+    parquet_file(EVENT_COLUMNS, NEW[:1])(folder / "part-4.parquet")
 
 
 @pytest.mark.parametrize(("change", "checks"), [
     (_changed, [2 + len(SECOND) + len(NEW)]),  # one file changed: none of it is known
-    (_removed, [len(FIRST) + len(NEW)]),
+    (_removed, [len(FIRST) + len(NEW) + 1]),
     (_add(REJECTED), [len(REJECTED), len(TYPED) + len(REJECTED)]),  # the new file, then all
+    (lambda f: (_accounts(ACCOUNTS[:1] + ACCOUNTS[2:])(f), _add(NEW)(f)),  # A2's rows unknown
+     [len(TYPED) + len(NEW)]),
 ])
 def test_a_changed_or_removed_file_or_a_rejected_row_checks_every_file(
         tmp_path: Path, checked: list[int], scanned: list[int], change: Any,
