@@ -9,6 +9,9 @@ but the known account ids: the files' contents (SHA-256; a file whose size and m
 time are unchanged is not hashed again), the source's spec (path, format, table, sheet,
 mapping, encoding...), the entity contract it is checked against, the code that reads and
 checks it, and the engine. So a changed file, mapping or contract rebuilds exactly that source.
+One exception: a folder of Parquet files whose entry needs no copy, given new files beside
+the entry's, unchanged, has only the new files read and checked when the checks of a row do
+not look at other rows (:func:`_with_new_files`; a day's new part of 19.2M usage events).
 
 Rows of unknown accounts are rejected, so an entry also records the account ids (their hash)
 it was checked against. On a run whose ids differ (an account added or deleted), the entry is
@@ -107,7 +110,7 @@ class Grown:
     entry: Entry
     old: list[str]  # the entry's files
     new: list[str]  # the files added since
-    notes: bytes | None  # its NOTES when no filter matched none of its rows (else None)
+    notes: bytes | None  # its NOTES when every filter matched some of its rows (else None)
 
 
 @dataclass
