@@ -64,6 +64,10 @@ class Carry:
     # running column ``c`` as ``KEPT + c``; see :meth:`from_measures`): when set (by the
     # scoring), :meth:`kept` reads them; else it merges the contributions again
     measures: ir.Table | None = None
+    # accounts with no kept values whose every row the tables hold (the day's new accounts):
+    # their contributions on or before the grid's first date are their own, not replaced by
+    # kept values (a running value on a date depends only on the contributions up to it)
+    whole: tuple[str, ...] = ()
 
     def missing(self) -> list[str]:
         """Carried columns the kept values do not hold (kept by another configuration)."""
@@ -75,7 +79,7 @@ class Carry:
         """``sparse`` with index 0 holding the kept values of the carried columns."""
         self.columns, self.spine, self.side = dict(cols), spine, list(side)
         if self.before is not None and self.carried:
-            sparse = _start_from(sparse, self.before, cols, self.carried)
+            sparse = _start_from(sparse, self.before, cols, self.carried, self.whole)
         if self.materialize is not None:
             sparse = self.materialize(sparse, "carry_sparse")
             for i, (name, table) in enumerate(side):  # the builder joins these copies too
@@ -89,14 +93,20 @@ class Carry:
     def new_parts(self, parts: list[Part]) -> list[Part]:
         """``parts`` without the contributions the kept values replace: those on the grid's
         first date of a part whose columns are all carried (:meth:`apply` takes each such
-        column's value there from the kept values). At 100,000 accounts, the day after: the
-        plus of every event whose window closes that day lands on the first date, so about
-        a third of the rows merged."""
+        column's value there from the kept values), but those of the ``whole`` accounts. At
+        100,000 accounts, the day after: the plus of every event whose window closes that day
+        lands on the first date, so about a third of the rows merged."""
         if self.before is None or not self.carried:
             return parts
-        return [Part(p.table.filter(p.table.k > 0), p.columns)
+        return [Part(p.table.filter(self._not_first(p.table)), p.columns)
                 if p.columns and all(c in self.carried for c in p.columns) else p
                 for p in parts]
+
+    def _not_first(self, t: ir.Table) -> Any:
+        """Whether a contribution is not replaced by a kept value (see :meth:`new_parts`)."""
+        if not self.whole:
+            return t.k > 0
+        return (t.k > 0) | t.account_id.isin(self.whole)
 
     def rows_of(self, m: CountDistinct, t: ir.Table) -> ir.Table:
         """The rows the distinct count ``m`` reads: with no last days kept for it, the whole
@@ -122,7 +132,7 @@ class Carry:
             rows = _counted_on(rows, m, grid.as_of.max())
             self.seen[m.name] = rows.group_by(["account_id", "v"]).aggregate(day=rows.day.max())
             return None
-        last = _last_seen(before, rows, m, grid, span)
+        last = _last_seen(before, rows, m, grid, span, self.whole)
         if self.materialize is not None:  # read twice: counted, and kept
             last = self.materialize(last, f"seen_{m.name}")
         self.seen[m.name] = last
@@ -195,14 +205,23 @@ class Carry:
 
 
 def _start_from(sparse: ir.Table, before: ir.Table, cols: dict[str, tuple[str, str]],
-                carried: frozenset[str]) -> ir.Table:
+                carried: frozenset[str], whole: tuple[str, ...] = ()) -> ir.Table:
+    """``sparse`` with the carried columns on the first date (k = 0) taken from the kept
+    values ``before``, but for the ``whole`` accounts (none kept: their own contributions)."""
     order = ["account_id", "k", *cols]
     kept = before.select("account_id", **{f"__kept_{c}": before[c] for c in cols if c in carried})
     zero = sparse.filter(sparse.k == 0)
     joined = zero.outer_join(kept, zero.account_id == kept.account_id)
     types = sparse.schema()
-    values = {c: (joined[f"__kept_{c}"] if c in carried else joined[c]).cast(types[c])
-              for c in cols}
+    own = joined.account_id.isin(whole) if whole else None
+
+    def value(c: str) -> Any:
+        if c not in carried:
+            return joined[c]
+        return joined[f"__kept_{c}"] if own is None else ibis.ifelse(own, joined[c],
+                                                                     joined[f"__kept_{c}"])
+
+    values = {c: value(c).cast(types[c]) for c in cols}
     first = joined.select(account_id=ibis.coalesce(joined.account_id, joined.account_id_right),
                           k=ibis.literal(0).cast(types["k"]), **values)
     later = sparse.filter(sparse.k > 0)
@@ -234,7 +253,7 @@ def running_on_two_dates(t: ir.Table, cols: dict[str, tuple[str, str]]) -> ir.Ta
 
 
 def _last_seen(before: ir.Table, rows: ir.Table, m: CountDistinct, grid: ir.Table,
-               span: asof.Span | None) -> ir.Table:
+               span: asof.Span | None, whole: tuple[str, ...] = ()) -> ir.Table:
     """Each value's last day seen as of the grid's last date, while that date counts it
     (account_id, v, day), from the last days kept as of the grid's first date (``before``:
     one row per account and value, each day on or before that date) and the values seen
@@ -242,10 +261,13 @@ def _last_seen(before: ir.Table, rows: ir.Table, m: CountDistinct, grid: ir.Tabl
     dated after the first date can move a value's last day, and they are later than any
     kept day: the kept rows of the values seen again give way to the new rows' latest, the
     others stay as they are (no grouping of the kept rows: at 100,000 accounts 580,000 of
-    them, against some 60,000 new rows)."""
+    them, against some 60,000 new rows). Every row of the ``whole`` accounts counts: they
+    have no kept days, or (a start date moved after the first date) kept days that their
+    rows up to the first date, the same rows, give again."""
     first = grid.as_of.min() if span is None else ibis.literal(span.first, "date")
     last = grid.as_of.max() if span is None else ibis.literal(span.last, "date")
-    new = rows.filter(rows.day > first)
+    after = rows.day > first
+    new = rows.filter((after | rows.account_id.isin(whole)) if whole else after)
     new = _counted_on(new.select("account_id", v=new.v.cast(before.v.type()), day="day"), m, last)
     new = new.group_by(["account_id", "v"]).aggregate(day=new.day.max())
     kept = _counted_on(before, m, last).anti_join(new, ["account_id", "v"])

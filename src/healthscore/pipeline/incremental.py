@@ -66,6 +66,11 @@ VERSION = 3
 _TMP = ".incremental-tmp-"
 _CUT_TYPES = ("count", "sum", "avg", "latest", "days_since", "count_distinct", "min", "max")
 _WHOLE = (history.HISTORY, "outcomes", "ctas", "module_marks")  # never cut: read for more
+# the most accounts without kept values scored in the day's one pipeline: their ids are
+# literals in its filters, which cost more the more there are (100,000 accounts, CPU s of the
+# day with 100 / 300 / 1,000 of them: 6.6 / 7.8 / 11.0 so, 10.9 / 10.8 / 10.7 in a second
+# pipeline over their rows alone, which scores more of them)
+FOLDED = 500
 _P = 2147483629  # a prime below 2**31: the row hashes are summed in two parts of 31 bits
 
 
@@ -363,33 +368,46 @@ def score_day(config: ProjectConfig, loaded: Loaded, p: Plan) -> tuple[ir.Table,
 
 def _score_day(config: ProjectConfig, loaded: Loaded, p: Plan, before: ir.Table,
                seen: dict[str, ir.Table], new: pa.Table) -> tuple[ir.Table, list[Carry]]:
+    """The scores of the plan's date and the carries keeping its running values. The
+    accounts not active on the state's date (``new``, the restarted ones among them) are
+    scored from their whole history: when they are few, every row of theirs joins the cut
+    tables and the one pipeline (their contributions up to the state's date their own, not
+    kept values); else through a second pipeline over their rows alone."""
     day, prev = p.dates[0], p.prev
     if prev is None:
         raise ValueError("the plan has no kept state to start from")
     engine = loaded.engine
+    ids = new["account_id"].to_pylist()
+    whole = tuple(ids) if len(ids) <= FOLDED else ()
     known = before.select("account_id")
-    tables, carried, distinct = cut_tables(config, loaded, prev, day, set(seen))
+    tables, carried, distinct = cut_tables(config, loaded, prev, day, set(seen), whole)
     cut = Loaded(engine, tables, loaded.health, {}, loaded.observed_until, loaded.cached)
-    carry = Carry(before, frozenset(carried), keep_only=known, materialize=engine.materialize,
-                  distinct_rows=distinct, seen_before=seen)
+    carry = Carry(before, frozenset(carried), keep_only=None if whole else known,
+                  materialize=engine.materialize, distinct_rows=distinct, seen_before=seen,
+                  whole=whole)
     with nested_selects():  # (few rows: compiling costs more than the engine's work)
         wide = measures_expr(config, cut, [prev, day], asof.Span(prev, day), carry)
     missing = carry.missing()
     if missing:
         raise StateMismatch(f"the kept state has no {', '.join(missing[:3])}")
-    wide = wide.filter(wide.as_of == day).semi_join(known, "account_id")
-    parts, carries = [wide], [carry]
-    if new.num_rows:  # not active on the state's date: scored from their whole history
-        ids = engine.register_arrow(new, engine.temp_name("new_accounts"))
-        only = {e: (t.semi_join(ids, "account_id") if "account_id" in t.columns else t)
-                for e, t in loaded.tables.items()}
-        sub = Loaded(engine, only, loaded.health, {}, loaded.observed_until, loaded.cached)
+    wide = wide.filter(wide.as_of == day)
+    parts, carries = [wide if whole or not ids else wide.semi_join(known, "account_id")], [carry]
+    if ids and not whole:  # many: scored from their whole history in a pipeline of their own
         fresh = Carry(materialize=engine.materialize)
-        parts.append(measures_expr(config, sub, [day], asof.Span(day, day), fresh))
+        parts.append(measures_expr(config, _their_rows(loaded, new), [day], asof.Span(day, day),
+                                   fresh))
         carries.append(fresh)
     with nested_selects():  # the measures of one date: 0.36 -> 0.14 CPU s to compile at 100k
         scores = score_wide(config, loaded, union_aligned(parts), carry)
     return scores, carries
+
+
+def _their_rows(loaded: Loaded, accounts: pa.Table) -> Loaded:
+    """``loaded`` with every table of accounts' rows cut to those of ``accounts``."""
+    ids = loaded.engine.register_arrow(accounts, loaded.engine.temp_name("new_accounts"))
+    only = {e: (t.semi_join(ids, "account_id") if "account_id" in t.columns else t)
+            for e, t in loaded.tables.items()}
+    return Loaded(loaded.engine, only, loaded.health, {}, loaded.observed_until, loaded.cached)
 
 
 class Queued(Engine):
@@ -521,13 +539,14 @@ class StateMismatch(Exception):
 
 
 def cut_tables(config: ProjectConfig, loaded: Loaded, prev: date, day: date,
-               kept_seen: AbstractSet[str] = frozenset()
+               kept_seen: AbstractSet[str] = frozenset(), new: tuple[str, ...] = ()
                ) -> tuple[dict[str, ir.Table], set[str], dict[str, ir.Table]]:
     """The tables with the rows a run over ``[prev, day]`` needs besides the kept values,
     the running columns taken from those values, and the rows the distinct counts read (a
     whole window before ``day``; only the rows after ``prev`` for those whose values and
     last days seen were kept, ``kept_seen``). Each cut table is computed once (one scan of
-    its source) and kept in the engine: every measure over it reads that small copy."""
+    its source) and kept in the engine: every measure over it reads that small copy. Every
+    row of the ``new`` accounts is kept too (none of their values was kept)."""
     tables = dict(loaded.tables)
     carried: set[str] = set()
     distinct: dict[str, ir.Table] = {}
@@ -541,7 +560,7 @@ def cut_tables(config: ProjectConfig, loaded: Loaded, prev: date, day: date,
         seen = _bands(entity, whole, prev, day)
         if bands is None or seen is None:
             continue
-        cut = t.filter(_within(t, bands)).select(*_read_by(t, entity, uses, bands))
+        cut = t.filter(_within(t, bands, new)).select(*_read_by(t, entity, uses, bands))
         tables[entity] = loaded.engine.materialize(cut, f"cut_{entity}")
         if seen:  # (each distinct count keeps its own distinct values: read by it alone)
             distinct[entity] = t.filter(_within(t, seen))
@@ -552,7 +571,9 @@ def cut_tables(config: ProjectConfig, loaded: Loaded, prev: date, day: date,
              if c not in ("account_id", "valid_from")]
     if h is not None and names:  # attributes are latest values: the rows after prev will do
         if history.HISTORY not in {m.entity for m in config.measures.values()}:
-            tables[history.HISTORY] = h.filter(h.valid_from > prev)
+            after = h.valid_from > prev
+            tables[history.HISTORY] = h.filter((after | h.account_id.isin(new)) if new
+                                               else after)
         if tables[history.HISTORY] is not h:
             carried |= {history.column(c) for c in names}
             carried |= {f"{history.column(c)}__ts" for c in names}
@@ -622,9 +643,10 @@ def _span(w: Any, times: int) -> tuple[timedelta, timedelta]:
     return timedelta(days=w.days * times), timedelta(days=w.days * times)
 
 
-def _within(t: ir.Table, bands: list[Band]) -> Any:
-    """Rows dated inside one of ``bands`` (overlapping bands of a column merged)."""
-    keep = None
+def _within(t: ir.Table, bands: list[Band], new: tuple[str, ...] = ()) -> Any:
+    """Rows dated inside one of ``bands`` (overlapping bands of a column merged), or of one
+    of the ``new`` accounts."""
+    keep = t.account_id.isin(new) if new else None
     for col, after, until in _merged(bands):
         cond = _dated(t[col], after, until)
         keep = cond if keep is None else keep | cond
