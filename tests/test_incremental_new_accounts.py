@@ -38,12 +38,13 @@ EVENTS = [(a, f"{a}-u{i % (n + 2)}", "login" if i // (n + 1) % 3 else "export", 
           for n, a in enumerate(["A1", "N1", "N2", "N3"])
           for i in range(0, (DAY - FIRST).days + 1, n + 1)]
 TICKET_COLUMNS = ["ticket_id", "account_id", "opened_at", "closed_at"]
-TICKETS = [(f"T{a}{i}", a, opened, closed) for a in ("A1", "N1", "N2", "N3") for i, (opened, closed) in
-           enumerate([("2025-02-01 09:00:00", "2025-03-11 10:00:00"),  # closes on DAY
-                      ("2025-02-01 09:00:00", "2025-03-05 10:00:00"),  # closed before KEPT
-                      ("2025-02-15 09:00:00", ""),  # open since before KEPT
-                      ("2025-03-11 09:00:00", ""),  # opens on DAY
-                      ("2025-03-06 09:00:00", "")])]  # open 3 days from DAY on
+TICKETS = [(f"T{a}{i}", a, opened, closed) for a in ("A1", "N1", "N2", "N3")
+           for i, (opened, closed) in enumerate([
+               ("2025-02-01 09:00:00", "2025-03-11 10:00:00"),  # closes on DAY
+               ("2025-02-01 09:00:00", "2025-03-05 10:00:00"),  # closed before KEPT
+               ("2025-02-15 09:00:00", ""),  # open since before KEPT
+               ("2025-03-11 09:00:00", ""),  # opens on DAY
+               ("2025-03-06 09:00:00", "")])]  # open 3 days from DAY on
 INVOICE_COLUMNS = ["invoice_id", "account_id", "issued_at", "due_at", "paid_at", "amount"]
 INVOICES = [(f"I{a}{i}", a, issued, due, paid, amount) for a in ("A1", "N1", "N2", "N3")
             for i, (issued, due, paid, amount) in enumerate([

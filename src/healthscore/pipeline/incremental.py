@@ -15,9 +15,10 @@ other tables (distinct values or min/max over all time, the outcomes, the workfl
 CTAs and marks) are read whole. Accounts that were not active on P are scored from their
 whole history, and so are those kept as of P whose start date today's accounts file moves
 after P (:func:`restarted`): the accounts are read whole every run, and the kept values
-depend on them only through the dates each is a customer on. The running values of D are
-computed once (:class:`Carry` with ``materialize``): scored, and kept for the next run. The
-values are those of a cold run of D.
+depend on them only through the dates each is a customer on. When such accounts are few,
+their every row joins the same cut tables and pass (:func:`_score_day`). The running values
+of D are computed once (:class:`Carry` with ``materialize``): scored, and kept for the next
+run. The values are those of a cold run of D.
 
 Anything the state cannot prove unchanged makes a cold run, said in one line: no state, a
 changed configuration, a source whose columns changed, a date not after P. Rows that arrived
