@@ -19,7 +19,7 @@ ROWS = [
     (7, -9, 2, -0.5, "api call"), (8, None, None, None, "x"),
 ]
 NUMERIC_COLUMNS = ["a", "b", "x"]
-BATCH = 10  # expressions per example: one query each side for the whole batch
+BATCH = 30  # expressions per example: one query each side for the whole batch
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +121,7 @@ def _same(a: Any, b: Any) -> bool:
 
 
 @pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
-@settings(max_examples=600, derandomize=True, deadline=None,
+@settings(max_examples=6000 // BATCH, derandomize=True, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                  HealthCheck.function_scoped_fixture])
 @given(texts=st.lists(expression, min_size=BATCH, max_size=BATCH, unique=True))
