@@ -92,10 +92,10 @@ class Engine:
             return expr.to_pyarrow()
 
     def write_parquet(self, expr: ibis.Table, path: Path) -> None:
-        """``expr``'s rows into one Parquet file (zstd)."""
+        """``expr``'s rows into one Parquet file (snappy: see :meth:`DuckDBEngine.write_parquet`)."""
         import pyarrow.parquet as pq
 
-        pq.write_table(self.to_arrow(expr), path, compression="zstd")
+        pq.write_table(self.to_arrow(expr), path, compression="snappy")
 
     def close(self) -> None:
         return None
@@ -222,12 +222,15 @@ class DuckDBEngine(Engine):
         return self.con.con.sql(self._sql(expr, nested)).to_arrow_table()
 
     def write_parquet(self, expr: ibis.Table, path: Path) -> None:
-        """``expr``'s rows into one Parquet file (zstd), written by the engine as it computes
-        them: no copy into Python's memory on the way (the running values of 100,000
-        accounts)."""
+        """``expr``'s rows into one Parquet file, written by the engine as it computes them: no
+        copy into Python's memory on the way (the running values of 100,000 accounts). Snappy,
+        not zstd: the kept state is written by every daily run and read by the next one, and
+        its three files at 100,000 accounts (900,000 rows) took 0.50-0.59 s to write with
+        zstd against 0.37-0.45 with snappy (and 0.15-0.26 against 0.12-0.13 s to read), for
+        8.9 MB instead of 5.4."""
         target = str(path).replace("'", "''")
         self.con.con.execute(f"COPY ({self._sql(expr)}) TO '{target}' "
-                             f"(FORMAT PARQUET, COMPRESSION ZSTD)")
+                             f"(FORMAT PARQUET, COMPRESSION SNAPPY)")
 
     def write_sorted(self, expr: ibis.Table, path: Path, one_date: bool = False) -> None:
         """Stream the scores ``expr`` into one Parquet file, rows in as-of date order, in small
