@@ -178,18 +178,36 @@ class DuckDBEngine(Engine):
         self.make_table(name, self.filling(name, expr.schema(), sql), expr)
         return self.con.table(name, database=("temp", "main"))
 
-    def filling(self, name: str, schema: ibis.Schema, sql: str) -> str:
+    def filling(self, name: str, schema: ibis.Schema, sql: str, create: str | None = None) -> str:
         """The statements that create the temporary table ``name`` of the columns ``schema``
-        (typed as Ibis types them) and fill it with the rows of the query ``sql``."""
+        (``create``, else :meth:`creating` it) and fill it with the rows of the query ``sql``."""
+        cols = ", ".join(_quoted(c) for c in schema.names)
+        return f"{create or self.creating(name, schema)}; INSERT INTO {_temp(name)} ({cols}) {sql}"
+
+    def creating(self, name: str, schema: ibis.Schema) -> str:
+        """The statement that creates the empty temporary table ``name`` of the columns
+        ``schema``, typed as Ibis types them."""
         dialect = self.con.dialect
-        table = sg.table(name, catalog="temp", db="main", quoted=True)
         create = sge.Create(
             kind="TABLE",
-            this=sge.Schema(this=table, expressions=schema.to_sqlglot_column_defs(dialect)),
+            this=sge.Schema(this=sg.table(name, catalog="temp", db="main", quoted=True),
+                            expressions=schema.to_sqlglot_column_defs(dialect)),
             properties=sge.Properties(expressions=[sge.TemporaryProperty()]),
         )
-        cols = ", ".join(_quoted(c) for c in schema.names)
-        return f"{create.sql(dialect)}; INSERT INTO {table.sql(dialect)} ({cols}) {sql}"
+        return create.sql(dialect)
+
+    def created(self, name: str, create: str) -> ibis.Schema:
+        """Run the :meth:`creating` statement ``create`` of the table ``name`` and say the
+        table's columns as Ibis reads them back (its own ``get_schema``: DuckDB's description,
+        each type parsed by Ibis's type mapper). Ibis's ``create_table`` does the same after
+        building the statement again: 0.27-0.29 CPU s for 17 tables of 61 columns, against
+        0.14 for the statement run and its description read here."""
+        raw = self.con.con
+        raw.execute(create)
+        rows = raw.execute(f"DESCRIBE {_temp(name)}").fetchall()
+        parse = self.con.compiler.type_mapper.from_string
+        return ibis.schema({col: parse(kind, nullable=null == "YES")
+                            for col, kind, null, *_ in rows})
 
     def make_table(self, name: str, statements: str, reads: ibis.Table | None = None) -> None:
         """Run the :meth:`filling` ``statements`` of the table ``name`` in one call of the
@@ -287,6 +305,11 @@ class SparkEngine(Engine):
 
 def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _temp(name: str) -> str:
+    """The temporary table ``name``, qualified."""
+    return f'"temp"."main".{_quoted(name)}'
 
 
 # what every Spark session runs with: UTC dates and a bad cast giving null, as on DuckDB

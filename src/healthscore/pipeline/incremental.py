@@ -461,16 +461,18 @@ class Queued(Engine):
         machine (load 7), mostly waiting for Python's lock while this thread compiled."""
         name = self.engine.temp_name(prefix)
         sql = compiled_sql(self.engine.con, expr)  # (here: compiled while the engine works)
-        statements = self.engine.filling(name, expr.schema(), sql)
+        schema = expr.schema()
+        create = self.engine.creating(name, schema)
+        statements = self.engine.filling(name, schema, sql, create)
         memtables = expr if expr.op().find(ops.InMemoryTable) else None
         self._queue(lambda: self.engine.make_table(name, statements, memtables))
-        typed = self._types().con.create_table(name, schema=expr.schema(), temp=True)
+        typed = self._types().created(name, create)  # (the same statement)
         return self._table(name, typed, ops.Namespace(catalog="temp", database="main"))
 
     def register_arrow(self, table: pa.Table, name: str) -> ir.Table:
         self._queue(lambda: self.engine.copy_arrow(table, name))
         typed = self._types().register_arrow(table.slice(0, 0), name)
-        return self._table(name, typed, ops.Namespace(database="temp"))
+        return self._table(name, typed.schema(), ops.Namespace(database="temp"))
 
     def _types(self) -> DuckDBEngine:
         """An engine of empty tables: each table made there as the engine makes it says
@@ -480,9 +482,9 @@ class Queued(Engine):
             self._scratch = DuckDBEngine(memory_limit="64MB", threads=1)
         return self._scratch
 
-    def _table(self, name: str, typed: ir.Table, namespace: Any) -> ir.Table:
-        """The table ``name`` of the engine (to be filled), typed as ``typed``."""
-        return ops.DatabaseTable(name, typed.schema(), self.engine.con, namespace).to_expr()
+    def _table(self, name: str, typed: ibis.Schema, namespace: Any) -> ir.Table:
+        """The table ``name`` of the engine (to be filled), of the columns ``typed``."""
+        return ops.DatabaseTable(name, typed, self.engine.con, namespace).to_expr()
 
     def _queue(self, work: Callable[[], Any]) -> None:
         def run() -> None:
