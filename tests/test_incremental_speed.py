@@ -95,3 +95,21 @@ def test_the_worker_gets_pythons_lock_back_quickly_while_the_queue_works(
     assert result.incremental == f"{DAY} computed from the state kept as of {KEPT}"
     assert len(intervals) > 5 and max(intervals) == pytest.approx(0.0001, rel=0.05)
     assert sys.getswitchinterval() == before == 0.005
+
+
+def test_overlapping_queues_keep_the_quick_switch_until_the_last_one_closes() -> None:
+    """Runs in threads of one process (the web app's) may overlap: the interval goes back to
+    the process's own when the last queue closes, not when the first does."""
+    from healthscore.pipeline.incremental import Queued
+
+    before = sys.getswitchinterval()
+    engines = [DuckDBEngine(), DuckDBEngine()]
+    try:
+        first, second = Queued(engines[0]), Queued(engines[1])
+        first.close()
+        assert sys.getswitchinterval() == pytest.approx(0.0001, rel=0.05)
+        second.close()
+        assert sys.getswitchinterval() == before
+    finally:
+        for engine in engines:
+            engine.close()

@@ -34,6 +34,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 import uuid
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
@@ -436,8 +437,7 @@ class Queued(Engine):
         self._queued: list[Future[None]] = []
         self._failed = False
         self._scratch: DuckDBEngine | None = None
-        self._switch = sys.getswitchinterval()
-        sys.setswitchinterval(min(self._switch, _SWITCH))
+        _QUICK.enter()
 
     @property
     def con(self) -> Any:
@@ -541,10 +541,36 @@ class Queued(Engine):
             self.wait()
         finally:
             self._pool.shutdown()
-            sys.setswitchinterval(self._switch)
+            _QUICK.leave()
             if self._scratch is not None:
                 self._scratch.close()
                 self._scratch = None
+
+
+class _QuickSwitch:
+    """Python's thread switch interval at ``_SWITCH`` while at least one queue works (runs
+    in threads of one process, the web app's, may overlap), the process's own again after."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._working = 0
+        self._saved = sys.getswitchinterval()
+
+    def enter(self) -> None:
+        with self._lock:
+            if not self._working:
+                self._saved = sys.getswitchinterval()
+                sys.setswitchinterval(min(self._saved, _SWITCH))
+            self._working += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._working -= 1
+            if not self._working:
+                sys.setswitchinterval(self._saved)
+
+
+_QUICK = _QuickSwitch()
 
 
 class StateMismatch(Exception):
