@@ -3,6 +3,7 @@ for it (no table description read back); the values stay a cold run's."""
 
 from __future__ import annotations
 
+import sys
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -71,3 +72,44 @@ def test_the_workers_read_no_table_description_back(
     assert result.incremental == f"{DAY} computed from the state kept as of {KEPT}"
     assert len(filled) > 5 and described == []
     assert _frame(result).account_id.tolist() == ["A1", "A2", "A3"]
+
+
+def test_the_worker_gets_pythons_lock_back_quickly_while_the_queue_works(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the next day's tables are filled behind, Python switches threads every 0.1 ms
+    (the worker waits for the lock after each statement while this thread compiles); the
+    process's own interval is back once the run is done."""
+    project = Project.load(_parquet_project(tmp_path / "p"))
+    project.run(dates=[KEPT - timedelta(days=1), KEPT], apply_rules=False)
+    intervals: list[float] = []
+    make = DuckDBEngine.make_table
+
+    def noted(self, name, *a):  # type: ignore[no-untyped-def]
+        if threading.current_thread() is not threading.main_thread():
+            intervals.append(sys.getswitchinterval())
+        make(self, name, *a)
+
+    monkeypatch.setattr(DuckDBEngine, "make_table", noted)
+    before = sys.getswitchinterval()
+    result = project.run(as_of=DAY, apply_rules=False)
+    assert result.incremental == f"{DAY} computed from the state kept as of {KEPT}"
+    assert len(intervals) > 5 and max(intervals) == pytest.approx(0.0001, rel=0.05)
+    assert sys.getswitchinterval() == before == 0.005
+
+
+def test_overlapping_queues_keep_the_quick_switch_until_the_last_one_closes() -> None:
+    """Runs in threads of one process (the web app's) may overlap: the interval goes back to
+    the process's own when the last queue closes, not when the first does."""
+    from healthscore.pipeline.incremental import Queued
+
+    before = sys.getswitchinterval()
+    engines = [DuckDBEngine(), DuckDBEngine()]
+    try:
+        first, second = Queued(engines[0]), Queued(engines[1])
+        first.close()
+        assert sys.getswitchinterval() == pytest.approx(0.0001, rel=0.05)
+        second.close()
+        assert sys.getswitchinterval() == before
+    finally:
+        for engine in engines:
+            engine.close()
