@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import ibis
-import ibis.backends.duckdb  # noqa: F401  (see below)
 import pyarrow as pa
 import sqlglot as sg
 import sqlglot.expressions as sge
@@ -26,10 +25,6 @@ import sqlglot.expressions as sge
 from healthscore.config.specs import SparkSpec
 from healthscore.engine.compiled import compiled_sql
 from healthscore.errors import EngineError
-
-# Ibis's DuckDB backend is imported with this module, not by the first engine opened: it
-# imports every SQL compiler Ibis has and sqlglot's dialects (0.25-0.35 s), which a run then
-# paid inside its own time (the next day at 100,000 accounts: about a tenth of it).
 
 # the numbers of the tables' names of engines sharing one catalog in this process (Spark's
 # temporary views belong to the session, and a process holds one session)
