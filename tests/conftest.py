@@ -38,6 +38,23 @@ PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture
+def filled_tables(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the tables the DuckDB engine fills (``make_table``) while the test runs,
+    in the order filled."""
+    from healthscore.engine.adapter import DuckDBEngine
+
+    filled: list[str] = []
+    make = DuckDBEngine.make_table
+
+    def noted(self: DuckDBEngine, name: str, *a: Any) -> None:
+        filled.append(name)
+        make(self, name, *a)
+
+    monkeypatch.setattr(DuckDBEngine, "make_table", noted)
+    return filled
+
+
+@pytest.fixture
 def mini(tmp_path: Path) -> Path:
     """The working mini project (tests.projects.MINI) written into tmp_path."""
     return write_project(tmp_path)

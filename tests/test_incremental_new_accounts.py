@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 
 from healthscore import Project
-from healthscore.engine.adapter import DuckDBEngine
 from healthscore.pipeline import incremental
 
 from .projects import csv_text, write_project
@@ -133,7 +132,8 @@ def _scores(root: Path, day: date = DAY) -> pd.DataFrame:
 
 @pytest.mark.parametrize("folded", [incremental.FOLDED, 0], ids=["one-pipeline", "two"])
 def test_new_accounts_on_the_next_day_have_a_cold_runs_value_of_every_measure_kind(
-        kept: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folded: int) -> None:
+        kept: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folded: int,
+        filled_tables: list[str]) -> None:
     """N1 (a customer since before the kept date), N2 (from the new day) and N3 (its churn
     date taken away) have no kept values: with few such accounts they are scored in the one
     measures pipeline of the day (one carried table made), else in a second one over their
@@ -144,17 +144,9 @@ def test_new_accounts_on_the_next_day_have_a_cold_runs_value_of_every_measure_ki
     (root / "data" / "accounts.csv").write_text(csv_text(ACCOUNT_COLUMNS, accounts),
                                                 encoding="utf-8")
     monkeypatch.setattr(incremental, "FOLDED", folded)
-    filled: list[str] = []
-    make = DuckDBEngine.make_table
-
-    def noted(self, name, *a):  # type: ignore[no-untyped-def]
-        filled.append(name)
-        make(self, name, *a)
-
-    monkeypatch.setattr(DuckDBEngine, "make_table", noted)
     result = Project.load(root).run(as_of=DAY, apply_rules=False)
     assert result.incremental == f"{DAY} computed from the state kept as of {KEPT}"
-    pipelines = [n for n in filled if n.startswith("hs_carry_sparse_")]
+    pipelines = [n for n in filled_tables if n.startswith("hs_carry_sparse_")]
     assert len(pipelines) == (1 if folded else 2)
 
     cold = _project(tmp_path / "cold", accounts)
