@@ -55,6 +55,22 @@ def filled_tables(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 @pytest.fixture
+def filtered(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The sources scanned for filters that match none of their rows, run by run."""
+    from healthscore.pipeline import load
+
+    seen: list[list[str]] = []
+    real = load.unmatched_filters
+
+    def scanning(config: Any, tables: dict[str, Any]) -> Any:
+        seen.append(sorted(tables))
+        return real(config, tables)
+
+    monkeypatch.setattr(load, "unmatched_filters", scanning)
+    return seen
+
+
+@pytest.fixture
 def mini(tmp_path: Path) -> Path:
     """The working mini project (tests.projects.MINI) written into tmp_path."""
     return write_project(tmp_path)

@@ -315,21 +315,12 @@ def test_a_run_killed_while_writing_leaves_no_entry(mini: Path, reads: list[str]
 
 
 def test_what_filters_match_is_kept_with_the_entry(tmp_path: Path, reads: list[str],
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+                                                   filtered: list[list[str]]) -> None:
     """A filter that matches no row is reported on every run, but an unchanged source is
     not scanned for it again: the note is kept in its entry; a changed filter is checked."""
-    from healthscore.pipeline import load
-
     signins = [(a, u, "signin" if e == "login" else e, t) for a, u, e, t in EVENTS]
     root = write_project(tmp_path, {"data/usage_events.csv": csv_text(EVENT_COLUMNS, signins)})
-    scanned: list[list[str]] = []
-    real = load.unmatched_filters
-
-    def scanning(config: Any, tables: dict[str, Any]) -> Any:
-        scanned.append(sorted(tables))
-        return real(config, tables)
-
-    monkeypatch.setattr(load, "unmatched_filters", scanning)
+    scanned = filtered
     note = ("usage_events: measures/usage.yml: logins_30: filter \"event = 'login'\" matches "
             "none of the 6 rows of usage_events (text is compared ignoring case), so the "
             "measure is 0 or missing for every account. Values seen: event: 'signin' (4), "

@@ -52,22 +52,6 @@ def checked(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 @pytest.fixture
-def filtered(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """The sources scanned for filters that match none of their rows, run by run."""
-    from healthscore.pipeline import load
-
-    seen: list[list[str]] = []
-    real = load.unmatched_filters
-
-    def scanning(config: Any, tables: dict[str, Any]) -> Any:
-        seen.append(sorted(tables))
-        return real(config, tables)
-
-    monkeypatch.setattr(load, "unmatched_filters", scanning)
-    return seen
-
-
-@pytest.fixture
 def scanned(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The rows of each fingerprint scan from here on."""
     seen: list[int] = []
