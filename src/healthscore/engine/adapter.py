@@ -297,6 +297,17 @@ class SparkEngine(Engine):
         df = self.session.sql(compiled_sql(self.con, expr)).cache()
         return self._view(df, self.temp_name(prefix))
 
+    def to_arrow(self, expr: ibis.Table, nested: bool = False) -> pa.Table:
+        """``expr``'s rows fetched as Arrow, then given Ibis's types. Ibis's own way goes
+        through pandas, where a Spark Connect result carries its plan's metrics, deep-copied
+        by every pandas step: 14.6 of the 59 s a run of the hand-computed project took on
+        Spark Connect (profiled), for five rows."""
+        from ibis.formats.pyarrow import PyArrowData
+
+        with nested_selects(nested):
+            sql = compiled_sql(self.con, expr)
+        return PyArrowData.convert_table(self.session.sql(sql).toArrow(), expr.schema())
+
 
 def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
