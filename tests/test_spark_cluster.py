@@ -79,12 +79,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                           "--host", "127.0.0.1", "--port", "0", "--webui-port", "0")
         master = _wait_for(log, "Starting Spark master at", proc).rsplit(" ", 1)[-1]
         _wait_for(log, "New state: ALIVE", proc)
-        proc, log = start("worker", spark_class, "org.apache.spark.deploy.worker.Worker",
-                          "--host", "127.0.0.1", "--webui-port", "0", "--cores", "2",
-                          "--memory", "2g", "--work-dir", str(folder / "work"), master)
-        _wait_for(log, "Successfully registered with master", proc)
+        # the worker and the Spark Connect server start side by side: the server's
+        # executor is launched once the worker has registered
+        worker = start("worker", spark_class, "org.apache.spark.deploy.worker.Worker",
+                       "--host", "127.0.0.1", "--webui-port", "0", "--cores", "2",
+                       "--memory", "2g", "--work-dir", str(folder / "work"), master)
         port = _free_port()
-        proc, log = start(  # a Spark Connect server, itself an application of the cluster
+        connect = start(  # a Spark Connect server, itself an application of the cluster
             "connect", str(home / "bin/spark-submit"), "--master", master,
             "--driver-memory", "1g", "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
             *_conf({"spark.connect.grpc.binding.address": "127.0.0.1",
@@ -93,7 +94,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                     "spark.executor.extraJavaOptions": SPARK_TEST_JVM,
                     "spark.ui.enabled": "false"}),
             "spark-internal")
-        _wait_for(log, "Spark Connect server started at", proc)
+        _wait_for(worker[1], "Successfully registered with master", worker[0])
+        _wait_for(connect[1], "Spark Connect server started at", connect[0])
         yield Cluster(master, f"sc://127.0.0.1:{port}")
     finally:
         _stop_sessions_on(master)
@@ -129,6 +131,10 @@ def _conf(settings: dict[str, str]) -> list[str]:
 # every JVM of the cluster, the standalone test alone costs 121 CPU s instead of 297.
 SMALL_SQL = ("spark.sql.shuffle.partitions: 2, spark.sql.adaptive.enabled: false, "
              "spark.sql.codegen.wholeStage: false")
+# The Spark Connect test interprets expressions and joins without broadcasts, as the local tests
+# do; the standalone test keeps the generated code and the broadcast joins.
+CONNECT_SQL = (f"{SMALL_SQL}, spark.sql.codegen.factoryMode: NO_CODEGEN, "
+               "spark.sql.autoBroadcastJoinThreshold: -1")
 
 
 def _spark_project(root: Path, section: str) -> Path:
@@ -153,7 +159,7 @@ def test_spark_connect_scores_as_duckdb_does_and_sees_no_future(
         cluster: Cluster, small_duckdb, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("grpc")
     root = _spark_project(tmp_path / "connect",
-                          f"spark:\n  remote: {cluster.remote}\n  conf: {{{SMALL_SQL}}}\n")
+                          f"spark:\n  remote: {cluster.remote}\n  conf: {{{CONNECT_SQL}}}\n")
     frame = Project.load(root).run(dates=DATES_SMALL).to_pandas()
     duckdb_scores, alone = small_duckdb
     _same_frames(duckdb_scores, frame)
