@@ -131,7 +131,8 @@ def xlsx_file(sheets: dict[str, tuple[list[str], Rows]]) -> Callable[[Path], Non
 # five local Spark tests: 85.5/88.4 -> 72.2/75.9 CPU s. The cluster tests keep the generated
 # code (tests/test_spark_cluster.py SMALL_SQL), so both paths stay covered. No broadcast joins
 # either: each broadcast is a Spark job of its own, 58 of a run's 85 (the JVM's CPU for a
-# warm run of the hand-computed project: 9.5-9.6 -> 8.1-8.2 s); the cluster tests keep them.
+# warm run of the hand-computed project: 9.5-9.6 -> 8.1-8.2 s); the standalone cluster test
+# keeps them.
 SMALL_SPARK = ("spark:\n  conf: {spark.sql.shuffle.partitions: 1, spark.sql.adaptive.enabled: false, "
                "spark.sql.codegen.wholeStage: false, spark.sql.codegen.factoryMode: NO_CODEGEN,\n"
                "         spark.sql.autoBroadcastJoinThreshold: -1}\n")
