@@ -13,13 +13,12 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.csv as pcsv
 import pytest
-from typer.testing import CliRunner
 
 from healthscore import Project
 from healthscore.cli.main import app
 from healthscore.pipeline import incremental
 
-from .conftest import copy_project
+from .conftest import CliRunner, copy_project
 from .projects import ACCOUNT_COLUMNS, EVENT_COLUMNS, MEASURES_YML, csv_text, write_project
 from .test_pipeline import _project, _risk_too, _truncated_copy
 

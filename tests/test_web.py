@@ -371,10 +371,10 @@ def cli_project(project: Project, site: Site, tmp_path: Path) -> Path:
 def test_role_action_matrix_on_the_cli_matches_the_library(site: Site, cli_project: Path,
                                                            who: str) -> None:
     """Every action the CLI offers is refused for the same actors, with the library's message."""
-    from typer.testing import CliRunner
-
     from healthscore.cli.main import app
     from healthscore.errors import ForbiddenError
+
+    from .conftest import CliRunner
 
     assert set(CLI) == set(LIBRARY)
     runner = CliRunner()
@@ -616,9 +616,9 @@ def test_responses_carry_server_timing_and_security_headers(site: Site) -> None:
 def test_first_admin_from_the_command_line_can_sign_in(project: Project, tmp_path: Path) -> None:
     import shutil
 
-    from typer.testing import CliRunner
-
     from healthscore.cli.main import app
+
+    from .conftest import CliRunner
 
     root = tmp_path / "cli"
     shutil.copytree(project.root, root)
