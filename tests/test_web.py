@@ -43,22 +43,43 @@ def _digest() -> str:
     return hash_password(PASSWORD)
 
 
+def _add_users(wf: Workflow) -> dict[str, str]:
+    """A user per role (and the department's people) added to ``wf``; a token for each role's."""
+    digest = _digest()
+    for name, role, team in ((ADMIN, "admin", None), (LEAD, "lead", "North"),
+                             (CSM, "csm", "North"), (OTHER_CSM, "csm", "South"),
+                             (VIEWER, "viewer", None)):
+        wf.add_user(name, role, team=team, password_hash=digest,
+                    actor="healthscore" if role == "admin" else ADMIN)
+    add_department_people(wf, ADMIN)
+    return {n: wf.create_token(n, "tests", actor=n)["token"] for n in (ADMIN, LEAD, CSM, OTHER_CSM, VIEWER)}
+
+
+@functools.cache
+def _store_with_users(root: Path) -> tuple[bytes, tuple[tuple[str, str], ...]]:
+    """A migrated store holding ``_add_users``'s users and tokens, made once per project folder
+    and copied by each Site: adding them is a dozen commits, each waiting for the disk."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="healthscore-site-") as folder:
+        db = migrated_store(Path(folder) / "wf.db")
+        wf = Project.load(root).workflow(url=f"sqlite:///{db}", today=TODAY)
+        try:
+            tokens = _add_users(wf)
+        finally:
+            wf.close()
+        return db.read_bytes(), tuple(tokens.items())
+
+
 class Site:
     """One app over a fresh workflow store, with a user per role and a token for each."""
 
     def __init__(self, project: Project, db: Path) -> None:
-        url = f"sqlite:///{migrated_store(db)}"
-        self.app = create_app(project, url=url, today=TODAY)
+        content, tokens = _store_with_users(project.root)
+        db.write_bytes(content)
+        self.app = create_app(project, url=f"sqlite:///{db}", today=TODAY)
         self.wf: Workflow = self.app.state.site.wf
-        digest = _digest()
-        for name, role, team in ((ADMIN, "admin", None), (LEAD, "lead", "North"),
-                                 (CSM, "csm", "North"), (OTHER_CSM, "csm", "South"),
-                                 (VIEWER, "viewer", None)):
-            self.wf.add_user(name, role, team=team, password_hash=digest,
-                             actor="healthscore" if role == "admin" else ADMIN)
-        add_department_people(self.wf, ADMIN)
-        self.tokens = {n: self.wf.create_token(n, "tests", actor=n)["token"]
-                       for n in (ADMIN, LEAD, CSM, OTHER_CSM, VIEWER)}
+        self.tokens = dict(tokens)
         scores = self.wf.scores()
         self.own = str(scores.loc[scores["csm"] == CSM, "account_id"].iloc[0])
         self.other = str(scores.loc[scores["csm"] == OTHER_CSM, "account_id"].iloc[0])
