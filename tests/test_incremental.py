@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.csv as pcsv
 import pytest
-from typer.testing import CliRunner
 
 from healthscore import Project
 from healthscore.cli.main import app
 from healthscore.pipeline import incremental
 
+from .conftest import CliRunner, copy_project
 from .projects import ACCOUNT_COLUMNS, EVENT_COLUMNS, MEASURES_YML, csv_text, write_project
 from .test_pipeline import _project, _risk_too, _truncated_copy
 
@@ -119,16 +120,32 @@ def _files(root: Path) -> dict[str, int]:
     return {p.name: p.stat().st_ino for p in snaps.glob("as_of=*")}
 
 
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory: pytest.TempPathFactory) -> Callable[[bool], Path]:
+    """``stored(windowed)``: the late-rows project scored on STORED, scored once for each
+    ``windowed``; copy it to change it."""
+    built: dict[bool, Path] = {}
+
+    def get(windowed: bool) -> Path:
+        if windowed not in built:
+            root = _late_project(tmp_path_factory.mktemp("stored") / "p", windowed=windowed)
+            Project.load(root).run(dates=STORED, apply_rules=False)
+            built[windowed] = root
+        return built[windowed]
+
+    return get
+
+
 @pytest.mark.parametrize("late_day, windowed, touched", [
     (STORED[-1], False, [STORED[-1]]),  # a row of yesterday arriving today: yesterday and today
     (STORED[5], True, STORED[5:35]),  # a 30-day window alone: the 30 stored dates that see it
     (STORED[5], False, STORED[5:]),  # a count over all time: every later date
 ])
 def test_late_rows_recompute_exactly_the_dates_they_touch(
-        tmp_path: Path, late_day: date, windowed: bool, touched: list[date]) -> None:
-    root = _late_project(tmp_path / "p", windowed=windowed)
+        stored: Callable[[bool], Path], tmp_path: Path, late_day: date, windowed: bool,
+        touched: list[date]) -> None:
+    root = copy_project(stored(windowed), tmp_path / "p")
     project = Project.load(root)
-    project.run(dates=STORED, apply_rules=False)
     before = _files(root)
     was = project.scores(late_day).to_pandas().set_index("account_id")["m__logins_30"]
 
@@ -164,14 +181,17 @@ def test_late_rows_recompute_exactly_the_dates_they_touch(
 # ----------------------------------------------------------------------------- cold runs
 
 
-def _kept_mini(tmp_path: Path) -> Path:
-    root = _late_project(tmp_path / "p")
+@pytest.fixture(scope="module")
+def kept_mini(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The late-rows project scored on the last three of STORED (its state kept as of the
+    last): scored once, copied by each test."""
+    root = _late_project(tmp_path_factory.mktemp("kept-mini") / "p")
     Project.load(root).run(dates=STORED[-3:], apply_rules=False)
     return root
 
 
-def test_run_full_computes_from_the_sources(tmp_path: Path) -> None:
-    root = _kept_mini(tmp_path)
+def test_run_full_computes_from_the_sources(kept_mini: Path, tmp_path: Path) -> None:
+    root = copy_project(kept_mini, tmp_path / "p")
     out = CliRunner().invoke(app, ["run", "--project", str(root), "--as-of", str(NEXT), "--full"])
     assert out.exit_code == 0, out.output
     assert "--full: every date computed from the sources." in out.output
@@ -181,8 +201,8 @@ def test_run_full_computes_from_the_sources(tmp_path: Path) -> None:
     assert f"computed from the state kept as of {NEXT}." in out.output
 
 
-def test_a_changed_configuration_falls_back_to_a_cold_run(tmp_path: Path) -> None:
-    root = _kept_mini(tmp_path)
+def test_a_changed_configuration_falls_back_to_a_cold_run(kept_mini: Path, tmp_path: Path) -> None:
+    root = copy_project(kept_mini, tmp_path / "p")
     measures = root / "measures" / "usage.yml"
     measures.write_text(measures.read_text().replace("window: 30d", "window: 7d"))
     result = Project.load(root).run(as_of=NEXT, apply_rules=False)
@@ -194,8 +214,8 @@ def test_a_changed_configuration_falls_back_to_a_cold_run(tmp_path: Path) -> Non
     _same(_frame(result), _frame(cold.run(as_of=NEXT, apply_rules=False)))
 
 
-def test_earlier_dates_are_cold_and_changed_values_are_late_rows(tmp_path: Path) -> None:
-    root = _kept_mini(tmp_path)
+def test_earlier_dates_are_cold_and_changed_values_are_late_rows(kept_mini: Path, tmp_path: Path) -> None:
+    root = copy_project(kept_mini, tmp_path / "p")
     early = Project.load(root).run(as_of=STORED[0], apply_rules=False)
     assert early.incremental == (f"computed from the sources: {STORED[0]} is not after the kept "
                                  f"state's date, {STORED[-1]}")
@@ -208,8 +228,9 @@ def test_earlier_dates_are_cold_and_changed_values_are_late_rows(tmp_path: Path)
     assert result.incremental.startswith("late rows in usage_events dated 2025-02-01, 2025-02-02, ")
 
 
-def test_a_failed_run_keeps_the_state_it_had(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    root = _kept_mini(tmp_path)
+def test_a_failed_run_keeps_the_state_it_had(kept_mini: Path, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    root = copy_project(kept_mini, tmp_path / "p")
     state = (root / ".healthscore" / incremental.FOLDER / incremental.RUNNING).read_bytes()
 
     def fail(*args: object, **kwargs: object) -> None:
@@ -367,14 +388,22 @@ users_change: {type: change, of: users_7d, to: absolute, scheme: {type: linear, 
     })
 
 
+@pytest.fixture(scope="module")
+def kept_users(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The distinct users' project scored on the two days up to KEPT (its state kept as of
+    KEPT): scored once, copied by each test."""
+    root = _users_project(tmp_path_factory.mktemp("kept-users") / "p")
+    Project.load(root).run(dates=[KEPT - timedelta(days=1), KEPT], apply_rules=False)
+    return root
+
+
 def test_a_distinct_count_is_counted_from_the_last_days_kept_and_the_new_rows(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        kept_users: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Distinct users in 7 days: the state keeps each user's last day seen while it counts,
     so the day after reads only its own rows for it (the change against the previous 7 days
     still reads its 14 days); the values are a cold run's."""
-    root = _users_project(tmp_path / "p")
+    root = copy_project(kept_users, tmp_path / "p")
     project = Project.load(root)
-    project.run(dates=[KEPT - timedelta(days=1), KEPT], apply_rules=False)
     state = incremental.read_state(root / ".healthscore")
     assert state is not None and list(state.seen) == ["users_7d"]
     kept = pd.read_parquet(state.folder / state.seen["users_7d"])
@@ -455,14 +484,13 @@ users_7d: {type: count_distinct, entity: usage_events, column: user_id, window: 
 
 
 def test_the_next_day_compiles_its_measures_with_nested_selects(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        kept_users: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The measures and scores of the one new date are compiled with nested selects (Ibis
     merging each step into the next cost 0.36 instead of 0.14 CPU s at 100,000 accounts)."""
     import ibis
 
-    root = _users_project(tmp_path / "p")
+    root = copy_project(kept_users, tmp_path / "p")
     project = Project.load(root)
-    project.run(dates=[KEPT - timedelta(days=1), KEPT], apply_rules=False)
     fused: list[bool] = []
     score_wide = incremental.score_wide
 
@@ -503,13 +531,12 @@ def _filled_tables(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool, obj
 
 
 def test_the_next_day_fills_its_tables_behind_while_it_builds_their_readers(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        kept_users: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The tables the next day materialises (the cut sources, the contributions, the
     measures) are filled by a worker thread while this one builds and compiles the queries
     that read them; each is typed as the engine holds it, and the values are a cold run's."""
-    root = _users_project(tmp_path / "p")
+    root = copy_project(kept_users, tmp_path / "p")
     project = Project.load(root)
-    project.run(dates=[KEPT - timedelta(days=1), KEPT], apply_rules=False)
     named: dict[str, object] = {}
     table = incremental.Queued._table
 
@@ -561,16 +588,15 @@ def test_a_queued_table_is_typed_as_the_engine_holds_it() -> None:
 
 
 def test_a_query_failing_behind_fails_the_run_and_runs_none_after_it(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        kept_users: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A table the worker fails to fill fails the run with that error, once the worker is
     done: the tables queued after it are not filled, no worker is left, the state kept."""
     import threading
 
     from healthscore.engine.adapter import DuckDBEngine
 
-    root = _users_project(tmp_path / "p")
+    root = copy_project(kept_users, tmp_path / "p")
     project = Project.load(root)
-    project.run(dates=[KEPT - timedelta(days=1), KEPT], apply_rules=False)
     filled: list[str] = []
     make = DuckDBEngine.make_table
 

@@ -125,6 +125,17 @@ def kept(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def cold(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh project on the edited accounts, scored cold on DAY and (--full) on the day
+    after: what the next day and the day after it must give, however the new accounts are
+    scored."""
+    root = _project(tmp_path_factory.mktemp("cold") / "p", _edited(ACCOUNTS, NEW))
+    Project.load(root).run(as_of=DAY, apply_rules=False)
+    Project.load(root).run(as_of=DAY + timedelta(days=1), apply_rules=False, full=True)
+    return root
+
+
 def _scores(root: Path, day: date = DAY) -> pd.DataFrame:
     frame = Project.load(root).scores(day, primary_only=False).to_pandas()
     return frame.sort_values(KEYS).reset_index(drop=True)
@@ -132,7 +143,7 @@ def _scores(root: Path, day: date = DAY) -> pd.DataFrame:
 
 @pytest.mark.parametrize("folded", [incremental.FOLDED, 0], ids=["one-pipeline", "two"])
 def test_new_accounts_on_the_next_day_have_a_cold_runs_value_of_every_measure_kind(
-        kept: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folded: int,
+        kept: Path, cold: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folded: int,
         filled_tables: list[str]) -> None:
     """N1 (a customer since before the kept date), N2 (from the new day) and N3 (its churn
     date taken away) have no kept values: with few such accounts they are scored in the one
@@ -149,8 +160,6 @@ def test_new_accounts_on_the_next_day_have_a_cold_runs_value_of_every_measure_ki
     pipelines = [n for n in filled_tables if n.startswith("hs_carry_sparse_")]
     assert len(pipelines) == (1 if folded else 2)
 
-    cold = _project(tmp_path / "cold", accounts)
-    Project.load(cold).run(as_of=DAY, apply_rules=False)
     scores, expected = _scores(root), _scores(cold)
     assert sorted(scores.account_id) == ["A1", "N1", "N2", "N3"]
     assert {c for c in scores.columns if c.startswith("m__")} == {f"m__{n}" for n in MEASURES}
@@ -162,7 +171,6 @@ def test_new_accounts_on_the_next_day_have_a_cold_runs_value_of_every_measure_ki
     after = DAY + timedelta(days=1)  # from the state this day kept: still a cold run's
     again = Project.load(root).run(as_of=after, apply_rules=False)
     assert again.incremental == f"{after} computed from the state kept as of {DAY}"
-    Project.load(cold).run(as_of=after, apply_rules=False, full=True)
     differing = _differing(_scores(root, after), _scores(cold, after))
     assert not differing, "\n".join(differing)
 

@@ -12,14 +12,13 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner
 
 from healthscore import Project
 from healthscore.cli.main import app
 from healthscore.entities import ENTITIES
 from healthscore.templates import TEMPLATES, write_template
 
-from .conftest import DEMO_DATES
+from .conftest import DEMO_DATES, CliRunner
 from .conftest import DEMO_END as END
 
 DATES = [date(2025, 12, 31), date(2026, 4, 30), date(2026, 9, 15)]

@@ -12,7 +12,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from healthscore import Project
 from healthscore.cli.main import app
@@ -20,7 +19,7 @@ from healthscore.demo.project import demo_users
 from healthscore.web.app import create_app
 
 from .browser_support import LiveServer
-from .conftest import copy_project
+from .conftest import CliRunner, copy_project
 
 ROOT = Path(__file__).parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -43,22 +43,43 @@ def _digest() -> str:
     return hash_password(PASSWORD)
 
 
+def _add_users(wf: Workflow) -> dict[str, str]:
+    """A user per role (and the department's people) added to ``wf``; a token for each role's."""
+    digest = _digest()
+    for name, role, team in ((ADMIN, "admin", None), (LEAD, "lead", "North"),
+                             (CSM, "csm", "North"), (OTHER_CSM, "csm", "South"),
+                             (VIEWER, "viewer", None)):
+        wf.add_user(name, role, team=team, password_hash=digest,
+                    actor="healthscore" if role == "admin" else ADMIN)
+    add_department_people(wf, ADMIN)
+    return {n: wf.create_token(n, "tests", actor=n)["token"] for n in (ADMIN, LEAD, CSM, OTHER_CSM, VIEWER)}
+
+
+@functools.cache
+def _store_with_users(root: Path) -> tuple[bytes, tuple[tuple[str, str], ...]]:
+    """A migrated store holding ``_add_users``'s users and tokens, made once per project folder
+    and copied by each Site: adding them is a dozen commits, each waiting for the disk."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="healthscore-site-") as folder:
+        db = migrated_store(Path(folder) / "wf.db")
+        wf = Project.load(root).workflow(url=f"sqlite:///{db}", today=TODAY)
+        try:
+            tokens = _add_users(wf)
+        finally:
+            wf.close()
+        return db.read_bytes(), tuple(tokens.items())
+
+
 class Site:
     """One app over a fresh workflow store, with a user per role and a token for each."""
 
     def __init__(self, project: Project, db: Path) -> None:
-        url = f"sqlite:///{migrated_store(db)}"
-        self.app = create_app(project, url=url, today=TODAY)
+        content, tokens = _store_with_users(project.root)
+        db.write_bytes(content)
+        self.app = create_app(project, url=f"sqlite:///{db}", today=TODAY)
         self.wf: Workflow = self.app.state.site.wf
-        digest = _digest()
-        for name, role, team in ((ADMIN, "admin", None), (LEAD, "lead", "North"),
-                                 (CSM, "csm", "North"), (OTHER_CSM, "csm", "South"),
-                                 (VIEWER, "viewer", None)):
-            self.wf.add_user(name, role, team=team, password_hash=digest,
-                             actor="healthscore" if role == "admin" else ADMIN)
-        add_department_people(self.wf, ADMIN)
-        self.tokens = {n: self.wf.create_token(n, "tests", actor=n)["token"]
-                       for n in (ADMIN, LEAD, CSM, OTHER_CSM, VIEWER)}
+        self.tokens = dict(tokens)
         scores = self.wf.scores()
         self.own = str(scores.loc[scores["csm"] == CSM, "account_id"].iloc[0])
         self.other = str(scores.loc[scores["csm"] == OTHER_CSM, "account_id"].iloc[0])
@@ -371,10 +392,10 @@ def cli_project(project: Project, site: Site, tmp_path: Path) -> Path:
 def test_role_action_matrix_on_the_cli_matches_the_library(site: Site, cli_project: Path,
                                                            who: str) -> None:
     """Every action the CLI offers is refused for the same actors, with the library's message."""
-    from typer.testing import CliRunner
-
     from healthscore.cli.main import app
     from healthscore.errors import ForbiddenError
+
+    from .conftest import CliRunner
 
     assert set(CLI) == set(LIBRARY)
     runner = CliRunner()
@@ -616,9 +637,9 @@ def test_responses_carry_server_timing_and_security_headers(site: Site) -> None:
 def test_first_admin_from_the_command_line_can_sign_in(project: Project, tmp_path: Path) -> None:
     import shutil
 
-    from typer.testing import CliRunner
-
     from healthscore.cli.main import app
+
+    from .conftest import CliRunner
 
     root = tmp_path / "cli"
     shutil.copytree(project.root, root)

@@ -605,9 +605,9 @@ def test_a_module_colour_comes_from_its_ctas_and_touches_feed_measures(tmp_path:
 
 
 def test_workflow_from_the_command_line(tmp_path: Path, project: Project) -> None:
-    from typer.testing import CliRunner
-
     from healthscore.cli.main import app
+
+    from .conftest import CliRunner
 
     root = tmp_path / "cli"
     shutil.copytree(project.root, root, ignore=shutil.ignore_patterns(".healthscore"))  # data: absolute
