@@ -67,6 +67,22 @@ def test_auc_lift_and_band_rates_by_hand() -> None:
     assert metrics.auc(np.zeros(4), np.arange(4.0)) is None
 
 
+def test_auc_equals_scikit_learns_bit_for_bit_with_ties() -> None:
+    """The backtest's own ROC area: the same float as roc_auc_score (a report's numbers and
+    the suggestion's choices must not move), ties and a weighted case included."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(5)
+    for i in range(300):
+        n = int(rng.integers(3, 2000))
+        y = np.r_[0, 1, rng.integers(0, 2, n - 2)]
+        risk = [rng.normal(size=n), rng.integers(0, 7, n).astype(float),
+                np.round(rng.normal(size=n) * 50) / 7][i % 3]
+        assert metrics.auc(y, risk) == float(roc_auc_score(y, risk))
+    weight = rng.uniform(0, 2, n)
+    assert metrics.auc(y, risk, weight) == float(roc_auc_score(y, risk, sample_weight=weight))
+
+
 def test_false_green_and_lead_time_by_hand() -> None:
     y = np.array([1, 1, 1, 0])
     bands = np.array(["green", "red", "yellow", "green"])
