@@ -3,6 +3,7 @@ and the acceptance runs on the demo data and the third-party churnsim data."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from datetime import date, datetime, timedelta
@@ -898,13 +899,42 @@ needs_churnsim = pytest.mark.skipif(not CHURNSIM_DATA.exists(),
 
 
 @pytest.fixture(scope="module")
-def churnsim(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, Any]:
-    """The churnsim example project, its validation's JSON and the validation, built once."""
+def kept_churnsim_backtests() -> dict[tuple[int, str], dict[str, Any]]:
+    """The backtests the churnsim tests ran: (id of the config, its options but the clock) ->
+    the backtest's result."""
+    return {}
+
+
+def _backtests_kept_in(kept: dict[tuple[int, str], dict[str, Any]],
+                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """From here on, a backtest of a config and options already in ``kept`` is taken from
+    there (a copy of the result, which the comparison adds to), and a new one is kept."""
+    from healthscore.validation import backtest
+
+    real = backtest.validate
+
+    def validate(config: Any, options: Any, progress: Any) -> dict[str, Any]:
+        key = (id(config), repr(dataclasses.replace(options, now=None)))
+        if key not in kept:
+            kept[key] = real(config, options, progress)
+        return dict(kept[key])
+
+    monkeypatch.setattr(backtest, "validate", validate)
+
+
+@pytest.fixture(scope="module")
+def churnsim(tmp_path_factory: pytest.TempPathFactory,
+             kept_churnsim_backtests: dict[tuple[int, str], dict[str, Any]],
+             ) -> tuple[Path, dict, Any]:
+    """The churnsim example project, its validation's JSON and the validation, built once; its
+    backtest is kept in ``kept_churnsim_backtests``."""
     if not CHURNSIM_DATA.exists():
         pytest.skip(f"third-party data not found at {CHURNSIM_DATA}")
     root = tmp_path_factory.mktemp("churnsim") / "churnsim"
     _copy_churnsim(root)
-    result = Project.load(root).validate()
+    with pytest.MonkeyPatch.context() as patch:
+        _backtests_kept_in(kept_churnsim_backtests, patch)
+        result = Project.load(root).validate()
     return root, result.to_json(), result
 
 
@@ -1013,11 +1043,15 @@ def test_a_version_to_compare_with_that_cannot_be_read_fails_before_the_backtest
         f"{mini}. Pass a path such as scorecards/old.yml, or a revision such as HEAD~1.")
 
 
-def test_compare_with_a_scorecard_file_uses_the_same_observations(churnsim: tuple, tmp_path: Path) -> None:
-    root, _, _ = churnsim
+def test_compare_with_a_scorecard_file_uses_the_same_observations(
+        churnsim: tuple, kept_churnsim_backtests: dict, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    root, _, first = churnsim
     other = tmp_path / "tenure_only.yml"
     other.write_text("groups: {relationship: {weight: 100, measures: {tenure_days: 100}}}\n")
-    data = Project.load(root).validate(compare=str(other)).to_json()
+    _backtests_kept_in(kept_churnsim_backtests, monkeypatch)  # the module's backtest, not again
+    data = Project(first.config).validate(compare=str(other)).to_json()
+    assert len(kept_churnsim_backtests) == 1
     c = data["compare"]
     assert c["observations"] == data["overall"]["observations"]
     assert c["this"]["auc"] == pytest.approx(data["overall"]["auc"])
