@@ -273,15 +273,19 @@ def test_subscriptions_give_start_and_churn_dates_and_outcomes(tmp_path: Path) -
 # ----------------------------------------------------------------------------- point in time
 
 
-def test_observations_never_use_data_after_their_as_of_date(demo_data: Path, tmp_path: Path) -> None:
+def test_observations_never_use_data_after_their_as_of_date(
+        small_validation: tuple, kept_small_scores: dict, monkeypatch: pytest.MonkeyPatch,
+        demo_data: Path, tmp_path: Path) -> None:
     """The backtest's observation at D (built from all the data) equals the one built from the
     data as it stood on D: nothing after D reaches a measure, a score or the active set."""
-    dates = [date(2025, 6, 30), date(2025, 12, 31)]
-    full = Project.load(_demo_project(tmp_path / "full", demo_data))
-    obs = observations.build(full.config, dates, "churn", 90, 0, END, lambda _: None)
+    full, first = small_validation
+    _scores_kept_in(kept_small_scores, monkeypatch)  # the 15 month ends its backtest scored
+    obs = observations.build(full.config, [date.fromisoformat(d) for d in first.result["dates"]],
+                             "churn", 90, 0, END, lambda _: None)
+    assert len(kept_small_scores) == 1
     cols = [c for c in obs.frame.columns if c.startswith(("m__", "s__", "g__"))]
     assert len(cols) > 30
-    for day in dates:
+    for day in [date(2025, 6, 30), date(2025, 12, 31)]:
         _truncated_copy(demo_data, tmp_path / f"cut-{day}" / "data", day)
         cut = Project.load(_demo_project(tmp_path / f"cut-{day}" / "p", tmp_path / f"cut-{day}" / "data"))
         alone = observations.build(cut.config, [day], "churn", 90, 0, END, lambda _: None).frame
@@ -304,9 +308,22 @@ NOW = datetime(2026, 11, 2, 8, 30)
 
 
 @pytest.fixture(scope="module")
-def small_validation(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, Any]:
+def kept_small_scores() -> dict[tuple[int, tuple[date, ...]], pd.DataFrame]:
+    """The scores the small demo's backtest computed: (id of the config, as-of dates) -> frame."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def small_validation(demo_data: Path, tmp_path_factory: pytest.TempPathFactory,
+                     kept_small_scores: dict[tuple[int, tuple[date, ...]], pd.DataFrame],
+                     ) -> tuple[Project, Any]:
+    """The 150-account demo and its validation over 16 month ends (one without a complete
+    outcome window); its scores are kept in ``kept_small_scores``."""
     project = Project.load(_demo_project(tmp_path_factory.mktemp("small-validate") / "p", demo_data))
-    return project, project.validate(start="2025-04-30", end="2026-07-31", horizon="90d", now=NOW)
+    with pytest.MonkeyPatch.context() as patch:
+        _scores_kept_in(kept_small_scores, patch)
+        result = project.validate(start="2025-04-30", end="2026-07-31", horizon="90d", now=NOW)
+    return project, result
 
 
 def test_two_runs_write_byte_identical_json_report_and_suggestion(small_validation: tuple,
