@@ -3,6 +3,7 @@ and the acceptance runs on the demo data and the third-party churnsim data."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from datetime import date, datetime, timedelta
@@ -65,6 +66,22 @@ def test_auc_lift_and_band_rates_by_hand() -> None:
     assert not metrics.monotonic(rates, falling=True)  # 0 -> 0 is not falling
     assert metrics.monotonic([{"rate": 0.3}, {"rate": 0.1}, {"rate": None}, {"rate": 0.05}], True)
     assert metrics.auc(np.zeros(4), np.arange(4.0)) is None
+
+
+def test_auc_equals_scikit_learns_bit_for_bit_with_ties() -> None:
+    """The backtest's own ROC area: the same float as roc_auc_score (a report's numbers and
+    the suggestion's choices must not move), ties and a weighted case included."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(5)
+    for i in range(300):
+        n = int(rng.integers(3, 2000))
+        y = np.r_[0, 1, rng.integers(0, 2, n - 2)]
+        risk = [rng.normal(size=n), rng.integers(0, 7, n).astype(float),
+                np.round(rng.normal(size=n) * 50) / 7][i % 3]
+        assert metrics.auc(y, risk) == float(roc_auc_score(y, risk))
+    weight = rng.uniform(0, 2, n)
+    assert metrics.auc(y, risk, weight) == float(roc_auc_score(y, risk, sample_weight=weight))
 
 
 def test_false_green_and_lead_time_by_hand() -> None:
@@ -256,15 +273,19 @@ def test_subscriptions_give_start_and_churn_dates_and_outcomes(tmp_path: Path) -
 # ----------------------------------------------------------------------------- point in time
 
 
-def test_observations_never_use_data_after_their_as_of_date(demo_data: Path, tmp_path: Path) -> None:
+def test_observations_never_use_data_after_their_as_of_date(
+        small_validation: tuple, kept_small_scores: dict, monkeypatch: pytest.MonkeyPatch,
+        demo_data: Path, tmp_path: Path) -> None:
     """The backtest's observation at D (built from all the data) equals the one built from the
     data as it stood on D: nothing after D reaches a measure, a score or the active set."""
-    dates = [date(2025, 6, 30), date(2025, 12, 31)]
-    full = Project.load(_demo_project(tmp_path / "full", demo_data))
-    obs = observations.build(full.config, dates, "churn", 90, 0, END, lambda _: None)
+    full, first = small_validation
+    _scores_kept_in(kept_small_scores, monkeypatch)  # the 15 month ends its backtest scored
+    obs = observations.build(full.config, [date.fromisoformat(d) for d in first.result["dates"]],
+                             "churn", 90, 0, END, lambda _: None)
+    assert len(kept_small_scores) == 1
     cols = [c for c in obs.frame.columns if c.startswith(("m__", "s__", "g__"))]
     assert len(cols) > 30
-    for day in dates:
+    for day in [date(2025, 6, 30), date(2025, 12, 31)]:
         _truncated_copy(demo_data, tmp_path / f"cut-{day}" / "data", day)
         cut = Project.load(_demo_project(tmp_path / f"cut-{day}" / "p", tmp_path / f"cut-{day}" / "data"))
         alone = observations.build(cut.config, [day], "churn", 90, 0, END, lambda _: None).frame
@@ -287,9 +308,22 @@ NOW = datetime(2026, 11, 2, 8, 30)
 
 
 @pytest.fixture(scope="module")
-def small_validation(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, Any]:
+def kept_small_scores() -> dict[tuple[int, tuple[date, ...]], pd.DataFrame]:
+    """The scores the small demo's backtest computed: (id of the config, as-of dates) -> frame."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def small_validation(demo_data: Path, tmp_path_factory: pytest.TempPathFactory,
+                     kept_small_scores: dict[tuple[int, tuple[date, ...]], pd.DataFrame],
+                     ) -> tuple[Project, Any]:
+    """The 150-account demo and its validation over 16 month ends (one without a complete
+    outcome window); its scores are kept in ``kept_small_scores``."""
     project = Project.load(_demo_project(tmp_path_factory.mktemp("small-validate") / "p", demo_data))
-    return project, project.validate(start="2025-04-30", end="2026-07-31", horizon="90d", now=NOW)
+    with pytest.MonkeyPatch.context() as patch:
+        _scores_kept_in(kept_small_scores, patch)
+        result = project.validate(start="2025-04-30", end="2026-07-31", horizon="90d", now=NOW)
+    return project, result
 
 
 def test_two_runs_write_byte_identical_json_report_and_suggestion(small_validation: tuple,
@@ -882,13 +916,42 @@ needs_churnsim = pytest.mark.skipif(not CHURNSIM_DATA.exists(),
 
 
 @pytest.fixture(scope="module")
-def churnsim(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, Any]:
-    """The churnsim example project, its validation's JSON and the validation, built once."""
+def kept_churnsim_backtests() -> dict[tuple[int, str], dict[str, Any]]:
+    """The backtests the churnsim tests ran: (id of the config, its options but the clock) ->
+    the backtest's result."""
+    return {}
+
+
+def _backtests_kept_in(kept: dict[tuple[int, str], dict[str, Any]],
+                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """From here on, a backtest of a config and options already in ``kept`` is taken from
+    there (a copy of the result, which the comparison adds to), and a new one is kept."""
+    from healthscore.validation import backtest
+
+    real = backtest.validate
+
+    def validate(config: Any, options: Any, progress: Any) -> dict[str, Any]:
+        key = (id(config), repr(dataclasses.replace(options, now=None)))
+        if key not in kept:
+            kept[key] = real(config, options, progress)
+        return dict(kept[key])
+
+    monkeypatch.setattr(backtest, "validate", validate)
+
+
+@pytest.fixture(scope="module")
+def churnsim(tmp_path_factory: pytest.TempPathFactory,
+             kept_churnsim_backtests: dict[tuple[int, str], dict[str, Any]],
+             ) -> tuple[Path, dict, Any]:
+    """The churnsim example project, its validation's JSON and the validation, built once; its
+    backtest is kept in ``kept_churnsim_backtests``."""
     if not CHURNSIM_DATA.exists():
         pytest.skip(f"third-party data not found at {CHURNSIM_DATA}")
     root = tmp_path_factory.mktemp("churnsim") / "churnsim"
     _copy_churnsim(root)
-    result = Project.load(root).validate()
+    with pytest.MonkeyPatch.context() as patch:
+        _backtests_kept_in(kept_churnsim_backtests, patch)
+        result = Project.load(root).validate()
     return root, result.to_json(), result
 
 
@@ -997,11 +1060,15 @@ def test_a_version_to_compare_with_that_cannot_be_read_fails_before_the_backtest
         f"{mini}. Pass a path such as scorecards/old.yml, or a revision such as HEAD~1.")
 
 
-def test_compare_with_a_scorecard_file_uses_the_same_observations(churnsim: tuple, tmp_path: Path) -> None:
-    root, _, _ = churnsim
+def test_compare_with_a_scorecard_file_uses_the_same_observations(
+        churnsim: tuple, kept_churnsim_backtests: dict, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    root, _, first = churnsim
     other = tmp_path / "tenure_only.yml"
     other.write_text("groups: {relationship: {weight: 100, measures: {tenure_days: 100}}}\n")
-    data = Project.load(root).validate(compare=str(other)).to_json()
+    _backtests_kept_in(kept_churnsim_backtests, monkeypatch)  # the module's backtest, not again
+    data = Project(first.config).validate(compare=str(other)).to_json()
+    assert len(kept_churnsim_backtests) == 1
     c = data["compare"]
     assert c["observations"] == data["overall"]["observations"]
     assert c["this"]["auc"] == pytest.approx(data["overall"]["auc"])

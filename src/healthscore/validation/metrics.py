@@ -53,7 +53,26 @@ def auc(y: np.ndarray, risk: np.ndarray, weight: np.ndarray | None = None) -> fl
     y = np.asarray(y)
     if y.min(initial=0) == y.max(initial=0) or len(np.unique(y)) < 2:
         return None
-    return float(roc_auc_score(y, risk, sample_weight=weight))
+    risk = np.asarray(risk)
+    if weight is not None or not np.isfinite(risk).all():  # (scikit-learn says what is wrong)
+        return float(roc_auc_score(y, risk, sample_weight=weight))
+    return _roc_area(y == 1, risk)
+
+
+def _roc_area(positive: np.ndarray, risk: np.ndarray) -> float:
+    """``roc_auc_score`` of 0/1 labels, bit for bit: the same curve (a point per distinct risk,
+    collinear points dropped) and the same trapezoids, without its input checks, which cost
+    several times the sums on a backtest's thousand AUCs of a few thousand rows each."""
+    order = np.argsort(risk, kind="stable")[::-1]  # ties: their order does not change the sums
+    ranked = risk[order]
+    ends = np.r_[np.flatnonzero(np.diff(ranked)), len(ranked) - 1]
+    tps = np.cumsum(positive[order], dtype=np.float64)[ends]
+    fps = 1 + ends - tps
+    if len(fps) > 2:
+        keep = np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True]
+        fps, tps = fps[keep], tps[keep]
+    fpr, tpr = np.r_[0.0, fps] / fps[-1], np.r_[0.0, tps] / tps[-1]
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
 
 
 def bootstrap_auc(
