@@ -126,6 +126,30 @@ def test_a_run_repeated_on_a_new_engine_compiles_nothing(tmp_path: Path) -> None
         assert scores == {a: s for a, (_, s) in EXPECTED.items()}
 
 
+def test_tables_of_other_prefixes_made_first_change_no_name_and_no_query(tmp_path: Path) -> None:
+    """Names are counted per prefix: a run on an engine that made other tables first (a
+    source cut at a date, a preview) names its own tables as a fresh engine would, so its
+    queries come from the cache."""
+    from healthscore import Project, pipeline
+
+    from .projects import AS_OF, write_project
+
+    config = Project.load(write_project(tmp_path)).config
+    COMPILED.clear()
+    for before in (0, 3):
+        engine = pipeline.open_engine(config)
+        try:
+            assert [engine.temp_name("other") for _ in range(before)] == \
+                [f"hs_other_{i}" for i in range(before)]
+            loaded = pipeline.load_sources(config, engine, lambda _: None, cache=False)
+            pipeline.score_frame(config, loaded, [date.fromisoformat(AS_OF)], lambda _: None)
+        finally:
+            engine.close()
+        if not before:
+            compiled = COMPILED.stats.misses
+    assert (COMPILED.stats.hits, COMPILED.stats.misses) == (compiled, compiled)
+
+
 def test_the_cache_keeps_no_engine_alive() -> None:
     """What is kept is the SQL and the query with its tables unbound: a closed engine's
     connection (and the tables it holds) goes."""

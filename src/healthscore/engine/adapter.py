@@ -12,6 +12,7 @@ import itertools
 import os
 import shutil
 import tempfile
+from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,8 +28,8 @@ from healthscore.engine.compiled import compiled_sql
 from healthscore.errors import EngineError
 
 # the numbers of the tables' names of engines sharing one catalog in this process (Spark's
-# temporary views belong to the session, and a process holds one session)
-_shared_numbers = itertools.count()
+# temporary views belong to the session, and a process holds one session), counted per prefix
+_shared_numbers: defaultdict[str, Iterator[int]] = defaultdict(itertools.count)
 
 
 @contextmanager
@@ -54,11 +55,12 @@ class Engine:
     # whether a table read from files is cheaper to scan again than a copy held in the engine
     # (the clean rows of a source that passes as read are then not copied)
     rescans_files_cheaply = False
-    _numbers: Iterator[int] = _shared_numbers
+    _numbers: defaultdict[str, Iterator[int]] = _shared_numbers
 
     def temp_name(self, prefix: str) -> str:
-        """A name no other table of this engine's has."""
-        return f"hs_{prefix}_{next(self._numbers)}"
+        """A name no other table of this engine's has: the prefix and how many tables of that
+        prefix came before (the number after the last ``_`` tells two prefixes apart)."""
+        return f"hs_{prefix}_{next(self._numbers[prefix])}"
 
     def read_parquet(self, paths: list[str], name: str) -> ibis.Table:
         raise NotImplementedError
@@ -118,9 +120,11 @@ class DuckDBEngine(Engine):
         self.spill = Path(tempfile.mkdtemp(prefix="healthscore-spill-"))
         raw.execute(f"SET temp_directory = '{self.spill / 'duckdb'}'")
         self._streamed = False  # whether the database of streamed tables is attached
-        # names counted per connection: the same work names its tables alike in every run,
-        # so its queries compile to the same SQL
-        self._numbers = itertools.count()
+        # names counted per connection and per prefix: the same work names its tables alike
+        # in every run, and so does work that differs only in the tables of other prefixes
+        # made before (a source cut at a date, another set of dates), so its queries compile
+        # to the same SQL
+        self._numbers = defaultdict(itertools.count)
 
     def read_parquet(self, paths: list[str], name: str) -> ibis.Table:
         return self.con.read_parquet(paths, table_name=name)
