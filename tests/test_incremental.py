@@ -639,11 +639,11 @@ def test_a_cold_run_keeps_the_last_days_from_the_copy_its_count_reads(
     seen: list[set[str]] = []
     write = incremental.write_pending
 
-    def spy(config, loaded, carries, day, prints=None):  # type: ignore[no-untyped-def]
+    def spy(config, loaded, carries, day, prints=None, ahead=None):  # type: ignore[no-untyped-def]
         for c in carries:
             for last in c.seen.values():
                 seen.append({t.name for t in last.op().find(ops.DatabaseTable)})
-        return write(config, loaded, carries, day, prints)
+        return write(config, loaded, carries, day, prints, ahead)
 
     monkeypatch.setattr(incremental, "write_pending", spy)
     Project.load(root).run(as_of=KEPT, apply_rules=False)

@@ -65,6 +65,8 @@ FOLDER = ".incremental"  # in the state folder; a dot: not in backups
 MANIFEST = "state.json"
 RUNNING = "running.parquet"
 SEEN = "seen-{}.parquet"  # a distinct count's values and the last day each was seen
+AHEAD = "ahead-{}.parquet"  # a source's rows the next days' cuts read (see Ahead)
+AHEAD_DAYS = 7  # the days after the kept date whose cuts the kept rows serve
 VERSION = 3
 _TMP = ".incremental-tmp-"
 _CUT_TYPES = ("count", "sum", "avg", "latest", "days_since", "count_distinct", "min", "max")
@@ -92,6 +94,35 @@ class Plan:
     # with ``prev``: accounts kept as of ``prev`` whose start date today's accounts file moves
     # after it (customers on the date): scored from their whole history (see restarted)
     restarted: list[str] = field(default_factory=list)
+    ahead: dict[str, Ahead] = field(default_factory=dict)  # with ``prev``: the state's, then
+    # (after cut_tables) the rows to keep for the next days
+
+
+Band = tuple[str, date, date]  # a column, and the rows dated in (after, until] by it
+
+
+@dataclass
+class Ahead:
+    """A source's rows that the cuts of the next days read (:func:`cut_tables`): those in
+    ``bands``, of the ``columns`` a cut keeps, from the source's rows ``key``. A run whose
+    cut the bands cover, on a source of those rows (or of those and files added since), cuts
+    these rows instead of scanning the source; a run that scans keeps the rows of its next
+    ``AHEAD_DAYS`` days, so a daily run scans its largest sources once a week."""
+
+    bands: list[Band]
+    columns: list[str]
+    key: str
+    file: str = ""  # in the state folder (kept), or the file to keep as it is
+    rows: ir.Table | None = None  # to keep, when not the file as it is
+
+    def manifest(self) -> dict[str, Any]:
+        return {"bands": [[c, a.isoformat(), u.isoformat()] for c, a, u in self.bands],
+                "columns": self.columns, "key": self.key, "file": self.file}
+
+    @classmethod
+    def read(cls, saved: dict[str, Any]) -> Ahead:
+        bands = [(str(c), date.fromisoformat(a), date.fromisoformat(u)) for c, a, u in saved["bands"]]
+        return cls(bands, list(saved["columns"]), str(saved["key"]), str(saved["file"]))
 
 
 @dataclass
@@ -103,6 +134,7 @@ class State:
     folder: Path
     keys: dict[str, str] = field(default_factory=dict)  # the sources' cache keys then
     seen: dict[str, str] = field(default_factory=dict)  # distinct count -> its file (SEEN)
+    ahead: dict[str, Ahead] = field(default_factory=dict)  # source -> its rows kept (AHEAD)
 
 
 # ----------------------------------------------------------------------------- planning
@@ -150,7 +182,8 @@ def plan(config: ProjectConfig, loaded: Loaded, stored: list[date], dates: list[
     if moved:
         note += (f", and from their whole history for {_counted(len(moved), 'account')} whose "
                  f"start date moved after {state.day}: {_listed(moved)}")
-    return Plan([day], state.day, note, prints=now, seen=state.seen, restarted=moved)
+    return Plan([day], state.day, note, prints=now, seen=state.seen, restarted=moved,
+                ahead=dict(state.ahead))
 
 
 def restarted(loaded: Loaded, state: State, day: date) -> list[str]:
@@ -354,13 +387,15 @@ def score_day(config: ProjectConfig, loaded: Loaded, p: Plan) -> tuple[ir.Table,
     known = before.select("account_id")
     seen = {name: engine.read_parquet([str(folder / file)], engine.temp_name("kept_seen"))
             for name, file in p.seen.items()}
+    kept_rows = {entity: engine.read_parquet([str(folder / a.file)], engine.temp_name("kept_ahead"))
+                 for entity, a in p.ahead.items()}
     grid = engine.register_arrow(asof.grid_arrow([day]), engine.temp_name("grid"))
     spine = active_spine(loaded.tables["accounts"], loaded.tables.get("outcomes"), grid)
     new = engine.to_arrow(spine.select("account_id").anti_join(known, "account_id"))
     queued = Queued(engine) if isinstance(engine, DuckDBEngine) else engine
     try:
         scores, carries = _score_day(config, dataclasses.replace(loaded, engine=queued), p,
-                                     before, seen, new)
+                                     before, seen, new, kept_rows)
         if queued is not engine:  # the snapshot writer compiles the scores so (nested
             with nested_selects():  # selects): compiled while the engine computes the
                 compiled_sql(engine.con, scores)  # measures, the writer finds them compiled
@@ -371,7 +406,8 @@ def score_day(config: ProjectConfig, loaded: Loaded, p: Plan) -> tuple[ir.Table,
 
 
 def _score_day(config: ProjectConfig, loaded: Loaded, p: Plan, before: ir.Table,
-               seen: dict[str, ir.Table], new: pa.Table) -> tuple[ir.Table, list[Carry]]:
+               seen: dict[str, ir.Table], new: pa.Table, kept_rows: dict[str, ir.Table]
+               ) -> tuple[ir.Table, list[Carry]]:
     """The scores of the plan's date and the carries keeping its running values. The
     accounts not active on the state's date (``new``, the restarted ones among them) are
     scored from their whole history: when they are few, every row of theirs joins the cut
@@ -384,7 +420,9 @@ def _score_day(config: ProjectConfig, loaded: Loaded, p: Plan, before: ir.Table,
     ids = new["account_id"].to_pylist()
     whole = tuple(ids) if len(ids) <= FOLDED else ()
     known = before.select("account_id")
-    tables, carried, distinct = cut_tables(config, loaded, prev, day, set(seen), whole)
+    ahead = {e: dataclasses.replace(a, rows=kept_rows[e]) for e, a in p.ahead.items()}
+    tables, carried, distinct = cut_tables(config, loaded, prev, day, set(seen), whole, ahead)
+    p.ahead = ahead  # (now the rows to keep for the next days)
     cut = Loaded(engine, tables, loaded.health, {}, loaded.observed_until, loaded.cached)
     carry = Carry(before, frozenset(carried), keep_only=None if whole else known,
                   materialize=engine.materialize, distinct_rows=distinct, seen_before=seen,
@@ -578,31 +616,49 @@ class StateMismatch(Exception):
 
 
 def cut_tables(config: ProjectConfig, loaded: Loaded, prev: date, day: date,
-               kept_seen: AbstractSet[str] = frozenset(), new: tuple[str, ...] = ()
+               kept_seen: AbstractSet[str] = frozenset(), new: tuple[str, ...] = (),
+               ahead: dict[str, Ahead] | None = None
                ) -> tuple[dict[str, ir.Table], set[str], dict[str, ir.Table]]:
     """The tables with the rows a run over ``[prev, day]`` needs besides the kept values,
     the running columns taken from those values, and the rows the distinct counts read (a
     whole window before ``day``; only the rows after ``prev`` for those whose values and
     last days seen were kept, ``kept_seen``). Each cut table is computed once (one scan of
     its source) and kept in the engine: every measure over it reads that small copy. Every
-    row of the ``new`` accounts is kept too (none of their values was kept)."""
+    row of the ``new`` accounts is kept too (none of their values was kept).
+
+    ``ahead``, when given, holds the rows an earlier run kept for the next days
+    (:class:`Ahead`, their ``rows`` read): a source whose kept rows cover the cut is cut
+    from them (and from the rows of files added since) instead of scanned; a source that is
+    scanned has the rows of its next ``AHEAD_DAYS`` days cut in the same scan. On return it
+    holds, for each source, the rows to keep for the days after ``day``."""
     tables = dict(loaded.tables)
     carried: set[str] = set()
     distinct: dict[str, ir.Table] = {}
-    for entity in sorted({m.entity for m in config.measures.values() if m.entity}):
-        t = loaded.tables.get(entity)
-        uses = _uses(config, entity)
-        if entity in _WHOLE or t is None or not uses:
-            continue  # read by more than its measures (account attributes, churn dates...)
+    kept, keep = ahead or {}, {}
+    for entity, t, uses in _cut_sources(config, loaded):
         whole = [u for u in uses if u[0].type == "count_distinct" and u[0].name not in kept_seen]
         bands = _bands(entity, [u for u in uses if u not in whole], prev, day, kept_seen)
         seen = _bands(entity, whole, prev, day)
         if bands is None or seen is None:
             continue
-        cut = t.filter(_within(t, bands, new)).select(*_read_by(t, entity, uses, bands))
+        columns = _read_by(t, entity, uses, bands)
+        rows = None if ahead is None or seen or new else _kept_rows(loaded, entity, kept.get(entity),
+                                                                   bands, columns)
+        later = (_ahead_bands(entity, [u for u in uses if u not in whole], day, kept_seen)
+                 if ahead is not None and rows is None and entity in loaded.keys else None)
+        if rows is not None:  # the rows kept ahead (and those of files added since)
+            keep[entity] = dataclasses.replace(rows, key=loaded.keys[entity])
+            t = rows.rows
+        elif later:  # scanned once for this cut and the next days' cuts
+            t = loaded.engine.materialize(t.filter(_within(t, bands + later, new))
+                                          .select(*_read_by(t, entity, uses, bands + later)),
+                                          f"ahead_{entity}")
+            keep[entity] = Ahead(_merged(later), list(t.columns), loaded.keys[entity],
+                                 rows=t.filter(_within(t, later)))
+        cut = t.filter(_within(t, bands, new)).select(*columns)
         tables[entity] = loaded.engine.materialize(cut, f"cut_{entity}")
         if seen:  # (each distinct count keeps its own distinct values: read by it alone)
-            distinct[entity] = t.filter(_within(t, seen))
+            distinct[entity] = loaded.tables[entity].filter(_within(loaded.tables[entity], seen))
         for m, _ in uses:
             carried |= {m.name, f"{m.name}__sum", f"{m.name}__n", f"{m.name}__ts"}
     h = loaded.tables.get(history.HISTORY)
@@ -616,10 +672,62 @@ def cut_tables(config: ProjectConfig, loaded: Loaded, prev: date, day: date,
         if tables[history.HISTORY] is not h:
             carried |= {history.column(c) for c in names}
             carried |= {f"{history.column(c)}__ts" for c in names}
+    if ahead is not None:
+        ahead.clear()
+        ahead.update(keep)
     return tables, carried, distinct
 
 
-Band = tuple[str, date, date]  # a column, and the rows dated in (after, until] by it
+def _cut_sources(config: ProjectConfig, loaded: Loaded
+                 ) -> list[tuple[str, ir.Table, list[tuple[Any, int]]]]:
+    """The sources a run over a few days cuts, each with its table and its measures' uses:
+    the entities of measures but those read for more than their measures (account
+    attributes, churn dates...)."""
+    out = []
+    for entity in sorted({m.entity for m in config.measures.values() if m.entity}):
+        t = loaded.tables.get(entity)
+        uses = _uses(config, entity)
+        if entity not in _WHOLE and t is not None and uses:
+            out.append((entity, t, uses))
+    return out
+
+
+def _kept_rows(loaded: Loaded, entity: str, kept: Ahead | None, bands: list[Band],
+               columns: list[str]) -> Ahead | None:
+    """The rows kept ahead for ``entity`` when they hold every row of ``bands`` a scan of the
+    source would give (the source's rows those they were kept from, or those and the rows of
+    files added since, which are added to them), of the ``columns``; else None."""
+    if kept is None or kept.rows is None or not set(columns) <= set(kept.columns) \
+            or not _covers(kept.bands, bands):
+        return None
+    if loaded.keys.get(entity) == kept.key:
+        return kept
+    added = loaded.added.get(entity)
+    if added is None or added[0] != kept.key:
+        return None  # (the source changed otherwise: scanned)
+    more = added[1].filter(_within(added[1], kept.bands)).select(*kept.columns)
+    return Ahead(kept.bands, kept.columns, kept.key,
+                 rows=ibis.union(kept.rows, more.cast(kept.rows.schema())))
+
+
+def _ahead_bands(entity: str, uses: list[tuple[Any, int]], day: date,
+                 kept_seen: AbstractSet[str]) -> list[Band] | None:
+    """The rows the cuts of every run over ``[prev, day']`` with ``day <= prev < day' <=
+    day + AHEAD_DAYS`` read (see :func:`_bands`): each band grows with its later end, so the
+    bands of the runs from ``day`` to each of those days hold them all."""
+    out: list[Band] = []
+    for days in range(1, AHEAD_DAYS + 1):
+        bands = _bands(entity, uses, day, day + timedelta(days=days), kept_seen)
+        if bands is None:
+            return None
+        out += bands
+    return _merged(out)
+
+
+def _covers(have: list[Band], need: list[Band]) -> bool:
+    """Whether the (merged) bands ``have`` hold every row of the bands ``need``."""
+    return all(any(c == col and after >= a and until <= u for c, a, u in have)
+               for col, after, until in _merged(need))
 
 
 def _read_by(t: ir.Table, entity: str, uses: list[tuple[Any, int]],
@@ -731,15 +839,20 @@ def read_state(state_dir: Path) -> State | None:
         saved = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         if saved["version"] != VERSION or not (folder / RUNNING).is_file():
             return None
+        ahead = {e: Ahead.read(a) for e, a in saved.get("ahead", {}).items()
+                 if (folder / a["file"]).is_file()}
         return State(date.fromisoformat(saved["date"]), saved["config"], saved["columns"],
-                     saved["days"], folder, saved["keys"], saved["seen"])
+                     saved["days"], folder, saved["keys"], saved["seen"], ahead)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
 def write_pending(config: ProjectConfig, loaded: Loaded, carries: list[Carry], day: date,
-                  prints: dict[str, Fingerprint] | None = None) -> Path:
-    """Write the new state into a folder beside the kept one (moved in by :func:`commit`)."""
+                  prints: dict[str, Fingerprint] | None = None,
+                  ahead: dict[str, Ahead] | None = None) -> Path:
+    """Write the new state into a folder beside the kept one (moved in by :func:`commit`):
+    ``ahead``, the rows a run from the kept state keeps for the next days' cuts (None: a run
+    from the sources, whose rows of the next days are cut here)."""
     _prune(config.state_dir)
     tmp = config.state_dir / f"{_TMP}{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
@@ -749,13 +862,16 @@ def write_pending(config: ProjectConfig, loaded: Loaded, carries: list[Carry], d
         loaded.engine.write_parquet(kept, tmp / RUNNING)
         accounts = loaded.engine.read_parquet([str(tmp / RUNNING)], loaded.engine.temp_name("kept"))
         seen = _write_seen(loaded, carries, tmp, accounts.select("account_id"))
+        if ahead is None:  # from the sources: the rows of the next days' cuts, cut now
+            ahead = _ahead_from_sources(config, loaded, day, set(seen))
+        kept_ahead = _write_ahead(config, loaded, ahead, tmp)
         if prints is None:
             prints = fingerprints(config, loaded, read_state(config.state_dir))
         manifest = {"version": VERSION, "date": day.isoformat(), "config": config_digest(config),
                     "columns": {e: f.columns for e, f in prints.items()},
                     "days": {e: f.days for e, f in prints.items()},
                     "keys": {e: loaded.keys[e] for e in prints if e in loaded.keys},
-                    "seen": seen}
+                    "seen": seen, "ahead": kept_ahead}
         (tmp / MANIFEST).write_text(json.dumps(manifest, sort_keys=True), encoding="utf-8")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -776,6 +892,41 @@ def _write_seen(loaded: Loaded, carries: list[Carry], folder: Path,
         out[name] = SEEN.format(i)
         loaded.engine.write_parquet(ibis.union(*parts) if len(parts) > 1 else parts[0],
                                     folder / out[name])
+    return out
+
+
+def _ahead_from_sources(config: ProjectConfig, loaded: Loaded, day: date,
+                        kept_seen: AbstractSet[str]) -> dict[str, Ahead]:
+    """Each source's rows that the cuts of the ``AHEAD_DAYS`` days after ``day`` read."""
+    out = {}
+    for entity, t, uses in _cut_sources(config, loaded):
+        key = loaded.keys.get(entity)
+        part = [u for u in uses if u[0].type != "count_distinct" or u[0].name in kept_seen]
+        later = _ahead_bands(entity, part, day, kept_seen) if key else None
+        if later:
+            columns = _read_by(t, entity, uses, later)
+            out[entity] = Ahead(later, columns, key or "",
+                                rows=t.filter(_within(t, later)).select(*columns))
+    return out
+
+
+def _write_ahead(config: ProjectConfig, loaded: Loaded, ahead: dict[str, Ahead],
+                 folder: Path) -> dict[str, dict[str, Any]]:
+    """Keep each source's rows ahead in ``folder`` (one file each, a kept file linked as it
+    is); their manifest entries."""
+    out = {}
+    for i, (entity, a) in enumerate(sorted(ahead.items())):
+        file = AHEAD.format(i)
+        if a.file:  # (kept as it was: no file added to the source since)
+            try:
+                os.link(config.state_dir / FOLDER / a.file, folder / file)
+            except OSError:
+                shutil.copyfile(config.state_dir / FOLDER / a.file, folder / file)
+        elif a.rows is not None:
+            loaded.engine.write_parquet(a.rows, folder / file)
+        else:
+            continue
+        out[entity] = dataclasses.replace(a, file=file, rows=None).manifest()
     return out
 
 

@@ -210,8 +210,9 @@ class Project:
                 loaded.check_unchanged()  # what was scored is what was checked
                 pipeline.save_definitions(self.config, self.store)
                 if keep and carries:
-                    pending = incremental.write_pending(self.config, loaded, carries,
-                                                        max(plan.dates), plan.prints)
+                    pending = incremental.write_pending(
+                        self.config, loaded, carries, max(plan.dates), plan.prints,
+                        plan.ahead if plan.prev is not None else None)
                     incremental.forget(self.config.state_dir)  # before the dates it describes go
         except BaseException:
             incremental.discard(pending)
