@@ -146,6 +146,45 @@ def test_a_source_changed_otherwise_is_scanned(tmp_path: Path) -> None:
     _same(_on(result.to_pandas(), DAYS[1]), _on(cold, DAYS[1]))
 
 
+@pytest.mark.parametrize("known", [False, True], ids=["added-that-day", "known-before"])
+def test_a_new_account_is_cut_from_the_rows_kept_ahead_unless_they_may_hold_its_rows(
+        tmp_path: Path, known: bool) -> None:
+    """An account new on the day (not active on the kept date), added to the accounts file
+    that day with its rows in the day's new file: the rows kept ahead hold none of its rows
+    (a source's rows of an account it does not know are rejected), so the day is cut from
+    them and the new file. An account in the file before, starting that day, may have rows
+    among them: the day is scanned. Both equal a run from the sources."""
+    root = _project(tmp_path / "p", DAYS[0])
+    aside = tmp_path / "later"
+    aside.mkdir()
+    for f in sorted((root / "data" / "usage_events").glob("part-2*.parquet")):
+        f.rename(aside / f.name)
+    new = ("A4", "Umbrella", "SMB", str(DAYS[1]))
+    accounts = root / "data" / "accounts.csv"
+    if known:  # (its rows since a month before in the first file)
+        accounts.write_text(csv_text(ACCOUNT_COLUMNS, [*ACCOUNTS, new]))
+        first_file = root / "data" / "usage_events" / "part-0.parquet"
+        earlier = [("A4", "x1", "login", datetime.combine(DAYS[0] - timedelta(days=d), time(8)))
+                   for d in (3, 20, 40)]
+        old = [r for d in range((DAYS[0] - START).days + 1) for r in _events(START + timedelta(days=d))]
+        parquet_file(EVENT_COLUMNS, [*old, *earlier])(first_file)
+    project = Project.load(root)
+    project.run(as_of=DAYS[0], apply_rules=False)
+    first = _kept(root)["bands"]
+    accounts.write_text(csv_text(ACCOUNT_COLUMNS, [*ACCOUNTS, new]))
+    rows = [*_events(DAYS[1]), ("A4", "x1", "login", datetime.combine(DAYS[1], time(11)))]
+    parquet_file(EVENT_COLUMNS, rows)(root / "data" / "usage_events" / f"part-{DAYS[1]}.parquet")
+    fresh = tmp_path / "fresh"
+    shutil.copytree(root, fresh)
+    shutil.rmtree(fresh / ".healthscore")
+    result = project.run(as_of=DAYS[1], apply_rules=False)
+    assert result.incremental == f"{DAYS[1]} computed from the state kept as of {DAYS[0]}"
+    assert (_kept(root)["bands"] != first) is known  # scanned only when it may have rows
+    got = _on(result.to_pandas(), DAYS[1])
+    assert "A4" in set(got.account_id)
+    _same(got, _on(Project.load(fresh).run(as_of=DAYS[1], apply_rules=False).to_pandas(), DAYS[1]))
+
+
 def test_the_bands_kept_ahead_hold_every_cut_of_the_days_ahead(tmp_path: Path) -> None:
     """The rows kept as of a day hold those of every run over [prev, day] between it and
     AHEAD_DAYS days later, and not those of a day after that."""

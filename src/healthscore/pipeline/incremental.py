@@ -67,6 +67,7 @@ RUNNING = "running.parquet"
 SEEN = "seen-{}.parquet"  # a distinct count's values and the last day each was seen
 AHEAD = "ahead-{}.parquet"  # a source's rows the next days' cuts read (see Ahead)
 AHEAD_DAYS = 7  # the days after the kept date whose cuts the kept rows serve
+KNOWN = "ahead-accounts.parquet"  # the accounts' ids when the rows ahead were last kept
 VERSION = 3
 _TMP = ".incremental-tmp-"
 _CUT_TYPES = ("count", "sum", "avg", "latest", "days_since", "count_distinct", "min", "max")
@@ -387,11 +388,13 @@ def score_day(config: ProjectConfig, loaded: Loaded, p: Plan) -> tuple[ir.Table,
     known = before.select("account_id")
     seen = {name: engine.read_parquet([str(folder / file)], engine.temp_name("kept_seen"))
             for name, file in p.seen.items()}
-    kept_rows = {entity: engine.read_parquet([str(folder / a.file)], engine.temp_name("kept_ahead"))
-                 for entity, a in p.ahead.items()}
     grid = engine.register_arrow(asof.grid_arrow([day]), engine.temp_name("grid"))
     spine = active_spine(loaded.tables["accounts"], loaded.tables.get("outcomes"), grid)
     new = engine.to_arrow(spine.select("account_id").anti_join(known, "account_id"))
+    if p.ahead and not _unknown_then(engine, folder, new["account_id"].to_pylist()):
+        p.ahead = {}  # (the rows kept ahead may hold some of the new accounts' rows)
+    kept_rows = {entity: engine.read_parquet([str(folder / a.file)], engine.temp_name("kept_ahead"))
+                 for entity, a in p.ahead.items()}
     queued = Queued(engine) if isinstance(engine, DuckDBEngine) else engine
     try:
         scores, carries = _score_day(config, dataclasses.replace(loaded, engine=queued), p,
@@ -442,6 +445,19 @@ def _score_day(config: ProjectConfig, loaded: Loaded, p: Plan, before: ir.Table,
     with nested_selects():  # the measures of one date: 0.36 -> 0.14 CPU s to compile at 100k
         scores = score_wide(config, loaded, union_aligned(parts), carry)
     return scores, carries
+
+
+def _unknown_then(engine: Engine, folder: Path, ids: list[str]) -> bool:
+    """Whether none of the accounts ``ids`` was in the accounts file when the rows kept ahead
+    were kept (``KNOWN``): a source's rows of an account it did not know were rejected, and
+    rows it keeps again after a new account id are those it had, so the rows kept ahead hold
+    none of theirs, and the files added since hold all of them."""
+    if not ids or len(ids) > FOLDED:  # (many: scored from the sources in a pipeline apart)
+        return True
+    if not (folder / KNOWN).is_file():
+        return False
+    known = engine.read_parquet([str(folder / KNOWN)], engine.temp_name("kept_known"))
+    return not engine.to_arrow(known.filter(known.account_id.isin(ids))).num_rows
 
 
 def _their_rows(loaded: Loaded, accounts: pa.Table) -> Loaded:
@@ -642,8 +658,8 @@ def cut_tables(config: ProjectConfig, loaded: Loaded, prev: date, day: date,
         if bands is None or seen is None:
             continue
         columns = _read_by(t, entity, uses, bands)
-        rows = None if ahead is None or seen or new else _kept_rows(loaded, entity, kept.get(entity),
-                                                                   bands, columns)
+        rows = None if ahead is None or seen else _kept_rows(loaded, entity, kept.get(entity),
+                                                            bands, columns, new)
         later = (_ahead_bands(entity, [u for u in uses if u not in whole], day, kept_seen)
                  if ahead is not None and rows is None and entity in loaded.keys else None)
         if rows is not None:  # the rows kept ahead (and those of files added since)
@@ -693,10 +709,11 @@ def _cut_sources(config: ProjectConfig, loaded: Loaded
 
 
 def _kept_rows(loaded: Loaded, entity: str, kept: Ahead | None, bands: list[Band],
-               columns: list[str]) -> Ahead | None:
+               columns: list[str], new: tuple[str, ...] = ()) -> Ahead | None:
     """The rows kept ahead for ``entity`` when they hold every row of ``bands`` a scan of the
     source would give (the source's rows those they were kept from, or those and the rows of
-    files added since, which are added to them), of the ``columns``; else None."""
+    files added since, which are added to them with every row of the ``new`` accounts: the
+    caller knows the kept rows hold none of theirs), of the ``columns``; else None."""
     if kept is None or kept.rows is None or not set(columns) <= set(kept.columns) \
             or not _covers(kept.bands, bands):
         return None
@@ -705,7 +722,7 @@ def _kept_rows(loaded: Loaded, entity: str, kept: Ahead | None, bands: list[Band
     added = loaded.added.get(entity)
     if added is None or added[0] != kept.key:
         return None  # (the source changed otherwise: scanned)
-    more = added[1].filter(_within(added[1], kept.bands)).select(*kept.columns)
+    more = added[1].filter(_within(added[1], kept.bands, new)).select(*kept.columns)
     return Ahead(kept.bands, kept.columns, kept.key,
                  rows=ibis.union(kept.rows, more.cast(kept.rows.schema())))
 
@@ -913,7 +930,7 @@ def _ahead_from_sources(config: ProjectConfig, loaded: Loaded, day: date,
 def _write_ahead(config: ProjectConfig, loaded: Loaded, ahead: dict[str, Ahead],
                  folder: Path) -> dict[str, dict[str, Any]]:
     """Keep each source's rows ahead in ``folder`` (one file each, a kept file linked as it
-    is); their manifest entries."""
+    is) and the accounts' ids now; their manifest entries."""
     out = {}
     for i, (entity, a) in enumerate(sorted(ahead.items())):
         file = AHEAD.format(i)
@@ -927,6 +944,8 @@ def _write_ahead(config: ProjectConfig, loaded: Loaded, ahead: dict[str, Ahead],
         else:
             continue
         out[entity] = dataclasses.replace(a, file=file, rows=None).manifest()
+    if out:  # (the accounts they know: see _unknown_then)
+        loaded.engine.write_parquet(loaded.tables["accounts"].select("account_id"), folder / KNOWN)
     return out
 
 
