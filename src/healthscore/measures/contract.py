@@ -10,6 +10,7 @@ import ibis.expr.types as ir
 
 from healthscore.config import expressions
 from healthscore.config.model import EntityMeasure, ProjectConfig
+from healthscore.engine.adapter import arrow_rows
 from healthscore.measures.parts import measure_filter
 
 SHOWN = 5
@@ -27,7 +28,7 @@ def unmatched_filters(config: ProjectConfig, tables: dict[str, ir.Table]) -> dic
         aggs: dict[str, Any] = {"n": t.count()}
         aggs.update({f"m{i}": measure_filter(m, t).fill_null(False).cast("int64").sum()
                      for i, m in enumerate(measures)})
-        row = t.aggregate(**aggs).to_pyarrow().to_pylist()[0]
+        row = arrow_rows(t.aggregate(**aggs)).to_pylist()[0]
         if not row["n"]:
             continue
         for i, m in enumerate(measures):
@@ -50,6 +51,6 @@ def _note(m: EntityMeasure, t: ir.Table, entity: str, rows: int) -> str:
 
 def _values(t: ir.Table, col: str) -> str:
     counts = t.group_by(col).aggregate(n=t.count()).order_by(ibis.desc("n"), col)
-    rows = counts.limit(SHOWN + 1).to_pyarrow().to_pylist()
+    rows = arrow_rows(counts.limit(SHOWN + 1)).to_pylist()
     shown = ", ".join(f"{r[col]!r} ({r['n']})" for r in rows[:SHOWN])
     return shown + (", ..." if len(rows) > SHOWN else "")
