@@ -479,6 +479,12 @@ def test_business_errors_carry_their_status(site: Site) -> None:
                                    "An override needs an expiry after today (2026-11-02).")
     r = site.client.get("/api/accounts/NOPE-1", headers=h)
     assert (r.status_code, r.json()["error"]) == (404, "not_found")
+    gone = "no account 'NOPE-1' in the latest scores (2026-10-31). Check the id."
+    for method, path, body in (("GET", "/api/accounts/NOPE-1/inputs", None),
+                               ("GET", "/api/accounts/NOPE-1/marks", None),
+                               ("POST", "/api/accounts/NOPE-1/timeline", {"kind": "note", "text": "x"})):
+        r = site.client.request(method, path, headers=site.as_(ADMIN), json=body)
+        assert (r.status_code, r.json()["message"]) == (404, gone), (path, r.text)
     r = site.client.get("/api/accounts?sort=colour", headers=h)
     assert r.json()["message"].startswith("sort: must be one of account_id, name, segment")
     r = site.client.post("/api/ctas/999999/close", json={"outcome": "x"}, headers=h)

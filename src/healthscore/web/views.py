@@ -368,7 +368,7 @@ def module_strip(card: dict[str, Any], row: dict[str, Any]) -> list[dict[str, An
 
 def measure_rows(site: Site, account_id: str, measure: str) -> dict[str, Any]:
     """The source rows behind one measure of the account on the latest snapshot."""
-    site.wf.account(account_id)  # 404 for an unknown account
+    site.wf.account_rows(account_id)  # 404 for an unknown account
     return site.project.measure_rows(account_id, measure)
 
 
