@@ -510,6 +510,12 @@ def test_accounts_filter_sort_page_and_csv(site: Site) -> None:
     everyone = site.client.get("/api/accounts?per_page=1000", headers=h).json()
     scores = site.wf.scores()
     assert everyone["total"] == len(scores)
+    stored = site.app.state.site.store.read(date(2026, 10, 31), primary_only=True).to_pandas()
+    offered = {c: sorted(stored[c].dropna().astype(str).unique())  # the system's bands
+               for c in ("band", "segment", "csm", "lifecycle_stage")}
+    assert everyone["choices"] == offered and len(offered["csm"]) > 1
+    for page in ("cockpit", "cockpit/board"):
+        assert site.client.get(f"/api/{page}", headers=h).json()["bands"] == offered["band"]
     red = site.client.get("/api/accounts?band=red&sort=arr&desc=true&per_page=1000", headers=h).json()
     assert red["total"] == int((scores["band"] == "red").sum())
     arr = [a["arr"] for a in red["accounts"]]

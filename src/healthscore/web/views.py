@@ -46,6 +46,7 @@ class Site:
 
 _frames: dict[tuple[Any, ...], pd.DataFrame] = {}
 _finals: dict[tuple[Any, ...], pd.DataFrame] = {}
+_choices: dict[tuple[Any, ...], dict[str, list[str]]] = {}
 
 
 def scores_frame(site: Site) -> pd.DataFrame:
@@ -85,11 +86,23 @@ def _system_frame(site: Site) -> tuple[pd.DataFrame, tuple[Any, ...]]:
         frame = report.with_trends(store, day, store.read(day, primary_only=True).to_pandas())
         frame["renewal_date"] = pd.to_datetime(frame["renewal_date"], errors="coerce").dt.date \
             if "renewal_date" in frame else None
-        frame.attrs["choices"] = {c: sorted(str(v) for v in frame[c].dropna().unique())
-                                  for c in ("band", "segment", "csm", "lifecycle_stage") if c in frame}
         _frames.clear()
         _frames[key] = frame
     return frame, key
+
+
+def choices(site: Site) -> dict[str, list[str]]:
+    """The values the list's filters offer (bands, segments, CSMs, stages) on the latest
+    snapshot, kept beside its frame: not in the frame's ``attrs``, which pandas deep-copies
+    into every frame derived from it (each filter, sort and page of every request)."""
+    frame, key = _system_frame(site)
+    kept = _choices.get(key)
+    if kept is None:
+        kept = {c: sorted(str(v) for v in frame[c].dropna().unique())
+                for c in ("band", "segment", "csm", "lifecycle_stage") if c in frame}
+        _choices.clear()
+        _choices[key] = kept
+    return {c: list(values) for c, values in kept.items()}  # the caller's own
 
 
 _books: dict[int, Any] = {}
@@ -300,7 +313,7 @@ def accounts(site: Site, f: AccountFilter, user: dict[str, Any], paged: bool = T
         "pages": max(1, -(-total // f.per_page)), "sort": f.sort, "desc": f.desc,
         "scope": scope, "scopes": {s: int(b.sum()) for s, b in books.items()},
         "filters": {k: v for k, v in vars(f).items() if k not in _NOT_FILTERS},
-        "choices": frame.attrs["choices"], "columns": columns, "accounts": records(view),
+        "choices": choices(site), "columns": columns, "accounts": records(view),
     }
 
 
