@@ -555,6 +555,12 @@ def test_portfolio_json(site: Site) -> None:
     assert sum(b["accounts"] for b in p["bands"]) == p["accounts"]
     assert sum(d["accounts"] for d in p["distribution"]) == p["accounts"]
     assert {"renewals_90d", "trending_down", "quadrants", "stale", "by_csm"} <= set(p)
+    spec = site.wf.spec  # the quadrants follow the workflow settings, not only the scores
+    site.wf.spec = spec.model_copy(update={"temperature": "gmv_everywhere"})
+    q = site.client.get("/api/portfolio", headers=site.as_(VIEWER)).json()["quadrants"]
+    assert q["error"].startswith("workflow.temperature: 'gmv_everywhere' is not a measure")
+    site.wf.spec = spec
+    assert site.client.get("/api/portfolio", headers=site.as_(VIEWER)).json()["quadrants"] == p["quadrants"]
 
 
 def test_data_health_and_missing_validation(site: Site) -> None:
@@ -691,6 +697,9 @@ def test_an_override_is_the_band_on_every_surface(site: Site, project: Project, 
     account = next(a for a in mine["account_id"] if prev.get(a) not in (None, "red"))
     system = str(before.set_index("account_id").loc[account, "band"])
     h = site.as_(CSM)
+    p = site.client.get("/api/portfolio", headers=h).json()  # kept until the scores change
+    assert (next(b["accounts"] for b in p["bands"] if b["band"] == "red"), p["overridden"]) == (
+        int((before["band"] == "red").sum()), 0)
     r = site.client.post(f"/api/accounts/{account}/override", headers=h, json={
         "band": "red", "reason_code": "known_issue", "note": "CEO said they are leaving",
         "expires_on": "2026-12-31"})

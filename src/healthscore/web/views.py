@@ -3,6 +3,7 @@ render them, so a page and its JSON twin always agree."""
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -155,17 +156,29 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 # ----------------------------------------------------------------------------- portfolio
 
 
+_portfolios: dict[tuple[Any, ...], dict[str, Any]] = {}
+_quadrant_views: dict[tuple[Any, ...], tuple[Any, dict[str, Any]]] = {}
+
+
 def portfolio(site: Site) -> dict[str, Any]:
-    frame = scores_frame(site)
+    """The portfolio page: what the final scores give is kept while they are the same (the key
+    of :func:`final_frame`); how stale they are is asked each time."""
+    frame, key = final_frame(site)
     day = site.store.latest()
-    out = report.portfolio(site.store, day, frame)
-    out["distribution"] = _distribution(frame)
-    out["trending_down"] = records(
-        frame[(frame["change_30d"] < 0) & (frame["change_90d"] < 0)]
-        .sort_values("change_90d").head(10)[["account_id", "name", "csm", "score", "band",
-                                              "change_30d", "change_90d"]])
-    out["renewals_90d"] = _renewals(frame, day, out["band_order"])
-    out["quadrants"] = _quadrants(site)
+    kept = _portfolios.get(key)
+    if kept is None:
+        frame = frame.copy(deep=False)
+        kept = report.portfolio(site.store, day, frame)
+        kept["distribution"] = _distribution(frame)
+        kept["trending_down"] = records(
+            frame[(frame["change_30d"] < 0) & (frame["change_90d"] < 0)]
+            .sort_values("change_90d").head(10)[["account_id", "name", "csm", "score", "band",
+                                                  "change_30d", "change_90d"]])
+        kept["renewals_90d"] = _renewals(frame, day, kept["band_order"])
+        _portfolios.clear()
+        _portfolios[key] = kept
+    out = copy.deepcopy(kept)  # the caller's own
+    out["quadrants"] = _quadrants(site, key)
     out["stale"] = staleness(site, day)
     return out
 
@@ -191,15 +204,23 @@ def _renews_within(frame: pd.DataFrame, day: date, days: int) -> pd.Series:
     return (renews >= pd.Timestamp(day)) & (renews <= pd.Timestamp(day + timedelta(days=days)))
 
 
-def _quadrants(site: Site) -> dict[str, Any]:
-    try:
-        out = site.wf.quadrants()
-    except InvalidActionError as err:
-        return {"error": err.message}
-    for kind in ("temperature", "maturity"):
-        for cell in out.get(kind, []):
-            cell["examples"] = cell.pop("accounts")[:10]
-    return out
+def _quadrants(site: Site, key: tuple[Any, ...]) -> dict[str, Any]:
+    """The strategy quadrants of the final scores of ``key``, kept while they and the workflow
+    settings are the same."""
+    spec = site.wf.spec
+    kept = _quadrant_views.get(key)
+    if kept is None or kept[0] is not spec:
+        try:
+            out = site.wf.quadrants()
+        except InvalidActionError as err:
+            out = {"error": err.message}
+        for kind in ("temperature", "maturity"):
+            for cell in out.get(kind, []):
+                cell["examples"] = cell.pop("accounts")[:10]
+        kept = (spec, out)
+        _quadrant_views.clear()
+        _quadrant_views[key] = kept
+    return copy.deepcopy(kept[1])
 
 
 def staleness(site: Site, day: date) -> list[str]:
