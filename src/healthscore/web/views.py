@@ -373,7 +373,8 @@ def account(site: Site, account_id: str, user: dict[str, Any]) -> dict[str, Any]
     wf = site.wf
     out = report.explain(site.store, site.project.config, account_id, site.store.latest())
     out["history"] = report.history(site.store, account_id)
-    out["final"] = wf.final(account_id)
+    row = wf.account(account_id)  # the stored row with the marks: one read for the final band and the modules
+    out["final"] = wf.final(account_id, row)
     out["ctas"] = wf.ctas(status="open", account_id=account_id)
     out["timeline"] = wf.timeline(account_id, limit=50)
     out["success_plans"] = wf.success_plans(account_id)
@@ -381,7 +382,7 @@ def account(site: Site, account_id: str, user: dict[str, Any]) -> dict[str, Any]
     out["details"] = {k: json_value(head.get(k)) for k in
                       ("arr", "lifecycle_stage", "renewal_date", "industry", "grade") if k in head}
     out["can_act"] = may_act_on(user, out.get("csm"), wf.teams())
-    out["modules"] = module_strip(out["scorecards"][0], wf.account(account_id))
+    out["modules"] = module_strip(out["scorecards"][0], row)
     out["marks"] = wf.marks(account_id)
     marked = {m["module"]: m for m in out["marks"]}
     for m in out["modules"]:
