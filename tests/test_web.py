@@ -479,6 +479,12 @@ def test_business_errors_carry_their_status(site: Site) -> None:
                                    "An override needs an expiry after today (2026-11-02).")
     r = site.client.get("/api/accounts/NOPE-1", headers=h)
     assert (r.status_code, r.json()["error"]) == (404, "not_found")
+    gone = "no account 'NOPE-1' in the latest scores (2026-10-31). Check the id."
+    for method, path, body in (("GET", "/api/accounts/NOPE-1/inputs", None),
+                               ("GET", "/api/accounts/NOPE-1/marks", None),
+                               ("POST", "/api/accounts/NOPE-1/timeline", {"kind": "note", "text": "x"})):
+        r = site.client.request(method, path, headers=site.as_(ADMIN), json=body)
+        assert (r.status_code, r.json()["message"]) == (404, gone), (path, r.text)
     r = site.client.get("/api/accounts?sort=colour", headers=h)
     assert r.json()["message"].startswith("sort: must be one of account_id, name, segment")
     r = site.client.post("/api/ctas/999999/close", json={"outcome": "x"}, headers=h)
@@ -504,6 +510,12 @@ def test_accounts_filter_sort_page_and_csv(site: Site) -> None:
     everyone = site.client.get("/api/accounts?per_page=1000", headers=h).json()
     scores = site.wf.scores()
     assert everyone["total"] == len(scores)
+    stored = site.app.state.site.store.read(date(2026, 10, 31), primary_only=True).to_pandas()
+    offered = {c: sorted(stored[c].dropna().astype(str).unique())  # the system's bands
+               for c in ("band", "segment", "csm", "lifecycle_stage")}
+    assert everyone["choices"] == offered and len(offered["csm"]) > 1
+    for page in ("cockpit", "cockpit/board"):
+        assert site.client.get(f"/api/{page}", headers=h).json()["bands"] == offered["band"]
     red = site.client.get("/api/accounts?band=red&sort=arr&desc=true&per_page=1000", headers=h).json()
     assert red["total"] == int((scores["band"] == "red").sum())
     arr = [a["arr"] for a in red["accounts"]]
@@ -543,6 +555,12 @@ def test_portfolio_json(site: Site) -> None:
     assert sum(b["accounts"] for b in p["bands"]) == p["accounts"]
     assert sum(d["accounts"] for d in p["distribution"]) == p["accounts"]
     assert {"renewals_90d", "trending_down", "quadrants", "stale", "by_csm"} <= set(p)
+    spec = site.wf.spec  # the quadrants follow the workflow settings, not only the scores
+    site.wf.spec = spec.model_copy(update={"temperature": "gmv_everywhere"})
+    q = site.client.get("/api/portfolio", headers=site.as_(VIEWER)).json()["quadrants"]
+    assert q["error"].startswith("workflow.temperature: 'gmv_everywhere' is not a measure")
+    site.wf.spec = spec
+    assert site.client.get("/api/portfolio", headers=site.as_(VIEWER)).json()["quadrants"] == p["quadrants"]
 
 
 def test_data_health_and_missing_validation(site: Site) -> None:
@@ -679,6 +697,9 @@ def test_an_override_is_the_band_on_every_surface(site: Site, project: Project, 
     account = next(a for a in mine["account_id"] if prev.get(a) not in (None, "red"))
     system = str(before.set_index("account_id").loc[account, "band"])
     h = site.as_(CSM)
+    p = site.client.get("/api/portfolio", headers=h).json()  # kept until the scores change
+    assert (next(b["accounts"] for b in p["bands"] if b["band"] == "red"), p["overridden"]) == (
+        int((before["band"] == "red").sum()), 0)
     r = site.client.post(f"/api/accounts/{account}/override", headers=h, json={
         "band": "red", "reason_code": "known_issue", "note": "CEO said they are leaving",
         "expires_on": "2026-12-31"})

@@ -471,7 +471,7 @@ def enter_value(account_id: str, body: InputIn, request: Request, user: Me) -> d
 def entered_values(account_id: str, request: Request, user: Me) -> list[dict[str, Any]]:
     """The values entered for the account, newest first."""
     wf = site_of(request).wf
-    wf.account(account_id)  # 404 for an unknown account
+    wf.account_rows(account_id)  # 404 for an unknown account
     return wf.entered_values(account_id)
 
 
@@ -479,7 +479,7 @@ def entered_values(account_id: str, request: Request, user: Me) -> list[dict[str
 def marks(account_id: str, request: Request, user: Me) -> list[dict[str, Any]]:
     """The account's active module marks."""
     wf = site_of(request).wf
-    wf.account(account_id)  # 404 for an unknown account
+    wf.account_rows(account_id)  # 404 for an unknown account
     return wf.marks(account_id)
 
 

@@ -14,10 +14,10 @@ from healthscore.web.views import (
     SCOPES,
     Site,
     assignable,
+    choices,
     default_scope,
     final_frame,
     json_value,
-    scores_frame,
 )
 from healthscore.workflow.access import may_act_on
 from healthscore.workflow.ctas import RANKS, SQL_GROUPS, SQL_SORTS, QueueWhere
@@ -91,7 +91,7 @@ def cockpit(site: Site, user: dict[str, Any], f: CockpitFilter | None = None) ->
             "group": f.group,
             "filters": {k: getattr(f, k) for k in ("type", "priority", "due", "state", "band", "owner", "q")},
             "ctas": shown, "owners": owners, "assignable": assignable(site),
-            "bands": scores_frame(site).attrs["choices"].get("band", []),
+            "bands": choices(site).get("band", []),
             "escalate_to": [*wf.spec.escalation[1:], *wf.spec.departments]}
 
 
@@ -132,7 +132,7 @@ def board(site: Site, user: dict[str, Any], f: CockpitFilter | None = None) -> d
             "recent_days": RECENT_DAYS, "per_page": f.per_page, "sort": f.sort, "desc": f.desc,
             "filters": {k: getattr(f, k) for k in ("type", "priority", "due", "band", "owner", "q")},
             "columns": [{"status": k, "total": n, "ctas": v} for k, (n, v) in columns.items()],
-            "owners": owners, "bands": scores_frame(site).attrs["choices"].get("band", [])}
+            "owners": owners, "bands": choices(site).get("band", [])}
 
 
 def _in_sql(f: CockpitFilter) -> bool:

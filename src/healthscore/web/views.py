@@ -3,6 +3,7 @@ render them, so a page and its JSON twin always agree."""
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -46,6 +47,7 @@ class Site:
 
 _frames: dict[tuple[Any, ...], pd.DataFrame] = {}
 _finals: dict[tuple[Any, ...], pd.DataFrame] = {}
+_choices: dict[tuple[Any, ...], dict[str, list[str]]] = {}
 
 
 def scores_frame(site: Site) -> pd.DataFrame:
@@ -85,11 +87,23 @@ def _system_frame(site: Site) -> tuple[pd.DataFrame, tuple[Any, ...]]:
         frame = report.with_trends(store, day, store.read(day, primary_only=True).to_pandas())
         frame["renewal_date"] = pd.to_datetime(frame["renewal_date"], errors="coerce").dt.date \
             if "renewal_date" in frame else None
-        frame.attrs["choices"] = {c: sorted(str(v) for v in frame[c].dropna().unique())
-                                  for c in ("band", "segment", "csm", "lifecycle_stage") if c in frame}
         _frames.clear()
         _frames[key] = frame
     return frame, key
+
+
+def choices(site: Site) -> dict[str, list[str]]:
+    """The values the list's filters offer (bands, segments, CSMs, stages) on the latest
+    snapshot, kept beside its frame: not in the frame's ``attrs``, which pandas deep-copies
+    into every frame derived from it (each filter, sort and page of every request)."""
+    frame, key = _system_frame(site)
+    kept = _choices.get(key)
+    if kept is None:
+        kept = {c: sorted(str(v) for v in frame[c].dropna().unique())
+                for c in ("band", "segment", "csm", "lifecycle_stage") if c in frame}
+        _choices.clear()
+        _choices[key] = kept
+    return {c: list(values) for c, values in kept.items()}  # the caller's own
 
 
 _books: dict[int, Any] = {}
@@ -142,17 +156,29 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 # ----------------------------------------------------------------------------- portfolio
 
 
+_portfolios: dict[tuple[Any, ...], dict[str, Any]] = {}
+_quadrant_views: dict[tuple[Any, ...], tuple[Any, dict[str, Any]]] = {}
+
+
 def portfolio(site: Site) -> dict[str, Any]:
-    frame = scores_frame(site)
+    """The portfolio page: what the final scores give is kept while they are the same (the key
+    of :func:`final_frame`); how stale they are is asked each time."""
+    frame, key = final_frame(site)
     day = site.store.latest()
-    out = report.portfolio(site.store, day, frame)
-    out["distribution"] = _distribution(frame)
-    out["trending_down"] = records(
-        frame[(frame["change_30d"] < 0) & (frame["change_90d"] < 0)]
-        .sort_values("change_90d").head(10)[["account_id", "name", "csm", "score", "band",
-                                              "change_30d", "change_90d"]])
-    out["renewals_90d"] = _renewals(frame, day, out["band_order"])
-    out["quadrants"] = _quadrants(site)
+    kept = _portfolios.get(key)
+    if kept is None:
+        frame = frame.copy(deep=False)
+        kept = report.portfolio(site.store, day, frame)
+        kept["distribution"] = _distribution(frame)
+        kept["trending_down"] = records(
+            frame[(frame["change_30d"] < 0) & (frame["change_90d"] < 0)]
+            .sort_values("change_90d").head(10)[["account_id", "name", "csm", "score", "band",
+                                                  "change_30d", "change_90d"]])
+        kept["renewals_90d"] = _renewals(frame, day, kept["band_order"])
+        _portfolios.clear()
+        _portfolios[key] = kept
+    out = copy.deepcopy(kept)  # the caller's own
+    out["quadrants"] = _quadrants(site, key)
     out["stale"] = staleness(site, day)
     return out
 
@@ -178,15 +204,23 @@ def _renews_within(frame: pd.DataFrame, day: date, days: int) -> pd.Series:
     return (renews >= pd.Timestamp(day)) & (renews <= pd.Timestamp(day + timedelta(days=days)))
 
 
-def _quadrants(site: Site) -> dict[str, Any]:
-    try:
-        out = site.wf.quadrants()
-    except InvalidActionError as err:
-        return {"error": err.message}
-    for kind in ("temperature", "maturity"):
-        for cell in out.get(kind, []):
-            cell["examples"] = cell.pop("accounts")[:10]
-    return out
+def _quadrants(site: Site, key: tuple[Any, ...]) -> dict[str, Any]:
+    """The strategy quadrants of the final scores of ``key``, kept while they and the workflow
+    settings are the same."""
+    spec = site.wf.spec
+    kept = _quadrant_views.get(key)
+    if kept is None or kept[0] is not spec:
+        try:
+            out = site.wf.quadrants()
+        except InvalidActionError as err:
+            out = {"error": err.message}
+        for kind in ("temperature", "maturity"):
+            for cell in out.get(kind, []):
+                cell["examples"] = cell.pop("accounts")[:10]
+        kept = (spec, out)
+        _quadrant_views.clear()
+        _quadrant_views[key] = kept
+    return copy.deepcopy(kept[1])
 
 
 def staleness(site: Site, day: date) -> list[str]:
@@ -300,7 +334,7 @@ def accounts(site: Site, f: AccountFilter, user: dict[str, Any], paged: bool = T
         "pages": max(1, -(-total // f.per_page)), "sort": f.sort, "desc": f.desc,
         "scope": scope, "scopes": {s: int(b.sum()) for s, b in books.items()},
         "filters": {k: v for k, v in vars(f).items() if k not in _NOT_FILTERS},
-        "choices": frame.attrs["choices"], "columns": columns, "accounts": records(view),
+        "choices": choices(site), "columns": columns, "accounts": records(view),
     }
 
 
@@ -339,7 +373,8 @@ def account(site: Site, account_id: str, user: dict[str, Any]) -> dict[str, Any]
     wf = site.wf
     out = report.explain(site.store, site.project.config, account_id, site.store.latest())
     out["history"] = report.history(site.store, account_id)
-    out["final"] = wf.final(account_id)
+    row = wf.account(account_id)  # the stored row with the marks: one read for the final band and the modules
+    out["final"] = wf.final(account_id, row)
     out["ctas"] = wf.ctas(status="open", account_id=account_id)
     out["timeline"] = wf.timeline(account_id, limit=50)
     out["success_plans"] = wf.success_plans(account_id)
@@ -347,7 +382,7 @@ def account(site: Site, account_id: str, user: dict[str, Any]) -> dict[str, Any]
     out["details"] = {k: json_value(head.get(k)) for k in
                       ("arr", "lifecycle_stage", "renewal_date", "industry", "grade") if k in head}
     out["can_act"] = may_act_on(user, out.get("csm"), wf.teams())
-    out["modules"] = module_strip(out["scorecards"][0], wf.account(account_id))
+    out["modules"] = module_strip(out["scorecards"][0], row)
     out["marks"] = wf.marks(account_id)
     marked = {m["module"]: m for m in out["marks"]}
     for m in out["modules"]:
@@ -368,7 +403,7 @@ def module_strip(card: dict[str, Any], row: dict[str, Any]) -> list[dict[str, An
 
 def measure_rows(site: Site, account_id: str, measure: str) -> dict[str, Any]:
     """The source rows behind one measure of the account on the latest snapshot."""
-    site.wf.account(account_id)  # 404 for an unknown account
+    site.wf.account_rows(account_id)  # 404 for an unknown account
     return site.project.measure_rows(account_id, measure)
 
 

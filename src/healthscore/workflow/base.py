@@ -8,6 +8,7 @@ from datetime import date, datetime, time
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -98,7 +99,7 @@ class Context:
     def _check_scope(self, s: Session, user: dict[str, Any], account_id: str) -> None:
         if user["role"] == "admin":
             return
-        csm = self.account(account_id).get("csm")
+        csm = self.account_csm(account_id)
         teams = {u.name: u.team for u in s.scalars(select(User))}
         if user["role"] == "viewer":
             raise ForbiddenError(f"{user['name']} is a viewer: this needs a csm, lead or admin.")
@@ -149,15 +150,27 @@ class Context:
             return [row_dict(m) for m in s.scalars(q.order_by(ModuleMark.id))]
 
     def account(self, account_id: str) -> dict[str, Any]:
+        rows = with_marks(self.account_rows(account_id).to_pandas(), self.active_marks(account_id),
+                          self.config)
+        return no_nan(dict(rows.iloc[0]))
+
+    def account_rows(self, account_id: str) -> pa.Table:
+        """The account's primary row of the latest snapshot, as stored (no marks applied):
+        NotFoundError for an account the latest scores do not have."""
         if not self.snapshots.dates():
             raise NotFoundError("no scores yet: run 'healthscore run' first.")
-        rows = self.snapshots.account_rows(self.snapshots.latest(), account_id,
-                                           primary_only=True).to_pandas()
-        if rows.empty:
+        rows = self.snapshots.account_rows(self.snapshots.latest(), account_id, primary_only=True)
+        if rows.num_rows == 0:
             raise NotFoundError(f"no account {account_id!r} in the latest scores "
                                 f"({self.snapshots.latest()}). Check the id.")
-        rows = with_marks(rows, self.active_marks(account_id), self.config)
-        return no_nan(dict(rows.iloc[0]))
+        return rows
+
+    def account_csm(self, account_id: str) -> Any:
+        """The account's CSM (None when it has none), without the rest of :meth:`account`:
+        who may act on an account is asked on every change to it."""
+        rows = self.account_rows(account_id)
+        csm = rows["csm"][0].as_py() if "csm" in rows.column_names else None
+        return None if csm != csm else csm  # NaN: none, as account() has it
 
     # ------------------------------------------------------------------ audit and timeline
 
@@ -310,6 +323,9 @@ class Service:
 
     def account(self, account_id: str) -> dict[str, Any]:
         return self.ctx.account(account_id)
+
+    def account_rows(self, account_id: str) -> pa.Table:
+        return self.ctx.account_rows(account_id)
 
     def _audit(self, s: Session, actor: str, entity: str, entity_id: Any, action: str,
                before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:

@@ -30,7 +30,7 @@ class InputService(Service):
 
     def enter_value(self, account_id: str, measure: str, value: float, *, actor: str,
                     note: str = "") -> dict[str, Any]:
-        self.account(account_id)  # 404 for an unknown account
+        self.account_rows(account_id)  # 404 for an unknown account
         known = self.manual_measures()
         by_measure = {v["measure"]: k for k, v in known.items()}
         name = measure if measure in known else by_measure.get(measure)

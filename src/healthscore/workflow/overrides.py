@@ -106,9 +106,10 @@ class OverrideService(Service):
                        f"Override expired on {o.expires_on}; the system score applies again",
                        override_id=o.id)
 
-    def final(self, account_id: str) -> dict[str, Any]:
-        """The system score and band beside the override; final = the override while active."""
-        account = self.account(account_id)
+    def final(self, account_id: str, account: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The system score and band beside the override; final = the override while active.
+        ``account``: the account's :meth:`account` row, when the caller has it already."""
+        account = account if account is not None else self.account(account_id)
         with self.store.session() as s:
             o = self._active(s, account_id)
             view = row_dict(o) if o is not None else None

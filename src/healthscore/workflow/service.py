@@ -283,8 +283,8 @@ class Workflow(Service):
     def lapse(self, s: Session, override_id: int, actor: str) -> None:
         return self._svc_overrides.lapse(s, override_id, actor)
 
-    def final(self, account_id: str) -> dict[str, Any]:
-        return self._svc_overrides.final(account_id)
+    def final(self, account_id: str, account: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self._svc_overrides.final(account_id, account)
 
     def band_names(self) -> list[str]:
         return self._svc_overrides.band_names()

@@ -17,7 +17,7 @@ class TimelineService(Service):
     def log(self, account_id: str, kind: str, text: str, *, actor: str,
             at: datetime | None = None) -> dict[str, Any]:
         """Log a note or a touch; touches also feed the engagement measures (entity 'touches')."""
-        self.account(account_id)
+        self.account_rows(account_id)  # 404 for an unknown account
         if kind not in TOUCHES:
             raise InvalidActionError(f"kind: must be one of {', '.join(TOUCHES)}. Got {kind!r}.")
         if not text.strip():
