@@ -32,6 +32,7 @@ from healthscore.validation.weights import (
     SuggestedWeights,
     bootstrap_weights,
     out_of_sample,
+    repeated_fits_shared,
     splits,
     time_splits,
 )
@@ -177,6 +178,38 @@ def test_weights_refitted_on_account_resamples_are_seeded_and_show_a_collinear_p
     assert not (w == bootstrap_weights(fitted, X, y, accounts, 30, seed=5)[0]).all()
     spread = np.percentile(w, 97.5, axis=0) - np.percentile(w, 2.5, axis=0)
     assert spread[0] > 3 * spread[2]  # the twins trade weight between them; the other does not
+
+
+def test_a_shared_fit_is_the_first_one_only_for_the_same_parameters_and_data() -> None:
+    from healthscore.validation.weights import once
+
+    fitted: list[int] = []
+
+    def fit(k: int) -> int:
+        fitted.append(k)
+        return k
+
+    X, y = np.arange(6.0).reshape(3, 2), np.array([0, 1, 0])
+    other_x = X.copy()
+    other_x[2, 1] = 5.5
+    with repeated_fits_shared():
+        assert once("C 1", (X, y), lambda: fit(1)) == 1
+        assert once("C 1", (X.copy(), y.copy()), lambda: fit(2)) == 1  # the same content
+        assert once("C 2", (X, y), lambda: fit(3)) == 3  # another parameter
+        assert once("C 1", (X, 1 - y), lambda: fit(4)) == 4  # other labels
+        assert once("C 1", (other_x, y), lambda: fit(5)) == 5  # another value
+        assert once("C 1", (X.reshape(2, 3), y), lambda: fit(6)) == 6  # another shape
+    assert once("C 1", (X, y), lambda: fit(7)) == 7  # outside: fitted every time
+    assert fitted == [1, 3, 4, 5, 6, 7]
+    rng = np.random.default_rng(3)
+    X = rng.uniform(0, 100, (2000, 2))
+    y = (rng.uniform(size=2000) < np.where(X[:, 0] < 20, 0.3, 0.05)).astype(int)
+    with repeated_fits_shared():  # the estimators' own fits: the same C on other labels is new
+        first = SuggestedWeights(C=0.1).fit(X, y)
+        reversed_labels = SuggestedWeights(C=0.1).fit(X, 1 - y)
+        again = SuggestedWeights(C=0.1).fit(X, y)
+    assert not first.flipped_[0] and reversed_labels.flipped_[0]
+    assert (again.weights_ == first.weights_).all()
 
 
 def test_gradient_boosting_follows_the_contract_and_is_reproducible() -> None:
@@ -699,8 +732,11 @@ def test_the_suggested_scorecard_chooses_on_later_dates_and_never_sees_the_test_
     train, test = folds[-1]
     shuffled = y.copy()
     shuffled[test] = np.random.default_rng(1).permutation(y[test])
-    idx2, risk2, _ = out_of_sample(SuggestedScorecard(gap_days=30), X, shuffled, dates, acc, folds)
+    with repeated_fits_shared():  # as in a backtest: a fit on the same training data is done once
+        idx2, risk2, _ = out_of_sample(SuggestedScorecard(gap_days=30), X, shuffled, dates, acc, folds)
+        _, again, _ = out_of_sample(SuggestedScorecard(gap_days=30), X, y, dates, acc, folds)
     assert np.array_equal(idx2, idx) and np.array_equal(risk2, risk)
+    assert np.array_equal(again, risk)  # its fits taken from the run before: the same predictions
     assert max(dates[train]) < min(dates[test])
 
 

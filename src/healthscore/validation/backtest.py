@@ -28,6 +28,7 @@ from healthscore.validation.weights import (
     SuggestedWeights,
     bootstrap_weights,
     out_of_sample,
+    repeated_fits_shared,
     splits,
 )
 
@@ -165,14 +166,16 @@ def score_metrics(rows: pd.DataFrame, bands: list[str], options: Options,
 
 def suggest(frame: pd.DataFrame, sc: Scorecard, options: Options) -> dict[str, Any]:
     """Out-of-sample comparison of seven rankings, the suggested weights and the suggested
-    scorecard itself (fitted on every observation, its choices made on the later ones)."""
-    out = {**rankings(frame, sc, options), **suggest_weights(frame, sc, options)}
-    names, scores, _, _ = _inputs(frame, sc)
-    out["schemes"].update(choose.fit_final(
-        _chooser_input(frame, names, scores), frame["label"].to_numpy(), names,
-        signals._effective_weights(sc), options.good_outcome,
-        options.lead_days + options.horizon_days, options.seed, frame["as_of"].to_numpy(),
-        frame["account_id"].to_numpy()))
+    scorecard itself (fitted on every observation, its choices made on the later ones). A fit
+    the nested folds ask for again is done once."""
+    with repeated_fits_shared():
+        out = {**rankings(frame, sc, options), **suggest_weights(frame, sc, options)}
+        names, scores, _, _ = _inputs(frame, sc)
+        out["schemes"].update(choose.fit_final(
+            _chooser_input(frame, names, scores), frame["label"].to_numpy(), names,
+            signals._effective_weights(sc), options.good_outcome,
+            options.lead_days + options.horizon_days, options.seed, frame["as_of"].to_numpy(),
+            frame["account_id"].to_numpy()))
     return out
 
 

@@ -31,10 +31,9 @@ from healthscore.validation.shapes import (
     ADDITIVE_TREES,
     ISOTONIC,
     apply_shape,
-    learn_shapes,
     shapes_by_steps,
 )
-from healthscore.validation.weights import CS, SuggestedWeights, account_splits, time_splits
+from healthscore.validation.weights import CS, SuggestedWeights, account_splits, once, time_splits
 
 CONFIGURED, REWEIGHT, RESHAPE = ("keep the configured scorecard", "re-weight only",
                                  "re-shape and re-weight")
@@ -141,10 +140,17 @@ class SuggestedScorecard(BaseEstimator, ClassifierMixin):
         step counts."""
         out: dict[tuple[str, int], list[dict[str, Any] | None]] = {}
         for learner in dict.fromkeys(learner for learner, _ in SHAPINGS):
-            steps = [k for name, k in SHAPINGS if name == learner]
-            found = shapes_by_steps(values, y, self.good_outcome, steps, learner, self.random_state)
-            out.update({(learner, k): shapes for k, shapes in found.items()})
+            out.update({(learner, k): shapes for k, shapes in self._shapes(values, y, learner).items()})
         return out
+
+    def _shapes(self, values: np.ndarray, y: np.ndarray, learner: str
+                ) -> dict[int, list[dict[str, Any] | None]]:
+        """The shapes of ``learner`` for each of its step counts in SHAPINGS (learned once for
+        the same training data, see :func:`once`)."""
+        steps = [k for name, k in SHAPINGS if name == learner]
+        return once(f"shapes {learner} {steps} {self.good_outcome} {self.random_state}", (values, y),
+                    lambda: shapes_by_steps(values, y, self.good_outcome, steps, learner,
+                                            self.random_state))
 
     def _weights(self, c: float) -> SuggestedWeights:
         return SuggestedWeights(good_outcome=self.good_outcome, C=c, random_state=self.random_state)
@@ -159,8 +165,7 @@ class SuggestedScorecard(BaseEstimator, ClassifierMixin):
         if self.choice_ == CONFIGURED:
             return
         if self.choice_ == RESHAPE:
-            self.shapes_ = learn_shapes(X[:, :p], y, self.good_outcome, self.steps_ or 0,
-                                        self.learner_ or ISOTONIC, self.random_state)
+            self.shapes_ = list(self._shapes(X[:, :p], y, self.learner_ or ISOTONIC)[self.steps_ or 0])
         self.weights_model_ = self._weights(self.C_ or 0.1).fit(_reshaped(X, self.shapes_, p), y)
 
     def health_score(self, X: np.ndarray) -> np.ndarray:

@@ -11,9 +11,12 @@ for a good outcome (renewal, expansion) it is the score itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
@@ -28,6 +31,44 @@ from threadpoolctl import threadpool_limits
 from healthscore.validation.metrics import auc
 
 CS = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+T = TypeVar("T")
+_DONE: ContextVar[dict[bytes, Any] | None] = ContextVar("validation_fits_done", default=None)
+
+
+@contextmanager
+def repeated_fits_shared() -> Iterator[None]:
+    """Within it, a fit asked for again on the same inputs is the first one's (see :func:`once`):
+    a backtest's nested folds meet the same training dates more than once (an outer fold's
+    inner fold is often another nesting's), and every fit here is deterministic, so only the
+    time changes."""
+    token = _DONE.set({})
+    try:
+        yield
+    finally:
+        _DONE.reset(token)
+
+
+def once(what: str, arrays: tuple[np.ndarray, ...], fit: Callable[[], T]) -> T:
+    """``fit()``; inside :func:`repeated_fits_shared`, computed once per ``what`` (every
+    parameter of the fit) and content of ``arrays`` (its data), then shared: read it, never
+    change it."""
+    done = _DONE.get()
+    if done is None:
+        return fit()
+    digest = hashlib.sha1(what.encode(), usedforsecurity=False)
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        digest.update(f"|{a.dtype.str}{a.shape}|".encode())
+        digest.update(a.data)
+    key = digest.digest()
+    if key not in done:
+        done[key] = fit()
+    return done[key]  # type: ignore[no-any-return]
+
+
+def _fitted(model: Any, X: np.ndarray, y: np.ndarray) -> Any:
+    """``model`` (a pipeline) fitted on X, y, or the same fit done before (see :func:`once`)."""
+    return once(repr(model), (X, y), lambda: model.fit(X, y))
 
 
 def time_splits(
@@ -149,7 +190,7 @@ def _choose_c(make: Any, X: np.ndarray, y: np.ndarray, dates: np.ndarray | None,
         for train, test in inner:
             if len(np.unique(y[train])) < 2:
                 continue
-            model = make(c).fit(X[train], y[train])
+            model = _fitted(make(c), X[train], y[train])
             a = auc(y[test], model.decision_function(X[test]))
             if a is not None:
                 scores.append(a)
@@ -176,7 +217,7 @@ class L1Logistic(BaseEstimator, ClassifierMixin):
             groups: np.ndarray | None = None) -> L1Logistic:
         X = np.asarray(X, dtype=float)
         self.C_ = _choose_c(self._make, X, y, dates, self.gap_days, groups)
-        self.model_ = self._make(self.C_).fit(X, y)
+        self.model_ = _fitted(self._make(self.C_), X, y)
         self.coef_ = self.model_[-1].coef_[0]
         self.classes_ = np.array([0, 1])
         return self
@@ -258,7 +299,7 @@ class SuggestedWeights(BaseEstimator, ClassifierMixin):
         filled = np.where(np.isnan(X), self.fill_, X)
         self.C_ = self.C if self.C is not None else _choose_c(self._make, filled, y, dates,
                                                                self.gap_days, groups)
-        model = self._make(self.C_).fit(filled, y)
+        model = _fitted(self._make(self.C_), filled, y)
         scale = model[0].scale_
         per_point = model[-1].coef_[0] / np.where(scale > 0, scale, 1.0)
         # health per score point: against the outcome when it is bad, with it when it is good
