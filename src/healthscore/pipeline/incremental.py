@@ -652,15 +652,15 @@ def cut_tables(config: ProjectConfig, loaded: Loaded, prev: date, day: date,
     distinct: dict[str, ir.Table] = {}
     kept, keep = ahead or {}, {}
     for entity, t, uses in _cut_sources(config, loaded):
-        whole = [u for u in uses if u[0].type == "count_distinct" and u[0].name not in kept_seen]
-        bands = _bands(entity, [u for u in uses if u not in whole], prev, day, kept_seen)
+        whole, part = _split_uses(uses, kept_seen)
+        bands = _bands(entity, part, prev, day, kept_seen)
         seen = _bands(entity, whole, prev, day)
         if bands is None or seen is None:
             continue
         columns = _read_by(t, entity, uses, bands)
         rows = None if ahead is None or seen else _kept_rows(loaded, entity, kept.get(entity),
                                                             bands, columns, new)
-        later = (_ahead_bands(entity, [u for u in uses if u not in whole], day, kept_seen)
+        later = (_ahead_bands(entity, part, day, kept_seen)
                  if ahead is not None and rows is None and entity in loaded.keys else None)
         if rows is not None:  # the rows kept ahead (and those of files added since)
             keep[entity] = dataclasses.replace(rows, key=loaded.keys[entity])
@@ -692,6 +692,14 @@ def cut_tables(config: ProjectConfig, loaded: Loaded, prev: date, day: date,
         ahead.clear()
         ahead.update(keep)
     return tables, carried, distinct
+
+
+def _split_uses(uses: list[tuple[Any, int]], kept_seen: AbstractSet[str]
+                ) -> tuple[list[tuple[Any, int]], list[tuple[Any, int]]]:
+    """``uses`` as (the distinct counts read over their whole window, their last days seen
+    not kept; the rest)."""
+    whole = [u for u in uses if u[0].type == "count_distinct" and u[0].name not in kept_seen]
+    return whole, [u for u in uses if u not in whole]
 
 
 def _cut_sources(config: ProjectConfig, loaded: Loaded
@@ -918,7 +926,7 @@ def _ahead_from_sources(config: ProjectConfig, loaded: Loaded, day: date,
     out = {}
     for entity, t, uses in _cut_sources(config, loaded):
         key = loaded.keys.get(entity)
-        part = [u for u in uses if u[0].type != "count_distinct" or u[0].name in kept_seen]
+        part = _split_uses(uses, kept_seen)[1]
         later = _ahead_bands(entity, part, day, kept_seen) if key else None
         if later:
             columns = _read_by(t, entity, uses, later)
