@@ -36,16 +36,18 @@ NESTED_RUN = 5_000
 
 def scores_expr(
     config: ProjectConfig, loaded: Loaded, dates: list[date], span: asof.Span | None = None,
-    carry: Carry | None = None,
+    carry: Carry | None = None, by_date: bool = False,
 ) -> ir.Table:
     """One expression holding every scorecard row for every active account and date.
 
     ``span`` is the first and last date of the whole run (when ``dates`` is one pass of it):
     intermediate tables that depend only on it are computed once and reused by every pass.
-    ``carry`` keeps the running values of the last date (see :mod:`healthscore.measures.carry`)."""
+    ``carry`` keeps the running values of the last date (see :mod:`healthscore.measures.carry`).
+    ``by_date``: each scorecard's rows come out in as-of date order (for a file sorted by
+    date, see :func:`write_snapshots`)."""
     with nested_selects(loaded.health["accounts"].rows_kept * len(dates) <= NESTED_RUN):
         return score_wide(config, loaded, measures_expr(config, loaded, dates, span, carry),
-                          carry)
+                          carry, by_date and len(dates) > 1)
 
 
 def measures_expr(
@@ -73,9 +75,10 @@ def measures_expr(
 
 
 def score_wide(config: ProjectConfig, loaded: Loaded, wide: ir.Table,
-               carry: Carry | None = None) -> ir.Table:
+               carry: Carry | None = None, by_date: bool = False) -> ir.Table:
     """Every scorecard row of the measures in ``wide``; ``carry``, when it keeps its running
-    values from the measures, reads them from the copy computed here."""
+    values from the measures, reads them from the copy computed here. ``by_date``: each
+    scorecard's rows in as-of date order."""
     # every scorecard reads the measures: compute them once
     wide = loaded.engine.materialize(wide.mutate(__primary=primary_of(config, wide)), "measures")
     if carry is not None and carry.from_measures():
@@ -85,10 +88,10 @@ def score_wide(config: ProjectConfig, loaded: Loaded, wide: ir.Table,
     for sc in config.scorecards:
         rows = wide.filter(wide["__primary"] == sc.name)
         parts.append(score_scorecard(sc, rows, sc.version(config.measures), True, every,
-                                     config.attributes))
+                                     config.attributes, by_date))
     for sc in config.also:
         parts.append(score_scorecard(sc, wide, sc.version(config.measures), False,
-                                     attributes=config.attributes))
+                                     attributes=config.attributes, by_date=by_date))
     return union_aligned(parts)
 
 
@@ -130,10 +133,10 @@ def passes(dates: list[date], accounts: int, max_rows: int) -> list[list[date]]:
 
 def pass_exprs(
     config: ProjectConfig, loaded: Loaded, dates: list[date], progress: Progress,
-    carry: Carry | None = None,
+    carry: Carry | None = None, by_date: bool = False,
 ) -> Iterator[ir.Table]:
     """The score expression of each set-based pass over ``dates`` (a batch of dates each);
-    ``carry`` keeps the running values of the last pass."""
+    ``carry`` keeps the running values of the last pass; ``by_date``: see :func:`scores_expr`."""
     accounts = loaded.health["accounts"].rows_kept
     batches = passes(dates, accounts, config.settings.max_rows_per_pass)
     done = 0
@@ -142,7 +145,8 @@ def pass_exprs(
     for i, batch in enumerate(batches):
         step = f"{stage}, pass {i + 1} of {len(batches)}" if len(batches) > 1 else stage
         progress(f"{step}|{done}|{len(dates)}")  # dates done when this pass starts
-        yield scores_expr(config, loaded, batch, span, carry if i == len(batches) - 1 else None)
+        yield scores_expr(config, loaded, batch, span, carry if i == len(batches) - 1 else None,
+                          by_date)
         done += len(batch)
     progress(f"{stage}|{done}|{len(dates)}")
 
@@ -166,24 +170,32 @@ def score_in_passes(
     carry: Carry | None = None,
 ) -> None:
     """Score all dates, a batch of dates per set-based pass, into ``stage``."""
-    for i, expr in enumerate(pass_exprs(config, loaded, dates, progress, carry)):
+    one_file = _one_file_writer(loaded.engine) is not None
+    for i, expr in enumerate(pass_exprs(config, loaded, dates, progress, carry, one_file)):
         part = stage / f".pass-{i}"
-        write_snapshots(config, loaded.engine, expr, part, one_date=len(dates) == 1)
+        write_snapshots(config, loaded.engine, expr, part, one_date=len(dates) == 1,
+                        in_order=one_file)
         for folder in part.iterdir():
             folder.rename(stage / folder.name)
         part.rmdir()
 
 
 def write_snapshots(config: ProjectConfig, engine: Engine, expr: ir.Table, stage: Path,
-                    one_date: bool = False) -> None:
+                    one_date: bool = False, in_order: bool = False) -> None:
     """Write ``expr`` into ``stage`` (swapped in by the store): one file sorted by as_of where
     the engine writes one, else a file per date. ``one_date``: ``expr`` holds one as-of
-    date (nothing to sort)."""
-    writer = getattr(engine, "write_sorted", None)
+    date (nothing to sort); ``in_order``: its rows come in as-of date order (each
+    scorecard's, scored ``by_date``: see :func:`scores_expr`), written as they come."""
+    writer = _one_file_writer(engine)
     if writer is not None:
-        add_pass(stage, lambda path: writer(expr, path, one_date))
+        add_pass(stage, lambda path: writer(expr, path, one_date, in_order))
         return
     _write_with_arrow(engine, expr, stage)
+
+
+def _one_file_writer(engine: Engine) -> Any:
+    """The engine's writer of a pass as one file sorted by date (None: it writes none)."""
+    return getattr(engine, "write_sorted", None)
 
 
 def _write_with_arrow(engine: Engine, expr: ir.Table, stage: Path) -> None:

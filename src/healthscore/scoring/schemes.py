@@ -61,13 +61,16 @@ def percentile(scheme: specs.PercentileScheme, value: Any, t: Any) -> Any:
     return ibis.ifelse(has, ibis.null(), pct)
 
 
-def with_percentile(t: Any, column: str, scheme: specs.PercentileScheme, out: str) -> Any:
+def with_percentile(t: Any, column: str, scheme: specs.PercentileScheme, out: str,
+                    peers: Any = None) -> Any:
     """``t`` plus the column ``out``: :func:`percentile` of ``t[column]``, the same numbers.
 
     Counted once per distinct (as-of date, ``by`` value, value) and joined back, so only that
     small table is sorted, not every scored row (the three windows of :func:`percentile`
-    each sorted the whole table, all its columns with it)."""
-    seen = t.filter(t[column].notnull())
+    each sorted the whole table, all its columns with it). ``peers``: the same rows as
+    ``t`` before other columns were joined to it, counted instead (``t`` itself by default)."""
+    rows = t if peers is None else peers
+    seen = rows.filter(rows[column].notnull())
     counts = seen.group_by(
         __p_as_of=seen.as_of, __p_by=seen[scheme.by], __p_v=seen[column]
     ).aggregate(__p_eq=seen.count())

@@ -15,6 +15,7 @@ import ibis.expr.types as ir
 
 from healthscore.config.expressions import compile_filter
 from healthscore.config.model import INSUFFICIENT, Band, Group, ProjectConfig, Scorecard
+from healthscore.config.specs import PercentileScheme
 from healthscore.measures.modules import MARK_CODES, critical_col, mark_col, open_col
 from healthscore.scoring.schemes import score as scheme_score
 from healthscore.scoring.schemes import with_percentile
@@ -50,12 +51,14 @@ def primary_of(config: ProjectConfig, t: ir.Table) -> Any:
 
 
 def score_scorecard(sc: Scorecard, t: ir.Table, version: str, primary: bool,
-                    carry: tuple[str, ...] = (), attributes: tuple[str, ...] = ()) -> ir.Table:
+                    carry: tuple[str, ...] = (), attributes: tuple[str, ...] = (),
+                    by_date: bool = False) -> ir.Table:
     """One row per input row: scores for ``sc``; ``t`` holds measure values by name.
 
     ``carry`` names more measures whose values the rows keep (a primary row carries every
     measure computed for the account, so rules, quadrants and plans see them all);
     ``attributes``, the project's own account columns the rows keep beside the usual ones.
+    ``by_date``: the rows come out in as-of date order (see :func:`_ranked_rows`).
 
     Built in steps (measure scores, then groups from the deepest up, then the total and the
     colours), each step reading the columns of the one before, so the expression stays
@@ -64,14 +67,11 @@ def score_scorecard(sc: Scorecard, t: ir.Table, version: str, primary: bool,
     compiling the scores.
     """
     entries = sc.all_entries()
-    ranked: dict[str, str] = {}  # measure -> its percentile column, joined in beforehand
-    for i, e in enumerate(entries):
-        if e.scheme.type == "percentile":
-            ranked[e.measure] = f"__pct_{i}"
-            t = with_percentile(t, e.measure, e.scheme, ranked[e.measure])
     attrs = [c for c in (*ATTRIBUTES, *attributes) if c in t.columns]
     values = list(dict.fromkeys((*sc.measures, *carry, *(e.measure for e in entries))))
-    t = t.select(*_passed_on(sc, t, [*KEYS, *attrs, *values]),
+    kept = _passed_on(sc, t, [*KEYS, *attrs, *values])
+    t, ranked = _ranked_rows(sc, t, kept, by_date)
+    t = t.select(*kept,
                  **{score_col(e.measure): _measure_score(e, t, ranked.get(e.measure))
                     for e in entries})
     for level in reversed(_levels(sc)):
@@ -98,6 +98,21 @@ def score_scorecard(sc: Scorecard, t: ir.Table, version: str, primary: bool,
     out.update({value_col(m): _value(t[m]) for m in dict.fromkeys((*sc.measures, *carry))})
     out.update({score_col(e.measure): t[score_col(e.measure)] for e in entries})
     return t.select(*KEYS, *attrs, **out)
+
+
+def _ranked_rows(sc: Scorecard, t: ir.Table, kept: list[str],
+                 by_date: bool) -> tuple[ir.Table, dict[str, str]]:
+    """The columns ``kept`` of ``t`` (and the peer columns the percentile schemes read), each
+    percentile measure's score joined in (measure -> its column); ``by_date``: ordered by
+    as-of date, these few columns sorted rather than every scored column after."""
+    percentiles = [(i, e.measure, e.scheme) for i, e in enumerate(sc.all_entries())
+                   if isinstance(e.scheme, PercentileScheme)]
+    t = peers = t.select(*dict.fromkeys((*kept, *(scheme.by for _, _, scheme in percentiles))))
+    ranked: dict[str, str] = {}
+    for i, measure, scheme in percentiles:
+        ranked[measure] = f"__pct_{i}"
+        t = with_percentile(t, measure, scheme, ranked[measure], peers)
+    return (t.order_by("as_of") if by_date else t), ranked
 
 
 def _passed_on(sc: Scorecard, t: ir.Table, columns: list[str]) -> list[str]:
