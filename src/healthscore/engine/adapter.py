@@ -269,8 +269,9 @@ class DuckDBEngine(Engine):
         are of one as-of date, so in order as they come (sorting 100,000 accounts' rows by a
         date they all share cost the next day 0.3 s). ``in_order``: the query puts its rows
         in date order itself (each scorecard's, sorted on its few columns before its last
-        steps compute the others): written in the order they come, not sorted again (DuckDB
-        reorders only rows of a query without an ORDER BY, even where it may reorder)."""
+        steps compute the others): written in the order they come, not sorted again (with
+        ``preserve_insertion_order`` off, DuckDB still keeps the order of a query that has an
+        ORDER BY)."""
         sql = self._sql(expr, nested=True)
         order = "" if one_date or in_order else " ORDER BY as_of"
         self.con.con.execute(
