@@ -69,18 +69,24 @@ def _by_keys(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_rows_the_query_orders_are_written_in_that_order(tmp_path: Path) -> None:
-    """300,000 rows ordered by the query itself, under steps after the sort, two threads: the
-    file keeps their order (DuckDB reorders only rows of queries without an ORDER BY)."""
+    """600,000 rows in two parts (scorecards), each ordered by the query itself under steps
+    after its sort, two threads: the file holds each part together, in that order (DuckDB
+    reorders only the rows of queries without an ORDER BY)."""
     engine = DuckDBEngine(threads=2)
     try:
-        n = 300_000
+        n = 600_000
         days = [date(2025, 1, 1) + timedelta(days=(i * 7919) % 60) for i in range(n)]
         t = engine.register_arrow(pa.table({"as_of": days, "k": range(n)}), "rows")
-        t = t.order_by("as_of")
-        expr = t.mutate(k2=t.k * 2).mutate(k3=ibis._.k2 + 1)
-        engine.write_sorted(expr, tmp_path / "pass.parquet", in_order=True)
+        parts = []
+        for part in range(2):
+            rows = t.filter(t.k % 2 == part).order_by("as_of")
+            rows = rows.mutate(k2=rows.k * 2, part=ibis.literal(part))
+            parts.append(rows.mutate(k3=ibis._.k2 + 1))
+        engine.write_sorted(ibis.union(*parts), tmp_path / "pass.parquet", in_order=True)
     finally:
         engine.close()
-    written = pq.read_table(tmp_path / "pass.parquet")
-    assert written["as_of"].to_pylist() == sorted(days)
-    assert sorted(written["k3"].to_pylist()) == [2 * k + 1 for k in range(n)]
+    written = pq.read_table(tmp_path / "pass.parquet").to_pandas()
+    assert written.part.tolist() == [0] * (n // 2) + [1] * (n // 2)
+    for part, rows in written.groupby("part"):
+        assert rows.as_of.tolist() == sorted(d for i, d in enumerate(days) if i % 2 == part)
+    assert sorted(written.k3) == [2 * k + 1 for k in range(n)]
