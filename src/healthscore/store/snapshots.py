@@ -2,8 +2,9 @@
 
 A date's folder holds its rows (Parquet files, as older versions wrote them), or names the
 file of ``passes/`` that holds them: a run scoring many dates writes each set-based pass as
-one file sorted by date, which costs a fraction of writing a file per date, and a reader of
-one date skips the other dates' row groups by their statistics. A file no date names any
+one file in date order (each scorecard's rows together, by date), which costs a fraction of
+writing a file per date, and a reader of one date skips the other dates' row groups by their
+statistics. A file no date names any
 more is removed.
 
 Writes are staged in a scratch folder and swapped in per date with renames, so re-running a
@@ -33,7 +34,7 @@ from healthscore.errors import NotFoundError
 
 PREFIX = "as_of="
 OWNER = ".owner"  # the pid of the run that writes a staging folder
-PASSES = "passes"  # under snapshots/: files holding the rows of many dates, sorted by date
+PASSES = "passes"  # under snapshots/: files holding the rows of many dates, in date order
 POINTER = "rows.json"  # in a date's folder: the file of passes/ that holds its rows
 PASS_FILE = "pass-*.parquet"
 
@@ -62,8 +63,8 @@ def _alive(folder: Path) -> bool:
 
 
 def add_pass(stage: Path, write: Callable[[Path], None]) -> None:
-    """Stage the rows of many dates as one file (``write`` makes it, sorted by as_of) and,
-    for each of its dates, a folder naming that file."""
+    """Stage the rows of many dates as one file (``write`` makes it, in as_of order within
+    each scorecard's rows) and, for each of its dates, a folder naming that file."""
     stage.mkdir(parents=True, exist_ok=True)
     path = stage / PASS_FILE.replace("*", uuid.uuid4().hex[:12])
     write(path)
