@@ -86,6 +86,30 @@ def test_the_same_options_compile_alike_and_others_apart(
     assert (COMPILED.stats.hits, COMPILED.stats.misses) == (1, 2)
 
 
+def test_a_query_on_tables_numbered_otherwise_takes_the_sql_with_the_names_swapped(
+        engines: tuple[DuckDBEngine, DuckDBEngine]) -> None:
+    """The next pass of a run reads the same queries from its own tables (``hs_events_1``
+    where the first read ``hs_events_0``): compiled once, each reading its own tables, even
+    when two tables trade their names."""
+    engine, _ = engines
+    tables = [engine.register_arrow(pa.table({"account_id": ids, "n": [1.0] * len(ids)}),
+                                    engine.temp_name("events"))
+              for ids in (["A1", "A2"], ["A2", "A3"], ["A3", "A4"])]
+    assert [t.op().name for t in tables] == ["hs_events_0", "hs_events_1", "hs_events_2"]
+
+    def only_in_first(a: ibis.Table, b: ibis.Table) -> list[str]:
+        return _ids(engine, a.filter(~a.account_id.isin(b.account_id)))
+
+    assert only_in_first(tables[0], tables[1]) == ["A1"]
+    assert only_in_first(tables[1], tables[0]) == ["A3"]
+    assert only_in_first(tables[1], tables[2]) == ["A2"]
+    assert only_in_first(tables[2], tables[0]) == ["A3", "A4"]
+    assert (COMPILED.stats.hits, COMPILED.stats.misses) == (3, 1)
+    other = engine.register_arrow(pa.table({"account_id": ["A1"], "n": [1.0]}), "events")
+    assert only_in_first(tables[0], other) == ["A2"]  # a name not numbered: another query
+    assert (COMPILED.stats.hits, COMPILED.stats.misses) == (3, 2)
+
+
 def test_the_oldest_query_goes_when_the_cache_is_full(
         engines: tuple[DuckDBEngine, DuckDBEngine]) -> None:
     engine, _ = engines
