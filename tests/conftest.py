@@ -1,8 +1,8 @@
 """Shared fixtures: the mini project, the demo data and the demo projects scored on it (built
 once for both workers of 'make test'), the DuckDB scores the Spark tests compare with, and
 PostgreSQL tables that are dropped afterwards; scripts run in processes forked from a server
-with the package imported (the tests that kill a process); and how 'make test' spreads the
-tests over its two workers."""
+with the package imported (the tests that kill a process); passwords hashed at argon2's lowest
+cost; and how 'make test' spreads the tests over its two workers."""
 
 from __future__ import annotations
 
@@ -34,11 +34,36 @@ from tests.projects import SPARK_TEST_JVM, write_project
 os.environ.setdefault("SPARK_SUBMIT_OPTS", SPARK_TEST_JVM)
 
 DEMO_END = date(2026, 10, 31)
+
 # the two as-of dates the demo projects of the web, workflow and browser tests are scored on
 DEMO_DATES = [date(2026, 9, 30), date(2026, 10, 31)]
 
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def _cheap_passwords() -> Any:
+    """The tests' passwords hashed (and so checked: a hash carries its parameters) by argon2id
+    at its lowest cost instead of the product's (64 MiB, 3 passes, 4 lanes: 0.1-0.2 CPU s a
+    hash or sign-in, 13 CPU s of the web and workflow tests); the same code signs in, rehashes
+    and fails alike. The product's own hasher is returned for the test of its parameters."""
+    from argon2 import PasswordHasher
+
+    from healthscore.workflow import access
+
+    product = access._hasher
+    access._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    access._DUMMY = access._hasher.hash("not-a-password")
+    return product
+
+
+_PRODUCT_PASSWORDS = _cheap_passwords()
+
+
+@pytest.fixture
+def product_passwords() -> Any:
+    """The argon2 hasher the product signs in with (the tests' is a cheap one)."""
+    return _PRODUCT_PASSWORDS
 
 
 class CliRunner(typer.testing.CliRunner):

@@ -159,6 +159,15 @@ def test_session_cookie_is_httponly_samesite_and_secure_when_asked(project: Proj
         assert str(s.scalar(select(User.password_hash).where(User.name == CSM))).startswith("$argon2id$")
 
 
+def test_passwords_are_hashed_by_argon2id_at_the_recommended_cost(product_passwords: Any) -> None:
+    """The product's hasher (the tests sign in with a cheap one, see conftest): argon2id with
+    RFC 9106's low-memory parameters; a hash it makes checks and needs no rehash."""
+    digest = product_passwords.hash(PASSWORD)
+    assert digest.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert product_passwords.verify(digest, PASSWORD)
+    assert not product_passwords.check_needs_rehash(digest)
+
+
 def test_cookie_changes_need_the_csrf_token(site: Site) -> None:
     csrf = login(site, CSM)
     body = {"kind": "call", "text": "Spoke to the sponsor"}
