@@ -39,7 +39,7 @@ def project(scored_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Proj
 
 @functools.cache
 def _digest() -> str:
-    """PASSWORD hashed once: argon2 takes half a second on purpose, and every Site needs it."""
+    """PASSWORD hashed once for every Site (by the tests' cheap hasher, see conftest)."""
     return hash_password(PASSWORD)
 
 
