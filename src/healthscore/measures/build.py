@@ -223,20 +223,13 @@ class MeasureBuilder:
         if self.carry is not None:
             sparse = self.carry.apply(sparse, cols, spine, self.side)
         keys = spine if self.accounts is None else spine.select("account_id", "k", "as_of")
-        joined = left_join(keys, sparse, ["account_id", "k"])
         if self.carry is not None and self.carry.last == 1:  # two dates: no window needed
-            done = running_on_two_dates(joined, cols)
+            done = running_on_two_dates(left_join(keys, sparse, ["account_id", "k"]), cols)
+        elif self._fills_by_asof():
+            done = running_on_dates(keys, sparse, cols)
         else:
-            w = ibis.window(group_by="account_id", order_by="k", rows=(None, 0))
-            running: dict[str, Any] = {}
-            for c, (how, _) in cols.items():
-                if how == SUM:
-                    running[c] = joined[c].sum().over(w)
-                elif how == MAX:
-                    running[c] = joined[c].max().over(w)
-                else:
-                    running[c] = joined[c].argmax(joined[f"{c}__ts"]).over(w)
-            done = joined.mutate(**running)
+            joined = left_join(keys, sparse, ["account_id", "k"])
+            done = joined.mutate(**running(joined, cols))
         # (a step of its own: the kept copy and the sums read the same window, computed once)
         sums = {c: done[c].fill_null(0) for c, (how, _) in cols.items() if how == SUM}
         done = done.mutate(**sums, **self._kept_on_last(done, list(cols)))
@@ -245,6 +238,14 @@ class MeasureBuilder:
         values = [c for c in done.columns if c not in keys.columns]
         wide = done.inner_join(self.accounts, "account_id")
         return wide.select(*spine.columns, *values)
+
+    def _fills_by_asof(self) -> bool:
+        """Whether the running windows see only the rows that carry a contribution, and the
+        other dates take theirs by an as-of join (:func:`running_on_dates`): when the engine
+        has one (Spark SQL has none) and the dates are close. Dates a week or more apart
+        leave hardly an account-date without a contribution (12 month ends at 100,000
+        accounts: 946,558 of 946,925), so the join would save no window rows there."""
+        return ibis.get_backend(self.grid).name in ASOF_BACKENDS and not self._far_apart()
 
     def _kept_on_last(self, t: ir.Table, names: list[str]) -> dict[str, Any]:
         """The running values ``names`` of the grid's last date as ``KEPT`` columns (null on
@@ -349,6 +350,40 @@ COMPILERS: dict[str, Compiler] = {
     "change": Compiler(lambda m, w, done: _change(w[m.of], w[f"{m.of}__prev"], m.to)),
     "expression": Compiler(lambda m, w, done: compile_filter(m.expr, done).cast("float64")),
 }
+
+
+ASOF_BACKENDS = frozenset({"duckdb"})  # engines whose SQL has an as-of join
+
+
+def running(t: ir.Table, cols: dict[str, tuple[str, str]]) -> dict[str, Any]:
+    """Each contribution column of ``t`` (account_id, k, ``cols``) as its running value over
+    the account's as-of indexes: summed, the largest, or the latest by its time column."""
+    w = ibis.window(group_by="account_id", order_by="k", rows=(None, 0))
+    values: dict[str, Any] = {}
+    for c, (how, _) in cols.items():
+        if how == SUM:
+            values[c] = t[c].sum().over(w)
+        elif how == MAX:
+            values[c] = t[c].max().over(w)
+        else:
+            values[c] = t[c].argmax(t[f"{c}__ts"]).over(w)
+    return values
+
+
+def running_on_dates(keys: ir.Table, sparse: ir.Table,
+                     cols: dict[str, tuple[str, str]]) -> ir.Table:
+    """The dates ``keys`` (account_id, k, ...) with the running value of each column of the
+    merged contributions ``sparse`` (one row per account and as-of index that has any): the
+    window runs over those rows only, and each date takes the values of the latest of its
+    account's rows at or before it (null before the first), by an as-of join. A running
+    value changes only where a contribution lands, so this gives what a window over every
+    date gives; at 20,000 accounts a daily pass has a contribution on 1.45M of its 2.42M
+    account-dates, and its window cost most of the measures query."""
+    done = sparse.mutate(**running(sparse, cols))
+    done = done.select(__account=done.account_id, __k=done.k, **{c: done[c] for c in cols})
+    joined = keys.asof_join(done, on=keys.k >= done["__k"],
+                            predicates=[keys.account_id == done["__account"]])
+    return joined.select(*keys.columns, *cols)
 
 
 def _clamped(part: ir.Table, bounds: ir.Table) -> ir.Table:
