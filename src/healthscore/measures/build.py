@@ -26,6 +26,7 @@ from healthscore.measures import asof, history
 from healthscore.measures.carry import KEPT, Carry, running_on_two_dates
 from healthscore.measures.modules import is_module_column, module_parts
 from healthscore.measures.parts import (
+    LATEST,
     MAX,
     SUM,
     Part,
@@ -403,33 +404,37 @@ def merged_contributions(parts: list[Part], bounds: ir.Table,
     ``store``, when given (a small run), stores the union first: DuckDB merging the dozens of
     filtered aggregates straight from a union of dozens of parts pays a fixed cost per part
     (about 0.2 CPU s for the demo's 40 parts, against 0.02 from a stored copy), and the
-    queries that read the contributions then compile without the union."""
+    queries that read the contributions then compile without the union. A bigger run gives
+    each column a slot of its own, so that no aggregate is filtered by part: at 20,000
+    accounts, 365 daily dates, the passes' measures queries cost 8% less (docs/benchmark.md)."""
     cols: dict[str, tuple[str, str]] = {}
     for p in parts:
         cols.update(p.columns)
-    stack = Stack.of([Part(_sparse(p.table, p.columns), p.columns) for p in parts])
+    stack = Stack.of([Part(_sparse(p.table, p.columns), p.columns) for p in parts],
+                     shared=store is not None)
     rows = stack.table if store is None else store(stack.table, "stack")
     return stack.merged(_clamped(rows, bounds), cols)
 
 
 @dataclass(frozen=True)
 class Stack:
-    """Every part's rows in one union of few columns: the part's number (``__part``) and its
-    columns in typed slots, each slot shared by the parts (null where a part has fewer
-    columns of that type). ``where``: column -> (part number, slot)."""
+    """Every part's rows in one union: the part's number (``__part``) and its columns in
+    typed slots (null where a part has none), each slot shared by the parts when ``shared``
+    (few columns: a part's column in the first free slot of its type), else one a column.
+    ``where``: column -> (part number, slot)."""
 
     table: ir.Table
     where: dict[str, tuple[int, str]]
 
     @classmethod
-    def of(cls, parts: list[Part]) -> Stack:
+    def of(cls, parts: list[Part], shared: bool = True) -> Stack:
         types: dict[str, str] = {}  # slot -> type, in order
         where: dict[str, tuple[int, str]] = {}
         for i, part in enumerate(parts):
             taken: set[str] = set()
             for c, (_, type_) in part.columns.items():
-                slot = next((s for s, t in types.items() if t == type_ and s not in taken),
-                            f"__slot{len(types)}")
+                free = (s for s, t in types.items() if shared and t == type_ and s not in taken)
+                slot = next(free, f"__slot{len(types)}")
                 types.setdefault(slot, type_)
                 taken.add(slot)
                 where[c] = (i, slot)
@@ -439,11 +444,17 @@ class Stack:
 
     def merged(self, t: ir.Table, cols: dict[str, tuple[str, str]]) -> ir.Table:
         """One row per (account, as-of index) of the stacked rows ``t``: each column sums,
-        takes the largest or the latest (by its time column) of its own part's rows."""
+        takes the largest or the latest (by its time column) of its own part's rows (the
+        rows its slots hold, when no other part's column shares them)."""
+        parts: dict[str, set[int]] = {}  # slot -> the parts whose columns it holds
+        for part, slot in self.where.values():
+            parts.setdefault(slot, set()).add(part)
         aggs: dict[str, Any] = {}
         for c, (how, _) in cols.items():
             part, slot = self.where[c]
-            mine = t["__part"] == part
+            read = [slot] if how != LATEST else [slot, self.where[f"{c}__ts"][1]]
+            shared = any(len(parts[s]) > 1 for s in read)
+            mine = t["__part"] == part if shared else None
             if how == SUM:
                 aggs[c] = t[slot].sum(where=mine)
             elif how == MAX:
