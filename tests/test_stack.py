@@ -54,12 +54,25 @@ def test_parts_share_typed_slots(engine: DuckDBEngine) -> None:
                                    "__slot3")
 
 
-def test_each_column_merges_its_own_parts_rows(engine: DuckDBEngine) -> None:
+def test_a_bigger_run_gives_each_column_its_own_slot_and_filters_no_aggregate(
+        engine: DuckDBEngine) -> None:
+    stack = Stack.of(_parts(engine), shared=False)
+    assert stack.where == {"x": (0, "__slot0"), "y": (1, "__slot1"), "z": (1, "__slot2"),
+                           "v": (2, "__slot3"), "v__ts": (2, "__slot4")}
+    cols = {c: how for p in _parts(engine) for c, how in p.columns.items()}
+    sql = str(engine.con.compile(stack.merged(stack.table, cols)))
+    assert "FILTER" not in sql.upper()
+    shared = Stack.of(_parts(engine))
+    assert "FILTER" in str(engine.con.compile(shared.merged(shared.table, cols))).upper()
+
+
+@pytest.mark.parametrize("stored", [False, True])
+def test_each_column_merges_its_own_parts_rows(engine: DuckDBEngine, stored: bool) -> None:
     """a's dates are indexes 1..2 (its rows at 0 land on 1), b's 2 only (its rows at 1 land
-    on 2, at 3 are dropped)."""
+    on 2, at 3 are dropped). A small run (its stack stored) shares slots between parts."""
     bounds = engine.register_arrow(pa.table({"account_id": ["a", "b"], "k_first": [1, 2],
                                              "k_last": [2, 2]}), "bounds")
-    merged = merged_contributions(_parts(engine), bounds)
+    merged = merged_contributions(_parts(engine), bounds, engine.materialize if stored else None)
     rows = engine.to_arrow(merged.order_by(["account_id", "k"])).to_pylist()
     assert rows == [
         {"account_id": "a", "k": 1, "x": 6.0, "y": 10.0, "z": -1.0, "v": "new",
@@ -99,3 +112,21 @@ def test_other_engines_read_the_expression_itself() -> None:
 
     t = ibis.table({"n": "int64"}, name="t")
     assert Engine().view(t, "v") is t
+
+
+def test_a_latest_value_reads_only_its_own_parts_times_when_its_time_slot_is_shared(
+        engine: DuckDBEngine) -> None:
+    """v has a text slot of its own, but its time shares a slot with another part's time
+    (later than v's, on the same account and index): v stays its own part's latest."""
+    other = engine.register_arrow(pa.table({
+        "account_id": ["a"], "k": [0],
+        "t": pa.array([_t("2026-02-01 08:00")], pa.timestamp("us"))}), "other")
+    latest = _parts(engine)[2]
+    parts = [Part(other, {"t": (MAX, "timestamp")}), latest]
+    stack = Stack.of(parts)
+    assert stack.where["v__ts"][1] == stack.where["t"][1] != stack.where["v"][1]
+    cols = {c: how for p in parts for c, how in p.columns.items()}
+    merged = stack.merged(stack.table, cols).filter(lambda t: t.account_id == "a")
+    rows = engine.to_arrow(merged.order_by("k")).to_pylist()
+    assert [(r["k"], r["v"], r["t"]) for r in rows] == [
+        (0, "old", _t("2026-02-01 08:00")), (1, "new", None)]
