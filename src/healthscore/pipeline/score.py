@@ -43,8 +43,8 @@ def scores_expr(
     ``span`` is the first and last date of the whole run (when ``dates`` is one pass of it):
     intermediate tables that depend only on it are computed once and reused by every pass.
     ``carry`` keeps the running values of the last date (see :mod:`healthscore.measures.carry`).
-    ``by_date``: each scorecard's rows come out in as-of date order (for a file sorted by
-    date, see :func:`write_snapshots`)."""
+    ``by_date``: each scorecard's rows come out in as-of date order (for a file in date
+    order, see :func:`write_snapshots`)."""
     with nested_selects(loaded.health["accounts"].rows_kept * len(dates) <= NESTED_RUN):
         return score_wide(config, loaded, measures_expr(config, loaded, dates, span, carry),
                           carry, by_date and len(dates) > 1)
@@ -182,7 +182,7 @@ def score_in_passes(
 
 def write_snapshots(config: ProjectConfig, engine: Engine, expr: ir.Table, stage: Path,
                     one_date: bool = False, in_order: bool = False) -> None:
-    """Write ``expr`` into ``stage`` (swapped in by the store): one file sorted by as_of where
+    """Write ``expr`` into ``stage`` (swapped in by the store): one file in as_of order where
     the engine writes one, else a file per date. ``one_date``: ``expr`` holds one as-of
     date (nothing to sort); ``in_order``: its rows come in as-of date order (each
     scorecard's, scored ``by_date``: see :func:`scores_expr`), written as they come."""
@@ -194,7 +194,7 @@ def write_snapshots(config: ProjectConfig, engine: Engine, expr: ir.Table, stage
 
 
 def _one_file_writer(engine: Engine) -> Any:
-    """The engine's writer of a pass as one file sorted by date (None: it writes none)."""
+    """The engine's writer of a pass as one file in date order (None: it writes none)."""
     return getattr(engine, "write_sorted", None)
 
 
