@@ -16,11 +16,8 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/healthscore demo demo-project --serve
 
-# The tests keep Python's caches (the compiled package, the rewritten tests) even where the
-# environment sets PYTHONDONTWRITEBYTECODE: else every worker and every command a test starts
-# compiles them again.
 test: $(STAMP)
-	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -q -n 2 --dist loadgroup
+	$(BIN)/pytest -q -n 2 --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
